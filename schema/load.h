@@ -1,0 +1,29 @@
+/*
+ * Loading a configuration repository: reconcile.yaml and the environment
+ * files it names -> overlays merged -> generators expanded -> substitution
+ * -> the typed model (schema/model.h).
+ *
+ * Every problem found is added to the diagnostics; loading goes on after
+ * an error so that the user sees all of them at once.
+ */
+#ifndef RC_LOAD_H
+#define RC_LOAD_H
+
+#include "schema/diag.h"
+#include "schema/model.h"
+
+typedef struct {
+	/* Do not contact remote git repositories: generators over them are
+	 * checked with a sample item instead (reconcile validate). */
+	bool offline;
+} rc_load_opts;
+
+/*
+ * Loads the configuration repository at dir. *out is a new config (free
+ * with rc_config_free), set even when there were errors (it then holds
+ * what could be typed). Returns 0 when diags holds no error, -1 otherwise.
+ */
+int rc_config_load(rc_config **out, const char *dir, const rc_load_opts *opts,
+		   rc_diags *diags);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * The typed configuration model: what `reconcile.yaml` and the environment
+ * files mean once overlays are merged and generators expanded.
+ *
+ * Every struct keeps the location of the YAML node it came from, so that
+ * the engine and the drivers can point errors back at the user's text.
+ * Strings are owned by the struct that holds them; rc_config_free() frees
+ * everything a load returned.
+ */
+#ifndef RC_MODEL_H
+#define RC_MODEL_H
+
+#include "reconciler/common.h"
+#include "reconciler/error.h"
+#include "schema/node.h"
+
+typedef enum {
+	RC_DRIVER_LOCAL,
+	RC_DRIVER_KUBERNETES,
+	RC_DRIVER_HEROKU,
+	RC_DRIVER_ECS
+} rc_driver_kind;
+
+const char *rc_driver_name(rc_driver_kind d);
+
+/* A name -> string pair (config, env, addon config, generator items). */
+typedef struct {
+	char *key;
+	char *value;
+	rc_loc loc;
+} rc_kv;
+
+typedef struct {
+	rc_kv *items;
+	size_t n, cap;
+} rc_kvlist;
+
+const char *rc_kvlist_get(const rc_kvlist *l, const char *key);
+
+typedef struct {
+	char **v;
+	size_t n;
+} rc_argv;
+
+typedef struct {
+	rc_driver_kind driver;
+	rc_loc loc;
+	/* kubernetes */
+	char *context, *namespace;
+	/* heroku */
+	char *app, *region, *stack, *team, *pipeline, *stage;
+	/* ecs (region shared with heroku) */
+	char *cluster, *launch_type;
+	rc_argv subnets, security_groups;
+	int assign_public_ip; /* -1 unset, 0, 1 */
+	char *execution_role_arn;
+} rc_target;
+
+typedef enum {
+	RC_HEALTH_NONE,
+	RC_HEALTH_HTTP,
+	RC_HEALTH_TCP,
+	RC_HEALTH_COMMAND
+} rc_health_kind;
+
+typedef struct {
+	rc_health_kind kind;
+	char *http_path;
+	rc_argv command;
+	long interval, timeout, grace; /* seconds */
+	int retries;
+	rc_loc loc;
+} rc_health;
+
+typedef struct {
+	char *name;
+	rc_loc loc;
+	char *image;
+	rc_argv command, args;
+	int replicas;
+	char *size;
+	long cpu_millis;  /* 0 = unset */
+	long long memory; /* bytes, 0 = unset */
+	int port;         /* 0 = none */
+	rc_kvlist env;
+	rc_health health;
+	rc_node *native;   /* the driver's block (copy), or NULL */
+	char *workdir;     /* local.workdir */
+	char *process_type; /* heroku.process_type */
+} rc_service;
+
+typedef enum { RC_SECRET_ENV, RC_SECRET_FILE } rc_secret_kind;
+
+typedef struct {
+	char *name;
+	rc_secret_kind kind;
+	char *ref; /* the variable name or the file path; never a value */
+	rc_loc loc;
+} rc_secret;
+
+typedef struct {
+	char *name;
+	char *kind;
+	char *plan;
+	char *as;
+	rc_kvlist config;
+	rc_loc loc;
+} rc_addon;
+
+typedef struct {
+	char *name;
+	rc_argv run;
+	bool local; /* where: local */
+	char *service;
+	long timeout;
+	bool irreversible;
+	rc_kvlist env;
+	rc_loc loc;
+} rc_hook;
+
+typedef struct {
+	char *source; /* the file it came from, or NULL when inline */
+	rc_node *manifest; /* owned */
+	char *api_version, *kind, *name;
+	rc_loc loc;
+} rc_resource;
+
+typedef enum { RC_APPLY_AUTO, RC_APPLY_MANUAL } rc_apply_mode;
+typedef enum { RC_DRIFT_REPORT, RC_DRIFT_HEAL } rc_drift_mode;
+
+typedef struct {
+	char *branch;
+	rc_apply_mode apply;
+	bool prune;
+	rc_drift_mode drift;
+} rc_policy;
+
+typedef struct {
+	char *name;
+	rc_loc loc;
+	char *generator; /* the entry key that generated it, or NULL */
+	rc_kvlist item;  /* the generator item's fields */
+	long ttl;        /* seconds, 0 = none */
+	char *file;      /* the environment file, or NULL when inline */
+	rc_target target;
+	rc_service *services;
+	size_t nservices;
+	rc_kvlist config;
+	rc_secret *secrets;
+	size_t nsecrets;
+	rc_addon *addons;
+	size_t naddons;
+	rc_hook *pre_apply, *post_apply;
+	size_t npre_apply, npost_apply;
+	rc_resource *resources;
+	size_t nresources;
+	rc_policy policy;
+	char **depends_on;
+	size_t ndepends_on;
+	rc_node *body; /* the merged, substituted body (owned) */
+} rc_env;
+
+typedef struct {
+	char *name;
+	char *url;
+	rc_loc loc;
+} rc_repository;
+
+typedef struct {
+	char *dir; /* the configuration repository, as given */
+	int version;
+	char *project;
+	rc_repository *repositories;
+	size_t nrepositories;
+	char **allow_env;
+	size_t nallow_env;
+	rc_env *envs;
+	size_t nenvs, capenvs;
+} rc_config;
+
+void rc_config_free(rc_config *cfg);
+const rc_env *rc_config_env(const rc_config *cfg, const char *name);
+
+/* Parses "90s", "5m", "72h", "7d" into seconds; -1 if malformed. */
+long rc_duration_parse(const char *s);
+/* Formats seconds back into the largest exact unit ("72h"). */
+void rc_duration_format(long secs, char *out, size_t n);
+/* "500m", "0.5", "2" -> millicores; -1 if malformed. */
+long rc_cpu_parse(const char *s);
+/* "512Mi", "1G" -> bytes; -1 if malformed, -2 if it has no unit. */
+long long rc_memory_parse(const char *s);
+void rc_memory_format(long long bytes, char *out, size_t n);
+bool rc_is_dns_label(const char *s);
+bool rc_is_var_name(const char *s);
+
+#endif
