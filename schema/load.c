@@ -906,9 +906,13 @@ int rc_config_load(rc_config **out, const char *dir, const rc_load_opts *opts,
 				      "reconcile.yaml must hold a map, not %s",
 				      rc_node_kind_name(doc));
 		} else {
+			const rc_node *envs = rc_node_get(doc, "environments");
+
+			if (envs && envs->kind != RC_NODE_MAP)
+				envs = NULL;
 			load_root(&L, doc, at);
-			check_names(&L, rc_node_get(doc, "environments"));
-			check_depends(&L, rc_node_get(doc, "environments"));
+			check_names(&L, envs);
+			check_depends(&L, envs);
 		}
 	}
 done:

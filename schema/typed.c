@@ -412,8 +412,14 @@ void rc_memory_format(long long b, char *out, size_t n)
 		snprintf(out, n, "%lldGi", b >> 30);
 	else if (b % (1LL << 20) == 0)
 		snprintf(out, n, "%lldMi", b >> 20);
-	else if (b % (1LL << 10) == 0)
+	else if (b % (1LL << 10) == 0 && b % 1000 != 0)
 		snprintf(out, n, "%lldKi", b >> 10);
+	else if (b % 1000000000LL == 0)
+		snprintf(out, n, "%lldG", b / 1000000000LL);
+	else if (b % 1000000LL == 0)
+		snprintf(out, n, "%lldM", b / 1000000LL);
+	else if (b % 1000LL == 0)
+		snprintf(out, n, "%lldK", b / 1000LL);
 	else
 		snprintf(out, n, "%lld", b);
 }
