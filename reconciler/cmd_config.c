@@ -189,6 +189,8 @@ int rc_cmd_show(int argc, char **argv)
 		free(only);
 		return RC_EXIT_USAGE;
 	}
+	lo.only = only;
+	lo.nonly = nonly;
 	rc_diags_init(&d);
 	rc = rc_config_load(&cfg, dir, &lo, &d);
 	rc_diags_print(&d, stderr, rc_use_color(stderr));

@@ -23,6 +23,7 @@ void rc_diags_release(rc_diags *d)
 		free(d->sources[i]);
 	}
 	free(d->sources);
+	rc_strmap_release(&d->source_index);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -73,18 +74,15 @@ void rc_diags_add(rc_diags *d, rc_diag_severity sev, rc_loc loc, int span,
 const char *rc_diags_add_source(rc_diags *d, const char *name, char *data,
 				size_t len)
 {
-	rc_source *s;
-	size_t i;
+	rc_source *s = rc_strmap_get(&d->source_index, name);
 
-	for (i = 0; i < d->nsources; i++) {
-		if (!strcmp(d->sources[i]->name, name)) {
-			if (data) {
-				free(d->sources[i]->data);
-				d->sources[i]->data = data;
-				d->sources[i]->len = len;
-			}
-			return d->sources[i]->name;
+	if (s) {
+		if (data) {
+			free(s->data);
+			s->data = data;
+			s->len = len;
 		}
+		return s->name;
 	}
 	s = rc_calloc(1, sizeof(*s));
 	s->name = rc_strdup(name);
@@ -92,6 +90,7 @@ const char *rc_diags_add_source(rc_diags *d, const char *name, char *data,
 	s->len = len;
 	RC_GROW(d->sources, d->capsources, d->nsources + 1);
 	d->sources[d->nsources++] = s;
+	rc_strmap_put(&d->source_index, s->name, s);
 	return s->name;
 }
 
@@ -102,15 +101,9 @@ const char *rc_diags_intern(rc_diags *d, const char *name)
 
 const rc_source *rc_diags_source(const rc_diags *d, const char *name)
 {
-	size_t i;
-
 	if (!name)
 		return NULL;
-	for (i = 0; i < d->nsources; i++)
-		if (d->sources[i]->name == name ||
-		    !strcmp(d->sources[i]->name, name))
-			return d->sources[i];
-	return NULL;
+	return rc_strmap_get(&d->source_index, name);
 }
 
 static int cmp_diag(const rc_diag *a, const rc_diag *b)
@@ -191,6 +184,14 @@ static void format_source_line(const rc_diag *dg, const rc_source *src,
 	if (shown < len)
 		rc_buf_puts(out, " <redacted>");
 	rc_buf_puts(out, "\n       | ");
+	if (shown < len) {
+		/* the caret goes under "<redacted>" */
+		for (i = 0; i < shown; i++)
+			if (((unsigned char)line[i] & 0xC0) != 0x80)
+				rc_buf_putc(out, line[i] == '\t' ? '\t' : ' ');
+		rc_buf_putc(out, ' ');
+		col = dg->loc.col;
+	}
 	for (i = 0; i < len && col < dg->loc.col; i++) {
 		unsigned char c = (unsigned char)line[i];
 

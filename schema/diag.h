@@ -15,6 +15,7 @@
 #include "reconciler/common.h"
 #include "reconciler/error.h"
 #include "reconciler/buf.h"
+#include "reconciler/strmap.h"
 
 typedef enum { RC_DIAG_ERROR, RC_DIAG_WARNING, RC_DIAG_NOTE } rc_diag_severity;
 
@@ -41,6 +42,7 @@ typedef struct {
 	size_t dropped;
 	rc_source **sources;
 	size_t nsources, capsources;
+	rc_strmap source_index; /* name -> rc_source */
 } rc_diags;
 
 void rc_diags_init(rc_diags *d);

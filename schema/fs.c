@@ -62,16 +62,20 @@ char *rc_loader_resolve_path(rc_loader *L, const char *from_rel,
 	char real[PATH_MAX];
 	char *res = NULL;
 	size_t rootlen;
+	const char *shown = path;
 
+	/* under secrets, the path may be a mistyped secret: never quote it */
+	if (L->sensitive_paths)
+		shown = "(the secret's file)";
 	if (!*path) {
-		rc_diag_error(L->diags, at, span, "empty path");
+		rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths, "empty path");
 		goto done;
 	}
 	if (path[0] == '/' || path[0] == '~') {
-		rc_diag_error(L->diags, at, span,
+		rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths,
 			      "path '%s' is absolute; paths are relative to "
 			      "the configuration repository",
-			      path);
+			      shown);
 		goto done;
 	}
 	if (from_rel && strchr(from_rel, '/')) {
@@ -81,9 +85,9 @@ char *rc_loader_resolve_path(rc_loader *L, const char *from_rel,
 	}
 	rc_buf_puts(&joined, path);
 	if (!normalise(joined.ptr, &norm) || norm.len == 0) {
-		rc_diag_error(L->diags, at, span,
+		rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths,
 			      "path '%s' leaves the configuration repository",
-			      path);
+			      shown);
 		goto done;
 	}
 	rc_buf_printf(&full, "%s/%s", L->dir, norm.ptr);
@@ -93,21 +97,21 @@ char *rc_loader_resolve_path(rc_loader *L, const char *from_rel,
 			goto done;
 		}
 		if (errno == ENOENT)
-			rc_diag_error(L->diags, at, span,
-				      "cannot find '%s'", path);
+			rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths,
+				      "cannot find '%s'", shown);
 		else
-			rc_diag_error(L->diags, at, span,
-				      "cannot resolve '%s': %s", path,
+			rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths,
+				      "cannot resolve '%s': %s", shown,
 				      strerror(errno));
 		goto done;
 	}
 	rootlen = strlen(L->root_real);
 	if (strncmp(real, L->root_real, rootlen) != 0 ||
 	    (real[rootlen] != '/' && real[rootlen] != '\0')) {
-		rc_diag_error(L->diags, at, span,
+		rc_diags_add(L->diags, RC_DIAG_ERROR, at, span, L->sensitive_paths,
 			      "path '%s' leads outside the configuration "
 			      "repository (through a symbolic link)",
-			      path);
+			      shown);
 		goto done;
 	}
 	res = rc_buf_detach(&norm);
@@ -129,7 +133,8 @@ static int read_file(rc_loader *L, const char *rel, char **data, size_t *len,
 	int fd, rc = -1;
 
 	rc_buf_printf(&path, "%s/%s", L->dir, rel);
-	fd = open(path.ptr, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must be refused, not waited on */
+	fd = open(path.ptr, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			rc_diag_error(L->diags, at, span, "cannot find '%s'",
@@ -194,11 +199,11 @@ rc_file_entry *rc_loader_file(rc_loader *L, const char *rel, rc_loc at,
 {
 	rc_file_entry *f;
 	char *data = NULL, *display;
-	size_t len = 0, i;
+	size_t len = 0;
 
-	for (i = 0; i < L->nfiles; i++)
-		if (!strcmp(L->files[i]->rel, rel))
-			return L->files[i]->failed ? NULL : L->files[i];
+	f = rc_strmap_get(&L->file_index, rel);
+	if (f)
+		return f->failed ? NULL : f;
 	if (L->nfiles >= RC_MAX_FILES) {
 		rc_diag_error(L->diags, at, span,
 			      "too many configuration files (the limit is %d)",
@@ -207,6 +212,7 @@ rc_file_entry *rc_loader_file(rc_loader *L, const char *rel, rc_loc at,
 	}
 	f = rc_calloc(1, sizeof(*f));
 	f->rel = rc_strdup(rel);
+	rc_strmap_put(&L->file_index, f->rel, f);
 	RC_GROW(L->files, L->capfiles, L->nfiles + 1);
 	L->files[L->nfiles++] = f;
 	display = rc_loader_display(L, rel);

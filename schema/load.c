@@ -11,7 +11,7 @@ static const char *const root_keys[] = {"version", "project", "repositories",
 static const char *const entry_only_keys[] = {"file", "for_each", "name",
 					      "ttl"};
 static const char *const entry_keys[] = {
-	"file",    "for_each", "name",      "ttl",    "target",
+	"file",    "for_each", "name",      "ttl",    "extends", "target",
 	"services", "config",  "secrets",   "addons", "hooks",
 	"resources", "policy", "depends_on"};
 
@@ -61,6 +61,11 @@ static rc_node *extends_of(rc_loader *L, rc_file_entry *f, const rc_node *doc)
 			continue;
 		base = file_body(L, rel, it->loc, it->span);
 		if (base) {
+			rc_file_entry *bf = rc_loader_file(L, rel, it->loc,
+							   it->span);
+
+			if (bf)
+				bf->base_uses++;
 			rc_node *m = rc_node_merge(acc, base);
 
 			rc_node_free(acc);
@@ -98,12 +103,15 @@ static const rc_node *file_body(rc_loader *L, const char *rel, rc_loc at,
 			      f->ndocs);
 	}
 	doc = f->ndocs ? f->docs[0] : NULL;
-	if (doc && doc->kind != RC_NODE_MAP) {
+	if (doc && doc->kind != RC_NODE_MAP && !rc_node_is_null(doc)) {
 		rc_diag_error(L->diags, doc->loc, doc->span,
 			      "an environment file must hold a map, not %s",
 			      rc_node_kind_name(doc));
-		doc = NULL;
+		f->resolved = true; /* and unusable: f->body stays NULL */
+		return NULL;
 	}
+	if (doc && rc_node_is_null(doc))
+		doc = NULL;
 	f->resolving = true;
 	own = doc ? rc_node_copy(doc) : NULL;
 	if (own) {
@@ -145,8 +153,9 @@ static void build_env(rc_loader *L, rc_env *env, rc_node *body,
 	vars.allow_env = L->cfg->allow_env;
 	vars.nallow_env = L->cfg->nallow_env;
 	rc_subst_body(L, body, &vars);
-	env->body = body;
 	rc_type_env(L, env, body, entry_key->loc, entry_key->span);
+	/* the typed model keeps what it needs, locations included */
+	rc_node_free(body);
 }
 
 static rc_node *entry_body(rc_loader *L, const rc_node *key,
@@ -159,10 +168,14 @@ static rc_node *entry_body(rc_loader *L, const rc_node *key,
 
 	*file_out = NULL;
 	if (fn) {
-		rc_ctx c = {L, "the environment entry"};
+		rc_ctx c = {L, "the environment entry", false};
 		char *p = rc_scalar_text(&c, fn, "file");
 
-		if (p) {
+		if (p && strstr(p, "{{")) {
+			rc_diag_error(L->diags, fn->loc, fn->span,
+				      "'file' is not substituted: name one file "
+				      "and use placeholders inside it");
+		} else if (p) {
 			*file_out = rc_loader_resolve_path(L, NULL, p, fn->loc,
 							   fn->span, true);
 			if (*file_out)
@@ -170,16 +183,26 @@ static rc_node *entry_body(rc_loader *L, const rc_node *key,
 						 fn->span);
 		}
 		free(p);
-		if (!base && !*file_out)
+		if (!base) {
+			/* already reported: the file could not be used */
+			free(*file_out);
+			*file_out = NULL;
 			return NULL;
+		}
 	}
 	inline_part = rc_node_new_map(key->loc);
 	for (i = 0; i < entry->n; i++) {
 		const char *k = entry->keys[i]->str;
 		bool skip = false;
 
+		bool known = false;
+
 		for (size_t j = 0; j < RC_ARRAY_SIZE(entry_only_keys); j++)
 			skip |= !strcmp(k, entry_only_keys[j]);
+		for (size_t j = 0; j < RC_ARRAY_SIZE(entry_keys); j++)
+			known |= !strcmp(k, entry_keys[j]);
+		if (!known)
+			skip = true; /* reported by the entry's key check */
 		if (!strcmp(k, "extends")) {
 			rc_diag_error(L->diags, entry->keys[i]->loc,
 				      entry->keys[i]->span,
@@ -195,6 +218,18 @@ static rc_node *entry_body(rc_loader *L, const rc_node *key,
 	}
 	merged = rc_node_merge(base, inline_part);
 	rc_node_free(inline_part);
+	if (base && *file_out) {
+		/* a file nobody extends is not needed again: drop its merged
+		 * body (it is re-made from the parsed text if it is) */
+		rc_file_entry *f = rc_loader_file(L, *file_out, fn->loc,
+						  fn->span);
+
+		if (f && f->base_uses == 0) {
+			rc_node_free(f->body);
+			f->body = NULL;
+			f->resolved = false;
+		}
+	}
 	return merged;
 }
 
@@ -295,7 +330,7 @@ static bool generator_items(rc_loader *L, const rc_node *fe, item_set *out)
 {
 	static const char *const fe_keys[] = {"branches", "list"};
 	static const char *const br_keys[] = {"repository", "match"};
-	rc_ctx c = {L, "for_each"};
+	rc_ctx c = {L, "for_each", false};
 	const rc_node *br, *list;
 	size_t i;
 
@@ -322,10 +357,13 @@ static bool generator_items(rc_loader *L, const rc_node *fe, item_set *out)
 		for (i = 0; i < list->n; i++) {
 			const rc_node *it = list->vals[i];
 			rc_kvlist *kv;
-			rc_ctx ic = {L, "the for_each item"};
-
-			if (!rc_expect_map(&ic, it, "list[]"))
+			if (it->kind != RC_NODE_MAP) {
+				rc_diag_error(L->diags, it->loc, it->span,
+					      "a for_each item must be a map, "
+					      "not %s",
+					      rc_node_kind_name(it));
 				continue;
+			}
 			out->items = rc_realloc(out->items,
 						(out->n + 1) * sizeof(rc_kvlist));
 			kv = &out->items[out->n++];
@@ -359,19 +397,24 @@ static bool generator_items(rc_loader *L, const rc_node *fe, item_set *out)
 				out->n--;
 				continue;
 			}
-			for (size_t j = 0; j + 1 < out->n; j++)
-				if (!strcmp(rc_kvlist_get(&out->items[j], "name"),
-					    rc_kvlist_get(kv, "name")))
-					rc_diag_error(L->diags, it->loc,
-						      it->span,
-						      "duplicate for_each item "
-						      "name '%s'",
-						      rc_kvlist_get(kv, "name"));
+			for (size_t j = 0; j + 1 < out->n; j++) {
+				if (strcmp(rc_kvlist_get(&out->items[j], "name"),
+					   rc_kvlist_get(kv, "name")))
+					continue;
+				rc_diag_error(L->diags, it->loc, it->span,
+					      "duplicate for_each item name "
+					      "'%s'",
+					      rc_kvlist_get(kv, "name"));
+				/* dropped: it would only make a duplicate */
+				rc_kvlist_free(kv);
+				out->n--;
+				break;
+			}
 		}
 		return true;
 	}
 	{
-		rc_ctx bc = {L, "for_each.branches"};
+		rc_ctx bc = {L, "for_each.branches", false};
 		char *repo_name, *match, *loc = NULL;
 		const rc_repository *repo = NULL;
 		const rc_node *rn;
@@ -468,7 +511,7 @@ static void expand_generator(rc_loader *L, const rc_node *key,
 	const rc_node *fe = rc_node_get(entry, "for_each");
 	const rc_node *name_tpl = rc_node_get(entry, "name");
 	const rc_node *ttl_node = rc_node_get(entry, "ttl");
-	rc_ctx c = {L, NULL};
+	rc_ctx c = {L, NULL, false};
 	rc_buf what = RC_BUF_INIT_MAX(512);
 	item_set items;
 	long ttl = 0;
@@ -542,10 +585,29 @@ done:
 	rc_buf_release(&what);
 }
 
+/* Whether the generator under entry key `key` must be expanded: always,
+ * unless the caller named only environments that are other entries. */
+static bool generator_wanted(rc_loader *L, const char *key)
+{
+	const rc_node *envs = rc_node_get(L->root, "environments");
+
+	for (size_t i = 0; i < L->opts.nonly; i++) {
+		const char *want = L->opts.only[i];
+		const rc_node *e;
+
+		if (!strcmp(want, key))
+			return true;
+		e = rc_node_get(envs, want);
+		if (!e || rc_node_get(e, "for_each"))
+			return true; /* maybe a generated name */
+	}
+	return L->opts.nonly == 0;
+}
+
 static void load_entry(rc_loader *L, const rc_node *key, const rc_node *entry)
 {
 	rc_buf what = RC_BUF_INIT_MAX(512);
-	rc_ctx c = {L, NULL};
+	rc_ctx c = {L, NULL, false};
 	rc_node *body;
 	char *file = NULL;
 
@@ -558,14 +620,18 @@ static void load_entry(rc_loader *L, const rc_node *key, const rc_node *entry)
 			      "63, not starting or ending with '-')",
 			      key->str);
 	if (rc_node_is_null(entry)) {
-		rc_diag_error(L->diags, key->loc, key->span,
-			      "environment '%s' is empty: give it a 'file' "
-			      "or a body",
-			      key->str);
+		rc_diag_warning(L->diags, key->loc, key->span,
+				"environment '%s' is null and is left out (a "
+				"null value deletes its key)",
+				key->str);
 		goto done;
 	}
-	if (!rc_expect_map(&c, entry, key->str))
+	if (entry->kind != RC_NODE_MAP) {
+		rc_diag_error(L->diags, entry->loc, entry->span,
+			      "environment '%s' must be a map, not %s",
+			      key->str, rc_node_kind_name(entry));
 		goto done;
+	}
 	rc_check_keys(&c, entry, entry_keys, RC_ARRAY_SIZE(entry_keys));
 	if (!rc_node_get(entry, "for_each")) {
 		static const char *const gen_only[] = {"name", "ttl"};
@@ -580,6 +646,8 @@ static void load_entry(rc_loader *L, const rc_node *key, const rc_node *entry)
 					      gen_only[i], what.ptr);
 		}
 	}
+	if (rc_node_get(entry, "for_each") && !generator_wanted(L, key->str))
+		goto done;
 	body = entry_body(L, key, entry, &file);
 	if (!body)
 		goto done;
@@ -604,7 +672,7 @@ done:
 
 static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 {
-	rc_ctx c = {L, "reconcile.yaml"};
+	rc_ctx c = {L, "reconcile.yaml", false};
 	const rc_node *n;
 	size_t i;
 
@@ -636,7 +704,7 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 		for (i = 0; i < n->n; i++) {
 			const rc_node *k = n->keys[i], *v = n->vals[i];
 			rc_buf w = RC_BUF_INIT_MAX(512);
-			rc_ctx rcx = {L, NULL};
+			rc_ctx rcx = {L, NULL, false};
 			static const char *const rkeys[] = {"url"};
 			char *url;
 
@@ -658,7 +726,26 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 					r->name = rc_strdup(k->str);
 					r->url = url;
 					r->loc = k->loc;
-					if (!rc_git_url_is_remote(url) &&
+					if (strstr(url, "://") &&
+					    strncmp(url, "https://", 8) &&
+					    strncmp(url, "http://", 7) &&
+					    strncmp(url, "git://", 6) &&
+					    strncmp(url, "ssh://", 6) &&
+					    strncmp(url, "file://", 7)) {
+						const rc_node *un =
+							rc_node_get(v, "url");
+
+						rc_diag_error(
+							L->diags, un->loc,
+							un->span,
+							"unsupported repository "
+							"URL '%s': use https://, "
+							"http://, git://, ssh://, "
+							"file://, user@host:path "
+							"or a path in the "
+							"repository",
+							url);
+					} else if (!rc_git_url_is_remote(url) &&
 					    strncmp(url, "file://", 7)) {
 						char *rel = rc_loader_resolve_path(
 							L, NULL, url,
@@ -675,7 +762,7 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 	if ((n = rc_node_get(root, "allow_env")) != NULL) {
 		rc_argv a;
 
-		if (rc_get_argv(&c, root, "allow_env", &a, false)) {
+		if (rc_get_argv(&c, root, "allow_env", &a, false, "variable names")) {
 			for (i = 0; i < a.n; i++)
 				if (!rc_is_var_name(a.v[i]))
 					rc_diag_error(L->diags, n->vals[i]->loc,
@@ -702,81 +789,78 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 
 /* ---- checks across environments ---- */
 
-static void check_names(rc_loader *L, const rc_node *envs)
+static void check_names(rc_loader *L)
 {
 	rc_config *cfg = L->cfg;
-	size_t i, j;
-
-	for (i = 0; i < cfg->nenvs; i++)
-		for (j = 0; j < i; j++)
-			if (!strcmp(cfg->envs[i].name, cfg->envs[j].name)) {
-				rc_diag_error(L->diags, cfg->envs[i].loc,
-					      (int)strlen(cfg->envs[i].name),
-					      "environment '%s' is defined "
-					      "twice%s%s%s",
-					      cfg->envs[i].name,
-					      cfg->envs[i].generator
-						      ? " (made by for_each of '"
-						      : "",
-					      cfg->envs[i].generator
-						      ? cfg->envs[i].generator
-						      : "",
-					      cfg->envs[i].generator ? "')"
-								     : "");
-				break;
-			}
-	RC_UNUSED(envs);
-}
-
-/* depends_on names an environment key of reconcile.yaml or an environment
- * made by a generator. */
-static bool known_env(const rc_config *cfg, const rc_node *envs,
-		      const char *name)
-{
+	rc_strmap seen = RC_STRMAP_INIT;
 	size_t i;
 
-	if (envs && rc_node_get(envs, name))
-		return true;
-	for (i = 0; i < cfg->nenvs; i++)
-		if (!strcmp(cfg->envs[i].name, name))
-			return true;
-	return false;
+	for (i = 0; i < cfg->nenvs; i++) {
+		const rc_env *e = &cfg->envs[i];
+
+		if (!rc_strmap_get(&seen, e->name)) {
+			rc_strmap_put(&seen, e->name, (void *)(uintptr_t)e);
+			continue;
+		}
+		rc_diag_error(L->diags, e->loc,
+			      (int)strlen(e->generator ? e->generator : e->name),
+			      "environment '%s' is defined twice%s%s%s", e->name,
+			      e->generator ? " (made by for_each of '" : "",
+			      e->generator ? e->generator : "",
+			      e->generator ? "')" : "");
+	}
+	rc_strmap_release(&seen);
 }
 
-static const char *entry_of(const rc_config *cfg, const char *name)
+/* The environment graph for depends_on checks: names (static and
+ * generated) and entry keys -> the first environment with that name or
+ * made by that entry. */
+typedef struct {
+	rc_strmap by_name;  /* environment name -> rc_env */
+	rc_strmap by_entry; /* entry key -> first rc_env of the entry */
+} env_index;
+
+static void index_envs(const rc_config *cfg, env_index *x)
 {
-	for (size_t i = 0; i < cfg->nenvs; i++)
-		if (!strcmp(cfg->envs[i].name, name))
-			return cfg->envs[i].generator ? cfg->envs[i].generator
-						      : cfg->envs[i].name;
+	memset(x, 0, sizeof(*x));
+	for (size_t i = 0; i < cfg->nenvs; i++) {
+		rc_env *e = &cfg->envs[i];
+		const char *key = e->generator ? e->generator : e->name;
+
+		if (!rc_strmap_get(&x->by_name, e->name))
+			rc_strmap_put(&x->by_name, e->name, e);
+		if (!rc_strmap_get(&x->by_entry, key))
+			rc_strmap_put(&x->by_entry, key, e);
+	}
+}
+
+/* The entry key an environment name belongs to. */
+static const char *entry_of(const env_index *x, const char *name)
+{
+	const rc_env *e = rc_strmap_get(&x->by_name, name);
+
+	if (e)
+		return e->generator ? e->generator : e->name;
 	return name;
 }
 
-static bool dep_cycle(const rc_config *cfg, const char *start,
-		      const char *cur, int depth, rc_buf *path)
+static bool dep_cycle(const env_index *x, const char *start, const char *cur,
+		      int depth, rc_buf *path)
 {
-	size_t i, j;
+	const rc_env *e = rc_strmap_get(&x->by_entry, cur);
 
-	if (depth > 64)
+	if (!e || depth > 64)
 		return false;
-	for (i = 0; i < cfg->nenvs; i++) {
-		const rc_env *e = &cfg->envs[i];
-		const char *key = e->generator ? e->generator : e->name;
+	for (size_t j = 0; j < e->ndepends_on; j++) {
+		const char *dep = entry_of(x, e->depends_on[j]);
+		size_t mark = path->len;
 
-		if (strcmp(key, cur))
-			continue;
-		for (j = 0; j < e->ndepends_on; j++) {
-			const char *dep = entry_of(cfg, e->depends_on[j]);
-			size_t mark = path->len;
-
-			rc_buf_printf(path, " -> %s", dep);
-			if (!strcmp(dep, start))
-				return true;
-			if (dep_cycle(cfg, start, dep, depth + 1, path))
-				return true;
-			rc_buf_truncate(path, mark);
-		}
-		break;
+		rc_buf_printf(path, " -> %s", dep);
+		if (!strcmp(dep, start))
+			return true;
+		if (dep_cycle(x, start, dep, depth + 1, path))
+			return true;
+		rc_buf_truncate(path, mark);
 	}
 	return false;
 }
@@ -784,16 +868,21 @@ static bool dep_cycle(const rc_config *cfg, const char *start,
 static void check_depends(rc_loader *L, const rc_node *envs)
 {
 	rc_config *cfg = L->cfg;
+	env_index x;
 	size_t i, j;
+	bool any = false;
 
+	for (i = 0; i < cfg->nenvs; i++)
+		any |= cfg->envs[i].ndepends_on > 0;
+	if (!any)
+		return;
+	index_envs(cfg, &x);
 	for (i = 0; i < cfg->nenvs; i++) {
 		const rc_env *e = &cfg->envs[i];
-		const rc_node *dn = rc_node_get(e->body, "depends_on");
 
 		for (j = 0; j < e->ndepends_on; j++) {
-			const rc_node *at = dn && j < dn->n ? dn->vals[j] : NULL;
-			rc_loc loc = at ? at->loc : e->loc;
-			int span = at ? at->span : 1;
+			rc_loc loc = e->depends_on_loc[j];
+			int span = (int)strlen(e->depends_on[j]);
 
 			if (!strcmp(e->depends_on[j], e->name) ||
 			    (e->generator &&
@@ -802,7 +891,9 @@ static void check_depends(rc_loader *L, const rc_node *envs)
 					      "environment '%s' depends on "
 					      "itself",
 					      e->name);
-			} else if (!known_env(cfg, envs, e->depends_on[j])) {
+			} else if (!(envs && rc_node_get(envs, e->depends_on[j])) &&
+				   !rc_strmap_get(&x.by_name,
+						  e->depends_on[j])) {
 				const char *names[256];
 				size_t nn = 0;
 				const char *hint;
@@ -828,7 +919,7 @@ static void check_depends(rc_loader *L, const rc_node *envs)
 		const char *key = envs->keys[i]->str;
 
 		rc_buf_puts(&path, key);
-		if (dep_cycle(cfg, key, key, 0, &path)) {
+		if (dep_cycle(&x, key, key, 0, &path)) {
 			rc_diag_error(L->diags, envs->keys[i]->loc,
 				      envs->keys[i]->span,
 				      "depends_on makes a cycle: %s", path.ptr);
@@ -837,6 +928,8 @@ static void check_depends(rc_loader *L, const rc_node *envs)
 		}
 		rc_buf_release(&path);
 	}
+	rc_strmap_release(&x.by_name);
+	rc_strmap_release(&x.by_entry);
 }
 
 /* ---- entry point ---- */
@@ -892,13 +985,15 @@ int rc_config_load(rc_config **out, const char *dir, const rc_load_opts *opts,
 	if (root) {
 		rc_loc at = {root->name, 1, 1};
 
-		if (root->ndocs != 1) {
+		if (root->ndocs > 1) {
 			rc_diag_error(diags, at, 1,
 				      "reconcile.yaml must hold one YAML "
 				      "document, not %zu",
 				      root->ndocs);
 		}
 		doc = root->ndocs ? root->docs[0] : NULL;
+		if (doc)
+			at = doc->loc;
 		if (!doc) {
 			rc_diag_error(diags, at, 1, "reconcile.yaml is empty");
 		} else if (doc->kind != RC_NODE_MAP) {
@@ -910,8 +1005,9 @@ int rc_config_load(rc_config **out, const char *dir, const rc_load_opts *opts,
 
 			if (envs && envs->kind != RC_NODE_MAP)
 				envs = NULL;
+			L.root = doc;
 			load_root(&L, doc, at);
-			check_names(&L, envs);
+			check_names(&L);
 			check_depends(&L, envs);
 		}
 	}
@@ -927,6 +1023,7 @@ done:
 		free(f);
 	}
 	free(L.files);
+	rc_strmap_release(&L.file_index);
 	free(L.root_real);
 	rc_diags_sort(diags);
 	return diags->nerrors ? -1 : 0;

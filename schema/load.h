@@ -16,6 +16,11 @@ typedef struct {
 	/* Do not contact remote git repositories: generators over them are
 	 * checked with a sample item instead (reconcile validate). */
 	bool offline;
+	/* When set, the environments the caller wants (names or entry
+	 * keys): generators are only expanded when one of these may be
+	 * theirs, so that showing a static environment lists no branches. */
+	const char *const *only;
+	size_t nonly;
 } rc_load_opts;
 
 /*

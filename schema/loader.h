@@ -4,6 +4,7 @@
 
 #include "reconciler/common.h"
 #include "reconciler/buf.h"
+#include "reconciler/strmap.h"
 #include "schema/diag.h"
 #include "schema/load.h"
 #include "schema/model.h"
@@ -16,6 +17,7 @@ typedef struct {
 	size_t ndocs;
 	bool failed;    /* could not be read or parsed */
 	rc_node *body;  /* environment body with extends resolved, or NULL */
+	size_t base_uses; /* times another file extended it */
 	bool resolving; /* on the extends stack right now */
 	bool resolved;
 } rc_file_entry;
@@ -26,8 +28,11 @@ typedef struct {
 	rc_diags *diags;
 	rc_load_opts opts;
 	rc_config *cfg;
+	const rc_node *root; /* the document of reconcile.yaml */
+	bool sensitive_paths; /* resolving a secret's file: do not quote it */
 	rc_file_entry **files;
 	size_t nfiles, capfiles;
+	rc_strmap file_index; /* rel -> rc_file_entry */
 	size_t total_bytes;
 } rc_loader;
 
@@ -88,7 +93,12 @@ void rc_env_release(rc_env *env);
 typedef struct {
 	rc_loader *L;
 	const char *what; /* "service 'web'", "target", ... for messages */
+	bool sensitive;   /* under secrets: never show the value's line */
 } rc_ctx;
+/* An error about something read through ctx c. */
+#define RC_CTX_ERROR(c, loc, span, ...)                                  \
+	rc_diags_add((c)->L->diags, RC_DIAG_ERROR, (loc), (span),         \
+		     (c)->sensitive, __VA_ARGS__)
 bool rc_check_keys(rc_ctx *c, const rc_node *map, const char *const *keys,
 		   size_t nkeys);
 bool rc_expect_map(rc_ctx *c, const rc_node *n, const char *field);
@@ -97,8 +107,11 @@ char *rc_get_str(rc_ctx *c, const rc_node *map, const char *key, bool required,
 int rc_get_int(rc_ctx *c, const rc_node *map, const char *key, int def,
 	       long min, long max);
 int rc_get_bool(rc_ctx *c, const rc_node *map, const char *key, int def);
+/* A list of strings. `items` names them in messages ("strings",
+ * "variable names"); NULL means an argv, whose string form gets the
+ * "no shell" explanation. */
 bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key,
-		 rc_argv *out, bool nonempty);
+		 rc_argv *out, bool nonempty, const char *items);
 void rc_get_kvlist(rc_ctx *c, const rc_node *map, const char *key,
 		   rc_kvlist *out, bool var_names);
 long rc_get_duration(rc_ctx *c, const rc_node *map, const char *key, long def);

@@ -156,8 +156,8 @@ typedef struct {
 	size_t nresources;
 	rc_policy policy;
 	char **depends_on;
+	rc_loc *depends_on_loc;
 	size_t ndepends_on;
-	rc_node *body; /* the merged, substituted body (owned) */
 } rc_env;
 
 typedef struct {
@@ -185,7 +185,7 @@ const rc_env *rc_config_env(const rc_config *cfg, const char *name);
 long rc_duration_parse(const char *s);
 /* Formats seconds back into the largest exact unit ("72h"). */
 void rc_duration_format(long secs, char *out, size_t n);
-/* "500m", "0.5", "2" -> millicores; -1 if malformed. */
+/* "500m", "0.5", "2" -> millicores; -1 if malformed, -2 if over 1000 cores. */
 long rc_cpu_parse(const char *s);
 /* "512Mi", "1G" -> bytes; -1 if malformed, -2 if it has no unit. */
 long long rc_memory_parse(const char *s);

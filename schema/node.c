@@ -1,5 +1,6 @@
 #include "reconciler/common.h"
 #include "schema/node.h"
+#include "reconciler/strmap.h"
 
 #include <yaml.h>
 
@@ -367,7 +368,9 @@ typedef struct {
 
 typedef struct {
 	rc_node *node;
+	rc_strmap *index;     /* maps with many keys: key -> value */
 	rc_node *pending_key; /* maps: key read, value not yet */
+	bool drop_value;      /* the pending key was refused: drop its value */
 	rc_node **merges;     /* maps: values of '<<' keys, applied at end */
 	size_t nmerges, capmerges;
 	char *anchor;
@@ -385,6 +388,25 @@ typedef struct {
 	size_t ngrave, capgrave;
 	bool failed;
 } parser;
+
+/* Whether the parser is inside a map value where secrets are written
+ * (reconcile's `secrets`, a Kubernetes Secret's `data`/`stringData`):
+ * diagnostics there never show their source line's value. */
+static bool in_secrets(const parser *p)
+{
+	for (size_t i = 0; i < p->depth; i++) {
+		const rc_node *k = p->stack[i].pending_key;
+
+		if (k && (!strcmp(k->str, "secrets") || !strcmp(k->str, "data") ||
+			  !strcmp(k->str, "stringData")))
+			return true;
+	}
+	return false;
+}
+
+#define P_ERROR(p, loc, span, ...)                                       \
+	rc_diags_add((p)->diags, RC_DIAG_ERROR, (loc), (span),            \
+		     in_secrets(p), __VA_ARGS__)
 
 static rc_loc mark_loc(const parser *p, yaml_mark_t m)
 {
@@ -436,11 +458,40 @@ static bool is_merge_key(const rc_node *k)
 	return k->kind == RC_NODE_SCALAR && !k->quoted && !strcmp(k->str, "<<");
 }
 
+/* The key node named key in the open map, or NULL. Maps with more than a
+ * few keys get an index, so that checking duplicates stays linear. */
+static const rc_node *find_key_node(frame *f, const char *key)
+{
+	size_t i;
+
+	if (!f->index && f->node->n >= 16) {
+		f->index = rc_calloc(1, sizeof(rc_strmap));
+		for (i = 0; i < f->node->n; i++)
+			rc_strmap_put(f->index, f->node->keys[i]->str,
+				      f->node->keys[i]);
+	}
+	if (f->index)
+		return rc_strmap_get(f->index, key);
+	for (i = 0; i < f->node->n; i++)
+		if (!strcmp(f->node->keys[i]->str, key))
+			return f->node->keys[i];
+	return NULL;
+}
+
+static void free_index(frame *f)
+{
+	if (f->index) {
+		rc_strmap_release(f->index);
+		free(f->index);
+		f->index = NULL;
+	}
+}
+
 /* Adds a finished node to the open collection (or returns it as root). */
 static void attach(parser *p, rc_node *node, rc_node **root)
 {
+	const rc_node *first;
 	frame *f;
-	size_t i;
 
 	if (p->depth == 0) {
 		*root = node;
@@ -453,17 +504,25 @@ static void attach(parser *p, rc_node *node, rc_node **root)
 	}
 	if (!f->pending_key) {
 		if (node->kind != RC_NODE_SCALAR) {
-			rc_diag_error(p->diags, node->loc, 1,
+			P_ERROR(p, node->loc, 1,
 				      "a map key must be a scalar, not %s",
 				      rc_node_kind_name(node));
 			p->failed = true;
 			/* keep the tree well-formed: use a placeholder key */
 			f->pending_key = rc_node_new_scalar("?", 1, true,
 							    node->loc);
+			f->drop_value = true;
 			bury(p, node);
 			return;
 		}
 		f->pending_key = node;
+		return;
+	}
+	if (f->drop_value) {
+		bury(p, f->pending_key);
+		bury(p, node);
+		f->pending_key = NULL;
+		f->drop_value = false;
 		return;
 	}
 	if (is_merge_key(f->pending_key)) {
@@ -473,21 +532,21 @@ static void attach(parser *p, rc_node *node, rc_node **root)
 		f->pending_key = NULL;
 		return;
 	}
-	for (i = 0; i < f->node->n; i++) {
-		if (!strcmp(f->node->keys[i]->str, f->pending_key->str)) {
-			rc_diag_error(p->diags, f->pending_key->loc,
-				      f->pending_key->span,
-				      "duplicate key '%s' (first at line %d)",
-				      f->pending_key->str,
-				      f->node->keys[i]->loc.line);
-			p->failed = true;
-			bury(p, f->pending_key);
-			bury(p, node);
-			f->pending_key = NULL;
-			return;
-		}
+	first = find_key_node(f, f->pending_key->str);
+	if (first) {
+		P_ERROR(p, f->pending_key->loc,
+			      f->pending_key->span,
+			      "duplicate key '%s' (first at line %d)",
+			      f->pending_key->str, first->loc.line);
+		p->failed = true;
+		bury(p, f->pending_key);
+		bury(p, node);
+		f->pending_key = NULL;
+		return;
 	}
 	rc_node_map_append(f->node, f->pending_key, node);
+	if (f->index)
+		rc_strmap_put(f->index, f->pending_key->str, f->pending_key);
 	f->pending_key = NULL;
 }
 
@@ -508,7 +567,7 @@ static void apply_merges(parser *p, frame *f)
 			rc_node *mp = maps[j];
 
 			if (mp->kind != RC_NODE_MAP) {
-				rc_diag_error(p->diags, mp->loc, mp->span,
+				P_ERROR(p, mp->loc, mp->span,
 					      "a merge key '<<' takes a map or a "
 					      "list of maps, not %s",
 					      rc_node_kind_name(mp));
@@ -555,7 +614,7 @@ static bool tag_ok(parser *p, const yaml_char_t *tag, yaml_mark_t m,
 				return true;
 		}
 	}
-	rc_diag_error(p->diags, mark_loc(p, m), 1,
+	P_ERROR(p, mark_loc(p, m), 1,
 		      "unsupported YAML tag '%s'", (const char *)tag);
 	p->failed = true;
 	return false;
@@ -565,7 +624,7 @@ static bool count_nodes(parser *p, size_t n, yaml_mark_t m)
 {
 	if (p->nodes + n > RC_YAML_MAX_NODES) {
 		if (!p->failed)
-			rc_diag_error(p->diags, mark_loc(p, m), 1,
+			P_ERROR(p, mark_loc(p, m), 1,
 				      "document too large: more than %zu nodes "
 				      "once aliases are expanded",
 				      RC_YAML_MAX_NODES);
@@ -581,6 +640,7 @@ static void free_stack(parser *p)
 	while (p->depth > 0) {
 		frame *f = &p->stack[--p->depth];
 
+		free_index(f);
 		rc_node_free(f->node);
 		rc_node_free(f->pending_key);
 		for (size_t i = 0; i < f->nmerges; i++)
@@ -610,7 +670,7 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 	if (len > RC_YAML_MAX_FILE_SIZE) {
 		rc_loc loc = {file, 0, 0};
 
-		rc_diag_error(diags, loc, 1,
+		P_ERROR(&p, loc, 1,
 			      "file too large: %zu bytes (the limit is %zu)",
 			      len, RC_YAML_MAX_FILE_SIZE);
 		return -1;
@@ -621,13 +681,30 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 				(unsigned char)text[0] == 0xFF)) {
 		rc_loc loc = {file, 1, 1};
 
-		rc_diag_error(diags, loc, 1, "file is not UTF-8 (UTF-16?)");
+		P_ERROR(&p, loc, 1, "file is not UTF-8 (UTF-16?)");
+		return -1;
+	}
+	if (memchr(text, '\0', len)) {
+		const char *nul = memchr(text, '\0', len), *q;
+		rc_loc loc = {file, 1, 1};
+
+		for (q = text; q < nul; q++) {
+			if (*q == '\n') {
+				loc.line++;
+				loc.col = 1;
+			} else if (((unsigned char)*q & 0xC0) != 0x80) {
+				loc.col++;
+			}
+		}
+		rc_diags_add(diags, RC_DIAG_ERROR, loc, 1, true,
+			     "NUL byte (not allowed in a configuration file)");
 		return -1;
 	}
 	if (!rc_utf8_valid(text, len, &line, &col)) {
 		rc_loc loc = {file, line, col};
 
-		rc_diag_error(diags, loc, 1, "invalid UTF-8");
+		rc_diags_add(diags, RC_DIAG_ERROR, loc, 1, true,
+			     "invalid UTF-8");
 		return -1;
 	}
 
@@ -640,12 +717,12 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 			rc_loc loc = mark_loc(&p, yp.problem_mark);
 
 			if (yp.context)
-				rc_diag_error(diags, loc, 1, "%s %s",
+				P_ERROR(&p, loc, 1, "%s %s",
 					      yp.problem ? yp.problem
 							 : "syntax error",
 					      yp.context);
 			else
-				rc_diag_error(diags, loc, 1, "%s",
+				P_ERROR(&p, loc, 1, "%s",
 					      yp.problem ? yp.problem
 							 : "syntax error");
 			rc = -1;
@@ -686,7 +763,7 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 			n->span = mark_span(ev.start_mark, ev.end_mark);
 			if (memchr(ev.data.scalar.value, '\0',
 				   ev.data.scalar.length)) {
-				rc_diag_error(diags, n->loc, n->span,
+				P_ERROR(&p, n->loc, n->span,
 					      "NUL character in a scalar");
 				p.failed = true;
 			}
@@ -709,7 +786,7 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 				}
 			}
 			if (!known || !target) {
-				rc_diag_error(diags, mark_loc(&p, ev.start_mark),
+				P_ERROR(&p, mark_loc(&p, ev.start_mark),
 					      mark_span(ev.start_mark,
 							ev.end_mark),
 					      known ? "alias '*%s' refers to a "
@@ -742,7 +819,7 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 				      : ev.data.sequence_start.tag,
 			       ev.start_mark, is_map ? "map" : "seq");
 			if (p.depth >= RC_YAML_MAX_DEPTH) {
-				rc_diag_error(diags, mark_loc(&p, ev.start_mark),
+				P_ERROR(&p, mark_loc(&p, ev.start_mark),
 					      1,
 					      "nesting too deep (the limit is "
 					      "%d levels)",
@@ -771,6 +848,7 @@ int rc_yaml_parse(rc_node ***docs_out, size_t *ndocs_out, const char *file,
 		case YAML_MAPPING_END_EVENT: {
 			frame f = p.stack[--p.depth];
 
+			free_index(&f);
 			if (f.nmerges)
 				apply_merges(&p, &f);
 			if (f.pending_key) { /* cannot happen with libyaml */

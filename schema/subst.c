@@ -85,8 +85,16 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 	}
 	if (!strcmp(name, "project"))
 		return rc_strdup(v->project ? v->project : "");
-	if (!strcmp(name, "environment.name"))
-		return rc_strdup(v->env_name ? v->env_name : "");
+	if (!strcmp(name, "environment.name")) {
+		if (!v->env_name) {
+			rc_diag_error(L->diags, loc, (int)span,
+				      "'{{ environment.name }}' cannot be used "
+				      "in the name template that makes it");
+			*bad = true;
+			return NULL;
+		}
+		return rc_strdup(v->env_name);
+	}
 	if (!strcmp(name, "environment.branch") ||
 	    !strncmp(name, "target.", 7)) {
 		if (where == WHERE_BASE || where == WHERE_CONTEXT) {
@@ -172,9 +180,12 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 	}
 	{
 		static const char *const all[] = {
-			"item.name", "project", "environment.name",
-			"environment.branch", "run.commit", "run.date",
-			"target.app"};
+			"item.name",        "item.branch",     "item.sha",
+			"item.short_sha",   "project",         "environment.name",
+			"environment.branch", "run.commit",    "run.short_commit",
+			"run.date",         "run.time",        "run.id",
+			"target.app",       "target.namespace", "target.cluster",
+			"target.region"};
 		const char *hint = rc_did_you_mean(name, all,
 						   RC_ARRAY_SIZE(all));
 

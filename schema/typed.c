@@ -66,12 +66,12 @@ bool rc_check_keys(rc_ctx *c, const rc_node *map, const char *const *keys,
 		ok = false;
 		hint = rc_did_you_mean(k->str, keys, nkeys);
 		if (hint)
-			rc_diag_error(c->L->diags, k->loc, k->span,
+			RC_CTX_ERROR(c, k->loc, k->span,
 				      "unknown key '%s' in %s; did you mean "
 				      "'%s'?",
 				      k->str, c->what, hint);
 		else
-			rc_diag_error(c->L->diags, k->loc, k->span,
+			RC_CTX_ERROR(c, k->loc, k->span,
 				      "unknown key '%s' in %s", k->str,
 				      c->what);
 	}
@@ -82,7 +82,7 @@ bool rc_expect_map(rc_ctx *c, const rc_node *n, const char *field)
 {
 	if (n && n->kind == RC_NODE_MAP)
 		return true;
-	rc_diag_error(c->L->diags, n->loc, n->span,
+	RC_CTX_ERROR(c, n->loc, n->span,
 		      "'%s' in %s must be a map, not %s", field, c->what,
 		      rc_node_kind_name(n));
 	return false;
@@ -91,7 +91,7 @@ bool rc_expect_map(rc_ctx *c, const rc_node *n, const char *field)
 char *rc_scalar_text(rc_ctx *c, const rc_node *n, const char *field)
 {
 	if (n->kind != RC_NODE_SCALAR || rc_node_is_null(n)) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be a string, not %s", field,
 			      c->what, rc_node_kind_name(n));
 		return NULL;
@@ -106,7 +106,7 @@ char *rc_get_str(rc_ctx *c, const rc_node *map, const char *key, bool required,
 
 	if (!n) {
 		if (required)
-			rc_diag_error(c->L->diags, at, span,
+			RC_CTX_ERROR(c, at, span,
 				      "%s is missing the required key '%s'",
 				      c->what, key);
 		return NULL;
@@ -125,7 +125,7 @@ int rc_get_int(rc_ctx *c, const rc_node *map, const char *key, int def,
 		return def;
 	if (n->kind != RC_NODE_SCALAR ||
 	    rc_node_scalar_type(n) != RC_SCALAR_INT) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be an integer, not %s", key,
 			      c->what, rc_node_kind_name(n));
 		return def;
@@ -133,7 +133,7 @@ int rc_get_int(rc_ctx *c, const rc_node *map, const char *key, int def,
 	errno = 0;
 	v = strtol(n->str, &end, 0);
 	if (errno || *end || v < min || v > max) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be between %ld and %ld, not %s",
 			      key, c->what, min, max, n->str);
 		return def;
@@ -149,7 +149,7 @@ int rc_get_bool(rc_ctx *c, const rc_node *map, const char *key, int def)
 		return def;
 	if (n->kind != RC_NODE_SCALAR ||
 	    rc_node_scalar_type(n) != RC_SCALAR_BOOL) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be true or false, not %s", key,
 			      c->what, rc_node_kind_name(n));
 		return def;
@@ -158,7 +158,7 @@ int rc_get_bool(rc_ctx *c, const rc_node *map, const char *key, int def)
 }
 
 bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key, rc_argv *out,
-		 bool nonempty)
+		 bool nonempty, const char *items)
 {
 	const rc_node *n = rc_node_get(map, key);
 	size_t i;
@@ -167,8 +167,14 @@ bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key, rc_argv *out,
 	memset(out, 0, sizeof(*out));
 	if (!n)
 		return true;
+	if (n->kind == RC_NODE_SCALAR && items) {
+		RC_CTX_ERROR(c, n->loc, n->span,
+			     "'%s' in %s must be a list of %s, not %s", key,
+			     c->what, items, rc_node_kind_name(n));
+		return false;
+	}
 	if (n->kind == RC_NODE_SCALAR) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be a list of arguments (argv), "
 			      "not a string: reconcile never runs a shell; "
 			      "write it as [\"prog\", \"arg\", ...]",
@@ -176,13 +182,13 @@ bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key, rc_argv *out,
 		return false;
 	}
 	if (n->kind != RC_NODE_SEQ) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
-			      "'%s' in %s must be a list of arguments, not %s",
-			      key, c->what, rc_node_kind_name(n));
+		RC_CTX_ERROR(c, n->loc, n->span, "'%s' in %s must be a list of %s, not %s",
+			     key, c->what, items ? items : "arguments",
+			     rc_node_kind_name(n));
 		return false;
 	}
 	if (nonempty && n->n == 0) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must not be empty", key, c->what);
 		return false;
 	}
@@ -191,10 +197,10 @@ bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key, rc_argv *out,
 		const rc_node *a = n->vals[i];
 
 		if (a->kind != RC_NODE_SCALAR || rc_node_is_null(a)) {
-			rc_diag_error(c->L->diags, a->loc, a->span,
-				      "arguments of '%s' in %s must be "
-				      "strings, not %s",
-				      key, c->what, rc_node_kind_name(a));
+			RC_CTX_ERROR(c, a->loc, a->span,
+				     "%s of '%s' in %s must be strings, not %s",
+				     items ? "items" : "arguments", key, c->what,
+				     rc_node_kind_name(a));
 			ok = false;
 			continue;
 		}
@@ -218,7 +224,7 @@ void rc_get_kvlist(rc_ctx *c, const rc_node *map, const char *key,
 		const rc_node *k = n->keys[i], *v = n->vals[i];
 
 		if (var_names && !rc_is_var_name(k->str)) {
-			rc_diag_error(c->L->diags, k->loc, k->span,
+			RC_CTX_ERROR(c, k->loc, k->span,
 				      "'%s' is not a valid variable name "
 				      "(letters, digits and '_', not "
 				      "starting with a digit)",
@@ -226,7 +232,7 @@ void rc_get_kvlist(rc_ctx *c, const rc_node *map, const char *key,
 			continue;
 		}
 		if (v->kind != RC_NODE_SCALAR) {
-			rc_diag_error(c->L->diags, v->loc, v->span,
+			RC_CTX_ERROR(c, v->loc, v->span,
 				      "the value of '%s' in %s must be a "
 				      "scalar, not %s",
 				      k->str, c->what, rc_node_kind_name(v));
@@ -244,7 +250,7 @@ long rc_get_duration(rc_ctx *c, const rc_node *map, const char *key, long def)
 	if (!n)
 		return def;
 	if (n->kind != RC_NODE_SCALAR || rc_node_is_null(n)) {
-		rc_diag_error(c->L->diags, n->loc, n->span,
+		RC_CTX_ERROR(c, n->loc, n->span,
 			      "'%s' in %s must be a duration such as '30s', "
 			      "'5m' or '72h', not %s",
 			      key, c->what, rc_node_kind_name(n));
@@ -253,12 +259,12 @@ long rc_get_duration(rc_ctx *c, const rc_node *map, const char *key, long def)
 	v = rc_duration_parse(n->str);
 	if (v < 0) {
 		if (rc_node_scalar_type(n) == RC_SCALAR_INT)
-			rc_diag_error(c->L->diags, n->loc, n->span,
+			RC_CTX_ERROR(c, n->loc, n->span,
 				      "'%s' in %s needs a unit: write '%ss' "
 				      "or use m, h, d",
 				      key, c->what, n->str);
 		else
-			rc_diag_error(c->L->diags, n->loc, n->span,
+			RC_CTX_ERROR(c, n->loc, n->span,
 				      "'%s' in %s is not a duration: '%s' "
 				      "(write a whole number and a unit s, "
 				      "m, h or d, such as '90s' or '72h')",
@@ -288,16 +294,16 @@ int rc_get_enum(rc_ctx *c, const rc_node *map, const char *key,
 		       ? rc_did_you_mean(node->str, values, n)
 		       : NULL;
 	if (node->kind != RC_NODE_SCALAR)
-		rc_diag_error(c->L->diags, node->loc, node->span,
+		RC_CTX_ERROR(c, node->loc, node->span,
 			      "'%s' in %s must be one of %s, not %s", key,
 			      c->what, list.ptr, rc_node_kind_name(node));
 	else if (hint)
-		rc_diag_error(c->L->diags, node->loc, node->span,
+		RC_CTX_ERROR(c, node->loc, node->span,
 			      "'%s' in %s must be one of %s, not '%s'; did "
 			      "you mean '%s'?",
 			      key, c->what, list.ptr, node->str, hint);
 	else
-		rc_diag_error(c->L->diags, node->loc, node->span,
+		RC_CTX_ERROR(c, node->loc, node->span,
 			      "'%s' in %s must be one of %s, not '%s'", key,
 			      c->what, list.ptr, node->str);
 	rc_buf_release(&list);
@@ -363,14 +369,16 @@ long rc_cpu_parse(const char *s)
 
 		errno = 0;
 		v = strtol(s, &end, 10);
-		if (errno || end != s + len - 1 || v <= 0 || v > 1000000)
+		if (errno || end != s + len - 1 || v <= 0)
 			return -1;
-		return v;
+		return v > 1000000 ? -2 : v;
 	}
 	errno = 0;
 	d = strtod(s, &end);
-	if (errno || *end || d <= 0 || d > 1000)
+	if (errno || *end || d <= 0)
 		return -1;
+	if (d > 1000)
+		return -2;
 	if ((long)(d * 1000 + 0.5) == 0)
 		return -1;
 	return (long)(d * 1000 + 0.5);
@@ -473,10 +481,26 @@ static const char *const sizes[] = {
 	"performance-m", "performance-l", "performance-l-ram",
 	"performance-xl", "performance-2xl"};
 
+/* "a kubernetes", "an ecs": the driver's name with its article. */
+static const char *a_driver(rc_driver_kind d)
+{
+	static const char *const names[] = {"a local", "a kubernetes",
+					    "a heroku", "an ecs"};
+
+	return names[d];
+}
+
+/* A value that still holds a placeholder failed substitution, which has
+ * already been reported: checks of its form would only repeat that. */
+static bool unresolved(const char *s)
+{
+	return s && strstr(s, "{{") != NULL;
+}
+
 static void key_name_check(rc_ctx *c, const rc_node *k, const char *kind)
 {
 	if (!rc_is_dns_label(k->str))
-		rc_diag_error(c->L->diags, k->loc, k->span,
+		RC_CTX_ERROR(c, k->loc, k->span,
 			      "%s name '%s' is not valid: use lower-case "
 			      "letters, digits and '-' (at most 63, not "
 			      "starting or ending with '-')",
@@ -502,7 +526,7 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 	static const char *const stages[] = {"review", "development",
 					     "staging", "production"};
 	static const char *const launch_types[] = {"FARGATE", "EC2"};
-	rc_ctx c = {L, "target"};
+	rc_ctx c = {L, "target", false};
 	rc_target *tg = &env->target;
 	const rc_node *drv;
 	size_t i, j;
@@ -549,7 +573,8 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		tg->context = rc_get_str(&c, t, "context", false, t->loc, 1);
 		tg->namespace = rc_get_str(&c, t, "namespace", true, t->loc,
 					   t->span);
-		if (tg->namespace && !rc_is_dns_label(tg->namespace)) {
+		if (tg->namespace && !unresolved(tg->namespace) &&
+		    !rc_is_dns_label(tg->namespace)) {
 			const rc_node *n = rc_node_get(t, "namespace");
 
 			rc_diag_error(L->diags, n->loc, n->span,
@@ -564,7 +589,7 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		int r;
 
 		tg->app = rc_get_str(&c, t, "app", true, t->loc, t->span);
-		if (tg->app) {
+		if (tg->app && !unresolved(tg->app)) {
 			size_t len = strlen(tg->app);
 			bool ok = len >= 3 && len <= 30 &&
 				  tg->app[0] >= 'a' && tg->app[0] <= 'z' &&
@@ -606,7 +631,7 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 
 		tg->region = rc_get_str(&c, t, "region", true, t->loc, t->span);
 		n = rc_node_get(t, "region");
-		if (tg->region) {
+		if (tg->region && !unresolved(tg->region)) {
 			const char *s = tg->region;
 			size_t k = 0;
 			int dashes = 0;
@@ -631,9 +656,9 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		r = rc_get_enum(&c, t, "launch_type", launch_types,
 				RC_ARRAY_SIZE(launch_types), 0);
 		tg->launch_type = rc_strdup(launch_types[r]);
-		rc_get_argv(&c, t, "subnets", &tg->subnets, false);
+		rc_get_argv(&c, t, "subnets", &tg->subnets, false, "strings");
 		rc_get_argv(&c, t, "security_groups", &tg->security_groups,
-			    false);
+			    false, "strings");
 		tg->assign_public_ip = rc_get_bool(&c, t, "assign_public_ip",
 						   -1);
 		tg->execution_role_arn = rc_get_str(&c, t, "execution_role_arn",
@@ -651,7 +676,7 @@ static void type_health(rc_loader *L, rc_service *s, const rc_node *h,
 	static const char *const keys[] = {"http",    "tcp",   "command",
 					   "interval", "timeout", "retries",
 					   "grace"};
-	rc_ctx c = {L, what};
+	rc_ctx c = {L, what, false};
 	int kinds = 0;
 	const rc_node *n;
 
@@ -680,7 +705,7 @@ static void type_health(rc_loader *L, rc_service *s, const rc_node *h,
 	if (rc_node_get(h, "command")) {
 		kinds++;
 		s->health.kind = RC_HEALTH_COMMAND;
-		rc_get_argv(&c, h, "command", &s->health.command, true);
+		rc_get_argv(&c, h, "command", &s->health.command, true, NULL);
 	}
 	if (kinds != 1) {
 		rc_diag_error(L->diags, h->loc, h->span,
@@ -711,7 +736,7 @@ static void type_native(rc_loader *L, rc_env *env, rc_service *s,
 	static const char *const heroku_keys[] = {"process_type"};
 	static const char *const local_keys[] = {"workdir"};
 	rc_buf w = RC_BUF_INIT_MAX(512);
-	rc_ctx c = {L, NULL};
+	rc_ctx c = {L, NULL, false};
 	size_t i;
 	int d;
 
@@ -779,7 +804,7 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 		"cpu",   "memory",  "port", "env",        "health",
 		"kubernetes", "ecs", "heroku", "local"};
 	rc_buf what = RC_BUF_INIT_MAX(512);
-	rc_ctx c = {L, NULL};
+	rc_ctx c = {L, NULL, false};
 	const rc_node *n;
 	size_t i;
 	int r;
@@ -794,8 +819,8 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 		goto done;
 	rc_check_keys(&c, v, keys, RC_ARRAY_SIZE(keys));
 	s->image = rc_get_str(&c, v, "image", false, k->loc, k->span);
-	rc_get_argv(&c, v, "command", &s->command, true);
-	rc_get_argv(&c, v, "args", &s->args, false);
+	rc_get_argv(&c, v, "command", &s->command, true, NULL);
+	rc_get_argv(&c, v, "args", &s->args, false, NULL);
 	s->replicas = rc_get_int(&c, v, "replicas", 1, 0, 10000);
 	s->port = rc_get_int(&c, v, "port", 0, 1, 65535);
 	rc_get_kvlist(&c, v, "env", &s->env, true);
@@ -803,8 +828,14 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 	if (r >= 0)
 		s->size = rc_strdup(sizes[r]);
 	if ((n = rc_node_get(v, "cpu")) != NULL) {
-		if (n->kind != RC_NODE_SCALAR || rc_node_is_null(n) ||
-		    (s->cpu_millis = rc_cpu_parse(n->str)) < 0) {
+		if (n->kind == RC_NODE_SCALAR && !rc_node_is_null(n) &&
+		    rc_cpu_parse(n->str) == -2) {
+			rc_diag_error(L->diags, n->loc, n->span,
+				      "'cpu' in %s must be at most 1000 cores, "
+				      "not '%s'",
+				      c.what, n->str);
+		} else if (n->kind != RC_NODE_SCALAR || rc_node_is_null(n) ||
+			   (s->cpu_millis = rc_cpu_parse(n->str)) < 0) {
 			rc_diag_error(L->diags, n->loc, n->span,
 				      "'cpu' in %s must be a number of cores "
 				      "('0.5', 2) or millicores ('500m')",
@@ -820,7 +851,7 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 		if (m == -2)
 			rc_diag_error(L->diags, n->loc, n->span,
 				      "'memory' in %s needs a unit: write "
-				      "'%sMi' or use Ki, Gi, K, M, G",
+				      "'%sMi' or use Ki, Gi, Ti, K, M, G, T",
 				      c.what, n->str);
 		else if (m < 0)
 			rc_diag_error(L->diags, n->loc, n->span,
@@ -861,8 +892,8 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 	if (env->target.driver != RC_DRIVER_LOCAL && !s->image &&
 	    !rc_node_get(v, "image"))
 		rc_diag_error(L->diags, k->loc, k->span,
-			      "%s has no 'image': a %s target runs images",
-			      c.what, rc_driver_name(env->target.driver));
+			      "%s has no 'image': %s target runs images",
+			      c.what, a_driver(env->target.driver));
 done:
 	rc_buf_release(&what);
 }
@@ -870,7 +901,7 @@ done:
 static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const ref_keys[] = {"env", "file", "encrypted"};
-	rc_ctx c = {L, "secrets"};
+	rc_ctx c = {L, "secrets", true};
 	size_t i;
 
 	if (!rc_expect_map(&c, m, "secrets"))
@@ -880,16 +911,17 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 		const rc_node *k = m->keys[i], *v = m->vals[i];
 		rc_secret *s = &env->secrets[env->nsecrets];
 		rc_buf what = RC_BUF_INIT_MAX(512);
-		rc_ctx sc = {L, NULL};
+		rc_ctx sc = {L, NULL, true};
 		const rc_node *ref;
 		size_t nref = 0;
 
 		if (!rc_is_var_name(k->str)) {
-			rc_diag_error(L->diags, k->loc, k->span,
-				      "'%s' is not a valid variable name "
-				      "(letters, digits and '_', not "
-				      "starting with a digit)",
-				      k->str);
+			rc_diags_add(L->diags, RC_DIAG_ERROR, k->loc, k->span,
+				     true,
+				     "'%s' is not a valid variable name "
+				     "(letters, digits and '_', not starting "
+				     "with a digit)",
+				     k->str);
 			continue;
 		}
 		if (v->kind != RC_NODE_MAP) {
@@ -937,10 +969,12 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 			char *name = rc_scalar_text(&sc, ref, "env");
 
 			if (name && !rc_is_var_name(name)) {
-				rc_diag_error(L->diags, ref->loc, ref->span,
-					      "'%s' is not a valid variable "
-					      "name",
-					      name);
+				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+					     ref->span, true,
+					     "secret '%s': 'env' must name a "
+					     "process variable (letters, digits "
+					     "and '_'; the value is not shown)",
+					     k->str);
 				free(name);
 				name = NULL;
 			}
@@ -952,11 +986,13 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 				env->nsecrets++;
 			}
 		} else if ((ref = rc_node_get(v, "file")) != NULL) {
-			char *p = rc_scalar_text(&sc, ref, "file");
-			char *rel = p ? rc_loader_resolve_path(L, NULL, p,
-							       ref->loc,
-							       ref->span, false)
-				      : NULL;
+			char *p = rc_scalar_text(&sc, ref, "file"), *rel;
+
+			L->sensitive_paths = true;
+			rel = p ? rc_loader_resolve_path(L, NULL, p, ref->loc,
+							 ref->span, false)
+				: NULL;
+			L->sensitive_paths = false;
 
 			free(p);
 			if (rel) {
@@ -974,7 +1010,7 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 static void type_addons(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const keys[] = {"kind", "plan", "as", "config"};
-	rc_ctx c = {L, "addons"};
+	rc_ctx c = {L, "addons", false};
 	size_t i;
 
 	if (!rc_expect_map(&c, m, "addons"))
@@ -984,7 +1020,7 @@ static void type_addons(rc_loader *L, rc_env *env, const rc_node *m)
 		const rc_node *k = m->keys[i], *v = m->vals[i];
 		rc_addon *a = &env->addons[env->naddons++];
 		rc_buf what = RC_BUF_INIT_MAX(512);
-		rc_ctx ac = {L, NULL};
+		rc_ctx ac = {L, NULL, false};
 
 		a->name = rc_strdup(k->str);
 		a->loc = k->loc;
@@ -1027,7 +1063,7 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 					   "service", "timeout", "irreversible",
 					   "env"};
 	static const char *const wheres[] = {"target", "local"};
-	rc_ctx c = {L, "hooks"};
+	rc_ctx c = {L, "hooks", false};
 	size_t p, i, j;
 
 	if (!rc_expect_map(&c, m, "hooks"))
@@ -1052,7 +1088,7 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 			const rc_node *h = list->vals[i];
 			rc_hook *hk = &(*out)[*nout];
 			rc_buf what = RC_BUF_INIT_MAX(512);
-			rc_ctx hc = {L, NULL};
+			rc_ctx hc = {L, NULL, false};
 			int w;
 
 			rc_buf_printf(&what, "hook %s[%zu]", phases[p], i);
@@ -1073,7 +1109,7 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 					      "%s is missing the required key "
 					      "'run'",
 					      what.ptr);
-			rc_get_argv(&hc, h, "run", &hk->run, true);
+			rc_get_argv(&hc, h, "run", &hk->run, true, NULL);
 			w = rc_get_enum(&hc, h, "where", wheres, 2, 0);
 			hk->local = w == 1 ||
 				    env->target.driver == RC_DRIVER_LOCAL;
@@ -1103,11 +1139,11 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 				   (env->target.driver == RC_DRIVER_KUBERNETES ||
 				    env->target.driver == RC_DRIVER_ECS)) {
 				rc_diag_error(L->diags, h->loc, h->span,
-					      "%s runs on a %s target and needs "
+					      "%s runs on %s target and needs "
 					      "'service' (whose image runs it) "
 					      "or 'where: local'",
 					      what.ptr,
-					      rc_driver_name(env->target.driver));
+					      a_driver(env->target.driver));
 			}
 			rc_buf_release(&what);
 		}
@@ -1143,7 +1179,7 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 static void add_manifest(rc_loader *L, rc_env *env, const rc_node *doc,
 			 const char *source, const rc_subst_vars *vars)
 {
-	rc_ctx c = {L, "the manifest"};
+	rc_ctx c = {L, "the manifest", false};
 	rc_resource *r;
 	const rc_node *md;
 	rc_node *copy;
@@ -1182,7 +1218,7 @@ static void type_resources(rc_loader *L, rc_env *env, const rc_node *m,
 			   const rc_subst_vars *vars)
 {
 	static const char *const keys[] = {"file", "manifest"};
-	rc_ctx c = {L, "resources"};
+	rc_ctx c = {L, "resources", false};
 	size_t i, d;
 
 	if (m->kind != RC_NODE_SEQ) {
@@ -1228,7 +1264,8 @@ static void type_resources(rc_loader *L, rc_env *env, const rc_node *m,
 			f = rc_loader_file(L, rel, fn->loc, fn->span);
 			if (f)
 				for (d = 0; d < f->ndocs; d++)
-					if (f->docs[d])
+					if (f->docs[d] &&
+					    !rc_node_is_null(f->docs[d]))
 						add_manifest(L, env, f->docs[d],
 							     rel, vars);
 			free(rel);
@@ -1242,7 +1279,7 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 					   "drift"};
 	static const char *const applies[] = {"auto", "manual"};
 	static const char *const drifts[] = {"report", "heal"};
-	rc_ctx c = {L, "policy"};
+	rc_ctx c = {L, "policy", false};
 
 	if (!rc_expect_map(&c, m, "policy"))
 		return;
@@ -1259,7 +1296,7 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 		 int at_span)
 {
 	rc_buf what = RC_BUF_INIT_MAX(512);
-	rc_ctx c = {L, NULL};
+	rc_ctx c = {L, NULL, false};
 	const rc_node *n;
 	size_t i;
 
@@ -1312,12 +1349,16 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 				      what.ptr, rc_node_kind_name(n));
 		} else {
 			env->depends_on = rc_calloc(n->n + 1, sizeof(char *));
+			env->depends_on_loc = rc_calloc(n->n + 1, sizeof(rc_loc));
 			for (i = 0; i < n->n; i++) {
 				char *s = rc_scalar_text(&c, n->vals[i],
 							 "depends_on");
 
-				if (s)
-					env->depends_on[env->ndepends_on++] = s;
+				if (!s)
+					continue;
+				env->depends_on_loc[env->ndepends_on] =
+					n->vals[i]->loc;
+				env->depends_on[env->ndepends_on++] = s;
 			}
 		}
 	}
@@ -1404,6 +1445,6 @@ void rc_env_release(rc_env *env)
 	for (i = 0; i < env->ndepends_on; i++)
 		free(env->depends_on[i]);
 	free(env->depends_on);
-	rc_node_free(env->body);
+	free(env->depends_on_loc);
 	memset(env, 0, sizeof(*env));
 }

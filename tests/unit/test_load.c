@@ -142,13 +142,20 @@ static void literal_secrets_are_never_printed(void **state)
 		   "  TOKEN: { env: API_TOKEN }\n"
 		   "  KEY: { file: keys/app.key }\n"
 		   "  ENC: { encrypted: hunter2-blob }\n"
-		   "  BAD: { env: X, value: hunter2-extra }\n");
+		   "  BAD: { env: X, value: hunter2-extra }\n"
+		   "  PATHY: { file: /hunter2-as-path }\n"
+		   "  NESTED: { env: { value: hunter2-nested } }\n"
+		   "  WEIRD: { env: \"hunter2 with spaces\" }\n");
 	msg = load_dir(dir, true, &cfg, &rc);
 	assert_int_equal(rc, -1);
 	assert_null(strstr(msg, "hunter2"));
 	assert_non_null(strstr(msg, "secret 'PW' has a literal value"));
 	assert_non_null(strstr(msg, "encrypted secrets are not supported yet"));
 	assert_non_null(strstr(msg, "unknown key 'value' in secret 'BAD'"));
+	assert_non_null(strstr(msg, "path '(the secret's file)' is absolute"));
+	assert_non_null(strstr(msg, "'env' in secret 'NESTED' must be a string"));
+	assert_non_null(strstr(msg, "secret 'WEIRD': 'env' must name a process "
+				    "variable"));
 	assert_int_equal(cfg->envs[0].nsecrets, 3);
 	assert_string_equal(cfg->envs[0].secrets[0].ref, "API_TOKEN");
 	assert_string_equal(cfg->envs[0].secrets[1].ref, "keys/app.key");

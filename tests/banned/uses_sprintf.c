@@ -1,0 +1,10 @@
+/* Must not compile: sprintf is banned by reconciler/banned.h. */
+#include "reconciler/common.h"
+
+int main(void)
+{
+	char a[8];
+
+	sprintf(a, "%d", 1);
+	return a[0];
+}

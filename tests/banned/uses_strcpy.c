@@ -1,0 +1,10 @@
+/* Must not compile: strcpy is banned by reconciler/banned.h. */
+#include "reconciler/common.h"
+
+int main(void)
+{
+	char a[4];
+
+	strcpy(a, "abc");
+	return a[0];
+}
