@@ -70,6 +70,20 @@ static int print_json(json_t *v, FILE *f)
 	return 0;
 }
 
+/* The optional positional <dir> after the options; -1 (after a message)
+ * when more arguments follow. */
+static int take_dir(int argc, char **argv, const char **dir)
+{
+	if (optind < argc)
+		*dir = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "error: unexpected argument '%s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
 int rc_cmd_validate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -107,13 +121,8 @@ int rc_cmd_validate(int argc, char **argv)
 			output);
 		return RC_EXIT_USAGE;
 	}
-	if (optind < argc)
-		dir = argv[optind++];
-	if (optind < argc) {
-		fprintf(stderr, "error: unexpected argument '%s'\n",
-			argv[optind]);
+	if (take_dir(argc, argv, &dir) < 0)
 		return RC_EXIT_USAGE;
-	}
 	rc_diags_init(&d);
 	rc = rc_config_load(&cfg, dir, &lo, &d);
 	if (!strcmp(output, "json")) {
@@ -181,11 +190,7 @@ int rc_cmd_show(int argc, char **argv)
 		free(only);
 		return RC_EXIT_USAGE;
 	}
-	if (optind < argc)
-		dir = argv[optind++];
-	if (optind < argc) {
-		fprintf(stderr, "error: unexpected argument '%s'\n",
-			argv[optind]);
+	if (take_dir(argc, argv, &dir) < 0) {
 		free(only);
 		return RC_EXIT_USAGE;
 	}

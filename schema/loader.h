@@ -109,7 +109,7 @@ int rc_get_int(rc_ctx *c, const rc_node *map, const char *key, int def,
 int rc_get_bool(rc_ctx *c, const rc_node *map, const char *key, int def);
 /* A list of strings. `items` names them in messages ("strings",
  * "variable names"); NULL means an argv, whose string form gets the
- * "no shell" explanation. */
+ * "no shell" explanation. On false, *out is empty (nothing to free). */
 bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key,
 		 rc_argv *out, bool nonempty, const char *items);
 void rc_get_kvlist(rc_ctx *c, const rc_node *map, const char *key,

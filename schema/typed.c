@@ -206,6 +206,8 @@ bool rc_get_argv(rc_ctx *c, const rc_node *map, const char *key, rc_argv *out,
 		}
 		out->v[out->n++] = rc_strdup(a->str);
 	}
+	if (!ok)
+		rc_argv_free(out); /* all or nothing: callers keep no part */
 	return ok;
 }
 

@@ -46,6 +46,7 @@ expect "validate -h" 0 "$rc_bin" validate -h && contains "validate -h usage" "$o
 expect "no command" 129 "$rc_bin" && contains "no command prints usage" "$err" "usage: reconcile"
 expect "unknown command" 129 "$rc_bin" valdate && contains "unknown command" "$err" "'valdate' is not a reconcile command"
 expect "unknown option" 129 "$rc_bin" validate --bogus && contains "unknown option usage" "$err" "usage: reconcile validate"
+expect "extra argument" 129 "$rc_bin" validate a b && contains "extra argument" "$err" "unexpected argument 'b'"
 expect "bad output" 129 "$rc_bin" show --output xml && contains "bad output" "$err" "unknown output format 'xml'"
 
 # --- every example is valid, and show gives JSON and YAML
