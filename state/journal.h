@@ -1,0 +1,71 @@
+/*
+ * The journal: what every apply did, durable across kill -9 and power loss.
+ *
+ * One file per run: <state>/runs/<run-id>.journal, append-only. Each record
+ * is one line:
+ *
+ *   <checksum> <length> <json>\n
+ *
+ * where <json> is a JSON object on one line (length bytes), and <checksum>
+ * is the first 16 hex digits of SHA-256 over "<length> <json>". Every
+ * append is written with one write() and fsync()ed (and the directory is
+ * fsynced when the file is created) before rc_journal_append() returns.
+ *
+ * Reading: a last record that is incomplete or fails its checksum is a torn
+ * write (the process died while appending) and is tolerated: it is dropped
+ * and reported in `torn`. Any other bad record is corruption, reported with
+ * its byte offset.
+ *
+ * The journal never holds a secret value: every record passes through
+ * rc_redact() before it is written (registered secret values become
+ * "(sensitive)"), and callers store secret references, not values.
+ *
+ * Record kinds (the "type" field) written by the engine:
+ *   run-start  {run, time, commit, source, environments[], host, pid,
+ *               command}
+ *   intent     {seq, action, env, key, op, snapshot (what it overwrites),
+ *               desired, irreversible}
+ *   outcome    {seq, action, status: "ok"|"failed"|"skipped", error,
+ *               result}
+ *   run-end    {status: "succeeded"|"failed", counts{...}}
+ * rc_journal_append() adds "type"-independent fields: "seq" (1, 2, ...)
+ * and "time" (RFC 3339 UTC) when the record has none.
+ */
+#ifndef RC_JOURNAL_H
+#define RC_JOURNAL_H
+
+#include <jansson.h>
+
+#include "reconciler/common.h"
+#include "reconciler/error.h"
+
+typedef struct rc_journal rc_journal;
+
+/* Creates <state_dir>/runs/ if needed and a new, empty journal file for a
+ * new run. run_id NULL: a new UUID (libuuid, lower-case). */
+int rc_journal_create(rc_journal **out, const char *state_dir,
+		      const char *run_id);
+const char *rc_journal_run_id(const rc_journal *j);
+const char *rc_journal_path(const rc_journal *j);
+/* Appends one record (borrowed), durable on return. */
+int rc_journal_append(rc_journal *j, json_t *record);
+/* Closes the file; NULL-safe. Does not write a run-end record. */
+void rc_journal_close(rc_journal *j);
+
+typedef struct {
+	json_t **records; /* new refs, in order */
+	size_t n;
+	bool torn;          /* a torn last record was dropped */
+	long long torn_offset; /* its byte offset, when torn */
+} rc_journal_contents;
+
+/*
+ * Reads a journal file. Returns 0 (torn tail tolerated), RC_ENOTFOUND, or
+ * RC_EINVALID for corruption with rc_error_last() saying
+ * "<path>: corrupt record at byte offset N: <why>" (records before it are
+ * in *out all the same).
+ */
+int rc_journal_read(rc_journal_contents *out, const char *path);
+void rc_journal_contents_release(rc_journal_contents *c);
+
+#endif
