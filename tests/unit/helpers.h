@@ -28,12 +28,10 @@ rc_node *parse_one(rc_diags *d, const char *text, char **diag_text);
 /* Runs a command (argv) and waits; returns its exit status or -1. */
 int run_argv(const char *const *argv, const char *cwd);
 
-int test_group_buf(void);
-int test_group_diag(void);
-int test_group_node(void);
-int test_group_merge(void);
-int test_group_load(void);
-int test_group_generators(void);
-int test_group_log(void);
+
+/* Every group's entry point: test_NAME.c defines test_group_NAME(). */
+#define RC_GROUP(name) int test_group_##name(void);
+#include "unit_groups.h"
+#undef RC_GROUP
 
 #endif
