@@ -1,0 +1,52 @@
+/*
+ * The one place that compares resources. Three-way, over managed fields:
+ *
+ *   D = desired (declared, normalised), L = last applied by reconcile (from
+ *   the journal), A = actual (observed, normalised)
+ *
+ *   - a path in D whose value differs in A     -> change (or add) it;
+ *   - a path in L that is no longer in D        -> remove it from A;
+ *   - a path in A that is in neither D nor L    -> not ours: never drift.
+ *
+ * Ignore rules (JSON pointers, "*" matching one segment) remove paths from
+ * all three first. Maps are compared key by key; lists and scalars are
+ * atomic; numbers compare by value (1 == 1.0).
+ */
+#ifndef RC_DIFF_H
+#define RC_DIFF_H
+
+#include <jansson.h>
+
+#include "reconciler/common.h"
+
+typedef enum { RC_CHANGE_ADD, RC_CHANGE_MODIFY, RC_CHANGE_REMOVE } rc_change_op;
+
+typedef struct {
+	rc_change_op op;
+	char *path;    /* JSON pointer, e.g. "/env/LOG_LEVEL" */
+	json_t *old;   /* NULL for add */
+	json_t *new_;  /* NULL for remove */
+} rc_change;
+
+typedef struct {
+	rc_change *items;
+	size_t n, cap;
+} rc_changes;
+
+/*
+ * Appends to out the changes that take actual to desired. last may be
+ * NULL (never applied). ignore: n JSON-pointer patterns. None of the
+ * inputs are modified.
+ */
+void rc_diff(rc_changes *out, const json_t *desired, const json_t *last,
+	     const json_t *actual, const char *const *ignore, size_t nignore);
+void rc_changes_release(rc_changes *c);
+/* Whether a JSON pointer matches a pattern ("*" = any one segment, a
+ * pattern also matches everything below it). */
+bool rc_pointer_match(const char *pattern, const char *pointer);
+/* Applies changes to a copy of actual (new ref): what actual becomes. */
+json_t *rc_changes_apply(const json_t *actual, const rc_changes *c);
+/* Equality of two JSON values with numbers compared by value. */
+bool rc_json_equal(const json_t *a, const json_t *b);
+
+#endif

@@ -1,0 +1,521 @@
+/* Building, ordering and rendering plans. */
+#include "reconciler/common.h"
+#include "reconciler/error.h"
+#include "reconciler/plan.h"
+#include "reconciler/strmap.h"
+
+static const char *const op_names[] = {"create", "update", "delete",
+				       "replace", "run"};
+
+const char *rc_op_name(rc_op op)
+{
+	return op_names[op];
+}
+
+static const rc_plan_env *find_env(const rc_plan_input *in, const char *env)
+{
+	for (size_t i = 0; i < in->nenvs; i++)
+		if (!strcmp(in->envs[i].env, env))
+			return &in->envs[i];
+	return NULL;
+}
+
+static rc_action *new_action(rc_plan *p, rc_op op, const rc_resource *r)
+{
+	rc_buf id = RC_BUF_INIT_MAX(4096);
+	rc_action *a;
+
+	RC_GROW(p->actions, p->cap, p->n + 1);
+	a = &p->actions[p->n++];
+	memset(a, 0, sizeof(*a));
+	a->op = op;
+	rc_buf_printf(&id, "%s:%s", op == RC_OP_RUN ? "run" : op_names[op],
+		      r->key);
+	a->id = rc_buf_detach(&id);
+	a->key = rc_strdup(r->key);
+	a->env = rc_strdup(r->env);
+	a->driver = rc_strdup(r->driver);
+	a->kind = rc_strdup(r->kind);
+	a->name = rc_strdup(r->name);
+	return a;
+}
+
+static void add_dep(rc_action *a, const char *id)
+{
+	if (!strcmp(a->id, id))
+		return;
+	for (size_t i = 0; i < a->ndeps; i++)
+		if (!strcmp(a->deps[i], id))
+			return;
+	a->deps = rc_realloc(a->deps, (a->ndeps + 1) * sizeof(char *));
+	a->deps[a->ndeps++] = rc_strdup(id);
+}
+
+static void set_reason(rc_action *a, const char *fmt, ...) RC_PRINTF(2, 3);
+static void set_reason(rc_action *a, const char *fmt, ...)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+	va_list ap;
+
+	if (a->reason)
+		rc_buf_printf(&b, "%s; ", a->reason);
+	va_start(ap, fmt);
+	rc_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(a->reason);
+	a->reason = rc_buf_detach(&b);
+}
+
+/* "/env/LOG_LEVEL" -> "env.LOG_LEVEL" (new string). */
+static char *dotted(const char *pointer)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	const char *p = pointer;
+
+	while (*p == '/') {
+		if (b.len)
+			rc_buf_putc(&b, '.');
+		p++;
+		while (*p && *p != '/') {
+			if (p[0] == '~' && p[1] == '1') {
+				rc_buf_putc(&b, '/');
+				p += 2;
+			} else if (p[0] == '~' && p[1] == '0') {
+				rc_buf_putc(&b, '~');
+				p += 2;
+			} else {
+				rc_buf_putc(&b, *p++);
+			}
+		}
+	}
+	return rc_buf_detach(&b);
+}
+
+static void plan_resource(rc_plan *p, const rc_plan_input *in,
+			  const rc_resource *d, const rc_resource *a)
+{
+	const rc_plan_env *pe = find_env(in, d->env);
+	const json_t *last = in->last ? json_object_get(in->last, d->key) : NULL;
+	rc_changes ch = {0};
+	rc_action *act;
+	bool replace = false;
+	size_t i;
+
+	if (!a) {
+		json_t *empty = json_object();
+
+		rc_diff(&ch, d->body, NULL, empty, NULL, 0);
+		json_decref(empty);
+		act = new_action(p, RC_OP_CREATE, d);
+		act->desired = json_incref(d->body);
+		act->changes = ch;
+		return;
+	}
+	rc_diff(&ch, d->body, last, a->body, pe ? pe->ignore : NULL,
+		pe ? pe->nignore : 0);
+	if (ch.n == 0)
+		return;
+	for (i = 0; i < ch.n && in->immutable; i++)
+		if (in->immutable(d->driver, d->kind, ch.items[i].path,
+				  in->immutable_arg))
+			break;
+	replace = in->immutable && i < ch.n;
+	act = new_action(p, replace ? RC_OP_REPLACE : RC_OP_UPDATE, d);
+	act->desired = json_incref(d->body);
+	act->actual = json_incref(a->body);
+	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
+					  : rc_json_fingerprint(a->body);
+	act->changes = ch;
+	if (replace) {
+		char *field = dotted(ch.items[i].path);
+
+		set_reason(act, "%s cannot change in place", field);
+		free(field);
+		if (a->precious) {
+			act->irreversible = true;
+			set_reason(act, "replacing it loses its data");
+		}
+	}
+}
+
+static void plan_delete(rc_plan *p, const rc_plan_input *in,
+			const rc_resource *a)
+{
+	rc_action *act = new_action(p, RC_OP_DELETE, a);
+
+	act->actual = json_incref(a->body);
+	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
+					  : rc_json_fingerprint(a->body);
+	set_reason(act, in->destroy ? "destroy" : "no longer declared; pruned");
+	if (a->precious) {
+		act->irreversible = true;
+		set_reason(act, "deleting it loses its data");
+	}
+}
+
+/* Orders the actions: Kahn's algorithm, picking the earliest ready action
+ * (environment order, then planning order) at each step. */
+static int order(rc_plan *p)
+{
+	size_t n = p->n, done = 0, i, j;
+	rc_strmap index = RC_STRMAP_INIT;
+	size_t *indeg = rc_calloc(n + 1, sizeof(size_t));
+	bool *taken = rc_calloc(n + 1, sizeof(bool));
+	rc_action *sorted = rc_calloc(n + 1, sizeof(rc_action));
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		rc_strmap_put(&index, p->actions[i].id, (void *)(uintptr_t)(i + 1));
+	for (i = 0; i < n; i++) {
+		rc_action *a = &p->actions[i];
+		size_t w = 0;
+
+		/* dependencies on actions not in the plan are satisfied */
+		for (j = 0; j < a->ndeps; j++) {
+			if (rc_strmap_get(&index, a->deps[j]))
+				a->deps[w++] = a->deps[j];
+			else
+				free(a->deps[j]);
+		}
+		a->ndeps = w;
+		indeg[i] = w;
+	}
+	while (done < n) {
+		size_t pick = n;
+
+		for (i = 0; i < n; i++) {
+			if (!taken[i] && indeg[i] == 0) {
+				pick = i;
+				break;
+			}
+		}
+		if (pick == n) {
+			rc = rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+					  "the plan has a dependency cycle "
+					  "(around '%s')",
+					  p->actions[0].id);
+			break;
+		}
+		taken[pick] = true;
+		sorted[done++] = p->actions[pick];
+		for (i = 0; i < n; i++) {
+			if (taken[i])
+				continue;
+			for (j = 0; j < p->actions[i].ndeps; j++)
+				if (!strcmp(p->actions[i].deps[j],
+					    p->actions[pick].id))
+					indeg[i]--;
+		}
+	}
+	if (rc == 0)
+		memcpy(p->actions, sorted, n * sizeof(rc_action));
+	free(sorted);
+	free(taken);
+	free(indeg);
+	rc_strmap_release(&index);
+	return rc;
+}
+
+/* Sorts actions by environment order (stable) before dependencies are
+ * resolved, so that the output groups environments. */
+static void group_by_env(rc_plan *p)
+{
+	rc_action *tmp = rc_calloc(p->n + 1, sizeof(rc_action));
+	size_t w = 0;
+
+	for (size_t e = 0; e < p->nenvs; e++)
+		for (size_t i = 0; i < p->n; i++)
+			if (!strcmp(p->actions[i].env, p->envs[e]))
+				tmp[w++] = p->actions[i];
+	for (size_t i = 0; i < p->n; i++) {
+		size_t e;
+
+		for (e = 0; e < p->nenvs; e++)
+			if (!strcmp(p->actions[i].env, p->envs[e]))
+				break;
+		if (e == p->nenvs)
+			tmp[w++] = p->actions[i];
+	}
+	memcpy(p->actions, tmp, p->n * sizeof(rc_action));
+	free(tmp);
+}
+
+static rc_action *find_action(rc_plan *p, rc_op op, const char *key)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->actions[i].op == op && !strcmp(p->actions[i].key, key))
+			return &p->actions[i];
+	return NULL;
+}
+
+static rc_action *action_for_key(rc_plan *p, const char *key)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->actions[i].op != RC_OP_DELETE &&
+		    p->actions[i].op != RC_OP_RUN &&
+		    !strcmp(p->actions[i].key, key))
+			return &p->actions[i];
+	return NULL;
+}
+
+static void link_resources(rc_plan *p, const rc_plan_input *in)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->n; i++) {
+		rc_action *a = &p->actions[i];
+		const rc_resource *r;
+
+		if (a->op == RC_OP_RUN)
+			continue;
+		if (a->op == RC_OP_DELETE) {
+			/* delete what depends on it first */
+			for (j = 0; j < in->actual->n; j++) {
+				const rc_resource *s = &in->actual->items[j];
+				rc_action *sd;
+
+				for (size_t k = 0; k < s->ndeps; k++) {
+					if (strcmp(s->deps[k], a->key))
+						continue;
+					sd = find_action(p, RC_OP_DELETE, s->key);
+					if (sd)
+						add_dep(a, sd->id);
+				}
+			}
+			continue;
+		}
+		r = rc_resource_set_find(in->desired, a->key);
+		for (j = 0; r && j < r->ndeps; j++) {
+			rc_action *dep = action_for_key(p, r->deps[j]);
+
+			if (dep)
+				add_dep(a, dep->id);
+		}
+	}
+}
+
+static void add_hooks(rc_plan *p, const rc_plan_input *in)
+{
+	size_t e, i, h, nres;
+
+	for (e = 0; e < in->nenvs; e++) {
+		const char *env = in->envs[e].env;
+		const char *prev = NULL;
+		size_t first = p->n;
+
+		nres = 0;
+		for (i = 0; i < first; i++)
+			if (!strcmp(p->actions[i].env, env))
+				nres++;
+		if (!nres)
+			continue; /* hooks run only where something changes */
+		for (h = 0; h < in->nhooks; h++) {
+			const rc_plan_hook *hk = &in->hooks[h];
+			rc_resource r = {0};
+			rc_buf key = RC_BUF_INIT_MAX(4096);
+			rc_action *a;
+
+			if (strcmp(hk->env, env) || hk->post)
+				continue;
+			rc_buf_printf(&key, "%s/hook/%s", env, hk->name);
+			r.key = key.ptr;
+			r.env = (char *)(uintptr_t)env;
+			r.driver = (char *)(uintptr_t)"";
+			r.kind = (char *)(uintptr_t)"hook";
+			r.name = (char *)(uintptr_t)hk->name;
+			a = new_action(p, RC_OP_RUN, &r);
+			a->desired = json_incref(hk->spec);
+			a->irreversible = hk->irreversible;
+			set_reason(a, "pre_apply hook");
+			if (hk->irreversible)
+				set_reason(a, "irreversible");
+			if (prev)
+				add_dep(a, prev);
+			prev = a->id;
+			rc_buf_release(&key);
+		}
+		if (prev)
+			for (i = 0; i < first; i++)
+				if (!strcmp(p->actions[i].env, env))
+					add_dep(&p->actions[i], prev);
+		prev = NULL;
+		for (h = 0; h < in->nhooks; h++) {
+			const rc_plan_hook *hk = &in->hooks[h];
+			rc_resource r = {0};
+			rc_buf key = RC_BUF_INIT_MAX(4096);
+			rc_action *a;
+
+			if (strcmp(hk->env, env) || !hk->post)
+				continue;
+			rc_buf_printf(&key, "%s/hook/%s", env, hk->name);
+			r.key = key.ptr;
+			r.env = (char *)(uintptr_t)env;
+			r.driver = (char *)(uintptr_t)"";
+			r.kind = (char *)(uintptr_t)"hook";
+			r.name = (char *)(uintptr_t)hk->name;
+			a = new_action(p, RC_OP_RUN, &r);
+			a->desired = json_incref(hk->spec);
+			a->irreversible = hk->irreversible;
+			set_reason(a, "post_apply hook");
+			if (hk->irreversible)
+				set_reason(a, "irreversible");
+			for (i = 0; i < first; i++)
+				if (!strcmp(p->actions[i].env, env) &&
+				    p->actions[i].op != RC_OP_RUN)
+					add_dep(a, p->actions[i].id);
+			if (prev)
+				add_dep(a, prev);
+			prev = a->id;
+			rc_buf_release(&key);
+		}
+	}
+}
+
+static void link_environments(rc_plan *p, const rc_plan_input *in)
+{
+	for (size_t e = 0; e < in->nenvs; e++) {
+		const rc_plan_env *pe = &in->envs[e];
+
+		for (size_t d = 0; d < pe->ndepends_on; d++)
+			for (size_t i = 0; i < p->n; i++) {
+				if (strcmp(p->actions[i].env, pe->env))
+					continue;
+				for (size_t j = 0; j < p->n; j++)
+					if (!strcmp(p->actions[j].env,
+						    pe->depends_on[d]))
+						add_dep(&p->actions[i],
+							p->actions[j].id);
+			}
+	}
+}
+
+int rc_plan_build(rc_plan *p, const rc_plan_input *in)
+{
+	json_t *all = json_object();
+	size_t i, e;
+
+	memset(p, 0, sizeof(*p));
+	p->observed = json_object();
+	p->envs = rc_calloc(in->nenvs + 1, sizeof(char *));
+	p->env_labels = rc_calloc(in->nenvs + 1, sizeof(char *));
+	for (e = 0; e < in->nenvs; e++) {
+		p->envs[e] = rc_strdup(in->envs[e].env);
+		p->env_labels[e] = rc_strdup(in->envs[e].label ? in->envs[e].label
+							       : "");
+	}
+	p->nenvs = in->nenvs;
+	for (i = 0; i < in->desired->n; i++)
+		json_object_set(all, in->desired->items[i].key,
+				in->desired->items[i].body);
+	p->desired_digest = rc_json_fingerprint(all);
+	json_decref(all);
+	for (i = 0; i < in->actual->n; i++) {
+		const rc_resource *a = &in->actual->items[i];
+		char *fp = a->fingerprint ? rc_strdup(a->fingerprint)
+					  : rc_json_fingerprint(a->body);
+
+		json_object_set_new(p->observed, a->key, json_string(fp));
+		free(fp);
+	}
+
+	if (!in->destroy)
+		for (i = 0; i < in->desired->n; i++) {
+			const rc_resource *d = &in->desired->items[i];
+
+			plan_resource(p, in, d,
+				      rc_resource_set_find(in->actual, d->key));
+		}
+	for (i = 0; i < in->actual->n; i++) {
+		const rc_resource *a = &in->actual->items[i];
+		const rc_plan_env *pe = find_env(in, a->env);
+
+		if (!pe)
+			continue; /* an environment this plan does not cover */
+		if (!in->destroy && rc_resource_set_find(in->desired, a->key))
+			continue;
+		if (in->destroy || pe->prune) {
+			plan_delete(p, in, a);
+		} else {
+			p->kept = rc_realloc(p->kept,
+					     (p->nkept + 1) * sizeof(rc_plan_kept));
+			p->kept[p->nkept].env = rc_strdup(a->env);
+			p->kept[p->nkept].key = rc_strdup(a->key);
+			p->nkept++;
+		}
+	}
+	/* an empty source must not empty an environment by accident */
+	for (e = 0; e < in->nenvs && !in->destroy && !in->force; e++) {
+		size_t ndesired = 0, nactual = 0, ndelete = 0;
+
+		for (i = 0; i < in->desired->n; i++)
+			ndesired += !strcmp(in->desired->items[i].env,
+					    in->envs[e].env);
+		for (i = 0; i < in->actual->n; i++)
+			nactual += !strcmp(in->actual->items[i].env,
+					   in->envs[e].env);
+		for (i = 0; i < p->n; i++)
+			ndelete += p->actions[i].op == RC_OP_DELETE &&
+				   !strcmp(p->actions[i].env, in->envs[e].env);
+		if (ndesired == 0 && ndelete > 0 && ndelete == nactual)
+			return rc_error_set(
+				RC_EINVALID, RC_ECLASS_CONFIG,
+				"refusing to delete all %zu resources of "
+				"environment '%s': the source declares none "
+				"for it (an empty or broken source?); use "
+				"--force to delete them, or 'reconcile "
+				"destroy -e %s'",
+				ndelete, in->envs[e].env, in->envs[e].env);
+	}
+	link_resources(p, in);
+	add_hooks(p, in);
+	link_environments(p, in);
+	group_by_env(p);
+	return order(p);
+}
+
+void rc_plan_counts(const rc_plan *p, size_t counts[5])
+{
+	memset(counts, 0, 5 * sizeof(size_t));
+	for (size_t i = 0; i < p->n; i++)
+		counts[p->actions[i].op]++;
+}
+
+void rc_plan_release(rc_plan *p)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->n; i++) {
+		rc_action *a = &p->actions[i];
+
+		free(a->id);
+		free(a->key);
+		free(a->env);
+		free(a->driver);
+		free(a->kind);
+		free(a->name);
+		json_decref(a->desired);
+		json_decref(a->actual);
+		free(a->fingerprint);
+		rc_changes_release(&a->changes);
+		for (j = 0; j < a->ndeps; j++)
+			free(a->deps[j]);
+		free(a->deps);
+		free(a->reason);
+	}
+	free(p->actions);
+	for (i = 0; i < p->nenvs; i++) {
+		free(p->envs[i]);
+		free(p->env_labels[i]);
+	}
+	free(p->envs);
+	free(p->env_labels);
+	for (i = 0; i < p->nkept; i++) {
+		free(p->kept[i].env);
+		free(p->kept[i].key);
+	}
+	free(p->kept);
+	free(p->commit);
+	free(p->desired_digest);
+	json_decref(p->observed);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,126 @@
+/*
+ * The plan: an ordered graph of actions that takes the actual state to the
+ * desired one. Built by the engine from desired resources (the drivers'
+ * expansion of the configuration), actual resources (their observation),
+ * and what reconcile applied last (the journal). Drivers never plan:
+ * they only say which fields cannot change in place.
+ *
+ * Rules:
+ *  - a desired resource with no actual one is created; one whose managed
+ *    fields differ (three-way diff, ignore rules applied) is updated, or
+ *    replaced when a changed field is immutable for its kind;
+ *  - an actual resource nobody declares any more is deleted only when it
+ *    carries reconcile's ownership mark and its environment's policy
+ *    prunes (or the plan destroys); otherwise it is reported as kept;
+ *  - a plan that would delete every resource of an environment while the
+ *    source declares none for it is refused unless forced;
+ *  - order: a resource's dependencies first (addons before the services
+ *    that use them); deletions in reverse; an environment's pre_apply hooks
+ *    before its changes and post_apply hooks after them (hooks run only in
+ *    an environment that has changes); `depends_on` environments first.
+ */
+#ifndef RC_PLAN_H
+#define RC_PLAN_H
+
+#include <jansson.h>
+
+#include "reconciler/buf.h"
+#include "reconciler/diff.h"
+#include "reconciler/resource.h"
+
+#define RC_PLAN_FORMAT_VERSION 1
+
+typedef enum {
+	RC_OP_CREATE,
+	RC_OP_UPDATE,
+	RC_OP_DELETE,
+	RC_OP_REPLACE,
+	RC_OP_RUN /* a hook */
+} rc_op;
+
+const char *rc_op_name(rc_op op);
+
+typedef struct {
+	char *id;      /* "<op>:<key>", stable across plans of the same state */
+	rc_op op;
+	char *key, *env, *driver, *kind, *name;
+	json_t *desired; /* what to make; NULL for delete */
+	json_t *actual;  /* observed before: what rollback restores; NULL for
+			    create and run */
+	char *fingerprint; /* of actual: a saved plan is stale when it moved */
+	rc_changes changes;
+	char **deps; /* ids of actions that must succeed first */
+	size_t ndeps;
+	bool irreversible;
+	char *reason; /* why a replace, a delete, an irreversible step */
+} rc_action;
+
+/* What one environment's policy asks of the plan. */
+typedef struct {
+	const char *env;
+	bool prune;
+	const char *const *ignore; /* JSON pointers into any body of the env */
+	size_t nignore;
+	const char *const *depends_on; /* environments applied first */
+	size_t ndepends_on;
+	const char *label; /* "heroku: joplin-staging", shown in the header */
+} rc_plan_env;
+
+/* A hook of an environment, in phase order. */
+typedef struct {
+	const char *env;
+	const char *name;
+	bool post; /* post_apply, else pre_apply */
+	json_t *spec; /* {run, where, timeout, irreversible, service, env} */
+	bool irreversible;
+} rc_plan_hook;
+
+typedef struct {
+	const rc_resource_set *desired;
+	const rc_resource_set *actual;
+	const json_t *last;        /* key -> body last applied, or NULL */
+	const rc_plan_env *envs;   /* every environment the plan covers */
+	size_t nenvs;
+	const rc_plan_hook *hooks;
+	size_t nhooks;
+	/* Whether a change at path of a resource of kind cannot be made in
+	 * place (the driver's answer); NULL: everything can. */
+	bool (*immutable)(const char *driver, const char *kind,
+			  const char *path, void *arg);
+	void *immutable_arg;
+	bool destroy; /* plan the removal of everything owned */
+	bool force;   /* allow deleting every resource of an environment */
+} rc_plan_input;
+
+typedef struct {
+	char *env;
+	char *key;
+} rc_plan_kept;
+
+typedef struct {
+	char *commit;         /* the source's commit, or NULL */
+	char *desired_digest; /* sha256 of every desired body */
+	json_t *observed;     /* key -> fingerprint of every observed resource */
+	char **envs;
+	size_t nenvs;
+	char **env_labels;
+	rc_action *actions;   /* in apply order */
+	size_t n, cap;
+	rc_plan_kept *kept;   /* owned, undeclared, not pruned */
+	size_t nkept;
+} rc_plan;
+
+/* Builds the plan; 0, or RC_EINVALID when refused (message says why). */
+int rc_plan_build(rc_plan *out, const rc_plan_input *in);
+void rc_plan_release(rc_plan *p);
+/* Counts per op (index by rc_op). */
+void rc_plan_counts(const rc_plan *p, size_t counts[5]);
+
+/* The reviewer's text ("+", "~", "-", "!", ">"), colour on request. */
+void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color);
+/* The versioned JSON form (docs/plan-format.md), new ref. */
+json_t *rc_plan_to_json(const rc_plan *p);
+/* Reads the JSON form back (a saved plan). */
+int rc_plan_from_json(rc_plan *out, const json_t *j);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * The one resource model. A desired resource is what the configuration
+ * says one object should be; an actual resource is what a driver observed.
+ * Bodies are JSON objects holding only what reconcile manages, in the
+ * driver's normal form (see drivers/driver.h): keyed lists are maps keyed
+ * by their key (containers by name, ports by number), so that the diff can
+ * treat every body as nested maps with atomic lists.
+ *
+ * Secrets never appear as values in a body: a secret is the object
+ *   {"$secret": "<sha256 of the value>", "ref": "env:NAME"}
+ * so that plans, saved plans and the journal can compare them without
+ * holding them.
+ */
+#ifndef RC_RESOURCE_H
+#define RC_RESOURCE_H
+
+#include <jansson.h>
+
+#include "reconciler/common.h"
+#include "reconciler/error.h"
+
+typedef struct {
+	char *key;    /* "<env>/<kind>/<name>": unique within a plan */
+	char *env;
+	char *driver; /* the driver's name */
+	char *kind;   /* the driver's kind: "service", "addon", "Deployment" */
+	char *name;
+	json_t *body; /* owned ref */
+	char **deps;  /* keys of resources that must exist first */
+	size_t ndeps;
+	rc_loc loc;   /* where the configuration declares it */
+	bool precious; /* deleting it loses data (a database): irreversible */
+	char *fingerprint; /* actual resources: sha256 of the canonical body */
+} rc_resource;
+
+typedef struct {
+	rc_resource *items;
+	size_t n, cap;
+} rc_resource_set;
+
+/* Adds a resource (copies the strings, takes the body reference). */
+rc_resource *rc_resource_set_add(rc_resource_set *s, const char *env,
+				 const char *driver, const char *kind,
+				 const char *name, json_t *body);
+rc_resource *rc_resource_set_find(const rc_resource_set *s, const char *key);
+void rc_resource_add_dep(rc_resource *r, const char *key);
+void rc_resource_set_release(rc_resource_set *s);
+/* The canonical JSON (sorted keys, compact) of a value (new string). */
+char *rc_json_canonical(const json_t *v);
+/* "sha256:<hex>" of the canonical JSON (new string). */
+char *rc_json_fingerprint(const json_t *v);
+
+#endif
