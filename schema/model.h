@@ -123,7 +123,7 @@ typedef struct {
 	rc_node *manifest; /* owned */
 	char *api_version, *kind, *name;
 	rc_loc loc;
-} rc_resource;
+} rc_manifest;
 
 typedef enum { RC_APPLY_AUTO, RC_APPLY_MANUAL } rc_apply_mode;
 typedef enum { RC_DRIFT_REPORT, RC_DRIFT_HEAL } rc_drift_mode;
@@ -152,7 +152,7 @@ typedef struct {
 	size_t naddons;
 	rc_hook *pre_apply, *post_apply;
 	size_t npre_apply, npost_apply;
-	rc_resource *resources;
+	rc_manifest *resources;
 	size_t nresources;
 	rc_policy policy;
 	char **depends_on;

@@ -1182,7 +1182,7 @@ static void add_manifest(rc_loader *L, rc_env *env, const rc_node *doc,
 			 const char *source, const rc_subst_vars *vars)
 {
 	rc_ctx c = {L, "the manifest", false};
-	rc_resource *r;
+	rc_manifest *r;
 	const rc_node *md;
 	rc_node *copy;
 
@@ -1197,7 +1197,7 @@ static void add_manifest(rc_loader *L, rc_env *env, const rc_node *doc,
 	if (vars)
 		rc_subst_tree(L, copy, vars);
 	env->resources = rc_realloc(env->resources, (env->nresources + 1) *
-							    sizeof(rc_resource));
+							    sizeof(rc_manifest));
 	r = &env->resources[env->nresources++];
 	memset(r, 0, sizeof(*r));
 	r->manifest = copy;
@@ -1434,7 +1434,7 @@ void rc_env_release(rc_env *env)
 	free(env->pre_apply);
 	free(env->post_apply);
 	for (i = 0; i < env->nresources; i++) {
-		rc_resource *r = &env->resources[i];
+		rc_manifest *r = &env->resources[i];
 
 		free(r->source);
 		rc_node_free(r->manifest);

@@ -1,0 +1,99 @@
+/*
+ * The one contract every driver implements. A driver is a struct of
+ * operations behind a name, found in one static registry
+ * (drivers/registry.c); adding a driver touches its own file and the
+ * registry. The engine never knows a URL or a pid: it hands the driver
+ * resources and actions, the driver turns them into platform calls.
+ *
+ * Flow, per environment:
+ *   open -> expand (desired resources) -> observe (actual, batched)
+ *   -> [engine: normalize both, diff, plan] -> apply each action -> wait
+ *   -> run (hooks) -> close
+ *
+ * Bodies (see reconciler/resource.h) are JSON in the driver's normal form:
+ * keyed lists as maps, server defaults and equivalent spellings folded by
+ * normalize(), secrets as {"$secret": "<sha256>", "ref": "env:NAME"}.
+ * Resources the driver creates carry reconcile's ownership mark (labels,
+ * tags or a state record naming project and environment); observe() returns
+ * only marked resources, and the engine deletes nothing else.
+ *
+ * Errors: operations return 0 or a negative RC_E* code with rc_error_set()
+ * describing what failed (never a secret value).
+ */
+#ifndef RC_DRIVER_H
+#define RC_DRIVER_H
+
+#include <jansson.h>
+
+#include "reconciler/common.h"
+#include "reconciler/error.h"
+#include "reconciler/plan.h"
+#include "reconciler/resource.h"
+#include "schema/model.h"
+
+typedef struct rc_driver rc_driver; /* a driver's own state, opaque */
+
+typedef struct {
+	const char *project;
+	const char *config_dir; /* the configuration repository's tree */
+	const char *state_dir;  /* <state>; a driver keeps its files under
+				   <state>/<driver-name>/ */
+	const char *run_id;     /* the apply's run, NULL when planning */
+	const char *commit;     /* the source commit, or NULL */
+} rc_driver_ctx;
+
+typedef struct {
+	int exit_code;      /* -1 when it did not exit (timeout, signal) */
+	bool timed_out;
+	char *output_tail;  /* the last lines of its output (redacted) */
+} rc_run_result;
+
+void rc_run_result_release(rc_run_result *r);
+
+typedef struct {
+	const char *name;     /* "local", "kubernetes", "heroku", "ecs" */
+	int max_concurrency;  /* at most this many actions at once */
+
+	/* Connects for one environment (auth, clients). */
+	int (*open)(rc_driver **out, const rc_env *env, const rc_driver_ctx *ctx);
+	void (*close)(rc_driver *d);
+
+	/* The environment's desired resources: the portable model mapped to
+	 * the driver's objects, with their dependencies (an addon before the
+	 * services that use it). Appends to out. */
+	int (*expand)(rc_driver *d, const rc_env *env, rc_resource_set *out);
+
+	/* Every resource of the environment that carries reconcile's mark,
+	 * in as few calls as the platform allows (one LIST per kind, not one
+	 * GET per object). Appends to out. */
+	int (*observe)(rc_driver *d, const rc_resource_set *desired,
+		       rc_resource_set *out);
+
+	/* Folds server defaults and equivalent spellings in place, so that
+	 * equal things compare equal ("500m" and 0.5). May be NULL. */
+	void (*normalize)(const char *kind, json_t *body);
+
+	/* Whether a change at path (a JSON pointer) of kind cannot be made in
+	 * place, so the resource must be replaced. May be NULL. */
+	bool (*immutable)(const char *kind, const char *path);
+
+	/* Applies one create, update, replace or delete, idempotently: an
+	 * action retried after a crash finds its own earlier result instead
+	 * of making a second one. On success *result (new ref, may be NULL
+	 * for a delete) is what the resource is now. */
+	int (*apply)(rc_driver *d, const rc_action *a, json_t **result);
+
+	/* Waits until what the action touched is healthy, up to timeout
+	 * seconds; RC_ETIMEOUT with the reason otherwise. May be NULL. */
+	int (*wait)(rc_driver *d, const rc_action *a, long timeout);
+
+	/* Runs a one-off command for a hook; spec is the hook's JSON:
+	 * {run: [argv], where: "target"|"local", service, env: {},
+	 * timeout: seconds}. Placeholders are already substituted. */
+	int (*run)(rc_driver *d, const json_t *spec, rc_run_result *res);
+} rc_driver_ops;
+
+/* The registered driver of that name, or NULL. */
+const rc_driver_ops *rc_driver_find(const char *name);
+
+#endif

@@ -1,0 +1,118 @@
+#include "reconciler/common.h"
+#include "reconciler/buf.h"
+#include "reconciler/error.h"
+#include "reconciler/log.h"
+#include "reconciler/secrets.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+
+static char *read_secret_file(const char *path)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 20);
+	char chunk[4096];
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return NULL;
+	while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || rc_buf_put(&b, chunk, (size_t)r) < 0) {
+			close(fd);
+			rc_buf_release(&b);
+			return NULL;
+		}
+	}
+	close(fd);
+	/* a trailing newline is not part of the value */
+	while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
+		rc_buf_truncate(&b, b.len - 1);
+	return rc_buf_detach(&b);
+}
+
+int rc_secret_value(char **out, const rc_secret *s, const char *config_dir)
+{
+	*out = NULL;
+	if (s->kind == RC_SECRET_ENV) {
+		const char *v = getenv(s->ref);
+
+		if (!v)
+			return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+					    "secret '%s': the variable '%s' is "
+					    "not set",
+					    s->name, s->ref);
+		*out = rc_strdup(v);
+	} else {
+		rc_buf p = RC_BUF_INIT_MAX(PATH_MAX * 2);
+
+		rc_buf_printf(&p, "%s/%s", config_dir, s->ref);
+		*out = read_secret_file(p.ptr);
+		rc_buf_release(&p);
+		if (!*out)
+			return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+					    "secret '%s': cannot read the file "
+					    "'%s'",
+					    s->name, s->ref);
+	}
+	rc_secret_register(*out);
+	return 0;
+}
+
+static json_t *secret_obj(const char *ref, const char *value)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	rc_buf h = RC_BUF_INIT_MAX(128);
+	json_t *o = json_object();
+
+	EVP_Digest(value, strlen(value), md, &n, EVP_sha256(), NULL);
+	rc_buf_puts(&h, "sha256:");
+	for (unsigned int i = 0; i < n; i++)
+		rc_buf_printf(&h, "%02x", md[i]);
+	json_object_set_new(o, "$secret", json_string(h.ptr));
+	json_object_set_new(o, "ref", json_string(ref));
+	rc_buf_release(&h);
+	return o;
+}
+
+json_t *rc_secret_json(const rc_secret *s, const char *value)
+{
+	rc_buf ref = RC_BUF_INIT_MAX(4096);
+	json_t *o;
+
+	rc_buf_printf(&ref, "%s:%s", s->kind == RC_SECRET_ENV ? "env" : "file",
+		      s->ref);
+	o = secret_obj(ref.ptr, value);
+	rc_buf_release(&ref);
+	return o;
+}
+
+json_t *rc_secret_json_observed(const char *ref, const char *value)
+{
+	return secret_obj(ref, value);
+}
+
+int rc_secret_resolve(char **out, const json_t *secret_obj_json,
+		      const rc_env *env, const char *config_dir)
+{
+	const char *ref = json_string_value(json_object_get(secret_obj_json, "ref"));
+
+	*out = NULL;
+	if (!ref)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_INTERNAL,
+				    "a secret without a reference");
+	for (size_t i = 0; i < env->nsecrets; i++) {
+		const rc_secret *s = &env->secrets[i];
+		size_t plen = s->kind == RC_SECRET_ENV ? 4 : 5;
+
+		if (!strncmp(ref, s->kind == RC_SECRET_ENV ? "env:" : "file:",
+			     plen) &&
+		    !strcmp(ref + plen, s->ref))
+			return rc_secret_value(out, s, config_dir);
+	}
+	return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+			    "no secret of environment '%s' is '%s'", env->name,
+			    ref);
+}
