@@ -181,6 +181,9 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 	} else {
 		s->status = run_is_live(s, state_dir) ? RC_RUN_RUNNING
 						      : RC_RUN_INTERRUPTED;
+		/* a live run's last line may be an append in progress */
+		if (s->status == RC_RUN_RUNNING)
+			s->torn = false;
 	}
 }
 

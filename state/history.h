@@ -13,9 +13,10 @@
  *     without one, RUNNING while a live process holds the lock of one of
  *     its environments for this run (or for a run the lock file does not
  *     name), else INTERRUPTED;
- *   - torn, error: what reading the journal found. A corrupt or unreadable
- *     journal is listed with its error and what could be read before the
- *     damage; it does not fail the listing.
+ *   - torn, error: what reading the journal found (a RUNNING run is never
+ *     torn: its last line may be an append in progress). A corrupt or
+ *     unreadable journal is listed with its error and what could be read
+ *     before the damage; it does not fail the listing.
  * Order: newest first by run-start time (RFC 3339, offsets honoured); a run
  * without one sorts by its journal's mtime.
  */

@@ -18,7 +18,10 @@
  *
  * The journal never holds a secret value: every record passes through
  * rc_redact() before it is written (registered secret values become
- * "(sensitive)"), and callers store secret references, not values.
+ * "(sensitive)"), and callers store secret references, not values. Each
+ * string, key and number is redacted, then the encoded text; a record in
+ * which a secret spans JSON syntax (so that redacting it would leave
+ * something that is not JSON) is refused with RC_EINVALID.
  *
  * Record kinds (the "type" field) written by the engine:
  *   run-start  {run, time, commit, source, environments[], host, pid,
@@ -39,7 +42,8 @@
  * only after the previous one was fsynced. So bytes after the last '\n'
  * are the cut-off start of a record, and a last line that fails its
  * checksum is one whose '\n' reached the disk before the rest (power
- * loss). A bad line with more lines after it is corruption.
+ * loss). A bad line with more lines after it, or a line longer than its
+ * length field says, is corruption.
  */
 #ifndef RC_JOURNAL_H
 #define RC_JOURNAL_H

@@ -204,12 +204,12 @@ static pid_t hold_lock(const char *dir, const char *env, const char *run)
 
 static void history_running_run(void **state)
 {
-	char *dir = tmpdir_new();
+	char *dir = tmpdir_new(), *path;
 	rc_journal *j;
 	rc_run_summary *runs;
 	size_t n;
 	pid_t pid;
-	int st;
+	int st, fd;
 
 	RC_UNUSED(state);
 	j = start_run(dir, "r-old", "2026-01-01T09:00:00Z", PROD);
@@ -217,12 +217,19 @@ static void history_running_run(void **state)
 	rc_journal_close(j);
 	j = start_run(dir, "r-live", "2026-01-01T10:00:00Z", PROD);
 	add(j, "intent", "a1", NULL);
+	path = rc_strdup(rc_journal_path(j));
 	rc_journal_close(j);
 
 	pid = hold_lock(dir, "prod", "r-live");
+	/* an append in progress */
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef 40 {\"ty", 25), 25);
+	close(fd);
 	runs = load(dir, NULL, &n);
 	assert_int_equal(n, 2);
 	assert_int_equal(find(runs, n, "r-live")->status, RC_RUN_RUNNING);
+	assert_false(find(runs, n, "r-live")->torn);
 	/* prod's lock is held, but for another run: this one died */
 	assert_int_equal(find(runs, n, "r-old")->status, RC_RUN_INTERRUPTED);
 	assert_string_equal(rc_run_status_name(RC_RUN_RUNNING), "running");
@@ -233,7 +240,10 @@ static void history_running_run(void **state)
 	runs = load(dir, NULL, &n);
 	assert_int_equal(find(runs, n, "r-live")->status, RC_RUN_INTERRUPTED);
 	assert_int_equal(find(runs, n, "r-live")->pending, 1);
+	/* now that it is dead, the cut-off append is a torn tail */
+	assert_true(find(runs, n, "r-live")->torn);
 	rc_history_free(runs, n);
+	free(path);
 	tmpdir_remove(dir);
 }
 
