@@ -2,6 +2,23 @@
  * History: the runs in <state>/runs/, newest first, each summarised from
  * its journal. A run without a run-end record whose environments are not
  * locked by a live process was interrupted (crash, kill -9, power loss).
+ *
+ * The summary of a run:
+ *   - id: the journal's file name without ".journal";
+ *   - time, commit, envs: from its run-start record (NULL, NULL and none
+ *     when the journal has no readable run-start);
+ *   - ok, failed, skipped: its outcome records by status;
+ *   - pending: intents without an outcome for the same "action";
+ *   - status: the run-end record's ("succeeded", anything else is FAILED);
+ *     without one, RUNNING while a live process holds the lock of one of
+ *     its environments for this run (or for a run the lock file does not
+ *     name), else INTERRUPTED;
+ *   - torn, error: what reading the journal found (a RUNNING run is never
+ *     torn: its last line may be an append in progress). A corrupt or
+ *     unreadable journal is listed with its error and what could be read
+ *     before the damage; it does not fail the listing.
+ * Order: newest first by run-start time (RFC 3339, offsets honoured); a run
+ * without one sorts by its journal's mtime.
  */
 #ifndef RC_HISTORY_H
 #define RC_HISTORY_H
@@ -31,11 +48,17 @@ typedef struct {
 } rc_run_summary;
 
 const char *rc_run_status_name(rc_run_status s);
-/* All runs, newest first; only those touching env when env != NULL. */
+/* All runs, newest first (*out: free with rc_history_free). With env, only
+ * the runs whose environments include env, and those whose environments
+ * are unknown (no run-start). No runs directory: 0 runs. */
 int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 		    const char *env);
+/* NULL-safe. */
 void rc_history_free(rc_run_summary *runs, size_t n);
-/* The summary as JSON (new ref) for `reconcile history --output json`. */
+/* The summary as JSON (new ref) for `reconcile history --output json`:
+ * {id, time, commit, environments[], status ("succeeded", "failed",
+ * "interrupted", "running"), counts{ok, failed, skipped, pending}, torn,
+ * error}; absent values are null. */
 json_t *rc_run_summary_json(const rc_run_summary *r);
 
 #endif

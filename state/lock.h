@@ -14,18 +14,35 @@
 #ifndef RC_LOCK_H
 #define RC_LOCK_H
 
+#include <jansson.h>
+
 #include "reconciler/common.h"
 #include "reconciler/error.h"
 
 typedef struct rc_lock rc_lock;
 
-/* Takes the lock of env without waiting; RC_ELOCKED (with the holder in
- * the message) when another process holds it. run_id may be NULL. */
+/*
+ * Takes the lock of env without waiting for a holder; RC_ELOCKED (with the
+ * holder in the message) when another process holds it, or another
+ * rc_lock of this process (flock() locks belong to open files). A refusal
+ * is retried for 50 ms, so that the momentary shared lock of an
+ * rc_lock_is_held() probe is not mistaken for a holder. run_id may be
+ * NULL. env must be a file name: [A-Za-z0-9._-], not starting with '.'
+ * (RC_EINVALID otherwise).
+ *
+ * The lock is inherited by a fork()ed child that keeps the descriptor (it
+ * is close-on-exec, so a child that execs lets go).
+ */
 int rc_lock_acquire(rc_lock **out, const char *state_dir, const char *env,
 		    const char *run_id);
 /* Releases and frees; NULL-safe. The file stays (it is reused). */
 void rc_lock_release(rc_lock *l);
-/* Whether some live process holds env's lock (reads without taking). */
+/* Whether some live process holds env's lock (probes with a shared lock
+ * that it drops at once; never takes the lock). */
 bool rc_lock_is_held(const char *state_dir, const char *env);
+/* The holder's identity ({pid, host, started, run, command}; new ref) when
+ * some live process holds env's lock, else NULL. An empty object when the
+ * holder has not written it yet. */
+json_t *rc_lock_holder(const char *state_dir, const char *env);
 
 #endif
