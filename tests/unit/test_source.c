@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -281,6 +282,7 @@ static int start_daemon(void **state)
 	char port_arg[32], base_arg[PATH_MAX + 32];
 	struct timespec nap = {0, 10 * 1000 * 1000};
 	int i, status;
+	pid_t parent;
 
 	RC_UNUSED(state);
 	fx.base = tmpdir_new();
@@ -291,6 +293,7 @@ static int start_daemon(void **state)
 	fx.port = free_port();
 	snprintf(port_arg, sizeof(port_arg), "--port=%d", fx.port);
 	snprintf(base_arg, sizeof(base_arg), "--base-path=%s", fx.git);
+	parent = getpid();
 	fx.daemon = fork();
 	if (fx.daemon < 0)
 		return -1;
@@ -298,6 +301,10 @@ static int start_daemon(void **state)
 		int devnull = open("/dev/null", O_RDWR);
 
 		setpgid(0, 0); /* the teardown stops its children too */
+		/* and if the tests die before the teardown, it goes too */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(0);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
 			dup2(devnull, 1);
