@@ -74,7 +74,7 @@ void rc_diags_add(rc_diags *d, rc_diag_severity sev, rc_loc loc, int span,
 const char *rc_diags_add_source(rc_diags *d, const char *name, char *data,
 				size_t len)
 {
-	rc_source *s = rc_strmap_get(&d->source_index, name);
+	rc_diag_file *s = rc_strmap_get(&d->source_index, name);
 
 	if (s) {
 		if (data) {
@@ -99,7 +99,7 @@ const char *rc_diags_intern(rc_diags *d, const char *name)
 	return rc_diags_add_source(d, name, NULL, 0);
 }
 
-const rc_source *rc_diags_source(const rc_diags *d, const char *name)
+const rc_diag_file *rc_diags_source(const rc_diags *d, const char *name)
 {
 	if (!name)
 		return NULL;
@@ -141,7 +141,7 @@ void rc_diags_sort(rc_diags *d)
 }
 
 /* Finds line `line` (1-based) in src; sets *len; NULL if out of range. */
-static const char *find_line(const rc_source *src, int line, size_t *len)
+static const char *find_line(const rc_diag_file *src, int line, size_t *len)
 {
 	const char *p = src->data, *end = src->data + src->len, *nl;
 	int l = 1;
@@ -162,7 +162,7 @@ static const char *find_line(const rc_source *src, int line, size_t *len)
 	return p;
 }
 
-static void format_source_line(const rc_diag *dg, const rc_source *src,
+static void format_source_line(const rc_diag *dg, const rc_diag_file *src,
 			       rc_buf *out, bool color)
 {
 	size_t len, i, shown;
@@ -219,7 +219,7 @@ void rc_diags_format(const rc_diags *d, rc_buf *out, bool color)
 
 	for (i = 0; i < d->n; i++) {
 		const rc_diag *dg = &d->items[i];
-		const rc_source *src = rc_diags_source(d, dg->loc.file);
+		const rc_diag_file *src = rc_diags_source(d, dg->loc.file);
 
 		if (color)
 			rc_buf_puts(out, "\033[1m");

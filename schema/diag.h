@@ -32,7 +32,7 @@ typedef struct {
 	char *name; /* the display path, also used as rc_loc.file */
 	char *data;
 	size_t len;
-} rc_source;
+} rc_diag_file;
 
 typedef struct {
 	rc_diag *items;
@@ -40,9 +40,9 @@ typedef struct {
 	size_t nerrors, nwarnings;
 	size_t limit; /* past this many, further diagnostics are dropped */
 	size_t dropped;
-	rc_source **sources;
+	rc_diag_file **sources;
 	size_t nsources, capsources;
-	rc_strmap source_index; /* name -> rc_source */
+	rc_strmap source_index; /* name -> rc_diag_file */
 } rc_diags;
 
 void rc_diags_init(rc_diags *d);
@@ -58,7 +58,7 @@ void rc_diags_add(rc_diags *d, rc_diag_severity sev, rc_loc loc, int span,
 const char *rc_diags_add_source(rc_diags *d, const char *name, char *data,
 				size_t len);
 /* The registered text of a file, or NULL. */
-const rc_source *rc_diags_source(const rc_diags *d, const char *name);
+const rc_diag_file *rc_diags_source(const rc_diags *d, const char *name);
 /* Interns a name without text (a file that could not be read). */
 const char *rc_diags_intern(rc_diags *d, const char *name);
 /* Sorts by file, line and column, keeping insertion order for ties. */
