@@ -16,6 +16,13 @@ static const char main_usage[] =
 	"   show       Print the resolved environments (overlays and generators\n"
 	"              applied, secrets as references)\n"
 	"\n"
+	"Reconciling:\n"
+	"   plan       Show what would change (also: reconcile --plan [SOURCE])\n"
+	"   apply      Apply the changes, or exactly a saved plan\n"
+	"   destroy    Remove everything reconcile owns in the environments\n"
+	"   history    List the runs recorded in the journal\n"
+	"   rollback   Undo a run, or go back to an older commit\n"
+	"\n"
 	"Global options:\n"
 	"   -C <dir>             Run as if started in <dir>\n"
 	"   --log-level <level>  error, warn (default), info, debug or trace\n"
@@ -24,7 +31,14 @@ static const char main_usage[] =
 	"                        'reconcile <command> --help' for a command\n"
 	"\n"
 	"Exit status: 0 success, 1 failure (an invalid configuration included),\n"
-	"129 wrong usage.\n";
+	"2 (plan only) changes are pending, 129 wrong usage.\n";
+
+#define ENGINE_OPTIONS                                                          \
+	"   -e, --env <env>         Only this environment (or a generator's\n"    \
+	"                           environments); may be repeated\n"              \
+	"   --ref <ref>             A branch, tag or commit of the source\n"       \
+	"   --state-dir <dir>       Where the journal and locks live (default:\n" \
+	"                           $RECONCILE_STATE_DIR, else <source>/.reconcile)\n"
 
 static const rc_command commands[] = {
 	{"validate", "Check a configuration repository",
@@ -63,6 +77,80 @@ static const rc_command commands[] = {
 	 "Exit status: 0 success, 1 invalid configuration or unknown\n"
 	 "environment, 129 wrong usage.\n",
 	 rc_cmd_show},
+	{"plan", "Show what would change",
+	 "usage: reconcile plan [<source>] [-e <env>]... [-o <file>] [--output text|json]\n"
+	 "                      [--destroy] [--force]\n"
+	 "\n"
+	 "Reads the configuration from <source> (a directory, default '.', or a\n"
+	 "git URL), observes what runs, and prints the changes that 'apply' would\n"
+	 "make: + create, ~ update (old -> new per field), - delete, ! replace,\n"
+	 "> hook. Secrets show as (sensitive).\n"
+	 "\n"
+	 "Options:\n" ENGINE_OPTIONS
+	 "   -o, --out <file>        Save the plan: 'reconcile apply <file>' applies\n"
+	 "                           exactly it, and refuses when anything moved\n"
+	 "   --output text|json      The plan's format (docs/plan-format.md)\n"
+	 "   --destroy               Plan the removal of everything reconcile owns\n"
+	 "   --force                 Allow a plan that empties an environment\n"
+	 "\n"
+	 "Exit status: 0 no changes, 2 changes, 1 error.\n",
+	 rc_cmd_plan},
+	{"apply", "Apply the changes",
+	 "usage: reconcile apply [<source> | <plan.json>] [-e <env>]... [--auto-approve]\n"
+	 "                       [-j <n>] [--force]\n"
+	 "\n"
+	 "Plans, shows the plan, asks for confirmation on a terminal, and applies\n"
+	 "it: every action journaled (intent before, outcome after), at most <n>\n"
+	 "at once (default 8), a failed action stopping only what depends on it.\n"
+	 "With a saved plan, applies exactly that plan, and refuses - naming what\n"
+	 "moved - when the commit or any observed resource changed since.\n"
+	 "\n"
+	 "Options:\n" ENGINE_OPTIONS
+	 "   --auto-approve          Do not ask (required without a terminal)\n"
+	 "   -j, --concurrency <n>   Actions at once (default 8)\n"
+	 "   --force                 Allow a plan that empties an environment\n"
+	 "\n"
+	 "Exit status: 0 success, 1 failure.\n",
+	 rc_cmd_apply},
+	{"destroy", "Remove everything reconcile owns",
+	 "usage: reconcile destroy [<source>] [-e <env>]... [--auto-approve]\n"
+	 "\n"
+	 "Plans and applies the removal of every resource reconcile owns in the\n"
+	 "environments (all of them without -e).\n"
+	 "\n"
+	 "Options:\n" ENGINE_OPTIONS
+	 "   --auto-approve          Do not ask (required without a terminal)\n"
+	 "\n"
+	 "Exit status: 0 success, 1 failure.\n",
+	 rc_cmd_destroy},
+	{"history", "List the runs in the journal",
+	 "usage: reconcile history [<source>] [-e <env>] [--output text|json]\n"
+	 "\n"
+	 "Lists the runs, newest first: id, start time, commit, outcome\n"
+	 "(succeeded, failed, interrupted, running), action counts and\n"
+	 "environments.\n"
+	 "\n"
+	 "Options:\n" ENGINE_OPTIONS
+	 "   --output text|json      Format\n",
+	 rc_cmd_history},
+	{"rollback", "Undo a run",
+	 "usage: reconcile rollback [<run-id>] [--source <source>] [-e <env>]...\n"
+	 "                          [--force] [--auto-approve]\n"
+	 "       reconcile rollback --to <commit> [--source <source>] [-e <env>]...\n"
+	 "\n"
+	 "Plans the restoration of what run <run-id> (default: the last run)\n"
+	 "changed, from the snapshots in its journal, in reverse order, and\n"
+	 "applies it like 'apply'. A run that ran an irreversible step (a hook\n"
+	 "marked irreversible, a deleted add-on) is refused unless --force, which\n"
+	 "rolls back the rest. --to <commit> plans the desired state of an older\n"
+	 "commit instead.\n"
+	 "\n"
+	 "Options:\n" ENGINE_OPTIONS
+	 "   --source <source>       The configuration (default '.')\n"
+	 "   --to <commit>           Go back to the configuration at <commit>\n"
+	 "   --force                 Roll back past irreversible steps\n"
+	 "   --auto-approve          Do not ask\n",
+	 rc_cmd_rollback},
 };
 
 const rc_command *rc_command_find(const char *name)
@@ -105,6 +193,10 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(main_usage, stdout);
 			return RC_EXIT_OK;
+		} else if (!strcmp(a, "--plan")) {
+			/* reconcile --plan [SOURCE]: the same as reconcile plan */
+			argv[i] = (char *)(uintptr_t)"plan";
+			return rc_cmd_plan(argc - i, argv + i);
 		} else if (!strcmp(a, "--version")) {
 			printf("reconcile version %s\n", RC_VERSION);
 			return RC_EXIT_OK;

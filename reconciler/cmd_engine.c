@@ -1,0 +1,480 @@
+/* reconcile plan, apply, destroy, history, rollback */
+#include "reconciler/common.h"
+#include "reconciler/cli.h"
+#include "reconciler/engine.h"
+#include "reconciler/log.h"
+#include "state/history.h"
+
+#include <getopt.h>
+
+typedef struct {
+	rc_engine_opts eo;
+	const char **envs;
+	size_t nenvs;
+	const char *output; /* text or json */
+	const char *save;   /* plan -o FILE */
+	bool auto_approve;
+	bool force_rollback;
+	const char *to;     /* rollback --to COMMIT */
+	const char *positional;
+} cli_opts;
+
+enum { OPT_REF = 256, OPT_STATE, OPT_AUTO, OPT_FORCE, OPT_TO, OPT_SOURCE,
+       OPT_DESTROY };
+
+/* Parses the options every engine command shares; 0, or an exit code. */
+static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
+{
+	static const struct option opts[] = {
+		{"env", required_argument, NULL, 'e'},
+		{"output", required_argument, NULL, 'o'},
+		{"out", required_argument, NULL, 'O'},
+		{"ref", required_argument, NULL, OPT_REF},
+		{"state-dir", required_argument, NULL, OPT_STATE},
+		{"auto-approve", no_argument, NULL, OPT_AUTO},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{"to", required_argument, NULL, OPT_TO},
+		{"source", required_argument, NULL, OPT_SOURCE},
+		{"destroy", no_argument, NULL, OPT_DESTROY},
+		{"concurrency", required_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->output = "text";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "e:o:j:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			o->envs = rc_realloc(o->envs, (o->nenvs + 1) * sizeof(char *));
+			o->envs[o->nenvs++] = optarg;
+			break;
+		case 'o':
+			/* plan -o FILE saves; --output FORMAT chooses text/json */
+			if (!strcmp(optarg, "text") || !strcmp(optarg, "json"))
+				o->output = optarg;
+			else
+				o->save = optarg;
+			break;
+		case 'O':
+			o->save = optarg;
+			break;
+		case OPT_REF:
+			o->eo.ref = optarg;
+			break;
+		case OPT_STATE:
+			o->eo.state_dir = optarg;
+			break;
+		case OPT_AUTO:
+			o->auto_approve = true;
+			break;
+		case OPT_FORCE:
+			o->eo.force = true;
+			o->force_rollback = true;
+			break;
+		case OPT_TO:
+			o->to = optarg;
+			break;
+		case OPT_SOURCE:
+			o->eo.source = optarg;
+			break;
+		case OPT_DESTROY:
+			o->eo.destroy = true;
+			break;
+		case 'j':
+			o->eo.concurrency = (int)strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			rc_command_usage(rc_command_find(cmd), stdout);
+			return RC_EXIT_OK + 1000;
+		default:
+			rc_command_usage(rc_command_find(cmd), stderr);
+			return RC_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		o->positional = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "error: unexpected argument '%s'\n", argv[optind]);
+		return RC_EXIT_USAGE;
+	}
+	o->eo.envs = o->envs;
+	o->eo.nenvs = o->nenvs;
+	o->eo.out = stdout;
+	return 0;
+}
+
+static int fail(rc_engine *e)
+{
+	const rc_error *err = rc_error_last();
+	rc_buf b = RC_BUF_INIT;
+
+	if (e && e->diags.n) {
+		rc_diags_print(&e->diags, stderr, rc_use_color(stderr));
+		fprintf(stderr, "%zu error%s\n", e->diags.nerrors,
+			e->diags.nerrors == 1 ? "" : "s");
+	} else {
+		rc_buf_printf(&b, "error: %s\n",
+			      err ? err->message : "unknown error");
+		rc_redact(&b);
+		fputs(b.ptr, stderr);
+	}
+	rc_buf_release(&b);
+	return RC_EXIT_FAIL;
+}
+
+/* Reports runs interrupted by a crash that no later run has covered. */
+static void report_interrupted(const rc_engine *e)
+{
+	rc_run_summary *runs = NULL;
+	size_t n = 0;
+
+	if (rc_history_load(&runs, &n, e->state_dir, NULL) < 0) {
+		rc_error_clear();
+		return;
+	}
+	/* only the newest run can be the one left unfinished */
+	if (n && runs[0].status == RC_RUN_INTERRUPTED)
+		fprintf(stderr,
+			"warning: run %s (%s) was interrupted with %zu action%s "
+			"unfinished; this plan starts from what actually runs\n",
+			runs[0].id, runs[0].time ? runs[0].time : "?",
+			runs[0].pending, runs[0].pending == 1 ? "" : "s");
+	rc_history_free(runs, n);
+}
+
+static void print_plan(const rc_plan *p, const char *output)
+{
+	if (!strcmp(output, "json")) {
+		json_t *j = rc_plan_to_json(p);
+		char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		puts(s);
+		free(s);
+		json_decref(j);
+	} else {
+		rc_buf b = RC_BUF_INIT;
+
+		rc_plan_render_text(p, &b, rc_use_color(stdout));
+		rc_redact(&b);
+		fputs(b.ptr, stdout);
+		rc_buf_release(&b);
+	}
+}
+
+static int save_plan(const rc_plan *p, const char *path)
+{
+	json_t *j = rc_plan_to_json(p);
+	rc_buf tmp = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	int rc = 0;
+
+	rc_buf_printf(&tmp, "%s.tmp", path);
+	if (json_dump_file(j, tmp.ptr, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
+	    rename(tmp.ptr, path) < 0)
+		rc = rc_error_set_os("cannot write the plan to '%s'", path);
+	json_decref(j);
+	rc_buf_release(&tmp);
+	return rc;
+}
+
+int rc_cmd_plan(int argc, char **argv)
+{
+	cli_opts o;
+	rc_engine *e = NULL;
+	rc_plan p;
+	int rc = parse(&o, argc, argv, "plan"), code;
+
+	if (rc)
+		return rc == 1000 ? RC_EXIT_OK : rc;
+	if (o.positional)
+		o.eo.source = o.positional;
+	if (rc_engine_open(&e, &o.eo) < 0) {
+		code = fail(e);
+		goto out;
+	}
+	report_interrupted(e);
+	if (rc_engine_plan(e, &p) < 0) {
+		rc_plan_release(&p);
+		code = fail(e);
+		goto out;
+	}
+	print_plan(&p, o.output);
+	if (o.save && save_plan(&p, o.save) < 0)
+		code = fail(NULL);
+	else
+		code = p.n ? RC_EXIT_CHANGES : RC_EXIT_OK;
+	if (o.save && code != RC_EXIT_FAIL && strcmp(o.output, "json"))
+		printf("Saved the plan to %s: apply exactly it with 'reconcile "
+		       "apply %s'.\n",
+		       o.save, o.save);
+	rc_plan_release(&p);
+out:
+	rc_engine_free(e);
+	free(o.envs);
+	return code;
+}
+
+/* Asks on a terminal; refuses without one. */
+static bool approved(const cli_opts *o, const char *what)
+{
+	char line[64];
+
+	if (o->auto_approve)
+		return true;
+	if (!isatty(fileno(stdin))) {
+		fprintf(stderr, "error: refusing to %s without confirmation: "
+				"stdin is not a terminal (use --auto-approve, "
+				"or apply a saved plan)\n",
+			what);
+		return false;
+	}
+	printf("\nDo you want to %s? Only 'yes' will be accepted: ", what);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "yes")) {
+		fprintf(stderr, "%s cancelled.\n", what);
+		return false;
+	}
+	return true;
+}
+
+static bool is_plan_file(const char *path)
+{
+	struct stat st;
+	size_t len = strlen(path);
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	       len > 5 && !strcmp(path + len - 5, ".json");
+}
+
+static int run_apply(cli_opts *o, const char *what)
+{
+	rc_engine *e = NULL;
+	rc_plan p, saved;
+	rc_apply_report rep = {0};
+	bool have_saved = false;
+	int code = RC_EXIT_OK;
+
+	memset(&saved, 0, sizeof(saved));
+	if (o->positional && is_plan_file(o->positional)) {
+		json_error_t jerr;
+		json_t *j = json_load_file(o->positional, 0, &jerr);
+
+		if (!j) {
+			fprintf(stderr, "error: cannot read the plan '%s': %s\n",
+				o->positional, jerr.text);
+			return RC_EXIT_FAIL;
+		}
+		if (rc_plan_from_json(&saved, j) < 0) {
+			json_decref(j);
+			rc_plan_release(&saved);
+			return fail(NULL);
+		}
+		json_decref(j);
+		have_saved = true;
+		/* the plan's own environments */
+		o->envs = rc_realloc(o->envs, (saved.nenvs + 1) * sizeof(char *));
+		for (size_t i = 0; i < saved.nenvs; i++)
+			o->envs[i] = saved.envs[i];
+		o->nenvs = saved.nenvs;
+		o->eo.envs = o->envs;
+		o->eo.nenvs = o->nenvs;
+	} else if (o->positional) {
+		o->eo.source = o->positional;
+	}
+	o->eo.progress = isatty(fileno(stdout)) && !getenv("NO_COLOR");
+	if (rc_engine_open(&e, &o->eo) < 0) {
+		code = fail(e);
+		goto out;
+	}
+	report_interrupted(e);
+	if (rc_engine_plan(e, &p) < 0) {
+		rc_plan_release(&p);
+		code = fail(e);
+		goto out;
+	}
+	if (have_saved) {
+		char *id = rc_plan_id(&saved);
+		char *run = rc_engine_find_plan_run(e, id);
+
+		free(id);
+		if (run || saved.n == 0) {
+			if (run)
+				printf("Nothing to do: this plan was already "
+				       "applied in run %s.\n", run);
+			else
+				printf("Nothing to do: the plan has no "
+				       "changes.\n");
+			free(run);
+			rc_plan_release(&p);
+			goto out;
+		}
+		if (rc_engine_check_saved(e, &saved, &p) < 0) {
+			rc_plan_release(&p);
+			code = fail(NULL);
+			goto out;
+		}
+		rc_plan_release(&p);
+		p = saved;
+		memset(&saved, 0, sizeof(saved));
+		print_plan(&p, "text");
+	} else {
+		print_plan(&p, "text");
+		if (p.n == 0) {
+			rc_plan_release(&p);
+			goto out;
+		}
+		if (!approved(o, what)) {
+			rc_plan_release(&p);
+			code = RC_EXIT_FAIL;
+			goto out;
+		}
+	}
+	printf("\n");
+	if (rc_engine_apply(e, &p, &rep) < 0) {
+		code = fail(NULL);
+		if (rep.run_id)
+			fprintf(stderr, "run %s: %zu ok, %zu failed, %zu "
+					"skipped; see 'reconcile history'\n",
+				rep.run_id, rep.ok, rep.failed, rep.skipped);
+	} else {
+		printf("\nApplied: %zu action%s in run %s.\n", rep.ok,
+		       rep.ok == 1 ? "" : "s", rep.run_id);
+	}
+	rc_apply_report_release(&rep);
+	rc_plan_release(&p);
+out:
+	rc_plan_release(&saved);
+	rc_engine_free(e);
+	return code;
+}
+
+int rc_cmd_apply(int argc, char **argv)
+{
+	cli_opts o;
+	int rc = parse(&o, argc, argv, "apply"), code;
+
+	if (rc)
+		return rc == 1000 ? RC_EXIT_OK : rc;
+	code = run_apply(&o, "apply these changes");
+	free(o.envs);
+	return code;
+}
+
+int rc_cmd_destroy(int argc, char **argv)
+{
+	cli_opts o;
+	int rc = parse(&o, argc, argv, "destroy"), code;
+
+	if (rc)
+		return rc == 1000 ? RC_EXIT_OK : rc;
+	o.eo.destroy = true;
+	code = run_apply(&o, "destroy these resources");
+	free(o.envs);
+	return code;
+}
+
+int rc_cmd_history(int argc, char **argv)
+{
+	cli_opts o;
+	rc_run_summary *runs = NULL;
+	size_t n = 0;
+	char *state;
+	int rc = parse(&o, argc, argv, "history");
+
+	if (rc)
+		return rc == 1000 ? RC_EXIT_OK : rc;
+	state = o.eo.state_dir ? rc_strdup(o.eo.state_dir)
+			       : rc_state_dir_for(o.positional ? o.positional
+							       : ".");
+	if (rc_history_load(&runs, &n, state, o.nenvs ? o.envs[0] : NULL) < 0) {
+		free(state);
+		free(o.envs);
+		return fail(NULL);
+	}
+	if (!strcmp(o.output, "json")) {
+		json_t *arr = json_array();
+		char *s;
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, rc_run_summary_json(&runs[i]));
+		s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(s);
+		free(s);
+		json_decref(arr);
+	} else if (n == 0) {
+		printf("No runs yet in %s.\n", state);
+	} else {
+		printf("%-36s  %-20s  %-12s  %-11s  %s\n", "RUN", "STARTED",
+		       "COMMIT", "OUTCOME", "ACTIONS  ENVIRONMENTS");
+		for (size_t i = 0; i < n; i++) {
+			rc_buf envs = RC_BUF_INIT_MAX(4096);
+
+			for (size_t j = 0; j < runs[i].nenvs; j++)
+				rc_buf_printf(&envs, "%s%s", j ? "," : "",
+					      runs[i].envs[j]);
+			printf("%-36s  %-20s  %-12.12s  %-11s  %zu ok, %zu "
+			       "failed, %zu skipped%s  %s\n",
+			       runs[i].id, runs[i].time ? runs[i].time : "?",
+			       runs[i].commit ? runs[i].commit : "-",
+			       rc_run_status_name(runs[i].status), runs[i].ok,
+			       runs[i].failed, runs[i].skipped,
+			       runs[i].pending ? ", unfinished" : "", envs.ptr);
+			if (runs[i].error)
+				printf("    %s\n", runs[i].error);
+			rc_buf_release(&envs);
+		}
+	}
+	rc_history_free(runs, n);
+	free(state);
+	free(o.envs);
+	return RC_EXIT_OK;
+}
+
+int rc_cmd_rollback(int argc, char **argv)
+{
+	cli_opts o;
+	rc_engine *e = NULL;
+	rc_plan p;
+	rc_apply_report rep = {0};
+	int rc = parse(&o, argc, argv, "rollback"), code = RC_EXIT_OK;
+
+	if (rc)
+		return rc == 1000 ? RC_EXIT_OK : rc;
+	if (o.to) {
+		/* the desired state of an older commit, planned as usual */
+		o.eo.ref = o.to;
+		code = run_apply(&o, "roll back to this commit");
+		free(o.envs);
+		return code;
+	}
+	if (rc_engine_open(&e, &o.eo) < 0) {
+		code = fail(e);
+		goto out;
+	}
+	if (rc_engine_rollback_plan(e, o.positional, o.force_rollback, &p) < 0) {
+		rc_plan_release(&p);
+		code = fail(NULL);
+		goto out;
+	}
+	print_plan(&p, "text");
+	if (p.n == 0 || !approved(&o, "roll back")) {
+		code = p.n ? RC_EXIT_FAIL : RC_EXIT_OK;
+		rc_plan_release(&p);
+		goto out;
+	}
+	if (rc_engine_apply(e, &p, &rep) < 0)
+		code = fail(NULL);
+	else
+		printf("\nRolled back: %zu action%s in run %s.\n", rep.ok,
+		       rep.ok == 1 ? "" : "s", rep.run_id);
+	rc_apply_report_release(&rep);
+	rc_plan_release(&p);
+out:
+	rc_engine_free(e);
+	free(o.envs);
+	return code;
+}

@@ -1,0 +1,316 @@
+/* The engine: from the source to a plan, and from a plan to a journaled
+ * apply. */
+#include "reconciler/common.h"
+#include "reconciler/engine.h"
+#include "reconciler/log.h"
+#include "reconciler/secrets.h"
+#include "schema/load.h"
+#include "state/history.h"
+#include "state/journal.h"
+#include "state/lock.h"
+
+#include <pthread.h>
+#include <sys/time.h>
+
+char *rc_state_dir_for(const char *config_dir)
+{
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	const char *env = getenv("RECONCILE_STATE_DIR");
+
+	if (env && *env)
+		rc_buf_puts(&b, env);
+	else
+		rc_buf_printf(&b, "%s/.reconcile", config_dir);
+	return rc_buf_detach(&b);
+}
+
+static bool wanted(const rc_engine_opts *o, const rc_env *env)
+{
+	if (!o->nenvs)
+		return true;
+	for (size_t i = 0; i < o->nenvs; i++)
+		if (!strcmp(o->envs[i], env->name) ||
+		    (env->generator && !strcmp(o->envs[i], env->generator)))
+			return true;
+	return false;
+}
+
+static char *env_label(const rc_env *env)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1024);
+	const rc_target *t = &env->target;
+
+	rc_buf_puts(&b, rc_driver_name(t->driver));
+	if (t->app)
+		rc_buf_printf(&b, ": %s", t->app);
+	else if (t->namespace)
+		rc_buf_printf(&b, ": %s", t->namespace);
+	else if (t->cluster)
+		rc_buf_printf(&b, ": %s", t->cluster);
+	return rc_buf_detach(&b);
+}
+
+int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
+{
+	rc_engine *e = rc_calloc(1, sizeof(*e));
+	rc_source_opts so = {0};
+	rc_load_opts lo = {0};
+	int rc;
+
+	*out = e;
+	e->opts = *opts;
+	if (!e->opts.out)
+		e->opts.out = stdout;
+	if (e->opts.concurrency <= 0)
+		e->opts.concurrency = 8;
+	rc_diags_init(&e->diags);
+	so.cache_dir = opts->cache_dir;
+	rc = rc_source_open(&e->src, opts->source ? opts->source : ".",
+			    opts->ref, &so);
+	if (rc < 0)
+		return rc;
+	lo.only = opts->envs;
+	lo.nonly = opts->nenvs;
+	if (rc_config_load(&e->cfg, rc_source_dir(e->src), &lo, &e->diags) < 0)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "the configuration is invalid");
+	for (size_t i = 0; i < opts->nenvs; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < e->cfg->nenvs && !found; k++)
+			found = wanted(&(rc_engine_opts){.envs = &opts->envs[i],
+							 .nenvs = 1},
+				       &e->cfg->envs[k]);
+		if (!found)
+			return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+					    "no environment '%s' in the "
+					    "configuration",
+					    opts->envs[i]);
+	}
+	e->state_dir = opts->state_dir ? rc_strdup(opts->state_dir)
+				       : rc_state_dir_for(opts->source &&
+								  !rc_source_url(e->src)
+							  ? opts->source
+							  : ".");
+	e->envs = rc_calloc(e->cfg->nenvs + 1, sizeof(rc_engine_env));
+	for (size_t i = 0; i < e->cfg->nenvs; i++) {
+		const rc_env *env = &e->cfg->envs[i];
+		rc_engine_env *ee;
+
+		if (!wanted(opts, env))
+			continue;
+		ee = &e->envs[e->nenvs++];
+		ee->env = env;
+		ee->label = env_label(env);
+		ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
+		if (!ee->ops)
+			return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
+					    "environment '%s': the '%s' driver "
+					    "is not available in this version "
+					    "of reconcile",
+					    env->name,
+					    rc_driver_name(env->target.driver));
+	}
+	return 0;
+}
+
+void rc_engine_free(rc_engine *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->nenvs; i++) {
+		if (e->envs[i].drv)
+			e->envs[i].ops->close(e->envs[i].drv);
+		free(e->envs[i].label);
+	}
+	free(e->envs);
+	rc_resource_set_release(&e->desired);
+	rc_resource_set_release(&e->actual);
+	json_decref(e->last);
+	rc_config_free(e->cfg);
+	rc_diags_release(&e->diags);
+	rc_source_free(e->src);
+	free(e->state_dir);
+	free(e);
+}
+
+static rc_driver_ctx driver_ctx(const rc_engine *e, const char *run_id)
+{
+	rc_driver_ctx c;
+
+	c.project = e->cfg->project;
+	c.config_dir = rc_source_dir(e->src);
+	c.state_dir = e->state_dir;
+	c.run_id = run_id;
+	c.commit = rc_source_commit(e->src);
+	return c;
+}
+
+int rc_engine_open_drivers(rc_engine *e, const char *run_id)
+{
+	rc_driver_ctx ctx = driver_ctx(e, run_id);
+
+	for (size_t i = 0; i < e->nenvs; i++) {
+		rc_engine_env *ee = &e->envs[i];
+
+		if (ee->drv)
+			continue;
+		if (ee->ops->open(&ee->drv, ee->env, &ctx) < 0) {
+			rc_error_prefix("environment '%s'", ee->env->name);
+			return RC_ERROR;
+		}
+	}
+	return 0;
+}
+
+/* What reconcile applied last, per resource key: the journals replayed
+ * from the oldest run to the newest. */
+static json_t *load_last_applied(const char *state_dir)
+{
+	json_t *last = json_object();
+	rc_run_summary *runs = NULL;
+	size_t n = 0;
+
+	if (rc_history_load(&runs, &n, state_dir, NULL) < 0) {
+		rc_error_clear();
+		return last;
+	}
+	for (size_t r = n; r-- > 0;) {
+		rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
+		rc_journal_contents c = {0};
+		json_t *intents = json_object();
+
+		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[r].id);
+		if (rc_journal_read(&c, path.ptr) < 0)
+			rc_error_clear();
+		for (size_t i = 0; i < c.n; i++) {
+			const json_t *rec = c.records[i];
+			const char *type = json_string_value(json_object_get(rec, "type"));
+			const char *action = json_string_value(json_object_get(rec, "action"));
+
+			if (!type || !action)
+				continue;
+			if (!strcmp(type, "intent")) {
+				json_object_set(intents, action,
+						(json_t *)(uintptr_t)rec);
+			} else if (!strcmp(type, "outcome")) {
+				const char *st = json_string_value(
+					json_object_get(rec, "status"));
+				json_t *in = json_object_get(intents, action);
+				const char *op, *key;
+
+				if (!in || !st || strcmp(st, "ok"))
+					continue;
+				op = json_string_value(json_object_get(in, "op"));
+				key = json_string_value(json_object_get(in, "key"));
+				if (!op || !key || !strcmp(op, "run"))
+					continue;
+				if (!strcmp(op, "delete"))
+					json_object_del(last, key);
+				else if (json_object_get(in, "desired"))
+					json_object_set(last, key,
+							json_object_get(in, "desired"));
+			}
+		}
+		json_decref(intents);
+		rc_journal_contents_release(&c);
+		rc_buf_release(&path);
+	}
+	rc_history_free(runs, n);
+	return last;
+}
+
+static bool engine_immutable(const char *driver, const char *kind,
+			     const char *path, void *arg)
+{
+	const rc_driver_ops *ops = rc_driver_find(driver);
+
+	RC_UNUSED(arg);
+	return ops && ops->immutable && ops->immutable(kind, path);
+}
+
+static json_t *hook_spec(const rc_hook *h)
+{
+	json_t *o = json_object(), *run = json_array(), *env = json_object();
+
+	for (size_t i = 0; i < h->run.n; i++)
+		json_array_append_new(run, json_string(h->run.v[i]));
+	json_object_set_new(o, "run", run);
+	json_object_set_new(o, "where", json_string(h->local ? "local" : "target"));
+	if (h->service)
+		json_object_set_new(o, "service", json_string(h->service));
+	for (size_t i = 0; i < h->env.n; i++)
+		json_object_set_new(env, h->env.items[i].key,
+				    json_string(h->env.items[i].value));
+	json_object_set_new(o, "env", env);
+	json_object_set_new(o, "timeout", json_integer(h->timeout));
+	json_object_set_new(o, "irreversible", json_boolean(h->irreversible));
+	return o;
+}
+
+int rc_engine_plan(rc_engine *e, rc_plan *plan)
+{
+	rc_plan_env *pe = rc_calloc(e->nenvs + 1, sizeof(*pe));
+	rc_plan_hook *ph = NULL;
+	size_t nh = 0, i, j;
+	rc_plan_input in = {0};
+	int rc;
+
+	memset(plan, 0, sizeof(*plan));
+	if ((rc = rc_engine_open_drivers(e, NULL)) < 0)
+		goto done;
+	for (i = 0; i < e->nenvs; i++) {
+		rc_engine_env *ee = &e->envs[i];
+		size_t d0 = e->desired.n, a0 = e->actual.n;
+
+		if ((rc = ee->ops->expand(ee->drv, ee->env, &e->desired)) < 0 ||
+		    (rc = ee->ops->observe(ee->drv, &e->desired, &e->actual)) < 0) {
+			rc_error_prefix("environment '%s'", ee->env->name);
+			goto done;
+		}
+		for (j = d0; ee->ops->normalize && j < e->desired.n; j++)
+			ee->ops->normalize(e->desired.items[j].kind,
+					   e->desired.items[j].body);
+		for (j = a0; ee->ops->normalize && j < e->actual.n; j++)
+			ee->ops->normalize(e->actual.items[j].kind,
+					   e->actual.items[j].body);
+		pe[i].env = ee->env->name;
+		pe[i].prune = ee->env->policy.prune;
+		pe[i].label = ee->label;
+		pe[i].depends_on = (const char *const *)ee->env->depends_on;
+		pe[i].ndepends_on = ee->env->ndepends_on;
+		for (j = 0; j < ee->env->npre_apply + ee->env->npost_apply; j++) {
+			bool post = j >= ee->env->npre_apply;
+			const rc_hook *h = post ? &ee->env->post_apply[j - ee->env->npre_apply]
+						: &ee->env->pre_apply[j];
+
+			ph = rc_realloc(ph, (nh + 1) * sizeof(*ph));
+			ph[nh].env = ee->env->name;
+			ph[nh].name = h->name;
+			ph[nh].post = post;
+			ph[nh].spec = hook_spec(h);
+			ph[nh].irreversible = h->irreversible;
+			nh++;
+		}
+	}
+	e->last = load_last_applied(e->state_dir);
+	in.desired = &e->desired;
+	in.actual = &e->actual;
+	in.last = e->last;
+	in.envs = pe;
+	in.nenvs = e->nenvs;
+	in.hooks = ph;
+	in.nhooks = nh;
+	in.immutable = engine_immutable;
+	in.destroy = e->opts.destroy;
+	in.force = e->opts.force;
+	rc = rc_plan_build(plan, &in);
+	if (rc_source_commit(e->src))
+		plan->commit = rc_strdup(rc_source_commit(e->src));
+done:
+	for (i = 0; i < nh; i++)
+		json_decref(ph[i].spec);
+	free(ph);
+	free(pe);
+	return rc;
+}

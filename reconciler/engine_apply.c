@@ -1,0 +1,479 @@
+/* Applying a plan: locks, the journal, bounded concurrency, progress. */
+#include "reconciler/common.h"
+#include "reconciler/engine.h"
+#include "reconciler/log.h"
+#include "state/history.h"
+#include "state/journal.h"
+#include "state/lock.h"
+
+#include <pthread.h>
+
+typedef enum { ST_PENDING, ST_RUNNING, ST_OK, ST_FAILED, ST_SKIPPED } act_state;
+
+static const char *const state_names[] = {"waiting", "running", "ok",
+					  "failed", "skipped"};
+
+typedef struct {
+	rc_engine *e;
+	const rc_plan *plan;
+	rc_journal *journal;
+	act_state *st;
+	double *started, *took;
+	char **errors;
+	size_t running, done;
+	size_t *running_per_env;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	FILE *out;
+	bool live;        /* redraw the whole block on a terminal */
+	size_t drawn;     /* lines drawn last time */
+} executor;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *utc_now(const char *fmt)
+{
+	char b[64];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(b, sizeof(b), fmt, &tm);
+	return rc_strdup(b);
+}
+
+static size_t env_index(const executor *x, const char *env)
+{
+	for (size_t i = 0; i < x->e->nenvs; i++)
+		if (!strcmp(x->e->envs[i].env->name, env))
+			return i;
+	return 0;
+}
+
+/* One line per action: its sign, what, state and duration. Called with
+ * the lock held. */
+static void draw(executor *x, size_t only)
+{
+	const rc_plan *p = x->plan;
+	rc_buf b = RC_BUF_INIT;
+
+	if (x->live) {
+		if (x->drawn)
+			rc_buf_printf(&b, "\033[%zuA", x->drawn);
+		for (size_t i = 0; i < p->n; i++) {
+			const rc_action *a = &p->actions[i];
+			double t = x->st[i] == ST_RUNNING ? now_s() - x->started[i]
+							    : x->took[i];
+
+			rc_buf_printf(&b, "\033[2K  %c %s/%s %s  %s",
+				      "+~-!>"[a->op], a->env, a->kind, a->name,
+				      state_names[x->st[i]]);
+			if (x->st[i] != ST_PENDING && x->st[i] != ST_SKIPPED)
+				rc_buf_printf(&b, " (%.1fs)", t);
+			rc_buf_putc(&b, '\n');
+		}
+		x->drawn = p->n;
+	} else if (only < p->n && x->st[only] != ST_RUNNING) {
+		const rc_action *a = &p->actions[only];
+
+		rc_buf_printf(&b, "  %c %s/%s %s: %s", "+~-!>"[a->op], a->env,
+			      a->kind, a->name, state_names[x->st[only]]);
+		if (x->st[only] != ST_SKIPPED)
+			rc_buf_printf(&b, " (%.1fs)", x->took[only]);
+		if (x->errors[only])
+			rc_buf_printf(&b, ": %s", x->errors[only]);
+		rc_buf_putc(&b, '\n');
+	}
+	rc_redact(&b);
+	fwrite(b.ptr, 1, b.len, x->out);
+	fflush(x->out);
+	rc_buf_release(&b);
+}
+
+/* Replaces the deferred placeholders of hooks: {{ run.* }} and
+ * {{ env.NAME }} (already checked against allow_env by the loader). */
+static char *substitute_run(const char *s, const executor *x)
+{
+	rc_buf out = RC_BUF_INIT_MAX(1 << 20);
+	const char *p = s, *commit = x->plan->commit ? x->plan->commit : "";
+	char *date = utc_now("%Y%m%d"), *tm = utc_now("%H%M%S");
+
+	while (*p) {
+		const char *open = strstr(p, "{{"), *close, *a, *b;
+		char *name;
+
+		if (!open) {
+			rc_buf_puts(&out, p);
+			break;
+		}
+		rc_buf_put(&out, p, (size_t)(open - p));
+		close = strstr(open, "}}");
+		if (!close) {
+			rc_buf_puts(&out, open);
+			break;
+		}
+		for (a = open + 2; *a == ' '; a++)
+			;
+		for (b = close; b > a && b[-1] == ' '; b--)
+			;
+		name = rc_strndup(a, (size_t)(b - a));
+		if (!strcmp(name, "run.commit"))
+			rc_buf_puts(&out, commit);
+		else if (!strcmp(name, "run.short_commit"))
+			rc_buf_printf(&out, "%.7s", commit);
+		else if (!strcmp(name, "run.date"))
+			rc_buf_puts(&out, date);
+		else if (!strcmp(name, "run.time"))
+			rc_buf_puts(&out, tm);
+		else if (!strcmp(name, "run.id"))
+			rc_buf_puts(&out, rc_journal_run_id(x->journal));
+		else if (!strncmp(name, "env.", 4) && getenv(name + 4))
+			rc_buf_puts(&out, getenv(name + 4));
+		else
+			rc_buf_put(&out, open, (size_t)(close + 2 - open));
+		free(name);
+		p = close + 2;
+	}
+	free(date);
+	free(tm);
+	return rc_buf_detach(&out);
+}
+
+static json_t *resolve_spec(const json_t *spec, const executor *x)
+{
+	json_t *o = json_deep_copy(spec), *run = json_object_get(o, "run"),
+	       *env = json_object_get(o, "env"), *v;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(run, i, v) {
+		char *s = substitute_run(json_string_value(v), x);
+
+		json_array_set_new(run, i, json_string(s));
+		free(s);
+	}
+	json_object_foreach(env, k, v) {
+		char *s = substitute_run(json_string_value(v), x);
+
+		json_object_set_new(env, k, json_string(s));
+		free(s);
+	}
+	return o;
+}
+
+static int do_action(executor *x, size_t i, json_t **result, char **err)
+{
+	const rc_action *a = &x->plan->actions[i];
+	rc_engine_env *ee = &x->e->envs[env_index(x, a->env)];
+	int rc;
+
+	*result = NULL;
+	if (a->op == RC_OP_RUN) {
+		json_t *spec = resolve_spec(a->desired, x);
+		rc_run_result res = {0};
+
+		rc = ee->ops->run(ee->drv, spec, &res);
+		json_decref(spec);
+		if (rc == 0 && res.exit_code != 0) {
+			rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+			rc_buf_printf(&b, "hook '%s' %s", a->name,
+				      res.timed_out ? "timed out"
+						    : "exited with status");
+			if (!res.timed_out)
+				rc_buf_printf(&b, " %d", res.exit_code);
+			if (res.output_tail && *res.output_tail)
+				rc_buf_printf(&b, "; its output ends with:\n%s",
+					      res.output_tail);
+			*err = rc_buf_detach(&b);
+			rc = RC_ERROR;
+		} else if (rc == 0) {
+			*result = json_pack("{s:i}", "exit_code", res.exit_code);
+		}
+		rc_run_result_release(&res);
+		if (rc < 0 && !*err)
+			*err = rc_strdup(rc_error_last() ? rc_error_last()->message
+							 : "the hook failed");
+		return rc;
+	}
+	rc = ee->ops->apply(ee->drv, a, result);
+	if (rc == 0 && a->op != RC_OP_DELETE && ee->ops->wait)
+		rc = ee->ops->wait(ee->drv, a, 120);
+	if (rc < 0)
+		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
+						 : "failed");
+	return rc;
+}
+
+/* Picks the next runnable action (lock held): dependencies succeeded.
+ * Marks actions whose dependency failed as skipped. SIZE_MAX: none now. */
+static size_t pick(executor *x)
+{
+	const rc_plan *p = x->plan;
+
+	for (size_t i = 0; i < p->n; i++) {
+		bool ready = true, blocked = false;
+
+		if (x->st[i] != ST_PENDING)
+			continue;
+		for (size_t d = 0; d < p->actions[i].ndeps; d++)
+			for (size_t j = 0; j < p->n; j++) {
+				if (strcmp(p->actions[j].id, p->actions[i].deps[d]))
+					continue;
+				if (x->st[j] == ST_FAILED || x->st[j] == ST_SKIPPED)
+					blocked = true;
+				else if (x->st[j] != ST_OK)
+					ready = false;
+			}
+		if (blocked) {
+			json_t *rec = json_pack("{s:s, s:s, s:s, s:s}", "type",
+						"outcome", "action",
+						p->actions[i].id, "status",
+						"skipped", "error",
+						"a step it depends on failed");
+
+			x->st[i] = ST_SKIPPED;
+			x->done++;
+			rc_journal_append(x->journal, rec);
+			json_decref(rec);
+			draw(x, i);
+			pthread_cond_broadcast(&x->cv);
+			continue;
+		}
+		if (!ready)
+			continue;
+		{
+			size_t ei = env_index(x, p->actions[i].env);
+			int lim = x->e->envs[ei].ops->max_concurrency;
+
+			if (lim > 0 && x->running_per_env[ei] >= (size_t)lim)
+				continue;
+		}
+		return i;
+	}
+	return SIZE_MAX;
+}
+
+static void *worker(void *arg)
+{
+	executor *x = arg;
+	const rc_plan *p = x->plan;
+
+	pthread_mutex_lock(&x->mu);
+	while (x->done < p->n) {
+		size_t i = pick(x), ei;
+		json_t *rec, *result = NULL;
+		char *err = NULL;
+		int rc;
+
+		if (i == SIZE_MAX) {
+			if (x->done >= p->n)
+				break;
+			pthread_cond_wait(&x->cv, &x->mu);
+			continue;
+		}
+		ei = env_index(x, p->actions[i].env);
+		x->st[i] = ST_RUNNING;
+		x->running++;
+		x->running_per_env[ei]++;
+		x->started[i] = now_s();
+		draw(x, i);
+		rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:O?, s:b}",
+				"type", "intent", "action", p->actions[i].id,
+				"env", p->actions[i].env, "key",
+				p->actions[i].key, "op",
+				rc_op_name(p->actions[i].op), "snapshot",
+				p->actions[i].actual, "desired",
+				p->actions[i].desired, "irreversible",
+				p->actions[i].irreversible);
+		rc = rc_journal_append(x->journal, rec);
+		json_decref(rec);
+		pthread_mutex_unlock(&x->mu);
+		if (rc == 0)
+			rc = do_action(x, i, &result, &err);
+		else
+			err = rc_strdup(rc_error_last()->message);
+		pthread_mutex_lock(&x->mu);
+		rec = json_pack("{s:s, s:s, s:s?, s:O?}", "type", "outcome",
+				"action", p->actions[i].id, "error", err,
+				"result", result);
+		json_object_set_new(rec, "status", json_string(rc == 0 ? "ok"
+								     : "failed"));
+		rc_journal_append(x->journal, rec);
+		json_decref(rec);
+		json_decref(result);
+		x->st[i] = rc == 0 ? ST_OK : ST_FAILED;
+		x->errors[i] = err;
+		x->took[i] = now_s() - x->started[i];
+		x->running--;
+		x->running_per_env[ei]--;
+		x->done++;
+		draw(x, i);
+		pthread_cond_broadcast(&x->cv);
+	}
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
+{
+	executor x;
+	rc_lock **locks = rc_calloc(e->nenvs + 1, sizeof(rc_lock *));
+	char **names = rc_calloc(e->nenvs + 1, sizeof(char *));
+	pthread_t *threads = NULL;
+	size_t nthreads, i, nl = 0;
+	json_t *rec, *envs = json_array();
+	char hostname[256] = "unknown", *plan_id;
+	int rc = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&x, 0, sizeof(x));
+	x.e = e;
+	x.plan = plan;
+	x.out = e->opts.out;
+	x.live = e->opts.progress;
+	gethostname(hostname, sizeof(hostname) - 1);
+	rc = rc_journal_create(&x.journal, e->state_dir, NULL);
+	if (rc < 0)
+		goto out;
+	rep->run_id = rc_strdup(rc_journal_run_id(x.journal));
+	/* one lock per environment, taken in name order */
+	for (i = 0; i < e->nenvs; i++)
+		names[i] = e->envs[i].env->name;
+	qsort(names, e->nenvs, sizeof(char *), cmp_str);
+	for (i = 0; i < e->nenvs; i++) {
+		if ((rc = rc_lock_acquire(&locks[nl], e->state_dir, names[i],
+					  rep->run_id)) < 0)
+			goto out;
+		nl++;
+		json_array_append_new(envs, json_string(names[i]));
+	}
+	if ((rc = rc_engine_open_drivers(e, rep->run_id)) < 0)
+		goto out;
+	plan_id = rc_plan_id(plan);
+	rec = json_pack("{s:s, s:s, s:s?, s:s?, s:O, s:s, s:i, s:s}", "type",
+			"run-start", "run", rep->run_id, "commit", plan->commit,
+			"source", rc_source_url(e->src), "environments", envs,
+			"host", hostname, "pid", (int)getpid(), "plan", plan_id);
+	free(plan_id);
+	rc = rc_journal_append(x.journal, rec);
+	json_decref(rec);
+	if (rc < 0)
+		goto out;
+
+	x.st = rc_calloc(plan->n + 1, sizeof(act_state));
+	x.started = rc_calloc(plan->n + 1, sizeof(double));
+	x.took = rc_calloc(plan->n + 1, sizeof(double));
+	x.errors = rc_calloc(plan->n + 1, sizeof(char *));
+	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
+	pthread_mutex_init(&x.mu, NULL);
+	pthread_cond_init(&x.cv, NULL);
+	nthreads = (size_t)e->opts.concurrency;
+	if (nthreads > plan->n)
+		nthreads = plan->n ? plan->n : 1;
+	pthread_mutex_lock(&x.mu);
+	draw(&x, SIZE_MAX);
+	pthread_mutex_unlock(&x.mu);
+	threads = rc_calloc(nthreads, sizeof(pthread_t));
+	for (i = 0; i < nthreads; i++)
+		pthread_create(&threads[i], NULL, worker, &x);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	for (i = 0; i < plan->n; i++) {
+		rep->ok += x.st[i] == ST_OK;
+		rep->failed += x.st[i] == ST_FAILED;
+		rep->skipped += x.st[i] == ST_SKIPPED;
+	}
+	for (i = 0; x.live && i < plan->n; i++)
+		if (x.errors[i])
+			fprintf(x.out, "error: %s %s: %s\n",
+				rc_op_name(plan->actions[i].op),
+				plan->actions[i].key, x.errors[i]);
+	rec = json_pack("{s:s, s:s, s:{s:i, s:i, s:i}}", "type", "run-end",
+			"status", rep->failed || rep->skipped ? "failed"
+							      : "succeeded",
+			"counts", "ok", (int)rep->ok, "failed", (int)rep->failed,
+			"skipped", (int)rep->skipped);
+	rc = rc_journal_append(x.journal, rec);
+	json_decref(rec);
+	if (rc == 0 && (rep->failed || rep->skipped))
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "%zu action%s failed, %zu skipped", rep->failed,
+				  rep->failed == 1 ? "" : "s", rep->skipped);
+	pthread_mutex_destroy(&x.mu);
+	pthread_cond_destroy(&x.cv);
+out:
+	for (i = 0; x.errors && i < plan->n; i++)
+		free(x.errors[i]);
+	free(x.errors);
+	free(x.st);
+	free(x.started);
+	free(x.took);
+	free(x.running_per_env);
+	free(threads);
+	rc_journal_close(x.journal);
+	for (i = 0; i < nl; i++)
+		rc_lock_release(locks[i]);
+	free(locks);
+	free(names);
+	json_decref(envs);
+	return rc;
+}
+
+char *rc_plan_id(const rc_plan *p)
+{
+	json_t *j = rc_plan_to_json(p);
+	char *id = rc_json_fingerprint(j);
+
+	json_decref(j);
+	return id;
+}
+
+char *rc_engine_find_plan_run(rc_engine *e, const char *plan_id)
+{
+	rc_run_summary *runs = NULL;
+	size_t n = 0;
+	char *found = NULL;
+
+	if (rc_history_load(&runs, &n, e->state_dir, NULL) < 0) {
+		rc_error_clear();
+		return NULL;
+	}
+	for (size_t i = 0; i < n && !found; i++) {
+		rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
+		rc_journal_contents c = {0};
+
+		if (runs[i].status != RC_RUN_SUCCEEDED)
+			continue;
+		rc_buf_printf(&path, "%s/runs/%s.journal", e->state_dir,
+			      runs[i].id);
+		if (rc_journal_read(&c, path.ptr) == 0 && c.n &&
+		    json_is_string(json_object_get(c.records[0], "plan")) &&
+		    !strcmp(json_string_value(json_object_get(c.records[0], "plan")),
+			    plan_id))
+			found = rc_strdup(runs[i].id);
+		rc_error_clear();
+		rc_journal_contents_release(&c);
+		rc_buf_release(&path);
+	}
+	rc_history_free(runs, n);
+	return found;
+}
+
+void rc_apply_report_release(rc_apply_report *r)
+{
+	free(r->run_id);
+	memset(r, 0, sizeof(*r));
+}
