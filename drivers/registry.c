@@ -3,8 +3,10 @@
 #include "drivers/driver.h"
 
 /* Each driver exports its operations; add a line here for a new one. */
+extern const rc_driver_ops rc_driver_local;
 
 static const rc_driver_ops *const drivers[] = {
+	&rc_driver_local,
 	NULL /* end */
 };
 

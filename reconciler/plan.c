@@ -207,7 +207,7 @@ static int order(rc_plan *p)
 					indeg[i]--;
 		}
 	}
-	if (rc == 0)
+	if (rc == 0 && n) /* an empty plan has no array to copy into */
 		memcpy(p->actions, sorted, n * sizeof(rc_action));
 	free(sorted);
 	free(taken);
@@ -236,7 +236,8 @@ static void group_by_env(rc_plan *p)
 		if (e == p->nenvs)
 			tmp[w++] = p->actions[i];
 	}
-	memcpy(p->actions, tmp, p->n * sizeof(rc_action));
+	if (p->n) /* an empty plan has no array to copy into */
+		memcpy(p->actions, tmp, p->n * sizeof(rc_action));
 	free(tmp);
 }
 

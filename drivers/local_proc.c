@@ -1,0 +1,1105 @@
+/*
+ * The local driver's system layer: state files, /proc, starting and
+ * stopping processes, health checks. Nothing here knows about resources.
+ *
+ * Children are started with fork and execve only (never a shell). The
+ * driver may be called from several threads at once, so a child runs only
+ * async-signal-safe calls between fork and exec: everything it needs (the
+ * program's path, argv, the environment, open files) is prepared before
+ * the fork.
+ */
+#include "reconciler/common.h"
+#include "reconciler/buf.h"
+#include "reconciler/error.h"
+#include "reconciler/log.h"
+#include "drivers/local.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+#define PATH_CAP (PATH_MAX * 2)
+
+/* ---------------------------------------------------------------- time */
+
+long long rc_local_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rc_local_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* --------------------------------------------------------------- files */
+
+int rc_local_mkdirs(const char *path, mode_t mode)
+{
+	rc_buf p = RC_BUF_INIT_MAX(PATH_CAP);
+	char *s, c;
+	int rc = 0;
+
+	if (rc_buf_puts(&p, path) < 0)
+		return rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
+				    "path too long: '%.64s...'", path);
+	for (s = p.ptr + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		c = *s;
+		*s = '\0';
+		if (mkdir(p.ptr, mode) < 0 && errno != EEXIST) {
+			rc = rc_error_set_os("cannot create the directory '%s'",
+					     p.ptr);
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	rc_buf_release(&p);
+	return rc;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	rc_buf dir = RC_BUF_INIT_MAX(PATH_CAP);
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	rc_buf_put(&dir, path, slash ? (size_t)(slash - path) : 0);
+	if (!dir.len)
+		rc_buf_putc(&dir, slash ? '/' : '.');
+	fd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc_buf_release(&dir);
+	if (fd < 0)
+		return -1;
+	fsync(fd);
+	close(fd);
+	return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, data, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int rc_local_write_atomic(const char *path, const char *data, size_t len)
+{
+	static unsigned long counter;
+	rc_buf tmp = RC_BUF_INIT_MAX(PATH_CAP);
+	int fd, rc = 0;
+
+	rc_buf_printf(&tmp, "%s.tmp-%ld-%lu", path, (long)getpid(),
+		      __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	fd = open(tmp.ptr, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = rc_error_set_os("cannot write '%s'", tmp.ptr);
+		goto done;
+	}
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		rc = rc_error_set_os("cannot write '%s'", tmp.ptr);
+		close(fd);
+		unlink(tmp.ptr);
+		goto done;
+	}
+	close(fd);
+	if (rename(tmp.ptr, path) < 0) {
+		rc = rc_error_set_os("cannot rename '%s' to '%s'", tmp.ptr,
+				     path);
+		unlink(tmp.ptr);
+		goto done;
+	}
+	fsync_dir_of(path);
+done:
+	rc_buf_release(&tmp);
+	return rc;
+}
+
+int rc_local_read_json(json_t **out, const char *path)
+{
+	json_error_t err;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*out = NULL;
+	if (fd < 0)
+		return rc_error_set_os("cannot read '%s'", path);
+	*out = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
+	close(fd);
+	if (!*out || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return rc_error_set(RC_EINVALID, RC_ECLASS_STATE,
+				    "'%s' is not a state record: %s (line %d)",
+				    path, err.text, err.line);
+	}
+	return 0;
+}
+
+int rc_local_write_json(const char *path, const json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc;
+
+	if (!s)
+		return rc_error_set(RC_ERROR, RC_ECLASS_JSON,
+				    "cannot encode the record '%s'", path);
+	rc = rc_local_write_atomic(path, s, strlen(s));
+	free(s);
+	return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	RC_UNUSED(st);
+	RC_UNUSED(ftw);
+	if (flag == FTW_DP || flag == FTW_D)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int rc_local_rmtree(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0 && errno == ENOENT)
+		return 0;
+	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) < 0)
+		return rc_error_set_os("cannot remove '%s'", path);
+	return 0;
+}
+
+void rc_local_tail(rc_buf *out, const char *path)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	char chunk[8192];
+	ssize_t r;
+	off_t size;
+	size_t start, lines = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof(chunk))
+		lseek(fd, size - (off_t)sizeof(chunk), SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+		rc_buf_put(&b, chunk, (size_t)r);
+	close(fd);
+	while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
+		rc_buf_truncate(&b, b.len - 1);
+	/* walk back over the last lines, within the byte budget */
+	start = b.len;
+	while (start > 0 && lines < RC_LOCAL_TAIL_LINES &&
+	       b.len - start < RC_LOCAL_TAIL_BYTES) {
+		start--;
+		if (b.ptr[start] == '\n') {
+			lines++;
+			if (lines == RC_LOCAL_TAIL_LINES) {
+				start++;
+				break;
+			}
+		}
+	}
+	if (start < b.len) {
+		rc_buf t = RC_BUF_INIT_MAX(1 << 16);
+		const char *p;
+
+		rc_buf_put(&t, b.ptr + start, b.len - start);
+		rc_redact(&t);
+		for (p = t.ptr; *p;) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+			rc_buf_puts(out, "\n    ");
+			for (size_t i = 0; i < n; i++) {
+				unsigned char c = (unsigned char)p[i];
+
+				rc_buf_putc(out, c < 0x20 && c != '\t' ? '?'
+								    : (char)c);
+			}
+			p += n;
+			if (*p)
+				p++;
+		}
+		rc_buf_release(&t);
+	}
+	rc_buf_release(&b);
+}
+
+/* ---------------------------------------------------------------- /proc */
+
+void rc_local_procs_add(rc_local_procs *l, const rc_local_proc *p)
+{
+	RC_GROW(l->items, l->cap, l->n + 1);
+	l->items[l->n] = *p;
+	l->items[l->n].service = rc_strdup(p->service);
+	l->n++;
+}
+
+void rc_local_procs_release(rc_local_procs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i].service);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+int rc_local_proc_read(pid_t pid, const char *file, rc_buf *out)
+{
+	char path[64];
+	char chunk[8192];
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || rc_buf_put(out, chunk, (size_t)r) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int rc_local_proc_stat(pid_t pid, char *state, unsigned long long *starttime,
+		       pid_t *session)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+	const char *p;
+	int field, rc = -1;
+
+	if (pid <= 0 || rc_local_proc_read(pid, "stat", &b) < 0)
+		goto done;
+	/* "pid (comm) S ..." where comm may hold spaces and parentheses */
+	p = strrchr(b.ptr, ')');
+	if (!p || p[1] != ' ')
+		goto done;
+	p += 2;
+	*state = *p;
+	/* p is at field 3; the session is field 6, the start time 22 */
+	for (field = 3; field < 22 && *p; field++) {
+		if (field == 6 && session)
+			*session = (pid_t)strtol(p, NULL, 10);
+		p = strchr(p, ' ');
+		if (!p)
+			goto done;
+		p++;
+	}
+	*starttime = strtoull(p, NULL, 10);
+	rc = 0;
+done:
+	rc_buf_release(&b);
+	return rc;
+}
+
+/* Exit statuses of children reaped while looking at them, for the
+ * messages of wait(). */
+static struct {
+	pid_t pid;
+	int status;
+} reaped[64];
+static unsigned reaped_next;
+static pthread_mutex_t reaped_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int rc_local_reap(pid_t pid, int *status)
+{
+	int st = 0, found = 0;
+
+	pthread_mutex_lock(&reaped_lock);
+	if (waitpid(pid, &st, WNOHANG) == pid) {
+		reaped[reaped_next % RC_ARRAY_SIZE(reaped)].pid = pid;
+		reaped[reaped_next % RC_ARRAY_SIZE(reaped)].status = st;
+		reaped_next++;
+	}
+	for (size_t i = 0; i < RC_ARRAY_SIZE(reaped); i++) {
+		if (reaped[i].pid == pid) {
+			st = reaped[i].status;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&reaped_lock);
+	if (found && status)
+		*status = st;
+	return found;
+}
+
+bool rc_local_proc_alive(pid_t pid, unsigned long long starttime)
+{
+	char state = 0;
+	unsigned long long st = 0;
+
+	if (rc_local_proc_stat(pid, &state, &st, NULL) < 0)
+		return false;
+	if (state == 'Z' || state == 'X') {
+		rc_local_reap(pid, NULL);
+		return false;
+	}
+	return !starttime || st == starttime;
+}
+
+const char *rc_local_environ_get(const rc_buf *env, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *p = env->ptr, *end = env->ptr + env->len;
+
+	while (p < end) {
+		size_t l = strnlen(p, (size_t)(end - p));
+
+		if (l > nlen && !strncmp(p, name, nlen) && p[nlen] == '=')
+			return p + nlen + 1;
+		p += l + 1;
+	}
+	return NULL;
+}
+
+json_t *rc_local_proc_cmdline(pid_t pid)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 20);
+	json_t *a = NULL;
+	const char *p, *end;
+
+	if (rc_local_proc_read(pid, "cmdline", &b) < 0 || !b.len)
+		goto done;
+	a = json_array();
+	for (p = b.ptr, end = b.ptr + b.len; p < end;) {
+		size_t l = strnlen(p, (size_t)(end - p));
+
+		json_array_append_new(a, json_stringn(p, l));
+		p += l + 1;
+	}
+done:
+	rc_buf_release(&b);
+	return a;
+}
+
+char *rc_local_proc_cwd(pid_t pid)
+{
+	char path[64], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cwd", (long)pid);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return rc_strdup(buf);
+}
+
+static bool parse_owner_rest(const char *rest, char **service, int *replica)
+{
+	const char *slash = strrchr(rest, '/');
+	char *end;
+	long r;
+
+	if (!slash || slash == rest || !slash[1] || !isdigit((unsigned char)slash[1]))
+		return false;
+	errno = 0;
+	r = strtol(slash + 1, &end, 10);
+	if (*end || errno || r < 0 || r > 100000)
+		return false;
+	if (memchr(rest, '/', (size_t)(slash - rest)))
+		return false;
+	*service = rc_strndup(rest, (size_t)(slash - rest));
+	*replica = (int)r;
+	return true;
+}
+
+void rc_local_scan(const char *prefix, rc_local_procs *out)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *de;
+	rc_buf env = RC_BUF_INIT_MAX(8 << 20);
+	size_t plen = strlen(prefix);
+	pid_t self = getpid();
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)) != NULL) {
+		rc_local_proc p = {0};
+		const char *owner;
+		char *end, state = 0;
+		pid_t session = 0;
+		long pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == (long)self)
+			continue;
+		rc_buf_clear(&env);
+		if (rc_local_proc_read((pid_t)pid, "environ", &env) < 0 ||
+		    !env.len)
+			continue;
+		owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		if (!owner || strncmp(owner, prefix, plen))
+			continue;
+		if (!parse_owner_rest(owner + plen, &p.service, &p.replica))
+			continue;
+		p.pid = (pid_t)pid;
+		/* a replica leads its session; what it starts (workers, the
+		 * helpers of a wrapper script) inherits the mark but is not
+		 * a replica */
+		if (rc_local_proc_stat(p.pid, &state, &p.starttime,
+				       &session) < 0 ||
+		    state == 'Z' || state == 'X')
+			rc_local_reap(p.pid, NULL);
+		else if (session == p.pid)
+			rc_local_procs_add(out, &p);
+		free(p.service);
+	}
+	closedir(dir);
+	/* environ blocks may hold secret values: do not leave them around */
+	if (env.cap)
+		explicit_bzero(env.ptr, env.cap);
+	rc_buf_release(&env);
+}
+
+bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
+			  const char *owner)
+{
+	rc_buf env = RC_BUF_INIT_MAX(8 << 20);
+	const char *v;
+	bool ok = false;
+
+	if (!rc_local_proc_alive(pid, starttime))
+		return false;
+	if (rc_local_proc_read(pid, "environ", &env) == 0) {
+		v = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		ok = v && !strcmp(v, owner);
+	}
+	if (env.cap)
+		explicit_bzero(env.ptr, env.cap);
+	rc_buf_release(&env);
+	/* it may have died while we read */
+	return ok && rc_local_proc_alive(pid, starttime);
+}
+
+/* ---------------------------------------------------------- environment */
+
+static size_t env_find(const rc_local_env *e, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < e->n; i++)
+		if (!strncmp(e->v[i], name, nlen) && e->v[i][nlen] == '=')
+			return i;
+	return e->n;
+}
+
+void rc_local_env_set(rc_local_env *e, const char *name, const char *value)
+{
+	size_t nlen = strlen(name), vlen = strlen(value);
+	size_t i = env_find(e, name);
+	char *s = rc_malloc(nlen + vlen + 2);
+
+	memcpy(s, name, nlen);
+	s[nlen] = '=';
+	memcpy(s + nlen + 1, value, vlen + 1);
+	if (i < e->n) {
+		explicit_bzero(e->v[i], strlen(e->v[i]));
+		free(e->v[i]);
+		e->v[i] = s;
+		return;
+	}
+	RC_GROW(e->v, e->cap, e->n + 2);
+	e->v[e->n++] = s;
+	e->v[e->n] = NULL;
+}
+
+const char *rc_local_env_get(const rc_local_env *e, const char *name)
+{
+	size_t i = env_find(e, name);
+
+	return i < e->n ? e->v[i] + strlen(name) + 1 : NULL;
+}
+
+void rc_local_env_unset(rc_local_env *e, const char *name)
+{
+	size_t i = env_find(e, name);
+
+	if (i == e->n)
+		return;
+	explicit_bzero(e->v[i], strlen(e->v[i]));
+	free(e->v[i]);
+	memmove(&e->v[i], &e->v[i + 1], (e->n - i) * sizeof(char *));
+	e->n--;
+}
+
+void rc_local_env_base(rc_local_env *e)
+{
+	static const char *const keep[] = {"HOME", "LANG", "TZ"};
+	const char *path = getenv("PATH");
+
+	rc_local_env_set(e, "PATH",
+			 path && *path ? path
+				       : "/usr/local/bin:/usr/bin:/bin");
+	for (size_t i = 0; i < RC_ARRAY_SIZE(keep); i++) {
+		const char *v = getenv(keep[i]);
+
+		if (v)
+			rc_local_env_set(e, keep[i], v);
+	}
+}
+
+void rc_local_env_inherit(rc_local_env *e)
+{
+	for (char **p = environ; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		char *name;
+
+		if (!eq || eq == *p)
+			continue;
+		name = rc_strndup(*p, (size_t)(eq - *p));
+		rc_local_env_set(e, name, eq + 1);
+		free(name);
+	}
+}
+
+void rc_local_env_release(rc_local_env *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		explicit_bzero(e->v[i], strlen(e->v[i]));
+		free(e->v[i]);
+	}
+	free(e->v);
+	memset(e, 0, sizeof(*e));
+}
+
+/* ------------------------------------------------------------- spawning */
+
+/* What a child reports through its exec pipe when a step fails. */
+enum { STEP_SESSION = 1, STEP_STDIO, STEP_USER, STEP_CHDIR, STEP_EXEC };
+
+struct child_report {
+	int step;
+	int err;
+};
+
+/* A one-way channel whose ends are close-on-exec from the start (another
+ * thread may fork at any time): a socket pair, since pipe2() is not
+ * POSIX. pfd[0] reads, pfd[1] writes. */
+static int cloexec_pipe(int pfd[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pfd) < 0)
+		return -1;
+	shutdown(pfd[0], SHUT_WR);
+	shutdown(pfd[1], SHUT_RD);
+	return 0;
+}
+
+static char *find_program(const char *prog, const rc_local_env *env,
+			  const char *dir)
+{
+	const char *path = env ? rc_local_env_get(env, "PATH") : NULL;
+	rc_buf cand = RC_BUF_INIT_MAX(PATH_CAP);
+	const char *p, *colon;
+	struct stat st;
+
+	if (strchr(prog, '/'))
+		return rc_strdup(prog);
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p = colon + 1) {
+		size_t n;
+
+		colon = strchr(p, ':');
+		n = colon ? (size_t)(colon - p) : strlen(p);
+		rc_buf_clear(&cand);
+		if (n && p[0] != '/' && dir)
+			rc_buf_printf(&cand, "%s/", dir);
+		if (n)
+			rc_buf_put(&cand, p, n);
+		else if (dir)
+			rc_buf_puts(&cand, dir);
+		else
+			rc_buf_putc(&cand, '.');
+		rc_buf_printf(&cand, "/%s", prog);
+		if (!cand.toobig && stat(cand.ptr, &st) == 0 &&
+		    S_ISREG(st.st_mode) && access(cand.ptr, X_OK) == 0)
+			return rc_buf_detach(&cand);
+		if (!colon)
+			break;
+	}
+	rc_buf_release(&cand);
+	return NULL;
+}
+
+static int fd_above_stdio(int fd)
+{
+	int n;
+
+	if (fd > 2)
+		return fd;
+	n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return n;
+}
+
+static void close_from(int lo, int hi)
+{
+	if (lo > hi)
+		return;
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0) == 0)
+		return;
+#endif
+	for (int fd = lo; fd <= hi && fd < 65536; fd++)
+		close(fd);
+}
+
+static _Noreturn void child_fail(int fd, int step)
+{
+	struct child_report r = {step, errno};
+
+	if (write(fd, &r, sizeof(r)) < 0) {
+		/* nothing left to tell it with */
+	}
+	_exit(127);
+}
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_SESSION:
+		return "cannot start a session";
+	case STEP_STDIO:
+		return "cannot set up its output";
+	case STEP_USER:
+		return "cannot switch user";
+	case STEP_CHDIR:
+		return "cannot enter its working directory";
+	default:
+		return "cannot execute it";
+	}
+}
+
+int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
+{
+	char *prog = find_program(o->argv[0], o->env, o->dir);
+	char *empty_env[] = {NULL};
+	char *const *envp = o->env && o->env->v ? o->env->v : empty_env;
+	int pfd[2] = {-1, -1}, devnull = -1, outfd = -1;
+	struct child_report rep;
+	sigset_t all;
+	ssize_t r;
+	pid_t pid;
+	int rc = 0;
+
+	*out = -1;
+	if (!prog)
+		return rc_error_set(RC_ENOTFOUND, RC_ECLASS_OS,
+				    "cannot run '%s': not found in PATH (%s)",
+				    o->argv[0],
+				    o->env && rc_local_env_get(o->env, "PATH")
+					    ? rc_local_env_get(o->env, "PATH")
+					    : "/usr/local/bin:/usr/bin:/bin");
+	if (cloexec_pipe(pfd) < 0) {
+		rc = rc_error_set_os("cannot run '%s': pipe", o->argv[0]);
+		goto done;
+	}
+	pfd[0] = fd_above_stdio(pfd[0]);
+	pfd[1] = fd_above_stdio(pfd[1]);
+	devnull = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+	if (o->out_fd >= 0)
+		outfd = fd_above_stdio(fcntl(o->out_fd, F_DUPFD_CLOEXEC, 3));
+	else
+		outfd = fd_above_stdio(fcntl(devnull, F_DUPFD_CLOEXEC, 3));
+	if (pfd[0] < 0 || pfd[1] < 0 || devnull < 0 || outfd < 0) {
+		rc = rc_error_set_os("cannot run '%s': file descriptors",
+				     o->argv[0]);
+		goto done;
+	}
+	pid = fork();
+	if (pid < 0) {
+		rc = rc_error_set_os("cannot run '%s': fork", o->argv[0]);
+		goto done;
+	}
+	if (pid == 0) {
+		struct sigaction dfl;
+		int hi = pfd[1];
+
+		/* the child: async-signal-safe calls only */
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (int sig = 1; sig < NSIG; sig++)
+			sigaction(sig, &dfl, NULL);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if ((o->new_session ? setsid() : setpgid(0, 0)) < 0)
+			child_fail(pfd[1], STEP_SESSION);
+		if (dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
+		    dup2(outfd, 2) < 0)
+			child_fail(pfd[1], STEP_STDIO);
+		if (o->drop &&
+		    (setgroups(1, &o->gid) < 0 || setgid(o->gid) < 0 ||
+		     setuid(o->uid) < 0))
+			child_fail(pfd[1], STEP_USER);
+		if (o->dir && chdir(o->dir) < 0)
+			child_fail(pfd[1], STEP_CHDIR);
+		/* nothing else of ours leaks into the program */
+		close_from(3, hi - 1);
+		close_from(hi + 1, INT_MAX);
+		execve(prog, (char *const *)(uintptr_t)o->argv, envp);
+		child_fail(pfd[1], STEP_EXEC);
+	}
+	close(pfd[1]);
+	pfd[1] = -1;
+	do
+		r = read(pfd[0], &rep, sizeof(rep));
+	while (r < 0 && errno == EINTR);
+	if (r == (ssize_t)sizeof(rep)) {
+		int st;
+
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		rc = rc_error_set(rep.err == ENOENT ? RC_ENOTFOUND : RC_ERROR,
+				  RC_ECLASS_OS, "cannot run '%s': %s%s%s: %s",
+				  o->argv[0], step_name(rep.step),
+				  rep.step == STEP_CHDIR ? " " : "",
+				  rep.step == STEP_CHDIR ? o->dir : "",
+				  strerror(rep.err));
+		goto done;
+	}
+	*out = pid;
+done:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (devnull >= 0)
+		close(devnull);
+	if (outfd >= 0)
+		close(outfd);
+	free(prog);
+	return rc;
+}
+
+static void signal_group(pid_t pid, int sig)
+{
+	/* a process we started leads its own group; one started by hand
+	 * (adopted) may not */
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
+}
+
+int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
+		       size_t n, int sig, long grace_ms)
+{
+	bool *left = rc_calloc(n + 1, sizeof(bool));
+	long long deadline = rc_local_now_ms() + grace_ms;
+	size_t alive = 0, i;
+	bool killed = false;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!rc_local_proc_alive(pids[i], starts[i]))
+			continue;
+		signal_group(pids[i], sig);
+		left[i] = true;
+		alive++;
+	}
+	while (alive) {
+		rc_local_sleep_ms(20);
+		for (i = 0; i < n; i++) {
+			if (left[i] && !rc_local_proc_alive(pids[i], starts[i])) {
+				left[i] = false;
+				alive--;
+			}
+		}
+		if (!alive)
+			break;
+		if (!killed && rc_local_now_ms() >= deadline) {
+			for (i = 0; i < n; i++) {
+				if (!left[i])
+					continue;
+				RC_WARN("process %ld did not stop within %lds: "
+					"killing it",
+					(long)pids[i], grace_ms / 1000);
+				signal_group(pids[i], SIGKILL);
+			}
+			killed = true;
+			deadline = rc_local_now_ms() + 10000;
+		} else if (killed && rc_local_now_ms() >= deadline) {
+			for (i = 0; i < n; i++)
+				if (left[i])
+					rc = rc_error_set(RC_ETIMEOUT,
+							  RC_ECLASS_OS,
+							  "process %ld does not "
+							  "exit, even killed",
+							  (long)pids[i]);
+			break;
+		}
+	}
+	free(left);
+	return rc;
+}
+
+int rc_local_stop(pid_t pid, unsigned long long starttime, int sig,
+		  long grace_ms)
+{
+	return rc_local_stop_many(&pid, &starttime, 1, sig, grace_ms);
+}
+
+/* --------------------------------------------------------- run to the end */
+
+#define CAPTURE_KEEP 4096
+
+int rc_local_run_capture(const rc_local_spawn_opts *opts, long timeout_ms,
+			 rc_run_result *res)
+{
+	rc_local_spawn_opts o = *opts;
+	const char *const *argv = opts->argv;
+	rc_buf out = RC_BUF_INIT_MAX(4 * CAPTURE_KEEP);
+	long long deadline = rc_local_now_ms() + timeout_ms, drain_until = 0;
+	int pfd[2], st = 0, rc = 0;
+	bool exited = false, eof = false, termed = false;
+	long long kill_at = 0;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (cloexec_pipe(pfd) < 0)
+		return rc_error_set_os("cannot run '%s': pipe", argv[0]);
+	o.out_fd = pfd[1];
+	o.new_session = false;
+	rc = rc_local_spawn(&pid, &o);
+	close(pfd[1]);
+	if (rc < 0) {
+		close(pfd[0]);
+		res->exit_code = 127;
+		return rc;
+	}
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	for (;;) {
+		struct pollfd p = {pfd[0], POLLIN, 0};
+		long long now = rc_local_now_ms();
+
+		if (!exited) {
+			pid_t w = waitpid(pid, &st, WNOHANG);
+
+			if (w == pid) {
+				exited = true;
+				/* background children may keep the pipe
+				 * open: read what is there, not until EOF */
+				drain_until = now + 300;
+			}
+		}
+		if (exited && (eof || now >= drain_until))
+			break;
+		if (!exited && !termed && now >= deadline) {
+			res->timed_out = true;
+			kill(-pid, SIGTERM);
+			termed = true;
+			kill_at = now + 5000;
+		} else if (termed && !exited && kill_at && now >= kill_at) {
+			kill(-pid, SIGKILL);
+			kill_at = 0;
+		}
+		if (!eof && poll(&p, 1, 50) > 0) {
+			char chunk[4096];
+			ssize_t r = read(pfd[0], chunk, sizeof(chunk));
+
+			if (r == 0) {
+				eof = true;
+			} else if (r > 0) {
+				if (out.len + (size_t)r > 3 * CAPTURE_KEEP) {
+					size_t drop = out.len - CAPTURE_KEEP;
+
+					memmove(out.ptr, out.ptr + drop,
+						out.len - drop);
+					rc_buf_truncate(&out, out.len - drop);
+				}
+				rc_buf_put(&out, chunk, (size_t)r);
+			}
+		} else if (eof) {
+			rc_local_sleep_ms(20);
+		}
+	}
+	close(pfd[0]);
+	if (termed)
+		kill(-pid, SIGKILL); /* whatever is left of its group */
+	if (out.len > CAPTURE_KEEP) {
+		size_t drop = out.len - CAPTURE_KEEP;
+		const char *nl = memchr(out.ptr + drop, '\n', out.len - drop);
+
+		/* start at a line when one begins close enough */
+		if (nl && (size_t)(nl - out.ptr) < drop + 512)
+			drop = (size_t)(nl - out.ptr) + 1;
+		memmove(out.ptr, out.ptr + drop, out.len - drop);
+		rc_buf_truncate(&out, out.len - drop);
+	}
+	rc_redact(&out);
+	res->output_tail = rc_buf_detach(&out);
+	if (!res->timed_out && WIFEXITED(st))
+		res->exit_code = WEXITSTATUS(st);
+	if (res->timed_out)
+		RC_INFO("local: '%s' did not finish within %lds: stopped",
+			argv[0], timeout_ms / 1000);
+	return 0;
+}
+
+/* -------------------------------------------------------- health checks */
+
+static int connect_local(int port, long timeout_ms, rc_buf *err)
+{
+	struct sockaddr_in sa;
+	struct pollfd p;
+	socklen_t sl = sizeof(int);
+	int fd, soerr = 0, r;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc_buf_printf(err, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	if (errno != EINPROGRESS) {
+		rc_buf_printf(err, "connect to 127.0.0.1:%d: %s", port,
+			      strerror(errno));
+		close(fd);
+		return -1;
+	}
+	p.fd = fd;
+	p.events = POLLOUT;
+	do
+		r = poll(&p, 1, (int)timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		rc_buf_printf(err, "connect to 127.0.0.1:%d: no answer within "
+				   "%ldms",
+			      port, timeout_ms);
+		close(fd);
+		return -1;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+	if (r < 0 || soerr) {
+		rc_buf_printf(err, "connect to 127.0.0.1:%d: %s", port,
+			      strerror(r < 0 ? errno : soerr));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int rc_local_check_tcp(int port, long timeout_ms, rc_buf *err)
+{
+	int fd = connect_local(port, timeout_ms, err);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+int rc_local_check_http(int port, const char *path, long timeout_ms,
+			rc_buf *err)
+{
+	long long deadline = rc_local_now_ms() + timeout_ms;
+	rc_buf req = RC_BUF_INIT_MAX(8192), rep = RC_BUF_INIT_MAX(8192);
+	size_t sent = 0;
+	int fd = connect_local(port, timeout_ms, err), rc = -1, status;
+
+	if (fd < 0)
+		return -1;
+	rc_buf_printf(&req,
+		      "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
+		      "User-Agent: reconcile\r\nConnection: close\r\n\r\n",
+		      path, port);
+	while (!strchr(rep.ptr, '\n')) {
+		struct pollfd p = {fd, sent < req.len ? POLLOUT : POLLIN, 0};
+		long long left = deadline - rc_local_now_ms();
+		ssize_t r;
+		char chunk[1024];
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+			rc_buf_printf(err, "GET %s on 127.0.0.1:%d: no answer "
+					   "within %ldms",
+				      path, port, timeout_ms);
+			goto done;
+		}
+		if (sent < req.len) {
+			r = send(fd, req.ptr + sent, req.len - sent,
+				 MSG_NOSIGNAL);
+			if (r < 0 && errno != EAGAIN && errno != EINTR) {
+				rc_buf_printf(err, "GET %s on 127.0.0.1:%d: %s",
+					      path, port, strerror(errno));
+				goto done;
+			}
+			if (r > 0)
+				sent += (size_t)r;
+			continue;
+		}
+		r = recv(fd, chunk, sizeof(chunk), 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0) {
+			rc_buf_printf(err, "GET %s on 127.0.0.1:%d: %s", path,
+				      port,
+				      r < 0 ? strerror(errno)
+					    : "connection closed before a "
+					      "reply");
+			goto done;
+		}
+		if (rc_buf_put(&rep, chunk, (size_t)r) < 0)
+			break;
+	}
+	if (strncmp(rep.ptr, "HTTP/", 5) || !strchr(rep.ptr, ' ')) {
+		rc_buf_printf(err, "GET %s on 127.0.0.1:%d: not an HTTP reply",
+			      path, port);
+		goto done;
+	}
+	status = (int)strtol(strchr(rep.ptr, ' ') + 1, NULL, 10);
+	if (status >= 200 && status < 400) {
+		rc = 0;
+		goto done;
+	}
+	rc_buf_printf(err, "GET %s on 127.0.0.1:%d answered %d", path, port,
+		      status);
+done:
+	close(fd);
+	rc_buf_release(&req);
+	rc_buf_release(&rep);
+	return rc;
+}
