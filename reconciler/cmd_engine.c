@@ -275,6 +275,9 @@ static int run_apply(cli_opts *o, const char *what)
 		}
 		json_decref(j);
 		have_saved = true;
+		/* the plan's own source, at the ref it was made for */
+		o->eo.source = saved.source;
+		o->eo.ref = saved.ref;
 		/* the plan's own environments */
 		o->envs = rc_realloc(o->envs, (saved.nenvs + 1) * sizeof(char *));
 		for (size_t i = 0; i < saved.nenvs; i++)

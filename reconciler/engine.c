@@ -307,6 +307,16 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	rc = rc_plan_build(plan, &in);
 	if (rc_source_commit(e->src))
 		plan->commit = rc_strdup(rc_source_commit(e->src));
+	if (rc_source_url(e->src)) {
+		plan->source = rc_strdup(rc_source_url(e->src));
+	} else {
+		char real[PATH_MAX];
+
+		if (realpath(e->opts.source ? e->opts.source : ".", real))
+			plan->source = rc_strdup(real);
+	}
+	if (e->opts.ref)
+		plan->ref = rc_strdup(e->opts.ref);
 done:
 	for (i = 0; i < nh; i++)
 		json_decref(ph[i].spec);

@@ -515,6 +515,8 @@ void rc_plan_release(rc_plan *p)
 		free(p->kept[i].key);
 	}
 	free(p->kept);
+	free(p->source);
+	free(p->ref);
 	free(p->commit);
 	free(p->desired_digest);
 	json_decref(p->observed);

@@ -98,6 +98,10 @@ typedef struct {
 } rc_plan_kept;
 
 typedef struct {
+	char *source;         /* where the configuration came from: an
+				 absolute directory or a URL without
+				 credentials; NULL when unknown */
+	char *ref;            /* the --ref it was planned at, or NULL */
 	char *commit;         /* the source's commit, or NULL */
 	char *desired_digest; /* sha256 of every desired body */
 	json_t *observed;     /* key -> fingerprint of every observed resource */

@@ -235,6 +235,9 @@ json_t *rc_plan_to_json(const rc_plan *p)
 	rc_plan_counts(p, counts);
 	json_object_set_new(o, "format_version",
 			    json_integer(RC_PLAN_FORMAT_VERSION));
+	json_object_set_new(o, "source",
+			    p->source ? json_string(p->source) : json_null());
+	json_object_set_new(o, "ref", p->ref ? json_string(p->ref) : json_null());
 	json_object_set_new(o, "commit",
 			    p->commit ? json_string(p->commit) : json_null());
 	json_object_set_new(o, "desired_digest",
@@ -338,6 +341,8 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 				    "saved plan has format_version %lld; this "
 				    "reconcile reads %d",
 				    (long long)version, RC_PLAN_FORMAT_VERSION);
+	p->source = dup_str(j, "source");
+	p->ref = dup_str(j, "ref");
 	p->commit = dup_str(j, "commit");
 	p->desired_digest = dup_str(j, "desired_digest");
 	p->observed = json_incref(observed);
