@@ -138,11 +138,11 @@ static rc_driver_ctx driver_ctx(const rc_engine *e, const char *run_id)
 {
 	rc_driver_ctx c;
 
-	c.project = e->cfg->project;
-	c.config_dir = rc_source_dir(e->src);
+	c.project = e->cfg ? e->cfg->project : NULL;
+	c.config_dir = e->src ? rc_source_dir(e->src) : NULL;
 	c.state_dir = e->state_dir;
 	c.run_id = run_id;
-	c.commit = rc_source_commit(e->src);
+	c.commit = e->src ? rc_source_commit(e->src) : NULL;
 	return c;
 }
 

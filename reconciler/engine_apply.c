@@ -319,6 +319,7 @@ static void *worker(void *arg)
 	}
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
+	rc_error_clear(); /* the thread's error dies with it */
 	return NULL;
 }
 
@@ -365,7 +366,8 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	plan_id = rc_plan_id(plan);
 	rec = json_pack("{s:s, s:s, s:s?, s:s?, s:O, s:s, s:i, s:s}", "type",
 			"run-start", "run", rep->run_id, "commit", plan->commit,
-			"source", rc_source_url(e->src), "environments", envs,
+			"source", e->src ? rc_source_url(e->src) : NULL,
+			"environments", envs,
 			"host", hostname, "pid", (int)getpid(), "plan", plan_id);
 	free(plan_id);
 	rc = rc_journal_append(x.journal, rec);

@@ -12,8 +12,13 @@ const char *rc_op_name(rc_op op)
 	return op_names[op];
 }
 
+/* Environment name -> its rc_plan_env, for the duration of a build. */
+static _Thread_local rc_strmap *env_index;
+
 static const rc_plan_env *find_env(const rc_plan_input *in, const char *env)
 {
+	if (env_index)
+		return rc_strmap_get(env_index, env);
 	for (size_t i = 0; i < in->nenvs; i++)
 		if (!strcmp(in->envs[i].env, env))
 			return &in->envs[i];
@@ -393,9 +398,17 @@ static void link_environments(rc_plan *p, const rc_plan_input *in)
 int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 {
 	json_t *all = json_object();
-	size_t i, e;
+	rc_strmap desired_by_key = RC_STRMAP_INIT, actual_by_key = RC_STRMAP_INIT;
+	rc_strmap envs_by_name = RC_STRMAP_INIT;
+	const rc_plan_env *pe;
+	size_t i, e, *counts;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
+	for (e = 0; e < in->nenvs; e++)
+		rc_strmap_put(&envs_by_name, in->envs[e].env,
+			      (void *)(uintptr_t)&in->envs[e]);
+	env_index = &envs_by_name;
 	p->observed = json_object();
 	p->envs = rc_calloc(in->nenvs + 1, sizeof(char *));
 	p->env_labels = rc_calloc(in->nenvs + 1, sizeof(char *));
@@ -419,22 +432,28 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 		free(fp);
 	}
 
+	for (i = 0; i < in->desired->n; i++)
+		rc_strmap_put(&desired_by_key, in->desired->items[i].key,
+			      &in->desired->items[i]);
+	for (i = 0; i < in->actual->n; i++)
+		rc_strmap_put(&actual_by_key, in->actual->items[i].key,
+			      &in->actual->items[i]);
 	if (!in->destroy)
 		for (i = 0; i < in->desired->n; i++) {
 			const rc_resource *d = &in->desired->items[i];
 
 			plan_resource(p, in, d,
-				      rc_resource_set_find(in->actual, d->key));
+				      rc_strmap_get(&actual_by_key, d->key));
 		}
 	for (i = 0; i < in->actual->n; i++) {
 		const rc_resource *a = &in->actual->items[i];
-		const rc_plan_env *pe = find_env(in, a->env);
+		const rc_plan_env *ape = find_env(in, a->env);
 
-		if (!pe)
+		if (!ape)
 			continue; /* an environment this plan does not cover */
-		if (!in->destroy && rc_resource_set_find(in->desired, a->key))
+		if (!in->destroy && rc_strmap_get(&desired_by_key, a->key))
 			continue;
-		if (in->destroy || pe->prune) {
+		if (in->destroy || ape->prune) {
 			plan_delete(p, in, a);
 		} else {
 			p->kept = rc_realloc(p->kept,
@@ -445,19 +464,27 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 		}
 	}
 	/* an empty source must not empty an environment by accident */
+	counts = rc_calloc(3 * (in->nenvs + 1), sizeof(size_t));
+	for (i = 0; i < in->desired->n; i++)
+		if ((pe = find_env(in, in->desired->items[i].env)))
+			counts[3 * (size_t)(pe - in->envs)]++;
+	for (i = 0; i < in->actual->n; i++)
+		if ((pe = find_env(in, in->actual->items[i].env)))
+			counts[3 * (size_t)(pe - in->envs) + 1]++;
+	for (i = 0; i < p->n; i++)
+		if (p->actions[i].op == RC_OP_DELETE &&
+		    (pe = find_env(in, p->actions[i].env)))
+			counts[3 * (size_t)(pe - in->envs) + 2]++;
 	for (e = 0; e < in->nenvs && !in->destroy && !in->force; e++) {
-		size_t ndesired = 0, nactual = 0, ndelete = 0;
+		size_t ndesired = counts[3 * e], nactual = counts[3 * e + 1],
+		       ndelete = counts[3 * e + 2];
 
-		for (i = 0; i < in->desired->n; i++)
-			ndesired += !strcmp(in->desired->items[i].env,
-					    in->envs[e].env);
-		for (i = 0; i < in->actual->n; i++)
-			nactual += !strcmp(in->actual->items[i].env,
-					   in->envs[e].env);
-		for (i = 0; i < p->n; i++)
-			ndelete += p->actions[i].op == RC_OP_DELETE &&
-				   !strcmp(p->actions[i].env, in->envs[e].env);
-		if (ndesired == 0 && ndelete > 0 && ndelete == nactual)
+		if (ndesired == 0 && ndelete > 0 && ndelete == nactual) {
+			rc_strmap_release(&desired_by_key);
+			rc_strmap_release(&actual_by_key);
+			rc_strmap_release(&envs_by_name);
+			env_index = NULL;
+			free(counts);
 			return rc_error_set(
 				RC_EINVALID, RC_ECLASS_CONFIG,
 				"refusing to delete all %zu resources of "
@@ -466,12 +493,19 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 				"--force to delete them, or 'reconcile "
 				"destroy -e %s'",
 				ndelete, in->envs[e].env, in->envs[e].env);
+		}
 	}
+	rc_strmap_release(&desired_by_key);
+	rc_strmap_release(&actual_by_key);
+	free(counts);
 	link_resources(p, in);
 	add_hooks(p, in);
 	link_environments(p, in);
 	group_by_env(p);
-	return order(p);
+	rc = order(p);
+	rc_strmap_release(&envs_by_name);
+	env_index = NULL;
+	return rc;
 }
 
 void rc_plan_counts(const rc_plan *p, size_t counts[5])
