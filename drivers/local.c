@@ -62,16 +62,27 @@ static void local_close(rc_driver *d)
 static int local_open(rc_driver **out, const rc_env *env,
 		      const rc_driver_ctx *ctx)
 {
-	char real[PATH_MAX], cwd[PATH_MAX];
+	char real[PATH_MAX], cwd[PATH_MAX], sreal[PATH_MAX];
 	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	const char *state = ctx->state_dir;
 	rc_driver *d;
 
 	*out = NULL;
+	if (!ctx->config_dir || !state)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_INTERNAL,
+				    "the local driver needs a configuration "
+				    "and a state directory");
 	if (!realpath(ctx->config_dir, real))
 		return rc_error_set_os("cannot resolve the configuration "
 				       "directory '%s'",
 				       ctx->config_dir);
-	if (ctx->state_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+	/* absolute, so that a process's directory or a record never depends
+	 * on where reconcile was started */
+	if (realpath(state, sreal))
+		state = sreal;
+	while (state[0] == '.' && state[1] == '/')
+		state += 2;
+	if (state[0] != '/' && !getcwd(cwd, sizeof(cwd)))
 		return rc_error_set_os("cannot resolve the state directory");
 	d = rc_calloc(1, sizeof(*d));
 	d->env = env;
@@ -79,9 +90,9 @@ static int local_open(rc_driver **out, const rc_env *env,
 	d->env_name = rc_strdup(env->name);
 	d->config_dir = rc_strdup(real);
 	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
-	if (ctx->state_dir[0] != '/')
+	if (state[0] != '/')
 		rc_buf_printf(&b, "%s/", cwd);
-	rc_buf_printf(&b, "%s/local/%s", ctx->state_dir, env->name);
+	rc_buf_printf(&b, "%s/local/%s", state, env->name);
 	if (b.toobig) {
 		local_close(d);
 		rc_buf_release(&b);
@@ -269,9 +280,9 @@ static int service_body(const rc_driver *d, const rc_service *s,
 		}
 		json_object_del(env, "PORT");
 	}
-	json_object_set_new(b, "command", argv_json(&s->args,
-						    argv_json(&s->command,
-							      json_array())));
+	json_object_set_new(
+		b, "command",
+		argv_json(&s->args, argv_json(&s->command, json_array())));
 	rc_buf_puts(&wd, d->config_dir);
 	if (s->workdir && *s->workdir && strcmp(s->workdir, "."))
 		rc_buf_printf(&wd, "/%s", s->workdir);
@@ -424,12 +435,13 @@ static void collect_live(const rc_driver *d, const char *name,
 		p.pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
 		p.starttime = (unsigned long long)json_integer_value(
 			json_object_get(o, "starttime"));
-		p.replica = (int)json_integer_value(
-			json_object_get(o, "replica"));
+		p.replica =
+			(int)json_integer_value(json_object_get(o, "replica"));
 		p.service = (char *)(uintptr_t)name;
 		p.recorded = true;
 		owner = owner_of(d, name, p.replica);
-		if (p.pid > 0 && rc_local_proc_verify(p.pid, p.starttime, owner))
+		if (p.pid > 0 &&
+		    rc_local_proc_verify(p.pid, p.starttime, owner))
 			rc_local_procs_add(live, &p);
 		free(owner);
 	}
@@ -460,7 +472,8 @@ static void collect_live(const rc_driver *d, const char *name,
 static const json_t *env_spec(const json_t *desired, const json_t *recbody,
 			      const char *name)
 {
-	const json_t *v = json_object_get(json_object_get(desired, "env"), name);
+	const json_t *v =
+		json_object_get(json_object_get(desired, "env"), name);
 
 	return v ? v : json_object_get(json_object_get(recbody, "env"), name);
 }
@@ -473,7 +486,8 @@ static void observe_var(json_t *env, const rc_buf *environ_, const char *name,
 	if (!v || json_object_get(env, name))
 		return;
 	if (json_is_object(spec)) {
-		const char *ref = json_string_value(json_object_get(spec, "ref"));
+		const char *ref =
+			json_string_value(json_object_get(spec, "ref"));
 
 		json_object_set_new(env, name,
 				    rc_secret_json_observed(ref ? ref : "", v));
@@ -517,7 +531,8 @@ static json_t *replica_body(const rc_local_proc *p, const json_t *desired,
 	rc_buf environ_ = RC_BUF_INIT_MAX(8 << 20);
 	json_t *b = json_object(), *env = json_object(), *cmd;
 	const json_t *rcmd = json_object_get(recbody, "command"), *dcmd;
-	const char *rwd = json_string_value(json_object_get(recbody, "workdir"));
+	const char *rwd =
+		json_string_value(json_object_get(recbody, "workdir"));
 	const char *key, *port_s;
 	json_t *v;
 	char *cwd;
@@ -550,16 +565,19 @@ static json_t *replica_body(const rc_local_proc *p, const json_t *desired,
 	json_object_foreach(json_object_get(desired, "env"), key, v)
 		observe_var(env, &environ_, key, v);
 	json_object_foreach(json_object_get(recbody, "env"), key, v)
-		observe_var(env, &environ_, key, env_spec(desired, recbody, key));
+		observe_var(env, &environ_, key,
+			    env_spec(desired, recbody, key));
 	json_object_set_new(b, "env", env);
 
-	if (json_object_get(desired, "port") || json_object_get(recbody, "port")) {
+	if (json_object_get(desired, "port") ||
+	    json_object_get(recbody, "port")) {
 		char *end;
 		long n;
 
 		port = json_integer_value(json_object_get(recbody, "port"));
 		if (!port)
-			port = json_integer_value(json_object_get(desired, "port"));
+			port = json_integer_value(
+				json_object_get(desired, "port"));
 		port_s = rc_local_environ_get(&environ_, "PORT");
 		if (port_s) {
 			n = strtol(port_s, &end, 10);
@@ -593,8 +611,7 @@ static bool same_field(const json_t *a, const json_t *b, const char *k)
 /* Whether a replica runs what desired says (command, workdir, env, port). */
 static bool replica_matches(const json_t *desired, const json_t *rb)
 {
-	static const char *const keys[] = {"command", "workdir", "env",
-					   "port"};
+	static const char *const keys[] = {"command", "workdir", "env", "port"};
 
 	for (size_t i = 0; i < RC_ARRAY_SIZE(keys); i++)
 		if (!same_field(desired, rb, keys[i]))
@@ -637,7 +654,8 @@ static json_t *service_actual(const json_t *desired, const json_t *record,
 		}
 		json_decref(rb);
 	}
-	json_object_set_new(body, "replicas", json_integer((json_int_t)live->n));
+	json_object_set_new(body, "replicas",
+			    json_integer((json_int_t)live->n));
 	health = json_object_get(recbody ? recbody : desired, "health");
 	if (health)
 		json_object_set_new(body, "health", json_deep_copy(health));
@@ -758,8 +776,8 @@ static int local_observe(rc_driver *d, const rc_resource_set *desired,
 	for (i = 0; i < scan.n; i++)
 		add_name(&names, scan.items[i].service);
 	for (i = 0; i < names.n; i++) {
-		const json_t *want = desired_body(d, desired, "service",
-						  names.v[i]);
+		const json_t *want =
+			desired_body(d, desired, "service", names.v[i]);
 		json_t *body = observe_service(d, names.v[i], want, &scan);
 
 		if (body)
@@ -804,9 +822,8 @@ static bool local_immutable(const char *kind, const char *path)
 /* ------------------------------------------------------------------ apply */
 
 /* Fills env with what a replica of body gets, secrets resolved. */
-static int replica_env(const rc_driver *d, const char *name,
-		       const json_t *body, int replica, bool owner,
-		       rc_local_env *env)
+static int replica_env(const rc_driver *d, const char *name, const json_t *body,
+		       int replica, bool owner, rc_local_env *env)
 {
 	const char *k;
 	json_t *v;
@@ -931,8 +948,7 @@ static int start_replica(const rc_driver *d, const char *name,
 	rc = rc_local_open_log(d, lf.ptr, &fd);
 	if (rc < 0)
 		goto done;
-	log_header(fd, d, "starting replica %d of service '%s'", replica,
-		   name);
+	log_header(fd, d, "starting replica %d of service '%s'", replica, name);
 	o.argv = argv;
 	o.env = &env;
 	o.dir = json_string_value(json_object_get(body, "workdir"));
@@ -998,9 +1014,8 @@ static json_t *transition_body(const json_t *desired, const json_t *record)
 		env = json_object();
 		json_object_set_new(b, "env", env);
 	}
-	json_object_foreach(json_object_get(json_object_get(record, "body"),
-					    "env"),
-			    k, v) {
+	json_object_foreach(
+		json_object_get(json_object_get(record, "body"), "env"), k, v) {
 		if (!json_object_get(env, k))
 			json_object_set_new(env, k, json_deep_copy(v));
 	}
@@ -1155,11 +1170,13 @@ static int health_check(const rc_driver *d, const char *name,
 				json_object_get(body, "workdir"));
 			rc = rc_local_run_capture(&o, timeout_ms, &res);
 			if (rc == 0 && res.timed_out)
-				rc_buf_printf(&w->err, "%s did not finish "
-						       "within %ldms",
+				rc_buf_printf(&w->err,
+					      "%s did not finish "
+					      "within %ldms",
 					      argv[0], timeout_ms);
 			else if (rc == 0 && res.exit_code != 0)
-				rc_buf_printf(&w->err, "%s exited with status %d",
+				rc_buf_printf(&w->err,
+					      "%s exited with status %d",
 					      argv[0], res.exit_code);
 			else if (rc < 0)
 				rc_buf_puts(&w->err, rc_error_last()->message);
@@ -1210,10 +1227,13 @@ static int wait_service(rc_driver *d, const rc_action *a, long timeout)
 		return 0;
 	}
 	if (h) {
-		interval = (long)json_integer_value(json_object_get(h, "interval"));
-		check_to = (long)json_integer_value(json_object_get(h, "timeout"));
+		interval = (long)json_integer_value(
+			json_object_get(h, "interval"));
+		check_to =
+			(long)json_integer_value(json_object_get(h, "timeout"));
 		grace = (long)json_integer_value(json_object_get(h, "grace"));
-		retries = (long)json_integer_value(json_object_get(h, "retries"));
+		retries =
+			(long)json_integer_value(json_object_get(h, "retries"));
 		if (interval <= 0)
 			interval = 1;
 		if (check_to <= 0)
@@ -1254,8 +1274,9 @@ static int wait_service(rc_driver *d, const rc_action *a, long timeout)
 			if (w[r].pid < 0 ||
 			    !rc_local_proc_alive(w[r].pid, w[r].starttime)) {
 				lp = log_path(d, a->name, r);
-				rc_buf_printf(&msg, "replica %d of service '%s' ",
-					      r, a->name);
+				rc_buf_printf(&msg,
+					      "replica %d of service '%s' ", r,
+					      a->name);
 				if (w[r].pid < 0)
 					rc_buf_puts(&msg, "was not started");
 				else
@@ -1292,7 +1313,8 @@ static int wait_service(rc_driver *d, const rc_action *a, long timeout)
 					"replica %d of service '%s' is not "
 					"healthy after %lds (%d checks): %s; "
 					"the end of %s:",
-					r, a->name, (long)((now - start) / 1000),
+					r, a->name,
+					(long)((now - start) / 1000),
 					w[r].checks, w[r].err.ptr, lp);
 				rc_local_tail(&msg, lp);
 				free(lp);
@@ -1312,9 +1334,9 @@ static int wait_service(rc_driver *d, const rc_action *a, long timeout)
 			break;
 		}
 		/* http and tcp checks are cheap: look often */
-		rc_local_sleep_ms(!h ? 100
-				     : json_object_get(h, "command") ? 1000
-								     : 250);
+		rc_local_sleep_ms(!h				  ? 100
+				  : json_object_get(h, "command") ? 1000
+								  : 250);
 	}
 	for (int r = 0; r < n; r++)
 		rc_buf_release(&w[r].err);

@@ -27,9 +27,9 @@ struct rc_driver {
 	const rc_env *env; /* borrowed: valid from open to close */
 	char *project;
 	char *env_name;
-	char *config_dir; /* absolute */
-	char *root;       /* <state>/local/<env>, absolute */
-	char *run_id;     /* or NULL */
+	char *config_dir;   /* absolute */
+	char *root;	    /* <state>/local/<env>, absolute */
+	char *run_id;	    /* or NULL */
 	char *owner_prefix; /* "<project>/<env>/" */
 };
 
@@ -126,10 +126,10 @@ void rc_local_env_release(rc_local_env *e);
 typedef struct {
 	const char *const *argv; /* argv[0] is looked up in the child's PATH */
 	rc_local_env *env;
-	const char *dir;      /* the working directory */
-	int out_fd;           /* stdout and stderr; -1: /dev/null */
-	bool new_session;     /* setsid (a service), else its own group */
-	bool drop;            /* run as uid/gid (root only) */
+	const char *dir;  /* the working directory */
+	int out_fd;	  /* stdout and stderr; -1: /dev/null */
+	bool new_session; /* setsid (a service), else its own group */
+	bool drop;	  /* run as uid/gid (root only) */
 	uid_t uid;
 	gid_t gid;
 } rc_local_spawn_opts;

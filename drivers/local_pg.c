@@ -76,8 +76,10 @@ static bool has_server(const char *version)
 static bool version_newer(const char *a, const char *b)
 {
 	char *end;
-	long am = strtol(a, &end, 10), an = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
-	long bm = strtol(b, &end, 10), bn = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
+	long am = strtol(a, &end, 10),
+	     an = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
+	long bm = strtol(b, &end, 10),
+	     bn = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
 
 	return am != bm ? am > bm : an > bn;
 }
@@ -107,10 +109,11 @@ static int find_bindir(const char *want, char **out)
 	if (dh)
 		closedir(dh);
 	if (!best && !found.len)
-		rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
-				  "PostgreSQL is not installed (no server under "
-				  "%s): install the Debian package 'postgresql'",
-				  PG_ROOT);
+		rc = rc_error_set(
+			RC_ENOTFOUND, RC_ECLASS_PLATFORM,
+			"PostgreSQL is not installed (no server under "
+			"%s): install the Debian package 'postgresql'",
+			PG_ROOT);
 	else if (!best)
 		rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
 				  "PostgreSQL %s is not installed (found: %s): "
@@ -278,7 +281,7 @@ static bool pg_running(const char *cluster, pg_state *st)
 		st->ready = l8 && !strncmp(l8, "ready", 5);
 		ok = st->pid > 0 &&
 		     rc_local_proc_stat(st->pid, &state, &st->starttime,
-						NULL) == 0 &&
+					NULL) == 0 &&
 		     rc_local_proc_alive(st->pid, st->starttime) &&
 		     is_postgres(st->pid);
 	}
@@ -289,8 +292,7 @@ static bool pg_running(const char *cluster, pg_state *st)
 	return ok;
 }
 
-static char *cluster_of(const rc_driver *d, const char *name,
-			const json_t *rec)
+static char *cluster_of(const rc_driver *d, const char *name, const json_t *rec)
 {
 	const char *c = json_string_value(json_object_get(rec, "cluster"));
 
@@ -329,8 +331,8 @@ json_t *rc_local_pg_observe(rc_driver *d, const char *name)
 /* ----------------------------------------------------------------- apply */
 
 /* Where the cluster of a new add-on lives (see the top of this file). */
-static int choose_cluster(const rc_driver *d, const char *name,
-			  const run_as *u, char **out)
+static int choose_cluster(const rc_driver *d, const char *name, const run_as *u,
+			  char **out)
 {
 	char *dir = addon_dir(d, name), *parent;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -406,9 +408,9 @@ static int pg_initdb(const rc_driver *d, const char *name, const char *bindir,
 {
 	char *initdb = file_in(bindir, "initdb");
 	char *data = file_in(cluster, "data");
-	const char *argv[] = {initdb, "-D", data, "-U", "postgres", "-A",
-			      "trust", "--no-sync", "-E", "UTF8",
-			      "--locale=C", NULL};
+	const char *argv[] = {initdb,	  "-D",	  data,		"-U",
+			      "postgres", "-A",	  "trust",	"--no-sync",
+			      "-E",	  "UTF8", "--locale=C", NULL};
 	rc_local_env env = {0};
 	rc_local_spawn_opts o = {0};
 	rc_run_result res = {0};
@@ -467,8 +469,8 @@ static int pg_start(const rc_driver *d, const char *name, const char *bindir,
 	char *logp = rc_local_path(d, "logs/addon-%s.log", name);
 	char portstr[16];
 	const char *sockdir = cluster;
-	const char *argv[] = {postgres, "-D", data, "-p", portstr, "-h",
-			      "127.0.0.1", "-k", NULL, NULL};
+	const char *argv[] = {postgres, "-D",	     data, "-p", portstr,
+			      "-h",	"127.0.0.1", "-k", NULL, NULL};
 	rc_local_env env = {0};
 	rc_local_spawn_opts o = {0};
 	rc_buf msg = RC_BUF_INIT_MAX(4000);
@@ -497,8 +499,8 @@ static int pg_start(const rc_driver *d, const char *name, const char *bindir,
 		rc_error_prefix("add-on '%s'", name);
 		goto done;
 	}
-	RC_INFO("local: add-on '%s': postgres started (pid %ld, port %d)",
-		name, (long)pid, port);
+	RC_INFO("local: add-on '%s': postgres started (pid %ld, port %d)", name,
+		(long)pid, port);
 	/* it writes postmaster.pid early: from then on it is observable */
 	for (;;) {
 		if (pg_running(cluster, &st) && st.pid == pid)
@@ -525,8 +527,8 @@ static int pg_start(const rc_driver *d, const char *name, const char *bindir,
 				      "within %lds; the end of %s:",
 				      name, PG_START_MS / 1000, logp);
 			rc_local_tail(&msg, logp);
-			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM,
-					  "%s", msg.ptr);
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM, "%s",
+					  msg.ptr);
 			break;
 		}
 		rc_local_sleep_ms(50);
@@ -569,6 +571,74 @@ static int pg_stop(const char *name, const pg_state *st)
 				    "stop",
 				    name, (long)st->pid);
 	return 0;
+}
+
+/* SIGKILLs the postgres processes of process group pgid (a postmaster's
+ * children stay in its group); how many there were. Only postgres ones: the
+ * number may have been reused. */
+static int kill_group_postgres(pid_t pgid)
+{
+	DIR *dh = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	while (dh && (de = readdir(dh)) != NULL) {
+		pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
+		char state;
+		unsigned long long st;
+
+		if (pid <= 0 || getpgid(pid) != pgid || !is_postgres(pid) ||
+		    rc_local_proc_stat(pid, &state, &st, NULL) < 0 ||
+		    state == 'Z')
+			continue;
+		kill(pid, SIGKILL);
+		n++;
+	}
+	if (dh)
+		closedir(dh);
+	return n;
+}
+
+/* After a postmaster died without shutting down (kill -9, a crash), its
+ * children may still hold the shared memory for a moment, and its pid may
+ * still exist as a zombie: postgres would refuse to start ("another
+ * postmaster"). Kills what is left of its process group and removes the
+ * stale lock file; called only when pg_running() said no. */
+static void pg_clear_stale(const char *name, const char *cluster)
+{
+	char *pidfile = file_in(cluster, "data/postmaster.pid");
+	char *l1 = read_line(pidfile, 1);
+	long long until = rc_local_now_ms() + 10000;
+	pid_t old = l1 ? (pid_t)strtol(l1, NULL, 10) : 0;
+	struct dirent *de;
+	DIR *dh;
+
+	if (old > 0) {
+		RC_INFO("local: add-on '%s': postgres (pid %ld) is gone; "
+			"clearing what it left",
+			name, (long)old);
+		while (kill_group_postgres(old) && rc_local_now_ms() < until)
+			rc_local_sleep_ms(50);
+		rc_local_reap(old, NULL);
+	}
+	if (l1 && unlink(pidfile) < 0 && errno != ENOENT)
+		RC_WARN("local: add-on '%s': cannot remove '%s': %s", name,
+			pidfile, strerror(errno));
+	/* the socket and its lock name the dead postmaster too */
+	if ((dh = opendir(cluster)) != NULL) {
+		while ((de = readdir(dh)) != NULL) {
+			char *p;
+
+			if (strncmp(de->d_name, ".s.PGSQL.", 9))
+				continue;
+			p = file_in(cluster, de->d_name);
+			unlink(p);
+			free(p);
+		}
+		closedir(dh);
+	}
+	free(l1);
+	free(pidfile);
 }
 
 static int pg_delete(rc_driver *d, const char *name)
@@ -642,7 +712,9 @@ static int pg_ensure(rc_driver *d, const char *name, const json_t *desired)
 	rc = rc_local_open_log(d, lf.ptr, &logfd);
 	if (rc < 0)
 		goto done;
-	if (!version) {
+	if (version) {
+		pg_clear_stale(name, cluster);
+	} else {
 		rc = pg_initdb(d, name, bindir, cluster, &u, logfd);
 		if (rc < 0)
 			goto done;
@@ -665,7 +737,8 @@ done:
 
 int rc_local_pg_apply(rc_driver *d, const rc_action *a, json_t **result)
 {
-	const char *kind = json_string_value(json_object_get(a->desired, "kind"));
+	const char *kind =
+		json_string_value(json_object_get(a->desired, "kind"));
 	int rc = 0;
 
 	if (a->op != RC_OP_DELETE && kind && strcmp(kind, "postgresql"))

@@ -245,8 +245,9 @@ void rc_local_tail(rc_buf *out, const char *path)
 			for (size_t i = 0; i < n; i++) {
 				unsigned char c = (unsigned char)p[i];
 
-				rc_buf_putc(out, c < 0x20 && c != '\t' ? '?'
-								    : (char)c);
+				rc_buf_putc(out, c < 0x20 && c != '\t'
+							 ? '?'
+							 : (char)c);
 			}
 			p += n;
 			if (*p)
@@ -428,7 +429,8 @@ static bool parse_owner_rest(const char *rest, char **service, int *replica)
 	char *end;
 	long r;
 
-	if (!slash || slash == rest || !slash[1] || !isdigit((unsigned char)slash[1]))
+	if (!slash || slash == rest || !slash[1] ||
+	    !isdigit((unsigned char)slash[1]))
 		return false;
 	errno = 0;
 	r = strtol(slash + 1, &end, 10);
@@ -476,9 +478,9 @@ void rc_local_scan(const char *prefix, rc_local_procs *out)
 		/* a replica leads its session; what it starts (workers, the
 		 * helpers of a wrapper script) inherits the mark but is not
 		 * a replica */
-		if (rc_local_proc_stat(p.pid, &state, &p.starttime,
-				       &session) < 0 ||
-		    state == 'Z' || state == 'X')
+		if (rc_local_proc_stat(p.pid, &state, &p.starttime, &session))
+			state = 'X';
+		if (state == 'Z' || state == 'X')
 			rc_local_reap(p.pid, NULL);
 		else if (session == p.pid)
 			rc_local_procs_add(out, &p);
@@ -568,8 +570,7 @@ void rc_local_env_base(rc_local_env *e)
 	const char *path = getenv("PATH");
 
 	rc_local_env_set(e, "PATH",
-			 path && *path ? path
-				       : "/usr/local/bin:/usr/bin:/bin");
+			 path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
 	for (size_t i = 0; i < RC_ARRAY_SIZE(keep); i++) {
 		const char *v = getenv(keep[i]);
 
@@ -767,9 +768,8 @@ int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 		if (dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
 		    dup2(outfd, 2) < 0)
 			child_fail(pfd[1], STEP_STDIO);
-		if (o->drop &&
-		    (setgroups(1, &o->gid) < 0 || setgid(o->gid) < 0 ||
-		     setuid(o->uid) < 0))
+		if (o->drop && (setgroups(1, &o->gid) < 0 ||
+				setgid(o->gid) < 0 || setuid(o->uid) < 0))
 			child_fail(pfd[1], STEP_USER);
 		if (o->dir && chdir(o->dir) < 0)
 			child_fail(pfd[1], STEP_CHDIR);
@@ -838,7 +838,8 @@ int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
 	while (alive) {
 		rc_local_sleep_ms(20);
 		for (i = 0; i < n; i++) {
-			if (left[i] && !rc_local_proc_alive(pids[i], starts[i])) {
+			if (left[i] &&
+			    !rc_local_proc_alive(pids[i], starts[i])) {
 				left[i] = false;
 				alive--;
 			}
@@ -859,11 +860,11 @@ int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
 		} else if (killed && rc_local_now_ms() >= deadline) {
 			for (i = 0; i < n; i++)
 				if (left[i])
-					rc = rc_error_set(RC_ETIMEOUT,
-							  RC_ECLASS_OS,
-							  "process %ld does not "
-							  "exit, even killed",
-							  (long)pids[i]);
+					rc = rc_error_set(
+						RC_ETIMEOUT, RC_ECLASS_OS,
+						"process %ld does not "
+						"exit, even killed",
+						(long)pids[i]);
 			break;
 		}
 	}
@@ -1007,8 +1008,9 @@ static int connect_local(int port, long timeout_ms, rc_buf *err)
 		r = poll(&p, 1, (int)timeout_ms);
 	while (r < 0 && errno == EINTR);
 	if (r == 0) {
-		rc_buf_printf(err, "connect to 127.0.0.1:%d: no answer within "
-				   "%ldms",
+		rc_buf_printf(err,
+			      "connect to 127.0.0.1:%d: no answer within "
+			      "%ldms",
 			      port, timeout_ms);
 		close(fd);
 		return -1;
@@ -1054,8 +1056,9 @@ int rc_local_check_http(int port, const char *path, long timeout_ms,
 		char chunk[1024];
 
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
-			rc_buf_printf(err, "GET %s on 127.0.0.1:%d: no answer "
-					   "within %ldms",
+			rc_buf_printf(err,
+				      "GET %s on 127.0.0.1:%d: no answer "
+				      "within %ldms",
 				      path, port, timeout_ms);
 			goto done;
 		}

@@ -25,7 +25,8 @@ static const char server_py[] =
 	"status = int(os.environ.get('HEALTH_STATUS', '200'))\n"
 	"class H(http.server.BaseHTTPRequestHandler):\n"
 	"    def do_GET(self):\n"
-	"        self.send_response(status if self.path == '/health' else 404)\n"
+	"        self.send_response(status if self.path == '/health' else "
+	"404)\n"
 	"        self.end_headers()\n"
 	"        self.wfile.write(b'ok\\n')\n"
 	"    def log_message(self, *a):\n"
@@ -34,22 +35,25 @@ static const char server_py[] =
 	"http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n";
 
 typedef struct {
-	char *dir;     /* the configuration repository */
-	char *state;   /* the state directory */
+	char *dir;   /* the configuration repository */
+	char *state; /* the state directory */
 	char *project;
 	int port;
 	rc_config *cfg;
 	const rc_env *env;
 	rc_driver *drv;
 	const rc_driver_ops *ops;
-	bool pg;       /* the test started an add-on */
+	bool pg; /* the test started an add-on */
+	char *saved_path; /* PATH to restore, when the test changed it */
 } fixture;
 
 static bool port_free(int port)
 {
 	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok, one = 1;
 
+	/* as the servers do: a connection in TIME_WAIT does not count */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
@@ -149,6 +153,10 @@ static int teardown(void **state)
 		f->ops->apply(f->drv, &a, NULL);
 	}
 	kill_marked(f->project);
+	if (f->saved_path) {
+		setenv("PATH", f->saved_path, 1);
+		free(f->saved_path);
+	}
 	if (f->drv)
 		f->ops->close(f->drv);
 	rc_config_free(f->cfg);
@@ -159,13 +167,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Writes reconcile.yaml with the environment dev's body (indented by 4)
- * and opens the driver on it. */
-static void load(fixture *f, const char *body_fmt, ...)
+/* Loads the configuration written in f->dir and opens the driver on its
+ * environment dev. */
+static void open_dir(fixture *f)
 {
-	rc_buf y = RC_BUF_INIT;
 	rc_driver_ctx ctx = {0};
-	va_list ap;
 	char *msg;
 	int rc;
 
@@ -174,15 +180,6 @@ static void load(fixture *f, const char *body_fmt, ...)
 	f->drv = NULL;
 	rc_config_free(f->cfg);
 	f->cfg = NULL;
-	rc_buf_printf(&y,
-		      "version: 1\nproject: %s\nenvironments:\n  dev:\n"
-		      "    target: { driver: local }\n",
-		      f->project);
-	va_start(ap, body_fmt);
-	rc_buf_vprintf(&y, body_fmt, ap);
-	va_end(ap);
-	write_file(f->dir, "reconcile.yaml", y.ptr);
-	rc_buf_release(&y);
 	msg = load_dir(f->dir, true, &f->cfg, &rc);
 	if (rc != 0)
 		fail_msg("configuration: %s", msg);
@@ -194,6 +191,25 @@ static void load(fixture *f, const char *body_fmt, ...)
 	ctx.state_dir = f->state;
 	ctx.run_id = "test-run";
 	assert_int_equal(f->ops->open(&f->drv, f->env, &ctx), 0);
+}
+
+/* Writes reconcile.yaml with the environment dev's body (indented by 4)
+ * and opens the driver on it. */
+static void load(fixture *f, const char *body_fmt, ...)
+{
+	rc_buf y = RC_BUF_INIT;
+	va_list ap;
+
+	rc_buf_printf(&y,
+		      "version: 1\nproject: %s\nenvironments:\n  dev:\n"
+		      "    target: { driver: local }\n",
+		      f->project);
+	va_start(ap, body_fmt);
+	rc_buf_vprintf(&y, body_fmt, ap);
+	va_end(ap);
+	write_file(f->dir, "reconcile.yaml", y.ptr);
+	rc_buf_release(&y);
+	open_dir(f);
 }
 
 static void web(fixture *f, const char *extra)
@@ -462,8 +478,8 @@ static void expand_maps_the_environment(void **state)
 	assert_int_equal(json_integer_value(json_object_get(b, "port")),
 			 f->port);
 	assert_int_equal(json_integer_value(json_object_get(b, "replicas")), 2);
-	assert_true(json_is_true(json_object_get(
-		json_object_get(b, "health"), "tcp")));
+	assert_true(json_is_true(
+		json_object_get(json_object_get(b, "health"), "tcp")));
 
 	/* config, then the service's own env over it; PORT is the driver's */
 	env = json_object_get(b, "env");
@@ -471,8 +487,8 @@ static void expand_maps_the_environment(void **state)
 			    "debug");
 	assert_string_equal(json_string_value(json_object_get(env, "MODE")),
 			    "dev");
-	assert_string_equal(
-		json_string_value(json_object_get(env, "GREETING")), "hello");
+	assert_string_equal(json_string_value(json_object_get(env, "GREETING")),
+			    "hello");
 	assert_null(json_object_get(env, "PORT"));
 
 	/* the add-on's URL */
@@ -480,8 +496,8 @@ static void expand_maps_the_environment(void **state)
 	assert_true(dbport >= 20000 && dbport < 30000);
 	rc_buf_printf(&wd, "postgresql://postgres@127.0.0.1:%d/postgres",
 		      (int)dbport);
-	assert_string_equal(
-		json_string_value(json_object_get(env, "MAIN_URL")), wd.ptr);
+	assert_string_equal(json_string_value(json_object_get(env, "MAIN_URL")),
+			    wd.ptr);
 	assert_true(db->precious);
 	assert_string_equal(
 		json_string_value(json_object_get(db->body, "plan")), "15");
@@ -517,7 +533,8 @@ static void expand_maps_the_environment(void **state)
 
 	/* plans are stable: the same port every time */
 	b = expand_body(f, "addon", "db");
-	assert_int_equal(json_integer_value(json_object_get(b, "port")), dbport);
+	assert_int_equal(json_integer_value(json_object_get(b, "port")),
+			 dbport);
 	json_decref(b);
 
 	assert_true(f->ops->immutable("addon", "/plan"));
@@ -569,13 +586,15 @@ static void lifecycle_create_heal_update_delete(void **state)
 	if (apply(f, RC_OP_CREATE, "service", "web", want, &res) != 0)
 		fail_msg("apply: %s", last_error());
 	assert_non_null(res);
-	assert_int_equal(json_integer_value(json_object_get(res, "replicas")), 2);
+	assert_int_equal(json_integer_value(json_object_get(res, "replicas")),
+			 2);
 	json_decref(res);
 	if (wait_for(f, RC_OP_CREATE, "service", "web", want, 60) != 0)
 		fail_msg("wait: %s", last_error());
-	assert_int_equal(rc_local_check_http(f->port, "/health", 2000, &err), 0);
-	assert_int_equal(rc_local_check_http(f->port + 1, "/health", 2000, &err),
+	assert_int_equal(rc_local_check_http(f->port, "/health", 2000, &err),
 			 0);
+	assert_int_equal(
+		rc_local_check_http(f->port + 1, "/health", 2000, &err), 0);
 	record_pids(f, "web", pids, 2);
 	assert_true(pids[0] > 0 && pids[1] > 0 && pids[0] != pids[1]);
 	assert_int_equal(owned_processes(f), 2);
@@ -587,7 +606,8 @@ static void lifecycle_create_heal_update_delete(void **state)
 	json_decref(got);
 
 	/* applying it again changes nothing */
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	record_pids(f, "web", again, 2);
 	assert_int_equal(again[0], pids[0]);
 	assert_int_equal(again[1], pids[1]);
@@ -596,10 +616,12 @@ static void lifecycle_create_heal_update_delete(void **state)
 	kill(pids[1], SIGKILL);
 	waitpid(pids[1], NULL, 0);
 	got = observe_body(f, "service", "web");
-	assert_int_equal(json_integer_value(json_object_get(got, "replicas")), 1);
+	assert_int_equal(json_integer_value(json_object_get(got, "replicas")),
+			 1);
 	assert_int_equal(drift(f, want, got), 1);
 	json_decref(got);
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	if (wait_for(f, RC_OP_UPDATE, "service", "web", want, 60) != 0)
 		fail_msg("wait: %s", last_error());
 	record_pids(f, "web", healed, 2);
@@ -627,7 +649,8 @@ static void lifecycle_create_heal_update_delete(void **state)
 	got = observe_body(f, "service", "web");
 	assert_int_equal(drift(f, want, got), 1);
 	json_decref(got);
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	if (wait_for(f, RC_OP_UPDATE, "service", "web", want, 60) != 0)
 		fail_msg("wait: %s", last_error());
 	record_pids(f, "web", updated, 2);
@@ -665,12 +688,14 @@ static void lifecycle_create_heal_update_delete(void **state)
 	assert_true(file_contains(p.ptr, "listening on"));
 
 	/* delete stops everything */
-	assert_int_equal(apply(f, RC_OP_DELETE, "service", "web", NULL, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_DELETE, "service", "web", NULL, NULL),
+			 0);
 	assert_int_equal(owned_processes(f), 0);
 	assert_null(observe_body(f, "service", "web"));
 	assert_int_equal(rc_local_check_tcp(f->port, 500, &err), -1);
 	/* and again: nothing to do */
-	assert_int_equal(apply(f, RC_OP_DELETE, "service", "web", NULL, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_DELETE, "service", "web", NULL, NULL),
+			 0);
 
 	json_decref(want);
 	rc_buf_release(&err);
@@ -685,24 +710,28 @@ static void scaling_starts_and_stops_only_the_difference(void **state)
 
 	web(f, NULL);
 	want = expand_body(f, "service", "web");
-	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL),
+			 0);
 	record_pids(f, "web", before, 2);
 	json_object_set_new(want, "replicas", json_integer(3));
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	record_pids(f, "web", after, 3);
 	assert_int_equal(after[0], before[0]);
 	assert_int_equal(after[1], before[1]);
 	assert_true(after[2] > 0);
 	assert_int_equal(owned_processes(f), 3);
 	json_object_set_new(want, "replicas", json_integer(1));
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	record_pids(f, "web", after, 3);
 	assert_int_equal(after[0], before[0]);
 	assert_int_equal(after[1], -1);
 	assert_int_equal(owned_processes(f), 1);
 	/* replicas: 0 keeps it declared and stopped, with no drift */
 	json_object_set_new(want, "replicas", json_integer(0));
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	assert_int_equal(owned_processes(f), 0);
 	{
 		json_t *got = observe_body(f, "service", "web");
@@ -754,7 +783,8 @@ static void health_failures_say_why(void **state)
 	     "retries: 2 }\n",
 	     f->port);
 	want = expand_body(f, "service", "web");
-	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL),
+			 0);
 	t0 = rc_local_now_ms();
 	assert_int_equal(wait_for(f, RC_OP_CREATE, "service", "web", want, 30),
 			 RC_ETIMEOUT);
@@ -774,7 +804,8 @@ static void health_failures_say_why(void **state)
 	     "        health: { tcp: true, interval: 10s, retries: 3 }\n",
 	     f->port);
 	want = expand_body(f, "service", "web");
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	t0 = rc_local_now_ms();
 	assert_true(wait_for(f, RC_OP_UPDATE, "service", "web", want, 60) < 0);
 	assert_true(rc_local_now_ms() - t0 < 10000);
@@ -792,15 +823,15 @@ static void hooks_run_locally_with_a_timeout(void **state)
 	int rc;
 
 	web(f, NULL);
-	spec = json_pack("{s:[s,s,s], s:s, s:{s:s}, s:i}", "run", "python3",
-			 "-c",
-			 "import os, sys\n"
-			 "print('hello from the hook')\n"
-			 "print(os.environ['LEVEL'], os.environ['EXTRA'])\n"
-			 "print(os.environ['API_TOKEN'])\n"
-			 "print(os.getcwd())\n"
-			 "sys.exit(4)\n",
-			 "where", "local", "env", "EXTRA", "given", "timeout", 30);
+	spec = json_pack(
+		"{s:[s,s,s], s:s, s:{s:s}, s:i}", "run", "python3", "-c",
+		"import os, sys\n"
+		"print('hello from the hook')\n"
+		"print(os.environ['LEVEL'], os.environ['EXTRA'])\n"
+		"print(os.environ['API_TOKEN'])\n"
+		"print(os.getcwd())\n"
+		"sys.exit(4)\n",
+		"where", "local", "env", "EXTRA", "given", "timeout", 30);
 	assert_int_equal(f->ops->run(f->drv, spec, &res), 0);
 	assert_int_equal(res.exit_code, 4);
 	assert_false(res.timed_out);
@@ -858,7 +889,8 @@ static pid_t start_by_hand(fixture *f, int replica, int port_number)
 	snprintf(port, sizeof(port), "PORT=%d", port_number);
 	snprintf(owner, sizeof(owner), "RECONCILE_OWNER=%s/dev/web/%d",
 		 f->project, replica);
-	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
+	snprintf(pathv, sizeof(pathv), "PATH=%s",
+		 path ? path : "/usr/bin:/bin");
 	envp[0] = port;
 	envp[1] = owner;
 	envp[2] = pathv;
@@ -906,12 +938,14 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	/* observe adopts it: the service exists, with its replica */
 	got = observe_body(f, "service", "web");
 	assert_non_null(got);
-	assert_int_equal(json_integer_value(json_object_get(got, "replicas")), 1);
+	assert_int_equal(json_integer_value(json_object_get(got, "replicas")),
+			 1);
 	assert_int_equal(drift(f, want, got), 0);
 	json_decref(got);
 
 	/* the interrupted create, retried, starts no second process */
-	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL),
+			 0);
 	assert_int_equal(owned_processes(f), 1);
 	record_pids(f, "web", recorded, 1);
 	assert_int_equal(recorded[0], pid);
@@ -924,9 +958,11 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	start_by_hand(f, 0, free_port_pair());
 	rc_local_sleep_ms(200);
 	got = observe_body(f, "service", "web");
-	assert_int_equal(json_integer_value(json_object_get(got, "replicas")), 2);
+	assert_int_equal(json_integer_value(json_object_get(got, "replicas")),
+			 2);
 	json_decref(got);
-	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL), 0);
+	assert_int_equal(apply(f, RC_OP_UPDATE, "service", "web", want, NULL),
+			 0);
 	assert_int_equal(owned_processes(f), 1);
 	record_pids(f, "web", recorded, 1);
 	assert_int_equal(recorded[0], pid);
@@ -935,7 +971,8 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	got = observe_body(f, "service", "web");
-	assert_int_equal(json_integer_value(json_object_get(got, "replicas")), 0);
+	assert_int_equal(json_integer_value(json_object_get(got, "replicas")),
+			 0);
 	json_decref(got);
 	json_decref(want);
 	rc_buf_release(&err);
@@ -977,7 +1014,8 @@ static void postgresql_addon_runs_and_is_removed(void **state)
 				       "c.cursor().execute('select 1')\n",
 				       NULL, NULL};
 
-		rc_buf_printf(&url, "postgresql://postgres@127.0.0.1:%d/postgres",
+		rc_buf_printf(&url,
+			      "postgresql://postgres@127.0.0.1:%d/postgres",
 			      port);
 		probe[3] = url.ptr;
 		assert_int_equal(run_argv(probe, NULL), 0);
@@ -986,7 +1024,8 @@ static void postgresql_addon_runs_and_is_removed(void **state)
 
 	got = observe_body(f, "addon", "db");
 	assert_non_null(got);
-	assert_int_equal(json_integer_value(json_object_get(got, "port")), port);
+	assert_int_equal(json_integer_value(json_object_get(got, "port")),
+			 port);
 	assert_non_null(json_object_get(got, "plan"));
 	assert_int_equal(drift(f, want, got), 0);
 	json_decref(got);
@@ -1005,6 +1044,120 @@ static void postgresql_addon_runs_and_is_removed(void **state)
 	rc_buf_release(&addon);
 }
 
+/* The repository's root, from this file's path. */
+static char *source_root(void)
+{
+	const char *me = __FILE__, *tail = strstr(me, "/tests/unit/");
+
+	if (!tail || me[0] != '/')
+		return NULL;
+	return rc_strndup(me, (size_t)(tail - me));
+}
+
+static bool python_has(const char *python, const char *modules)
+{
+	rc_buf code = RC_BUF_INIT;
+	const char *argv[] = {python, "-c", NULL, NULL};
+	bool ok;
+
+	rc_buf_printf(&code, "import %s", modules);
+	argv[2] = code.ptr;
+	ok = run_argv(argv, NULL) == 0;
+	rc_buf_release(&code);
+	return ok;
+}
+
+/* examples/local-quickstart as the issue asks: Flask, a static page and
+ * PostgreSQL, through the driver alone (the project renamed so that a
+ * real quickstart on this machine is never touched). */
+static void quickstart_example_runs(void **state)
+{
+	fixture *f = *state;
+	char *root = source_root();
+	const char *path = getenv("PATH");
+	rc_buf src = RC_BUF_INIT, yaml = RC_BUF_INIT;
+	const char *names[] = {"db", "api", "frontend"};
+	const char *kinds[] = {"addon", "service", "service"};
+	json_t *bodies[3] = {NULL, NULL, NULL};
+	struct stat st;
+	FILE *fp;
+	char line[512];
+
+	if (!root || stat("/usr/lib/postgresql", &st) < 0 ||
+	    !python_has("/usr/bin/python3", "flask, psycopg2")) {
+		print_message("skipped: needs the repository, PostgreSQL and "
+			      "/usr/bin/python3 with flask and psycopg2 "
+			      "(Debian: postgresql python3-flask "
+			      "python3-psycopg2)\n");
+		free(root);
+		skip();
+	}
+	if (!port_free(5000) || !port_free(8080)) {
+		print_message("skipped: port 5000 or 8080 is in use\n");
+		free(root);
+		skip();
+	}
+	rc_buf_printf(&src, "%s/examples/local-quickstart/.", root);
+	{
+		const char *cp[] = {"cp", "-R", src.ptr, f->dir, NULL};
+
+		assert_int_equal(run_argv(cp, NULL), 0);
+	}
+	rc_buf_clear(&src);
+	rc_buf_printf(&src, "%s/reconcile.yaml", f->dir);
+	fp = fopen(src.ptr, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		if (!strcmp(line, "project: quickstart\n"))
+			rc_buf_printf(&yaml, "project: %s\n", f->project);
+		else
+			rc_buf_puts(&yaml, line);
+	}
+	fclose(fp);
+	write_file(f->dir, "reconcile.yaml", yaml.ptr);
+	/* Debian's python3, which has the packages */
+	f->saved_path = rc_strdup(path ? path : "/usr/bin:/bin");
+	setenv("PATH", "/usr/bin:/bin", 1);
+	open_dir(f);
+	f->pg = true;
+	for (int i = 0; i < 3; i++) {
+		bodies[i] = expand_body(f, kinds[i], names[i]);
+		if (apply(f, RC_OP_CREATE, kinds[i], names[i], bodies[i],
+			  NULL) != 0)
+			fail_msg("apply %s: %s", names[i], last_error());
+		if (wait_for(f, RC_OP_CREATE, kinds[i], names[i], bodies[i],
+			     120) != 0)
+			fail_msg("wait %s: %s", names[i], last_error());
+	}
+	{
+		/* the API reads the items from PostgreSQL */
+		const char *get[] = {
+			"/usr/bin/python3", "-c",
+			"import urllib.request, sys\n"
+			"d = urllib.request.urlopen("
+			"'http://127.0.0.1:5000/api/items', "
+			"timeout=10).read()\n"
+			"sys.exit(0 if b'Write reconcile.yaml' in d else 1)\n",
+			NULL};
+		rc_buf err = RC_BUF_INIT;
+
+		assert_int_equal(run_argv(get, NULL), 0);
+		assert_int_equal(rc_local_check_http(8080, "/", 2000, &err), 0);
+		rc_buf_release(&err);
+	}
+	for (int i = 2; i >= 0; i--)
+		assert_int_equal(
+			apply(f, RC_OP_DELETE, kinds[i], names[i], NULL, NULL),
+			0);
+	f->pg = false;
+	assert_int_equal(owned_processes(f), 0);
+	for (int i = 0; i < 3; i++)
+		json_decref(bodies[i]);
+	free(root);
+	rc_buf_release(&src);
+	rc_buf_release(&yaml);
+}
+
 int test_group_local(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1021,12 +1174,14 @@ int test_group_local(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(health_failures_say_why, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(hooks_run_locally_with_a_timeout,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			hooks_run_locally_with_a_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			adoption_never_starts_a_replica_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			postgresql_addon_runs_and_is_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(quickstart_example_runs, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("local", tests, NULL, NULL);
 }
