@@ -276,14 +276,12 @@ void rc_local_procs_release(rc_local_procs *l)
 	memset(l, 0, sizeof(*l));
 }
 
-int rc_local_proc_read(pid_t pid, const char *file, rc_buf *out)
+static int proc_read_once(const char *path, rc_buf *out)
 {
-	char path[64];
 	char chunk[8192];
 	ssize_t r;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -297,6 +295,26 @@ int rc_local_proc_read(pid_t pid, const char *file, rc_buf *out)
 	}
 	close(fd);
 	return 0;
+}
+
+int rc_local_proc_read(pid_t pid, const char *file, rc_buf *out)
+{
+	char path[64];
+	int rc, tries;
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
+	/* A process in the middle of execve() shows an empty environ and
+	 * cmdline for a moment: read again rather than take a live replica
+	 * for a dead one (and start a duplicate). */
+	for (tries = 0;; tries++) {
+		size_t before = out->len;
+
+		rc = proc_read_once(path, out);
+		if (rc < 0 || out->len > before || tries == 10 ||
+		    (strcmp(file, "environ") && strcmp(file, "cmdline")))
+			return rc;
+		usleep(5000);
+	}
 }
 
 int rc_local_proc_stat(pid_t pid, char *state, unsigned long long *starttime,
