@@ -279,6 +279,24 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 		pe[i].label = ee->label;
 		pe[i].depends_on = (const char *const *)ee->env->depends_on;
 		pe[i].ndepends_on = ee->env->ndepends_on;
+		{
+			size_t np = 0, k;
+			const char **ptrs, **fors;
+
+			for (j = 0; j < ee->env->nignore; j++)
+				np += ee->env->ignore[j].paths.n;
+			ptrs = rc_calloc(np + 1, sizeof(char *));
+			fors = rc_calloc(np + 1, sizeof(char *));
+			np = 0;
+			for (j = 0; j < ee->env->nignore; j++)
+				for (k = 0; k < ee->env->ignore[j].paths.n; k++) {
+					ptrs[np] = ee->env->ignore[j].paths.v[k];
+					fors[np++] = ee->env->ignore[j].resource;
+				}
+			pe[i].ignore = ptrs;
+			pe[i].ignore_for = fors;
+			pe[i].nignore = np;
+		}
 		for (j = 0; j < ee->env->npre_apply + ee->env->npost_apply; j++) {
 			bool post = j >= ee->env->npre_apply;
 			const rc_hook *h = post ? &ee->env->post_apply[j - ee->env->npre_apply]
@@ -320,6 +338,10 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 done:
 	for (i = 0; i < nh; i++)
 		json_decref(ph[i].spec);
+	for (i = 0; i < e->nenvs; i++) {
+		free((void *)(uintptr_t)pe[i].ignore);
+		free((void *)(uintptr_t)pe[i].ignore_for);
+	}
 	free(ph);
 	free(pe);
 	return rc;

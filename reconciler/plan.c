@@ -116,8 +116,23 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 		act->changes = ch;
 		return;
 	}
-	rc_diff(&ch, d->body, last, a->body, pe ? pe->ignore : NULL,
-		pe ? pe->nignore : 0);
+	{
+		/* the ignore rules that apply to this resource */
+		const char **ign = rc_calloc((pe ? pe->nignore : 0) + 1,
+					     sizeof(char *));
+		size_t nign = 0, klen = strlen(d->kind);
+
+		for (i = 0; pe && i < pe->nignore; i++) {
+			const char *f = pe->ignore_for ? pe->ignore_for[i] : "*";
+
+			if (!strcmp(f, "*") ||
+			    (!strncmp(f, d->kind, klen) && f[klen] == '/' &&
+			     !strcmp(f + klen + 1, d->name)))
+				ign[nign++] = pe->ignore[i];
+		}
+		rc_diff(&ch, d->body, last, a->body, ign, nign);
+		free(ign);
+	}
 	if (ch.n == 0)
 		return;
 	for (i = 0; i < ch.n && in->immutable; i++)

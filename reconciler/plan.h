@@ -59,7 +59,9 @@ typedef struct {
 typedef struct {
 	const char *env;
 	bool prune;
-	const char *const *ignore; /* JSON pointers into any body of the env */
+	const char *const *ignore; /* JSON pointers into bodies of the env */
+	const char *const *ignore_for; /* per pointer: "kind/name" or "*";
+					  NULL: every pointer is for "*" */
 	size_t nignore;
 	const char *const *depends_on; /* environments applied first */
 	size_t ndepends_on;

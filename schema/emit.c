@@ -258,6 +258,19 @@ json_t *rc_env_to_json(const rc_env *e)
 		json_array_append_new(m, r);
 	}
 	json_object_set_new(o, "resources", m);
+	if (e->nignore) {
+		m = json_array();
+		for (i = 0; i < e->nignore; i++) {
+			json_t *r = json_object();
+
+			json_object_set_new(r, "resource",
+					    json_string(e->ignore[i].resource));
+			json_object_set_new(r, "paths",
+					    argv_json(&e->ignore[i].paths));
+			json_array_append_new(m, r);
+		}
+		json_object_set_new(o, "ignore", m);
+	}
 	return o;
 }
 

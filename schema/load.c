@@ -13,7 +13,7 @@ static const char *const entry_only_keys[] = {"file", "for_each", "name",
 static const char *const entry_keys[] = {
 	"file",    "for_each", "name",      "ttl",    "extends", "target",
 	"services", "config",  "secrets",   "addons", "hooks",
-	"resources", "policy", "depends_on"};
+	"resources", "policy", "depends_on", "ignore"};
 
 /* ---- overlays ---- */
 

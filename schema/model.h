@@ -125,6 +125,13 @@ typedef struct {
 	rc_loc loc;
 } rc_manifest;
 
+/* Fields of a resource reconcile neither compares nor changes. */
+typedef struct {
+	char *resource; /* "kind/name", or "*" for every resource */
+	rc_argv paths;  /* JSON pointers into the resource's body */
+	rc_loc loc;
+} rc_ignore_rule;
+
 typedef enum { RC_APPLY_AUTO, RC_APPLY_MANUAL } rc_apply_mode;
 typedef enum { RC_DRIFT_REPORT, RC_DRIFT_HEAL } rc_drift_mode;
 
@@ -158,6 +165,8 @@ typedef struct {
 	char **depends_on;
 	rc_loc *depends_on_loc;
 	size_t ndepends_on;
+	rc_ignore_rule *ignore;
+	size_t nignore;
 } rc_env;
 
 typedef struct {

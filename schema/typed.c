@@ -473,7 +473,7 @@ const char *rc_driver_name(rc_driver_kind d)
 
 static const char *const body_keys[] = {
 	"extends", "target", "services", "config", "secrets", "addons",
-	"hooks",   "resources", "policy", "depends_on"};
+	"hooks",   "resources", "policy", "depends_on", "ignore"};
 
 static const char *const driver_names[] = {"local", "kubernetes", "heroku",
 					   "ecs"};
@@ -1275,6 +1275,59 @@ static void type_resources(rc_loader *L, rc_env *env, const rc_node *m,
 	}
 }
 
+static void type_ignore(rc_loader *L, rc_env *env, const rc_node *m)
+{
+	static const char *const keys[] = {"resource", "paths"};
+	size_t i, j;
+
+	if (m->kind != RC_NODE_SEQ) {
+		rc_diag_error(L->diags, m->loc, m->span,
+			      "'ignore' must be a list of rules, not %s",
+			      rc_node_kind_name(m));
+		return;
+	}
+	env->ignore = rc_calloc(m->n + 1, sizeof(rc_ignore_rule));
+	for (i = 0; i < m->n; i++) {
+		const rc_node *r = m->vals[i];
+		rc_ctx c = {L, "the ignore rule", false};
+		rc_ignore_rule *rule;
+
+		if (!rc_expect_map(&c, r, "ignore[]"))
+			continue;
+		rc_check_keys(&c, r, keys, 2);
+		rule = &env->ignore[env->nignore];
+		rule->loc = r->loc;
+		rule->resource = rc_get_str(&c, r, "resource", false, r->loc, 1);
+		if (!rule->resource)
+			rule->resource = rc_strdup("*");
+		else if (strcmp(rule->resource, "*") &&
+			 (!strchr(rule->resource, '/') ||
+			  strchr(strchr(rule->resource, '/') + 1, '/'))) {
+			const rc_node *rn = rc_node_get(r, "resource");
+
+			rc_diag_error(L->diags, rn->loc, rn->span,
+				      "'resource' in the ignore rule must be "
+				      "kind/name (such as service/web) or *");
+		}
+		if (!rc_node_get(r, "paths"))
+			rc_diag_error(L->diags, r->loc, r->span,
+				      "the ignore rule is missing the required "
+				      "key 'paths'");
+		rc_get_argv(&c, r, "paths", &rule->paths, true, "JSON pointers");
+		for (j = 0; j < rule->paths.n; j++)
+			if (rule->paths.v[j][0] != '/') {
+				const rc_node *pn = rc_node_get(r, "paths")->vals[j];
+
+				rc_diag_error(L->diags, pn->loc, pn->span,
+					      "'%s' is not a JSON pointer: write "
+					      "it from the body's root, such as "
+					      "'/replicas' or '/env/NAME'",
+					      rule->paths.v[j]);
+			}
+		env->nignore++;
+	}
+}
+
 static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const keys[] = {"branch", "apply", "prune",
@@ -1343,6 +1396,8 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 		vars.target = rc_node_get(body, "target");
 		type_resources(L, env, n, &vars);
 	}
+	if ((n = rc_node_get(body, "ignore")) != NULL)
+		type_ignore(L, env, n);
 	if ((n = rc_node_get(body, "depends_on")) != NULL) {
 		if (n->kind != RC_NODE_SEQ) {
 			rc_diag_error(L->diags, n->loc, n->span,
@@ -1448,5 +1503,10 @@ void rc_env_release(rc_env *env)
 		free(env->depends_on[i]);
 	free(env->depends_on);
 	free(env->depends_on_loc);
+	for (i = 0; i < env->nignore; i++) {
+		free(env->ignore[i].resource);
+		rc_argv_free(&env->ignore[i].paths);
+	}
+	free(env->ignore);
 	memset(env, 0, sizeof(*env));
 }

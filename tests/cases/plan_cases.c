@@ -122,6 +122,12 @@ static int run_case(const char *dir, char **text, char **jtext)
 		pe[i].prune = json_is_true(json_object_get(e, "prune"));
 		pe[i].label = json_string_value(json_object_get(e, "label"));
 		pe[i].ignore = strings(json_object_get(e, "ignore"), &pe[i].nignore);
+		if (json_object_get(e, "ignore_for")) {
+			size_t nf;
+
+			pe[i].ignore_for = strings(json_object_get(e, "ignore_for"),
+						   &nf);
+		}
 		pe[i].depends_on = strings(json_object_get(e, "depends_on"),
 					   &pe[i].ndepends_on);
 	}
@@ -178,6 +184,7 @@ static int run_case(const char *dir, char **text, char **jtext)
 	*text = rc_buf_detach(&out);
 	for (i = 0; i < json_array_size(envs); i++) {
 		free((void *)(uintptr_t)pe[i].ignore);
+		free((void *)(uintptr_t)pe[i].ignore_for);
 		free((void *)(uintptr_t)pe[i].depends_on);
 	}
 	free(pe);

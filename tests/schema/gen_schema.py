@@ -660,6 +660,16 @@ body_props = {
     "depends_on": {"description": "Environments (or generator keys) applied before this one." + NULL_NOTE,
                    "type": ["array", "null"],
                    "items": ref("envNameOrPlaceholder", type=["string", "integer", "boolean"])},
+    "ignore": {"description": ("Ignore rules: fields of resources that reconcile neither compares "
+                               "nor changes (written by another tool or controller)." + NULL_NOTE),
+               "type": ["array", "null"],
+               "items": {"type": "object", "additionalProperties": False, "required": ["paths"],
+                         "properties": {
+                             "resource": {"description": "kind/name of the driver's resource (e.g. service/web), or * for every resource (default).",
+                                          "type": "string", "pattern": r"^(\*|[A-Za-z0-9-]+/[a-z0-9*]([a-z0-9-]*[a-z0-9*])?)$"},
+                             "paths": {"description": "JSON pointers into the resource's body; * matches one segment.",
+                                       "type": "array", "minItems": 1,
+                                       "items": {"type": "string", "pattern": "^/"}}}}},
 }
 
 

@@ -301,6 +301,36 @@ static void show_output_is_stable_json(void **state)
 	tmpdir_remove(dir);
 }
 
+static void ignore_rules(void **state)
+{
+	char *dir = tmpdir_new(), *msg;
+	rc_config *cfg;
+	int rc;
+
+	RC_UNUSED(state);
+	write_file(dir, "reconcile.yaml",
+		   "version: 1\nproject: p\nenvironments:\n"
+		   "  a:\n    target: { driver: local }\n"
+		   "    ignore:\n"
+		   "      - { resource: service/web, paths: [/replicas] }\n"
+		   "      - { paths: [\"/env/NEW_RELIC_KEY\"] }\n"
+		   "  b:\n    target: { driver: local }\n"
+		   "    ignore:\n"
+		   "      - { resource: web, paths: [replicas] }\n");
+	msg = load_dir(dir, true, &cfg, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(msg, "'resource' in the ignore rule must be "
+				    "kind/name (such as service/web) or *"));
+	assert_non_null(strstr(msg, "'replicas' is not a JSON pointer"));
+	assert_int_equal(cfg->envs[0].nignore, 2);
+	assert_string_equal(cfg->envs[0].ignore[0].resource, "service/web");
+	assert_string_equal(cfg->envs[0].ignore[0].paths.v[0], "/replicas");
+	assert_string_equal(cfg->envs[0].ignore[1].resource, "*");
+	free(msg);
+	rc_config_free(cfg);
+	tmpdir_remove(dir);
+}
+
 int test_group_load(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +343,7 @@ int test_group_load(void)
 		cmocka_unit_test(substitution_names_and_places),
 		cmocka_unit_test(substitution_errors),
 		cmocka_unit_test(show_output_is_stable_json),
+		cmocka_unit_test(ignore_rules),
 	};
 	return cmocka_run_group_tests_name("load", tests, NULL, NULL);
 }
