@@ -315,6 +315,29 @@ static void link_resources(rc_plan *p, const rc_plan_input *in)
 	}
 }
 
+/* The action that runs one hook, keyed "<env>/hook/<name>". */
+static rc_action *hook_action(rc_plan *p, const rc_plan_hook *hk)
+{
+	rc_resource r = {0};
+	rc_buf key = RC_BUF_INIT_MAX(4096);
+	rc_action *a;
+
+	rc_buf_printf(&key, "%s/hook/%s", hk->env, hk->name);
+	r.key = key.ptr;
+	r.env = (char *)(uintptr_t)hk->env;
+	r.driver = (char *)(uintptr_t)"";
+	r.kind = (char *)(uintptr_t)"hook";
+	r.name = (char *)(uintptr_t)hk->name;
+	a = new_action(p, RC_OP_RUN, &r);
+	a->desired = json_incref(hk->spec);
+	a->irreversible = hk->irreversible;
+	set_reason(a, hk->post ? "post_apply hook" : "pre_apply hook");
+	if (hk->irreversible)
+		set_reason(a, "irreversible");
+	rc_buf_release(&key);
+	return a;
+}
+
 static void add_hooks(rc_plan *p, const rc_plan_input *in)
 {
 	size_t e, i, h, nres;
@@ -332,28 +355,14 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			continue; /* hooks run only where something changes */
 		for (h = 0; h < in->nhooks; h++) {
 			const rc_plan_hook *hk = &in->hooks[h];
-			rc_resource r = {0};
-			rc_buf key = RC_BUF_INIT_MAX(4096);
 			rc_action *a;
 
 			if (strcmp(hk->env, env) || hk->post)
 				continue;
-			rc_buf_printf(&key, "%s/hook/%s", env, hk->name);
-			r.key = key.ptr;
-			r.env = (char *)(uintptr_t)env;
-			r.driver = (char *)(uintptr_t)"";
-			r.kind = (char *)(uintptr_t)"hook";
-			r.name = (char *)(uintptr_t)hk->name;
-			a = new_action(p, RC_OP_RUN, &r);
-			a->desired = json_incref(hk->spec);
-			a->irreversible = hk->irreversible;
-			set_reason(a, "pre_apply hook");
-			if (hk->irreversible)
-				set_reason(a, "irreversible");
+			a = hook_action(p, hk);
 			if (prev)
 				add_dep(a, prev);
 			prev = a->id;
-			rc_buf_release(&key);
 		}
 		if (prev)
 			for (i = 0; i < first; i++)
@@ -362,24 +371,11 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 		prev = NULL;
 		for (h = 0; h < in->nhooks; h++) {
 			const rc_plan_hook *hk = &in->hooks[h];
-			rc_resource r = {0};
-			rc_buf key = RC_BUF_INIT_MAX(4096);
 			rc_action *a;
 
 			if (strcmp(hk->env, env) || !hk->post)
 				continue;
-			rc_buf_printf(&key, "%s/hook/%s", env, hk->name);
-			r.key = key.ptr;
-			r.env = (char *)(uintptr_t)env;
-			r.driver = (char *)(uintptr_t)"";
-			r.kind = (char *)(uintptr_t)"hook";
-			r.name = (char *)(uintptr_t)hk->name;
-			a = new_action(p, RC_OP_RUN, &r);
-			a->desired = json_incref(hk->spec);
-			a->irreversible = hk->irreversible;
-			set_reason(a, "post_apply hook");
-			if (hk->irreversible)
-				set_reason(a, "irreversible");
+			a = hook_action(p, hk);
 			for (i = 0; i < first; i++)
 				if (!strcmp(p->actions[i].env, env) &&
 				    p->actions[i].op != RC_OP_RUN)
@@ -387,7 +383,6 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			if (prev)
 				add_dep(a, prev);
 			prev = a->id;
-			rc_buf_release(&key);
 		}
 	}
 }
