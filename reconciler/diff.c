@@ -185,6 +185,24 @@ static const char *next_segment(const char *p, rc_buf *seg)
 	return p;
 }
 
+void rc_pointer_dotted(rc_buf *out, const char *pointer)
+{
+	rc_buf seg = RC_BUF_INIT_MAX(1 << 16);
+	const char *p = pointer;
+	bool first = true;
+
+	if (!*p)
+		rc_buf_puts(out, "(all)");
+	while (*p == '/') {
+		p = next_segment(p + 1, &seg);
+		if (!first)
+			rc_buf_putc(out, '.');
+		first = false;
+		rc_buf_puts(out, seg.ptr);
+	}
+	rc_buf_release(&seg);
+}
+
 json_t *rc_changes_apply(const json_t *actual, const rc_changes *c)
 {
 	json_t *root = actual ? json_deep_copy(actual) : json_object();

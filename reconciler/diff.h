@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "reconciler/buf.h"
 #include "reconciler/common.h"
 
 typedef enum { RC_CHANGE_ADD, RC_CHANGE_MODIFY, RC_CHANGE_REMOVE } rc_change_op;
@@ -44,6 +45,9 @@ void rc_changes_release(rc_changes *c);
 /* Whether a JSON pointer matches a pattern ("*" = any one segment, a
  * pattern also matches everything below it). */
 bool rc_pointer_match(const char *pattern, const char *pointer);
+/* Appends a JSON pointer as a reader writes it: "/env/LOG_LEVEL" ->
+ * "env.LOG_LEVEL" ("(all)" for the empty pointer). */
+void rc_pointer_dotted(rc_buf *out, const char *pointer);
 /* Applies changes to a copy of actual (new ref): what actual becomes. */
 json_t *rc_changes_apply(const json_t *actual, const rc_changes *c);
 /* Equality of two JSON values with numbers compared by value. */

@@ -71,31 +71,6 @@ static void set_reason(rc_action *a, const char *fmt, ...)
 	a->reason = rc_buf_detach(&b);
 }
 
-/* "/env/LOG_LEVEL" -> "env.LOG_LEVEL" (new string). */
-static char *dotted(const char *pointer)
-{
-	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
-	const char *p = pointer;
-
-	while (*p == '/') {
-		if (b.len)
-			rc_buf_putc(&b, '.');
-		p++;
-		while (*p && *p != '/') {
-			if (p[0] == '~' && p[1] == '1') {
-				rc_buf_putc(&b, '/');
-				p += 2;
-			} else if (p[0] == '~' && p[1] == '0') {
-				rc_buf_putc(&b, '~');
-				p += 2;
-			} else {
-				rc_buf_putc(&b, *p++);
-			}
-		}
-	}
-	return rc_buf_detach(&b);
-}
-
 static void plan_resource(rc_plan *p, const rc_plan_input *in,
 			  const rc_resource *d, const rc_resource *a)
 {
@@ -147,10 +122,11 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 					  : rc_json_fingerprint(a->body);
 	act->changes = ch;
 	if (replace) {
-		char *field = dotted(ch.items[i].path);
+		rc_buf field = RC_BUF_INIT_MAX(1 << 16);
 
-		set_reason(act, "%s cannot change in place", field);
-		free(field);
+		rc_pointer_dotted(&field, ch.items[i].path);
+		set_reason(act, "%s cannot change in place", field.ptr);
+		rc_buf_release(&field);
 		if (a->precious) {
 			act->irreversible = true;
 			set_reason(act, "replacing it loses its data");

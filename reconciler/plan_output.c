@@ -63,34 +63,6 @@ static void put_value(rc_buf *out, const json_t *v)
 	free(s);
 }
 
-static void put_path(rc_buf *out, const char *pointer)
-{
-	const char *p = pointer;
-	bool first = true;
-
-	if (!*p) {
-		rc_buf_puts(out, "(all)");
-		return;
-	}
-	while (*p == '/') {
-		if (!first)
-			rc_buf_putc(out, '.');
-		first = false;
-		p++;
-		while (*p && *p != '/') {
-			if (p[0] == '~' && p[1] == '1') {
-				rc_buf_putc(out, '/');
-				p += 2;
-			} else if (p[0] == '~' && p[1] == '0') {
-				rc_buf_putc(out, '~');
-				p += 2;
-			} else {
-				rc_buf_putc(out, *p++);
-			}
-		}
-	}
-}
-
 static void render_action(const rc_action *a, rc_buf *out, bool color)
 {
 	size_t i;
@@ -119,7 +91,7 @@ static void render_action(const rc_action *a, rc_buf *out, bool color)
 		const rc_change *c = &a->changes.items[i];
 
 		rc_buf_puts(out, "      ");
-		put_path(out, c->path);
+		rc_pointer_dotted(out, c->path);
 		rc_buf_puts(out, ": ");
 		if (a->op == RC_OP_CREATE) {
 			put_value(out, c->new_);

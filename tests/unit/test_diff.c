@@ -60,6 +60,16 @@ static void keys_with_slashes_are_escaped(void **state)
 	rc_diff(&c, d, NULL, a, NULL, 0);
 	assert_int_equal(c.n, 1);
 	assert_string_equal(c.items[0].path, "/labels/app.kubernetes.io~1name");
+	{
+		rc_buf b = RC_BUF_INIT;
+
+		rc_pointer_dotted(&b, c.items[0].path);
+		assert_string_equal(b.ptr, "labels.app.kubernetes.io/name");
+		rc_buf_clear(&b);
+		rc_pointer_dotted(&b, "");
+		assert_string_equal(b.ptr, "(all)");
+		rc_buf_release(&b);
+	}
 	rc_changes_release(&c);
 	json_decref(d);
 	json_decref(a);
