@@ -450,6 +450,7 @@ int rc_cmd_rollback(int argc, char **argv)
 	if (o.to) {
 		/* the desired state of an older commit, planned as usual */
 		o.eo.ref = o.to;
+		o.eo.keep_gone = true;
 		code = run_apply(&o, "roll back to this commit");
 		free(o.envs);
 		return code;

@@ -35,7 +35,7 @@ static bool wanted(const rc_engine_opts *o, const rc_env *env)
 	return false;
 }
 
-static char *env_label(const rc_env *env)
+char *rc_engine_env_label(const rc_env *env)
 {
 	rc_buf b = RC_BUF_INIT_MAX(1024);
 	const rc_target *t = &env->target;
@@ -48,6 +48,36 @@ static char *env_label(const rc_env *env)
 	else if (t->cluster)
 		rc_buf_printf(&b, ": %s", t->cluster);
 	return rc_buf_detach(&b);
+}
+
+int rc_engine_self_branches(void *ctx, rc_branch **out, size_t *n)
+{
+	rc_source *src = ctx;
+	rc_source_branch *sb = NULL;
+	size_t nsb = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (rc_source_branches(&sb, &nsb, src) < 0)
+		return RC_ERROR;
+	*out = rc_calloc(nsb + 1, sizeof(rc_branch));
+	for (size_t i = 0; i < nsb; i++) {
+		(*out)[i].name = rc_strdup(sb[i].name);
+		memcpy((*out)[i].sha, sb[i].sha, sizeof(sb[i].sha));
+	}
+	*n = nsb;
+	rc_source_branches_free(sb, nsb);
+	return 0;
+}
+
+void rc_engine_load_opts(rc_engine *e, rc_load_opts *lo)
+{
+	/* a tree written from a commit is in no repository: list the
+	 * source's own branches for generators over `self` */
+	if (rc_source_url(e->src) || e->opts.ref) {
+		lo->self_branches = rc_engine_self_branches;
+		lo->self_ctx = e->src;
+	}
 }
 
 int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
@@ -71,22 +101,10 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 		return rc;
 	lo.only = opts->envs;
 	lo.nonly = opts->nenvs;
+	rc_engine_load_opts(e, &lo);
 	if (rc_config_load(&e->cfg, rc_source_dir(e->src), &lo, &e->diags) < 0)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				    "the configuration is invalid");
-	for (size_t i = 0; i < opts->nenvs; i++) {
-		bool found = false;
-
-		for (size_t k = 0; k < e->cfg->nenvs && !found; k++)
-			found = wanted(&(rc_engine_opts){.envs = &opts->envs[i],
-							 .nenvs = 1},
-				       &e->cfg->envs[k]);
-		if (!found)
-			return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
-					    "no environment '%s' in the "
-					    "configuration",
-					    opts->envs[i]);
-	}
 	e->state_dir = opts->state_dir ? rc_strdup(opts->state_dir)
 				       : rc_state_dir_for(opts->source &&
 								  !rc_source_url(e->src)
@@ -101,7 +119,7 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 			continue;
 		ee = &e->envs[e->nenvs++];
 		ee->env = env;
-		ee->label = env_label(env);
+		ee->label = rc_engine_env_label(env);
 		ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
 		if (!ee->ops)
 			return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
@@ -111,6 +129,25 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 					    env->name,
 					    rc_driver_name(env->target.driver));
 	}
+	if (!opts->ref && (rc = rc_engine_read_branches(e)) < 0)
+		return rc;
+	if (!opts->keep_gone && (rc = rc_engine_track_generated(e)) < 0)
+		return rc;
+	for (size_t i = 0; i < opts->nenvs; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < e->cfg->nenvs && !found; k++)
+			found = wanted(&(rc_engine_opts){.envs = &opts->envs[i],
+							 .nenvs = 1},
+				       &e->cfg->envs[k]);
+		for (size_t k = 0; k < e->nenvs && !found; k++)
+			found = !strcmp(e->envs[k].env->name, opts->envs[i]);
+		if (!found)
+			return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+					    "no environment '%s' in the "
+					    "configuration",
+					    opts->envs[i]);
+	}
 	return 0;
 }
 
@@ -119,11 +156,28 @@ void rc_engine_free(rc_engine *e)
 	if (!e)
 		return;
 	for (size_t i = 0; i < e->nenvs; i++) {
-		if (e->envs[i].drv)
-			e->envs[i].ops->close(e->envs[i].drv);
-		free(e->envs[i].label);
+		rc_engine_env *ee = &e->envs[i];
+
+		if (ee->drv)
+			ee->ops->close(ee->drv);
+		free(ee->label);
+		free(ee->config_dir);
+		free(ee->commit);
+		free(ee->branch);
+		free(ee->retire);
+		if (ee->owned) {
+			rc_env_release(ee->owned);
+			free(ee->owned);
+		}
 	}
 	free(e->envs);
+	for (size_t i = 0; i < e->nbranch_cfgs; i++)
+		rc_config_free(e->branch_cfgs[i]);
+	free(e->branch_cfgs);
+	json_decref(e->envreg);
+	for (size_t i = 0; i < e->nnotes; i++)
+		free(e->notes[i]);
+	free(e->notes);
 	rc_resource_set_release(&e->desired);
 	rc_resource_set_release(&e->actual);
 	json_decref(e->last);
@@ -134,24 +188,28 @@ void rc_engine_free(rc_engine *e)
 	free(e);
 }
 
-static rc_driver_ctx driver_ctx(const rc_engine *e, const char *run_id)
+static rc_driver_ctx driver_ctx(const rc_engine *e, const rc_engine_env *ee,
+			       const char *run_id)
 {
 	rc_driver_ctx c;
 
 	c.project = e->cfg ? e->cfg->project : NULL;
-	c.config_dir = e->src ? rc_source_dir(e->src) : NULL;
+	c.config_dir = ee->config_dir        ? ee->config_dir
+		       : e->src              ? rc_source_dir(e->src)
+					     : NULL;
 	c.state_dir = e->state_dir;
 	c.run_id = run_id;
-	c.commit = e->src ? rc_source_commit(e->src) : NULL;
+	c.commit = ee->commit ? ee->commit
+		   : e->src   ? rc_source_commit(e->src)
+			      : NULL;
 	return c;
 }
 
 int rc_engine_open_drivers(rc_engine *e, const char *run_id)
 {
-	rc_driver_ctx ctx = driver_ctx(e, run_id);
-
 	for (size_t i = 0; i < e->nenvs; i++) {
 		rc_engine_env *ee = &e->envs[i];
+		rc_driver_ctx ctx = driver_ctx(e, ee, run_id);
 
 		if (ee->drv)
 			continue;
@@ -263,7 +321,9 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 		rc_engine_env *ee = &e->envs[i];
 		size_t d0 = e->desired.n, a0 = e->actual.n;
 
-		if ((rc = ee->ops->expand(ee->drv, ee->env, &e->desired)) < 0 ||
+		/* a gone environment declares nothing */
+		if ((!ee->retire &&
+		     (rc = ee->ops->expand(ee->drv, ee->env, &e->desired)) < 0) ||
 		    (rc = ee->ops->observe(ee->drv, &e->desired, &e->actual)) < 0) {
 			rc_error_prefix("environment '%s'", ee->env->name);
 			goto done;
@@ -277,6 +337,9 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 		pe[i].env = ee->env->name;
 		pe[i].prune = ee->env->policy.prune;
 		pe[i].label = ee->label;
+		pe[i].branch = ee->branch;
+		pe[i].commit = ee->commit;
+		pe[i].retire = ee->retire;
 		pe[i].depends_on = (const char *const *)ee->env->depends_on;
 		pe[i].ndepends_on = ee->env->ndepends_on;
 		{
@@ -323,6 +386,9 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	in.destroy = e->opts.destroy;
 	in.force = e->opts.force;
 	rc = rc_plan_build(plan, &in);
+	rc_engine_forget_empty(e);
+	for (i = 0; i < e->nnotes; i++)
+		rc_plan_note(plan, "%s", e->notes[i]);
 	if (rc_source_commit(e->src))
 		plan->commit = rc_strdup(rc_source_commit(e->src));
 	if (rc_source_url(e->src)) {

@@ -10,6 +10,7 @@
 #include "reconciler/plan.h"
 #include "reconciler/source.h"
 #include "schema/diag.h"
+#include "schema/load.h"
 #include "schema/model.h"
 
 typedef struct {
@@ -22,6 +23,9 @@ typedef struct {
 	const char *cache_dir; /* git cache, NULL for the default */
 	bool destroy;          /* plan the removal of everything owned */
 	bool force;            /* allow emptying an environment */
+	bool keep_gone;        /* neither track generated environments nor
+				  retire gone ones (planning an older
+				  commit) */
 	int concurrency;       /* apply: actions at once (default 8) */
 	bool progress;         /* apply: live display (a terminal) */
 	FILE *out;             /* apply progress and messages (stdout) */
@@ -32,6 +36,12 @@ typedef struct rc_engine_env {
 	const rc_driver_ops *ops;
 	rc_driver *drv;
 	char *label;
+	char *config_dir; /* the tree it was read from; NULL: the source's */
+	char *commit;     /* its commit when read from policy.branch */
+	char *branch;     /* the policy.branch it was read from, or NULL */
+	char *retire;     /* gone from the configuration: why everything it
+			     owns is deleted (see state/envreg.h) */
+	rc_env *owned;    /* a gone environment, rebuilt from the registry */
 } rc_engine_env;
 
 typedef struct {
@@ -44,6 +54,12 @@ typedef struct {
 	size_t nenvs;
 	rc_resource_set desired, actual;
 	json_t *last;          /* key -> body last applied (the journal) */
+	rc_config **branch_cfgs; /* configurations read from policy.branch */
+	size_t nbranch_cfgs;
+	json_t *envreg;        /* the registry of generated environments */
+	char **notes;          /* for the plan (an environment waiting for
+				  its ttl) */
+	size_t nnotes;
 } rc_engine;
 
 /* Opens the source and loads the configuration. On RC_EINVALID the
@@ -86,6 +102,20 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 char *rc_plan_id(const rc_plan *p);
 /* The run that applied the plan with this id successfully, or NULL. */
 char *rc_engine_find_plan_run(rc_engine *e, const char *plan_id);
+
+/* Internals shared by engine*.c. */
+/* Sets how a load lists the branches of `self` for this engine's source. */
+void rc_engine_load_opts(rc_engine *e, rc_load_opts *lo);
+int rc_engine_self_branches(void *ctx, rc_branch **out, size_t *n);
+/* Reads the environments with a policy.branch from that branch. */
+int rc_engine_read_branches(rc_engine *e);
+/* Records the generated environments in the registry and adds the gone
+ * ones to the scope: retired when past their ttl and pruned, noted
+ * otherwise. */
+int rc_engine_track_generated(rc_engine *e);
+/* After observing: forgets gone environments that own nothing any more. */
+void rc_engine_forget_empty(rc_engine *e);
+char *rc_engine_env_label(const rc_env *env);
 
 /* The state directory to use for a configuration directory (new). */
 char *rc_state_dir_for(const char *config_dir);

@@ -98,10 +98,11 @@ static void draw(executor *x, size_t only)
 
 /* Replaces the deferred placeholders of hooks: {{ run.* }} and
  * {{ env.NAME }} (already checked against allow_env by the loader). */
-static char *substitute_run(const char *s, const executor *x)
+static char *substitute_run(const char *s, const executor *x,
+			    const char *commit)
 {
 	rc_buf out = RC_BUF_INIT_MAX(1 << 20);
-	const char *p = s, *commit = x->plan->commit ? x->plan->commit : "";
+	const char *p = s;
 	char *date = utc_now("%Y%m%d"), *tm = utc_now("%H%M%S");
 
 	while (*p) {
@@ -145,21 +146,33 @@ static char *substitute_run(const char *s, const executor *x)
 	return rc_buf_detach(&out);
 }
 
-static json_t *resolve_spec(const json_t *spec, const executor *x)
+/* The commit an environment was planned at: its policy.branch's, or the
+ * source's. */
+static const char *env_commit(const rc_plan *p, const char *env)
+{
+	for (size_t i = 0; i < p->nenvs; i++)
+		if (!strcmp(p->envs[i], env) && p->env_commits &&
+		    p->env_commits[i])
+			return p->env_commits[i];
+	return p->commit ? p->commit : "";
+}
+
+static json_t *resolve_spec(const json_t *spec, const executor *x,
+			    const char *envname)
 {
 	json_t *o = json_deep_copy(spec), *run = json_object_get(o, "run"),
 	       *env = json_object_get(o, "env"), *v;
-	const char *k;
+	const char *k, *commit = env_commit(x->plan, envname);
 	size_t i;
 
 	json_array_foreach(run, i, v) {
-		char *s = substitute_run(json_string_value(v), x);
+		char *s = substitute_run(json_string_value(v), x, commit);
 
 		json_array_set_new(run, i, json_string(s));
 		free(s);
 	}
 	json_object_foreach(env, k, v) {
-		char *s = substitute_run(json_string_value(v), x);
+		char *s = substitute_run(json_string_value(v), x, commit);
 
 		json_object_set_new(env, k, json_string(s));
 		free(s);
@@ -175,7 +188,7 @@ static int do_action(executor *x, size_t i, json_t **result, char **err)
 
 	*result = NULL;
 	if (a->op == RC_OP_RUN) {
-		json_t *spec = resolve_spec(a->desired, x);
+		json_t *spec = resolve_spec(a->desired, x, a->env);
 		rc_run_result res = {0};
 
 		rc = ee->ops->run(ee->drv, spec, &res);
@@ -370,6 +383,18 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 			"environments", envs,
 			"host", hostname, "pid", (int)getpid(), "plan", plan_id);
 	free(plan_id);
+	for (i = 0; i < plan->nenvs; i++) {
+		json_t *ec = json_object_get(rec, "env_commits");
+
+		if (!plan->env_commits || !plan->env_commits[i])
+			continue;
+		if (!ec) {
+			ec = json_object();
+			json_object_set_new(rec, "env_commits", ec);
+		}
+		json_object_set_new(ec, plan->envs[i],
+				    json_string(plan->env_commits[i]));
+	}
 	rc = rc_journal_append(x.journal, rec);
 	json_decref(rec);
 	if (rc < 0)

@@ -27,6 +27,23 @@ int rc_engine_check_saved(rc_engine *e, const rc_plan *saved,
 				  "plan (uncommitted edits?)");
 		moved++;
 	}
+	for (size_t i = 0; i < saved->nenvs; i++) {
+		const char *was = saved->env_commits[i], *now = NULL;
+
+		for (size_t j = 0; j < fresh->nenvs; j++)
+			if (!strcmp(fresh->envs[j], saved->envs[i]))
+				now = fresh->env_commits[j];
+		if (!was || (now && !strcmp(was, now)))
+			continue;
+		rc_buf_printf(&why,
+			      "\n  environment '%s': branch '%s' moved from "
+			      "commit %.12s to %.12s",
+			      saved->envs[i],
+			      saved->env_branches[i] ? saved->env_branches[i]
+						     : "?",
+			      was, now ? now : "(none)");
+		moved++;
+	}
 	json_object_foreach(saved->observed, k, v) {
 		json_t *now = json_object_get(fresh->observed, k);
 
@@ -243,13 +260,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 	}
 	plan->observed = json_incref(current.observed);
 	plan->commit = current.commit ? rc_strdup(current.commit) : NULL;
-	plan->nenvs = current.nenvs;
-	plan->envs = rc_calloc(plan->nenvs + 1, sizeof(char *));
-	plan->env_labels = rc_calloc(plan->nenvs + 1, sizeof(char *));
-	for (i = 0; i < plan->nenvs; i++) {
-		plan->envs[i] = rc_strdup(current.envs[i]);
-		plan->env_labels[i] = rc_strdup(current.env_labels[i]);
-	}
+	rc_plan_envs_copy(plan, &current);
 	rc_plan_release(&current);
 	rc = 0;
 	if (refused.len)

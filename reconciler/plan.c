@@ -135,14 +135,17 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 }
 
 static void plan_delete(rc_plan *p, const rc_plan_input *in,
-			const rc_resource *a)
+			const rc_plan_env *pe, const rc_resource *a)
 {
 	rc_action *act = new_action(p, RC_OP_DELETE, a);
 
 	act->actual = json_incref(a->body);
 	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
 					  : rc_json_fingerprint(a->body);
-	set_reason(act, in->destroy ? "destroy" : "no longer declared; pruned");
+	set_reason(act, "%s",
+		   in->destroy  ? "destroy"
+		   : pe->retire ? pe->retire
+				: "no longer declared; pruned");
 	if (a->precious) {
 		act->irreversible = true;
 		set_reason(act, "deleting it loses its data");
@@ -396,14 +399,16 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 			      (void *)(uintptr_t)&in->envs[e]);
 	env_index = &envs_by_name;
 	p->observed = json_object();
-	p->envs = rc_calloc(in->nenvs + 1, sizeof(char *));
-	p->env_labels = rc_calloc(in->nenvs + 1, sizeof(char *));
+	rc_plan_envs_alloc(p, in->nenvs);
 	for (e = 0; e < in->nenvs; e++) {
 		p->envs[e] = rc_strdup(in->envs[e].env);
 		p->env_labels[e] = rc_strdup(in->envs[e].label ? in->envs[e].label
 							       : "");
+		if (in->envs[e].branch)
+			p->env_branches[e] = rc_strdup(in->envs[e].branch);
+		if (in->envs[e].commit)
+			p->env_commits[e] = rc_strdup(in->envs[e].commit);
 	}
-	p->nenvs = in->nenvs;
 	for (i = 0; i < in->desired->n; i++)
 		json_object_set(all, in->desired->items[i].key,
 				in->desired->items[i].body);
@@ -439,8 +444,8 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 			continue; /* an environment this plan does not cover */
 		if (!in->destroy && rc_strmap_get(&desired_by_key, a->key))
 			continue;
-		if (in->destroy || ape->prune) {
-			plan_delete(p, in, a);
+		if (in->destroy || ape->prune || ape->retire) {
+			plan_delete(p, in, ape, a);
 		} else {
 			p->kept = rc_realloc(p->kept,
 					     (p->nkept + 1) * sizeof(rc_plan_kept));
@@ -465,7 +470,8 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 		size_t ndesired = counts[3 * e], nactual = counts[3 * e + 1],
 		       ndelete = counts[3 * e + 2];
 
-		if (ndesired == 0 && ndelete > 0 && ndelete == nactual) {
+		if (ndesired == 0 && ndelete > 0 && ndelete == nactual &&
+		    !in->envs[e].retire) {
 			rc_strmap_release(&desired_by_key);
 			rc_strmap_release(&actual_by_key);
 			rc_strmap_release(&envs_by_name);
@@ -501,6 +507,53 @@ void rc_plan_counts(const rc_plan *p, size_t counts[5])
 		counts[p->actions[i].op]++;
 }
 
+void rc_plan_envs_alloc(rc_plan *p, size_t n)
+{
+	for (size_t i = 0; i < p->nenvs; i++) {
+		free(p->envs[i]);
+		free(p->env_labels[i]);
+		free(p->env_branches[i]);
+		free(p->env_commits[i]);
+	}
+	free(p->envs);
+	free(p->env_labels);
+	free(p->env_branches);
+	free(p->env_commits);
+	p->nenvs = n;
+	p->envs = rc_calloc(n + 1, sizeof(char *));
+	p->env_labels = rc_calloc(n + 1, sizeof(char *));
+	p->env_branches = rc_calloc(n + 1, sizeof(char *));
+	p->env_commits = rc_calloc(n + 1, sizeof(char *));
+}
+
+void rc_plan_note(rc_plan *p, const char *fmt, ...)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	p->notes = rc_realloc(p->notes, (p->nnotes + 1) * sizeof(char *));
+	p->notes[p->nnotes++] = rc_buf_detach(&b);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? rc_strdup(s) : NULL;
+}
+
+void rc_plan_envs_copy(rc_plan *dst, const rc_plan *src)
+{
+	rc_plan_envs_alloc(dst, src->nenvs);
+	for (size_t i = 0; i < src->nenvs; i++) {
+		dst->envs[i] = rc_strdup(src->envs[i]);
+		dst->env_labels[i] = rc_strdup(src->env_labels[i]);
+		dst->env_branches[i] = dup_or_null(src->env_branches[i]);
+		dst->env_commits[i] = dup_or_null(src->env_commits[i]);
+	}
+}
+
 void rc_plan_release(rc_plan *p)
 {
 	size_t i, j;
@@ -524,17 +577,19 @@ void rc_plan_release(rc_plan *p)
 		free(a->reason);
 	}
 	free(p->actions);
-	for (i = 0; i < p->nenvs; i++) {
-		free(p->envs[i]);
-		free(p->env_labels[i]);
-	}
+	rc_plan_envs_alloc(p, 0);
 	free(p->envs);
 	free(p->env_labels);
+	free(p->env_branches);
+	free(p->env_commits);
 	for (i = 0; i < p->nkept; i++) {
 		free(p->kept[i].env);
 		free(p->kept[i].key);
 	}
 	free(p->kept);
+	for (i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
 	free(p->source);
 	free(p->ref);
 	free(p->commit);

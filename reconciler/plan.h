@@ -66,6 +66,12 @@ typedef struct {
 	const char *const *depends_on; /* environments applied first */
 	size_t ndepends_on;
 	const char *label; /* "heroku: joplin-staging", shown in the header */
+	const char *branch; /* policy.branch it was read from, or NULL */
+	/* non-NULL: the environment is gone from the configuration (a
+	   generated one whose item disappeared, past its ttl) and everything
+	   it owns is deleted, for this reason */
+	const char *retire;
+	const char *commit; /* the commit it was read at, or NULL */
 } rc_plan_env;
 
 /* A hook of an environment, in phase order. */
@@ -110,11 +116,24 @@ typedef struct {
 	char **envs;
 	size_t nenvs;
 	char **env_labels;
+	char **env_branches;  /* per environment: policy.branch, or NULL */
+	char **env_commits;   /* per environment: its commit, or NULL */
 	rc_action *actions;   /* in apply order */
 	size_t n, cap;
 	rc_plan_kept *kept;   /* owned, undeclared, not pruned */
 	size_t nkept;
+	char **notes;         /* what the reviewer should know that is not an
+				 action (an environment waiting for its ttl) */
+	size_t nnotes;
 } rc_plan;
+
+/* Sets p's environments to n empty slots (names, labels, branches,
+ * commits), releasing any it had. */
+void rc_plan_envs_alloc(rc_plan *p, size_t n);
+/* Adds a note (printf-style). */
+void rc_plan_note(rc_plan *p, const char *fmt, ...) RC_PRINTF(2, 3);
+/* Copies src's environments into dst. */
+void rc_plan_envs_copy(rc_plan *dst, const rc_plan *src);
 
 /* Builds the plan; 0, or RC_EINVALID when refused (message says why). */
 int rc_plan_build(rc_plan *out, const rc_plan_input *in);

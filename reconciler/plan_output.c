@@ -156,6 +156,10 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 		rc_buf_printf(out, "%s", p->envs[e]);
 		if (p->env_labels[e][0])
 			rc_buf_printf(out, " (%s)", p->env_labels[e]);
+		if (p->env_branches[e])
+			rc_buf_printf(out, " from branch %s at %.7s",
+				      p->env_branches[e],
+				      p->env_commits[e] ? p->env_commits[e] : "?");
 		if (color)
 			rc_buf_puts(out, C_RESET);
 		rc_buf_putc(out, '\n');
@@ -176,6 +180,10 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 	}
 	free(ord);
 	if (shown_envs)
+		rc_buf_putc(out, '\n');
+	for (i = 0; i < p->nnotes; i++)
+		rc_buf_printf(out, "Note: %s\n", p->notes[i]);
+	if (p->nnotes)
 		rc_buf_putc(out, '\n');
 	if (p->n == 0) {
 		rc_buf_puts(out, "No changes: the actual state matches the "
@@ -220,6 +228,14 @@ json_t *rc_plan_to_json(const rc_plan *p)
 
 		json_object_set_new(e, "name", json_string(p->envs[i]));
 		json_object_set_new(e, "label", json_string(p->env_labels[i]));
+		json_object_set_new(e, "branch",
+				    p->env_branches[i]
+					    ? json_string(p->env_branches[i])
+					    : json_null());
+		json_object_set_new(e, "commit",
+				    p->env_commits[i]
+					    ? json_string(p->env_commits[i])
+					    : json_null());
 		json_array_append_new(envs, e);
 	}
 	json_object_set_new(o, "environments", envs);
@@ -276,6 +292,10 @@ json_t *rc_plan_to_json(const rc_plan *p)
 		json_array_append_new(arr, k);
 	}
 	json_object_set_new(o, "kept", arr);
+	arr = json_array();
+	for (i = 0; i < p->nnotes; i++)
+		json_array_append_new(arr, json_string(p->notes[i]));
+	json_object_set_new(o, "notes", arr);
 	json_object_set(o, "observed", p->observed);
 	return o;
 }
@@ -318,15 +338,16 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 	p->commit = dup_str(j, "commit");
 	p->desired_digest = dup_str(j, "desired_digest");
 	p->observed = json_incref(observed);
-	p->nenvs = json_array_size(envs);
-	p->envs = rc_calloc(p->nenvs + 1, sizeof(char *));
-	p->env_labels = rc_calloc(p->nenvs + 1, sizeof(char *));
+	rc_plan_envs_alloc(p, json_array_size(envs));
 	for (i = 0; i < p->nenvs; i++) {
-		char *name = dup_str(json_array_get(envs, i), "name");
-		char *label = dup_str(json_array_get(envs, i), "label");
+		const json_t *ej = json_array_get(envs, i);
+		char *name = dup_str(ej, "name");
+		char *label = dup_str(ej, "label");
 
 		p->envs[i] = name ? name : rc_strdup("?");
 		p->env_labels[i] = label ? label : rc_strdup("");
+		p->env_branches[i] = dup_str(ej, "branch");
+		p->env_commits[i] = dup_str(ej, "commit");
 	}
 	for (i = 0; i < json_array_size(actions); i++) {
 		const json_t *x = json_array_get(actions, i);
@@ -400,6 +421,13 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 					    "saved plan: kept entry %zu is "
 					    "malformed",
 					    i);
+	}
+	for (i = 0; i < json_array_size(json_object_get(j, "notes")); i++) {
+		const char *n = json_string_value(
+			json_array_get(json_object_get(j, "notes"), i));
+
+		if (n)
+			rc_plan_note(p, "%s", n);
 	}
 	return 0;
 }

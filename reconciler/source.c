@@ -43,6 +43,7 @@ struct rc_source {
 	char *dir;      /* what to load from */
 	char *commit;   /* 40 hex, or NULL */
 	bool dirty;
+	char *work_branch; /* the work tree's checked-out branch, or NULL */
 	char *url;      /* without credentials; NULL for a directory */
 	char *raw_url;  /* as given: only ever handed to libgit2 */
 	char *where;    /* the source in messages: url, or the directory */
@@ -953,6 +954,16 @@ static int open_directory(rc_source *s, const char *spec, const char *ref)
 		return tree_at(s, &s->dir, &s->commit, &id);
 	}
 	s->dir = rc_strdup(spec);
+	{
+		git_reference *head = NULL;
+
+		if (git_repository_head(&head, s->repo) == 0 &&
+		    git_reference_is_branch(head))
+			s->work_branch =
+				rc_strdup(git_reference_shorthand(head));
+		git_reference_free(head);
+		git_error_clear();
+	}
 	err = git_reference_name_to_id(&id, s->repo, "HEAD");
 	if (err == 0) {
 		char hex[GIT_OID_HEXSZ + 1];
@@ -1023,6 +1034,7 @@ void rc_source_free(rc_source *s)
 	git_repository_free(s->repo);
 	free(s->dir);
 	free(s->commit);
+	free(s->work_branch);
 	free(s->url);
 	free(s->raw_url);
 	free(s->where);
@@ -1051,6 +1063,11 @@ bool rc_source_dirty(const rc_source *s)
 const char *rc_source_url(const rc_source *s)
 {
 	return s->url;
+}
+
+const char *rc_source_work_branch(const rc_source *s)
+{
+	return s->work_branch;
 }
 
 int rc_source_tree(char **dir_out, char **commit_out, rc_source *s,

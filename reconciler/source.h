@@ -74,6 +74,9 @@ const char *rc_source_commit(const rc_source *s);
 bool rc_source_dirty(const rc_source *s);
 /* The URL without credentials, or NULL for a directory (borrowed). */
 const char *rc_source_url(const rc_source *s);
+/* For a directory in a git work tree opened without a ref: the branch
+ * checked out there, or NULL (detached HEAD, a ref given, a URL). */
+const char *rc_source_work_branch(const rc_source *s);
 
 /*
  * The tree of another ref of the same source (an environment's

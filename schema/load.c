@@ -459,12 +459,19 @@ static bool generator_items(rc_loader *L, const rc_node *fe, item_set *out)
 			out->sample = true;
 			goto out;
 		}
-		loc = repo_location(L, rn, repo_name, repo);
-		if (!loc) {
-			ok = false;
-			goto out;
+		if (!repo && L->opts.self_branches) {
+			loc = rc_strdup("self");
+		} else {
+			loc = repo_location(L, rn, repo_name, repo);
+			if (!loc) {
+				ok = false;
+				goto out;
+			}
 		}
-		if (rc_git_list_branches(&branches, &nb, loc) < 0) {
+		if ((!repo && L->opts.self_branches
+			     ? L->opts.self_branches(L->opts.self_ctx,
+						     &branches, &nb)
+			     : rc_git_list_branches(&branches, &nb, loc)) < 0) {
 			const rc_error *e = rc_error_last();
 
 			if (L->opts.offline) {
@@ -531,6 +538,12 @@ static void expand_generator(rc_loader *L, const rc_node *key,
 		ttl = rc_get_duration(&c, entry, "ttl", 0);
 	if (!generator_items(L, fe, &items))
 		goto done;
+	if (!items.sample) {
+		L->cfg->generators = rc_realloc(
+			L->cfg->generators,
+			(L->cfg->ngenerators + 1) * sizeof(char *));
+		L->cfg->generators[L->cfg->ngenerators++] = rc_strdup(key->str);
+	}
 	for (i = 0; i < items.n; i++) {
 		rc_subst_vars vars = {0};
 		rc_node *nm = rc_node_copy(name_tpl);
@@ -1046,6 +1059,9 @@ void rc_config_free(rc_config *cfg)
 	for (i = 0; i < cfg->nallow_env; i++)
 		free(cfg->allow_env[i]);
 	free(cfg->allow_env);
+	for (i = 0; i < cfg->ngenerators; i++)
+		free(cfg->generators[i]);
+	free(cfg->generators);
 	free(cfg->project);
 	free(cfg->dir);
 	free(cfg);

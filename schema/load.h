@@ -12,6 +12,12 @@
 #include "schema/diag.h"
 #include "schema/model.h"
 
+/* A branch and its tip (for_each.branches). */
+typedef struct {
+	char *name;
+	char sha[41];
+} rc_branch;
+
 typedef struct {
 	/* Do not contact remote git repositories: generators over them are
 	 * checked with a sample item instead (reconcile validate). */
@@ -21,6 +27,13 @@ typedef struct {
 	 * theirs, so that showing a static environment lists no branches. */
 	const char *const *only;
 	size_t nonly;
+	/* The branches of `self`, when the caller knows the repository
+	 * better than the directory does (a source opened from a URL or at
+	 * a ref is loaded from a tree outside any repository): *out is an
+	 * array of n branches, each name and the array malloc()ed. NULL:
+	 * the repository that holds dir is listed. */
+	int (*self_branches)(void *ctx, rc_branch **out, size_t *n);
+	void *self_ctx;
 } rc_load_opts;
 
 /*

@@ -52,10 +52,6 @@ rc_file_entry *rc_loader_file(rc_loader *L, const char *rel, rc_loc at,
 char *rc_loader_display(const rc_loader *L, const char *rel);
 
 /* git.c */
-typedef struct {
-	char *name;
-	char sha[41];
-} rc_branch;
 /* Lists the branches (refs/heads) of a git repository given as a URL or
  * a local path; 0, or a negative code with rc_error_last() set. */
 int rc_git_list_branches(rc_branch **out, size_t *n, const char *url);
@@ -87,7 +83,6 @@ void rc_subst_tree(rc_loader *L, rc_node *tree, const rc_subst_vars *vars);
  * (its key in reconcile.yaml). */
 void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 		 int at_span);
-void rc_env_release(rc_env *env);
 
 /* Helpers shared by load.c and typed.c. */
 typedef struct {

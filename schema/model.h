@@ -185,9 +185,15 @@ typedef struct {
 	size_t nallow_env;
 	rc_env *envs;
 	size_t nenvs, capenvs;
+	/* the generator entries expanded by this load (their items listed,
+	   whether or not they made any environment) */
+	char **generators;
+	size_t ngenerators;
 } rc_config;
 
 void rc_config_free(rc_config *cfg);
+/* Frees what one environment holds (not env itself). */
+void rc_env_release(rc_env *env);
 const rc_env *rc_config_env(const rc_config *cfg, const char *name);
 
 /* Parses "90s", "5m", "72h", "7d" into seconds; -1 if malformed. */

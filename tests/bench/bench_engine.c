@@ -149,9 +149,7 @@ static void bench_apply(int nactions, int concurrency)
 	e.state_dir = dir;
 	e.opts.concurrency = concurrency;
 	e.opts.out = devnull;
-	plan.nenvs = 1;
-	plan.envs = rc_calloc(2, sizeof(char *));
-	plan.env_labels = rc_calloc(2, sizeof(char *));
+	rc_plan_envs_alloc(&plan, 1);
 	plan.envs[0] = rc_strdup("bench");
 	plan.env_labels[0] = rc_strdup("");
 	plan.observed = json_object();
