@@ -19,6 +19,7 @@
 #include "reconciler/common.h"
 #include "reconciler/engine.h"
 #include "reconciler/log.h"
+#include "schema/emit.h"
 #include "schema/load.h"
 #include "state/envreg.h"
 
@@ -165,48 +166,6 @@ int rc_engine_read_branches(rc_engine *e)
 
 /* ----------------------------------------------------- gone environments */
 
-static void put_str(json_t *o, const char *k, const char *v)
-{
-	if (v)
-		json_object_set_new(o, k, json_string(v));
-}
-
-static void put_argv(json_t *o, const char *k, const rc_argv *a)
-{
-	json_t *arr;
-
-	if (!a->n)
-		return;
-	arr = json_array();
-	for (size_t i = 0; i < a->n; i++)
-		json_array_append_new(arr, json_string(a->v[i]));
-	json_object_set_new(o, k, arr);
-}
-
-static json_t *target_json(const rc_target *t)
-{
-	json_t *o = json_object();
-
-	put_str(o, "driver", rc_driver_name(t->driver));
-	put_str(o, "context", t->context);
-	put_str(o, "namespace", t->namespace);
-	put_str(o, "app", t->app);
-	put_str(o, "region", t->region);
-	put_str(o, "stack", t->stack);
-	put_str(o, "team", t->team);
-	put_str(o, "pipeline", t->pipeline);
-	put_str(o, "stage", t->stage);
-	put_str(o, "cluster", t->cluster);
-	put_str(o, "launch_type", t->launch_type);
-	put_argv(o, "subnets", &t->subnets);
-	put_argv(o, "security_groups", &t->security_groups);
-	if (t->assign_public_ip >= 0)
-		json_object_set_new(o, "assign_public_ip",
-				    json_boolean(t->assign_public_ip));
-	put_str(o, "execution_role_arn", t->execution_role_arn);
-	return o;
-}
-
 static char *get_str(const json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
@@ -255,6 +214,14 @@ static int target_from_json(rc_target *t, const json_t *o)
 	get_argv(o, "security_groups", &t->security_groups);
 	t->assign_public_ip = json_is_boolean(pub) ? json_is_true(pub) : -1;
 	t->execution_role_arn = get_str(o, "execution_role_arn");
+	t->kubeconfig = get_str(o, "kubeconfig");
+	if (json_is_string(json_object_get(o, "wait_timeout")))
+		t->wait_timeout = rc_duration_parse(json_string_value(
+			json_object_get(o, "wait_timeout")));
+	t->qps = (int)json_integer_value(json_object_get(o, "qps"));
+	t->burst = (int)json_integer_value(json_object_get(o, "burst"));
+	if (t->wait_timeout < 0)
+		t->wait_timeout = 0;
 	return found ? 0 : -1;
 }
 
@@ -355,7 +322,7 @@ static void record_env(json_t *envs, const rc_env *env, const char *now)
 	json_object_set_new(rec, "generator", json_string(env->generator));
 	json_object_set_new(rec, "driver",
 			    json_string(rc_driver_name(env->target.driver)));
-	json_object_set_new(rec, "target", target_json(&env->target));
+	json_object_set_new(rec, "target", rc_target_to_json(&env->target));
 	json_object_set_new(rec, "prune", json_boolean(env->policy.prune));
 	json_object_set_new(rec, "ttl", json_integer(env->ttl));
 	json_object_set_new(rec, "label", json_string(label));

@@ -80,7 +80,7 @@ static json_t *duration_json(long secs)
 	return json_string(b);
 }
 
-static json_t *target_json(const rc_target *t)
+json_t *rc_target_to_json(const rc_target *t)
 {
 	json_t *o = json_object();
 
@@ -104,6 +104,17 @@ static json_t *target_json(const rc_target *t)
 		json_object_set_new(o, "assign_public_ip",
 				    json_boolean(t->assign_public_ip));
 	set_str(o, "execution_role_arn", t->execution_role_arn);
+	set_str(o, "kubeconfig", t->kubeconfig);
+	if (t->wait_timeout > 0) {
+		char d[32];
+
+		rc_duration_format(t->wait_timeout, d, sizeof(d));
+		json_object_set_new(o, "wait_timeout", json_string(d));
+	}
+	if (t->qps > 0)
+		json_object_set_new(o, "qps", json_integer(t->qps));
+	if (t->burst > 0)
+		json_object_set_new(o, "burst", json_integer(t->burst));
 	return o;
 }
 
@@ -195,7 +206,7 @@ json_t *rc_env_to_json(const rc_env *e)
 		json_object_set_new(o, "generated_by", g);
 	}
 	set_str(o, "file", e->file);
-	json_object_set_new(o, "target", target_json(&e->target));
+	json_object_set_new(o, "target", rc_target_to_json(&e->target));
 	m = json_object();
 	set_str(m, "branch", e->policy.branch);
 	json_object_set_new(m, "apply",
@@ -207,6 +218,10 @@ json_t *rc_env_to_json(const rc_env *e)
 			    json_string(e->policy.drift == RC_DRIFT_HEAL
 						? "heal"
 						: "report"));
+	if (e->policy.force_conflicts)
+		json_object_set_new(m, "force_conflicts", json_true());
+	if (e->policy.allow_replace)
+		json_object_set_new(m, "allow_replace", json_true());
 	json_object_set_new(o, "policy", m);
 	m = json_array();
 	for (i = 0; i < e->ndepends_on; i++)

@@ -13,6 +13,8 @@
 
 /* A node tree as JSON, typed by the YAML 1.2 core schema (new ref). */
 json_t *rc_node_to_json(const rc_node *n);
+/* A target as `show` prints it (new ref). */
+json_t *rc_target_to_json(const rc_target *t);
 /* One environment (new ref). */
 json_t *rc_env_to_json(const rc_env *env);
 /* {"format_version": 1, "project": ..., "environments": [...]}; only the

@@ -47,6 +47,9 @@ typedef struct {
 	rc_loc loc;
 	/* kubernetes */
 	char *context, *namespace;
+	char *kubeconfig;   /* a kubeconfig file (relative to the repository) */
+	long wait_timeout;  /* seconds; 0 = the driver's default */
+	int qps, burst;     /* 0 = the driver's default */
 	/* heroku */
 	char *app, *region, *stack, *team, *pipeline, *stage;
 	/* ecs (region shared with heroku) */
@@ -140,6 +143,8 @@ typedef struct {
 	rc_apply_mode apply;
 	bool prune;
 	rc_drift_mode drift;
+	bool force_conflicts; /* take over fields another manager owns */
+	bool allow_replace;   /* apply a planned replace */
 } rc_policy;
 
 typedef struct {

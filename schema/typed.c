@@ -516,10 +516,11 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		"driver",  "context",  "namespace",   "app",
 		"region",  "stack",    "team",        "pipeline",
 		"stage",   "cluster",  "launch_type", "subnets",
-		"security_groups", "assign_public_ip", "execution_role_arn"};
+		"security_groups", "assign_public_ip", "execution_role_arn",
+		"kubeconfig", "wait_timeout", "qps", "burst"};
 	/* bit per driver: local, kubernetes, heroku, ecs */
-	static const unsigned valid_for[] = {15, 2, 2, 4, 12, 4, 4, 4,
-					     4,  8, 8, 8, 8, 8, 8};
+	static const unsigned valid_for[] = {15, 2, 2, 4, 12, 4, 4, 4, 4,
+					     8,  8, 8, 8, 8, 8, 2, 2, 2, 2};
 	static const char *const regions_heroku[] = {
 		"us", "eu", "virginia", "oregon", "frankfurt", "tokyo",
 		"sydney", "dublin", "montreal", "mumbai", "singapore"};
@@ -573,6 +574,11 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 	switch (tg->driver) {
 	case RC_DRIVER_KUBERNETES:
 		tg->context = rc_get_str(&c, t, "context", false, t->loc, 1);
+		tg->kubeconfig = rc_get_str(&c, t, "kubeconfig", false, t->loc,
+					    1);
+		tg->wait_timeout = rc_get_duration(&c, t, "wait_timeout", 0);
+		tg->qps = rc_get_int(&c, t, "qps", 0, 1, 10000);
+		tg->burst = rc_get_int(&c, t, "burst", 0, 1, 10000);
 		tg->namespace = rc_get_str(&c, t, "namespace", true, t->loc,
 					   t->span);
 		if (tg->namespace && !unresolved(tg->namespace) &&
@@ -1331,7 +1337,8 @@ static void type_ignore(rc_loader *L, rc_env *env, const rc_node *m)
 static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const keys[] = {"branch", "apply", "prune",
-					   "drift"};
+					   "drift", "force_conflicts",
+					   "allow_replace"};
 	static const char *const applies[] = {"auto", "manual"};
 	static const char *const drifts[] = {"report", "heal"};
 	rc_ctx c = {L, "policy", false};
@@ -1345,6 +1352,9 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 	env->policy.prune = rc_get_bool(&c, m, "prune", 0) == 1;
 	env->policy.drift = (rc_drift_mode)rc_get_enum(&c, m, "drift", drifts,
 						       2, 0);
+	env->policy.force_conflicts =
+		rc_get_bool(&c, m, "force_conflicts", 0) == 1;
+	env->policy.allow_replace = rc_get_bool(&c, m, "allow_replace", 0) == 1;
 }
 
 void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
@@ -1448,6 +1458,7 @@ void rc_env_release(rc_env *env)
 	free(env->file);
 	free(t->context);
 	free(t->namespace);
+	free(t->kubeconfig);
 	free(t->app);
 	free(t->region);
 	free(t->stack);

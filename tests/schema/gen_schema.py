@@ -13,7 +13,8 @@ import sys
 # ---------------------------------------------------------------- regexes
 VAR = r"[A-Za-z_][A-Za-z0-9_]*"
 TARGET_SCALARS = ("driver|context|namespace|app|region|stack|team|pipeline|stage|"
-                  "cluster|launch_type|assign_public_ip|execution_role_arn")
+                  "cluster|launch_type|assign_public_ip|execution_role_arn|"
+                  "kubeconfig|wait_timeout|qps|burst")
 # inside target and policy: no environment.branch, no target.* (they depend on them)
 BASE_NAMES = r"project|environment\.name|item\." + VAR
 BODY_NAMES = BASE_NAMES + r"|environment\.branch|target\.(?:" + TARGET_SCALARS + ")"
@@ -63,7 +64,7 @@ SCALAR_N = SCALAR + ["null"]
 DRIVERS = ["local", "kubernetes", "heroku", "ecs"]
 DRIVER_KEYS = {
     "local": [],
-    "kubernetes": ["context", "namespace"],
+    "kubernetes": ["context", "namespace", "kubeconfig", "wait_timeout", "qps", "burst"],
     "heroku": ["app", "region", "stack", "team", "pipeline", "stage"],
     "ecs": ["region", "cluster", "launch_type", "subnets", "security_groups",
             "assign_public_ip", "execution_role_arn"],
@@ -353,6 +354,15 @@ target_props = {
     "assign_public_ip": {"type": ["boolean", "null"],
                          "description": "ecs: give the tasks a public IP (true/false)."},
     "execution_role_arn": ref("baseString", description="ecs: the task execution role's ARN."),
+    "kubeconfig": ref("baseString", description=(
+        "kubernetes: a kubeconfig file to use instead of $KUBECONFIG / ~/.kube/config "
+        "(relative to the repository).")),
+    "wait_timeout": ref("duration", description=(
+        "kubernetes: how long to wait for a rollout to become healthy (default 5m).")),
+    "qps": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
+            "description": "kubernetes: requests per second to the API server (default 50)."},
+    "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
+              "description": "kubernetes: requests allowed at once above qps (default 100)."},
 }
 per_driver = []
 for d in DRIVERS:
@@ -635,6 +645,12 @@ defs["policy"] = {
         "apply": base_enum(["auto", "manual"], "apply", "auto (default): changes are applied; manual: they are only planned."),
         "prune": {"type": ["boolean", "null"], "description": "Delete objects that left the configuration (default false)."},
         "drift": base_enum(["report", "heal"], "drift", "report (default) or heal drift found on the target."),
+        "force_conflicts": {"type": ["boolean", "null"], "description": (
+            "Take over fields another manager owns when applying (kubernetes server-side "
+            "apply force); default false: a conflict fails, naming the field and the manager.")},
+        "allow_replace": {"type": ["boolean", "null"], "description": (
+            "Apply a planned replace (delete and create, for a change to an immutable field); "
+            "default false: the replace is planned but refused at apply.")},
     },
 }
 
