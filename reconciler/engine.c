@@ -340,6 +340,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 		pe[i].branch = ee->branch;
 		pe[i].commit = ee->commit;
 		pe[i].retire = ee->retire;
+		pe[i].allow_replace = ee->env->policy.allow_replace;
 		pe[i].depends_on = (const char *const *)ee->env->depends_on;
 		pe[i].ndepends_on = ee->env->ndepends_on;
 		{

@@ -215,9 +215,24 @@ static int do_action(executor *x, size_t i, json_t **result, char **err)
 							 : "the hook failed");
 		return rc;
 	}
+	if (a->op == RC_OP_REPLACE && !ee->env->policy.allow_replace) {
+		rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+		rc_buf_printf(&b,
+			      "replacing %s (delete, then create) is refused: "
+			      "%s; set policy.allow_replace: true in "
+			      "environment '%s' to allow it",
+			      a->key, a->reason ? a->reason : "a replace",
+			      a->env);
+		*err = rc_buf_detach(&b);
+		return rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE, "%s", *err);
+	}
 	rc = ee->ops->apply(ee->drv, a, result);
 	if (rc == 0 && a->op != RC_OP_DELETE && ee->ops->wait)
-		rc = ee->ops->wait(ee->drv, a, 120);
+		rc = ee->ops->wait(ee->drv, a,
+				   ee->env->target.wait_timeout > 0
+					   ? ee->env->target.wait_timeout
+					   : 300);
 	if (rc < 0)
 		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
 						 : "failed");

@@ -127,6 +127,9 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 		rc_pointer_dotted(&field, ch.items[i].path);
 		set_reason(act, "%s cannot change in place", field.ptr);
 		rc_buf_release(&field);
+		if (pe && !pe->allow_replace)
+			set_reason(act, "apply refuses it unless "
+					"policy.allow_replace is true");
 		if (a->precious) {
 			act->irreversible = true;
 			set_reason(act, "replacing it loses its data");

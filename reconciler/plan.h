@@ -67,6 +67,7 @@ typedef struct {
 	size_t ndepends_on;
 	const char *label; /* "heroku: joplin-staging", shown in the header */
 	const char *branch; /* policy.branch it was read from, or NULL */
+	bool allow_replace; /* apply may replace; else a replace is refused */
 	/* non-NULL: the environment is gone from the configuration (a
 	   generated one whose item disappeared, past its ttl) and everything
 	   it owns is deleted, for this reason */

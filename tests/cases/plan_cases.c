@@ -124,6 +124,8 @@ static int run_case(const char *dir, char **text, char **jtext)
 		pe[i].branch = json_string_value(json_object_get(e, "branch"));
 		pe[i].commit = json_string_value(json_object_get(e, "commit"));
 		pe[i].retire = json_string_value(json_object_get(e, "retire"));
+		pe[i].allow_replace =
+			json_is_true(json_object_get(e, "allow_replace"));
 		pe[i].ignore = strings(json_object_get(e, "ignore"), &pe[i].nignore);
 		if (json_object_get(e, "ignore_for")) {
 			size_t nf;
