@@ -91,6 +91,13 @@ typedef struct {
 	 * {run: [argv], where: "target"|"local", service, env: {},
 	 * timeout: seconds}. Placeholders are already substituted. */
 	int (*run)(rc_driver *d, const json_t *spec, rc_run_result *res);
+
+	/* Asks the platform what a create or update would make, changing
+	 * nothing (`plan --server-dry-run`): *result is the resulting body
+	 * in normal form, or NULL when the driver has nothing to say for
+	 * that action. An error is what the platform would refuse (a
+	 * validation, an admission webhook, a conflict). May be NULL. */
+	int (*dry_run)(rc_driver *d, const rc_action *a, json_t **result);
 } rc_driver_ops;
 
 /* The registered driver of that name, or NULL. */

@@ -20,7 +20,7 @@ typedef struct {
 } cli_opts;
 
 enum { OPT_REF = 256, OPT_STATE, OPT_AUTO, OPT_FORCE, OPT_TO, OPT_SOURCE,
-       OPT_DESTROY };
+       OPT_DESTROY, OPT_DRY_RUN };
 
 /* Parses the options every engine command shares; 0, or an exit code. */
 static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
@@ -36,6 +36,7 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 		{"to", required_argument, NULL, OPT_TO},
 		{"source", required_argument, NULL, OPT_SOURCE},
 		{"destroy", no_argument, NULL, OPT_DESTROY},
+		{"server-dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"concurrency", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
@@ -81,6 +82,9 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 			break;
 		case OPT_DESTROY:
 			o->eo.destroy = true;
+			break;
+		case OPT_DRY_RUN:
+			o->eo.server_dry_run = true;
 			break;
 		case 'j':
 			o->eo.concurrency = (int)strtol(optarg, NULL, 10);

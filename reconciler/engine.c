@@ -306,6 +306,38 @@ static json_t *hook_spec(const rc_hook *h)
 	return o;
 }
 
+/* Asks each driver what its creates and updates would make; the changes
+ * shown become the platform's own (server defaults included). */
+static int server_dry_run(rc_engine *e, rc_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++) {
+		rc_action *a = &plan->actions[i];
+		rc_engine_env *ee = NULL;
+		json_t *res = NULL, *empty;
+
+		if (a->op != RC_OP_CREATE && a->op != RC_OP_UPDATE)
+			continue;
+		for (size_t k = 0; k < e->nenvs && !ee; k++)
+			if (!strcmp(e->envs[k].env->name, a->env))
+				ee = &e->envs[k];
+		if (!ee || !ee->ops->dry_run)
+			continue;
+		if (ee->ops->dry_run(ee->drv, a, &res) < 0) {
+			rc_error_prefix("server dry run of %s", a->key);
+			return RC_ERROR;
+		}
+		if (!res)
+			continue;
+		rc_changes_release(&a->changes);
+		empty = json_object();
+		rc_diff(&a->changes, res, NULL, a->actual ? a->actual : empty,
+			NULL, 0);
+		json_decref(empty);
+		json_decref(res);
+	}
+	return 0;
+}
+
 int rc_engine_plan(rc_engine *e, rc_plan *plan)
 {
 	rc_plan_env *pe = rc_calloc(e->nenvs + 1, sizeof(*pe));
@@ -387,6 +419,8 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	in.destroy = e->opts.destroy;
 	in.force = e->opts.force;
 	rc = rc_plan_build(plan, &in);
+	if (rc == 0 && e->opts.server_dry_run)
+		rc = server_dry_run(e, plan);
 	rc_engine_forget_empty(e);
 	for (i = 0; i < e->nnotes; i++)
 		rc_plan_note(plan, "%s", e->notes[i]);

@@ -23,6 +23,8 @@ typedef struct {
 	const char *cache_dir; /* git cache, NULL for the default */
 	bool destroy;          /* plan the removal of everything owned */
 	bool force;            /* allow emptying an environment */
+	bool server_dry_run;   /* plan: ask the platforms what each create and
+				  update would make (drivers' dry_run) */
 	bool keep_gone;        /* neither track generated environments nor
 				  retire gone ones (planning an older
 				  commit) */

@@ -79,7 +79,7 @@ static const rc_command commands[] = {
 	 rc_cmd_show},
 	{"plan", "Show what would change",
 	 "usage: reconcile plan [<source>] [-e <env>]... [-o <file>] [--output text|json]\n"
-	 "                      [--destroy] [--force]\n"
+	 "                      [--destroy] [--force] [--server-dry-run]\n"
 	 "\n"
 	 "Reads the configuration from <source> (a directory, default '.', or a\n"
 	 "git URL), observes what runs, and prints the changes that 'apply' would\n"
@@ -92,6 +92,9 @@ static const rc_command commands[] = {
 	 "   --output text|json      The plan's format (docs/plan-format.md)\n"
 	 "   --destroy               Plan the removal of everything reconcile owns\n"
 	 "   --force                 Allow a plan that empties an environment\n"
+	 "   --server-dry-run        Ask the platform what each create and update\n"
+	 "                           would make (Kubernetes: dryRun=All) and show\n"
+	 "                           its answer; what it would refuse fails the plan\n"
 	 "\n"
 	 "Exit status: 0 no changes, 2 changes, 1 error.\n",
 	 rc_cmd_plan},

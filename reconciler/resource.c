@@ -41,9 +41,9 @@ void rc_resource_add_dep(rc_resource *r, const char *key)
 	r->deps[r->ndeps++] = rc_strdup(key);
 }
 
-void rc_resource_set_release(rc_resource_set *s)
+void rc_resource_set_truncate(rc_resource_set *s, size_t n)
 {
-	for (size_t i = 0; i < s->n; i++) {
+	for (size_t i = n; i < s->n; i++) {
 		rc_resource *r = &s->items[i];
 
 		free(r->key);
@@ -57,6 +57,13 @@ void rc_resource_set_release(rc_resource_set *s)
 		free(r->deps);
 		free(r->fingerprint);
 	}
+	if (n < s->n)
+		s->n = n;
+}
+
+void rc_resource_set_release(rc_resource_set *s)
+{
+	rc_resource_set_truncate(s, 0);
 	free(s->items);
 	memset(s, 0, sizeof(*s));
 }

@@ -45,6 +45,8 @@ rc_resource *rc_resource_set_add(rc_resource_set *s, const char *env,
 rc_resource *rc_resource_set_find(const rc_resource_set *s, const char *key);
 void rc_resource_add_dep(rc_resource *r, const char *key);
 void rc_resource_set_release(rc_resource_set *s);
+/* Releases the resources from index n on (keeps the first n). */
+void rc_resource_set_truncate(rc_resource_set *s, size_t n);
 /* The canonical JSON (sorted keys, compact) of a value (new string). */
 char *rc_json_canonical(const json_t *v);
 /* "sha256:<hex>" of the canonical JSON (new string). */

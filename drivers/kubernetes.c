@@ -1,0 +1,1354 @@
+/*
+ * The Kubernetes driver: the environment's objects in its namespace,
+ * observed with one labelled LIST per kind, applied with server-side
+ * apply, waited on by their rollout status, pruned by label; hooks run as
+ * Jobs. The mapping (objects, normal form, normalize, immutable fields)
+ * is drivers/kube_map.c; the connection (kubeconfig, in-cluster) is
+ * drivers/kube_config.c; HTTP is drivers/http.c. docs/drivers/kubernetes.md
+ * is the user's view.
+ */
+#include "drivers/driver.h"
+#include "drivers/http.h"
+#include "drivers/kube_config.h"
+#include "drivers/kube_map.h"
+#include "drivers/local.h" /* files, clocks, local hooks */
+#include "reconciler/log.h"
+#include "reconciler/secrets.h"
+#include "state/envreg.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#define KUBE_FIELD_MANAGER "reconcile"
+#define KUBE_PAGE 500
+#define KUBE_QPS 50
+#define KUBE_BURST 100
+
+/* A kind as the API serves it (discovery). */
+typedef struct {
+	char *group_version; /* "v1", "apps/v1" */
+	char *resource;      /* "deployments" */
+	char *group;         /* "" for the core group */
+	bool namespaced;
+} kube_kind;
+
+struct rc_driver {
+	const rc_env *env;
+	char *project, *config_dir, *state_dir, *run_id;
+	char *ns;        /* target.namespace */
+	char *selector;  /* the environment's label selector */
+	char *user;      /* who we are, for RBAC messages */
+	rc_kube_conn conn;
+	rc_http *http;
+	pthread_mutex_t mu; /* guards what follows */
+	json_t *live;    /* key -> the object observed (API form) */
+	json_t *kinds;   /* kind key -> apiVersion, every kind this driver
+			    applied in the environment (kinds.json) */
+	rc_strmap locs;  /* key -> rc_loc * of what declares it */
+	rc_loc *locbuf;
+	size_t nlocs;
+	rc_resource_set desired; /* a copy of what expand made */
+};
+
+/* ------------------------------------------------------------ requests */
+
+/* Where in the user's YAML a field the server names lives: for a raw
+ * manifest, the node at that path ("spec.rules[0].host"); otherwise (or
+ * when the path leads nowhere) the resource's own location. */
+static rc_loc field_loc(const rc_env *env, const char *name,
+			const char *field, rc_loc fallback)
+{
+	const rc_node *n = NULL;
+
+	for (size_t i = 0; name && i < env->nresources && !n; i++)
+		if (env->resources[i].name &&
+		    !strcmp(env->resources[i].name, name))
+			n = env->resources[i].manifest;
+	if (!n || !field)
+		return fallback;
+	for (const char *p = field; *p && n;) {
+		const char *end = p + strcspn(p, ".[");
+
+		if (end > p) {
+			char *key = rc_strndup(p, (size_t)(end - p));
+			const rc_node *next = n->kind == RC_NODE_MAP
+						      ? rc_node_get(n, key)
+						      : NULL;
+
+			free(key);
+			if (!next)
+				break;
+			n = next;
+		}
+		p = end;
+		if (*p == '[') {
+			char *close;
+			unsigned long idx = strtoul(p + 1, &close, 10);
+
+			if (*close != ']' || n->kind != RC_NODE_SEQ ||
+			    idx >= n->n)
+				break;
+			n = n->vals[idx];
+			p = close + 1;
+		}
+		if (*p == '.')
+			p++;
+	}
+	return n ? n->loc : fallback;
+}
+
+/* How the API verb of a request is named in RBAC. */
+static const char *rbac_verb(const char *method, bool list)
+{
+	if (!strcmp(method, "GET"))
+		return list ? "list" : "get";
+	if (!strcmp(method, "POST"))
+		return "create";
+	if (!strcmp(method, "PUT"))
+		return "update";
+	if (!strcmp(method, "PATCH"))
+		return "patch";
+	if (!strcmp(method, "DELETE"))
+		return "delete";
+	return method;
+}
+
+/* The error a Status reply carries, with what the user can do about it.
+ * what names the request ("patch deployments.apps web in shop"). */
+static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
+			const kube_kind *k, const char *name, rc_loc loc)
+{
+	json_t *st = json_loadb(r->body.ptr, r->body.len, 0, NULL);
+	const char *msg = json_string_value(json_object_get(st, "message"));
+	const char *reason = json_string_value(json_object_get(st, "reason"));
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	const char *res = k ? k->resource : "?";
+	const char *grp = k && k->group && *k->group ? k->group : "";
+	int code = RC_ERROR, rc;
+
+	if (!st && r->body.len)
+		rc_buf_printf(&b, "the API server answered %ld with a body "
+				  "that is not a Status: %.200s",
+			      r->status, r->body.ptr);
+	switch (r->status) {
+	case 401:
+		code = RC_EAUTH;
+		rc_buf_printf(&b, "%s %s%s%s: the API server did not accept "
+				  "the credentials (401 Unauthorized); check "
+				  "the kubeconfig's user for this context, or "
+				  "the service account token",
+			      verb, res, *grp ? "." : "", grp);
+		break;
+	case 403:
+		code = RC_EAUTH;
+		rc_buf_printf(&b, "%s (403 Forbidden). A Role in namespace "
+				  "'%s' that allows it: rules: [{apiGroups: "
+				  "[\"%s\"], resources: [\"%s\"], verbs: "
+				  "[\"%s\"]}] bound to %s (see "
+				  "docs/drivers/kubernetes.md, RBAC)",
+			      msg ? msg : "forbidden", d->ns, grp, res, verb,
+			      d->user ? d->user : "reconcile's user");
+		break;
+	case 404:
+		code = RC_ENOTFOUND;
+		rc_buf_printf(&b, "%s", msg ? msg : "not found");
+		break;
+	case 409: {
+		const json_t *causes = json_object_get(
+			json_object_get(st, "details"), "causes");
+		const json_t *c;
+		size_t i;
+
+		code = RC_ECONFLICT;
+		if (reason && !strcmp(reason, "Conflict") && causes &&
+		    json_array_size(causes)) {
+			rc_buf_printf(&b, "%s %s: fields owned by another "
+					  "manager:",
+				      k && k->resource ? res : "object",
+				      name ? name : "");
+			json_array_foreach(causes, i, c) {
+				const char *cm = json_string_value(
+					json_object_get(c, "message"));
+				const char *cf = json_string_value(
+					json_object_get(c, "field"));
+
+				rc_buf_printf(&b, "\n  %s: %s", cf ? cf : "?",
+					      cm ? cm : "conflict");
+			}
+			rc_buf_puts(&b, "\nThey were changed outside reconcile. "
+					"Set policy.force_conflicts: true to "
+					"take them over, or stop declaring "
+					"them");
+		} else {
+			rc_buf_printf(&b, "%s", msg ? msg : "conflict");
+		}
+		break;
+	}
+	case 410:
+		rc_buf_printf(&b, "%s (410 Gone)", msg ? msg : "expired");
+		break;
+	case 422: {
+		const json_t *causes = json_object_get(
+			json_object_get(st, "details"), "causes");
+		const json_t *c;
+		size_t i;
+
+		code = RC_EINVALID;
+		rc_buf_printf(&b, "the API server rejected %s %s:",
+			      k ? res : "the object", name ? name : "");
+		json_array_foreach(causes, i, c) {
+			const char *cm = json_string_value(
+				json_object_get(c, "message"));
+			const char *cf = json_string_value(
+				json_object_get(c, "field"));
+			rc_loc fl = field_loc(d->env, name, cf, loc);
+
+			rc_buf_puts(&b, "\n  ");
+			if (fl.file && fl.line)
+				rc_buf_printf(&b, "%s:%d:%d: ", fl.file,
+					      fl.line, fl.col);
+			rc_buf_printf(&b, "%s: %s", cf ? cf : "(object)",
+				      cm ? cm : "invalid");
+		}
+		if (!json_array_size(causes))
+			rc_buf_printf(&b, " %s", msg ? msg : "invalid");
+		break;
+	}
+	default:
+		if (r->status == 429 || r->status >= 500)
+			code = RC_ETIMEOUT;
+		rc_buf_printf(&b, "the API server answered %ld%s%s%s%s",
+			      r->status, reason ? " " : "",
+			      reason ? reason : "", msg ? ": " : "",
+			      msg ? msg : "");
+		if (r->attempts > 1)
+			rc_buf_printf(&b, " (after %d attempts)", r->attempts);
+		break;
+	}
+	json_decref(st);
+	rc = loc.file && loc.line && code == RC_EINVALID
+		     ? rc_error_set_at(code, loc, "%s", b.ptr)
+		     : rc_error_set(code, RC_ECLASS_PLATFORM, "%s", b.ptr);
+	rc_buf_release(&b);
+	return rc;
+}
+
+/* Sends one request; 0 with the reply in r whatever its status, or the
+ * transport's error. */
+static int send_req(rc_driver *d, const char *method, const char *path,
+		    const char *ctype, const char *body, bool idempotent,
+		    rc_http_resp *r)
+{
+	rc_http_req q = {0};
+
+	q.method = method;
+	q.path = path;
+	q.content_type = ctype;
+	q.body = body;
+	q.body_len = body ? strlen(body) : 0;
+	q.idempotent = idempotent;
+	return rc_http_do(d->http, &q, r);
+}
+
+/* The reply's body as JSON (new ref), or NULL with an error naming the
+ * request. */
+static json_t *reply_json(const rc_http_resp *r, const char *method,
+			  const char *path)
+{
+	json_error_t e;
+	json_t *j = json_loadb(r->body.ptr, r->body.len, 0, &e);
+
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
+			     "the API server's reply to %s %s is not a JSON "
+			     "object (%s)",
+			     method, path, j ? "another JSON value" : e.text);
+		return NULL;
+	}
+	return j;
+}
+
+/* ----------------------------------------------------------- discovery */
+
+static void kind_release(kube_kind *k)
+{
+	free(k->group_version);
+	free(k->resource);
+	free(k->group);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Discovery answers, for the whole run: "<server> <group version>" ->
+ * APIResourceList. Many environments on one cluster ask once. */
+static pthread_mutex_t disc_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *disc_cache;
+
+static void disc_key(rc_buf *b, const rc_driver *d, const char *gv)
+{
+	rc_buf_printf(b, "%s %s", rc_kube_conn_server(&d->conn), gv);
+}
+
+/* The APIResourceList of a group version (borrowed from the cache). */
+static int disc_list(rc_driver *d, const char *gv, const json_t **out)
+{
+	rc_buf path = RC_BUF_INIT_MAX(1024), key = RC_BUF_INIT_MAX(2048);
+	rc_http_resp r;
+	json_t *j;
+	int rc;
+
+	disc_key(&key, d, gv);
+	pthread_mutex_lock(&disc_mu);
+	*out = json_object_get(disc_cache, key.ptr);
+	pthread_mutex_unlock(&disc_mu);
+	if (*out) {
+		rc_buf_release(&key);
+		return 0;
+	}
+	rc_buf_printf(&path, "%s%s", strchr(gv, '/') ? "/apis/" : "/api/", gv);
+	rc_http_resp_init(&r);
+	rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
+	if (rc < 0)
+		goto done;
+	if (r.status == 404) {
+		rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
+				  "the API server does not serve %s (is its "
+				  "CustomResourceDefinition installed?)",
+				  gv);
+		goto done;
+	}
+	if (r.status != 200) {
+		rc = status_error(d, &r, "get", NULL, path.ptr, (rc_loc){0});
+		goto done;
+	}
+	if (!(j = reply_json(&r, "GET", path.ptr))) {
+		rc = RC_EINVALID;
+		goto done;
+	}
+	pthread_mutex_lock(&disc_mu);
+	if (!disc_cache)
+		disc_cache = json_object();
+	/* entries are never replaced nor removed: callers borrow them */
+	if (json_object_get(disc_cache, key.ptr))
+		json_decref(j);
+	else
+		json_object_set_new(disc_cache, key.ptr, j);
+	*out = json_object_get(disc_cache, key.ptr);
+	pthread_mutex_unlock(&disc_mu);
+done:
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	rc_buf_release(&key);
+	return rc;
+}
+
+/* What the API calls kind in group version gv. */
+static int disc_kind(rc_driver *d, const char *gv, const char *kind,
+		     kube_kind *out)
+{
+	const json_t *list, *res;
+	const char *slash = strchr(gv, '/');
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = disc_list(d, gv, &list)) < 0)
+		return rc;
+	json_array_foreach(json_object_get(list, "resources"), i, res) {
+		const char *name = json_string_value(json_object_get(res, "name"));
+		const char *k = json_string_value(json_object_get(res, "kind"));
+
+		if (!name || !k || strchr(name, '/') || strcmp(k, kind))
+			continue;
+		out->group_version = rc_strdup(gv);
+		out->resource = rc_strdup(name);
+		out->group = slash ? rc_strndup(gv, (size_t)(slash - gv))
+				   : rc_strdup("");
+		out->namespaced =
+			json_is_true(json_object_get(res, "namespaced"));
+		return 0;
+	}
+	return rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
+			    "the API server has no kind %s in %s", kind, gv);
+}
+
+static int body_kind(rc_driver *d, const json_t *body, kube_kind *out)
+{
+	const char *av = json_string_value(json_object_get(body, "apiVersion"));
+	const char *k = json_string_value(json_object_get(body, "kind"));
+
+	if (!av || !k)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_INTERNAL,
+				    "an object without apiVersion or kind");
+	return disc_kind(d, av, k, out);
+}
+
+/* /api/v1/namespaces/NS/configmaps[/NAME] */
+static void obj_path(rc_buf *b, const rc_driver *d, const kube_kind *k,
+		     const char *name)
+{
+	rc_buf_printf(b, "%s%s", *k->group ? "/apis/" : "/api/",
+		      k->group_version);
+	if (k->namespaced)
+		rc_buf_printf(b, "/namespaces/%s", d->ns);
+	rc_buf_printf(b, "/%s", k->resource);
+	if (name) {
+		rc_buf_putc(b, '/');
+		rc_http_url_encode(b, name);
+	}
+}
+
+/* ---------------------------------------------------------- open, close */
+
+static char *kinds_path(const rc_driver *d)
+{
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
+
+	rc_buf_printf(&b, "%s/kubernetes/%s/kinds.json", d->state_dir,
+		      d->env->name);
+	return rc_buf_detach(&b);
+}
+
+static void load_kinds(rc_driver *d)
+{
+	char *path = kinds_path(d);
+	json_t *j = json_load_file(path, 0, NULL);
+
+	d->kinds = json_is_object(j) ? j : json_object();
+	if (j && !json_is_object(j))
+		json_decref(j);
+	free(path);
+}
+
+/* Remembers that kind (apiVersion av) was applied in the environment, so
+ * that its objects are observed (and pruned) once the configuration stops
+ * declaring them. */
+static void note_kind(rc_driver *d, const char *kind_key, const char *av)
+{
+	char *path, *dir;
+	bool known;
+
+	pthread_mutex_lock(&d->mu);
+	known = json_object_get(d->kinds, kind_key) != NULL;
+	if (!known)
+		json_object_set_new(d->kinds, kind_key, json_string(av));
+	pthread_mutex_unlock(&d->mu);
+	if (known)
+		return;
+	path = kinds_path(d);
+	dir = rc_strdup(path);
+	*strrchr(dir, '/') = '\0';
+	pthread_mutex_lock(&d->mu);
+	if (rc_local_mkdirs(dir, 0755) < 0 ||
+	    rc_local_write_json(path, d->kinds) < 0) {
+		RC_WARN("kubernetes: %s", rc_error_last()->message);
+		rc_error_clear();
+	}
+	pthread_mutex_unlock(&d->mu);
+	free(dir);
+	free(path);
+}
+
+static void kube_close(rc_driver *d)
+{
+	if (!d)
+		return;
+	rc_http_close(d->http);
+	rc_kube_conn_release(&d->conn);
+	json_decref(d->live);
+	json_decref(d->kinds);
+	rc_strmap_release(&d->locs);
+	free(d->locbuf);
+	rc_resource_set_release(&d->desired);
+	pthread_mutex_destroy(&d->mu);
+	free(d->project);
+	free(d->config_dir);
+	free(d->state_dir);
+	free(d->run_id);
+	free(d->ns);
+	free(d->selector);
+	free(d->user);
+	free(d);
+}
+
+static int kube_open(rc_driver **out, const rc_env *env,
+		     const rc_driver_ctx *ctx)
+{
+	rc_driver *d = rc_calloc(1, sizeof(*d));
+	const rc_target *t = &env->target;
+	rc_kube_conn_opts co = {0};
+	rc_http_opts ho;
+	rc_buf kc = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_init(&d->mu, NULL);
+	d->env = env;
+	d->project = rc_strdup(ctx->project ? ctx->project : "reconcile");
+	d->config_dir = rc_strdup(ctx->config_dir ? ctx->config_dir : ".");
+	d->state_dir = rc_strdup(ctx->state_dir ? ctx->state_dir : ".reconcile");
+	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
+	d->ns = rc_strdup(t->namespace ? t->namespace : "default");
+	d->selector = rc_kube_selector(d->project, env->name);
+	d->live = json_object();
+	load_kinds(d);
+	if (t->kubeconfig) {
+		if (t->kubeconfig[0] == '/')
+			rc_buf_puts(&kc, t->kubeconfig);
+		else
+			rc_buf_printf(&kc, "%s/%s", d->config_dir,
+				      t->kubeconfig);
+		co.kubeconfig = kc.ptr;
+	}
+	co.context = t->context;
+	rc = rc_kube_conn_load(&d->conn, &co);
+	if (rc < 0)
+		goto fail;
+	rc_http_opts_init(&ho);
+	if ((rc = rc_kube_conn_http_opts(&d->conn, &ho)) < 0)
+		goto fail;
+	ho.qps = t->qps > 0 ? t->qps : KUBE_QPS;
+	ho.burst = t->burst > 0 ? t->burst : KUBE_BURST;
+	ho.accept = "application/json";
+	if ((rc = rc_http_open(&d->http, &ho)) < 0)
+		goto fail;
+	d->user = rc_kube_conn_user(&d->conn);
+	rc_buf_release(&kc);
+	*out = d;
+	return 0;
+fail:
+	rc_error_prefix("kubernetes (context %s)",
+			t->context ? t->context : "current");
+	rc_buf_release(&kc);
+	kube_close(d);
+	return rc;
+}
+
+/* -------------------------------------------------------------- expand */
+
+static int kube_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
+{
+	size_t n0 = out->n;
+	int rc = rc_kube_expand(env, d->project, d->config_dir, out);
+
+	if (rc < 0)
+		return rc;
+	free(d->locbuf);
+	rc_strmap_release(&d->locs);
+	memset(&d->locs, 0, sizeof(d->locs));
+	d->nlocs = out->n - n0;
+	d->locbuf = rc_calloc(d->nlocs + 1, sizeof(rc_loc));
+	for (size_t i = n0; i < out->n; i++) {
+		rc_resource *r = &out->items[i];
+		kube_kind k;
+
+		d->locbuf[i - n0] = r->loc;
+		rc_strmap_put(&d->locs, r->key, &d->locbuf[i - n0]);
+		/* a cluster-scoped kind has no namespace */
+		if (body_kind(d, r->body, &k) < 0) {
+			rc_error_prefix("%s (%s:%d:%d)", r->key,
+					r->loc.file ? r->loc.file : "?",
+					r->loc.line, r->loc.col);
+			return RC_ERROR;
+		}
+		if (!k.namespaced)
+			json_object_del(json_object_get(r->body, "metadata"),
+					"namespace");
+		if (!strcmp(r->kind, "Namespace"))
+			r->precious = true; /* deleting it deletes all in it */
+		kind_release(&k);
+		rc_resource_set_add(&d->desired, r->env, r->driver, r->kind,
+				    r->name, json_incref(r->body));
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- observe */
+
+/* Lists every object of kind k in the environment (one LIST per page). */
+static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
+		     const char *kind, const rc_resource_set *desired,
+		     rc_resource_set *out)
+{
+	size_t n0 = out->n;
+	char *cont = NULL;
+	int rc = 0, restarts = 0;
+	char *kk = rc_kube_kind_key(av, kind);
+
+	for (;;) {
+		rc_buf path = RC_BUF_INIT_MAX(8192);
+		rc_http_resp r;
+		json_t *j = NULL, *item;
+		size_t i;
+
+		obj_path(&path, d, k, NULL);
+		rc_http_query_add(&path, "labelSelector", d->selector);
+		rc_buf_printf(&path, "&limit=%d", KUBE_PAGE);
+		if (cont)
+			rc_http_query_add(&path, "continue", cont);
+		free(cont);
+		cont = NULL;
+		rc_http_resp_init(&r);
+		rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
+		if (rc == 0 && r.status == 410 && restarts++ < 3) {
+			/* the continue token expired: list again */
+			RC_INFO("kubernetes: the list of %s expired; listing "
+				"again",
+				k->resource);
+			rc_resource_set_truncate(out, n0);
+			rc_http_resp_release(&r);
+			rc_buf_release(&path);
+			continue;
+		}
+		if (rc == 0 && r.status != 200)
+			rc = status_error(d, &r, "list", k, NULL, (rc_loc){0});
+		if (rc == 0 && !(j = reply_json(&r, "GET", path.ptr)))
+			rc = RC_EINVALID;
+		json_array_foreach(json_object_get(j, "items"), i, item) {
+			const json_t *md = json_object_get(item, "metadata");
+			const char *name = json_string_value(
+				json_object_get(md, "name"));
+			rc_buf key = RC_BUF_INIT_MAX(1024);
+			const rc_resource *want;
+			json_t *body;
+
+			if (!name || json_object_get(md, "deletionTimestamp"))
+				continue; /* going away: as good as gone */
+			/* a list's items carry no kind */
+			json_object_set_new(item, "apiVersion", json_string(av));
+			json_object_set_new(item, "kind", json_string(kind));
+			rc_buf_printf(&key, "%s/%s/%s", d->env->name, kk, name);
+			want = rc_resource_set_find(desired, key.ptr);
+			body = rc_kube_to_body(item, want ? want->body : NULL);
+			if (body) {
+				rc_resource_set_add(out, d->env->name,
+						    RC_KUBE_DRIVER, kk, name,
+						    body);
+				pthread_mutex_lock(&d->mu);
+				json_object_set(d->live, key.ptr, item);
+				pthread_mutex_unlock(&d->mu);
+			} else {
+				RC_WARN("kubernetes: ignoring %s: %s", key.ptr,
+					rc_error_last()->message);
+				rc_error_clear();
+			}
+			rc_buf_release(&key);
+		}
+		if (rc == 0) {
+			const char *c = json_string_value(json_object_get(
+				json_object_get(j, "metadata"), "continue"));
+
+			if (c && *c)
+				cont = rc_strdup(c);
+		}
+		json_decref(j);
+		rc_http_resp_release(&r);
+		rc_buf_release(&path);
+		if (rc < 0 || !cont)
+			break;
+	}
+	free(cont);
+	free(kk);
+	return rc;
+}
+
+/* The namespace itself: one GET (it is cluster-scoped, and the only one). */
+static int observe_namespace(rc_driver *d, rc_resource_set *out)
+{
+	rc_buf path = RC_BUF_INIT_MAX(1024);
+	rc_http_resp r;
+	json_t *j = NULL, *labels;
+	const char *mb;
+	int rc;
+
+	rc_buf_puts(&path, "/api/v1/namespaces/");
+	rc_http_url_encode(&path, d->ns);
+	rc_http_resp_init(&r);
+	rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
+	if (rc == 0 && r.status == 404)
+		goto done;
+	if (rc == 0 && r.status != 200) {
+		kube_kind k = {.group_version = "v1", .resource = "namespaces",
+			       .group = "", .namespaced = false};
+
+		rc = status_error(d, &r, "get", &k, d->ns, (rc_loc){0});
+	}
+	if (rc == 0 && !(j = reply_json(&r, "GET", path.ptr)))
+		rc = RC_EINVALID;
+	if (rc < 0)
+		goto done;
+	labels = json_object_get(json_object_get(j, "metadata"), "labels");
+	mb = json_string_value(json_object_get(labels, RC_KUBE_LABEL_MANAGED_BY));
+	if (mb && !strcmp(mb, RC_KUBE_MANAGED_BY) &&
+	    !json_object_get(json_object_get(j, "metadata"),
+			     "deletionTimestamp")) {
+		char *env_label = rc_kube_label_value(d->env->name);
+		const char *el = json_string_value(
+			json_object_get(labels, RC_KUBE_LABEL_ENV));
+
+		if (el && !strcmp(el, env_label)) {
+			rc_buf key = RC_BUF_INIT_MAX(1024);
+			json_t *body;
+
+			json_object_set_new(j, "apiVersion", json_string("v1"));
+			json_object_set_new(j, "kind", json_string("Namespace"));
+			rc_buf_printf(&key, "%s/Namespace/%s", d->env->name,
+				      d->ns);
+			body = rc_kube_to_body(j, NULL);
+			if (body) {
+				rc_resource *res = rc_resource_set_add(
+					out, d->env->name, RC_KUBE_DRIVER,
+					"Namespace", d->ns, body);
+
+				res->precious = true;
+				json_object_set(d->live, key.ptr, j);
+			}
+			rc_buf_release(&key);
+		}
+		free(env_label);
+	}
+done:
+	json_decref(j);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+static void want_kind(json_t *kinds, const char *av, const char *kind)
+{
+	rc_buf k = RC_BUF_INIT_MAX(512);
+
+	rc_buf_printf(&k, "%s\n%s", av, kind);
+	json_object_set_new(kinds, k.ptr, json_true());
+	rc_buf_release(&k);
+}
+
+static int kube_observe(rc_driver *d, const rc_resource_set *desired,
+			rc_resource_set *out)
+{
+	json_t *kinds = json_object(), *v;
+	const char *kk;
+	int rc = 0;
+
+	/* what the mapping makes, what is declared, what was applied */
+	want_kind(kinds, "v1", "ConfigMap");
+	want_kind(kinds, "v1", "Secret");
+	want_kind(kinds, "v1", "Service");
+	want_kind(kinds, "apps/v1", "Deployment");
+	for (size_t i = 0; i < desired->n; i++) {
+		const json_t *b = desired->items[i].body;
+
+		if (strcmp(desired->items[i].env, d->env->name))
+			continue;
+		want_kind(kinds,
+			  json_string_value(json_object_get(b, "apiVersion")),
+			  json_string_value(json_object_get(b, "kind")));
+	}
+	json_object_foreach(d->kinds, kk, v) {
+		const char *dot = strchr(kk, '.');
+		rc_buf kind = RC_BUF_INIT_MAX(512);
+
+		rc_buf_put(&kind, kk, dot ? (size_t)(dot - kk) : strlen(kk));
+		want_kind(kinds, json_string_value(v), kind.ptr);
+		rc_buf_release(&kind);
+	}
+	json_object_foreach(kinds, kk, v) {
+		char *av = rc_strdup(kk), *kind = strchr(av, '\n');
+		kube_kind k;
+
+		*kind++ = '\0';
+		if (!strcmp(kind, "Namespace")) {
+			rc = observe_namespace(d, out);
+		} else if ((rc = disc_kind(d, av, kind, &k)) == 0) {
+			rc = list_kind(d, &k, av, kind, desired, out);
+			kind_release(&k);
+		} else if (rc == RC_ENOTFOUND &&
+			   !json_object_get(d->kinds, kind)) {
+			/* not served and never applied here: nothing to
+			 * observe (the apply will say what is missing) */
+			rc_error_clear();
+			rc = 0;
+		}
+		free(av);
+		if (rc < 0)
+			break;
+	}
+	json_decref(kinds);
+	return rc;
+}
+
+/* --------------------------------------------------------------- apply */
+
+static int resolve_secret(void *ctx, const json_t *secret_obj, char **value)
+{
+	rc_driver *d = ctx;
+
+	return rc_secret_resolve(value, secret_obj, d->env, d->config_dir);
+}
+
+static rc_loc action_loc(rc_driver *d, const rc_action *a)
+{
+	rc_loc *l = rc_strmap_get(&d->locs, a->key);
+
+	return l ? *l : (rc_loc){0};
+}
+
+/* Server-side apply of body; *result the object the server returns (new
+ * ref). dry_run asks the server what it would make. */
+static int ssa(rc_driver *d, const rc_action *a, const json_t *body,
+	       bool dry_run, json_t **result)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	json_t *obj = NULL;
+	char *text = NULL;
+	kube_kind k = {0};
+	rc_http_resp r;
+	int rc;
+
+	*result = NULL;
+	rc_http_resp_init(&r);
+	if ((rc = body_kind(d, body, &k)) < 0)
+		goto done;
+	obj = rc_kube_to_object(body, resolve_secret, d);
+	if (!obj) {
+		rc = RC_ERROR;
+		goto done;
+	}
+	text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	obj_path(&path, d, &k, a->name);
+	rc_buf_puts(&path, "?fieldManager=" KUBE_FIELD_MANAGER);
+	if (d->env->policy.force_conflicts)
+		rc_buf_puts(&path, "&force=true");
+	if (dry_run)
+		rc_buf_puts(&path, "&dryRun=All");
+	rc = send_req(d, "PATCH", path.ptr, "application/apply-patch+yaml",
+		      text, true, &r);
+	if (rc < 0)
+		goto done;
+	if (r.status != 200 && r.status != 201) {
+		rc = status_error(d, &r, "patch", &k, a->name, action_loc(d, a));
+		goto done;
+	}
+	*result = reply_json(&r, "PATCH", path.ptr);
+	if (!*result)
+		rc = RC_EINVALID;
+done:
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	json_decref(obj);
+	kind_release(&k);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* DELETE, foreground; 0 when it is gone or going. uid: only that object. */
+static int delete_obj(rc_driver *d, const json_t *body, const char *name,
+		      const char *uid)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	kube_kind k = {0};
+	json_t *opts;
+	char *text;
+	rc_http_resp r;
+	int rc;
+
+	rc_http_resp_init(&r);
+	if ((rc = body_kind(d, body, &k)) < 0)
+		goto done;
+	obj_path(&path, d, &k, name);
+	opts = json_pack("{s:s, s:s, s:s}", "kind", "DeleteOptions",
+			 "apiVersion", "v1", "propagationPolicy", "Foreground");
+	if (uid)
+		json_object_set_new(opts, "preconditions",
+				    json_pack("{s:s}", "uid", uid));
+	text = json_dumps(opts, JSON_COMPACT);
+	json_decref(opts);
+	rc = send_req(d, "DELETE", path.ptr, "application/json", text, true,
+		      &r);
+	free(text);
+	if (rc == 0 && r.status != 200 && r.status != 202 && r.status != 404) {
+		/* 409 with a uid precondition: it was replaced meanwhile,
+		 * and what is there now is not what the plan saw */
+		rc = status_error(d, &r, "delete", &k, name, (rc_loc){0});
+	}
+done:
+	kind_release(&k);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* Waits until the object is gone (a replace deletes, then creates). */
+static int wait_gone(rc_driver *d, const json_t *body, const char *name,
+		     long timeout_ms)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	kube_kind k = {0};
+	long waited = 0, step = 100;
+	int rc;
+
+	if ((rc = body_kind(d, body, &k)) < 0)
+		return rc;
+	obj_path(&path, d, &k, name);
+	for (;;) {
+		rc_http_resp r;
+
+		rc_http_resp_init(&r);
+		rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
+		if (rc == 0 && r.status == 404) {
+			rc_http_resp_release(&r);
+			break;
+		}
+		if (rc == 0 && r.status != 200)
+			rc = status_error(d, &r, "get", &k, name, (rc_loc){0});
+		rc_http_resp_release(&r);
+		if (rc < 0)
+			break;
+		if (waited >= timeout_ms) {
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM,
+					  "%s %s is still being deleted after "
+					  "%lds",
+					  k.resource, name, timeout_ms / 1000);
+			break;
+		}
+		rc_local_sleep_ms(step);
+		waited += step;
+		step = step < 1000 ? step * 2 : 1000;
+	}
+	kind_release(&k);
+	rc_buf_release(&path);
+	return rc;
+}
+
+static const char *live_uid(rc_driver *d, const char *key)
+{
+	const char *uid;
+
+	pthread_mutex_lock(&d->mu);
+	uid = json_string_value(json_object_get(
+		json_object_get(json_object_get(d->live, key), "metadata"),
+		"uid"));
+	pthread_mutex_unlock(&d->mu);
+	return uid;
+}
+
+static int kube_apply(rc_driver *d, const rc_action *a, json_t **result)
+{
+	json_t *obj = NULL;
+	int rc;
+
+	*result = NULL;
+	switch (a->op) {
+	case RC_OP_DELETE:
+		return delete_obj(d, a->actual, a->name, live_uid(d, a->key));
+	case RC_OP_REPLACE:
+		rc = delete_obj(d, a->actual, a->name, live_uid(d, a->key));
+		if (rc == 0)
+			rc = wait_gone(d, a->actual, a->name, 300 * 1000);
+		if (rc < 0)
+			return rc;
+		/* fall through: create it anew */
+	case RC_OP_CREATE:
+	case RC_OP_UPDATE:
+		rc = ssa(d, a, a->desired, false, &obj);
+		if (rc < 0)
+			return rc;
+		note_kind(d, a->kind,
+			  json_string_value(json_object_get(a->desired,
+							    "apiVersion")));
+		pthread_mutex_lock(&d->mu);
+		json_object_set(d->live, a->key, obj);
+		pthread_mutex_unlock(&d->mu);
+		*result = rc_kube_to_body(obj, a->desired);
+		rc_kube_normalize(a->kind, *result);
+		json_decref(obj);
+		return 0;
+	case RC_OP_RUN:
+		break;
+	}
+	return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
+			    "kubernetes: cannot apply '%s'", rc_op_name(a->op));
+}
+
+static int kube_dry_run(rc_driver *d, const rc_action *a, json_t **result)
+{
+	json_t *obj = NULL;
+	int rc;
+
+	*result = NULL;
+	if (a->op != RC_OP_CREATE && a->op != RC_OP_UPDATE)
+		return 0;
+	rc = ssa(d, a, a->desired, true, &obj);
+	if (rc < 0)
+		return rc;
+	*result = rc_kube_to_body(obj, a->desired);
+	rc_kube_normalize(a->kind, *result);
+	json_decref(obj);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- wait */
+
+static bool status_true(const json_t *c)
+{
+	const char *s = json_string_value(json_object_get(c, "status"));
+
+	return s && !strcmp(s, "True");
+}
+
+static const json_t *condition(const json_t *obj, const char *type)
+{
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(obj, "status"),
+					   "conditions"),
+			   i, c) {
+		const char *t = json_string_value(json_object_get(c, "type"));
+
+		if (t && !strcmp(t, type))
+			return c;
+	}
+	return NULL;
+}
+
+static json_int_t int_at(const json_t *o, const char *a, const char *b)
+{
+	return json_integer_value(json_object_get(json_object_get(o, a), b));
+}
+
+/* GET of what the action touched (new ref). */
+static int get_obj(rc_driver *d, const json_t *body, const char *name,
+		   json_t **out)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	kube_kind k = {0};
+	rc_http_resp r;
+	int rc;
+
+	*out = NULL;
+	rc_http_resp_init(&r);
+	if ((rc = body_kind(d, body, &k)) < 0)
+		goto done;
+	obj_path(&path, d, &k, name);
+	rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
+	if (rc == 0 && r.status != 200)
+		rc = status_error(d, &r, "get", &k, name, (rc_loc){0});
+	if (rc == 0 && !(*out = reply_json(&r, "GET", path.ptr)))
+		rc = RC_EINVALID;
+done:
+	kind_release(&k);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* 1 when the rollout is complete, 0 when it goes on, < 0 when it failed. */
+static int rollout_state(const json_t *obj, const char *name, rc_buf *why)
+{
+	json_int_t gen = int_at(obj, "metadata", "generation");
+	json_int_t og = int_at(obj, "status", "observedGeneration");
+	const json_t *spec_r = json_object_get(json_object_get(obj, "spec"),
+					       "replicas");
+	json_int_t want = spec_r ? json_integer_value(spec_r) : 1;
+	json_int_t upd = int_at(obj, "status", "updatedReplicas");
+	json_int_t avail = int_at(obj, "status", "availableReplicas");
+	json_int_t total = int_at(obj, "status", "replicas");
+	const json_t *prog = condition(obj, "Progressing");
+	const char *reason = json_string_value(json_object_get(prog, "reason"));
+
+	rc_buf_clear(why);
+	if (reason && !strcmp(reason, "ProgressDeadlineExceeded")) {
+		const char *m = json_string_value(json_object_get(prog, "message"));
+
+		rc_buf_printf(why, "deployment '%s' failed to roll out: %s", name,
+			      m ? m : reason);
+		return -1;
+	}
+	if (og < gen) {
+		rc_buf_printf(why, "the deployment controller has not seen "
+				   "generation %lld yet",
+			      (long long)gen);
+		return 0;
+	}
+	if (upd < want || avail < want || total > want) {
+		rc_buf_printf(why, "%lld of %lld replicas updated, %lld "
+				   "available, %lld in all",
+			      (long long)upd, (long long)want,
+			      (long long)avail, (long long)total);
+		return 0;
+	}
+	return 1;
+}
+
+static int kube_wait(rc_driver *d, const rc_action *a, long timeout)
+{
+	const char *kind = a->kind;
+	rc_buf why = RC_BUF_INIT_MAX(4096);
+	long long deadline = rc_local_now_ms() + timeout * 1000;
+	long step = 200;
+	int rc = 0;
+
+	if (a->op == RC_OP_DELETE || a->op == RC_OP_RUN ||
+	    (strcmp(kind, "Deployment") && strcmp(kind, "StatefulSet") &&
+	     strcmp(kind, "DaemonSet")))
+		return 0;
+	for (;;) {
+		json_t *obj = NULL;
+		int st;
+
+		if ((rc = get_obj(d, a->desired, a->name, &obj)) < 0)
+			break;
+		if (!strcmp(kind, "Deployment")) {
+			st = rollout_state(obj, a->name, &why);
+		} else {
+			/* StatefulSet and DaemonSet: observedGeneration and
+			 * ready counts */
+			json_int_t gen = int_at(obj, "metadata", "generation");
+			json_int_t og = int_at(obj, "status",
+					       "observedGeneration");
+			json_int_t want = !strcmp(kind, "DaemonSet")
+						  ? int_at(obj, "status",
+							   "desiredNumberScheduled")
+						  : int_at(obj, "spec", "replicas");
+			json_int_t ready = int_at(obj, "status",
+						  !strcmp(kind, "DaemonSet")
+							  ? "numberReady"
+							  : "readyReplicas");
+
+			rc_buf_clear(&why);
+			rc_buf_printf(&why, "%lld of %lld ready",
+				      (long long)ready, (long long)want);
+			st = og >= gen && ready >= want ? 1 : 0;
+		}
+		json_decref(obj);
+		if (st < 0) {
+			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM, "%s",
+					  why.ptr);
+			break;
+		}
+		if (st > 0)
+			break;
+		if (rc_local_now_ms() >= deadline) {
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM,
+					  "%s '%s' is not healthy within %lds: "
+					  "%s (target.wait_timeout sets the "
+					  "limit)",
+					  kind, a->name, timeout, why.ptr);
+			break;
+		}
+		rc_local_sleep_ms(step);
+		step = step < 2000 ? step * 2 : 2000;
+	}
+	rc_buf_release(&why);
+	return rc;
+}
+
+/* ----------------------------------------------------------------- run */
+
+/* The last lines of the hook's pod log, and its exit status. */
+static void job_log(rc_driver *d, const char *job, rc_run_result *res)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192), sel = RC_BUF_INIT_MAX(512);
+	rc_http_resp r;
+	json_t *pods = NULL, *pod;
+	const char *pname = NULL;
+
+	rc_http_resp_init(&r);
+	rc_buf_printf(&path, "/api/v1/namespaces/%s/pods", d->ns);
+	rc_buf_printf(&sel, "job-name=%s", job);
+	rc_http_query_add(&path, "labelSelector", sel.ptr);
+	if (send_req(d, "GET", path.ptr, NULL, NULL, true, &r) < 0 ||
+	    r.status != 200 || !(pods = reply_json(&r, "GET", path.ptr))) {
+		rc_error_clear();
+		goto done;
+	}
+	pod = json_array_get(json_object_get(pods, "items"),
+			     json_array_size(json_object_get(pods, "items")) - 1);
+	pname = json_string_value(
+		json_object_get(json_object_get(pod, "metadata"), "name"));
+	{
+		const json_t *cs = json_array_get(
+			json_object_get(json_object_get(pod, "status"),
+					"containerStatuses"),
+			0);
+		const json_t *term = json_object_get(
+			json_object_get(cs, "state"), "terminated");
+
+		if (term)
+			res->exit_code = (int)json_integer_value(
+				json_object_get(term, "exitCode"));
+	}
+	if (!pname)
+		goto done;
+	rc_buf_clear(&path);
+	rc_buf_printf(&path, "/api/v1/namespaces/%s/pods/", d->ns);
+	rc_http_url_encode(&path, pname);
+	rc_buf_puts(&path, "/log?tailLines=20");
+	rc_http_resp_release(&r);
+	rc_http_resp_init(&r);
+	if (send_req(d, "GET", path.ptr, NULL, NULL, true, &r) == 0 &&
+	    r.status == 200) {
+		rc_buf out = RC_BUF_INIT_MAX(1 << 16);
+
+		rc_buf_put(&out, r.body.ptr, r.body.len);
+		rc_redact(&out);
+		res->output_tail = rc_buf_detach(&out);
+	}
+	rc_error_clear();
+done:
+	json_decref(pods);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	rc_buf_release(&sel);
+}
+
+static int run_local(rc_driver *d, const json_t *spec, rc_run_result *res)
+{
+	const json_t *run = json_object_get(spec, "run"), *v;
+	rc_local_env env = {0};
+	rc_local_spawn_opts o = {0};
+	const char **argv;
+	const char *k;
+	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
+	size_t i;
+	int rc = 0;
+
+	rc_local_env_inherit(&env);
+	for (i = 0; i < d->env->config.n; i++)
+		rc_local_env_set(&env, d->env->config.items[i].key,
+				 d->env->config.items[i].value);
+	for (i = 0; i < d->env->nsecrets && rc == 0; i++) {
+		char *val = NULL;
+
+		rc = rc_secret_value(&val, &d->env->secrets[i], d->config_dir);
+		if (rc == 0) {
+			rc_local_env_set(&env, d->env->secrets[i].name, val);
+			explicit_bzero(val, strlen(val));
+			free(val);
+		}
+	}
+	json_object_foreach(json_object_get(spec, "env"), k, v)
+		if (json_is_string(v))
+			rc_local_env_set(&env, k, json_string_value(v));
+	argv = rc_calloc(json_array_size(run) + 1, sizeof(char *));
+	json_array_foreach(run, i, v)
+		argv[i] = json_string_value(v);
+	o.argv = argv;
+	o.env = &env;
+	o.dir = d->config_dir;
+	if (rc == 0)
+		rc = rc_local_run_capture(&o, (timeout > 0 ? timeout : 600) * 1000,
+					  res);
+	free(argv);
+	rc_local_env_release(&env);
+	return rc;
+}
+
+static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
+{
+	const char *where = json_string_value(json_object_get(spec, "where"));
+	const char *hook = json_string_value(json_object_get(spec, "name"));
+	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
+	char *job_name;
+	json_t *job, *obj = NULL;
+	rc_action a = {0};
+	long long deadline;
+	long step = 200;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (where && !strcmp(where, "local"))
+		return run_local(d, spec, res);
+	if (timeout <= 0)
+		timeout = 600;
+	job_name = rc_kube_hook_job_name(hook ? hook : "hook",
+					 d->run_id ? d->run_id : "plan");
+	job = rc_kube_hook_job(d->env, d->project, spec, job_name);
+	if (!job) {
+		free(job_name);
+		return RC_ERROR;
+	}
+	/* by server-side apply: a hook retried after a crash finds its Job */
+	a.op = RC_OP_CREATE;
+	a.name = job_name;
+	a.kind = "Job";
+	a.key = job_name;
+	rc = ssa(d, &a, job, false, &obj);
+	json_decref(obj);
+	obj = NULL;
+	if (rc < 0)
+		goto done;
+	RC_INFO("kubernetes: hook '%s' runs as Job %s/%s", hook ? hook : "",
+		d->ns, job_name);
+	deadline = rc_local_now_ms() + (long long)timeout * 1000 + 30000;
+	for (;;) {
+		const json_t *c;
+
+		if ((rc = get_obj(d, job, job_name, &obj)) < 0)
+			goto done;
+		if ((c = condition(obj, "Complete")) &&
+		    status_true(c)) {
+			res->exit_code = 0;
+			break;
+		}
+		if ((c = condition(obj, "Failed")) &&
+		    status_true(c)) {
+			const char *reason =
+				json_string_value(json_object_get(c, "reason"));
+
+			res->exit_code = 1;
+			res->timed_out = reason &&
+					 !strcmp(reason, "DeadlineExceeded");
+			break;
+		}
+		json_decref(obj);
+		obj = NULL;
+		if (rc_local_now_ms() >= deadline) {
+			res->timed_out = true;
+			break;
+		}
+		rc_local_sleep_ms(step);
+		step = step < 2000 ? step * 2 : 2000;
+	}
+	{
+		int code = res->exit_code;
+
+		job_log(d, job_name, res);
+		if (code == 0)
+			res->exit_code = 0; /* Complete wins over a pod's view */
+		else if (res->exit_code == 0)
+			res->exit_code = code;
+	}
+done:
+	json_decref(obj);
+	json_decref(job);
+	free(job_name);
+	return rc;
+}
+
+/* ------------------------------------------------------------ registry */
+
+static bool kube_immutable(const char *kind, const char *path)
+{
+	return rc_kube_immutable(kind, path);
+}
+
+const rc_driver_ops rc_driver_kubernetes = {
+	.name = RC_KUBE_DRIVER,
+	.max_concurrency = 8,
+	.open = kube_open,
+	.close = kube_close,
+	.expand = kube_expand,
+	.observe = kube_observe,
+	.normalize = rc_kube_normalize,
+	.immutable = kube_immutable,
+	.apply = kube_apply,
+	.wait = kube_wait,
+	.run = kube_run,
+	.dry_run = kube_dry_run,
+};

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The Kubernetes driver end to end: the laravel-kubernetes example planned
+# and applied against the fake API server (real HTTPS on loopback, a CA
+# made at start, bearer tokens): create, no drift from server defaults,
+# image change, scale, drift made behind reconcile's back, a field-manager
+# conflict, prune, rollback past an irreversible hook, a failing rollout,
+# a 403, a 422 mapped to the YAML, a replace, faults (429, 500, reset),
+# destroy. Secrets never show.
+#   run.sh RECONCILE_BINARY FAKE_KUBE_BINARY SOURCE_ROOT
+set -u
+rc_bin=$(realpath "$1")
+fake_bin=$(realpath "$2")
+root=$(realpath "$3")
+export NO_COLOR=1
+pass=0
+fail=0
+work=$(mktemp -d /tmp/rc-kube-XXXXXX)
+export RECONCILE_STATE_DIR=$work/state XDG_CACHE_HOME=$work/cache
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+export ACME_STAGING_APP_KEY=base64:kube-e2e-app-key-7f3a ACME_STAGING_DB_PASSWORD=kube-e2e-db-pass-91c2
+fake=$work/fake
+cfg=$work/cfg
+
+cleanup() {
+	[ -n "${fake_pid:-}" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+ok() { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
+run() { # run EXPECTED_EXIT NAME CMD... -> $out (stdout+stderr)
+	local want=$1 name=$2
+	shift 2
+	out=$("$@" </dev/null 2>&1)
+	local got=$?
+	if [ "$got" -ne "$want" ]; then bad "$name" "exit $got, expected $want" "${out:0:3000}"; return 1; fi
+	ok "$name"
+	return 0
+}
+has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:3000}" ;; esac }
+hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:3000}" ;; *) ok "$1" ;; esac }
+
+# --- the fake API server
+mkdir -p "$fake"
+"$fake_bin" --dir "$fake" --controller-delay-ms 20 \
+	--token limited=limited-token:deny=delete/deployments >"$work/fake.log" 2>&1 &
+fake_pid=$!
+for _ in $(seq 1 100); do [ -e "$fake/ready" ] && break; sleep 0.05; done
+[ -e "$fake/ready" ] || { echo "the fake API server did not start"; cat "$work/fake.log"; exit 1; }
+port=$(cat "$fake/port")
+api() { # METHOD PATH [BODY [CONTENT-TYPE]]: the fake, as an admin
+	curl -s --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
+		-X "$1" ${3:+-H "Content-Type: ${4:-application/json}"} ${3:+--data "$3"} \
+		"https://127.0.0.1:$port$2"
+}
+field() { /usr/bin/python3 -c 'import json,sys
+o=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    o = o[int(k)] if isinstance(o, list) else o.get(k) if isinstance(o, dict) else None
+print(o)' "$1" 2>/dev/null; }
+
+# contexts "staging" and "production" (the example's) on the fake, and
+# "limited" with a token that may not delete Deployments
+cat >"$work/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster: { server: "https://127.0.0.1:$port", certificate-authority: "$fake/ca.pem" }
+users:
+- name: admin
+  user: { token: fake-admin-token }
+- name: limited
+  user: { token: limited-token }
+contexts:
+- name: staging
+  context: { cluster: fake, user: admin }
+- name: production
+  context: { cluster: fake, user: admin }
+- name: limited
+  context: { cluster: fake, user: limited }
+current-context: staging
+YAML
+export KUBECONFIG=$work/kubeconfig
+
+# --- the example, in a git repository of its own
+cp -r "$root/examples/laravel-kubernetes" "$cfg"
+git -C "$cfg" init -q -b main && git -C "$cfg" add -A && git -C "$cfg" commit -qm example
+staging=$cfg/environments/staging.yaml
+set_policy() { # the staging policy block, as YAML lines
+	/usr/bin/python3 - "$staging" "$1" <<'PY'
+import re, sys
+p, pol = sys.argv[1], sys.argv[2]
+s = open(p).read()
+s = re.sub(r"policy:\n(  .*\n)+", "policy:\n" + pol + "\n", s)
+open(p, "w").write(s)
+PY
+}
+set_policy "  drift: heal
+  prune: true"
+
+# --- create
+run 2 "first plan has changes" "$rc_bin" plan "$cfg" -e acme-staging
+has "the namespace is created" "$out" "+ Namespace acme-staging"
+has "services become Deployments" "$out" "+ Deployment web"
+has "a port makes a Service" "$out" "+ Service web"
+has "config becomes a ConfigMap" "$out" "+ ConfigMap reconcile-config"
+has "the raw Ingress passes through" "$out" "+ Ingress web"
+has "the migration hook runs after" "$out" "> hook migrate"
+has "secrets are sensitive" "$out" "(sensitive)"
+hasnt "no secret value in the plan" "$out" "kube-e2e-app-key"
+run 0 "apply" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "the hook's Job ran" "$out" "migrate"
+dep=$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web)
+[ "$(printf '%s' "$dep" | field spec.template.spec.containers.0.image)" = "registry.example.com/brand-sites/web:2.15.0-rc.2" ] &&
+	ok "the Deployment runs the staging image" || bad "the Deployment runs the staging image" "$dep"
+[ "$(printf '%s' "$dep" | field metadata.labels.app\.kubernetes\.io/managed-by)" != "" ] || true
+case "$dep" in *'"app.kubernetes.io/managed-by":"reconcile"'* | *'"app.kubernetes.io/managed-by": "reconcile"'*) ok "objects carry the ownership label" ;;
+*) bad "objects carry the ownership label" "$dep" ;; esac
+case "$dep" in *'"fieldManager"'* | *'"manager":"reconcile"'* | *'"manager": "reconcile"'*) ok "applied by server-side apply as reconcile" ;;
+*) bad "applied by server-side apply as reconcile" "$dep" ;; esac
+sec=$(api GET /api/v1/namespaces/acme-staging/secrets/reconcile-secrets)
+b64=$(printf '%s' "$ACME_STAGING_APP_KEY" | base64 -w0)
+has "the Secret holds the value" "$sec" "$b64"
+run 0 "a second plan has no changes: server defaults are not drift" "$rc_bin" plan "$cfg" -e acme-staging
+has "no changes" "$out" "No changes"
+
+# --- image change and scale
+sed -i 's/web:2.15.0-rc.2/web:2.15.0/g; s/replicas: 1/replicas: 3/' "$staging"
+run 2 "plan an image change and a scale" "$rc_bin" plan "$cfg" -e acme-staging
+has "the image change is shown" "$out" 'image: "registry.example.com/brand-sites/web:2.15.0-rc.2" -> "registry.example.com/brand-sites/web:2.15.0"'
+has "the scale is shown" "$out" "replicas: 1 -> 3"
+run 0 "apply the change" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+[ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web | field status.availableReplicas)" = 3 ] &&
+	ok "the rollout completed with 3 available" || bad "the rollout completed with 3 available"
+run 0 "converged" "$rc_bin" plan "$cfg" -e acme-staging
+
+# --- drift behind reconcile's back, and the field-manager conflict
+api PATCH "/apis/apps/v1/namespaces/acme-staging/deployments/web?fieldManager=kubectl-edit" \
+	'{"spec":{"replicas":5}}' application/merge-patch+json >/dev/null
+run 2 "drift shows in the plan" "$rc_bin" plan "$cfg" -e acme-staging
+has "the edited field is shown" "$out" "replicas: 5 -> 3"
+run 1 "apply refuses to take over another manager's field" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "the conflict names the field" "$out" ".spec.replicas"
+has "the conflict names the other manager" "$out" "kubectl-edit"
+has "the conflict says how to force" "$out" "policy.force_conflicts"
+set_policy "  drift: heal
+  prune: true
+  force_conflicts: true"
+run 0 "with force_conflicts the apply takes it back" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+[ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web | field spec.replicas)" = 3 ] &&
+	ok "replicas are back to 3" || bad "replicas are back to 3"
+
+# --- prune, then rollback past the irreversible hook
+/usr/bin/python3 - "$cfg/environments/base.yaml" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r"  # the queue worker.*?\n(    .*\n)+", "", s, flags=re.S)
+open(p, "w").write(s)
+PY
+sed -i '/^  queue:/,/^$/d' "$staging"
+run 2 "plan the prune" "$rc_bin" plan "$cfg" -e acme-staging
+has "the removed service's Deployment is deleted" "$out" "- Deployment queue"
+run 0 "apply the prune" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
+	"https://127.0.0.1:$port/apis/apps/v1/namespaces/acme-staging/deployments/queue")
+[ "$code" = 404 ] && ok "the pruned Deployment is gone" || bad "the pruned Deployment is gone" "HTTP $code"
+run 1 "rollback stops at the irreversible migration" "$rc_bin" rollback --source "$cfg" -e acme-staging --auto-approve
+has "rollback names the hook" "$out" "migrate"
+run 0 "rollback --force" "$rc_bin" rollback --source "$cfg" -e acme-staging --force --auto-approve
+[ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/queue | field metadata.name)" = queue ] &&
+	ok "rollback restored the pruned Deployment" || bad "rollback restored the pruned Deployment"
+git -C "$cfg" checkout -q -- environments/base.yaml
+sed -i 's/web:2.15.0/web:2.15.0/' "$staging"
+
+# --- a failing rollout
+api POST /fake/rollout '{"namespace":"acme-staging","name":"web","fail":true}' >/dev/null
+sed -i 's/web:2.15.0$/web:2.15.1/; s/web:2.15.0"/web:2.15.1"/' "$staging"
+sed -i 's/^  context: staging$/  context: staging\n  wait_timeout: 20s/' "$staging"
+run 1 "a failing rollout fails the apply" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "with the condition's message" "$out" "timed out progressing"
+api POST /fake/rollout '{"namespace":"acme-staging","name":"web","fail":false}' >/dev/null
+run 0 "the next apply heals it" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+
+# --- a server-side validation error, mapped to the YAML
+cat >>"$cfg/k8s/ingress.yaml" <<'YAML'
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: broken
+spec:
+  selector:
+    matchLabels: { app: broken }
+  template:
+    metadata:
+      labels: { app: other }
+    spec:
+      containers:
+        - name: c
+          image: busybox:1.36
+YAML
+run 1 "--server-dry-run fails on what the server refuses" "$rc_bin" plan "$cfg" -e acme-staging --server-dry-run
+has "the 422 points at the manifest" "$out" "k8s/ingress.yaml:"
+has "the 422 gives the server's cause" "$out" "selector"
+git -C "$cfg" checkout -q -- k8s/ingress.yaml
+
+# --- a change that needs a replace
+cat >>"$cfg/k8s/ingress.yaml" <<'YAML'
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  selector:
+    matchLabels: { app: worker }
+  template:
+    metadata:
+      labels: { app: worker, tier: a }
+    spec:
+      containers:
+        - name: c
+          image: busybox:1.36
+YAML
+run 0 "a raw Deployment is applied" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+sed -i 's/matchLabels: { app: worker }/matchLabels: { app: worker, tier: a }/' "$cfg/k8s/ingress.yaml"
+run 2 "a selector change is planned as a replace" "$rc_bin" plan "$cfg" -e acme-staging
+has "shown as !" "$out" "! Deployment worker"
+has "with the reason" "$out" "cannot change in place"
+run 1 "apply refuses the replace by default" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "and says how to allow it" "$out" "policy.allow_replace"
+set_policy "  drift: heal
+  prune: true
+  force_conflicts: true
+  allow_replace: true"
+run 0 "with allow_replace it is replaced" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+[ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/worker | field spec.selector.matchLabels.tier)" = a ] &&
+	ok "the new selector is in place" || bad "the new selector is in place"
+
+# --- faults: throttling and a dropped connection are retried; a 500 that lasts is reported
+api POST /fake/faults '{"rules":[{"match":"PATCH /apis/apps/v1/namespaces/acme-staging/deployments/web","status":429,"retry_after":1,"count":2},{"match":"GET /api/v1/namespaces/acme-staging/configmaps","reset":true,"count":1}]}' >/dev/null
+sed -i 's/replicas: 3/replicas: 2/' "$staging"
+run 0 "429s and a reset are retried" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+api DELETE /fake/faults >/dev/null
+api POST /fake/faults '{"rules":[{"match":"GET /api/v1/namespaces/acme-staging/services","status":500}]}' >/dev/null
+run 1 "a lasting 500 fails the plan" "$rc_bin" plan "$cfg" -e acme-staging
+has "naming the status" "$out" "500"
+api DELETE /fake/faults >/dev/null
+
+# --- RBAC: a user who may not delete Deployments
+sed -i 's/^  context: staging$/  context: limited/' "$staging"
+sed -i 's/^    file: k8s\/ingress.yaml$/    file: k8s\/ingress.yaml/' "$cfg/environments/base.yaml"
+git -C "$cfg" checkout -q -- k8s/ingress.yaml
+run 1 "a 403 fails the apply" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "naming the verb and resource" "$out" 'cannot delete resource "deployments"'
+has "with the Role rule that allows it" "$out" 'verbs: ["delete"]'
+sed -i 's/^  context: limited$/  context: staging/' "$staging"
+
+# --- destroy
+run 0 "destroy" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
+left=$(api GET "/apis/apps/v1/namespaces/acme-staging/deployments" | field items)
+[ "$left" = "[]" ] && ok "destroy removed every Deployment" || bad "destroy removed every Deployment" "$left"
+
+# --- secrets never leave
+all=$(grep -r -a . "$RECONCILE_STATE_DIR" 2>/dev/null)
+hasnt "no secret value in the state directory" "$all" "kube-e2e-app-key"
+hasnt "no base64 secret in the state directory" "$all" "$b64"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
