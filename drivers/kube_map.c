@@ -60,9 +60,16 @@ static void sha256_hex(const void *data, size_t len, char *out, size_t n)
 
 /* ------------------------------------------------------------- kind keys */
 
+/* The groups whose kinds are keyed by the kind alone. */
 static const char *const short_groups[] = {
-	"apps",   "batch",	"networking.k8s.io", "policy",
-	"rbac.authorization.k8s.io", "autoscaling", "coordination.k8s.io"};
+	"apps",
+	"batch",
+	"networking.k8s.io",
+	"policy",
+	"rbac.authorization.k8s.io",
+	"autoscaling",
+	"coordination.k8s.io",
+};
 
 char *rc_kube_kind_key(const char *api_version, const char *kind)
 {
@@ -159,9 +166,16 @@ static bool cluster_scoped(const char *kind)
 
 /* ------------------------------------------------------------- ownership */
 
+/* ASCII only, whatever the locale. */
+static bool alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
 static bool label_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
+	return alnum(c) || c == '-' || c == '_' || c == '.';
 }
 
 static bool label_value_ok(const char *s)
@@ -170,11 +184,10 @@ static bool label_value_ok(const char *s)
 
 	if (!len)
 		return true;
-	if (len > 63 || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[len - 1]))
+	if (len > 63 || !alnum(s[0]) || !alnum(s[len - 1]))
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!label_char(s[i]) || (s[i] & 0x80))
+		if (!label_char(s[i]))
 			return false;
 	return true;
 }
@@ -188,24 +201,18 @@ char *rc_kube_label_value(const char *s)
 	if (label_value_ok(s))
 		return rc_strdup(s);
 	for (size_t i = 0; s[i] && b.len < 54; i++)
-		rc_buf_putc(&b, label_char(s[i]) && !(s[i] & 0x80) ? s[i]
-								  : '-');
-	while (start < b.len && !isalnum((unsigned char)b.ptr[start]))
+		rc_buf_putc(&b, label_char(s[i]) ? s[i] : '-');
+	while (start < b.len && !alnum(b.ptr[start]))
 		start++;
 	end = b.len;
-	while (end > start && !isalnum((unsigned char)b.ptr[end - 1]))
+	while (end > start && !alnum(b.ptr[end - 1]))
 		end--;
+	/* what is left, then the hash of the whole name */
+	memmove(b.ptr, b.ptr + start, end - start);
+	rc_buf_truncate(&b, end - start);
 	sha256_hex(s, strlen(s), hash, 8);
-	{
-		rc_buf out = RC_BUF_INIT_MAX(128);
-
-		if (end > start)
-			rc_buf_printf(&out, "%.*s-", (int)(end - start),
-				      b.ptr + start);
-		rc_buf_puts(&out, hash);
-		rc_buf_release(&b);
-		return rc_buf_detach(&out);
-	}
+	rc_buf_printf(&b, "%s%s", b.len ? "-" : "", hash);
+	return rc_buf_detach(&b);
 }
 
 char *rc_kube_selector(const char *project, const char *env)
@@ -1498,6 +1505,7 @@ static int add_manifest(expansion *x, const rc_manifest *m)
 {
 	json_t *obj = rc_node_to_json(m->manifest), *md, *body;
 	char *kind = kind_key_of(obj);
+	rc_resource *r = NULL;
 	const char *name;
 	int rc = 0;
 
@@ -1537,7 +1545,11 @@ static int add_manifest(expansion *x, const rc_manifest *m)
 				     rc_error_last()->message);
 		goto done;
 	}
-	rc = add_body(x, body, m->loc, NULL);
+	rc = add_body(x, body, m->loc, &r);
+	/* deleting a volume loses its data */
+	if (!rc && (!strcmp(kind, "PersistentVolumeClaim") ||
+		    !strcmp(kind, "PersistentVolume")))
+		r->precious = true;
 done:
 	free(kind);
 	json_decref(obj);

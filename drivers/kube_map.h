@@ -141,7 +141,8 @@ json_t *rc_kube_to_object(const json_t *body, rc_kube_secret_fn resolve,
  *
  * each with the ownership labels, loc set to where it is declared, and
  * deps: every namespaced object on the Namespace, a Deployment on the
- * ConfigMap and the Secret. Service native blocks (kubernetes:
+ * ConfigMap and the Secret; raw PersistentVolumeClaims and
+ * PersistentVolumes are precious. Service native blocks (kubernetes:
  * {deployment, service}) are merged over the generated objects. Secret
  * values are read with rc_secret_value() (config_dir for file secrets)
  * and kept only as their hashes. Errors (out unchanged): an add-on (not

@@ -1424,14 +1424,18 @@ static void raw_manifests(void **state)
 		"  - manifest: { apiVersion: v1, kind: Secret, metadata: "
 		"{ name: sa-token, annotations: { kubernetes.io/"
 		"service-account.name: ci } }, type: kubernetes.io/"
-		"service-account-token }\n",
+		"service-account-token }\n"
+		"  - manifest: { apiVersion: v1, kind: PersistentVolumeClaim, "
+		"metadata: { name: data }, spec: { accessModes: "
+		"[ReadWriteOnce], resources: { requests: { storage: "
+		"10240Mi } } } }\n",
 		&dir, &l);
 	rc_resource_set set = {0};
 	rc_resource *r;
 
 	RC_UNUSED(state);
 	assert_int_equal(rc_kube_expand(env, l.cfg->project, dir, &set), 0);
-	assert_int_equal(set.n, 4);
+	assert_int_equal(set.n, 5);
 	/* the environment's Namespace takes the manifest's labels */
 	r = find(&set, "staging/Namespace/shop");
 	assert_string_equal(at_str(r->body, "/metadata/labels/istio-injection"),
@@ -1454,6 +1458,13 @@ static void raw_manifests(void **state)
 	assert_true(has_dep(r, "staging/Namespace/shop"));
 	r = find(&set, "staging/Secret/sa-token");
 	assert_string_equal(at_str(r->body, "/metadata/namespace"), "shop");
+	assert_false(r->precious);
+	/* a volume claim: deleting it loses data */
+	r = find(&set, "staging/PersistentVolumeClaim/data");
+	assert_true(r->precious);
+	rc_kube_normalize(r->kind, r->body);
+	assert_string_equal(at_str(r->body, "/spec/resources/requests/storage"),
+			    "10Gi");
 	rc_resource_set_release(&set);
 	unload(&l);
 	tmpdir_remove(dir);
