@@ -27,11 +27,14 @@ static const char *get_str(const json_t *o, const char *key)
 	return json_string_value(get(o, key));
 }
 
-/* The object under key in o, created when missing (borrowed). */
+/* The object under key in o, created when missing or not an object
+ * (borrowed); NULL when o is not an object. */
 static json_t *child(json_t *o, const char *key)
 {
 	json_t *c = json_object_get(o, key);
 
+	if (!json_is_object(o))
+		return NULL;
 	if (!json_is_object(c)) {
 		c = json_object();
 		json_object_set_new(o, key, c);
@@ -239,9 +242,15 @@ static void owner_labels(json_t *labels, const char *plabel,
 
 void rc_kube_set_ownership(json_t *obj, const char *project, const char *env)
 {
-	char *p = rc_kube_label_value(project), *e = rc_kube_label_value(env);
-	char *kind = kind_key_of(obj);
-	json_t *md = child(obj, "metadata"), *tpl;
+	char *p, *e, *kind;
+	json_t *md, *tpl;
+
+	if (!json_is_object(obj))
+		return;
+	p = rc_kube_label_value(project);
+	e = rc_kube_label_value(env);
+	kind = kind_key_of(obj);
+	md = child(obj, "metadata");
 
 	owner_labels(child(md, "labels"), p, e);
 	if (strcmp(p, project))

@@ -647,6 +647,64 @@ static void round_trips(void **state)
 	json_decref(got);
 }
 
+/* Shapes no server returns: nothing breaks, nothing is lost. */
+static void odd_shapes(void **state)
+{
+	static const char *const objs[] = {
+		"{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", "
+		"\"metadata\": {\"name\": \"w\", \"labels\": [1]}, \"spec\": "
+		"\"x\"}",
+		"{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", "
+		"\"metadata\": {\"name\": \"w\"}, \"spec\": {\"template\": "
+		"{\"spec\": {\"containers\": [1, \"a\", null], \"volumes\": "
+		"[]}}}}",
+		"{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", "
+		"\"metadata\": {\"name\": \"w\"}, \"spec\": {\"replicas\": "
+		"\"99999999999999999999\", \"template\": {\"metadata\": 3, "
+		"\"spec\": {\"containers\": [{\"name\": \"c\", \"ports\": "
+		"[{\"containerPort\": \"http\"}], \"env\": [{\"name\": "
+		"\"\"}], \"resources\": {\"requests\": {\"cpu\": \"-1\", "
+		"\"memory\": \"99999999999Ei\"}}}]}}}}",
+		"{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": "
+		"{\"name\": \"s\"}, \"spec\": {\"ports\": [{\"port\": 80, "
+		"\"protocol\": 6}]}}",
+		"{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": "
+		"{\"name\": \"s\"}, \"data\": {}, \"stringData\": 5}",
+		"{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", "
+		"\"metadata\": {\"name\": \"c\"}, \"data\": [\"x\"]}",
+	};
+
+	RC_UNUSED(state);
+	for (size_t i = 0; i < RC_ARRAY_SIZE(objs); i++) {
+		json_t *o = J(objs[i]), *b, *back, *once;
+		char *kind = rc_kube_kind_key(
+			json_string_value(json_object_get(o, "apiVersion")),
+			json_string_value(json_object_get(o, "kind")));
+
+		b = rc_kube_to_body(o, NULL);
+		assert_non_null(b);
+		back = rc_kube_to_object(b, NULL, NULL);
+		assert_non_null(back);
+		json_object_del(o, "stringData");
+		json_object_del(back, "stringData");
+		if (!rc_json_equal(back, o))
+			fail_msg("case %zu does not come back", i);
+		rc_kube_normalize(kind, b);
+		once = json_deep_copy(b);
+		rc_kube_normalize(kind, b);
+		assert_true(json_equal(b, once));
+		rc_kube_set_ownership(b, "p", "e");
+		json_decref(once);
+		json_decref(back);
+		json_decref(b);
+		json_decref(o);
+		free(kind);
+	}
+	rc_kube_normalize("Deployment", NULL);
+	rc_kube_set_ownership(NULL, "p", "e");
+	assert_null(rc_kube_to_object(NULL, NULL, NULL));
+}
+
 /* ------------------------------------------------------------ normalize */
 
 static void quantity_table(void **state)
@@ -1144,6 +1202,61 @@ static int resolve_from_env(void *ctx, const json_t *secret_obj,
 	return rc_secret_resolve(value, secret_obj, ctx, NULL);
 }
 
+/* Fills in what the v1.19 server added to the contract objects. */
+static void server_defaults(json_t *o)
+{
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	json_t *md = json_object_get(o, "metadata"), *c, *p;
+	size_t i;
+
+	json_object_set_new(md, "uid", json_string("3c64850c"));
+	json_object_set_new(md, "resourceVersion", json_string("253"));
+	json_object_set_new(md, "creationTimestamp",
+			    json_string("2026-11-22T01:51:17Z"));
+	json_object_set_new(md, "managedFields", json_array());
+	json_object_set_new(o, "status", json_pack("{s:i}", "replicas", 1));
+	if (!strcmp(kind, "Deployment")) {
+		json_t *spec = json_object_get(o, "spec");
+		json_t *tpl = json_object_get(spec, "template");
+
+		json_object_set_new(json_object_get(tpl, "metadata"),
+				    "creationTimestamp", json_null());
+		json_object_set_new(spec, "revisionHistoryLimit",
+				    json_integer(10));
+		json_object_set_new(spec, "strategy",
+				    json_pack("{s:s}", "type", "RollingUpdate"));
+		json_object_set_new(json_object_get(tpl, "spec"),
+				    "dnsPolicy", json_string("ClusterFirst"));
+		json_array_foreach(at(tpl, "/spec/containers"), i, c) {
+			json_object_set_new(c, "imagePullPolicy",
+					    json_string("IfNotPresent"));
+			json_object_set_new(c, "terminationMessagePath",
+					    json_string("/dev/termination-log"));
+			if ((p = json_object_get(c, "readinessProbe")) != NULL) {
+				json_object_set_new(p, "successThreshold",
+						    json_integer(1));
+				json_object_set_new(json_object_get(p,
+								    "httpGet"),
+						    "scheme", json_string("HTTP"));
+			}
+		}
+		if (!json_object_get(md, "annotations"))
+			json_object_set_new(md, "annotations", json_object());
+		json_object_set_new(json_object_get(md, "annotations"),
+				    "deployment.kubernetes.io/revision",
+				    json_string("1"));
+	} else if (!strcmp(kind, "Service")) {
+		json_object_set_new(json_object_get(o, "spec"), "clusterIP",
+				    json_string("10.0.0.203"));
+		json_object_set_new(json_object_get(o, "spec"),
+				    "sessionAffinity", json_string("None"));
+	} else if (!strcmp(kind, "Namespace")) {
+		json_object_set_new(o, "spec",
+				    json_pack("{s:[s]}", "finalizers",
+					      "kubernetes"));
+	}
+}
+
 static void expanded_objects_round_trip(void **state)
 {
 	loaded l;
@@ -1162,14 +1275,20 @@ static void expanded_objects_round_trip(void **state)
 		json_t *back;
 
 		assert_non_null(o);
-		/* as the server would: status, metadata, a default */
-		json_object_set_new(json_object_get(o, "metadata"), "uid",
-				    json_string("0000"));
-		json_object_set_new(o, "status", json_object());
+		/* what is sent comes back as it was */
 		back = rc_kube_to_body(o, r->body);
 		assert_non_null(back);
 		rc_kube_normalize(r->kind, back);
 		assert_true(rc_json_equal(back, r->body));
+		json_decref(back);
+		/* and with what the server adds, it is not drift either */
+		server_defaults(o);
+		back = rc_kube_to_body(o, r->body);
+		assert_non_null(back);
+		rc_kube_normalize(r->kind, back);
+		if (!strcmp(r->kind, "Deployment") ||
+		    !strcmp(r->kind, "Service"))
+			assert_false(rc_json_equal(back, r->body));
 		assert_int_equal(changes(r->body, r->body, back, NULL), 0);
 		if (!strcmp(r->kind, "Secret")) {
 			assert_true(contains(o, "cGE1NS1uZXZlci1pbi1hLWJvZHk="));
@@ -1602,6 +1721,7 @@ int test_group_kube_map(void)
 		cmocka_unit_test(contract_service_configmap_namespace),
 		cmocka_unit_test(secret_bodies_hold_no_values),
 		cmocka_unit_test(round_trips),
+		cmocka_unit_test(odd_shapes),
 		cmocka_unit_test(quantity_table),
 		cmocka_unit_test(normalize_folds_spellings),
 		cmocka_unit_test(immutable_paths),
