@@ -1575,10 +1575,12 @@ static int add_config(expansion *x)
 	if (env->config.n) {
 		obj = new_object("v1", "ConfigMap", RC_KUBE_CONFIGMAP, x->ns);
 		data = child(obj, "data");
-		for (size_t i = 0; i < env->config.n; i++)
-			json_object_set_new(data, env->config.items[i].key,
-					    json_string(env->config.items[i]
-								.value));
+		for (size_t i = 0; i < env->config.n; i++) {
+			const rc_kv *kv = &env->config.items[i];
+
+			json_object_set_new(data, kv->key,
+					    json_string(kv->value));
+		}
 		rc_kube_set_ownership(obj, x->project, env->name);
 		if ((rc = add_body(x, obj, env->config.items[0].loc, &r)) < 0)
 			return rc;

@@ -1674,8 +1674,8 @@ static void hook_job_names(void **state)
 	const char *run = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
 	const char *names[] = {
 		"migrate", "pre_apply[0]", "", "Back Up The DB!",
-		"a-very-long-hook-name-that-goes-on-and-on-and-on-and-on-and-"
-		"on-and-on-and-on",
+		("a-very-long-hook-name-that-goes-on-and-on-and-on-and-on-and-"
+		 "on-and-on-and-on"),
 		"---"};
 	char *a, *b, *c;
 
