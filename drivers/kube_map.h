@@ -155,13 +155,16 @@ int rc_kube_expand(const rc_env *env, const char *project,
 /*
  * The batch/v1 Job (API form, ready to apply) running a hook whose spec
  * is {run: [argv], where: "target", service: NAME, env: {K: V}, timeout:
- * seconds[, name: HOOK]}: the named service's image, env and envFrom,
- * command = run, the hook's env over the service's, restartPolicy Never,
+ * seconds[, name: HOOK]}: one container "hook" with the named service's
+ * image, env, envFrom and resource requests, command = run, the hook's
+ * env over the service's, restartPolicy Never,
  * backoffLimit 0, activeDeadlineSeconds = timeout (when > 0),
  * ttlSecondsAfterFinished RC_KUBE_HOOK_TTL, in env's namespace, with the
  * ownership labels and reconcile.dev/hook = the label value of spec.name
- * (of job_name when the spec has no name). NULL with the error set when
- * the service is missing or not in env, or run is empty.
+ * (of job_name when the spec has no name) on the Job and its pod (which
+ * has no app.kubernetes.io/name, so no Service selects it). NULL with the
+ * error set when where is not "target", the service is missing or not in
+ * env, or run is empty.
  */
 json_t *rc_kube_hook_job(const rc_env *env, const char *project,
 			 const json_t *spec, const char *job_name);
@@ -182,7 +185,9 @@ char *rc_kube_hook_job_name(const char *hook_name, const char *run_id);
  *     whole cores "1" (0.5, "0.5", "500m" -> "500m"; "1000m", 1 -> "1");
  *     other quantities (memory, ephemeral-storage, ...) as the largest
  *     exact binary unit Ki..Ei, else plain units ("1024Mi", "1073741824",
- *     "1Gi" -> "1Gi"; "1G" -> "1000000000"); empty maps dropped;
+ *     "1Gi" -> "1Gi"; "1G" -> "1000000000"); empty maps dropped; the
+ *     same for the storage of PersistentVolumeClaims and of StatefulSets'
+ *     volumeClaimTemplates;
  *   - ports: containerPort, hostPort, Service port and nodePort as
  *     integers; targetPort and probe ports as integers when they are
  *     integer strings (names stay); protocol "TCP" when absent;
