@@ -157,9 +157,9 @@ int rc_kube_expand(const rc_env *env, const char *project,
  * is {run: [argv], where: "target", service: NAME, env: {K: V}, timeout:
  * seconds[, name: HOOK]}: one container "hook" with the named service's
  * image, env, envFrom and resource requests, command = run, the hook's
- * env over the service's, restartPolicy Never,
- * backoffLimit 0, activeDeadlineSeconds = timeout (when > 0),
- * ttlSecondsAfterFinished RC_KUBE_HOOK_TTL, in env's namespace, with the
+ * env over the service's; restartPolicy Never, backoffLimit 0,
+ * activeDeadlineSeconds = timeout (when > 0), ttlSecondsAfterFinished
+ * RC_KUBE_HOOK_TTL; in env's namespace, with the
  * ownership labels and reconcile.dev/hook = the label value of spec.name
  * (of job_name when the spec has no name) on the Job and its pod (which
  * has no app.kubernetes.io/name, so no Service selects it). NULL with the
