@@ -286,7 +286,7 @@ static json_t *disc_cache;
 
 static void disc_key(rc_buf *b, const rc_driver *d, const char *gv)
 {
-	rc_buf_printf(b, "%s %s", rc_kube_conn_server(&d->conn), gv);
+	rc_buf_printf(b, "%s %s", d->conn.server, gv);
 }
 
 /* The APIResourceList of a group version (borrowed from the cache). */
@@ -476,7 +476,6 @@ static int kube_open(rc_driver **out, const rc_env *env,
 {
 	rc_driver *d = rc_calloc(1, sizeof(*d));
 	const rc_target *t = &env->target;
-	rc_kube_conn_opts co = {0};
 	rc_http_opts ho;
 	rc_buf kc = RC_BUF_INIT_MAX(PATH_MAX * 2);
 	int rc;
@@ -498,10 +497,9 @@ static int kube_open(rc_driver **out, const rc_env *env,
 		else
 			rc_buf_printf(&kc, "%s/%s", d->config_dir,
 				      t->kubeconfig);
-		co.kubeconfig = kc.ptr;
 	}
-	co.context = t->context;
-	rc = rc_kube_conn_load(&d->conn, &co);
+	rc = rc_kube_conn_load_from(&d->conn, t->kubeconfig ? kc.ptr : NULL,
+				    t->context);
 	if (rc < 0)
 		goto fail;
 	rc_http_opts_init(&ho);
@@ -512,7 +510,15 @@ static int kube_open(rc_driver **out, const rc_env *env,
 	ho.accept = "application/json";
 	if ((rc = rc_http_open(&d->http, &ho)) < 0)
 		goto fail;
-	d->user = rc_kube_conn_user(&d->conn);
+	if (d->conn.user_name) {
+		rc_buf u = RC_BUF_INIT_MAX(1024);
+
+		rc_buf_printf(&u, "the kubeconfig user \"%s\"",
+			      d->conn.user_name);
+		d->user = rc_buf_detach(&u);
+	} else {
+		d->user = rc_strdup("the pod's service account");
+	}
 	rc_buf_release(&kc);
 	*out = d;
 	return 0;

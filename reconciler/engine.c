@@ -293,6 +293,7 @@ static json_t *hook_spec(const rc_hook *h)
 
 	for (size_t i = 0; i < h->run.n; i++)
 		json_array_append_new(run, json_string(h->run.v[i]));
+	json_object_set_new(o, "name", json_string(h->name));
 	json_object_set_new(o, "run", run);
 	json_object_set_new(o, "where", json_string(h->local ? "local" : "target"));
 	if (h->service)
