@@ -285,11 +285,15 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 					: RC_HTTP_CONNECT_TIMEOUT_MS;
 	h->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : RC_HTTP_TIMEOUT_MS;
 	h->max_retries = o->max_retries > 0 ? o->max_retries : 0;
-	h->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms : 0;
-	h->backoff_cap_ms =
-		o->backoff_cap_ms > 0 ? o->backoff_cap_ms : h->backoff_base_ms;
-	h->retry_after_cap_ms =
-		o->retry_after_cap_ms > 0 ? o->retry_after_cap_ms : 0;
+	h->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms
+						    : RC_HTTP_BACKOFF_BASE_MS;
+	h->backoff_cap_ms = o->backoff_cap_ms > 0 ? o->backoff_cap_ms
+						  : RC_HTTP_BACKOFF_CAP_MS;
+	if (h->backoff_cap_ms < h->backoff_base_ms)
+		h->backoff_cap_ms = h->backoff_base_ms;
+	h->retry_after_cap_ms = o->retry_after_cap_ms > 0
+					? o->retry_after_cap_ms
+					: RC_HTTP_RETRY_AFTER_CAP_MS;
 	h->max_body = o->max_body ? o->max_body : RC_HTTP_MAX_BODY;
 
 	pthread_mutex_init(&h->pool_lock, NULL);

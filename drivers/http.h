@@ -108,6 +108,7 @@ typedef struct {
 	const char *const *headers; /* more "Name: value" lines for every
 				       request, NULL-terminated, or NULL */
 
+	/* Limits; 0 stands for the default above, except for max_retries. */
 	long connect_timeout_ms; /* per attempt */
 	long timeout_ms;         /* per attempt, the whole exchange */
 	int max_retries;         /* attempts after the first; 0: none */

@@ -36,9 +36,10 @@
 #include "reconciler/common.h"
 #include "drivers/http.h"
 
-/* reconcile's rate budget for one API server. kubectl's is 5 per second
- * with bursts of 10; reconcile lists and applies whole environments, so
- * it allows ten times that. A driver may set qps and burst after load. */
+/* reconcile's rate budget for one API server. client-go's default, long
+ * kubectl's, is 5 per second with bursts of 10; reconcile lists and
+ * applies whole environments from several workers, so it allows ten times
+ * that. A driver may change qps and burst after load (qps 0: none). */
 #define RC_KUBE_DEFAULT_QPS 50.0
 #define RC_KUBE_DEFAULT_BURST 100
 /* A token file is read again when its copy is older than this. */
