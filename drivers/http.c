@@ -813,6 +813,13 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 	if (h->auth_header)
 		hdrs = curl_slist_append(hdrs, h->auth_header);
 	if (h->sign && (rc = h->sign(h->sign_ctx, req, url, &hdrs)) < 0) {
+		rc_buf m = RC_BUF_INIT_MAX(8192);
+
+		/* say which request could not be signed */
+		rc_buf_printf(&m, "%s %s", method, url);
+		rc_redact(&m);
+		rc_error_prefix("%s", m.ptr);
+		rc_buf_release(&m);
 		curl_slist_free_all(hdrs);
 		return rc;
 	}

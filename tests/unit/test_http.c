@@ -841,6 +841,9 @@ static int sign(void *ctx, const rc_http_req *req, const char *url,
 
 	RC_UNUSED(req);
 	assert_non_null(strstr(url, "https://127.0.0.1:"));
+	if (!s->token)
+		return rc_error_set(RC_EAUTH, RC_ECLASS_CONFIG,
+				    "no credentials for the test");
 	s->signs++;
 	snprintf(line, sizeof(line), "Authorization: Bearer %s", s->token);
 	*headers = curl_slist_append(*headers, line);
@@ -897,6 +900,17 @@ static void http_sign_and_refresh(void **state)
 	assert_int_equal(r.status, 401);
 	assert_int_equal(sg.refreshes, 2);
 	rc_testsrv_require_auth(srv, NULL);
+
+	/* a callback that fails: nothing is sent, its error says which
+	 * request it was */
+	sg.token = NULL;
+	rc_testsrv_script(srv, &steps[1], 1);
+	assert_int_equal(get(h, "/s", &r), RC_EAUTH);
+	assert_non_null(strstr(rc_error_last()->message,
+			       "/s: no credentials for the test"));
+	assert_int_equal(strncmp(rc_error_last()->message, "GET https://", 12),
+			 0);
+	assert_int_equal(rc_testsrv_requests(srv), 0);
 	rc_http_close(h);
 	rc_http_resp_release(&r);
 }
