@@ -163,10 +163,13 @@ const char *rc_http_resp_header(const rc_http_resp *r, const char *name);
  * Sends req, retrying as docs/drivers/http.md says, and fills resp with
  * the last reply. Returns 0 whenever a reply came, whatever its status
  * (the driver reads the platform's error from the body); a negative
- * RC_E* code when none did: RC_ETIMEOUT for a timeout, RC_EAUTH when TLS
- * verification or the client certificate failed, RC_ETOOBIG when the
- * body passed its cap, RC_ERROR for a broken or refused connection. The
- * message names the method and URL, the cause and the attempts.
+ * RC_E* code when none did: RC_ETIMEOUT for a timeout, RC_EAUTH when the
+ * server's certificate is not trusted or the TLS handshake failed,
+ * RC_EINVALID when a CA or client certificate cannot be used,
+ * RC_ETOOBIG when the body passed its cap, RC_ENOTFOUND when the host
+ * does not resolve, RC_ERROR for a broken or refused connection, or the
+ * sign callback's error. The message names the method and URL, the cause
+ * and the attempts.
  */
 int rc_http_do(rc_http *h, const rc_http_req *req, rc_http_resp *resp);
 
