@@ -1,0 +1,1065 @@
+/*
+ * The HTTP client (see drivers/http.h and docs/drivers/http.md).
+ *
+ * Connections: libcurl keeps a connection alive inside the easy handle that
+ * made it, and a handle serves one thread at a time. Idle handles wait in a
+ * pool guarded by a mutex: a request takes one (or makes one when the pool
+ * is empty), resets its options, sends, and puts it back with its live
+ * connection. DNS answers and TLS sessions sit in a curl share handle, so a
+ * handle made later resumes a session instead of a full handshake. (A
+ * shared connection cache is not supported across concurrent threads by
+ * libcurl, hence the pool.)
+ */
+#include "reconciler/common.h"
+#include "reconciler/buf.h"
+#include "reconciler/error.h"
+#include "reconciler/log.h"
+#include "drivers/http.h"
+
+#include <pthread.h>
+
+/* Idle handles kept beyond this many are closed. */
+#define POOL_KEEP 16
+
+struct rc_http {
+	char *base_url; /* without a trailing '/' */
+	struct curl_slist *connect_to;
+	char *ca_file, *cert_file, *key_file;
+	char *ca_pem, *cert_pem, *key_pem;
+	bool insecure;
+	char *proxy;
+	char *auth_header; /* "Authorization: ..." or NULL */
+	rc_http_sign_fn sign;
+	rc_http_refresh_fn refresh;
+	void *sign_ctx;
+	char *user_agent;
+	struct curl_slist *headers; /* Accept, defaults, "Expect:" */
+	long connect_timeout_ms, timeout_ms;
+	int max_retries;
+	long backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
+	size_t max_body;
+
+	pthread_mutex_t pool_lock;
+	CURL **idle;
+	size_t nidle, capidle;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t rate_lock;
+	double qps, burst, tokens;
+	long long rate_last_ns;
+
+	pthread_mutex_t stats_lock;
+	rc_http_counters stats;
+};
+
+/* ----------------------------------------------------------------- time */
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_ns(long long ns)
+{
+	struct timespec ts, rem;
+
+	if (ns <= 0)
+		return;
+	ts.tv_sec = (time_t)(ns / 1000000000LL);
+	ts.tv_nsec = (long)(ns % 1000000000LL);
+	while (nanosleep(&ts, &rem) < 0 && errno == EINTR)
+		ts = rem;
+}
+
+/* A duration for messages: "2s", "1.5s" or "300ms". */
+static void put_duration(rc_buf *b, long ms)
+{
+	if (ms >= 1000 && ms % 1000 == 0)
+		rc_buf_printf(b, "%lds", ms / 1000);
+	else if (ms >= 1000)
+		rc_buf_printf(b, "%.1fs", (double)ms / 1000.0);
+	else
+		rc_buf_printf(b, "%ldms", ms);
+}
+
+/* A per-thread xorshift for jitter: no lock, no shared state. */
+static uint64_t jitter_next(void)
+{
+	static _Thread_local uint64_t s;
+
+	if (!s)
+		s = (uint64_t)now_ns() ^ ((uint64_t)(uintptr_t)&s << 16) ^
+		    0x9e3779b97f4a7c15ULL;
+	s ^= s << 13;
+	s ^= s >> 7;
+	s ^= s << 17;
+	return s;
+}
+
+/* ------------------------------------------------------------- curl init */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *e, curl_lock_data data, curl_lock_access acc,
+		       void *ud)
+{
+	rc_http *h = ud;
+
+	RC_UNUSED(e);
+	RC_UNUSED(acc);
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&h->share_locks[data]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data data, void *ud)
+{
+	rc_http *h = ud;
+
+	RC_UNUSED(e);
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&h->share_locks[data]);
+}
+
+/* --------------------------------------------------------------- options */
+
+void rc_http_opts_init(rc_http_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = RC_HTTP_CONNECT_TIMEOUT_MS;
+	o->timeout_ms = RC_HTTP_TIMEOUT_MS;
+	o->max_retries = RC_HTTP_MAX_RETRIES;
+	o->backoff_base_ms = RC_HTTP_BACKOFF_BASE_MS;
+	o->backoff_cap_ms = RC_HTTP_BACKOFF_CAP_MS;
+	o->retry_after_cap_ms = RC_HTTP_RETRY_AFTER_CAP_MS;
+	o->max_body = RC_HTTP_MAX_BODY;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? rc_strdup(s) : NULL;
+}
+
+static void free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* Points the URL at tls_server_name and connects to the real host, so
+ * that the certificate is checked against (and SNI names) that name. */
+static int set_server_name(rc_http *h, const char *name)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *url = NULL;
+	rc_buf line = RC_BUF_INIT_MAX(4096);
+	int rc = 0;
+
+	if (curl_url_set(u, CURLUPART_URL, h->base_url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+		    CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_HOST, name, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				  "cannot use TLS server name '%s' with '%s'",
+				  name, h->base_url);
+		goto done;
+	}
+	rc_buf_printf(&line, "%s:%s:%s:%s", name, port, host, port);
+	h->connect_to = curl_slist_append(NULL, line.ptr);
+	free(h->base_url);
+	h->base_url = rc_strdup(url);
+	while (h->base_url[0] && h->base_url[strlen(h->base_url) - 1] == '/')
+		h->base_url[strlen(h->base_url) - 1] = '\0';
+done:
+	curl_free(host);
+	curl_free(port);
+	curl_free(url);
+	curl_url_cleanup(u);
+	rc_buf_release(&line);
+	return rc;
+}
+
+static int check_base_url(const char *url)
+{
+	CURLU *u;
+	char *scheme = NULL;
+	int rc = 0;
+
+	if (!url || !*url)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				    "no base URL for the HTTP client");
+	u = curl_url();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "https") && strcasecmp(scheme, "http")))
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				  "'%s' is not an http or https URL", url);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int rc_http_open(rc_http **out, const rc_http_opts *o)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 20);
+	rc_http *h;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK)
+		return rc_error_set(RC_ERROR, RC_ECLASS_HTTP,
+				    "cannot initialise libcurl: %s",
+				    curl_easy_strerror(global_rc));
+	if ((rc = check_base_url(o->base_url)) < 0)
+		return rc;
+	if (o->ca_file && o->ca_pem)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				    "both a CA file and CA data for %s",
+				    o->base_url);
+	if ((o->cert_file || o->cert_pem) != (o->key_file || o->key_pem))
+		return rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				    "a client certificate needs its key, and "
+				    "a key its certificate, for %s",
+				    o->base_url);
+
+	h = rc_calloc(1, sizeof(*h));
+	h->base_url = rc_strdup(o->base_url);
+	n = strlen(h->base_url);
+	while (n && h->base_url[n - 1] == '/')
+		h->base_url[--n] = '\0';
+	h->ca_file = dup_or_null(o->ca_file);
+	h->cert_file = dup_or_null(o->cert_file);
+	h->key_file = dup_or_null(o->key_file);
+	h->ca_pem = dup_or_null(o->ca_pem);
+	h->cert_pem = dup_or_null(o->cert_pem);
+	h->key_pem = dup_or_null(o->key_pem);
+	if (h->key_pem)
+		rc_secret_register(h->key_pem);
+	h->insecure = o->insecure;
+	h->proxy = dup_or_null(o->proxy);
+	if (o->authorization && *o->authorization) {
+		const char *sp = strchr(o->authorization, ' ');
+
+		rc_secret_register(o->authorization);
+		if (sp && sp[1])
+			rc_secret_register(sp + 1);
+		rc_buf_printf(&b, "Authorization: %s", o->authorization);
+		h->auth_header = rc_buf_detach(&b);
+	}
+	h->sign = o->sign;
+	h->refresh = o->refresh;
+	h->sign_ctx = o->sign_ctx;
+	rc_buf_clear(&b);
+	if (o->user_agent && *o->user_agent)
+		rc_buf_puts(&b, o->user_agent);
+	else
+		rc_buf_puts(&b, "reconcile/" RC_VERSION);
+	h->user_agent = rc_buf_detach(&b);
+	rc_buf_printf(&b, "Accept: %s",
+		      o->accept && *o->accept ? o->accept : "application/json");
+	h->headers = curl_slist_append(NULL, b.ptr);
+	rc_buf_clear(&b);
+	for (const char *const *p = o->headers; p && *p; p++)
+		h->headers = curl_slist_append(h->headers, *p);
+	/* no "100 Continue" round trip before a large body */
+	h->headers = curl_slist_append(h->headers, "Expect:");
+
+	h->connect_timeout_ms = o->connect_timeout_ms > 0
+					? o->connect_timeout_ms
+					: RC_HTTP_CONNECT_TIMEOUT_MS;
+	h->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : RC_HTTP_TIMEOUT_MS;
+	h->max_retries = o->max_retries > 0 ? o->max_retries : 0;
+	h->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms
+						    : RC_HTTP_BACKOFF_BASE_MS;
+	h->backoff_cap_ms = o->backoff_cap_ms > 0 ? o->backoff_cap_ms
+						  : RC_HTTP_BACKOFF_CAP_MS;
+	if (h->backoff_cap_ms < h->backoff_base_ms)
+		h->backoff_cap_ms = h->backoff_base_ms;
+	h->retry_after_cap_ms = o->retry_after_cap_ms > 0
+					? o->retry_after_cap_ms
+					: RC_HTTP_RETRY_AFTER_CAP_MS;
+	h->max_body = o->max_body ? o->max_body : RC_HTTP_MAX_BODY;
+
+	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->rate_lock, NULL);
+	pthread_mutex_init(&h->stats_lock, NULL);
+	for (n = 0; n < RC_ARRAY_SIZE(h->share_locks); n++)
+		pthread_mutex_init(&h->share_locks[n], NULL);
+	h->share = curl_share_init();
+	curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(h->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
+
+	h->qps = o->qps > 0 ? o->qps : 0;
+	h->burst = o->burst > 0 ? o->burst : 1;
+	h->tokens = h->burst;
+	h->rate_last_ns = now_ns();
+
+	if (o->tls_server_name && *o->tls_server_name &&
+	    (rc = set_server_name(h, o->tls_server_name)) < 0) {
+		rc_http_close(h);
+		rc_buf_release(&b);
+		return rc;
+	}
+	if (h->insecure)
+		RC_WARN("TLS verification is off for %s: its certificate is "
+			"not checked (insecure, as set for this target)",
+			h->base_url);
+	rc_buf_release(&b);
+	*out = h;
+	return 0;
+}
+
+void rc_http_close(rc_http *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->nidle; i++)
+		curl_easy_cleanup(h->idle[i]);
+	free(h->idle);
+	if (h->share)
+		curl_share_cleanup(h->share);
+	for (i = 0; i < RC_ARRAY_SIZE(h->share_locks); i++)
+		pthread_mutex_destroy(&h->share_locks[i]);
+	pthread_mutex_destroy(&h->pool_lock);
+	pthread_mutex_destroy(&h->rate_lock);
+	pthread_mutex_destroy(&h->stats_lock);
+	curl_slist_free_all(h->connect_to);
+	curl_slist_free_all(h->headers);
+	free(h->base_url);
+	free(h->ca_file);
+	free(h->cert_file);
+	free(h->key_file);
+	free(h->ca_pem);
+	free(h->cert_pem);
+	free_secret(h->key_pem);
+	free(h->proxy);
+	free_secret(h->auth_header);
+	free(h->user_agent);
+	free(h);
+}
+
+void rc_http_stats(rc_http *h, rc_http_counters *out)
+{
+	pthread_mutex_lock(&h->stats_lock);
+	*out = h->stats;
+	pthread_mutex_unlock(&h->stats_lock);
+}
+
+/* ------------------------------------------------------------------ pool */
+
+static CURL *pool_take(rc_http *h)
+{
+	CURL *e = NULL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->nidle)
+		e = h->idle[--h->nidle];
+	pthread_mutex_unlock(&h->pool_lock);
+	if (!e) {
+		e = curl_easy_init();
+		if (!e)
+			abort(); /* out of memory */
+		curl_easy_setopt(e, CURLOPT_SHARE, h->share);
+	}
+	return e;
+}
+
+static void pool_give(rc_http *h, CURL *e)
+{
+	/* forget this request's options (headers, error buffer, callbacks);
+	 * the live connection, the share and the caches stay */
+	curl_easy_reset(e);
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->nidle < POOL_KEEP) {
+		RC_GROW(h->idle, h->capidle, h->nidle + 1);
+		h->idle[h->nidle++] = e;
+		e = NULL;
+	}
+	pthread_mutex_unlock(&h->pool_lock);
+	if (e)
+		curl_easy_cleanup(e);
+}
+
+/* ------------------------------------------------------------ rate limit */
+
+/* Takes a token, waiting for it when the bucket is empty. A token can be
+ * reserved ahead (the count goes negative): each waiter sleeps until its
+ * own token comes, so waiters are served in order of arrival. */
+static void rate_wait(rc_http *h)
+{
+	long long now, wait = 0;
+
+	if (h->qps <= 0)
+		return;
+	pthread_mutex_lock(&h->rate_lock);
+	now = now_ns();
+	h->tokens += (double)(now - h->rate_last_ns) * h->qps / 1e9;
+	if (h->tokens > h->burst)
+		h->tokens = h->burst;
+	h->rate_last_ns = now;
+	h->tokens -= 1;
+	if (h->tokens < 0)
+		wait = (long long)(-h->tokens / h->qps * 1e9);
+	pthread_mutex_unlock(&h->rate_lock);
+	sleep_ns(wait);
+}
+
+/* ------------------------------------------------------------- responses */
+
+void rc_http_resp_init(rc_http_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	rc_buf_init(&r->body, RC_HTTP_MAX_BODY);
+}
+
+static void resp_clear_headers(rc_http_resp *r)
+{
+	for (size_t i = 0; i < r->nheaders; i++) {
+		free(r->headers[i].name);
+		free(r->headers[i].value);
+	}
+	r->nheaders = 0;
+}
+
+void rc_http_resp_release(rc_http_resp *r)
+{
+	resp_clear_headers(r);
+	free(r->headers);
+	r->headers = NULL;
+	r->capheaders = 0;
+	rc_buf_release(&r->body);
+	r->status = 0;
+	r->attempts = 0;
+}
+
+const char *rc_http_resp_header(const rc_http_resp *r, const char *name)
+{
+	for (size_t i = r->nheaders; i > 0; i--)
+		if (!strcasecmp(r->headers[i - 1].name, name))
+			return r->headers[i - 1].value;
+	return NULL;
+}
+
+/* -------------------------------------------------------------- transfer */
+
+struct xfer {
+	rc_http_resp *resp;
+	long status; /* from the status line, while the body arrives */
+	bool toobig;
+	/* streaming */
+	rc_http_line_fn on_line;
+	void *ctx;
+	rc_buf line;
+	bool delivered; /* a line went to on_line: no more retries */
+	bool stopped;   /* on_line asked to stop */
+	int cb_rc;
+};
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	rc_http_resp *r = x->resp;
+	size_t len = size * n, nlen;
+	const char *colon, *v, *end = p + len;
+	rc_http_header *hd;
+
+	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
+		/* a new reply (after a 100 Continue or a proxy's CONNECT):
+		 * only the last one's headers count */
+		const char *sp = memchr(p, ' ', len);
+
+		resp_clear_headers(r);
+		x->status = 0;
+		if (sp)
+			x->status = strtol(sp + 1, NULL, 10);
+		return len;
+	}
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	colon = memchr(p, ':', (size_t)(end - p));
+	if (!colon || colon == p)
+		return len;
+	nlen = (size_t)(colon - p);
+	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	RC_GROW(r->headers, r->capheaders, r->nheaders + 1);
+	hd = &r->headers[r->nheaders++];
+	hd->name = rc_strndup(p, nlen);
+	hd->value = rc_strndup(v, (size_t)(end - v));
+	return len;
+}
+
+/* Hands every complete line in x->line to on_line (and, when last, what
+ * is left without a newline); keeps the rest. Empty lines are skipped. */
+static int deliver_lines(struct xfer *x, bool last)
+{
+	size_t start = 0;
+
+	while (start < x->line.len) {
+		char *p = x->line.ptr + start;
+		char *nl = memchr(p, '\n', x->line.len - start);
+		size_t n;
+		int r;
+
+		if (!nl && !last)
+			break;
+		/* without a newline, p ends at the buffer's own NUL */
+		n = nl ? (size_t)(nl - p) : x->line.len - start;
+		start += n + (nl ? 1 : 0);
+		if (nl)
+			*nl = '\0';
+		if (n && p[n - 1] == '\r')
+			p[--n] = '\0';
+		if (!n)
+			continue;
+		x->delivered = true;
+		r = x->on_line(x->ctx, p, n);
+		if (r != 0) {
+			x->stopped = true;
+			x->cb_rc = r < 0 ? r : 0;
+			return -1;
+		}
+	}
+	if (start) {
+		memmove(x->line.ptr, x->line.ptr + start, x->line.len - start);
+		rc_buf_truncate(&x->line, x->line.len - start);
+	}
+	return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+
+	if (x->on_line && x->status >= 200 && x->status < 300) {
+		if (rc_buf_put(&x->line, p, len) < 0) {
+			x->toobig = true;
+			return 0;
+		}
+		/* a long line arriving in pieces is not scanned again */
+		if (memchr(p, '\n', len) && deliver_lines(x, false) < 0)
+			return 0;
+		return len;
+	}
+	if (rc_buf_put(&x->resp->body, p, len) < 0) {
+		x->toobig = true;
+		return 0;
+	}
+	return len;
+}
+
+/* ---------------------------------------------------------------- policy */
+
+static bool method_idempotent(const char *m)
+{
+	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") ||
+	       !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
+}
+
+/* A connection that broke or never came: the request may or may not have
+ * been done, so it is repeated only when repeating is harmless. */
+static bool transport_retryable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* 429 and 503: the server refused the request before doing it, so every
+ * method is retried; 500, 502, 504: maybe half done, idempotent only. */
+static bool status_retryable(long status, bool idempotent)
+{
+	if (status == 429 || status == 503)
+		return true;
+	if (status == 500 || status == 502 || status == 504)
+		return idempotent;
+	return false;
+}
+
+static long backoff_ms(const rc_http *h, int retry)
+{
+	long d = h->backoff_base_ms;
+
+	for (int i = 1; i < retry && d < h->backoff_cap_ms; i++)
+		d *= 2;
+	if (d > h->backoff_cap_ms)
+		d = h->backoff_cap_ms;
+	if (d <= 1)
+		return d;
+	/* half fixed, half random: spread out, never shorter than half */
+	return d / 2 + (long)(jitter_next() % (uint64_t)(d / 2 + 1));
+}
+
+long rc_http_retry_after_ms(const char *value, time_t now)
+{
+	const char *p = value;
+	time_t when;
+
+	if (!value)
+		return -1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (isdigit((unsigned char)*p)) {
+		char *end;
+		unsigned long long s = strtoull(p, &end, 10);
+
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end)
+			return -1;
+		if (s > (unsigned long long)(LONG_MAX / 1000))
+			return LONG_MAX;
+		return (long)s * 1000;
+	}
+	when = curl_getdate(p, NULL);
+	if (when == (time_t)-1)
+		return -1;
+	if (when <= now)
+		return 0;
+	if ((long long)(when - now) > LONG_MAX / 1000)
+		return LONG_MAX;
+	return (long)(when - now) * 1000;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+/* Sets the error for a request that got no usable reply. */
+static int fail(const rc_http *h, const char *method, const char *url,
+		CURLcode cc, const char *errbuf, long timeout_ms, int attempts)
+{
+	rc_buf m = RC_BUF_INIT_MAX(8192);
+	int code = RC_ERROR;
+	const char *detail =
+		errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
+
+	rc_buf_printf(&m, "%s %s: ", method, url);
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		code = RC_ETIMEOUT;
+		/* curl says which of its two clocks ran out */
+		if (strstr(detail, "onnection timed out") ||
+		    strstr(detail, "onnection timeout")) {
+			rc_buf_puts(&m, "cannot connect within ");
+			put_duration(&m, h->connect_timeout_ms);
+		} else {
+			rc_buf_puts(&m, "no complete reply within ");
+			put_duration(&m, timeout_ms);
+		}
+		break;
+	case CURLE_COULDNT_CONNECT:
+		rc_buf_printf(&m, "cannot connect (%s)", detail);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		code = RC_ENOTFOUND;
+		rc_buf_printf(&m, "cannot resolve the host (%s)", detail);
+		break;
+	case CURLE_GOT_NOTHING:
+		rc_buf_puts(&m, "the server closed the connection without "
+				"replying");
+		break;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		if (strstr(detail, "reset by peer"))
+			rc_buf_puts(&m, "connection reset by peer");
+		else
+			rc_buf_printf(&m, "the connection broke (%s)", detail);
+		break;
+	case CURLE_PARTIAL_FILE:
+		rc_buf_printf(&m, "the reply was cut short (%s)", detail);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		code = RC_EAUTH;
+		rc_buf_printf(&m,
+			      "the server's certificate is not trusted (%s)",
+			      detail);
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		code = RC_EAUTH;
+		rc_buf_printf(&m, "the TLS handshake failed (%s)", detail);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+		code = RC_EINVALID;
+		rc_buf_printf(&m, "cannot use the CA certificate (%s)", detail);
+		break;
+	case CURLE_SSL_CERTPROBLEM:
+		code = RC_EINVALID;
+		rc_buf_printf(&m, "cannot use the client certificate (%s)",
+			      detail);
+		break;
+	default:
+		if (strcmp(detail, curl_easy_strerror(cc)))
+			rc_buf_printf(&m, "%s (%s)", curl_easy_strerror(cc),
+				      detail);
+		else
+			rc_buf_puts(&m, detail);
+		break;
+	}
+	if (attempts > 1)
+		rc_buf_printf(&m, " (after %d attempts)", attempts);
+	rc_redact(&m);
+	rc_error_set(code, RC_ECLASS_HTTP, "%s", m.ptr);
+	rc_buf_release(&m);
+	return code;
+}
+
+/* -------------------------------------------------------------- requests */
+
+struct attempt {
+	CURLcode cc;
+	long status;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static int set_tls(rc_http *h, CURL *e)
+{
+	struct curl_blob blob;
+
+	if (h->ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, (char *)NULL);
+	} else if (h->ca_pem) {
+		/* only this CA: not the system's store besides */
+		blob.data = h->ca_pem;
+		blob.len = strlen(h->ca_pem);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_CAINFO, (char *)NULL);
+		curl_easy_setopt(e, CURLOPT_CAPATH, (char *)NULL);
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (h->cert_file) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, h->cert_file);
+	} else if (h->cert_pem) {
+		blob.data = h->cert_pem;
+		blob.len = strlen(h->cert_pem);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (h->key_file) {
+		curl_easy_setopt(e, CURLOPT_SSLKEY, h->key_file);
+	} else if (h->key_pem) {
+		blob.data = h->key_pem;
+		blob.len = strlen(h->key_pem);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (h->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return 0;
+}
+
+/* One attempt: a handle from the pool, its options, the exchange. */
+static int attempt_once(rc_http *h, const rc_http_req *req,
+			const char *method, const char *url, long timeout_ms,
+			struct xfer *x, struct attempt *a)
+{
+	struct curl_slist *hdrs = NULL;
+	CURL *e;
+	long conns = 0;
+	curl_off_t up = 0, down = 0;
+	long reqsize = 0, hdrsize = 0;
+	int rc;
+
+	for (struct curl_slist *s = h->headers; s; s = s->next)
+		hdrs = curl_slist_append(hdrs, s->data);
+	for (const char *const *p = req->headers; p && *p; p++)
+		hdrs = curl_slist_append(hdrs, *p);
+	if (req->body) {
+		rc_buf ct = RC_BUF_INIT_MAX(4096);
+
+		rc_buf_printf(&ct, "Content-Type: %s",
+			      req->content_type ? req->content_type
+						: "application/json");
+		hdrs = curl_slist_append(hdrs, ct.ptr);
+		rc_buf_release(&ct);
+	}
+	if (h->auth_header)
+		hdrs = curl_slist_append(hdrs, h->auth_header);
+	if (h->sign && (rc = h->sign(h->sign_ctx, req, url, &hdrs)) < 0) {
+		rc_buf m = RC_BUF_INIT_MAX(8192);
+
+		/* say which request could not be signed */
+		rc_buf_printf(&m, "%s %s", method, url);
+		rc_redact(&m);
+		rc_error_prefix("%s", m.ptr);
+		rc_buf_release(&m);
+		curl_slist_free_all(hdrs);
+		return rc;
+	}
+
+	e = pool_take(h);
+	a->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	if (h->connect_to)
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, h->connect_to);
+	if (h->proxy)
+		curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
+	set_tls(h, e);
+
+	if (!strcmp(method, "HEAD")) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") || req->body) {
+		if (strcmp(method, "POST"))
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+		if (req->body || !strcmp(method, "POST") ||
+		    !strcmp(method, "PUT") || !strcmp(method, "PATCH")) {
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+					 req->body ? req->body : "");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)(req->body ? req->body_len
+								: 0));
+		}
+	}
+
+	a->cc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+	if (!a->status)
+		a->status = x->status;
+	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+	curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
+	curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsize);
+	curl_easy_getinfo(e, CURLINFO_HEADER_SIZE, &hdrsize);
+	pool_give(h, e);
+	curl_slist_free_all(hdrs);
+
+	pthread_mutex_lock(&h->stats_lock);
+	h->stats.requests++;
+	h->stats.connections += (uint64_t)(conns > 0 ? conns : 0);
+	h->stats.bytes_sent += (uint64_t)(reqsize > 0 ? reqsize : 0) +
+			       (uint64_t)(up > 0 ? up : 0);
+	h->stats.bytes_received += (uint64_t)(hdrsize > 0 ? hdrsize : 0) +
+				   (uint64_t)(down > 0 ? down : 0);
+	pthread_mutex_unlock(&h->stats_lock);
+	return 0;
+}
+
+static const char *path_of(const rc_http_req *req)
+{
+	return req->path && *req->path ? req->path : "/";
+}
+
+static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
+	       rc_http_line_fn on_line, void *ctx)
+{
+	const char *method = req->method && *req->method ? req->method : "GET";
+	const char *path = path_of(req);
+	bool idempotent = req->idempotent || method_idempotent(method);
+	long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : h->timeout_ms;
+	int limit = 1 + h->max_retries, attempt, rc = 0;
+	bool refreshed = false;
+	rc_buf url = RC_BUF_INIT_MAX(1 << 20);
+	struct xfer x;
+	struct attempt a;
+
+	memset(&x, 0, sizeof(x));
+	x.resp = resp;
+	x.on_line = on_line;
+	x.ctx = ctx;
+	rc_buf_init(&x.line, req->max_body ? req->max_body : h->max_body);
+	if (rc_buf_printf(&url, "%s%s%s", h->base_url,
+			  path[0] == '/' ? "" : "/", path) < 0)
+		return rc_error_set(RC_ETOOBIG, RC_ECLASS_HTTP,
+				    "%s: the URL is too long", method);
+
+	for (attempt = 1;; attempt++) {
+		long long t0;
+		long wait_ms = -1, ms;
+
+		rate_wait(h);
+		resp_clear_headers(resp);
+		rc_buf_release(&resp->body);
+		rc_buf_init(&resp->body,
+			    req->max_body ? req->max_body : h->max_body);
+		resp->status = 0;
+		resp->attempts = attempt;
+		rc_buf_clear(&x.line);
+		x.status = 0;
+		x.toobig = false;
+		if (attempt > 1) {
+			pthread_mutex_lock(&h->stats_lock);
+			h->stats.retries++;
+			pthread_mutex_unlock(&h->stats_lock);
+		}
+
+		t0 = now_ns();
+		rc = attempt_once(h, req, method, url.ptr, timeout_ms, &x, &a);
+		if (rc < 0)
+			goto done;
+		ms = (long)((now_ns() - t0) / 1000000);
+		resp->status = a.cc == CURLE_OK || x.stopped || x.toobig
+				       ? a.status
+				       : 0;
+
+		if (x.stopped) {
+			RC_DEBUG("http: %s %s -> %ld, stream stopped (%ld ms)",
+				 method, path, a.status, ms);
+			rc = x.cb_rc;
+			goto done;
+		}
+		if (x.toobig) {
+			rc_buf m = RC_BUF_INIT_MAX(8192);
+
+			RC_DEBUG("http: %s %s -> %ld, too large (%ld ms)",
+				 method, path, a.status, ms);
+			rc_buf_printf(&m, "%s %s: the %s is larger than the "
+					  "limit of %zu bytes",
+				      method, url.ptr,
+				      on_line && a.status >= 200 &&
+						      a.status < 300
+					      ? "line"
+					      : "reply",
+				      x.line.max);
+			rc_redact(&m);
+			rc = rc_error_set(RC_ETOOBIG, RC_ECLASS_HTTP, "%s",
+					  m.ptr);
+			rc_buf_release(&m);
+			goto done;
+		}
+		if (a.cc == CURLE_OK) {
+			RC_DEBUG("http: %s %s -> %ld (%ld ms%s)", method, path,
+				 a.status, ms, attempt > 1 ? ", retried" : "");
+			if (on_line && a.status >= 200 && a.status < 300 &&
+			    x.line.len && deliver_lines(&x, true) < 0) {
+				rc = x.cb_rc;
+				goto done;
+			}
+			if (a.status == 401 && h->refresh && !refreshed &&
+			    !x.delivered && h->refresh(h->sign_ctx) > 0) {
+				refreshed = true;
+				limit++;
+				continue;
+			}
+			if (attempt >= limit || x.delivered ||
+			    !status_retryable(a.status, idempotent)) {
+				rc = 0;
+				goto done;
+			}
+			if (a.status == 429 || a.status == 503) {
+				wait_ms = rc_http_retry_after_ms(
+					rc_http_resp_header(resp,
+							    "Retry-After"),
+					time(NULL));
+				if (wait_ms > h->retry_after_cap_ms)
+					wait_ms = h->retry_after_cap_ms;
+			}
+		} else {
+			RC_DEBUG("http: %s %s -> %s (%ld ms)", method, path,
+				 curl_easy_strerror(a.cc), ms);
+			if (attempt >= limit || x.delivered || !idempotent ||
+			    !transport_retryable(a.cc)) {
+				rc = fail(h, method, url.ptr, a.cc, a.errbuf,
+					  timeout_ms, attempt);
+				goto done;
+			}
+		}
+		if (wait_ms < 0)
+			wait_ms = backoff_ms(h, attempt);
+		RC_DEBUG("http: %s %s: retrying in %ld ms (attempt %d of %d)",
+			 method, path, wait_ms, attempt + 1, limit);
+		sleep_ns((long long)wait_ms * 1000000LL);
+	}
+done:
+	rc_buf_release(&x.line);
+	rc_buf_release(&url);
+	return rc;
+}
+
+int rc_http_do(rc_http *h, const rc_http_req *req, rc_http_resp *resp)
+{
+	return run(h, req, resp, NULL, NULL);
+}
+
+int rc_http_stream(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
+		   rc_http_line_fn on_line, void *ctx)
+{
+	return run(h, req, resp, on_line, ctx);
+}
+
+/* ----------------------------------------------------------------- query */
+
+int rc_http_url_encode(rc_buf *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		int r;
+
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' ||
+		    c == '~') {
+			r = rc_buf_putc(out, (char)c);
+		} else {
+			char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+			r = rc_buf_put(out, enc, 3);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int rc_http_query_add(rc_buf *path, const char *key, const char *value)
+{
+	int r;
+
+	r = rc_buf_putc(path, memchr(path->ptr, '?', path->len) ? '&' : '?');
+	if (r == 0)
+		r = rc_http_url_encode(path, key);
+	if (r == 0)
+		r = rc_buf_putc(path, '=');
+	if (r == 0)
+		r = rc_http_url_encode(path, value ? value : "");
+	return r;
+}

@@ -1,0 +1,205 @@
+/*
+ * The HTTP client of every platform driver, and reconcile's only user of
+ * libcurl. Drivers turn resources into requests; this file sends them:
+ * TLS (CA and client certificates as files or PEM data), authentication
+ * (a fixed Authorization value or a callback run before every attempt),
+ * retries with backoff and Retry-After, a rate budget, capped bodies,
+ * connection reuse, and a line-by-line stream for Kubernetes watches.
+ * docs/drivers/http.md gives the retry table and the timeouts.
+ *
+ * Threads: one rc_http serves any number of threads at once (the engine
+ * applies actions from up to 8 workers through one client). Idle curl
+ * handles wait in a pool, so a thread reuses a connection another thread
+ * opened; DNS answers and TLS sessions are shared.
+ *
+ * Ownership: rc_http_open() copies every string and blob of the options;
+ * only sign_ctx is borrowed and must outlive the client. Requests are
+ * borrowed for the duration of the call. A response is the caller's:
+ * initialise it with rc_http_resp_init(), release it with
+ * rc_http_resp_release(); rc_http_do() empties it before it fills it.
+ *
+ * Secrets: the Authorization value and whatever the sign callback adds are
+ * never logged; the fixed value is registered with the redactor
+ * (rc_secret_register) at open, and a sign callback registers what it
+ * adds. Debug logging shows one line per attempt: method, path, status,
+ * duration; never a header or a body.
+ */
+#ifndef RC_DRIVERS_HTTP_H
+#define RC_DRIVERS_HTTP_H
+
+#include <curl/curl.h>
+
+#include "reconciler/common.h"
+#include "reconciler/buf.h"
+
+typedef struct rc_http rc_http;
+
+/* Defaults that rc_http_opts_init() fills in. */
+#define RC_HTTP_CONNECT_TIMEOUT_MS 10000L
+#define RC_HTTP_TIMEOUT_MS 60000L
+#define RC_HTTP_MAX_RETRIES 3
+#define RC_HTTP_BACKOFF_BASE_MS 200L
+#define RC_HTTP_BACKOFF_CAP_MS 10000L
+#define RC_HTTP_RETRY_AFTER_CAP_MS 60000L
+#define RC_HTTP_MAX_BODY RC_BUF_DEFAULT_MAX
+
+typedef struct {
+	const char *method;       /* "GET" (also when NULL), "POST", ... */
+	const char *path;         /* after the base URL, with its query:
+				     "/api/v1/pods?limit=500" */
+	const char *content_type; /* of body; "application/json" when NULL
+				     and there is a body */
+	const void *body;         /* sent as is, again on every attempt */
+	size_t body_len;
+	const char *const *headers; /* more "Name: value" lines for this
+				       request, NULL-terminated, or NULL */
+	bool idempotent;   /* safe to send twice although the method is not
+			      (a server-side apply PATCH, a POST with a
+			      client-chosen name that fails when repeated) */
+	long timeout_ms;   /* of each attempt; 0: the client's */
+	size_t max_body;   /* cap on the reply's body; 0: the client's */
+} rc_http_req;
+
+/*
+ * Called before every attempt of every request (so after a retry it runs
+ * again: a rotated token or a new SigV4 date is picked up). Appends the
+ * lines it needs to *headers with curl_slist_append(), usually
+ * "Authorization: ...". url is the full URL of the attempt. Called from
+ * any thread at once: the callback locks what it shares. Returns 0, or a
+ * negative RC_E* code with rc_error_set(): the request fails with it.
+ */
+typedef int (*rc_http_sign_fn)(void *ctx, const rc_http_req *req,
+			       const char *url, struct curl_slist **headers);
+/*
+ * Called after a 401 reply when a sign callback is set. Returns 1 when
+ * fresh credentials may now be had (a token file re-read, a credential
+ * plugin to run again): the request is then sent once more, whatever its
+ * method, as a 401 means nothing was done. Returns 0 to keep the 401.
+ */
+typedef int (*rc_http_refresh_fn)(void *ctx);
+
+typedef struct {
+	const char *base_url; /* "https://127.0.0.1:6443"; required */
+
+	/* TLS: the server's CA as a file or PEM data (neither: the system's
+	 * store); the client certificate and key as files or PEM data. */
+	const char *ca_file, *ca_pem;
+	const char *cert_file, *cert_pem;
+	const char *key_file, *key_pem;
+	/* Skips verification of the server's certificate. Only from the
+	 * user's own setting for this target; a warning is logged at open. */
+	bool insecure;
+	/* The name the certificate is checked against (and sent as SNI)
+	 * when it differs from the URL's host. */
+	const char *tls_server_name;
+	/* A proxy URL; NULL: curl's environment variables (https_proxy,
+	 * no_proxy) apply. */
+	const char *proxy;
+
+	/* Authentication: a fixed Authorization value (a secret), or a
+	 * callback per attempt, or neither (client certificates). */
+	const char *authorization;
+	rc_http_sign_fn sign;
+	rc_http_refresh_fn refresh;
+	void *sign_ctx;
+
+	const char *accept;     /* "application/json" */
+	const char *user_agent; /* "reconcile/<version>" */
+	const char *const *headers; /* more "Name: value" lines for every
+				       request, NULL-terminated, or NULL */
+
+	/* Limits; 0 stands for the default above, except for max_retries. */
+	long connect_timeout_ms; /* per attempt */
+	long timeout_ms;         /* per attempt, the whole exchange */
+	int max_retries;         /* attempts after the first; 0: none */
+	long backoff_base_ms;    /* first wait; doubles per retry, jittered */
+	long backoff_cap_ms;     /* longest wait between attempts */
+	long retry_after_cap_ms; /* longest wait a Retry-After may ask */
+	size_t max_body;         /* cap on a reply's body */
+
+	/* Rate budget over every attempt of every thread: a token bucket of
+	 * burst tokens refilled at qps per second. qps 0: no budget. */
+	double qps;
+	int burst;
+} rc_http_opts;
+
+typedef struct {
+	char *name, *value;
+} rc_http_header;
+
+typedef struct {
+	long status;    /* the final reply's, 0 when none came */
+	rc_buf body;    /* its body, capped */
+	rc_http_header *headers; /* its headers, in order */
+	size_t nheaders, capheaders;
+	int attempts;   /* how many times the request was sent */
+} rc_http_resp;
+
+typedef struct {
+	uint64_t requests;    /* attempts sent */
+	uint64_t retries;     /* attempts after a first one */
+	uint64_t connections; /* new connections made (not reused) */
+	uint64_t bytes_sent;  /* as curl counts them: headers and bodies */
+	uint64_t bytes_received;
+} rc_http_counters;
+
+/* Fills o with the defaults above (no TLS material, no authentication,
+ * no rate budget). */
+void rc_http_opts_init(rc_http_opts *o);
+
+/* A new client for o->base_url; close it with rc_http_close(). Fails
+ * with RC_EINVALID on a bad URL or option. */
+int rc_http_open(rc_http **out, const rc_http_opts *o);
+/* Frees the client (NULL is fine); no request may still be running. */
+void rc_http_close(rc_http *h);
+
+void rc_http_resp_init(rc_http_resp *r);
+void rc_http_resp_release(rc_http_resp *r);
+/* The value of the reply's header name (case-insensitive; the last one
+ * when repeated), or NULL. Borrowed from r. */
+const char *rc_http_resp_header(const rc_http_resp *r, const char *name);
+
+/*
+ * Sends req, retrying as docs/drivers/http.md says, and fills resp with
+ * the last reply. Returns 0 whenever a reply came, whatever its status
+ * (the driver reads the platform's error from the body); a negative
+ * RC_E* code when none did: RC_ETIMEOUT for a timeout, RC_EAUTH when the
+ * server's certificate is not trusted or the TLS handshake failed,
+ * RC_EINVALID when a CA or client certificate cannot be used,
+ * RC_ETOOBIG when the body passed its cap, RC_ENOTFOUND when the host
+ * does not resolve, RC_ERROR for a broken or refused connection, or the
+ * sign callback's error. The message names the method and URL, the cause
+ * and the attempts.
+ */
+int rc_http_do(rc_http *h, const rc_http_req *req, rc_http_resp *resp);
+
+/*
+ * A long reply read line by line (a Kubernetes watch: one JSON event per
+ * line). on_line gets each line without its "\n" (and "\r"), NUL-
+ * terminated, borrowed for the call; it returns 0 to go on, > 0 to stop
+ * (rc_http_stream then returns 0), < 0 to stop with that error. A reply
+ * other than 2xx is not streamed: its body lands in resp->body and 0 is
+ * returned, as rc_http_do() does. Retries happen only before the first
+ * line was delivered. Returns 0 when the server ended the reply or
+ * on_line stopped it, RC_ETIMEOUT when req->timeout_ms (or the client's)
+ * passed, RC_ETOOBIG for a line longer than the body cap, or another
+ * negative code as rc_http_do().
+ */
+typedef int (*rc_http_line_fn)(void *ctx, const char *line, size_t n);
+int rc_http_stream(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
+		   rc_http_line_fn on_line, void *ctx);
+
+/* A snapshot of the client's counters, from its open. */
+void rc_http_stats(rc_http *h, rc_http_counters *out);
+
+/* Appends "key=value" to a path's query, with '?' or '&' before it, both
+ * percent-encoded (RFC 3986 unreserved characters stay as they are). */
+int rc_http_query_add(rc_buf *path, const char *key, const char *value);
+/* Appends s percent-encoded. */
+int rc_http_url_encode(rc_buf *out, const char *s);
+
+/* The wait a Retry-After value asks for, in milliseconds from now:
+ * delta-seconds or an HTTP date; -1 when it is neither. */
+long rc_http_retry_after_ms(const char *value, time_t now);
+
+#endif
