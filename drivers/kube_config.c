@@ -933,7 +933,13 @@ static void source_of(struct loader *l, const char *const *listed, size_t n)
 
 int rc_kube_conn_load(rc_kube_conn *out, const char *context)
 {
-	const char *kc = getenv("KUBECONFIG");
+	return rc_kube_conn_load_from(out, NULL, context);
+}
+
+int rc_kube_conn_load_from(rc_kube_conn *out, const char *file,
+			   const char *context)
+{
+	const char *kc = file ? file : getenv("KUBECONFIG");
 	const char *home = getenv("HOME");
 	struct loader l;
 	char **listed = NULL;
@@ -959,7 +965,7 @@ int rc_kube_conn_load(rc_kube_conn *out, const char *context)
 			}
 			p = colon ? colon + 1 : NULL;
 		} while (p);
-	} else if (home && *home) {
+	} else if (!file && home && *home) {
 		rc_buf_printf(&b, "%s/.kube/config", home);
 		RC_GROW(listed, cap, 1);
 		listed[nlisted++] = rc_buf_detach(&b);
@@ -981,7 +987,11 @@ int rc_kube_conn_load(rc_kube_conn *out, const char *context)
 		else
 			rc_buf_printf(&b, "none of %s exists",
 				      l.source + strlen("kubeconfig "));
-		if (context)
+		if (file)
+			rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+					  "kubeconfig %s does not exist",
+					  file);
+		else if (context)
 			rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
 					  "context \"%s\" not found: %s",
 					  context, b.ptr);

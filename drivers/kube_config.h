@@ -104,6 +104,10 @@ typedef struct {
 /* Resolves the connection for context (NULL: the current context). On
  * error *out is left released (rc_kube_conn_release is harmless). */
 int rc_kube_conn_load(rc_kube_conn *out, const char *context);
+/* The same from one kubeconfig file (target.kubeconfig), whatever
+ * $KUBECONFIG says; file NULL: as rc_kube_conn_load(). */
+int rc_kube_conn_load_from(rc_kube_conn *out, const char *file,
+			   const char *context);
 void rc_kube_conn_release(rc_kube_conn *c);
 
 /*

@@ -11,7 +11,7 @@
 #include "drivers/http.h"
 #include "drivers/kube_config.h"
 #include "drivers/kube_map.h"
-#include "drivers/local.h" /* files, clocks, local hooks */
+#include "drivers/proc.h" /* files, clocks, local hooks */
 #include "reconciler/log.h"
 #include "reconciler/secrets.h"
 #include "state/envreg.h"
@@ -95,22 +95,6 @@ static rc_loc field_loc(const rc_env *env, const char *name,
 			p++;
 	}
 	return n ? n->loc : fallback;
-}
-
-/* How the API verb of a request is named in RBAC. */
-static const char *rbac_verb(const char *method, bool list)
-{
-	if (!strcmp(method, "GET"))
-		return list ? "list" : "get";
-	if (!strcmp(method, "POST"))
-		return "create";
-	if (!strcmp(method, "PUT"))
-		return "update";
-	if (!strcmp(method, "PATCH"))
-		return "patch";
-	if (!strcmp(method, "DELETE"))
-		return "delete";
-	return method;
 }
 
 /* The error a Status reply carries, with what the user can do about it.
@@ -674,10 +658,13 @@ static int observe_namespace(rc_driver *d, rc_resource_set *out)
 	if (rc == 0 && r.status == 404)
 		goto done;
 	if (rc == 0 && r.status != 200) {
-		kube_kind k = {.group_version = "v1", .resource = "namespaces",
-			       .group = "", .namespaced = false};
+		kube_kind k = {0};
 
+		k.group_version = rc_strdup("v1");
+		k.resource = rc_strdup("namespaces");
+		k.group = rc_strdup("");
 		rc = status_error(d, &r, "get", &k, d->ns, (rc_loc){0});
+		kind_release(&k);
 	}
 	if (rc == 0 && !(j = reply_json(&r, "GET", path.ptr)))
 		rc = RC_EINVALID;
@@ -956,7 +943,8 @@ static int kube_apply(rc_driver *d, const rc_action *a, json_t **result)
 			rc = wait_gone(d, a->actual, a->name, 300 * 1000);
 		if (rc < 0)
 			return rc;
-		/* fall through: create it anew */
+		/* then create it anew */
+		/* fall through */
 	case RC_OP_CREATE:
 	case RC_OP_UPDATE:
 		rc = ssa(d, a, a->desired, false, &obj);
@@ -1282,7 +1270,7 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	/* by server-side apply: a hook retried after a crash finds its Job */
 	a.op = RC_OP_CREATE;
 	a.name = job_name;
-	a.kind = "Job";
+	a.kind = (char *)(uintptr_t)"Job";
 	a.key = job_name;
 	rc = ssa(d, &a, job, false, &obj);
 	json_decref(obj);

@@ -1,0 +1,144 @@
+/*
+ * Files, processes, /proc and health checks of the local machine
+ * (drivers/local_proc.c): the local driver's tools, which other drivers
+ * use too (a hook with `where: local` runs on this machine whatever the
+ * environment's driver). Nothing here knows a driver's state.
+ *
+ * Ownership: functions returning char * or json_t * hand over a new
+ * string or reference unless "borrowed" is said.
+ */
+#ifndef RC_DRIVERS_PROC_H
+#define RC_DRIVERS_PROC_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "drivers/driver.h"
+#include "reconciler/buf.h"
+
+/* --- files (local_proc.c) --------------------------------------------- */
+
+/* mkdir -p with mode for the directories it creates. */
+int rc_local_mkdirs(const char *path, mode_t mode);
+/* Writes data to path atomically: a temporary file beside it, fsync,
+ * rename, fsync of the directory. */
+int rc_local_write_atomic(const char *path, const char *data, size_t len);
+/* The JSON document in path (new ref); RC_ENOTFOUND when it is missing. */
+int rc_local_read_json(json_t **out, const char *path);
+/* Writes a JSON document atomically (pretty, sorted keys). */
+int rc_local_write_json(const char *path, const json_t *doc);
+/* rm -rf; 0 when path is gone afterwards (or was never there). */
+int rc_local_rmtree(const char *path);
+/* The last lines of a file, redacted, as "\n    line" lines appended to
+ * out (nothing when the file is missing or empty). */
+void rc_local_tail(rc_buf *out, const char *path);
+
+/* --- /proc (local_proc.c) --------------------------------------------- */
+
+/* A process that carries our ownership mark. */
+typedef struct {
+	pid_t pid;
+	unsigned long long starttime; /* field 22 of /proc/PID/stat */
+	char *service;
+	int replica;
+	bool recorded; /* listed in the service's record */
+} rc_local_proc;
+
+typedef struct {
+	rc_local_proc *items;
+	size_t n, cap;
+} rc_local_procs;
+
+void rc_local_procs_release(rc_local_procs *l);
+/* Adds a copy of p (its service string is copied). */
+void rc_local_procs_add(rc_local_procs *l, const rc_local_proc *p);
+
+/* State (a letter, 'Z' for a zombie), start time and session (may be
+ * NULL) of pid; -1 when there is no such process. */
+int rc_local_proc_stat(pid_t pid, char *state, unsigned long long *starttime,
+		       pid_t *session);
+/* Whether pid runs and is the process that started at starttime (0: any).
+ * A zombie is dead; one that is our child is reaped on the way. */
+bool rc_local_proc_alive(pid_t pid, unsigned long long starttime);
+/* Reads /proc/PID/<file> whole into out; -1 when unreadable. */
+int rc_local_proc_read(pid_t pid, const char *file, rc_buf *out);
+/* The value of name in a NUL-separated environ block, or NULL (borrowed). */
+const char *rc_local_environ_get(const rc_buf *environ, const char *name);
+/* /proc/PID/cmdline as a JSON array of strings, or NULL. */
+json_t *rc_local_proc_cmdline(pid_t pid);
+/* readlink /proc/PID/cwd, or NULL. */
+char *rc_local_proc_cwd(pid_t pid);
+/* Every live process whose RECONCILE_OWNER starts with prefix and goes on
+ * with "<service>/<replica>", and that leads its session (as every replica
+ * started by the driver does). Appends to out. */
+void rc_local_scan(const char *prefix, rc_local_procs *out);
+/* Whether pid is alive, started at starttime and carries
+ * RECONCILE_OWNER=owner. */
+bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
+			  const char *owner);
+/* Reaps pid if it is our child and has exited: 1 with *status set, else
+ * 0. */
+int rc_local_reap(pid_t pid, int *status);
+
+/* --- starting and stopping (local_proc.c) ------------------------------ */
+
+/* A child's environment: "NAME=value" strings, one per name. Values may be
+ * secrets: rc_local_env_release() wipes them. */
+typedef struct {
+	char **v; /* NULL-terminated once built */
+	size_t n, cap;
+} rc_local_env;
+
+/* PATH, HOME, LANG and TZ from this process (PATH has a default). */
+void rc_local_env_base(rc_local_env *e);
+/* Every variable of this process. */
+void rc_local_env_inherit(rc_local_env *e);
+void rc_local_env_set(rc_local_env *e, const char *name, const char *value);
+const char *rc_local_env_get(const rc_local_env *e, const char *name);
+void rc_local_env_unset(rc_local_env *e, const char *name);
+void rc_local_env_release(rc_local_env *e);
+
+typedef struct {
+	const char *const *argv; /* argv[0] is looked up in the child's PATH */
+	rc_local_env *env;
+	const char *dir;  /* the working directory */
+	int out_fd;	  /* stdout and stderr; -1: /dev/null */
+	bool new_session; /* setsid (a service), else its own group */
+	bool drop;	  /* run as uid/gid (root only) */
+	uid_t uid;
+	gid_t gid;
+} rc_local_spawn_opts;
+
+/* Forks and executes; returns once the program runs (or the exec failed:
+ * then an error saying why, e.g. "'x' not found in PATH"). */
+int rc_local_spawn(pid_t *pid, const rc_local_spawn_opts *o);
+/* Sends sig to the process group of pid (pid is its leader) after checking
+ * it still is the process that started at starttime, waits up to grace_ms
+ * for it to exit, then SIGKILLs the group. 0 when it is gone. */
+int rc_local_stop(pid_t pid, unsigned long long starttime, int sig,
+		  long grace_ms);
+/* Several at once: signals them all, then waits. */
+int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
+		       size_t n, int sig, long grace_ms);
+
+/* Runs o->argv to completion in its own process group (o->out_fd and
+ * o->new_session are not used), its output captured (the last ~4 KiB,
+ * redacted) into res; on timeout SIGTERM, then SIGKILL 5s later, to the
+ * group, and res->timed_out. 0 when it ran, whatever its exit code or a
+ * timeout (res says); an error when it could not start. */
+int rc_local_run_capture(const rc_local_spawn_opts *o, long timeout_ms,
+			 rc_run_result *res);
+
+/* --- health checks (local_proc.c) -------------------------------------- */
+
+/* 0 when 127.0.0.1:port accepts a connection (and, for http, answers GET
+ * path with 2xx or 3xx) within timeout_ms; else -1 with why in err. */
+int rc_local_check_tcp(int port, long timeout_ms, rc_buf *err);
+int rc_local_check_http(int port, const char *path, long timeout_ms,
+			rc_buf *err);
+
+/* Milliseconds of a monotonic clock. */
+long long rc_local_now_ms(void);
+void rc_local_sleep_ms(long ms);
+
+#endif
