@@ -88,8 +88,10 @@ typedef struct {
 	int (*wait)(rc_driver *d, const rc_action *a, long timeout);
 
 	/* Runs a one-off command for a hook; spec is the hook's JSON:
-	 * {run: [argv], where: "target"|"local", service, env: {},
-	 * timeout: seconds}. Placeholders are already substituted. */
+	 * {name, run: [argv], where: "target"|"local", service, env: {},
+	 * timeout: seconds, run_id}. Placeholders are already substituted;
+	 * run_id is the apply's run (a hook retried after a crash of the
+	 * same run may find what its first attempt made). */
 	int (*run)(rc_driver *d, const json_t *spec, rc_run_result *res);
 
 	/* Asks the platform what a create or update would make, changing

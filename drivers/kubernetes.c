@@ -611,9 +611,19 @@ static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 			want = rc_resource_set_find(desired, key.ptr);
 			body = rc_kube_to_body(item, want ? want->body : NULL);
 			if (body) {
-				rc_resource_set_add(out, d->env->name,
-						    RC_KUBE_DRIVER, kk, name,
-						    body);
+				rc_resource *res = rc_resource_set_add(
+					out, d->env->name, RC_KUBE_DRIVER, kk,
+					name, body);
+
+				if (k->namespaced) {
+					/* deleted before its namespace */
+					rc_buf nk = RC_BUF_INIT_MAX(1024);
+
+					rc_buf_printf(&nk, "%s/Namespace/%s",
+						      d->env->name, d->ns);
+					rc_resource_add_dep(res, nk.ptr);
+					rc_buf_release(&nk);
+				}
 				pthread_mutex_lock(&d->mu);
 				json_object_set(d->live, key.ptr, item);
 				pthread_mutex_unlock(&d->mu);
@@ -1246,6 +1256,7 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = json_string_value(json_object_get(spec, "where"));
 	const char *hook = json_string_value(json_object_get(spec, "name"));
+	const char *run_id;
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	char *job_name;
 	json_t *job, *obj = NULL;
@@ -1260,8 +1271,11 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		return run_local(d, spec, res);
 	if (timeout <= 0)
 		timeout = 600;
+	run_id = json_string_value(json_object_get(spec, "run_id"));
 	job_name = rc_kube_hook_job_name(hook ? hook : "hook",
-					 d->run_id ? d->run_id : "plan");
+					 run_id ? run_id
+					 : d->run_id ? d->run_id
+						     : "none");
 	job = rc_kube_hook_job(d->env, d->project, spec, job_name);
 	if (!job) {
 		free(job_name);

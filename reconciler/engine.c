@@ -222,8 +222,9 @@ int rc_engine_open_drivers(rc_engine *e, const char *run_id)
 }
 
 /* What reconcile applied last, per resource key: the journals replayed
- * from the oldest run to the newest. */
-static json_t *load_last_applied(const char *state_dir)
+ * from the oldest run to the newest (to the run before `before` when it is
+ * given). */
+json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 {
 	json_t *last = json_object();
 	rc_run_summary *runs = NULL;
@@ -236,7 +237,11 @@ static json_t *load_last_applied(const char *state_dir)
 	for (size_t r = n; r-- > 0;) {
 		rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
 		rc_journal_contents c = {0};
-		json_t *intents = json_object();
+		json_t *intents;
+
+		if (before && !strcmp(runs[r].id, before))
+			break;
+		intents = json_object();
 
 		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[r].id);
 		if (rc_journal_read(&c, path.ptr) < 0)
@@ -408,7 +413,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 			nh++;
 		}
 	}
-	e->last = load_last_applied(e->state_dir);
+	e->last = rc_engine_last_applied(e->state_dir, NULL);
 	in.desired = &e->desired;
 	in.actual = &e->actual;
 	in.last = e->last;

@@ -118,6 +118,9 @@ int rc_engine_track_generated(rc_engine *e);
 /* After observing: forgets gone environments that own nothing any more. */
 void rc_engine_forget_empty(rc_engine *e);
 char *rc_engine_env_label(const rc_env *env);
+/* key -> the body reconcile last applied, from the journals of the runs
+ * before run `before` (NULL: all runs) (new ref). */
+json_t *rc_engine_last_applied(const char *state_dir, const char *before);
 
 /* The state directory to use for a configuration directory (new). */
 char *rc_state_dir_for(const char *config_dir);

@@ -165,6 +165,9 @@ static json_t *resolve_spec(const json_t *spec, const executor *x,
 	const char *k, *commit = env_commit(x->plan, envname);
 	size_t i;
 
+	/* the run, for drivers that name what a hook makes after it */
+	json_object_set_new(o, "run_id",
+			    json_string(rc_journal_run_id(x->journal)));
 	json_array_foreach(run, i, v) {
 		char *s = substitute_run(json_string_value(v), x, commit);
 

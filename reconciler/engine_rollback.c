@@ -104,7 +104,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 {
 	rc_journal_contents c = {0};
 	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2), refused = RC_BUF_INIT_MAX(1 << 16);
-	json_t *intents = json_object(), *undo = json_array();
+	json_t *intents = json_object(), *undo = json_array(), *prev = NULL;
 	rc_plan current;
 	char *id;
 	int rc;
@@ -119,6 +119,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 		rc_plan_release(&current);
 		goto done;
 	}
+	prev = rc_engine_last_applied(e->state_dir, id);
 	rc_buf_printf(&path, "%s/runs/%s.journal", e->state_dir, id);
 	if ((rc = rc_journal_read(&c, path.ptr)) < 0) {
 		if (rc == RC_ENOTFOUND)
@@ -196,8 +197,14 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 					a->reason = rc_strdup("deleting it loses its data");
 				}
 			} else {
+				/* what reconcile had applied before the run, when
+				 * it had: restoring what it manages, not the
+				 * server's own fields of the snapshot */
+				const json_t *was = json_object_get(prev, key);
+
 				a->op = now ? RC_OP_UPDATE : RC_OP_CREATE;
-				a->desired = json_incref((json_t *)(uintptr_t)snap);
+				a->desired = json_incref(
+					(json_t *)(uintptr_t)(was ? was : snap));
 				if (!snap || json_is_null(snap)) {
 					a->op = RC_OP_DELETE;
 					a->desired = NULL;
@@ -271,6 +278,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 				  id, refused.ptr);
 	free(id);
 done:
+	json_decref(prev);
 	json_decref(intents);
 	json_decref(undo);
 	rc_journal_contents_release(&c);

@@ -272,17 +272,25 @@ static void link_resources(rc_plan *p, const rc_plan_input *in)
 		if (a->op == RC_OP_RUN)
 			continue;
 		if (a->op == RC_OP_DELETE) {
-			/* delete what depends on it first */
-			for (j = 0; j < in->actual->n; j++) {
-				const rc_resource *s = &in->actual->items[j];
-				rc_action *sd;
+			/* delete what depends on it first: dependencies as
+			 * observed, or as declared when it is still declared
+			 * (destroy) */
+			for (int set = 0; set < 2; set++) {
+				const rc_resource_set *rs =
+					set ? in->desired : in->actual;
 
-				for (size_t k = 0; k < s->ndeps; k++) {
-					if (strcmp(s->deps[k], a->key))
-						continue;
-					sd = find_action(p, RC_OP_DELETE, s->key);
-					if (sd)
-						add_dep(a, sd->id);
+				for (j = 0; j < rs->n; j++) {
+					const rc_resource *s = &rs->items[j];
+					rc_action *sd;
+
+					for (size_t k = 0; k < s->ndeps; k++) {
+						if (strcmp(s->deps[k], a->key))
+							continue;
+						sd = find_action(p, RC_OP_DELETE,
+								 s->key);
+						if (sd)
+							add_dep(a, sd->id);
+					}
 				}
 			}
 			continue;
@@ -330,6 +338,8 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 		size_t first = p->n;
 
 		nres = 0;
+		if (in->destroy)
+			continue; /* a removal runs no hooks */
 		for (i = 0; i < first; i++)
 			if (!strcmp(p->actions[i].env, env))
 				nres++;

@@ -152,27 +152,43 @@ run 0 "with force_conflicts the apply takes it back" "$rc_bin" apply "$cfg" -e a
 	ok "replicas are back to 3" || bad "replicas are back to 3"
 
 # --- prune, then rollback past the irreversible hook
-/usr/bin/python3 - "$cfg/environments/base.yaml" <<'PY'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-s = re.sub(r"  # the queue worker.*?\n(    .*\n)+", "", s, flags=re.S)
-open(p, "w").write(s)
+cp "$cfg/environments/base.yaml" "$work/base.yaml.bak"
+cp "$staging" "$work/staging.yaml.bak"
+/usr/bin/python3 - "$cfg/environments/base.yaml" "$staging" <<'PY'
+import sys
+for p in sys.argv[1:]:
+    out, skip = [], False
+    for line in open(p):
+        if line.startswith("  queue:") or line.startswith("  # the queue worker"):
+            skip = True
+            continue
+        if skip and (line.startswith("    ") or line.strip() == ""):
+            continue
+        skip = False
+        out.append(line)
+    open(p, "w").write("".join(out))
 PY
-sed -i '/^  queue:/,/^$/d' "$staging"
 run 2 "plan the prune" "$rc_bin" plan "$cfg" -e acme-staging
 has "the removed service's Deployment is deleted" "$out" "- Deployment queue"
+hasnt "nothing else is deleted" "$out" "- ConfigMap"
 run 0 "apply the prune" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
 	"https://127.0.0.1:$port/apis/apps/v1/namespaces/acme-staging/deployments/queue")
 [ "$code" = 404 ] && ok "the pruned Deployment is gone" || bad "the pruned Deployment is gone" "HTTP $code"
 run 1 "rollback stops at the irreversible migration" "$rc_bin" rollback --source "$cfg" -e acme-staging --auto-approve
-has "rollback names the hook" "$out" "migrate"
+has "rollback names the hook" "$out" "hook/migrate is irreversible"
 run 0 "rollback --force" "$rc_bin" rollback --source "$cfg" -e acme-staging --force --auto-approve
+rolled=$out
 [ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/queue | field metadata.name)" = queue ] &&
 	ok "rollback restored the pruned Deployment" || bad "rollback restored the pruned Deployment"
-git -C "$cfg" checkout -q -- environments/base.yaml
-sed -i 's/web:2.15.0/web:2.15.0/' "$staging"
+owned=$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/queue | /usr/bin/python3 -c 'import json,sys
+o=json.load(sys.stdin)
+print([json.dumps(m["fieldsV1"]) for m in o["metadata"]["managedFields"] if m["manager"]=="reconcile"])')
+case "$owned" in *'deployment.kubernetes.io/revision'*|*'terminationMessagePath'*) bad "the restored object does not claim the server's fields" "$owned" "$rolled" ;;
+*) ok "the restored object does not claim the server's fields" ;; esac
+cp "$work/base.yaml.bak" "$cfg/environments/base.yaml"
+cp "$work/staging.yaml.bak" "$staging"
+run 0 "back in line with the configuration" "$rc_bin" plan "$cfg" -e acme-staging
 
 # --- a failing rollout
 api POST /fake/rollout '{"namespace":"acme-staging","name":"web","fail":true}' >/dev/null
@@ -260,7 +276,11 @@ sed -i 's/^  context: limited$/  context: staging/' "$staging"
 
 # --- destroy
 run 0 "destroy" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
-left=$(api GET "/apis/apps/v1/namespaces/acme-staging/deployments" | field items)
+for _ in $(seq 1 50); do
+	left=$(api GET "/apis/apps/v1/namespaces/acme-staging/deployments" | field items)
+	[ "$left" = "[]" ] && break
+	sleep 0.2
+done
 [ "$left" = "[]" ] && ok "destroy removed every Deployment" || bad "destroy removed every Deployment" "$left"
 
 # --- secrets never leave
