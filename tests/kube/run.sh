@@ -274,6 +274,22 @@ has "naming the verb and resource" "$out" 'cannot delete resource "deployments"'
 has "with the Role rule that allows it" "$out" 'verbs: ["delete"]'
 sed -i 's/^  context: limited$/  context: staging/' "$staging"
 
+# --- a hook that fails: its exit status and the end of its log
+sed -i 's/run: \[php, artisan, migrate, --force\]/run: [php, artisan, migrate, --force, --fail-on-purpose]/' "$cfg/environments/base.yaml"
+sed -i 's/replicas: 2/replicas: 1/' "$staging"
+run 1 "a failing hook Job fails the apply" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+has "with the hook's exit status" "$out" "hook 'migrate' exited with status 1"
+has "and the end of its log" "$out" "php artisan migrate --force --fail-on-purpose"
+git -C "$cfg" checkout -q -- environments/base.yaml
+
+# --- credentials the server does not accept
+sed -i 's/user: { token: limited-token }/user: { token: limited-token }\n- name: stale\n  user: { token: no-such-token }/; s/^current-context: staging$/- name: stale\n  context: { cluster: fake, user: stale }\ncurrent-context: staging/' "$work/kubeconfig"
+sed -i 's/^  context: staging$/  context: stale/' "$staging"
+run 1 "a 401 fails the plan" "$rc_bin" plan "$cfg" -e acme-staging
+has "saying the credentials were refused" "$out" "did not accept the credentials"
+hasnt "without the token" "$out" "no-such-token"
+sed -i 's/^  context: stale$/  context: staging/' "$staging"
+
 # --- destroy
 run 0 "destroy" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
 for _ in $(seq 1 50); do
