@@ -24,6 +24,14 @@
 #define KUBE_QPS 50
 #define KUBE_BURST 100
 
+struct kube_client {
+	char *key;
+	rc_kube_conn conn; /* stays in place: the client's callbacks use it */
+	rc_http *http;
+	int refs;
+	struct kube_client *next;
+};
+
 /* A kind as the API serves it (discovery). */
 typedef struct {
 	char *group_version; /* "v1", "apps/v1" */
@@ -38,10 +46,11 @@ struct rc_driver {
 	char *ns;        /* target.namespace */
 	char *selector;  /* the environment's label selector */
 	char *user;      /* who we are, for RBAC messages */
-	rc_kube_conn conn;
-	rc_http *http;
+	struct kube_client *client; /* shared with every environment that
+				       reaches the cluster the same way */
+	rc_http *http;              /* client->http */
 	pthread_mutex_t mu; /* guards what follows */
-	json_t *live;    /* key -> the object observed (API form) */
+	json_t *live;    /* key -> uid of the object observed or applied */
 	json_t *kinds;   /* kind key -> apiVersion, every kind this driver
 			    applied in the environment (kinds.json) */
 	rc_strmap locs;  /* key -> rc_loc * of what declares it */
@@ -270,7 +279,7 @@ static json_t *disc_cache;
 
 static void disc_key(rc_buf *b, const rc_driver *d, const char *gv)
 {
-	rc_buf_printf(b, "%s %s", d->conn.server, gv);
+	rc_buf_printf(b, "%s %s", d->client->conn.server, gv);
 }
 
 /* The APIResourceList of a group version (borrowed from the cache). */
@@ -384,6 +393,92 @@ static void obj_path(rc_buf *b, const rc_driver *d, const kube_kind *k,
 
 /* ---------------------------------------------------------- open, close */
 
+/*
+ * One connection and HTTP client per way of reaching a cluster (the
+ * kubeconfig, the context, the rate budget), shared by every environment
+ * that uses it: a hundred environments on one cluster make one client,
+ * one pool of connections and one TLS setup, not a hundred.
+ */
+static pthread_mutex_t clients_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kube_client *clients;
+
+static void client_put(struct kube_client *c)
+{
+	struct kube_client **p;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&clients_mu);
+	if (--c->refs > 0) {
+		pthread_mutex_unlock(&clients_mu);
+		return;
+	}
+	for (p = &clients; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&clients_mu);
+	rc_http_close(c->http);
+	rc_kube_conn_release(&c->conn);
+	free(c->key);
+	free(c);
+}
+
+static int client_get(struct kube_client **out, const char *kubeconfig,
+		      const char *context, int qps, int burst)
+{
+	rc_buf key = RC_BUF_INIT_MAX(PATH_MAX * 3);
+	struct kube_client *c;
+	rc_http_opts ho;
+	int rc;
+
+	*out = NULL;
+	rc_buf_printf(&key, "%s\n%s\n%s\n%d\n%d",
+		      kubeconfig ? kubeconfig : "",
+		      kubeconfig ? "" : (getenv("KUBECONFIG") ? getenv("KUBECONFIG") : ""),
+		      context ? context : "", qps, burst);
+	pthread_mutex_lock(&clients_mu);
+	for (c = clients; c; c = c->next)
+		if (!strcmp(c->key, key.ptr)) {
+			c->refs++;
+			*out = c;
+			break;
+		}
+	pthread_mutex_unlock(&clients_mu);
+	if (*out) {
+		rc_buf_release(&key);
+		return 0;
+	}
+	c = rc_calloc(1, sizeof(*c));
+	c->key = rc_buf_detach(&key);
+	c->refs = 1;
+	rc = rc_kube_conn_load_from(&c->conn, kubeconfig, context);
+	if (rc == 0) {
+		rc_http_opts_init(&ho);
+		rc = rc_kube_conn_http_opts(&c->conn, &ho);
+	}
+	if (rc == 0) {
+		ho.qps = qps > 0 ? qps : KUBE_QPS;
+		ho.burst = burst > 0 ? burst : KUBE_BURST;
+		ho.accept = "application/json";
+		rc = rc_http_open(&c->http, &ho);
+	}
+	if (rc < 0) {
+		rc_http_close(c->http);
+		rc_kube_conn_release(&c->conn);
+		free(c->key);
+		free(c);
+		return rc;
+	}
+	pthread_mutex_lock(&clients_mu);
+	c->next = clients;
+	clients = c;
+	pthread_mutex_unlock(&clients_mu);
+	*out = c;
+	return 0;
+}
+
 static char *kinds_path(const rc_driver *d)
 {
 	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
@@ -437,8 +532,7 @@ static void kube_close(rc_driver *d)
 {
 	if (!d)
 		return;
-	rc_http_close(d->http);
-	rc_kube_conn_release(&d->conn);
+	client_put(d->client);
 	json_decref(d->live);
 	json_decref(d->kinds);
 	rc_strmap_release(&d->locs);
@@ -460,7 +554,6 @@ static int kube_open(rc_driver **out, const rc_env *env,
 {
 	rc_driver *d = rc_calloc(1, sizeof(*d));
 	const rc_target *t = &env->target;
-	rc_http_opts ho;
 	rc_buf kc = RC_BUF_INIT_MAX(PATH_MAX * 2);
 	int rc;
 
@@ -482,23 +575,16 @@ static int kube_open(rc_driver **out, const rc_env *env,
 			rc_buf_printf(&kc, "%s/%s", d->config_dir,
 				      t->kubeconfig);
 	}
-	rc = rc_kube_conn_load_from(&d->conn, t->kubeconfig ? kc.ptr : NULL,
-				    t->context);
+	rc = client_get(&d->client, t->kubeconfig ? kc.ptr : NULL, t->context,
+			t->qps, t->burst);
 	if (rc < 0)
 		goto fail;
-	rc_http_opts_init(&ho);
-	if ((rc = rc_kube_conn_http_opts(&d->conn, &ho)) < 0)
-		goto fail;
-	ho.qps = t->qps > 0 ? t->qps : KUBE_QPS;
-	ho.burst = t->burst > 0 ? t->burst : KUBE_BURST;
-	ho.accept = "application/json";
-	if ((rc = rc_http_open(&d->http, &ho)) < 0)
-		goto fail;
-	if (d->conn.user_name) {
+	d->http = d->client->http;
+	if (d->client->conn.user_name) {
 		rc_buf u = RC_BUF_INIT_MAX(1024);
 
 		rc_buf_printf(&u, "the kubeconfig user \"%s\"",
-			      d->conn.user_name);
+			      d->client->conn.user_name);
 		d->user = rc_buf_detach(&u);
 	} else {
 		d->user = rc_strdup("the pod's service account");
@@ -554,6 +640,18 @@ static int kube_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
 }
 
 /* ------------------------------------------------------------- observe */
+
+/* Remembers the uid of an object seen at key (see live_uid()). */
+static void set_uid(rc_driver *d, const char *key, const json_t *obj)
+{
+	const char *uid = json_string_value(
+		json_object_get(json_object_get(obj, "metadata"), "uid"));
+
+	pthread_mutex_lock(&d->mu);
+	if (uid)
+		json_object_set_new(d->live, key, json_string(uid));
+	pthread_mutex_unlock(&d->mu);
+}
 
 /* Lists every object of kind k in the environment (one LIST per page). */
 static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
@@ -625,7 +723,7 @@ static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 					rc_buf_release(&nk);
 				}
 				pthread_mutex_lock(&d->mu);
-				json_object_set(d->live, key.ptr, item);
+				set_uid(d, key.ptr, item);
 				pthread_mutex_unlock(&d->mu);
 			} else {
 				RC_WARN("kubernetes: ignoring %s: %s", key.ptr,
@@ -704,7 +802,7 @@ static int observe_namespace(rc_driver *d, rc_resource_set *out)
 					"Namespace", d->ns, body);
 
 				res->precious = true;
-				json_object_set(d->live, key.ptr, j);
+				set_uid(d, key.ptr, j);
 			}
 			rc_buf_release(&key);
 		}
@@ -926,14 +1024,14 @@ static int wait_gone(rc_driver *d, const json_t *body, const char *name,
 	return rc;
 }
 
+/* The uid of the object observed or applied at key, for a delete that must
+ * remove that object and no other (borrowed; NULL when unknown). */
 static const char *live_uid(rc_driver *d, const char *key)
 {
 	const char *uid;
 
 	pthread_mutex_lock(&d->mu);
-	uid = json_string_value(json_object_get(
-		json_object_get(json_object_get(d->live, key), "metadata"),
-		"uid"));
+	uid = json_string_value(json_object_get(d->live, key));
 	pthread_mutex_unlock(&d->mu);
 	return uid;
 }
@@ -963,9 +1061,7 @@ static int kube_apply(rc_driver *d, const rc_action *a, json_t **result)
 		note_kind(d, a->kind,
 			  json_string_value(json_object_get(a->desired,
 							    "apiVersion")));
-		pthread_mutex_lock(&d->mu);
-		json_object_set(d->live, a->key, obj);
-		pthread_mutex_unlock(&d->mu);
+		set_uid(d, a->key, obj);
 		*result = rc_kube_to_body(obj, a->desired);
 		rc_kube_normalize(a->kind, *result);
 		json_decref(obj);
