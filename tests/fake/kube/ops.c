@@ -561,16 +561,34 @@ static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
 	rc_buf_release(&start);
 }
 
+/* A selector from the query; '+' is a space there, as Go reads queries
+ * (labels and field values never hold a '+'). */
+static int selector_arg(struct kf_req *r, const char *key, bool fields,
+                        struct kf_selector **out, rc_buf *msg)
+{
+	const char *v = arg(r, key);
+	char *s;
+	int ret;
+
+	if (!v)
+		return kf_selector_parse(out, NULL, fields, msg);
+	s = rc_strdup(v);
+	for (char *p = s; *p; p++)
+		if (*p == '+')
+			*p = ' ';
+	ret = kf_selector_parse(out, s, fields, msg);
+	free(s);
+	return ret;
+}
+
 static int parse_selectors(struct kf_req *r, struct kf_selector **labels,
                            struct kf_selector **fields, json_t **err)
 {
 	rc_buf msg = RC_BUF_INIT;
 
 	*labels = *fields = NULL;
-	if (kf_selector_parse(labels, arg(r, "labelSelector"), false, &msg) <
-	        0 ||
-	    kf_selector_parse(fields, arg(r, "fieldSelector"), true, &msg) <
-	        0) {
+	if (selector_arg(r, "labelSelector", false, labels, &msg) < 0 ||
+	    selector_arg(r, "fieldSelector", true, fields, &msg) < 0) {
 		kf_selector_free(*labels);
 		*labels = NULL;
 		*err = kf_err_bad_request("%s", msg.ptr);

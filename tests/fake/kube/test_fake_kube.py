@@ -524,6 +524,10 @@ def behaviour_selectors_pages(f):
         check("label selector %s" % sel, st == 200 and names(got) == want,
               names(got) if st == 200 else got)
     st, got = f.call("GET", "/api/v1/namespaces/sel/configmaps?labelSelector="
+                     "tier+in+%28web%2Cdb%29")
+    check("'+' is a space in a query, as Go reads it",
+          names(got) == ["a", "b", "c"], got)
+    st, got = f.call("GET", "/api/v1/namespaces/sel/configmaps?labelSelector="
                      + urlquote("tier in web"))
     check("a bad selector is a 400", st == 400 and got["reason"] ==
           "BadRequest", st, got)
