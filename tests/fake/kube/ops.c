@@ -423,6 +423,10 @@ static json_t *create_object(struct kf_server *srv, const struct kf_kind *k,
 		m = &own;
 	}
 	kf_prepare_create(srv, k, obj);
+	/* the server defaults again what it reads back from storage: a Job
+	 * gets its template's labels, selector labels included */
+	if (k->defaults)
+		k->defaults(obj);
 	set_managed(obj, m);
 	kf_managers_release(&own);
 	*err = validate(k, obj, NULL);
@@ -740,13 +744,23 @@ static void watch_collect(struct kf_watch *w)
 		watch_error(w, too_old(w->cursor, s->horizon));
 		return;
 	}
-	for (size_t i = 0; i < s->ring_n; i++) {
+	/* events are in resourceVersion order: start after the cursor */
+	size_t lo = 0, hi = s->ring_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->ring[(s->ring_start + mid) % s->ring_cap].rv <=
+		    w->cursor)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < s->ring_n; i++) {
 		struct kf_event *e =
 		    &s->ring[(s->ring_start + i) % s->ring_cap];
 		bool now, before;
 
-		if (e->rv <= w->cursor)
-			continue;
 		w->cursor = e->rv;
 		if (e->kind != w->kind || (w->ns && strcmp(w->ns, e->ns)))
 			continue;

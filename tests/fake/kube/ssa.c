@@ -1048,6 +1048,25 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 	return s;
 }
 
+/* Whether live and merged store the same object once decoded and
+ * defaulted (stringData becomes data, a pruned default returns). */
+static bool same_stored(const struct kf_kind *k, json_t *live, json_t *merged)
+{
+	json_t *a = json_deep_copy(live), *b = json_deep_copy(merged);
+	bool same;
+
+	kf_decode_fixups(k, a);
+	kf_decode_fixups(k, b);
+	if (k->defaults) {
+		k->defaults(a);
+		k->defaults(b);
+	}
+	same = json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
+}
+
 json_t *kf_ssa_apply(const struct kf_kind *k, struct kf_managers *m,
                      const char *manager, json_t *live, json_t *config,
                      bool force, json_t **err)
@@ -1107,7 +1126,7 @@ json_t *kf_ssa_apply(const struct kf_kind *k, struct kf_managers *m,
 		if (i != self)
 			fs_subtract(&m->v[i].set, rem);
 	me = &m->v[self];
-	changed = !json_equal(base, merged);
+	changed = !same_stored(k, base, merged);
 	json_decref(me->set);
 	me->set = newset;
 	newset = NULL;

@@ -832,6 +832,32 @@ def behaviour_controllers(f):
     check("status is written by kube-controller-manager (Update)",
           mf == ["reconcile", "kube-controller-manager"], mf)
 
+    # idempotence where the server adds things: status, cluster IPs,
+    # stringData turned into data, Job selectors
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "idem"},
+           "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}}
+    sec = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "idem"},
+           "stringData": {"k": "v"}}
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": "idem"},
+           "spec": {"template": {"spec": {
+               "restartPolicy": "Never",
+               "containers": [{"name": "m", "image": "tool:1",
+                               "command": ["true"]}]}}}}
+    for path, obj in ((dp + "/ctl", d),
+                      ("/api/v1/namespaces/ns/services/idem", svc),
+                      ("/api/v1/namespaces/ns/secrets/idem", sec),
+                      ("/apis/batch/v1/namespaces/ns/jobs/idem", job)):
+        f.apply(path, obj)
+        time.sleep(0.3)  # the controllers have written
+        before = f.call("GET", path)[1]
+        time.sleep(1.1)  # a managedFields time would differ now
+        st, after = f.apply(path, obj)
+        check("re-applying %s changes nothing" % obj["kind"], st == 200 and
+              after == before, before["metadata"]["resourceVersion"],
+              after.get("metadata", after).get("resourceVersion"),
+              diff(before, after))
+
     f.call("POST", "/fake/rollout", {"namespace": "ns", "name": "ctl",
                                      "fail": True})
     d["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
@@ -868,7 +894,8 @@ def behaviour_controllers(f):
           got["spec"]["selector"]["matchLabels"]["controller-uid"] ==
           got["metadata"]["uid"] and
           got["spec"]["template"]["metadata"]["labels"]["job-name"] ==
-          "migrate", st, got)
+          "migrate" and got["metadata"]["labels"]["job-name"] == "migrate",
+          st, got)
     job["metadata"]["name"] = "boom"
     job["spec"]["template"]["spec"]["containers"][0]["command"] = [
         "sh", "-c", "exit 1 # fail"]
