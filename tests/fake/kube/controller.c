@@ -28,7 +28,7 @@ static bool passed(const struct timespec *ts)
 }
 
 bool kf_wait_until(struct kf_server *srv, pthread_cond_t *cond,
-                   const struct timespec *deadline)
+		   const struct timespec *deadline)
 {
 	if (!srv->stopping)
 		pthread_cond_timedwait(cond, &srv->lock, deadline);
@@ -57,7 +57,7 @@ static bool watched_kind(const struct kf_kind *k)
 static bool quiet; /* the controllers' own writes do not requeue */
 
 void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
-                   const char *ns, const char *name)
+		   const char *ns, const char *name)
 {
 	struct kf_obj *o;
 	struct kf_work *w;
@@ -91,7 +91,7 @@ static struct kf_rollout *rollout(struct kf_server *srv, const char *key)
 }
 
 void kf_ctl_rollout(struct kf_server *srv, const char *ns, const char *name,
-                    bool fail, bool stall)
+		    bool fail, bool stall)
 {
 	rc_buf key = RC_BUF_INIT;
 	struct kf_rollout *r;
@@ -128,7 +128,7 @@ static void template_hash(rc_buf *out, json_t *tpl)
 	snprintf(num, sizeof(num), "%u", h);
 	for (const char *p = num; *p; p++)
 		rc_buf_putc(out,
-		            alpha[(unsigned char)*p % (sizeof(alpha) - 1)]);
+			    alpha[(unsigned char)*p % (sizeof(alpha) - 1)]);
 }
 
 static json_t *find_condition(json_t *conds, const char *type)
@@ -137,8 +137,8 @@ static json_t *find_condition(json_t *conds, const char *type)
 	size_t i;
 
 	json_array_foreach(conds, i,
-	                   c) if (kf_jstr(c, "type") &&
-	                          !strcmp(kf_jstr(c, "type"), type)) return c;
+			   c) if (kf_jstr(c, "type") &&
+				  !strcmp(kf_jstr(c, "type"), type)) return c;
 	return NULL;
 }
 
@@ -148,20 +148,20 @@ static bool str_eq(const char *a, const char *b)
 }
 
 static json_t *condition(json_t *old_conds, const char *type,
-                         const char *status, const char *reason,
-                         const char *message, const char *now)
+			 const char *status, const char *reason,
+			 const char *message, const char *now)
 {
 	json_t *old = find_condition(old_conds, type);
 	bool same_status = old && str_eq(kf_jstr(old, "status"), status);
 	bool same = same_status && str_eq(kf_jstr(old, "reason"), reason) &&
-	            str_eq(kf_jstr(old, "message"), message);
+		    str_eq(kf_jstr(old, "message"), message);
 
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", type, "status",
-	                 status, "lastUpdateTime",
-	                 same ? kf_jstr(old, "lastUpdateTime") : now,
-	                 "lastTransitionTime",
-	                 same_status ? kf_jstr(old, "lastTransitionTime") : now,
-	                 "reason", reason, "message", message);
+			 status, "lastUpdateTime",
+			 same ? kf_jstr(old, "lastUpdateTime") : now,
+			 "lastTransitionTime",
+			 same_status ? kf_jstr(old, "lastTransitionTime") : now,
+			 "reason", reason, "message", message);
 }
 
 static void set_count(json_t *st, const char *key, json_int_t n)
@@ -207,8 +207,8 @@ static void sync_deployment(struct kf_server *srv, struct kf_obj *o)
 		revision++;
 	snprintf(num, sizeof(num), "%ld", revision);
 	json_object_set_new(kf_jmkobj(n, "metadata.annotations"),
-	                    "deployment.kubernetes.io/revision",
-	                    json_string(num));
+			    "deployment.kubernetes.io/revision",
+			    json_string(num));
 
 	st = json_object();
 	json_object_set_new(st, "observedGeneration", json_integer(gen));
@@ -219,36 +219,36 @@ static void sync_deployment(struct kf_server *srv, struct kf_obj *o)
 		set_count(st, "unavailableReplicas", replicas);
 		json_array_append_new(
 		    conds, condition(old_conds, "Available", "False",
-		                     "MinimumReplicasUnavailable",
-		                     "Deployment does not have minimum "
-		                     "availability.",
-		                     now));
+				     "MinimumReplicasUnavailable",
+				     "Deployment does not have minimum "
+				     "availability.",
+				     now));
 		rc_buf_clear(&msg);
 		rc_buf_printf(&msg, "ReplicaSet \"%s\" %s.", rs.ptr,
-		              ro->fail ? "has timed out progressing"
-		                       : "is progressing");
+			      ro->fail ? "has timed out progressing"
+				       : "is progressing");
 		json_array_append_new(
 		    conds, condition(old_conds, "Progressing",
-		                     ro->fail ? "False" : "True",
-		                     ro->fail ? "ProgressDeadlineExceeded"
-		                              : "ReplicaSetUpdated",
-		                     msg.ptr, now));
+				     ro->fail ? "False" : "True",
+				     ro->fail ? "ProgressDeadlineExceeded"
+					      : "ReplicaSetUpdated",
+				     msg.ptr, now));
 	} else {
 		set_count(st, "readyReplicas", replicas);
 		set_count(st, "availableReplicas", replicas);
 		json_array_append_new(
 		    conds,
 		    condition(old_conds, "Available", "True",
-		              "MinimumReplicasAvailable",
-		              "Deployment has minimum availability.", now));
+			      "MinimumReplicasAvailable",
+			      "Deployment has minimum availability.", now));
 		rc_buf_clear(&msg);
 		rc_buf_printf(&msg,
-		              "ReplicaSet \"%s\" has successfully "
-		              "progressed.",
-		              rs.ptr);
+			      "ReplicaSet \"%s\" has successfully "
+			      "progressed.",
+			      rs.ptr);
 		json_array_append_new(
 		    conds, condition(old_conds, "Progressing", "True",
-		                     "NewReplicaSetAvailable", msg.ptr, now));
+				     "NewReplicaSetAvailable", msg.ptr, now));
 	}
 	json_object_set_new(st, "conditions", conds);
 	json_object_set_new(n, "status", st);
@@ -270,18 +270,18 @@ static void argv_line(rc_buf *out, json_t *container)
 
 	json_array_foreach(json_object_get(container, "command"), i, v) {
 		rc_buf_printf(out, "%s%s", any ? " " : "",
-		              json_string_value(v) ? json_string_value(v) : "");
+			      json_string_value(v) ? json_string_value(v) : "");
 		any = true;
 	}
 	json_array_foreach(json_object_get(container, "args"), i, v) {
 		rc_buf_printf(out, "%s%s", any ? " " : "",
-		              json_string_value(v) ? json_string_value(v) : "");
+			      json_string_value(v) ? json_string_value(v) : "");
 		any = true;
 	}
 	if (!any)
 		rc_buf_puts(out, kf_jstr(container, "image")
-		                     ? kf_jstr(container, "image")
-		                     : "");
+				     ? kf_jstr(container, "image")
+				     : "");
 }
 
 char *kf_pod_log(json_t *pod, long tail_lines)
@@ -363,7 +363,7 @@ static void run_job(struct kf_server *srv, struct kf_obj *o)
 	    o->name, "uid", kf_jstr(job, "metadata.uid"), "controller", 1,
 	    "blockOwnerDeletion", 1, "spec", spec);
 	json_object_set_new(json_object_get(pod, "spec"), "nodeName",
-	                    json_string("fake-node"));
+			    json_string("fake-node"));
 	st = json_pack(
 	    "{s:s,s:s,s:s,s:s,s:[{s:s,s:{s:{s:i,s:s,s:s,s:s,s:s}},s:{},"
 	    "s:b,s:i,s:s,s:s,s:s,s:b}],s:s}",
@@ -385,17 +385,17 @@ static void run_job(struct kf_server *srv, struct kf_obj *o)
 	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
 	if (fail)
 		st = json_pack("{s:[{s:s,s:s,s:s,s:s,s:s,s:s}],s:s,s:i}",
-		               "conditions", "type", "Failed", "status", "True",
-		               "lastProbeTime", now, "lastTransitionTime", now,
-		               "reason", "BackoffLimitExceeded", "message",
-		               "Job has reached the specified backoff limit",
-		               "startTime", now, "failed", 1);
+			       "conditions", "type", "Failed", "status", "True",
+			       "lastProbeTime", now, "lastTransitionTime", now,
+			       "reason", "BackoffLimitExceeded", "message",
+			       "Job has reached the specified backoff limit",
+			       "startTime", now, "failed", 1);
 	else
 		st = json_pack("{s:[{s:s,s:s,s:s,s:s}],s:s,s:s,s:i}",
-		               "conditions", "type", "Complete", "status",
-		               "True", "lastProbeTime", now,
-		               "lastTransitionTime", now, "startTime", now,
-		               "completionTime", now, "succeeded", 1);
+			       "conditions", "type", "Complete", "status",
+			       "True", "lastProbeTime", now,
+			       "lastTransitionTime", now, "startTime", now,
+			       "completionTime", now, "succeeded", 1);
 	json_object_set_new(n, "status", st);
 	kf_write_update(srv, o->kind, o, n, "kube-controller-manager", &err);
 	json_decref(err);
@@ -473,7 +473,7 @@ static void process(struct kf_server *srv, struct kf_work *w)
 		}
 		fin = kf_jget(o->json, "metadata.finalizers");
 		json_array_foreach(fin, i, f) if (str_eq(json_string_value(f),
-		                                         "foregroundDeletion"))
+							 "foregroundDeletion"))
 		    foreground = true;
 		if (foreground)
 			finish_foreground(srv, o);
@@ -500,15 +500,15 @@ static void *ctl_main(void *arg)
 		}
 		for (size_t i = 1; i < srv->nwork; i++)
 			if (srv->work[i].due.tv_sec <
-			        srv->work[first].due.tv_sec ||
+				srv->work[first].due.tv_sec ||
 			    (srv->work[i].due.tv_sec ==
-			         srv->work[first].due.tv_sec &&
+				 srv->work[first].due.tv_sec &&
 			     srv->work[i].due.tv_nsec <
-			         srv->work[first].due.tv_nsec))
+				 srv->work[first].due.tv_nsec))
 				first = i;
 		if (!passed(&srv->work[first].due)) {
 			kf_wait_until(srv, &srv->ctl_wake,
-			              &srv->work[first].due);
+				      &srv->work[first].due);
 			continue;
 		}
 		w = srv->work[first];

@@ -90,8 +90,8 @@ static void watch_free(void *cls)
 
 /* Queues body (malloc'd, taken) as the response. */
 static enum MHD_Result send_body(struct MHD_Connection *c, int code,
-                                 const char *ctype, char *body, size_t len,
-                                 int retry_after, long slow_ms)
+				 const char *ctype, char *body, size_t len,
+				 int retry_after, long slow_ms)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -104,10 +104,10 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int code,
 		s->chunk = len / 20 ? len / 20 : 1;
 		s->pause_ms = slow_ms / (long)((len + s->chunk - 1) / s->chunk);
 		resp = MHD_create_response_from_callback(len, 4096, slow_read,
-		                                         s, slow_free);
+							 s, slow_free);
 	} else {
 		resp = MHD_create_response_from_buffer(len, body,
-		                                       MHD_RESPMEM_MUST_FREE);
+						       MHD_RESPMEM_MUST_FREE);
 	}
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	MHD_add_response_header(resp, "Cache-Control", "no-cache, private");
@@ -123,7 +123,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int code,
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int code,
-                                 json_t *body, int retry_after, long slow_ms)
+				 json_t *body, int retry_after, long slow_ms)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
 	size_t len = strlen(s);
@@ -133,7 +133,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int code,
 	s[len++] = '\n';
 	s[len] = '\0';
 	return send_body(c, code, "application/json", s, len, retry_after,
-	                 slow_ms);
+			 slow_ms);
 }
 
 static enum MHD_Result send_status(struct MHD_Connection *c, json_t *status)
@@ -144,10 +144,10 @@ static enum MHD_Result send_status(struct MHD_Connection *c, json_t *status)
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int code,
-                                 const char *text)
+				 const char *text)
 {
 	return send_body(c, code, "text/plain; charset=utf-8", rc_strdup(text),
-	                 strlen(text), 0, 0);
+			 strlen(text), 0, 0);
 }
 
 /* ---- authentication and denials ---- */
@@ -186,7 +186,7 @@ static bool cert_user(struct MHD_Connection *c, char *cn, size_t cnlen)
 		return false;
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
 	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-	                                  0, cn, &len) >= 0)
+					  0, cn, &len) >= 0)
 		ok = true;
 	gnutls_x509_crt_deinit(crt);
 	return ok;
@@ -199,7 +199,7 @@ static bool glob_eq(const char *pattern, const char *s, size_t n)
 }
 
 static bool denied(const struct kf_token *t, const char *verb,
-                   const char *resource)
+		   const char *resource)
 {
 	for (size_t i = 0; t && i < t->ndeny; i++) {
 		const char *rule = t->deny[i];
@@ -215,7 +215,7 @@ static bool denied(const struct kf_token *t, const char *verb,
 }
 
 static json_t *forbidden(const char *user, const char *verb,
-                         const struct route *rt)
+			 const struct route *rt)
 {
 	rc_buf msg = RC_BUF_INIT, qr = RC_BUF_INIT, q = RC_BUF_INIT,
 	       res = RC_BUF_INIT;
@@ -234,8 +234,8 @@ static json_t *forbidden(const char *user, const char *verb,
 	rc_buf_clear(&q);
 	kf_go_quote(&q, user);
 	rc_buf_printf(&msg,
-	              "User %s cannot %s resource \"%s\" in API group \"%s\"",
-	              q.ptr, verb, res.ptr, rt->kind->group);
+		      "User %s cannot %s resource \"%s\" in API group \"%s\"",
+		      q.ptr, verb, res.ptr, rt->kind->group);
 	if (rt->ns)
 		rc_buf_printf(&msg, " in the namespace \"%s\"", rt->ns);
 	else
@@ -267,7 +267,7 @@ struct hit {
 };
 
 static void take_fault(const char *method, const char *url, struct hit *h,
-                       long *latency)
+		       long *latency)
 {
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_lock(&srv_->flock);
@@ -303,7 +303,7 @@ static json_t *fault_status(const struct hit *h)
 	switch (h->status) {
 	case 429:
 		d = json_pack("{s:i}", "retryAfterSeconds",
-		              h->retry_after > 0 ? h->retry_after : 1);
+			      h->retry_after > 0 ? h->retry_after : 1);
 		return kf_status(
 		    429, "TooManyRequests",
 		    msg ? msg : "Too many requests, please try again later.",
@@ -312,32 +312,32 @@ static json_t *fault_status(const struct hit *h)
 		return kf_err_internal(msg ? msg : "injected fault");
 	case 503:
 		return kf_status(503, "ServiceUnavailable",
-		                 msg ? msg
-		                     : "the server is currently unable to "
-		                       "handle the request",
-		                 NULL);
+				 msg ? msg
+				     : "the server is currently unable to "
+				       "handle the request",
+				 NULL);
 	case 504:
 		d = json_pack("{s:i}", "retryAfterSeconds",
-		              h->retry_after > 0 ? h->retry_after : 1);
+			      h->retry_after > 0 ? h->retry_after : 1);
 		return kf_status(504, "Timeout",
-		                 msg ? msg
-		                     : "Timeout: request did not complete "
-		                       "within the allotted timeout",
-		                 d);
+				 msg ? msg
+				     : "Timeout: request did not complete "
+				       "within the allotted timeout",
+				 d);
 	case 409:
 		return kf_status(409, "Conflict",
-		                 msg ? msg : "injected conflict", NULL);
+				 msg ? msg : "injected conflict", NULL);
 	case 404:
 		return kf_status(404, "NotFound",
-		                 msg ? msg : "injected not found", NULL);
+				 msg ? msg : "injected not found", NULL);
 	case 403:
 		return kf_status(403, "Forbidden", msg ? msg : "forbidden",
-		                 NULL);
+				 NULL);
 	case 401:
 		return unauthorized();
 	default:
 		return kf_status(h->status, "", msg ? msg : "injected fault",
-		                 NULL);
+				 NULL);
 	}
 }
 
@@ -349,11 +349,11 @@ static void count(const char *verb, const char *resource)
 	srv_->requests++;
 	v = json_object_get(srv_->by_verb, verb);
 	json_object_set_new(srv_->by_verb, verb,
-	                    json_integer(json_integer_value(v) + 1));
+			    json_integer(json_integer_value(v) + 1));
 	if (resource) {
 		v = json_object_get(srv_->by_resource, resource);
 		json_object_set_new(srv_->by_resource, resource,
-		                    json_integer(json_integer_value(v) + 1));
+				    json_integer(json_integer_value(v) + 1));
 	}
 	pthread_mutex_unlock(&srv_->flock);
 }
@@ -446,7 +446,7 @@ out:
 }
 
 static const char *rbac_verb(const char *method, const struct route *rt,
-                             struct MHD_Connection *c)
+			     struct MHD_Connection *c)
 {
 	const char *w = get_arg(c, "watch");
 	bool watch = w && (!strcmp(w, "true") || !strcmp(w, "1"));
@@ -506,7 +506,7 @@ static json_t *discovery(const char *url)
 		doc = load_data("api.json");
 		json_object_set_new(
 		    json_array_get(kf_jget(doc, "serverAddressByClientCIDRs"),
-		                   0),
+				   0),
 		    "serverAddress", json_string(srv_->api_doc_port));
 	} else if (n == 2 && !strcmp(segs[0], "api")) {
 		rc_buf_printf(&name, "api_%s.json", segs[1]);
@@ -518,11 +518,11 @@ static json_t *discovery(const char *url)
 		size_t i;
 
 		json_array_foreach(json_object_get(all, "groups"), i,
-		                   g) if (kf_jstr(g, "name") &&
-		                          !strcmp(kf_jstr(g, "name"), segs[1]))
+				   g) if (kf_jstr(g, "name") &&
+					  !strcmp(kf_jstr(g, "name"), segs[1]))
 		{
 			doc = json_pack("{s:s,s:s}", "kind", "APIGroup",
-			                "apiVersion", "v1");
+					"apiVersion", "v1");
 			json_object_update(doc, g);
 		}
 		json_decref(all);
@@ -551,28 +551,28 @@ static json_t *faults_json(void)
 		r = json_pack("{s:s}", "match", m.ptr);
 		if (f->status)
 			json_object_set_new(r, "status",
-			                    json_integer(f->status));
+					    json_integer(f->status));
 		if (f->retry_after)
 			json_object_set_new(r, "retry_after",
-			                    json_integer(f->retry_after));
+					    json_integer(f->retry_after));
 		if (f->count >= 0)
 			json_object_set_new(r, "count", json_integer(f->count));
 		if (f->reset)
 			json_object_set_new(r, "reset", json_true());
 		if (f->slow_body_ms)
 			json_object_set_new(r, "slow_body_ms",
-			                    json_integer(f->slow_body_ms));
+					    json_integer(f->slow_body_ms));
 		if (f->hang_ms)
 			json_object_set_new(r, "hang_ms",
-			                    json_integer(f->hang_ms));
+					    json_integer(f->hang_ms));
 		if (f->message)
 			json_object_set_new(r, "message",
-			                    json_string(f->message));
+					    json_string(f->message));
 		json_array_append_new(rules, r);
 		rc_buf_release(&m);
 	}
 	return json_pack("{s:I,s:o}", "latency_ms",
-	                 (json_int_t)srv_->latency_ms, "rules", rules);
+			 (json_int_t)srv_->latency_ms, "rules", rules);
 }
 
 static void clear_faults(void)
@@ -593,7 +593,7 @@ static json_t *set_faults(json_t *cfg)
 
 	if (!json_is_object(cfg) || (rules && !json_is_array(rules)))
 		return kf_err_bad_request("faults: want {\"latency_ms\": N, "
-		                          "\"rules\": [...]}");
+					  "\"rules\": [...]}");
 	json_array_foreach(rules, i, r) {
 		const char *match = kf_jstr(r, "match");
 
@@ -623,8 +623,8 @@ static json_t *set_faults(json_t *cfg)
 		f->retry_after =
 		    (int)json_integer_value(json_object_get(r, "retry_after"));
 		f->count = json_is_integer(count)
-		               ? (long)json_integer_value(count)
-		               : -1;
+			       ? (long)json_integer_value(count)
+			       : -1;
 		f->reset = json_is_true(json_object_get(r, "reset"));
 		f->slow_body_ms = (long)json_integer_value(
 		    json_object_get(r, "slow_body_ms"));
@@ -655,7 +655,7 @@ static json_t *all_objects(void)
 }
 
 static enum MHD_Result control(struct MHD_Connection *c, const char *method,
-                               const char *url, struct conn *cn)
+			       const char *url, struct conn *cn)
 {
 	json_t *body = NULL, *res = NULL;
 
@@ -669,12 +669,12 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method,
 	if (!strcmp(url, "/fake/stats") && !strcmp(method, "GET")) {
 		pthread_mutex_lock(&srv_->flock);
 		res = json_pack("{s:I,s:o,s:o}", "requests",
-		                (json_int_t)srv_->requests, "by_verb",
-		                json_deep_copy(srv_->by_verb), "by_resource",
-		                json_deep_copy(srv_->by_resource));
+				(json_int_t)srv_->requests, "by_verb",
+				json_deep_copy(srv_->by_verb), "by_resource",
+				json_deep_copy(srv_->by_resource));
 		pthread_mutex_unlock(&srv_->flock);
 	} else if (!strcmp(url, "/fake/stats/reset") &&
-	           !strcmp(method, "POST")) {
+		   !strcmp(method, "POST")) {
 		pthread_mutex_lock(&srv_->flock);
 		srv_->requests = 0;
 		json_object_clear(srv_->by_verb);
@@ -705,12 +705,12 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method,
 			return send_status(
 			    c,
 			    kf_err_bad_request("rollout: want {\"namespace\", "
-			                       "\"name\", \"fail\"}"));
+					       "\"name\", \"fail\"}"));
 		}
 		pthread_mutex_lock(&srv_->lock);
 		kf_ctl_rollout(srv_, ns, name,
-		               json_is_true(json_object_get(body, "fail")),
-		               json_is_true(json_object_get(body, "stall")));
+			       json_is_true(json_object_get(body, "fail")),
+			       json_is_true(json_object_get(body, "stall")));
 		pthread_mutex_unlock(&srv_->lock);
 		res = json_deep_copy(body);
 	} else if (!strcmp(url, "/fake/compact") && !strcmp(method, "POST")) {
@@ -719,7 +719,7 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method,
 		pthread_mutex_lock(&srv_->lock);
 		kf_store_compact(&srv_->store);
 		snprintf(num, sizeof(num), "%llu",
-		         (unsigned long long)srv_->store.rv);
+			 (unsigned long long)srv_->store.rv);
 		pthread_cond_broadcast(&srv_->changed);
 		pthread_mutex_unlock(&srv_->lock);
 		res = json_pack("{s:s}", "resourceVersion", num);
@@ -742,8 +742,8 @@ static bool is_health(const char *url)
 }
 
 static enum MHD_Result serve_api(struct MHD_Connection *c, const char *method,
-                                 struct route *rt, const char *user,
-                                 struct conn *cn, long slow_ms)
+				 struct route *rt, const char *user,
+				 struct conn *cn, long slow_ms)
 {
 	struct kf_req r = {0};
 	struct kf_reply out;
@@ -767,21 +767,21 @@ static enum MHD_Result serve_api(struct MHD_Connection *c, const char *method,
 		enum MHD_Result ret;
 
 		MHD_add_response_header(resp, "Content-Type",
-		                        "application/json");
+					"application/json");
 		MHD_add_response_header(resp, "Cache-Control",
-		                        "no-cache, private");
+					"no-cache, private");
 		ret = MHD_queue_response(c, 200, resp);
 		MHD_destroy_response(resp);
 		return ret;
 	}
 	if (out.text)
 		return send_body(c, out.code, out.ctype, out.text,
-		                 strlen(out.text), 0, slow_ms);
+				 strlen(out.text), 0, slow_ms);
 	return send_json(c, out.code, out.json, 0, slow_ms);
 }
 
 static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
-                              const char *method, struct conn *cn)
+			      const char *method, struct conn *cn)
 {
 	const struct kf_token *tok;
 	char cn_buf[256];
@@ -817,18 +817,18 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 		if (!is_admin)
 			return send_status(
 			    c, kf_status(403, "Forbidden",
-			                 "forbidden: the control API needs "
-			                 "the admin token",
-			                 json_object()));
+					 "forbidden: the control API needs "
+					 "the admin token",
+					 json_object()));
 		return control(c, method, url, cn);
 	}
 	if (cn->too_big) {
 		route_release(&rt);
 		return send_status(c,
-		                   kf_status(413, "RequestEntityTooLarge",
-		                             "Request entity too large: limit "
-		                             "is 3145728",
-		                             NULL));
+				   kf_status(413, "RequestEntityTooLarge",
+					     "Request entity too large: limit "
+					     "is 3145728",
+					     NULL));
 	}
 	take_fault(method, url, &h, &latency);
 	kf_sleep_ms(srv_, latency);
@@ -842,8 +842,8 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 	if (h.status) {
 		json_t *s = fault_status(&h);
 		int ra = h.status == 429 || h.status == 504
-		             ? (h.retry_after > 0 ? h.retry_after : 1)
-		             : h.retry_after;
+			     ? (h.retry_after > 0 ? h.retry_after : 1)
+			     : h.retry_after;
 
 		route_release(&rt);
 		free(h.message);
@@ -862,8 +862,7 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 		route_release(&rt);
 		return send_status(c, kf_err_no_resource());
 	}
-	/* RBAC names a subresource as pods/log: rules on pods do not cover it
-	 */
+	/* RBAC names a subresource pods/log: rules on pods do not cover it */
 	if (tok) {
 		rc_buf res = RC_BUF_INIT;
 		bool deny;
@@ -886,9 +885,9 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
 {
 	struct conn *cn = *con_cls;
 
@@ -910,7 +909,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct conn *cn = *con_cls;
 
@@ -925,7 +924,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 int kf_http_start(struct kf_server *srv, const char *cert, const char *key,
-                  const char *trust)
+		  const char *trust)
 {
 	struct sockaddr_in sa;
 	struct MHD_OptionItem tls[] = {
@@ -935,7 +934,7 @@ int kf_http_start(struct kf_server *srv, const char *cert, const char *key,
 	    {MHD_OPTION_END, 0, NULL},
 	};
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
 	const union MHD_DaemonInfo *info;
 
 	srv_ = srv;
@@ -953,7 +952,7 @@ int kf_http_start(struct kf_server *srv, const char *cert, const char *key,
 	    srv->tls ? tls : &tls[3], MHD_OPTION_END);
 	if (!daemon_) {
 		fprintf(stderr, "rc_fake_kube: cannot listen on 127.0.0.1:%d\n",
-		        srv->port);
+			srv->port);
 		return -1;
 	}
 	info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);

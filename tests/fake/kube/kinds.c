@@ -60,7 +60,7 @@ static const char *const cause_reasons[] = {
 /* clang-format on */
 
 void kf_verr(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
-             const char *value, const char *detail)
+	     const char *value, const char *detail)
 {
 	rc_buf body = RC_BUF_INIT;
 	struct kf_ferr *f;
@@ -78,7 +78,7 @@ void kf_verr(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
 }
 
 void kf_verr_str(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
-                 const char *value, const char *detail)
+		 const char *value, const char *detail)
 {
 	rc_buf q = RC_BUF_INIT;
 
@@ -88,7 +88,7 @@ void kf_verr_str(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
 }
 
 void kf_verr_int(struct kf_verrs *e, const char *field, long long value,
-                 const char *detail)
+		 const char *detail)
 {
 	char num[32];
 
@@ -107,23 +107,23 @@ void kf_verr_release(struct kf_verrs *e)
 }
 
 json_t *kf_verr_status(const struct kf_verrs *e, const char *group,
-                       const char *kind, const char *name)
+		       const char *kind, const char *name)
 {
 	rc_buf msg = RC_BUF_INIT, q = RC_BUF_INIT;
 	json_t *causes = json_array(), *details, *s;
 
 	kf_go_quote(&q, name ? name : "");
 	rc_buf_printf(&msg, "%s%s%s %s is invalid: ", kind,
-	              group && *group ? "." : "", group ? group : "", q.ptr);
+		      group && *group ? "." : "", group ? group : "", q.ptr);
 	if (e->n > 1)
 		rc_buf_putc(&msg, '[');
 	for (size_t i = 0; i < e->n; i++) {
 		rc_buf_printf(&msg, "%s%s: %s", i ? ", " : "", e->v[i].field,
-		              e->v[i].body);
+			      e->v[i].body);
 		json_array_append_new(
 		    causes, json_pack("{s:s,s:s,s:s}", "reason",
-		                      cause_reasons[e->v[i].type], "message",
-		                      e->v[i].body, "field", e->v[i].field));
+				      cause_reasons[e->v[i].type], "message",
+				      e->v[i].body, "field", e->v[i].field));
 	}
 	if (e->n > 1)
 		rc_buf_putc(&msg, ']');
@@ -187,21 +187,21 @@ static bool name_part(const char *s, size_t n)
 }
 
 static void check_dns(struct kf_verrs *e, const char *field, const char *v,
-                      enum kf_name_rule rule)
+		      enum kf_name_rule rule)
 {
 	size_t max = rule == KF_NAME_SUBDOMAIN ? 253 : 63;
 	char msg[64];
 
 	if (strlen(v) > max) {
 		snprintf(msg, sizeof(msg),
-		         "must be no more than %zu characters", max);
+			 "must be no more than %zu characters", max);
 		kf_verr_str(e, KF_INVALID, field, v, msg);
 	}
 	switch (rule) {
 	case KF_NAME_SUBDOMAIN:
 		if (!dns_subdomain(v))
 			kf_verr_str(e, KF_INVALID, field, v,
-			            DNS1123_SUBDOMAIN_MSG);
+				    DNS1123_SUBDOMAIN_MSG);
 		break;
 	case KF_NAME_LABEL:
 		if (!dns_label_n(v, strlen(v)))
@@ -215,7 +215,7 @@ static void check_dns(struct kf_verrs *e, const char *field, const char *v,
 }
 
 static void check_qualified(struct kf_verrs *e, const char *field,
-                            const char *key)
+			    const char *key)
 {
 	const char *slash = strrchr(key, '/');
 	const char *name = slash ? slash + 1 : key;
@@ -225,15 +225,15 @@ static void check_qualified(struct kf_verrs *e, const char *field,
 
 		if (!*prefix || !dns_subdomain(prefix))
 			kf_verr_str(e, KF_INVALID, field, key,
-			            "prefix part " DNS1123_SUBDOMAIN_MSG);
+				    "prefix part " DNS1123_SUBDOMAIN_MSG);
 		free(prefix);
 	}
 	if (!*name)
 		kf_verr_str(e, KF_INVALID, field, key,
-		            "name part must be non-empty");
+			    "name part must be non-empty");
 	else if (strlen(name) > 63)
 		kf_verr_str(e, KF_INVALID, field, key,
-		            "name part must be no more than 63 characters");
+			    "name part must be no more than 63 characters");
 	else if (!name_part(name, strlen(name)))
 		kf_verr_str(e, KF_INVALID, field, key, QUALIFIED_NAME_MSG);
 }
@@ -247,7 +247,7 @@ void kf_validate_meta(struct kf_verrs *e, const struct kf_kind *k, json_t *obj)
 
 	if (!name || !*name)
 		kf_verr(e, KF_REQUIRED, "metadata.name", NULL,
-		        "name or generateName is required");
+			"name or generateName is required");
 	else
 		check_dns(e, "metadata.name", name, k->name_rule);
 	json_object_foreach(labels, key, v) {
@@ -258,10 +258,10 @@ void kf_validate_meta(struct kf_verrs *e, const struct kf_kind *k, json_t *obj)
 			continue;
 		if (strlen(val) > 63)
 			kf_verr_str(e, KF_INVALID, "metadata.labels", val,
-			            "must be no more than 63 characters");
+				    "must be no more than 63 characters");
 		if (*val && !name_part(val, strlen(val)))
 			kf_verr_str(e, KF_INVALID, "metadata.labels", val,
-			            LABEL_VALUE_MSG);
+				    LABEL_VALUE_MSG);
 	}
 	json_object_foreach(ann, key, v)
 	    check_qualified(e, "metadata.annotations", key);
@@ -296,9 +296,9 @@ static void go_string_map(rc_buf *out, json_t *o)
 		kf_go_quote(out, keys[i]);
 		rc_buf_putc(out, ':');
 		kf_go_quote(out,
-		            json_string_value(json_object_get(o, keys[i]))
-		                ? json_string_value(json_object_get(o, keys[i]))
-		                : "");
+			    json_string_value(json_object_get(o, keys[i]))
+				? json_string_value(json_object_get(o, keys[i]))
+				: "");
 	}
 	rc_buf_putc(out, '}');
 	free(keys);
@@ -329,7 +329,7 @@ static bool int_field(json_t *o, const char *key, long long *out)
 }
 
 static void check_unsupported(struct kf_verrs *e, const char *field,
-                              const char *value, const char *const *allowed)
+			      const char *value, const char *const *allowed)
 {
 	rc_buf d = RC_BUF_INIT;
 
@@ -347,7 +347,7 @@ static void check_unsupported(struct kf_verrs *e, const char *field,
 }
 
 static void nonnegative(struct kf_verrs *e, json_t *o, const char *key,
-                        const char *prefix)
+			const char *prefix)
 {
 	long long v;
 	rc_buf f = RC_BUF_INIT;
@@ -360,8 +360,8 @@ static void nonnegative(struct kf_verrs *e, json_t *o, const char *key,
 }
 
 static void validate_containers(struct kf_verrs *e, json_t *list,
-                                const char *prefix, const char *what,
-                                json_t *seen)
+				const char *prefix, const char *what,
+				json_t *seen)
 {
 	static const char *const protocols[] = {"SCTP", "TCP", "UDP", NULL};
 	rc_buf f = RC_BUF_INIT;
@@ -413,17 +413,17 @@ static void validate_containers(struct kf_verrs *e, json_t *list,
 }
 
 static void validate_pod_spec(struct kf_verrs *e, json_t *spec,
-                              const char *prefix)
+			      const char *prefix)
 {
 	static const char *const policies[] = {"Always", "OnFailure", "Never",
-	                                       NULL};
+					       NULL};
 	rc_buf f = RC_BUF_INIT;
 	json_t *seen = json_object();
 	json_t *containers = json_object_get(spec, "containers");
 	const char *rp = kf_jstr(spec, "restartPolicy");
 
 	validate_containers(e, json_object_get(spec, "initContainers"), prefix,
-	                    "initContainers", seen);
+			    "initContainers", seen);
 	path(&f, prefix, ".containers");
 	if (json_array_size(containers) == 0)
 		kf_verr(e, KF_REQUIRED, f.ptr, NULL, NULL);
@@ -438,7 +438,7 @@ static void validate_pod_spec(struct kf_verrs *e, json_t *spec,
 }
 
 static void validate_template_labels(struct kf_verrs *e, json_t *tpl,
-                                     const char *prefix)
+				     const char *prefix)
 {
 	json_t *labels = kf_jget(tpl, "metadata.labels"), *v;
 	const char *key;
@@ -470,7 +470,7 @@ static bool selector_matches(json_t *selector, json_t *labels)
 			return false;
 	}
 	json_array_foreach(json_object_get(selector, "matchExpressions"), i,
-	                   req)
+			   req)
 	{
 		const char *op = kf_jstr(req, "operator");
 		const char *have = json_string_value(json_object_get(
@@ -480,8 +480,8 @@ static bool selector_matches(json_t *selector, json_t *labels)
 		size_t j;
 
 		json_array_foreach(vals, j,
-		                   x) if (have && json_string_value(x) &&
-		                          !strcmp(have, json_string_value(x)))
+				   x) if (have && json_string_value(x) &&
+					  !strcmp(have, json_string_value(x)))
 		    in = true;
 		if (!op || (!strcmp(op, "In") && !in) ||
 		    (!strcmp(op, "NotIn") && in) ||
@@ -505,7 +505,7 @@ static void go_label_selector(rc_buf *out, json_t *sel)
 }
 
 static void immutable(struct kf_verrs *e, json_t *obj, json_t *old,
-                      const char *p, const char *repr)
+		      const char *p, const char *repr)
 {
 	json_t *a = kf_jget(obj, p), *b = kf_jget(old, p);
 
@@ -516,7 +516,7 @@ static void immutable(struct kf_verrs *e, json_t *obj, json_t *old,
 static void validate_deployment(struct kf_verrs *e, json_t *obj, json_t *old)
 {
 	static const char *const strategies[] = {"Recreate", "RollingUpdate",
-	                                         NULL};
+						 NULL};
 	static const char *const always[] = {"Always", NULL};
 	json_t *spec = json_object_get(obj, "spec");
 	json_t *sel = json_object_get(spec, "selector");
@@ -530,27 +530,27 @@ static void validate_deployment(struct kf_verrs *e, json_t *obj, json_t *old)
 	if (!json_is_object(sel)) {
 		kf_verr(e, KF_REQUIRED, "spec.selector", NULL, NULL);
 	} else if (!json_object_size(json_object_get(sel, "matchLabels")) &&
-	           !json_array_size(json_object_get(sel, "matchExpressions"))) {
+		   !json_array_size(json_object_get(sel, "matchExpressions"))) {
 		go_label_selector(&v, sel);
 		kf_verr(e, KF_INVALID, "spec.selector", v.ptr,
-		        "empty selector is invalid for deployment");
+			"empty selector is invalid for deployment");
 	}
 	if (!json_is_object(sel) ||
 	    !selector_matches(sel, kf_jget(tpl, "metadata.labels"))) {
 		rc_buf_clear(&v);
 		go_string_map(&v, kf_jget(tpl, "metadata.labels"));
 		kf_verr(e, KF_INVALID, "spec.template.metadata.labels", v.ptr,
-		        "`selector` does not match template `labels`");
+			"`selector` does not match template `labels`");
 	}
 	validate_template_labels(e, tpl, "spec.template");
 	validate_pod_spec(e, json_object_get(tpl, "spec"),
-	                  "spec.template.spec");
+			  "spec.template.spec");
 	if (rp && strcmp(rp, "Always"))
 		check_unsupported(e, "spec.template.spec.restartPolicy", rp,
-		                  always);
+				  always);
 	if (strategy)
 		check_unsupported(e, "spec.strategy.type", strategy,
-		                  strategies);
+				  strategies);
 	nonnegative(e, spec, "minReadySeconds", "spec");
 	nonnegative(e, spec, "revisionHistoryLimit", "spec");
 	int_field(spec, "minReadySeconds", &mrs);
@@ -558,7 +558,7 @@ static void validate_deployment(struct kf_verrs *e, json_t *obj, json_t *old)
 		nonnegative(e, spec, "progressDeadlineSeconds", "spec");
 		if (pds <= mrs)
 			kf_verr_int(e, "spec.progressDeadlineSeconds", pds,
-			            "must be greater than minReadySeconds");
+				    "must be greater than minReadySeconds");
 	}
 	if (old) {
 		rc_buf_clear(&v);
@@ -583,22 +583,22 @@ static void validate_job(struct kf_verrs *e, json_t *obj, json_t *old)
 		kf_verr(e, KF_REQUIRED, "spec.selector", NULL, NULL);
 	validate_template_labels(e, tpl, "spec.template");
 	validate_pod_spec(e, json_object_get(tpl, "spec"),
-	                  "spec.template.spec");
+			  "spec.template.spec");
 	if (rp && strcmp(rp, "OnFailure") && strcmp(rp, "Never"))
 		check_unsupported(e, "spec.template.spec.restartPolicy", rp,
-		                  policies);
+				  policies);
 	if (old) {
 		immutable(e, obj, old, "spec.completions", NULL);
 		immutable(e, obj, old, "spec.selector", NULL);
 		immutable(e, obj, old, "spec.template",
-		          "core.PodTemplateSpec{...}");
+			  "core.PodTemplateSpec{...}");
 	}
 }
 
 static void validate_service(struct kf_verrs *e, json_t *obj, json_t *old)
 {
 	static const char *const types[] = {"ClusterIP", "ExternalName",
-	                                    "LoadBalancer", "NodePort", NULL};
+					    "LoadBalancer", "NodePort", NULL};
 	static const char *const affinities[] = {"ClientIP", "None", NULL};
 	static const char *const protocols[] = {"SCTP", "TCP", "UDP", NULL};
 	json_t *spec = json_object_get(obj, "spec");
@@ -628,9 +628,9 @@ static void validate_service(struct kf_verrs *e, json_t *obj, json_t *old)
 			check_unsupported(e, f.ptr, proto, protocols);
 		path(&f, "spec", ".ports[%zu].targetPort", i);
 		if (json_is_integer(tp) && (json_integer_value(tp) < 1 ||
-		                            json_integer_value(tp) > 65535))
+					    json_integer_value(tp) > 65535))
 			kf_verr_int(e, f.ptr, json_integer_value(tp),
-			            PORT_RANGE_MSG);
+				    PORT_RANGE_MSG);
 	}
 	if (type)
 		check_unsupported(e, "spec.type", type, types);
@@ -648,7 +648,7 @@ static void validate_service(struct kf_verrs *e, json_t *obj, json_t *old)
 }
 
 static void validate_data_keys(struct kf_verrs *e, json_t *obj,
-                               const char *field)
+			       const char *field)
 {
 	json_t *data = json_object_get(obj, field), *v;
 	const char *key;
@@ -657,8 +657,8 @@ static void validate_data_keys(struct kf_verrs *e, json_t *obj,
 	json_object_foreach(data, key, v) {
 		if (*key &&
 		    strspn(key, "-._abcdefghijklmnopqrstuvwxyz"
-		                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") ==
-		        strlen(key))
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") ==
+			strlen(key))
 			continue;
 		path(&f, field, "[%s]", key);
 		kf_verr_str(e, KF_INVALID, f.ptr, key, CONFIG_KEY_MSG);
@@ -687,14 +687,14 @@ static void validate_lease(struct kf_verrs *e, json_t *obj, json_t *old)
 	(void)old;
 	if (int_field(spec, "leaseDurationSeconds", &v) && v <= 0)
 		kf_verr_int(e, "spec.leaseDurationSeconds", v,
-		            "must be greater than 0");
+			    "must be greater than 0");
 	nonnegative(e, spec, "leaseTransitions", "spec");
 }
 
 static void validate_ingress(struct kf_verrs *e, json_t *obj, json_t *old)
 {
 	static const char *const types[] = {"Exact", "ImplementationSpecific",
-	                                    "Prefix", NULL};
+					    "Prefix", NULL};
 	json_t *rule, *p;
 	size_t i, j;
 	rc_buf f = RC_BUF_INIT;
@@ -708,7 +708,7 @@ static void validate_ingress(struct kf_verrs *e, json_t *obj, json_t *old)
 			     i, j);
 			if (!pt)
 				kf_verr(e, KF_REQUIRED, f.ptr, NULL,
-				        "pathType must be specified");
+					"pathType must be specified");
 			else
 				check_unsupported(e, f.ptr, pt, types);
 		}
@@ -741,7 +741,7 @@ static void probe_defaults(json_t *p)
 	set_default(p, "failureThreshold", json_integer(3));
 	if (json_is_object(json_object_get(p, "httpGet")))
 		set_default(json_object_get(p, "httpGet"), "scheme",
-		            json_string("HTTP"));
+			    json_string("HTTP"));
 }
 
 static const char *pull_policy(const char *image)
@@ -776,10 +776,10 @@ static void container_defaults(json_t *c)
 	probe_defaults(json_object_get(c, "readinessProbe"));
 	probe_defaults(json_object_get(c, "startupProbe"));
 	set_default(c, "terminationMessagePath",
-	            json_string("/dev/termination-log"));
+		    json_string("/dev/termination-log"));
 	set_default(c, "terminationMessagePolicy", json_string("File"));
 	set_default(c, "imagePullPolicy",
-	            json_string(pull_policy(kf_jstr(c, "image"))));
+		    json_string(pull_policy(kf_jstr(c, "image"))));
 }
 
 static void pod_spec_defaults(json_t *spec)
@@ -856,7 +856,7 @@ static void job_defaults(json_t *obj)
 	if (json_object_size(labels) &&
 	    !json_object_size(kf_jget(obj, "metadata.labels")))
 		json_object_set_new(kf_jmkobj(obj, "metadata"), "labels",
-		                    json_deep_copy(labels));
+				    json_deep_copy(labels));
 }
 
 static void service_defaults(json_t *obj)
@@ -872,17 +872,17 @@ static void service_defaults(json_t *obj)
 		if (!json_object_get(p, "targetPort") &&
 		    json_object_get(p, "port"))
 			json_object_set(p, "targetPort",
-			                json_object_get(p, "port"));
+					json_object_get(p, "port"));
 	}
 	type = kf_jstr(spec, "type");
 	if (type &&
 	    (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer")))
 		set_default(spec, "externalTrafficPolicy",
-		            json_string("Cluster"));
+			    json_string("Cluster"));
 	if (kf_jstr(spec, "sessionAffinity") &&
 	    !strcmp(kf_jstr(spec, "sessionAffinity"), "ClientIP"))
 		set_default(kf_jmkobj(spec, "sessionAffinityConfig.clientIP"),
-		            "timeoutSeconds", json_integer(10800));
+			    "timeoutSeconds", json_integer(10800));
 }
 
 static void secret_defaults(json_t *obj)
@@ -903,7 +903,7 @@ static void pod_defaults(json_t *obj)
 	set_default(spec, "enableServiceLinks", json_true());
 	set_default(spec, "priority", json_integer(0));
 	set_default(spec, "preemptionPolicy",
-	            json_string("PreemptLowerPriority"));
+		    json_string("PreemptLowerPriority"));
 }
 
 /* ---- the table ---- */
@@ -959,7 +959,7 @@ const struct kf_kind kf_kinds[] = {
 const size_t kf_nkinds = RC_ARRAY_SIZE(kf_kinds);
 
 const struct kf_kind *kf_kind_find(const char *group, const char *version,
-                                   const char *resource)
+				   const char *resource)
 {
 	for (size_t i = 0; i < kf_nkinds; i++)
 		if (!strcmp(kf_kinds[i].group, group) &&
@@ -993,7 +993,7 @@ void kf_kind_prefix(rc_buf *out, const struct kf_kind *k)
 }
 
 void kf_self_link(rc_buf *out, const struct kf_kind *k, const char *ns,
-                  const char *name)
+		  const char *name)
 {
 	kf_kind_prefix(out, k);
 	if (k->namespaced && ns)
@@ -1159,7 +1159,7 @@ static void canon_meta(json_t *meta)
 static void canon_selector(json_t *sel)
 {
 	reorder(sel,
-	        (const char *const[]){"matchLabels", "matchExpressions", NULL});
+		(const char *const[]){"matchLabels", "matchExpressions", NULL});
 	sort_map(json_object_get(sel, "matchLabels"));
 }
 
@@ -1174,11 +1174,11 @@ static void canon_containers(json_t *list)
 		    reorder(p, cport_order);
 		json_array_foreach(json_object_get(c, "env"), j, p)
 		    reorder(p, (const char *const[]){"name", "value",
-		                                     "valueFrom", NULL});
+						     "valueFrom", NULL});
 		sort_map(kf_jget(c, "resources.limits"));
 		sort_map(kf_jget(c, "resources.requests"));
 		reorder(json_object_get(c, "resources"),
-		        (const char *const[]){"limits", "requests", NULL});
+			(const char *const[]){"limits", "requests", NULL});
 		reorder(json_object_get(c, "livenessProbe"), probe_order);
 		reorder(json_object_get(c, "readinessProbe"), probe_order);
 		reorder(json_object_get(c, "startupProbe"), probe_order);
@@ -1224,20 +1224,20 @@ void kf_canonical_order(const struct kf_kind *k, json_t *obj)
 		canon_selector(json_object_get(spec, "selector"));
 		canon_template(json_object_get(spec, "template"));
 		reorder(st,
-		        (const char *const[]){"type", "rollingUpdate", NULL});
+			(const char *const[]){"type", "rollingUpdate", NULL});
 		reorder(
 		    json_object_get(st, "rollingUpdate"),
 		    (const char *const[]){"maxUnavailable", "maxSurge", NULL});
 		reorder(status, deploy_status_order);
 		canon_conditions(json_object_get(status, "conditions"),
-		                 deploy_cond_order);
+				 deploy_cond_order);
 	} else if (!strcmp(k->kind, "Job")) {
 		reorder(spec, job_spec_order);
 		canon_selector(json_object_get(spec, "selector"));
 		canon_template(json_object_get(spec, "template"));
 		reorder(status, job_status_order);
 		canon_conditions(json_object_get(status, "conditions"),
-		                 job_cond_order);
+				 job_cond_order);
 	} else if (!strcmp(k->kind, "Service")) {
 		json_t *p;
 		size_t i;
@@ -1272,7 +1272,7 @@ void kf_decode_fixups(const struct kf_kind *k, json_t *obj)
 			continue;
 		kf_base64(&b, (const unsigned char *)s, strlen(s), false);
 		json_object_set_new(kf_jmkobj(obj, "data"), key,
-		                    json_string(b.ptr));
+				    json_string(b.ptr));
 		rc_buf_release(&b);
 	}
 	json_object_del(obj, "stringData");
@@ -1293,16 +1293,16 @@ static void allocate_service(struct kf_server *srv, json_t *obj)
 		char buf[32];
 
 		snprintf(buf, sizeof(buf), "10.%u.%u.%u", 96 + (n >> 16 & 15),
-		         n >> 8 & 255, n & 255);
+			 n >> 8 & 255, n & 255);
 		json_object_set_new(spec, "clusterIP", json_string(buf));
 	}
 	if (type &&
 	    (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer")))
 		json_array_foreach(json_object_get(spec, "ports"), i,
-		                   p) if (!json_object_get(p, "nodePort"))
+				   p) if (!json_object_get(p, "nodePort"))
 		    json_object_set_new(
-		        p, "nodePort",
-		        json_integer(30000 + srv->next_node_port++ % 2768));
+			p, "nodePort",
+			json_integer(30000 + srv->next_node_port++ % 2768));
 }
 
 static void job_selector(json_t *obj, const char *uid)
@@ -1318,11 +1318,11 @@ static void job_selector(json_t *obj, const char *uid)
 	labels = kf_jmkobj(spec, "template.metadata.labels");
 	json_object_set_new(labels, "controller-uid", json_string(uid));
 	json_object_set_new(labels, "job-name",
-	                    json_string(kf_jstr(obj, "metadata.name")));
+			    json_string(kf_jstr(obj, "metadata.name")));
 }
 
 void kf_prepare_create(struct kf_server *srv, const struct kf_kind *k,
-                       json_t *obj)
+		       json_t *obj)
 {
 	json_t *meta = kf_jmkobj(obj, "metadata");
 	char uid[37], now[32];
@@ -1331,7 +1331,7 @@ void kf_prepare_create(struct kf_server *srv, const struct kf_kind *k,
 	kf_uuid(uid);
 	kf_time_now(now);
 	kf_self_link(&link, k, kf_jstr(obj, "metadata.namespace"),
-	             kf_jstr(obj, "metadata.name"));
+		     kf_jstr(obj, "metadata.name"));
 	json_object_set_new(meta, "selfLink", json_string(link.ptr));
 	json_object_set_new(meta, "uid", json_string(uid));
 	json_object_set_new(meta, "creationTimestamp", json_string(now));
@@ -1346,7 +1346,7 @@ void kf_prepare_create(struct kf_server *srv, const struct kf_kind *k,
 		json_object_set_new(obj, "status", json_object());
 	} else if (!strcmp(k->kind, "Service") || !strcmp(k->kind, "Ingress")) {
 		json_object_set_new(obj, "status",
-		                    json_pack("{s:{}}", "loadBalancer"));
+				    json_pack("{s:{}}", "loadBalancer"));
 	} else if (!strcmp(k->kind, "Namespace")) {
 		json_t *fin =
 		    json_object_get(kf_jmkobj(obj, "spec"), "finalizers");
@@ -1355,15 +1355,15 @@ void kf_prepare_create(struct kf_server *srv, const struct kf_kind *k,
 		size_t i;
 
 		json_object_set_new(obj, "status",
-		                    json_pack("{s:s}", "phase", "Active"));
+				    json_pack("{s:s}", "phase", "Active"));
 		json_array_foreach(
 		    fin, i, f) if (json_string_value(f) &&
-		                   !strcmp(json_string_value(f), "kubernetes"))
+				   !strcmp(json_string_value(f), "kubernetes"))
 		    has = true;
 		if (!json_is_array(fin)) {
 			fin = json_array();
 			json_object_set_new(json_object_get(obj, "spec"),
-			                    "finalizers", fin);
+					    "finalizers", fin);
 		}
 		if (!has)
 			json_array_append_new(fin, json_string("kubernetes"));

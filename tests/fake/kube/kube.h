@@ -57,14 +57,14 @@ extern const struct kf_kind kf_kinds[];
 extern const size_t kf_nkinds;
 
 const struct kf_kind *kf_kind_find(const char *group, const char *version,
-                                   const char *resource);
+				   const char *resource);
 const struct kf_kind *kf_kind_named(const char *resource);
 /* "deployments.apps", or "configmaps" for the core group. */
 void kf_qualified_resource(rc_buf *out, const struct kf_kind *k);
 /* "/apis/apps/v1" or "/api/v1". */
 void kf_kind_prefix(rc_buf *out, const struct kf_kind *k);
 void kf_self_link(rc_buf *out, const struct kf_kind *k, const char *ns,
-                  const char *name);
+		  const char *name);
 /* Puts keys in the order the API server's Go types print them, and maps
  * in sorted order (obj is changed in place; call before storing). */
 void kf_canonical_order(const struct kf_kind *k, json_t *obj);
@@ -72,7 +72,7 @@ void kf_order_meta(json_t *meta);
 /* Server-side work on a new object: uid, creationTimestamp, generation,
  * status reset, allocations (cluster IPs, Job selectors, finalizers). */
 void kf_prepare_create(struct kf_server *srv, const struct kf_kind *k,
-                       json_t *obj);
+		       json_t *obj);
 /* Turns stringData into data (Secrets), drops nulls; on decode. */
 void kf_decode_fixups(const struct kf_kind *k, json_t *obj);
 
@@ -99,15 +99,15 @@ struct kf_verrs {
 
 /* value is the Go rendering of the bad value (NULL for none). */
 void kf_verr(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
-             const char *value, const char *detail);
+	     const char *value, const char *detail);
 void kf_verr_str(struct kf_verrs *e, enum kf_ferr_type t, const char *field,
-                 const char *value, const char *detail);
+		 const char *value, const char *detail);
 void kf_verr_int(struct kf_verrs *e, const char *field, long long value,
-                 const char *detail);
+		 const char *detail);
 void kf_verr_release(struct kf_verrs *e);
 /* The 422 Invalid Status (new): `Kind.group "name" is invalid: ...`. */
 json_t *kf_verr_status(const struct kf_verrs *e, const char *group,
-                       const char *kind, const char *name);
+		       const char *kind, const char *name);
 void kf_validate_meta(struct kf_verrs *e, const struct kf_kind *k, json_t *obj);
 
 /* ---- util.c ---- */
@@ -128,13 +128,13 @@ int kf_unbase64(rc_buf *out, const char *s, size_t n, bool url);
 json_t *kf_yaml_load(const char *text, size_t len, rc_buf *err);
 /* A new Status object. details is stolen (may be NULL). */
 json_t *kf_status(int code, const char *reason, const char *message,
-                  json_t *details);
+		  json_t *details);
 /* {name, group, kind}; empty strings are left out. New. */
 json_t *kf_details(const char *name, const char *group, const char *kind);
 json_t *kf_err_not_found(const struct kf_kind *k, const char *name);
 json_t *kf_err_exists(const struct kf_kind *k, const char *name);
 json_t *kf_err_conflict(const struct kf_kind *k, const char *name,
-                        const char *why);
+			const char *why);
 json_t *kf_err_bad_request(const char *fmt, ...) RC_PRINTF(1, 2);
 json_t *kf_err_internal(const char *cause);
 json_t *kf_err_method(void);
@@ -153,7 +153,7 @@ void kf_strip_nulls(json_t *v);
 struct kf_selector;
 /* NULL or "" selects everything (*out = NULL). -1 and a message on error. */
 int kf_selector_parse(struct kf_selector **out, const char *s, bool fields,
-                      rc_buf *err);
+		      rc_buf *err);
 bool kf_selector_match(const struct kf_selector *sel, json_t *obj);
 void kf_selector_free(struct kf_selector *sel);
 
@@ -201,11 +201,11 @@ struct kf_store {
 void kf_store_init(struct kf_store *s, size_t history);
 void kf_store_release(struct kf_store *s);
 struct kf_obj *kf_store_get(struct kf_store *s, const struct kf_kind *k,
-                            const char *ns, const char *name);
+			    const char *ns, const char *name);
 /* Stores obj (stolen) under a new resourceVersion, written into its
  * metadata first, and records the event. Returns the stored object. */
 struct kf_obj *kf_store_put(struct kf_store *s, const struct kf_kind *k,
-                            const char *ns, const char *name, json_t *obj);
+			    const char *ns, const char *name, json_t *obj);
 /* Removes o with a DELETED event carrying a new resourceVersion. */
 void kf_store_remove(struct kf_store *s, struct kf_obj *o);
 struct kf_index *kf_store_index(struct kf_store *s, const struct kf_kind *k);
@@ -242,20 +242,20 @@ void kf_managers_release(struct kf_managers *m);
 json_t *kf_fs_of(const struct kf_kind *k, json_t *config);
 /* Records an Update by manager: live (NULL on create) became obj. */
 void kf_ssa_update(const struct kf_kind *k, struct kf_managers *m,
-                   const char *manager, json_t *live, json_t *obj);
+		   const char *manager, json_t *live, json_t *obj);
 /*
  * Server-side apply of config by manager onto live (the skeleton on
  * create). On success returns the merged object (new, not defaulted)
  * and updates m; on conflict returns NULL with *err the 409 Status.
  */
 json_t *kf_ssa_apply(const struct kf_kind *k, struct kf_managers *m,
-                     const char *manager, json_t *live, json_t *config,
-                     bool force, json_t **err);
+		     const char *manager, json_t *live, json_t *config,
+		     bool force, json_t **err);
 /* JSON merge patch (RFC 7386), and strategic merge keyed by known list
  * keys; return new values. */
 json_t *kf_merge_patch(json_t *target, json_t *patch);
 json_t *kf_strategic_patch(const struct kf_kind *k, json_t *target,
-                           json_t *patch);
+			   json_t *patch);
 /* JSON patch (RFC 6902); NULL with a message on error. */
 json_t *kf_json_patch(json_t *target, json_t *ops, rc_buf *err);
 
@@ -328,7 +328,7 @@ struct kf_server {
 
 /* Waits until the deadline or stop; true when stopping. Lock held. */
 bool kf_wait_until(struct kf_server *srv, pthread_cond_t *cond,
-                   const struct timespec *deadline);
+		   const struct timespec *deadline);
 void kf_deadline(struct timespec *ts, long ms);
 /* Sleeps ms unless the server stops first (lock not held). */
 void kf_sleep_ms(struct kf_server *srv, long ms);
@@ -368,15 +368,15 @@ size_t kf_watch_read(struct kf_watch *w, char *buf, size_t max);
 void kf_watch_free(struct kf_watch *w);
 /* Removes an object as a delete with propagation does (lock held). */
 void kf_delete_now(struct kf_server *srv, struct kf_obj *o,
-                   const char *propagation);
+		   const char *propagation);
 /* The shared write paths, for boot objects and controllers: an Update by
  * manager of old to obj (stolen, the whole new object), or a create of
  * obj (stolen, with name and namespace). 0, or -1 with *err (new). */
 int kf_write_update(struct kf_server *srv, const struct kf_kind *k,
-                    struct kf_obj *old, json_t *obj, const char *manager,
-                    json_t **err);
+		    struct kf_obj *old, json_t *obj, const char *manager,
+		    json_t **err);
 int kf_write_create(struct kf_server *srv, const struct kf_kind *k, json_t *obj,
-                    const char *manager, json_t **err);
+		    const char *manager, json_t **err);
 
 /* ---- controller.c ---- */
 
@@ -384,10 +384,10 @@ void kf_ctl_start(struct kf_server *srv);
 void kf_ctl_stop(struct kf_server *srv);
 /* Something changed about kind/ns/name: look again after the delay. */
 void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
-                   const char *ns, const char *name);
+		   const char *ns, const char *name);
 /* Sets a rollout's fate (POST /fake/rollout). */
 void kf_ctl_rollout(struct kf_server *srv, const char *ns, const char *name,
-                    bool fail, bool stall);
+		    bool fail, bool stall);
 void kf_ctl_release(struct kf_server *srv);
 /* The text log of a Job's pod, or NULL. New. */
 char *kf_pod_log(json_t *pod, long tail_lines);
@@ -395,7 +395,7 @@ char *kf_pod_log(json_t *pod, long tail_lines);
 /* ---- http.c ---- */
 
 int kf_http_start(struct kf_server *srv, const char *cert, const char *key,
-                  const char *trust);
+		  const char *trust);
 void kf_http_stop(void);
 /* Frees the fault rules (after stop). */
 void kf_http_release(void);

@@ -17,9 +17,9 @@
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: rc_fake_kube --dir DIR [--port N] "
-	        "[--token NAME=TOKEN[:RULES]]... [--controller-delay-ms N] "
-	        "[--no-tls]\n");
+		"usage: rc_fake_kube --dir DIR [--port N] "
+		"[--token NAME=TOKEN[:RULES]]... [--controller-delay-ms N] "
+		"[--no-tls]\n");
 	exit(2);
 }
 
@@ -32,7 +32,7 @@ static long number(const char *opt, const char *s, long max)
 	v = strtol(s, &end, 10);
 	if (errno || *end || v < 0 || v > max) {
 		fprintf(stderr, "rc_fake_kube: %s: not a number: '%s'\n", opt,
-		        s);
+			s);
 		exit(2);
 	}
 	return v;
@@ -47,9 +47,9 @@ static void add_token(struct kf_server *srv, const char *spec)
 
 	if (!eq || eq == spec || !eq[1]) {
 		fprintf(stderr,
-		        "rc_fake_kube: --token: want NAME=TOKEN[:RULES], "
-		        "got '%s'\n",
-		        spec);
+			"rc_fake_kube: --token: want NAME=TOKEN[:RULES], "
+			"got '%s'\n",
+			spec);
 		exit(2);
 	}
 	name = rc_strndup(spec, (size_t)(eq - spec));
@@ -73,20 +73,20 @@ static void add_token(struct kf_server *srv, const char *spec)
 	}
 	colon = strchr(eq + 1, ':');
 	t->token = colon ? rc_strndup(eq + 1, (size_t)(colon - eq - 1))
-	                 : rc_strdup(eq + 1);
+			 : rc_strdup(eq + 1);
 	for (const char *p = colon ? colon + 1 : ""; *p;) {
 		size_t n = strcspn(p, ",");
 
 		if (n > 5 && !strncmp(p, "deny=", 5) &&
 		    memchr(p + 5, '/', n - 5)) {
 			t->deny = rc_realloc(t->deny,
-			                     (t->ndeny + 1) * sizeof(char *));
+					     (t->ndeny + 1) * sizeof(char *));
 			t->deny[t->ndeny++] = rc_strndup(p + 5, n - 5);
 		} else if (n) {
 			fprintf(stderr,
-			        "rc_fake_kube: --token %s: unknown rule "
-			        "'%.*s' (want deny=VERB/RESOURCE)\n",
-			        t->user, (int)n, p);
+				"rc_fake_kube: --token %s: unknown rule "
+				"'%.*s' (want deny=VERB/RESOURCE)\n",
+				t->user, (int)n, p);
 			exit(2);
 		}
 		p += n;
@@ -109,7 +109,7 @@ static int write_file(const char *dir, const char *name, const char *text)
 		ret = 0;
 	if (ret)
 		fprintf(stderr, "rc_fake_kube: cannot write '%s': %s\n",
-		        path.ptr, strerror(errno));
+			path.ptr, strerror(errno));
 	rc_buf_release(&path);
 	rc_buf_release(&tmp);
 	return ret;
@@ -125,36 +125,36 @@ static int write_kubeconfig(struct kf_server *srv, const char *dir)
 		if (!strcmp(srv->tokens[i].user, "admin"))
 			admin = srv->tokens[i].token;
 	rc_buf_printf(&k,
-	              "apiVersion: v1\n"
-	              "kind: Config\n"
-	              "clusters:\n"
-	              "- name: fake\n"
-	              "  cluster:\n"
-	              "    server: %s://127.0.0.1:%d\n",
-	              srv->tls ? "https" : "http", srv->port);
+		      "apiVersion: v1\n"
+		      "kind: Config\n"
+		      "clusters:\n"
+		      "- name: fake\n"
+		      "  cluster:\n"
+		      "    server: %s://127.0.0.1:%d\n",
+		      srv->tls ? "https" : "http", srv->port);
 	if (srv->tls)
 		rc_buf_printf(&k, "    certificate-authority: %s/ca.pem\n",
-		              dir);
+			      dir);
 	rc_buf_printf(&k,
-	              "users:\n"
-	              "- name: admin\n"
-	              "  user:\n"
-	              "    token: %s\n"
-	              "- name: cert\n"
-	              "  user:\n"
-	              "    client-certificate: %s/client.crt\n"
-	              "    client-key: %s/client.key\n"
-	              "contexts:\n"
-	              "- name: fake\n"
-	              "  context:\n"
-	              "    cluster: fake\n"
-	              "    user: admin\n"
-	              "- name: fake-cert\n"
-	              "  context:\n"
-	              "    cluster: fake\n"
-	              "    user: cert\n"
-	              "current-context: fake\n",
-	              admin, dir, dir);
+		      "users:\n"
+		      "- name: admin\n"
+		      "  user:\n"
+		      "    token: %s\n"
+		      "- name: cert\n"
+		      "  user:\n"
+		      "    client-certificate: %s/client.crt\n"
+		      "    client-key: %s/client.key\n"
+		      "contexts:\n"
+		      "- name: fake\n"
+		      "  context:\n"
+		      "    cluster: fake\n"
+		      "    user: admin\n"
+		      "- name: fake-cert\n"
+		      "  context:\n"
+		      "    cluster: fake\n"
+		      "    user: cert\n"
+		      "current-context: fake\n",
+		      admin, dir, dir);
 	ret = write_file(dir, "kubeconfig", k.ptr);
 	rc_buf_release(&k);
 	return ret;
@@ -165,7 +165,7 @@ static int write_kubeconfig(struct kf_server *srv, const char *dir)
 static void boot(struct kf_server *srv)
 {
 	static const char *const names[] = {"default", "kube-system",
-	                                    "kube-public", "kube-node-lease"};
+					    "kube-public", "kube-node-lease"};
 	const struct kf_kind *nsk = kf_kind_named("namespaces");
 
 	srv->store.rv = 100;
@@ -173,7 +173,7 @@ static void boot(struct kf_server *srv)
 		json_t *err = NULL;
 		json_t *ns =
 		    json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind",
-		              "Namespace", "metadata", "name", names[i]);
+			      "Namespace", "metadata", "name", names[i]);
 
 		if (kf_write_create(srv, nsk, ns, "kube-apiserver", &err) < 0) {
 			char *s = json_dumps(err, 0);
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
 	dir = realpath(dir_arg, NULL);
 	if (!dir) {
 		fprintf(stderr, "rc_fake_kube: --dir '%s': %s\n", dir_arg,
-		        strerror(errno));
+			strerror(errno));
 		return 2;
 	}
 

@@ -68,7 +68,7 @@ static int dry_run(struct kf_req *r, const char *options, json_t **err)
 	if (!strcmp(v, "All"))
 		return 1;
 	kf_verr_str(&e, KF_UNSUPPORTED, "dryRun", v,
-	            "supported values: \"All\"");
+		    "supported values: \"All\"");
 	*err = kf_verr_status(&e, "meta.k8s.io", options, "");
 	kf_verr_release(&e);
 	return -1;
@@ -114,8 +114,8 @@ static json_t *decode_object(struct kf_req *r, json_t **err)
 	}
 	if (kind && strcmp(kind, r->kind->kind)) {
 		*err = kf_err_bad_request("the kind in the data (%s) does not "
-		                          "match the expected kind (%s)",
-		                          kind, r->kind->kind);
+					  "match the expected kind (%s)",
+					  kind, r->kind->kind);
 		json_decref(obj);
 		return NULL;
 	}
@@ -129,7 +129,7 @@ static json_t *decode_object(struct kf_req *r, json_t **err)
 		return NULL;
 	}
 	json_object_set_new(obj, "apiVersion",
-	                    json_string(r->kind->api_version));
+			    json_string(r->kind->api_version));
 	json_object_set_new(obj, "kind", json_string(r->kind->kind));
 	kf_jmkobj(obj, "metadata");
 	return obj;
@@ -179,13 +179,13 @@ static json_t *check_types(const struct kf_kind *k, json_t *obj)
 static void strip_server_meta(json_t *obj, char **rv)
 {
 	static const char *const fields[] = {"uid",
-	                                     "generation",
-	                                     "creationTimestamp",
-	                                     "selfLink",
-	                                     "managedFields",
-	                                     "deletionTimestamp",
-	                                     "deletionGracePeriodSeconds",
-	                                     "resourceVersion"};
+					     "generation",
+					     "creationTimestamp",
+					     "selfLink",
+					     "managedFields",
+					     "deletionTimestamp",
+					     "deletionGracePeriodSeconds",
+					     "resourceVersion"};
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *v = kf_jstr(obj, "metadata.resourceVersion");
 
@@ -198,12 +198,12 @@ static void strip_server_meta(json_t *obj, char **rv)
 static void carry_server_meta(json_t *obj, json_t *old)
 {
 	static const char *const fields[] = {"uid",
-	                                     "generation",
-	                                     "creationTimestamp",
-	                                     "selfLink",
-	                                     "deletionTimestamp",
-	                                     "deletionGracePeriodSeconds",
-	                                     "resourceVersion"};
+					     "generation",
+					     "creationTimestamp",
+					     "selfLink",
+					     "deletionTimestamp",
+					     "deletionGracePeriodSeconds",
+					     "resourceVersion"};
 	json_t *meta = kf_jmkobj(obj, "metadata");
 	json_t *om = json_object_get(old, "metadata");
 
@@ -218,7 +218,7 @@ static void carry_server_meta(json_t *obj, json_t *old)
 	json_object_set(meta, "name", json_object_get(om, "name"));
 	if (json_object_get(om, "namespace"))
 		json_object_set(meta, "namespace",
-		                json_object_get(om, "namespace"));
+				json_object_get(om, "namespace"));
 }
 
 static bool same_object(json_t *old, json_t *obj)
@@ -260,7 +260,7 @@ static json_t *validate(const struct kf_kind *k, json_t *obj, json_t *old)
 		k->validate(&e, obj, old);
 	if (e.n)
 		s = kf_verr_status(&e, k->group, k->kind,
-		                   kf_jstr(obj, "metadata.name"));
+				   kf_jstr(obj, "metadata.name"));
 	kf_verr_release(&e);
 	return s;
 }
@@ -290,9 +290,9 @@ static bool finalized(json_t *obj)
  * recorded for apply, NULL to record an Update by manager). Returns the
  * stored object (borrowed) or the dry-run result; NULL with *err. */
 static json_t *finish_update(struct kf_server *srv, const struct kf_kind *k,
-                             struct kf_obj *old, json_t *obj,
-                             struct kf_managers *m, const char *manager,
-                             bool dry, json_t **err, json_t **dry_out)
+			     struct kf_obj *old, json_t *obj,
+			     struct kf_managers *m, const char *manager,
+			     bool dry, json_t **err, json_t **dry_out)
 {
 	struct kf_managers own;
 	json_t *meta, *copy;
@@ -347,12 +347,12 @@ static json_t *finish_update(struct kf_server *srv, const struct kf_kind *k,
 }
 
 int kf_write_update(struct kf_server *srv, const struct kf_kind *k,
-                    struct kf_obj *old, json_t *obj, const char *manager,
-                    json_t **err)
+		    struct kf_obj *old, json_t *obj, const char *manager,
+		    json_t **err)
 {
 	json_t *dry_out = NULL;
 	json_t *res = finish_update(srv, k, old, obj, NULL, manager, false, err,
-	                            &dry_out);
+				    &dry_out);
 
 	json_decref(dry_out);
 	return res ? 0 : -1;
@@ -360,7 +360,7 @@ int kf_write_update(struct kf_server *srv, const struct kf_kind *k,
 
 /* Namespace checks for a new namespaced object; NULL or an error. */
 static json_t *check_namespace(struct kf_server *srv, const struct kf_kind *k,
-                               const char *ns, const char *name)
+			       const char *ns, const char *name)
 {
 	const struct kf_kind *nsk = kf_kind_named("namespaces");
 	struct kf_obj *o;
@@ -378,22 +378,22 @@ static json_t *check_namespace(struct kf_server *srv, const struct kf_kind *k,
 		if (name && *name) {
 			kf_go_quote(&q, name);
 			rc_buf_printf(&msg, "%s %s is forbidden: ", qr.ptr,
-			              q.ptr);
+				      q.ptr);
 		} else {
 			rc_buf_printf(&msg, "%s is forbidden: ", qr.ptr);
 		}
 		rc_buf_printf(&msg,
-		              "unable to create new content in namespace "
-		              "%s because it is being terminated",
-		              ns);
+			      "unable to create new content in namespace "
+			      "%s because it is being terminated",
+			      ns);
 		d = kf_details(name, k->group, k->resource);
 		rc_buf_clear(&q);
 		rc_buf_printf(&q, "namespace %s is being terminated", ns);
 		json_object_set_new(d, "causes",
-		                    json_pack("[{s:s,s:s,s:s}]", "reason",
-		                              "NamespaceTerminating", "message",
-		                              q.ptr, "field",
-		                              "metadata.namespace"));
+				    json_pack("[{s:s,s:s,s:s}]", "reason",
+					      "NamespaceTerminating", "message",
+					      q.ptr, "field",
+					      "metadata.namespace"));
 		s = kf_status(403, "Forbidden", msg.ptr, d);
 		rc_buf_release(&msg);
 		rc_buf_release(&qr);
@@ -405,8 +405,8 @@ static json_t *check_namespace(struct kf_server *srv, const struct kf_kind *k,
 
 /* Creates obj (stolen; name and namespace set, defaulted). */
 static json_t *create_object(struct kf_server *srv, const struct kf_kind *k,
-                             json_t *obj, struct kf_managers *m,
-                             const char *manager, bool dry, json_t **err)
+			     json_t *obj, struct kf_managers *m,
+			     const char *manager, bool dry, json_t **err)
 {
 	struct kf_managers own = {0};
 	struct kf_obj *stored;
@@ -443,7 +443,7 @@ static json_t *create_object(struct kf_server *srv, const struct kf_kind *k,
 }
 
 int kf_write_create(struct kf_server *srv, const struct kf_kind *k, json_t *obj,
-                    const char *manager, json_t **err)
+		    const char *manager, json_t **err)
 {
 	json_t *res;
 
@@ -470,7 +470,7 @@ static json_t *list_item(json_t *obj)
 }
 
 static json_t *list_doc(const struct kf_kind *k, const char *ns, uint64_t rv,
-                        json_t *items)
+			json_t *items)
 {
 	rc_buf kind = RC_BUF_INIT, link = RC_BUF_INIT;
 	char num[32];
@@ -480,8 +480,8 @@ static json_t *list_doc(const struct kf_kind *k, const char *ns, uint64_t rv,
 	kf_self_link(&link, k, ns, NULL);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)rv);
 	doc = json_pack("{s:s,s:s,s:{s:s,s:s},s:o}", "kind", kind.ptr,
-	                "apiVersion", k->api_version, "metadata", "selfLink",
-	                link.ptr, "resourceVersion", num, "items", items);
+			"apiVersion", k->api_version, "metadata", "selfLink",
+			link.ptr, "resourceVersion", num, "items", items);
 	rc_buf_release(&kind);
 	rc_buf_release(&link);
 	return doc;
@@ -489,7 +489,7 @@ static json_t *list_doc(const struct kf_kind *k, const char *ns, uint64_t rv,
 
 /* The index range [lo, hi) of a namespace, or of every object. */
 static void ns_range(const struct kf_index *ix, const char *ns, size_t *lo,
-                     size_t *hi)
+		     size_t *hi)
 {
 	rc_buf k = RC_BUF_INIT;
 
@@ -548,7 +548,7 @@ out:
 }
 
 static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
-                            size_t keylen)
+			    size_t keylen)
 {
 	rc_buf start = RC_BUF_INIT;
 	json_t *v;
@@ -557,7 +557,7 @@ static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
 	rc_buf_put(&start, key, keylen);
 	rc_buf_putc(&start, '\0');
 	v = json_pack("{s:s,s:I,s:s%}", "v", "meta.k8s.io/v1", "rv",
-	              (json_int_t)rv, "start", start.ptr, start.len);
+		      (json_int_t)rv, "start", start.ptr, start.len);
 	s = json_dumps(v, JSON_COMPACT);
 	kf_base64(out, (const unsigned char *)s, strlen(s), true);
 	free(s);
@@ -568,7 +568,7 @@ static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
 /* A selector from the query; '+' is a space there, as Go reads queries
  * (labels and field values never hold a '+'). */
 static int selector_arg(struct kf_req *r, const char *key, bool fields,
-                        struct kf_selector **out, rc_buf *msg)
+			struct kf_selector **out, rc_buf *msg)
 {
 	const char *v = arg(r, key);
 	char *s;
@@ -586,7 +586,7 @@ static int selector_arg(struct kf_req *r, const char *key, bool fields,
 }
 
 static int parse_selectors(struct kf_req *r, struct kf_selector **labels,
-                           struct kf_selector **fields, json_t **err)
+			   struct kf_selector **fields, json_t **err)
 {
 	rc_buf msg = RC_BUF_INIT;
 
@@ -604,7 +604,7 @@ static int parse_selectors(struct kf_req *r, struct kf_selector **labels,
 }
 
 static void do_list(struct kf_server *srv, struct kf_req *r,
-                    struct kf_reply *out)
+		    struct kf_reply *out)
 {
 	struct kf_selector *labels, *fields;
 	struct kf_index *ix = kf_store_index(&srv->store, r->kind);
@@ -627,8 +627,8 @@ static void do_list(struct kf_server *srv, struct kf_req *r,
 	if (cont && *cont) {
 		if (decode_continue(cont, &rv, &start) < 0) {
 			reply_error(out, kf_err_bad_request(
-			                     "continue key is not valid: "
-			                     "illegal base64 data"));
+					     "continue key is not valid: "
+					     "illegal base64 data"));
 			goto out;
 		}
 		if (rv < srv->store.horizon) {
@@ -665,11 +665,11 @@ static void do_list(struct kf_server *srv, struct kf_req *r,
 		json_t *meta = json_object_get(doc, "metadata");
 
 		encode_continue(&tok, rv, last + prefix.len,
-		                strlen(last) - prefix.len);
+				strlen(last) - prefix.len);
 		json_object_set_new(meta, "continue", json_string(tok.ptr));
 		if (!labels && !fields)
 			json_object_set_new(meta, "remainingItemCount",
-			                    json_integer((json_int_t)(hi - i)));
+					    json_integer((json_int_t)(hi - i)));
 	}
 	reply_json(out, 200, doc);
 out:
@@ -682,7 +682,7 @@ out:
 }
 
 static void do_get(struct kf_server *srv, struct kf_req *r,
-                   struct kf_reply *out)
+		   struct kf_reply *out)
 {
 	struct kf_obj *o = kf_store_get(&srv->store, r->kind, r->ns, r->name);
 
@@ -712,7 +712,7 @@ static json_t *too_old(uint64_t rv, uint64_t horizon)
 	json_t *s;
 
 	rc_buf_printf(&msg, "too old resource version: %llu (%llu)",
-	              (unsigned long long)rv, (unsigned long long)horizon);
+		      (unsigned long long)rv, (unsigned long long)horizon);
 	s = kf_status(410, "Expired", msg.ptr, NULL);
 	rc_buf_release(&msg);
 	return s;
@@ -784,7 +784,7 @@ static void watch_collect(struct kf_watch *w)
 }
 
 static void do_watch(struct kf_server *srv, struct kf_req *r,
-                     struct kf_reply *out)
+		     struct kf_reply *out)
 {
 	struct kf_watch *w;
 	const char *rvs = arg(r, "resourceVersion");
@@ -822,8 +822,8 @@ static void do_watch(struct kf_server *srv, struct kf_req *r,
 		if (*end) {
 			kf_watch_free(w);
 			reply_error(out,
-			            kf_err_bad_request(
-			                "invalid resource version: %s", rvs));
+				    kf_err_bad_request(
+					"invalid resource version: %s", rvs));
 			return;
 		}
 		w->cursor = n;
@@ -866,7 +866,7 @@ size_t kf_watch_read(struct kf_watch *w, char *buf, size_t max)
 			     now.tv_nsec >= w->deadline.tv_nsec))
 				break;
 			pthread_cond_timedwait(&srv->changed, &srv->lock,
-			                       &w->deadline);
+					       &w->deadline);
 		} else {
 			pthread_cond_wait(&srv->changed, &srv->lock);
 		}
@@ -889,7 +889,7 @@ void kf_watch_free(struct kf_watch *w)
 /* ---- create, update ---- */
 
 static void do_create(struct kf_server *srv, struct kf_req *r,
-                      struct kf_reply *out)
+		      struct kf_reply *out)
 {
 	json_t *obj, *err = NULL, *res;
 	const char *name, *gen, *bns;
@@ -909,17 +909,17 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 	bns = kf_jstr(obj, "metadata.namespace");
 	if (r->kind->namespaced && bns && *bns && strcmp(bns, r->ns)) {
 		reply_error(out, kf_err_bad_request(
-		                     "the namespace of the provided object "
-		                     "does not match the namespace sent on "
-		                     "the request"));
+				     "the namespace of the provided object "
+				     "does not match the namespace sent on "
+				     "the request"));
 		goto out;
 	}
 	strip_server_meta(obj, &rv);
 	if (rv) {
 		reply_error(out,
-		            kf_err_bad_request("resourceVersion should not "
-		                               "be set on objects to be "
-		                               "created"));
+			    kf_err_bad_request("resourceVersion should not "
+					       "be set on objects to be "
+					       "created"));
 		goto out;
 	}
 	err = check_types(r->kind, obj);
@@ -935,12 +935,12 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 		kf_random_suffix(srv, suffix, 5);
 		rc_buf_printf(&nm, "%s%s", gen, suffix);
 		json_object_set_new(kf_jmkobj(obj, "metadata"), "name",
-		                    json_string(nm.ptr));
+				    json_string(nm.ptr));
 		name = nm.ptr;
 	}
 	if (r->kind->namespaced)
 		json_object_set_new(kf_jmkobj(obj, "metadata"), "namespace",
-		                    json_string(r->ns));
+				    json_string(r->ns));
 	err = check_namespace(srv, r->kind, r->ns, name);
 	if (err) {
 		reply_error(out, err);
@@ -988,14 +988,14 @@ static json_t *name_mismatch(json_t *obj, struct kf_req *r)
 static json_t *stale(const struct kf_kind *k, const char *name)
 {
 	return kf_err_conflict(k, name,
-	                       "the object has been modified; please apply "
-	                       "your changes to the latest version and try "
-	                       "again");
+			       "the object has been modified; please apply "
+			       "your changes to the latest version and try "
+			       "again");
 }
 
 /* Answers a finished write. */
 static void reply_write(struct kf_reply *out, int code, json_t *res,
-                        json_t *dry_out, json_t *err)
+			json_t *dry_out, json_t *err)
 {
 	if (!res) {
 		reply_error(out, err);
@@ -1005,7 +1005,7 @@ static void reply_write(struct kf_reply *out, int code, json_t *res,
 }
 
 static void do_update(struct kf_server *srv, struct kf_req *r,
-                      struct kf_reply *out, bool status)
+		      struct kf_reply *out, bool status)
 {
 	json_t *obj, *err = NULL, *res, *dry_out = NULL;
 	struct kf_obj *old;
@@ -1034,10 +1034,10 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 	old = kf_store_get(&srv->store, r->kind, r->ns, r->name);
 	if (!old && r->kind->create_on_update && !status) {
 		json_object_set_new(kf_jmkobj(obj, "metadata"), "name",
-		                    json_string(r->name));
+				    json_string(r->name));
 		if (r->kind->namespaced)
 			json_object_set_new(kf_jmkobj(obj, "metadata"),
-			                    "namespace", json_string(r->ns));
+					    "namespace", json_string(r->ns));
 		err = check_namespace(srv, r->kind, r->ns, r->name);
 		if (err) {
 			reply_error(out, err);
@@ -1067,9 +1067,9 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 		struct kf_verrs e = {0};
 
 		kf_verr(&e, KF_INVALID, "metadata.resourceVersion", "0x0",
-		        "must be specified for an update");
+			"must be specified for an update");
 		reply_error(out, kf_verr_status(&e, r->kind->group,
-		                                r->kind->kind, r->name));
+						r->kind->kind, r->name));
 		kf_verr_release(&e);
 		goto out;
 	}
@@ -1099,7 +1099,7 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 		}
 	}
 	res = finish_update(srv, r->kind, old, obj, NULL, mgr.ptr, dry, &err,
-	                    &dry_out);
+			    &dry_out);
 	obj = NULL;
 	reply_write(out, 200, res, dry_out, err);
 out:
@@ -1117,8 +1117,8 @@ static json_t *field_manager_required(void)
 	json_object_set_new(
 	    d, "causes",
 	    json_pack("[{s:s,s:s,s:s}]", "reason", "FieldValueRequired",
-	              "message", "Required value: is required for apply patch",
-	              "field", "fieldManager"));
+		      "message", "Required value: is required for apply patch",
+		      "field", "fieldManager"));
 	return kf_status(
 	    422, "Invalid",
 	    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
@@ -1132,19 +1132,19 @@ static json_t *unsupported_patch(const char *ctype)
 	json_t *s;
 
 	rc_buf_printf(&msg,
-	              "the body of the request was in an unknown format - "
-	              "accepted media types include: "
-	              "application/json-patch+json, "
-	              "application/merge-patch+json, "
-	              "application/apply-patch+yaml%s",
-	              ctype ? "" : "");
+		      "the body of the request was in an unknown format - "
+		      "accepted media types include: "
+		      "application/json-patch+json, "
+		      "application/merge-patch+json, "
+		      "application/apply-patch+yaml%s",
+		      ctype ? "" : "");
 	s = kf_status(415, "UnsupportedMediaType", msg.ptr, json_object());
 	rc_buf_release(&msg);
 	return s;
 }
 
 static void do_apply(struct kf_server *srv, struct kf_req *r,
-                     struct kf_reply *out, bool status, int dry)
+		     struct kf_reply *out, bool status, int dry)
 {
 	const char *manager = arg(r, "fieldManager");
 	json_t *cfg, *err = NULL, *merged, *res, *dry_out = NULL, *base;
@@ -1161,8 +1161,8 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	if (!json_is_object(cfg)) {
 		json_decref(cfg);
 		reply_error(out, kf_err_bad_request(
-		                     "error decoding YAML: error converting "
-		                     "YAML to JSON: yaml: invalid document"));
+				     "error decoding YAML: error converting "
+				     "YAML to JSON: yaml: invalid document"));
 		return;
 	}
 	av = kf_jstr(cfg, "apiVersion");
@@ -1171,7 +1171,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	    strcmp(kind, r->kind->kind)) {
 		reply_error(
 		    out, kf_err_bad_request("invalid object type: %s, Kind=%s",
-		                            av ? av : "/", kind ? kind : ""));
+					    av ? av : "/", kind ? kind : ""));
 		goto out;
 	}
 	err = name_mismatch(cfg, r);
@@ -1187,15 +1187,15 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	    (!old ||
 	     strcmp(rv, kf_jstr(old->json, "metadata.resourceVersion")))) {
 		reply_error(out, old ? stale(r->kind, r->name)
-		                     : kf_err_not_found(r->kind, r->name));
+				     : kf_err_not_found(r->kind, r->name));
 		goto out;
 	}
 	strip_server_meta(cfg, NULL);
 	json_object_set_new(kf_jmkobj(cfg, "metadata"), "name",
-	                    json_string(r->name));
+			    json_string(r->name));
 	if (r->kind->namespaced)
 		json_object_set_new(kf_jmkobj(cfg, "metadata"), "namespace",
-		                    json_string(r->ns));
+				    json_string(r->ns));
 	if (status) {
 		json_t *st = json_object_get(cfg, "status");
 
@@ -1206,7 +1206,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 		json_incref(st);
 		json_object_clear(cfg);
 		json_object_set_new(cfg, "apiVersion",
-		                    json_string(r->kind->api_version));
+				    json_string(r->kind->api_version));
 		json_object_set_new(cfg, "kind", json_string(r->kind->kind));
 		json_object_set_new(cfg, "metadata", json_object());
 		if (st)
@@ -1234,10 +1234,10 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 		r->kind->defaults(merged);
 	if (!old) {
 		json_object_set_new(kf_jmkobj(merged, "metadata"), "name",
-		                    json_string(r->name));
+				    json_string(r->name));
 		if (r->kind->namespaced)
 			json_object_set_new(kf_jmkobj(merged, "metadata"),
-			                    "namespace", json_string(r->ns));
+					    "namespace", json_string(r->ns));
 		res =
 		    create_object(srv, r->kind, merged, &m, manager, dry, &err);
 		if (!res)
@@ -1248,7 +1248,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	}
 	if (status || r->kind->status_sub) {
 		json_t *st = status ? json_object_get(merged, "status")
-		                    : json_object_get(old->json, "status");
+				    : json_object_get(old->json, "status");
 		json_t *n;
 
 		if (status) {
@@ -1266,7 +1266,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 		}
 	}
 	res = finish_update(srv, r->kind, old, merged, &m, manager, dry, &err,
-	                    &dry_out);
+			    &dry_out);
 	reply_write(out, 200, res, dry_out, err);
 out:
 	kf_managers_release(&m);
@@ -1274,7 +1274,7 @@ out:
 }
 
 static void do_patch(struct kf_server *srv, struct kf_req *r,
-                     struct kf_reply *out, bool status)
+		     struct kf_reply *out, bool status)
 {
 	const char *ct = r->content_type ? r->content_type : "";
 	json_t *patch, *err = NULL, *base, *obj, *res, *dry_out = NULL;
@@ -1295,7 +1295,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	if (!strncmp(ct, "application/merge-patch+json", 28))
 		type = MERGE;
 	else if (!strncmp(ct, "application/strategic-merge-patch+json", 38) &&
-	         r->kind->typed)
+		 r->kind->typed)
 		type = STRATEGIC;
 	else if (!strncmp(ct, "application/json-patch+json", 27))
 		type = JSONPATCH;
@@ -1307,7 +1307,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	if (!patch || (type != JSONPATCH && !json_is_object(patch))) {
 		json_decref(patch);
 		reply_error(out, kf_err_bad_request(
-		                     "error decoding patch: invalid JSON"));
+				     "error decoding patch: invalid JSON"));
 		return;
 	}
 	old = kf_store_get(&srv->store, r->kind, r->ns, r->name);
@@ -1316,7 +1316,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 		goto out;
 	}
 	rv = type == JSONPATCH ? NULL
-	                       : kf_jstr(patch, "metadata.resourceVersion");
+			       : kf_jstr(patch, "metadata.resourceVersion");
 	if (rv && strcmp(rv, kf_jstr(old->json, "metadata.resourceVersion"))) {
 		reply_error(out, stale(r->kind, r->name));
 		goto out;
@@ -1332,7 +1332,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	json_decref(base);
 	if (!obj) {
 		reply_error(out,
-		            kf_status(422, "Invalid", perr.ptr, json_object()));
+			    kf_status(422, "Invalid", perr.ptr, json_object()));
 		goto out;
 	}
 	err = name_mismatch(obj, r);
@@ -1344,7 +1344,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 		goto out;
 	}
 	json_object_set_new(obj, "apiVersion",
-	                    json_string(r->kind->api_version));
+			    json_string(r->kind->api_version));
 	json_object_set_new(obj, "kind", json_string(r->kind->kind));
 	if (status || r->kind->status_sub) {
 		/* the main resource keeps the status; /status keeps the rest */
@@ -1358,7 +1358,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 			json_object_del(keep, "status");
 		if (status) {
 			json_object_del(kf_jmkobj(keep, "metadata"),
-			                "managedFields");
+					"managedFields");
 			json_decref(obj);
 			obj = keep;
 		}
@@ -1368,7 +1368,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 		r->kind->defaults(obj);
 	manager_of(r, &mgr);
 	res = finish_update(srv, r->kind, old, obj, NULL, mgr.ptr, dry, &err,
-	                    &dry_out);
+			    &dry_out);
 	reply_write(out, 200, res, dry_out, err);
 out:
 	json_decref(patch);
@@ -1383,16 +1383,16 @@ static json_t *success_status(struct kf_obj *o)
 	json_t *d = kf_details(o->name, o->kind->group, o->kind->resource);
 
 	json_object_set_new(d, "uid",
-	                    json_string(kf_jstr(o->json, "metadata.uid")
-	                                    ? kf_jstr(o->json, "metadata.uid")
-	                                    : ""));
+			    json_string(kf_jstr(o->json, "metadata.uid")
+					    ? kf_jstr(o->json, "metadata.uid")
+					    : ""));
 	return json_pack("{s:s,s:s,s:{},s:s,s:o}", "kind", "Status",
-	                 "apiVersion", "v1", "metadata", "status", "Success",
-	                 "details", d);
+			 "apiVersion", "v1", "metadata", "status", "Success",
+			 "details", d);
 }
 
 static void orphan_or_delete_dependents(struct kf_server *srv, const char *uid,
-                                        const char *ns, const char *propagation)
+					const char *ns, const char *propagation)
 {
 	const struct kf_kind *pods = kf_kind_named("pods");
 	struct kf_index *ix = kf_store_index(&srv->store, pods);
@@ -1408,11 +1408,11 @@ static void orphan_or_delete_dependents(struct kf_server *srv, const char *uid,
 
 		if (owner && !strcmp(owner, uid))
 			json_array_append_new(pending,
-			                      json_string(ix->v[i]->name));
+					      json_string(ix->v[i]->name));
 	}
 	json_array_foreach(pending, i, name) {
 		struct kf_obj *p = kf_store_get(&srv->store, pods, ns,
-		                                json_string_value(name));
+						json_string_value(name));
 		json_t *n, *err = NULL;
 
 		if (!p)
@@ -1425,14 +1425,14 @@ static void orphan_or_delete_dependents(struct kf_server *srv, const char *uid,
 		json_object_del(kf_jmkobj(n, "metadata"), "ownerReferences");
 		json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
 		kf_write_update(srv, pods, p, n, "kube-controller-manager",
-		                &err);
+				&err);
 		json_decref(err);
 	}
 	json_decref(pending);
 }
 
 void kf_delete_now(struct kf_server *srv, struct kf_obj *o,
-                   const char *propagation)
+		   const char *propagation)
 {
 	const char *uid = kf_jstr(o->json, "metadata.uid");
 
@@ -1469,17 +1469,17 @@ static json_t *delete_options(struct kf_req *r, struct delete_opts *d)
 		if (!json_is_object(body)) {
 			json_decref(body);
 			return kf_err_bad_request("the object provided is "
-			                          "unrecognized or malformed");
+						  "unrecognized or malformed");
 		}
 		if (kf_jstr(body, "propagationPolicy"))
 			q = q ? q : kf_jstr(body, "propagationPolicy");
 		if (json_is_boolean(
-		        json_object_get(body, "orphanDependents")) &&
+			json_object_get(body, "orphanDependents")) &&
 		    !q)
 			q = json_is_true(
-			        json_object_get(body, "orphanDependents"))
-			        ? "Orphan"
-			        : "Background";
+				json_object_get(body, "orphanDependents"))
+				? "Orphan"
+				: "Background";
 		if (kf_jstr(body, "preconditions.uid"))
 			d->pre_uid =
 			    rc_strdup(kf_jstr(body, "preconditions.uid"));
@@ -1494,8 +1494,8 @@ static json_t *delete_options(struct kf_req *r, struct delete_opts *d)
 		struct kf_verrs e = {0};
 
 		kf_verr_str(&e, KF_UNSUPPORTED, "propagationPolicy", q,
-		            "supported values: \"Foreground\", \"Background\", "
-		            "\"Orphan\", nil");
+			    "supported values: \"Foreground\", \"Background\", "
+			    "\"Orphan\", nil");
 		err = kf_verr_status(&e, "meta.k8s.io", "DeleteOptions", "");
 		kf_verr_release(&e);
 	}
@@ -1514,7 +1514,7 @@ static void delete_opts_release(struct delete_opts *d)
 /* Starts a deletion that waits: deletionTimestamp, and a finalizer when
  * given. Returns the stored object (borrowed). */
 static json_t *mark_deleting(struct kf_server *srv, struct kf_obj *o,
-                             const char *finalizer, bool terminating)
+			     const char *finalizer, bool terminating)
 {
 	json_t *n = json_deep_copy(o->json), *meta = kf_jmkobj(n, "metadata");
 	char now[32];
@@ -1523,9 +1523,9 @@ static json_t *mark_deleting(struct kf_server *srv, struct kf_obj *o,
 	kf_time_now(now);
 	if (!json_object_get(meta, "deletionTimestamp")) {
 		json_object_set_new(meta, "deletionTimestamp",
-		                    json_string(now));
+				    json_string(now));
 		json_object_set_new(meta, "deletionGracePeriodSeconds",
-		                    json_integer(0));
+				    json_integer(0));
 	}
 	if (finalizer) {
 		json_t *fin = json_object_get(meta, "finalizers"), *f;
@@ -1537,16 +1537,16 @@ static json_t *mark_deleting(struct kf_server *srv, struct kf_obj *o,
 			json_object_set_new(meta, "finalizers", fin);
 		}
 		json_array_foreach(fin, i,
-		                   f) if (!strcmp(json_string_value(f)
-		                                      ? json_string_value(f)
-		                                      : "",
-		                                  finalizer)) has = true;
+				   f) if (!strcmp(json_string_value(f)
+						      ? json_string_value(f)
+						      : "",
+						  finalizer)) has = true;
 		if (!has)
 			json_array_append_new(fin, json_string(finalizer));
 	}
 	if (terminating)
 		json_object_set_new(kf_jmkobj(n, "status"), "phase",
-		                    json_string("Terminating"));
+				    json_string("Terminating"));
 	kf_canonical_order(o->kind, n);
 	stored = kf_store_put(&srv->store, o->kind, o->ns, o->name, n);
 	kf_ctl_notify(srv, stored->kind, stored->ns, stored->name);
@@ -1554,7 +1554,7 @@ static json_t *mark_deleting(struct kf_server *srv, struct kf_obj *o,
 }
 
 static void do_delete(struct kf_server *srv, struct kf_req *r,
-                      struct kf_reply *out)
+		      struct kf_reply *out)
 {
 	struct delete_opts d;
 	json_t *err = NULL;
@@ -1580,9 +1580,9 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		rc_buf why = RC_BUF_INIT;
 
 		rc_buf_printf(&why,
-		              "Precondition failed: UID in precondition: "
-		              "%s, UID in object meta: %s",
-		              d.pre_uid, kf_jstr(o->json, "metadata.uid"));
+			      "Precondition failed: UID in precondition: "
+			      "%s, UID in object meta: %s",
+			      d.pre_uid, kf_jstr(o->json, "metadata.uid"));
 		reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
 		rc_buf_release(&why);
 		goto out;
@@ -1592,10 +1592,10 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		rc_buf why = RC_BUF_INIT;
 
 		rc_buf_printf(&why,
-		              "Precondition failed: ResourceVersion in "
-		              "precondition: %s, ResourceVersion in meta: %s",
-		              d.pre_rv,
-		              kf_jstr(o->json, "metadata.resourceVersion"));
+			      "Precondition failed: ResourceVersion in "
+			      "precondition: %s, ResourceVersion in meta: %s",
+			      d.pre_rv,
+			      kf_jstr(o->json, "metadata.resourceVersion"));
 		reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
 		rc_buf_release(&why);
 		goto out;
@@ -1605,11 +1605,11 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		if (kf_jget(o->json, "metadata.deletionTimestamp")) {
 			reply_error(
 			    out, kf_err_conflict(
-			             r->kind, r->name,
-			             "The system is ensuring all content is "
-			             "removed from this namespace.  Upon "
-			             "completion, this namespace will "
-			             "automatically be purged by the system."));
+				     r->kind, r->name,
+				     "The system is ensuring all content is "
+				     "removed from this namespace.  Upon "
+				     "completion, this namespace will "
+				     "automatically be purged by the system."));
 			goto out;
 		}
 		if (dry || d.dry)
@@ -1630,7 +1630,7 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		    !strcmp(prop, "Foreground") ? "foregroundDeletion" : NULL;
 
 		reply_json(out, 200,
-		           json_incref(mark_deleting(srv, o, fin, false)));
+			   json_incref(mark_deleting(srv, o, fin, false)));
 		goto out;
 	}
 	if (!strcmp(r->kind->kind, "Pod")) {
@@ -1645,7 +1645,7 @@ out:
 }
 
 static void do_delete_collection(struct kf_server *srv, struct kf_req *r,
-                                 struct kf_reply *out)
+				 struct kf_reply *out)
 {
 	struct kf_selector *labels, *fields;
 	struct kf_index *ix = kf_store_index(&srv->store, r->kind);
@@ -1674,8 +1674,8 @@ static void do_delete_collection(struct kf_server *srv, struct kf_req *r,
 	json_array_foreach(names, i, name) {
 		struct kf_obj *o =
 		    kf_store_get(&srv->store, r->kind,
-		                 json_string_value(json_array_get(name, 0)),
-		                 json_string_value(json_array_get(name, 1)));
+				 json_string_value(json_array_get(name, 0)),
+				 json_string_value(json_array_get(name, 1)));
 
 		if (!o)
 			continue;
@@ -1691,7 +1691,7 @@ static void do_delete_collection(struct kf_server *srv, struct kf_req *r,
 /* ---- pods/log ---- */
 
 static void do_log(struct kf_server *srv, struct kf_req *r,
-                   struct kf_reply *out)
+		   struct kf_reply *out)
 {
 	struct kf_obj *o = kf_store_get(&srv->store, r->kind, r->ns, r->name);
 	const char *tail = arg(r, "tailLines");
@@ -1709,13 +1709,13 @@ static void do_log(struct kf_server *srv, struct kf_req *r,
 		json_array_foreach(
 		    kf_jget(o->json, "spec.containers"), i,
 		    c) if (kf_jstr(c, "name") &&
-		           !strcmp(kf_jstr(c, "name"), container)) found = true;
+			   !strcmp(kf_jstr(c, "name"), container)) found = true;
 		if (!found) {
 			rc_buf msg = RC_BUF_INIT;
 
 			rc_buf_printf(&msg,
-			              "container %s is not valid for pod %s",
-			              container, r->name);
+				      "container %s is not valid for pod %s",
+				      container, r->name);
 			reply_error(out, kf_err_bad_request("%s", msg.ptr));
 			rc_buf_release(&msg);
 			return;

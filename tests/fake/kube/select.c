@@ -61,9 +61,9 @@ static int parse_req(struct kf_selector *sel, const char **p, rc_buf *err)
 	r.key = word(p, " \t=!,()<>");
 	if (!*r.key) {
 		rc_buf_printf(err,
-		              "unable to parse requirement: found '%c', "
-		              "expected: identifier",
-		              **p ? **p : ' ');
+			      "unable to parse requirement: found '%c', "
+			      "expected: identifier",
+			      **p ? **p : ' ');
 		goto fail;
 	}
 	skip_ws(p);
@@ -86,8 +86,8 @@ static int parse_req(struct kf_selector *sel, const char **p, rc_buf *err)
 		if (!*r.values[0] ||
 		    strspn(r.values[0], "-0123456789") != strlen(r.values[0])) {
 			rc_buf_printf(err, "unable to parse requirement: for "
-			                   "'Gt', 'Lt' operators, the value "
-			                   "must be an integer");
+					   "'Gt', 'Lt' operators, the value "
+					   "must be an integer");
 			goto fail;
 		}
 	} else if (!strncmp(*p, "in", 2) || !strncmp(*p, "notin", 5)) {
@@ -96,9 +96,9 @@ static int parse_req(struct kf_selector *sel, const char **p, rc_buf *err)
 		skip_ws(p);
 		if (**p != '(') {
 			rc_buf_printf(err,
-			              "unable to parse requirement: found "
-			              "'%c', expected: '('",
-			              **p ? **p : ' ');
+				      "unable to parse requirement: found "
+				      "'%c', expected: '('",
+				      **p ? **p : ' ');
 			goto fail;
 		}
 		(*p)++;
@@ -115,31 +115,31 @@ static int parse_req(struct kf_selector *sel, const char **p, rc_buf *err)
 				break;
 			}
 			rc_buf_printf(err,
-			              "unable to parse requirement: found "
-			              "'%c', expected: ',', or ')'",
-			              **p ? **p : ' ');
+				      "unable to parse requirement: found "
+				      "'%c', expected: ',', or ')'",
+				      **p ? **p : ' ');
 			goto fail;
 		}
 	} else {
 		rc_buf_printf(err,
-		              "unable to parse requirement: found '%c', "
-		              "expected: in, notin, =, ==, !=, gt, lt",
-		              **p);
+			      "unable to parse requirement: found '%c', "
+			      "expected: in, notin, =, ==, !=, gt, lt",
+			      **p);
 		goto fail;
 	}
 	if (sel->fields && r.op != OP_EQ && r.op != OP_NEQ) {
 		rc_buf_printf(err,
-		              "invalid selector: '%s'; can't understand "
-		              "'%s'",
-		              r.key, r.key);
+			      "invalid selector: '%s'; can't understand "
+			      "'%s'",
+			      r.key, r.key);
 		goto fail;
 	}
 	skip_ws(p);
 	if (**p && **p != ',') {
 		rc_buf_printf(err,
-		              "unable to parse requirement: found '%c', "
-		              "expected: ','",
-		              **p);
+			      "unable to parse requirement: found '%c', "
+			      "expected: ','",
+			      **p);
 		goto fail;
 	}
 	RC_GROW(sel->reqs, sel->cap, sel->n + 1);
@@ -168,7 +168,7 @@ void kf_selector_free(struct kf_selector *sel)
 }
 
 int kf_selector_parse(struct kf_selector **out, const char *s, bool fields,
-                      rc_buf *err)
+		      rc_buf *err)
 {
 	struct kf_selector *sel;
 	const char *p = s;
@@ -195,7 +195,7 @@ int kf_selector_parse(struct kf_selector **out, const char *s, bool fields,
 }
 
 static const char *field_value(json_t *obj, const char *key, char *num,
-                               size_t numlen)
+			       size_t numlen)
 {
 	json_t *v = kf_jget(obj, key);
 
@@ -203,7 +203,7 @@ static const char *field_value(json_t *obj, const char *key, char *num,
 		return json_string_value(v);
 	if (json_is_integer(v)) {
 		snprintf(num, numlen, "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(v));
+			 json_integer_value(v));
 		return num;
 	}
 	if (json_is_boolean(v))
@@ -212,7 +212,7 @@ static const char *field_value(json_t *obj, const char *key, char *num,
 }
 
 static bool req_match(const struct kf_selector *sel, const struct req *r,
-                      json_t *obj)
+		      json_t *obj)
 {
 	char num[32];
 	const char *v;
@@ -246,9 +246,9 @@ static bool req_match(const struct kf_selector *sel, const struct req *r,
 		if (!v || !*v || strspn(v, "-0123456789") != strlen(v))
 			return false;
 		return r->op == OP_GT ? strtoll(v, NULL, 10) >
-		                            strtoll(r->values[0], NULL, 10)
-		                      : strtoll(v, NULL, 10) <
-		                            strtoll(r->values[0], NULL, 10);
+					    strtoll(r->values[0], NULL, 10)
+				      : strtoll(v, NULL, 10) <
+					    strtoll(r->values[0], NULL, 10);
 	}
 	return false;
 }

@@ -43,8 +43,8 @@ static void pop(struct ctx *c)
 static bool is_container_list(const char *name)
 {
 	return name && (!strcmp(name, "containers") ||
-	                !strcmp(name, "initContainers") ||
-	                !strcmp(name, "ephemeralContainers"));
+			!strcmp(name, "initContainers") ||
+			!strcmp(name, "ephemeralContainers"));
 }
 
 /* The list type of the field at the top of c's path: the list-map keys
@@ -72,7 +72,7 @@ static struct ltype list_type(const struct ctx *c)
 	else if (!strcmp(last, "ports") && is_container_list(prev))
 		t = (struct ltype){LT_MAP, {"containerPort", "protocol"}};
 	else if (!strcmp(last, "ports") && c->depth == 2 &&
-	         !strcmp(first, "spec") && !strcmp(c->k->kind, "Service"))
+		 !strcmp(first, "spec") && !strcmp(c->k->kind, "Service"))
 		t = (struct ltype){LT_MAP, {"port", "protocol"}};
 	else if (!strcmp(last, "volumeMounts"))
 		t = (struct ltype){LT_MAP, {"mountPath"}};
@@ -82,7 +82,7 @@ static struct ltype list_type(const struct ctx *c)
 		t = (struct ltype){LT_MAP, {"ip"}};
 	else if (!strcmp(last, "topologySpreadConstraints"))
 		t = (struct ltype){LT_MAP,
-		                   {"topologyKey", "whenUnsatisfiable"}};
+				   {"topologyKey", "whenUnsatisfiable"}};
 	else if (!strcmp(last, "conditions") && !strcmp(first, "status"))
 		t = (struct ltype){LT_MAP, {"type"}};
 	return t;
@@ -264,10 +264,10 @@ static int pe_cmp(const void *pa, const void *pb)
 				break;
 			}
 			c = strcmp(json_object_iter_key(ia),
-			           json_object_iter_key(ib));
+				   json_object_iter_key(ib));
 			if (!c)
 				c = value_cmp(json_object_iter_value(ia),
-				              json_object_iter_value(ib));
+					      json_object_iter_value(ib));
 			ia = json_object_iter_next(ja, ia);
 			ib = json_object_iter_next(jb, ib);
 		}
@@ -409,16 +409,16 @@ static void fs_subtract(json_t **a, json_t *b)
 static void fs_strip(json_t *set)
 {
 	static const char *const meta[] = {"f:name",
-	                                   "f:namespace",
-	                                   "f:creationTimestamp",
-	                                   "f:selfLink",
-	                                   "f:uid",
-	                                   "f:clusterName",
-	                                   "f:generation",
-	                                   "f:managedFields",
-	                                   "f:resourceVersion",
-	                                   "f:deletionTimestamp",
-	                                   "f:deletionGracePeriodSeconds"};
+					   "f:namespace",
+					   "f:creationTimestamp",
+					   "f:selfLink",
+					   "f:uid",
+					   "f:clusterName",
+					   "f:generation",
+					   "f:managedFields",
+					   "f:resourceVersion",
+					   "f:deletionTimestamp",
+					   "f:deletionGracePeriodSeconds"};
 	json_t *m = json_object_get(set, "f:metadata");
 
 	json_object_del(set, ".");
@@ -577,10 +577,10 @@ static void add_all(struct ctx *c, json_t *v, json_t *node)
 }
 
 static void cmp_value(struct ctx *c, json_t *l, json_t *r, json_t *chg,
-                      json_t *rem, const char *pe);
+		      json_t *rem, const char *pe);
 
 static void cmp_object(struct ctx *c, json_t *l, json_t *r, json_t *chg,
-                       json_t *rem)
+		       json_t *rem)
 {
 	const char *key;
 	json_t *val;
@@ -613,7 +613,7 @@ static void cmp_object(struct ctx *c, json_t *l, json_t *r, json_t *chg,
 }
 
 static void cmp_list(struct ctx *c, json_t *l, json_t *r, json_t *chg,
-                     json_t *rem, const char *lpe)
+		     json_t *rem, const char *lpe)
 {
 	struct ltype t = list_type(c);
 	rc_buf pe = RC_BUF_INIT;
@@ -659,7 +659,7 @@ static void cmp_list(struct ctx *c, json_t *l, json_t *r, json_t *chg,
 }
 
 static void cmp_value(struct ctx *c, json_t *l, json_t *r, json_t *chg,
-                      json_t *rem, const char *pe)
+		      json_t *rem, const char *pe)
 {
 	if (json_is_object(l) && json_is_object(r)) {
 		cmp_object(c, l, r, child(chg, pe), child(rem, pe));
@@ -675,7 +675,7 @@ static void cmp_value(struct ctx *c, json_t *l, json_t *r, json_t *chg,
 
 /* chg: added or modified fields; rem: removed (both new, stripped). */
 static void compare(const struct kf_kind *k, json_t *l, json_t *r, json_t **chg,
-                    json_t **rem)
+		    json_t **rem)
 {
 	struct ctx c = {.k = k};
 
@@ -756,16 +756,16 @@ json_t *kf_managers_json(const struct kf_managers *m)
 		json_array_append_new(
 		    list,
 		    json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "manager",
-		              v[i].manager, "operation", v[i].operation,
-		              "apiVersion", v[i].api_version, "time", v[i].time,
-		              "fieldsType", "FieldsV1", "fieldsV1", w));
+			      v[i].manager, "operation", v[i].operation,
+			      "apiVersion", v[i].api_version, "time", v[i].time,
+			      "fieldsType", "FieldsV1", "fieldsV1", w));
 	}
 	free(v);
 	return list;
 }
 
 static struct kf_manager *find_mgr(struct kf_managers *m, const char *manager,
-                                   const char *op, const char *api_version)
+				   const char *op, const char *api_version)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (!strcmp(m->v[i].manager, manager) &&
@@ -777,7 +777,7 @@ static struct kf_manager *find_mgr(struct kf_managers *m, const char *manager,
 }
 
 static struct kf_manager *get_mgr(struct kf_managers *m, const char *manager,
-                                  const char *op, const char *api_version)
+				  const char *op, const char *api_version)
 {
 	struct kf_manager *mg = find_mgr(m, manager, op, api_version);
 
@@ -832,7 +832,7 @@ static json_t *skeleton(const struct kf_kind *k)
 }
 
 void kf_ssa_update(const struct kf_kind *k, struct kf_managers *m,
-                   const char *manager, json_t *live, json_t *obj)
+		   const char *manager, json_t *live, json_t *obj)
 {
 	json_t *l = live ? comparable(live) : skeleton(k);
 	json_t *r = comparable(obj);
@@ -1000,21 +1000,21 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 			rc_buf_printf(&cm, "conflict with %s", who.ptr);
 			json_array_append_new(
 			    causes, json_pack("{s:s,s:s,s:O}", "reason",
-			                      "FieldManagerConflict", "message",
-			                      cm.ptr, "field", p));
+					      "FieldManagerConflict", "message",
+					      cm.ptr, "field", p));
 			rc_buf_release(&cm);
 			total++;
 		}
 		json_decref(paths);
 	}
 	rc_buf_printf(&msg, "Apply failed with %zu conflict%s: ", total,
-	              total == 1 ? "" : "s");
+		      total == 1 ? "" : "s");
 	if (total == 1) {
 		json_t *c0 = json_array_get(causes, 0);
 
 		rc_buf_printf(&msg, "%s: %s",
-		              json_string_value(json_object_get(c0, "message")),
-		              json_string_value(json_object_get(c0, "field")));
+			      json_string_value(json_object_get(c0, "message")),
+			      json_string_value(json_object_get(c0, "field")));
 	} else {
 		/* grouped by manager, managers in order */
 		bool first = true;
@@ -1031,8 +1031,8 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 			rc_buf_clear(&who);
 			print_manager(&who, &m->v[i]);
 			rc_buf_printf(&msg,
-			              "%sconflicts with %s:", first ? "" : "\n",
-			              who.ptr);
+				      "%sconflicts with %s:", first ? "" : "\n",
+				      who.ptr);
 			json_array_foreach(paths, j, p)
 			    rc_buf_printf(&msg, "\n- %s", json_string_value(p));
 			json_decref(paths);
@@ -1068,8 +1068,8 @@ static bool same_stored(const struct kf_kind *k, json_t *live, json_t *merged)
 }
 
 json_t *kf_ssa_apply(const struct kf_kind *k, struct kf_managers *m,
-                     const char *manager, json_t *live, json_t *config,
-                     bool force, json_t **err)
+		     const char *manager, json_t *live, json_t *config,
+		     bool force, json_t **err)
 {
 	struct ctx c = {.k = k};
 	json_t *base = live ? comparable(live) : skeleton(k);
@@ -1175,7 +1175,7 @@ json_t *kf_merge_patch(json_t *target, json_t *patch)
 static json_t *smp(struct ctx *c, json_t *target, json_t *patch);
 
 static json_t *smp_list(struct ctx *c, json_t *target, json_t *patch,
-                        json_t *deletions)
+			json_t *deletions)
 {
 	struct ltype t = list_type(c);
 	json_t *out, *item;
@@ -1254,7 +1254,7 @@ static json_t *smp(struct ctx *c, json_t *target, json_t *patch)
 			json_object_set_new(
 			    out, key,
 			    smp_list(c, json_object_get(out, key), val,
-			             json_object_get(patch, dk.ptr)));
+				     json_object_get(patch, dk.ptr)));
 		} else {
 			json_object_set_new(
 			    out, key, smp(c, json_object_get(out, key), val));
@@ -1266,7 +1266,7 @@ static json_t *smp(struct ctx *c, json_t *target, json_t *patch)
 }
 
 json_t *kf_strategic_patch(const struct kf_kind *k, json_t *target,
-                           json_t *patch)
+			   json_t *patch)
 {
 	struct ctx c = {.k = k};
 
@@ -1351,18 +1351,18 @@ json_t *kf_json_patch(json_t *target, json_t *ops, rc_buf *err)
 
 	if (!json_is_array(ops)) {
 		rc_buf_puts(err, "json: cannot unmarshal object into Go value "
-		                 "of type jsonpatch.Patch");
+				 "of type jsonpatch.Patch");
 		goto fail;
 	}
 	json_array_foreach(ops, i, op) {
 		const char *name = kf_jstr(op, "op"),
-		           *path = kf_jstr(op, "path");
+			   *path = kf_jstr(op, "path");
 		const char *from = kf_jstr(op, "from");
 		json_t *value = json_object_get(op, "value"), *parent, *cur;
 
 		if (!name || !path) {
 			rc_buf_printf(err, "invalid JSON patch operation %zu",
-			              i);
+				      i);
 			goto fail;
 		}
 		parent = pointer(doc, path, &tok);
@@ -1377,9 +1377,9 @@ json_t *kf_json_patch(json_t *target, json_t *ops, rc_buf *err)
 			     ptr_remove(parent, tok.ptr) < 0) ||
 			    ptr_add(parent, tok.ptr, value) < 0) {
 				rc_buf_printf(err,
-				              "%s operation does not apply: "
-				              "doc is missing path: \"%s\"",
-				              name, path);
+					      "%s operation does not apply: "
+					      "doc is missing path: \"%s\"",
+					      name, path);
 				goto fail;
 			}
 		} else if (!strcmp(name, "remove")) {
@@ -1399,7 +1399,7 @@ json_t *kf_json_patch(json_t *target, json_t *ops, rc_buf *err)
 				goto fail;
 			}
 		} else if ((!strcmp(name, "move") || !strcmp(name, "copy")) &&
-		           from) {
+			   from) {
 			json_t *fp = pointer(doc, from, &tok2), *v;
 
 			v = fp ? ptr_get(fp, tok2.ptr) : NULL;

@@ -78,7 +78,7 @@ void kf_store_release(struct kf_store *s)
 }
 
 struct kf_obj *kf_store_get(struct kf_store *s, const struct kf_kind *k,
-                            const char *ns, const char *name)
+			    const char *ns, const char *name)
 {
 	rc_buf key = RC_BUF_INIT;
 	uint64_t h;
@@ -143,7 +143,7 @@ struct kf_index *kf_store_index(struct kf_store *s, const struct kf_kind *k)
 }
 
 static void record(struct kf_store *s, enum kf_event_type type,
-                   struct kf_obj *o, json_t *prev)
+		   struct kf_obj *o, json_t *prev)
 {
 	static const char *const names[] = {"ADDED", "MODIFIED", "DELETED"};
 	struct kf_event *e;
@@ -185,7 +185,7 @@ static void set_rv(json_t *obj, uint64_t rv)
 }
 
 struct kf_obj *kf_store_put(struct kf_store *s, const struct kf_kind *k,
-                            const char *ns, const char *name, json_t *obj)
+			    const char *ns, const char *name, json_t *obj)
 {
 	struct kf_obj *o = kf_store_get(s, k, ns, name);
 	enum kf_event_type type = KF_MODIFIED;
@@ -214,7 +214,7 @@ struct kf_obj *kf_store_put(struct kf_store *s, const struct kf_kind *k,
 		at = kf_index_lower(ix, o->key, strlen(o->key));
 		RC_GROW(ix->v, ix->cap, ix->n + 1);
 		memmove(&ix->v[at + 1], &ix->v[at],
-		        (ix->n - at) * sizeof(*ix->v));
+			(ix->n - at) * sizeof(*ix->v));
 		ix->v[at] = o;
 		ix->n++;
 	} else {

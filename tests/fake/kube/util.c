@@ -159,13 +159,13 @@ static bool match_any(const char *s, const char *const *list)
 static json_t *yaml_scalar(const yaml_node_t *n)
 {
 	static const char *const nulls[] = {"",     "~",    "null",
-	                                    "Null", "NULL", NULL};
+					    "Null", "NULL", NULL};
 	static const char *const trues[] = {"y",   "Y",    "yes",  "Yes",
-	                                    "YES", "true", "True", "TRUE",
-	                                    "on",  "On",   "ON",   NULL};
+					    "YES", "true", "True", "TRUE",
+					    "on",  "On",   "ON",   NULL};
 	static const char *const falses[] = {"n",   "N",     "no",    "No",
-	                                     "NO",  "false", "False", "FALSE",
-	                                     "off", "Off",   "OFF",   NULL};
+					     "NO",  "false", "False", "FALSE",
+					     "off", "Off",   "OFF",   NULL};
 	const char *s = (const char *)n->data.scalar.value;
 	size_t len = n->data.scalar.length;
 	const char *tag = (const char *)n->tag;
@@ -242,8 +242,8 @@ static json_t *yaml_node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
 				return NULL;
 			}
 			json_object_setn_new(v,
-			                     (const char *)k->data.scalar.value,
-			                     k->data.scalar.length, c);
+					     (const char *)k->data.scalar.value,
+					     k->data.scalar.length, c);
 		}
 		return v;
 	default:
@@ -286,7 +286,7 @@ json_t *kf_yaml_load(const char *text, size_t len, rc_buf *err)
 /* ---- Status bodies ---- */
 
 json_t *kf_status(int code, const char *reason, const char *message,
-                  json_t *details)
+		  json_t *details)
 {
 	json_t *s = json_object();
 
@@ -317,8 +317,8 @@ json_t *kf_details(const char *name, const char *group, const char *kind)
 }
 
 static json_t *resource_error(int code, const char *reason,
-                              const struct kf_kind *k, const char *name,
-                              const char *fmt)
+			      const struct kf_kind *k, const char *name,
+			      const char *fmt)
 {
 	rc_buf qr = RC_BUF_INIT, msg = RC_BUF_INIT;
 	json_t *s;
@@ -333,7 +333,7 @@ static json_t *resource_error(int code, const char *reason,
 		rc_buf_release(&q);
 	}
 	s = kf_status(code, reason, msg.ptr,
-	              kf_details(name, k->group, k->resource));
+		      kf_details(name, k->group, k->resource));
 	rc_buf_release(&qr);
 	rc_buf_release(&msg);
 	return s;
@@ -347,11 +347,11 @@ json_t *kf_err_not_found(const struct kf_kind *k, const char *name)
 json_t *kf_err_exists(const struct kf_kind *k, const char *name)
 {
 	return resource_error(409, "AlreadyExists", k, name,
-	                      "%s %s already exists");
+			      "%s %s already exists");
 }
 
 json_t *kf_err_conflict(const struct kf_kind *k, const char *name,
-                        const char *why)
+			const char *why)
 {
 	rc_buf fmt = RC_BUF_INIT;
 	json_t *s;
@@ -398,16 +398,16 @@ json_t *kf_err_internal(const char *cause)
 json_t *kf_err_method(void)
 {
 	return kf_status(405, "MethodNotAllowed",
-	                 "the server does not allow this method on the "
-	                 "requested resource",
-	                 json_object());
+			 "the server does not allow this method on the "
+			 "requested resource",
+			 json_object());
 }
 
 json_t *kf_err_no_resource(void)
 {
 	return kf_status(404, "NotFound",
-	                 "the server could not find the requested resource",
-	                 json_object());
+			 "the server could not find the requested resource",
+			 json_object());
 }
 
 /* ---- JSON paths ---- */
