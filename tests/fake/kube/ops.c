@@ -891,6 +891,7 @@ void kf_watch_free(struct kf_watch *w)
 static void do_create(struct kf_server *srv, struct kf_req *r,
 		      struct kf_reply *out)
 {
+	struct kf_obj *o;
 	json_t *obj, *err = NULL, *res;
 	const char *name, *gen, *bns;
 	char *rv = NULL;
@@ -946,8 +947,18 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 		reply_error(out, err);
 		goto out;
 	}
-	if (name && *name && kf_store_get(&srv->store, r->kind, r->ns, name)) {
-		reply_error(out, kf_err_exists(r->kind, name));
+	if (name && *name && (o = kf_store_get(&srv->store, r->kind, r->ns, name))) {
+		json_t *e = kf_err_exists(r->kind, name);
+
+		if (kf_jget(o->json, "metadata.deletionTimestamp")) {
+			rc_buf msg = RC_BUF_INIT;
+
+			rc_buf_printf(&msg, "object is being deleted: %s",
+				      kf_jstr(e, "message"));
+			json_object_set_new(e, "message", json_string(msg.ptr));
+			rc_buf_release(&msg);
+		}
+		reply_error(out, e);
 		goto out;
 	}
 	kf_decode_fixups(r->kind, obj);

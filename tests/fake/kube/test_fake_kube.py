@@ -972,6 +972,22 @@ def behaviour_delete(f):
     st, got = f.call("DELETE", dp + "/nope")
     check("deleting what is not there is a 404", st == 404, st)
 
+    held = cm("held")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    f.call("POST", "/api/v1/namespaces/ns/configmaps", held)
+    st, got = f.call("DELETE", "/api/v1/namespaces/ns/configmaps/held")
+    check("a finalizer holds a deleted object", st == 200 and
+          "deletionTimestamp" in got.get("metadata", {}), st, got)
+    st, got = f.call("POST", "/api/v1/namespaces/ns/configmaps", cm("held"))
+    check("creating it again: 409 object is being deleted", st == 409 and
+          got["message"] == 'object is being deleted: configmaps "held" '
+          'already exists', st, got)
+    st, got = f.call("PATCH", "/api/v1/namespaces/ns/configmaps/held",
+                     {"metadata": {"finalizers": None}}, ctype=MERGE)
+    st2, _ = f.call("GET", "/api/v1/namespaces/ns/configmaps/held")
+    check("removing the last finalizer deletes it", st == 200 and st2 == 404,
+          st, st2, got)
+
 
 def behaviour_patches_kinds(f):
     dp = "/apis/apps/v1/namespaces/ns/deployments/smp"
