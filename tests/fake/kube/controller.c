@@ -64,15 +64,18 @@ void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
 
 	if (quiet)
 		return;
-	if (!watched_kind(k)) {
-		o = kf_store_get(&srv->store, k, ns, name);
-		if (!o || !kf_jget(o->json, "metadata.deletionTimestamp"))
-			return;
+	o = kf_store_get(&srv->store, k, ns, name);
+	if (!o || o->queued)
+		return;
+	if (!watched_kind(k) && !kf_jget(o->json, "metadata.deletionTimestamp"))
+		return;
+	o->queued = true;
+	if (srv->headwork && srv->nwork == srv->capwork) {
+		memmove(srv->work, srv->work + srv->headwork,
+			(srv->nwork - srv->headwork) * sizeof(*srv->work));
+		srv->nwork -= srv->headwork;
+		srv->headwork = 0;
 	}
-	for (size_t i = 0; i < srv->nwork; i++)
-		if (srv->work[i].kind == k && !strcmp(srv->work[i].ns, ns) &&
-		    !strcmp(srv->work[i].name, name))
-			return;
 	RC_GROW(srv->work, srv->capwork, srv->nwork + 1);
 	w = &srv->work[srv->nwork++];
 	w->kind = k;
@@ -491,28 +494,23 @@ static void *ctl_main(void *arg)
 
 	pthread_mutex_lock(&srv->lock);
 	while (!srv->stopping) {
-		size_t first = 0;
 		struct kf_work w;
+		struct kf_obj *o;
 
-		if (!srv->nwork) {
+		if (srv->headwork == srv->nwork) {
+			srv->headwork = srv->nwork = 0;
 			pthread_cond_wait(&srv->ctl_wake, &srv->lock);
 			continue;
 		}
-		for (size_t i = 1; i < srv->nwork; i++)
-			if (srv->work[i].due.tv_sec <
-				srv->work[first].due.tv_sec ||
-			    (srv->work[i].due.tv_sec ==
-				 srv->work[first].due.tv_sec &&
-			     srv->work[i].due.tv_nsec <
-				 srv->work[first].due.tv_nsec))
-				first = i;
-		if (!passed(&srv->work[first].due)) {
+		if (!passed(&srv->work[srv->headwork].due)) {
 			kf_wait_until(srv, &srv->ctl_wake,
-				      &srv->work[first].due);
+				      &srv->work[srv->headwork].due);
 			continue;
 		}
-		w = srv->work[first];
-		srv->work[first] = srv->work[--srv->nwork];
+		w = srv->work[srv->headwork++];
+		o = kf_store_get(&srv->store, w.kind, w.ns, w.name);
+		if (o)
+			o->queued = false;
 		quiet = true;
 		process(srv, &w);
 		quiet = false;
@@ -542,7 +540,7 @@ void kf_ctl_stop(struct kf_server *srv)
 
 void kf_ctl_release(struct kf_server *srv)
 {
-	for (size_t i = 0; i < srv->nwork; i++) {
+	for (size_t i = srv->headwork; i < srv->nwork; i++) {
 		free(srv->work[i].ns);
 		free(srv->work[i].name);
 	}

@@ -169,6 +169,7 @@ struct kf_obj {
 	json_t *json; /* never changed once stored */
 	uint64_t rv;
 	uint64_t hash;
+	bool queued; /* waits for the controllers */
 	struct kf_obj *next;
 };
 
@@ -311,8 +312,8 @@ struct kf_server {
 	/* controllers (controller.c) */
 	pthread_t ctl_thread;
 	pthread_cond_t ctl_wake;
-	struct kf_work *work;
-	size_t nwork, capwork;
+	struct kf_work *work; /* a queue: due times only grow */
+	size_t headwork, nwork, capwork;
 	struct kf_rollout *rollouts;
 	size_t nrollouts, caprollouts;
 

@@ -1199,6 +1199,40 @@ def group_scale(server):
         for i in range(0, nns, 10):
             f.call("GET", "/api/v1/namespaces/scale-%03d/configmaps" % i)
         ns_s = (time.time() - t0) / 10
+        # 1,000 Deployments applied, then until the controller saw them all
+        errors.clear()
+
+        def deployer(part, parts):
+            c = f.connect()
+            try:
+                for i in range(part, 1000, parts):
+                    d = json.loads(json.dumps(WEB))
+                    d["metadata"] = {"name": "d%04d" % i}
+                    st, _, body = f.raw(
+                        "PATCH", "/apis/apps/v1/namespaces/scale-%03d/"
+                        "deployments/d%04d?fieldManager=bench" % (i % nns, i),
+                        json.dumps(d), ctype=APPLY, conn=c)
+                    if st != 201:
+                        errors.append((st, body[:200]))
+            finally:
+                c.close()
+        t0 = time.time()
+        threads = [threading.Thread(target=deployer, args=(p, 4))
+                   for p in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        apply_s = time.time() - t0
+
+        def all_ready():
+            st, got = f.call("GET", "/apis/apps/v1/deployments")
+            return all(i.get("status", {}).get("availableReplicas") == 2
+                       for i in got["items"]) and len(got["items"]) == 1000
+        settled = wait_for(all_ready, timeout=120)
+        settle_s = time.time() - t0
+        check("1,000 Deployments applied and rolled out", not errors and
+              settled, errors[:3])
         rss = f.rss_kb()
         print("figures: create 10000 ConfigMaps (4 connections): %.2f s "
               "(%.0f/s)" % (create_s, nns * per / create_s))
@@ -1208,6 +1242,8 @@ def group_scale(server):
               % (sel_s * 1000))
         print("figures: one namespace's LIST (100 items): %.1f ms"
               % (ns_s * 1000))
+        print("figures: apply 1000 Deployments (4 connections): %.2f s; all "
+              "rolled out after %.2f s" % (apply_s, settle_s))
         print("figures: peak RSS of the server: %.1f MiB" % (rss / 1024))
         check("the paged LIST is quick (< 30 s under any build)",
               list_s < 30, list_s)
