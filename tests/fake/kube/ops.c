@@ -621,6 +621,11 @@ static void do_list(struct kf_server *srv, struct kf_req *r,
 		reply_error(out, err);
 		return;
 	}
+	/* resourceVersion=0 is served from the watch cache, which does not
+	 * page: the limit is ignored */
+	if (arg(r, "resourceVersion") && !strcmp(arg(r, "resourceVersion"), "0") &&
+	    !(cont && *cont))
+		limit = 0;
 	if (r->ns)
 		rc_buf_printf(&prefix, "%s/", r->ns);
 	ns_range(ix, r->ns, &lo, &hi);

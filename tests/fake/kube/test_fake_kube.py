@@ -566,6 +566,10 @@ def behaviour_selectors_pages(f):
     check("a labelled page has no remainingItemCount",
           len(got["items"]) == 20 and "remainingItemCount" not in
           got["metadata"] and got["metadata"].get("continue"), got["metadata"])
+    st, got = f.call("GET", "/api/v1/configmaps?limit=10&resourceVersion=0")
+    check("resourceVersion=0 ignores limit (the watch cache)",
+          len(got["items"]) == total and "continue" not in got["metadata"],
+          len(got["items"]))
     st, got = f.call("GET", "/api/v1/configmaps?limit=10&continue=bad")
     check("a bad continue token is a 400", st == 400, st, got)
 
