@@ -1142,7 +1142,7 @@ static json_t *field_manager_required(void)
 	    d);
 }
 
-static json_t *unsupported_patch(const char *ctype)
+static json_t *unsupported_patch(const struct kf_kind *k)
 {
 	rc_buf msg = RC_BUF_INIT;
 	json_t *s;
@@ -1151,9 +1151,10 @@ static json_t *unsupported_patch(const char *ctype)
 		      "the body of the request was in an unknown format - "
 		      "accepted media types include: "
 		      "application/json-patch+json, "
-		      "application/merge-patch+json, "
-		      "application/apply-patch+yaml%s",
-		      ctype ? "" : "");
+		      "application/merge-patch+json, %s"
+		      "application/apply-patch+yaml",
+		      k->typed ? "application/strategic-merge-patch+json, "
+			       : "");
 	s = kf_status(415, "UnsupportedMediaType", msg.ptr, json_object());
 	rc_buf_release(&msg);
 	return s;
@@ -1316,7 +1317,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	else if (!strncmp(ct, "application/json-patch+json", 27))
 		type = JSONPATCH;
 	else {
-		reply_error(out, unsupported_patch(ct));
+		reply_error(out, unsupported_patch(r->kind));
 		return;
 	}
 	patch = parse_body(r, false);

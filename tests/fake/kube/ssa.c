@@ -980,7 +980,7 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 {
 	rc_buf msg = RC_BUF_INIT, who = RC_BUF_INIT, prefix = RC_BUF_INIT;
 	json_t *causes = json_array(), *details, *s;
-	size_t total = 0, nmgr = 0;
+	size_t total = 0;
 
 	for (size_t i = 0; i < m->n; i++) {
 		json_t *paths, *p;
@@ -988,7 +988,6 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 
 		if (!conflicts[i])
 			continue;
-		nmgr++;
 		paths = json_array();
 		rc_buf_clear(&prefix);
 		fs_paths(conflicts[i], &prefix, paths);
@@ -1044,7 +1043,6 @@ static json_t *conflict_error(struct kf_managers *m, json_t **conflicts)
 	rc_buf_release(&msg);
 	rc_buf_release(&who);
 	rc_buf_release(&prefix);
-	(void)nmgr;
 	return s;
 }
 
