@@ -233,6 +233,19 @@ def wait_for(fn, timeout=10):
     return fn()
 
 
+def settled(f, path, controlled):
+    """The object once the controllers are done with it."""
+    def stable():
+        a = f.call("GET", path)[1]
+        time.sleep(0.3)
+        b = f.call("GET", path)[1]
+        if a != b or (controlled and not b.get("status", {}).get(
+                "conditions")):
+            return None
+        return b
+    return wait_for(stable, timeout=20)
+
+
 def group_contract(server):
     f = Fake(server)
     try:
@@ -853,8 +866,7 @@ def behaviour_controllers(f):
                       ("/api/v1/namespaces/ns/secrets/idem", sec),
                       ("/apis/batch/v1/namespaces/ns/jobs/idem", job)):
         f.apply(path, obj)
-        time.sleep(0.3)  # the controllers have written
-        before = f.call("GET", path)[1]
+        before = settled(f, path, obj["kind"] in ("Deployment", "Job"))
         time.sleep(1.1)  # a managedFields time would differ now
         st, after = f.apply(path, obj)
         check("re-applying %s changes nothing" % obj["kind"], st == 200 and
