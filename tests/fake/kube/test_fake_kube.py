@@ -882,7 +882,8 @@ def behaviour_controllers(f):
     def failed():
         s = f.call("GET", dp + "/ctl")[1]
         c = {c["type"]: c for c in s.get("status", {}).get("conditions", [])}
-        return s if c.get("Progressing", {}).get("status") == "False" else None
+        return s if c.get("Progressing", {}).get("status") == "False" and \
+            s["status"].get("observedGeneration") == 2 else None
     got = wait_for(failed)
     conds = {c["type"]: c for c in (got or {}).get("status", {}).get(
         "conditions", [])}
