@@ -74,11 +74,15 @@ static int dry_run(struct kf_req *r, const char *options, json_t **err)
 	return -1;
 }
 
+/* The body as JSON; YAML for apply patches and application/yaml. */
 static json_t *parse_body(struct kf_req *r, bool yaml)
 {
 	json_error_t jerr;
 	json_t *v;
 
+	if (r->content_type &&
+	    !strncmp(r->content_type, "application/yaml", 16))
+		yaml = true;
 	if (yaml) {
 		rc_buf err = RC_BUF_INIT;
 

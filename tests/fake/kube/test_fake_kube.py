@@ -1067,6 +1067,11 @@ def behaviour_patches_kinds(f):
     st, got = f.apply("/api/v1/namespaces/ns/configmaps/yml",
                       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
                       "  name: yml\ndata:\n  n: \"1\"\n  b: \"yes\"\n")
+    st2, got2 = f.call("POST", "/api/v1/namespaces/ns/configmaps",
+                       "metadata:\n  name: yml2\ndata:\n  k: \"x\"\n",
+                       ctype="application/yaml")
+    check("a create takes application/yaml", st2 == 201 and
+          got2["data"] == {"k": "x"}, st2, got2)
     check("apply takes YAML", st == 201 and got["data"] == {"n": "1",
                                                             "b": "yes"},
           st, got)
