@@ -225,6 +225,17 @@ static void carry_server_meta(json_t *obj, json_t *old)
 				json_object_get(om, "namespace"));
 }
 
+/* metadata.namespace is the request's, and cluster objects have none. */
+static void set_namespace(json_t *obj, struct kf_req *r)
+{
+	json_t *meta = kf_jmkobj(obj, "metadata");
+
+	if (r->kind->namespaced)
+		json_object_set_new(meta, "namespace", json_string(r->ns));
+	else
+		json_object_del(meta, "namespace");
+}
+
 static bool same_object(json_t *old, json_t *obj)
 {
 	json_t *a = json_deep_copy(old), *b = json_deep_copy(obj);
@@ -948,9 +959,7 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 				    json_string(nm.ptr));
 		name = nm.ptr;
 	}
-	if (r->kind->namespaced)
-		json_object_set_new(kf_jmkobj(obj, "metadata"), "namespace",
-				    json_string(r->ns));
+	set_namespace(obj, r);
 	err = check_namespace(srv, r->kind, r->ns, name);
 	if (err) {
 		reply_error(out, err);
@@ -1055,9 +1064,7 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 	if (!old && r->kind->create_on_update && !status) {
 		json_object_set_new(kf_jmkobj(obj, "metadata"), "name",
 				    json_string(r->name));
-		if (r->kind->namespaced)
-			json_object_set_new(kf_jmkobj(obj, "metadata"),
-					    "namespace", json_string(r->ns));
+		set_namespace(obj, r);
 		err = check_namespace(srv, r->kind, r->ns, r->name);
 		if (err) {
 			reply_error(out, err);
@@ -1214,9 +1221,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	strip_server_meta(cfg, NULL);
 	json_object_set_new(kf_jmkobj(cfg, "metadata"), "name",
 			    json_string(r->name));
-	if (r->kind->namespaced)
-		json_object_set_new(kf_jmkobj(cfg, "metadata"), "namespace",
-				    json_string(r->ns));
+	set_namespace(cfg, r);
 	if (status) {
 		json_t *st = json_object_get(cfg, "status");
 
@@ -1256,9 +1261,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	if (!old) {
 		json_object_set_new(kf_jmkobj(merged, "metadata"), "name",
 				    json_string(r->name));
-		if (r->kind->namespaced)
-			json_object_set_new(kf_jmkobj(merged, "metadata"),
-					    "namespace", json_string(r->ns));
+		set_namespace(merged, r);
 		res =
 		    create_object(srv, r->kind, merged, &m, manager, dry, &err);
 		if (!res)
