@@ -223,6 +223,8 @@ static void carry_server_meta(json_t *obj, json_t *old)
 	if (json_object_get(om, "namespace"))
 		json_object_set(meta, "namespace",
 				json_object_get(om, "namespace"));
+	else
+		json_object_del(meta, "namespace");
 }
 
 /* metadata.namespace is the request's, and cluster objects have none. */

@@ -470,7 +470,10 @@ def group_behaviour(server):
 
 
 def behaviour_auth(f):
-    f.call("POST", "/api/v1/namespaces", {"metadata": {"name": "ns"}})
+    st, got = f.call("POST", "/api/v1/namespaces",
+                     {"metadata": {"name": "ns", "namespace": "x"}})
+    check("a cluster object has no namespace", st == 201 and
+          "namespace" not in got["metadata"], st, got)
     for token in (None, "wrong"):
         st, got = f.call("GET", "/api/v1/namespaces", token=token)
         check("401 with token %s" % token, st == 401 and got == {
