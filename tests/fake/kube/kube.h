@@ -361,6 +361,27 @@ struct kf_req {
 	void *arg_cls;
 };
 
+/* read.c: the reading verbs and the helpers ops.c shares (lock held). */
+const char *kf_arg(struct kf_req *r, const char *key);
+void kf_reply_json(struct kf_reply *out, int code, json_t *body);
+void kf_reply_error(struct kf_reply *out, json_t *status);
+/* A list item: obj without kind and apiVersion (new). */
+json_t *kf_list_item(json_t *obj);
+/* A KindList document holding items (stolen). */
+json_t *kf_list_doc(const struct kf_kind *k, const char *ns, uint64_t rv,
+		    json_t *items);
+/* The index range [lo, hi) of a namespace, or of every object (ns NULL). */
+void kf_ns_range(const struct kf_index *ix, const char *ns, size_t *lo,
+		 size_t *hi);
+/* labelSelector and fieldSelector; -1 with *err (400). */
+int kf_parse_selectors(struct kf_req *r, struct kf_selector **labels,
+		       struct kf_selector **fields, json_t **err);
+void kf_do_get(struct kf_server *srv, struct kf_req *r, struct kf_reply *out);
+void kf_do_list(struct kf_server *srv, struct kf_req *r, struct kf_reply *out);
+void kf_do_watch(struct kf_server *srv, struct kf_req *r,
+		 struct kf_reply *out);
+void kf_do_log(struct kf_server *srv, struct kf_req *r, struct kf_reply *out);
+
 /* Serves one API request (takes the lock itself). */
 void kf_serve(struct kf_server *srv, struct kf_req *r, struct kf_reply *out);
 /* Blocking read of a watch stream for the HTTP layer (no lock held):

@@ -1,52 +1,22 @@
 /*
- * The API verbs on stored objects: get, list (selectors, pages), watch,
- * create, update, the four patch types (server-side apply included),
- * delete with propagation, and the status and log subresources.
+ * The writing verbs on stored objects: create, update, the four patch
+ * types (server-side apply included), delete with propagation, status
+ * subresources, and the dispatch of every API request (reads: read.c).
  */
 #include "tests/fake/kube/kube.h"
 
-struct kf_watch {
-	struct kf_server *srv;
-	const struct kf_kind *kind;
-	char *ns; /* NULL: every namespace */
-	struct kf_selector *labels, *fields;
-	uint64_t cursor;
-	rc_buf out;
-	size_t off;
-	bool end;
-	bool has_deadline;
-	struct timespec deadline;
-};
-
-static const char *arg(struct kf_req *r, const char *key)
-{
-	return r->arg ? r->arg(r->arg_cls, key) : NULL;
-}
-
 static bool arg_true(struct kf_req *r, const char *key)
 {
-	const char *v = arg(r, key);
+	const char *v = kf_arg(r, key);
 
 	return v && (!strcmp(v, "true") || !strcmp(v, "1"));
-}
-
-static void reply_json(struct kf_reply *out, int code, json_t *body)
-{
-	out->code = code;
-	out->json = body;
-}
-
-static void reply_error(struct kf_reply *out, json_t *status)
-{
-	out->code = (int)json_integer_value(json_object_get(status, "code"));
-	out->json = status;
 }
 
 /* The manager of a non-apply write: ?fieldManager=, else the user
  * agent's first word (curl/7.88 -> curl), else "unknown". */
 static void manager_of(struct kf_req *r, rc_buf *out)
 {
-	const char *fm = arg(r, "fieldManager");
+	const char *fm = kf_arg(r, "fieldManager");
 	const char *ua = r->user_agent;
 
 	if (fm && *fm)
@@ -60,7 +30,7 @@ static void manager_of(struct kf_req *r, rc_buf *out)
 /* Checks ?dryRun=; 1 for All, 0 for none, -1 with *err (422). */
 static int dry_run(struct kf_req *r, const char *options, json_t **err)
 {
-	const char *v = arg(r, "dryRun");
+	const char *v = kf_arg(r, "dryRun");
 	struct kf_verrs e = {0};
 
 	if (!v || !*v)
@@ -472,442 +442,6 @@ int kf_write_create(struct kf_server *srv, const struct kf_kind *k, json_t *obj,
 	return res ? 0 : -1;
 }
 
-/* ---- get, list ---- */
-
-static json_t *list_item(json_t *obj)
-{
-	json_t *item = json_object(), *v;
-	const char *key;
-
-	json_object_foreach(obj, key, v) {
-		if (strcmp(key, "kind") && strcmp(key, "apiVersion"))
-			json_object_set(item, key, v);
-	}
-	return item;
-}
-
-static json_t *list_doc(const struct kf_kind *k, const char *ns, uint64_t rv,
-			json_t *items)
-{
-	rc_buf kind = RC_BUF_INIT, link = RC_BUF_INIT;
-	char num[32];
-	json_t *doc;
-
-	rc_buf_printf(&kind, "%sList", k->kind);
-	kf_self_link(&link, k, ns, NULL);
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)rv);
-	doc = json_pack("{s:s,s:s,s:{s:s,s:s},s:o}", "kind", kind.ptr,
-			"apiVersion", k->api_version, "metadata", "selfLink",
-			link.ptr, "resourceVersion", num, "items", items);
-	rc_buf_release(&kind);
-	rc_buf_release(&link);
-	return doc;
-}
-
-/* The index range [lo, hi) of a namespace, or of every object. */
-static void ns_range(const struct kf_index *ix, const char *ns, size_t *lo,
-		     size_t *hi)
-{
-	rc_buf k = RC_BUF_INIT;
-
-	if (!ns) {
-		*lo = 0;
-		*hi = ix->n;
-		return;
-	}
-	rc_buf_printf(&k, "%s/", ns);
-	*lo = kf_index_lower(ix, k.ptr, k.len);
-	k.ptr[k.len - 1] = '0'; /* the character after '/' */
-	*hi = kf_index_lower(ix, k.ptr, k.len);
-	rc_buf_release(&k);
-}
-
-static json_t *expired_continue(void)
-{
-	return kf_status(
-	    410, "Expired",
-	    "The provided continue parameter is too old to display a "
-	    "consistent list result. You can start a new list without the "
-	    "continue parameter, or use the continue token in this "
-	    "response to retrieve the remainder of the results. "
-	    "Continuing with the provided token results in an inconsistent "
-	    "list - objects that were created, modified, or deleted "
-	    "between the time the first chunk was returned and now may "
-	    "show up in the list.",
-	    NULL);
-}
-
-/* Decodes a continue token: the list's resourceVersion and the key to
- * start from (relative to the list's prefix). */
-static int decode_continue(const char *tok, uint64_t *rv, rc_buf *start)
-{
-	rc_buf raw = RC_BUF_INIT;
-	json_t *v;
-	json_error_t jerr;
-	int ret = -1;
-
-	if (kf_unbase64(&raw, tok, strlen(tok), true) < 0)
-		goto out;
-	v = json_loadb(raw.ptr, raw.len, JSON_ALLOW_NUL, &jerr);
-	if (json_is_object(v) && json_is_integer(json_object_get(v, "rv")) &&
-	    json_is_string(json_object_get(v, "start")) &&
-	    !strcmp(kf_jstr(v, "v") ? kf_jstr(v, "v") : "", "meta.k8s.io/v1")) {
-		json_t *s = json_object_get(v, "start");
-
-		*rv = (uint64_t)json_integer_value(json_object_get(v, "rv"));
-		rc_buf_put(start, json_string_value(s), json_string_length(s));
-		ret = 0;
-	}
-	json_decref(v);
-out:
-	rc_buf_release(&raw);
-	return ret;
-}
-
-static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
-			    size_t keylen)
-{
-	rc_buf start = RC_BUF_INIT;
-	json_t *v;
-	char *s;
-
-	rc_buf_put(&start, key, keylen);
-	rc_buf_putc(&start, '\0');
-	v = json_pack("{s:s,s:I,s:s%}", "v", "meta.k8s.io/v1", "rv",
-		      (json_int_t)rv, "start", start.ptr, start.len);
-	s = json_dumps(v, JSON_COMPACT);
-	kf_base64(out, (const unsigned char *)s, strlen(s), true);
-	free(s);
-	json_decref(v);
-	rc_buf_release(&start);
-}
-
-/* A selector from the query; '+' is a space there, as Go reads queries
- * (labels and field values never hold a '+'). */
-static int selector_arg(struct kf_req *r, const char *key, bool fields,
-			struct kf_selector **out, rc_buf *msg)
-{
-	const char *v = arg(r, key);
-	char *s;
-	int ret;
-
-	if (!v)
-		return kf_selector_parse(out, NULL, fields, msg);
-	s = rc_strdup(v);
-	for (char *p = s; *p; p++)
-		if (*p == '+')
-			*p = ' ';
-	ret = kf_selector_parse(out, s, fields, msg);
-	free(s);
-	return ret;
-}
-
-static int parse_selectors(struct kf_req *r, struct kf_selector **labels,
-			   struct kf_selector **fields, json_t **err)
-{
-	rc_buf msg = RC_BUF_INIT;
-
-	*labels = *fields = NULL;
-	if (selector_arg(r, "labelSelector", false, labels, &msg) < 0 ||
-	    selector_arg(r, "fieldSelector", true, fields, &msg) < 0) {
-		kf_selector_free(*labels);
-		*labels = NULL;
-		*err = kf_err_bad_request("%s", msg.ptr);
-		rc_buf_release(&msg);
-		return -1;
-	}
-	rc_buf_release(&msg);
-	return 0;
-}
-
-static void do_list(struct kf_server *srv, struct kf_req *r,
-		    struct kf_reply *out)
-{
-	struct kf_selector *labels, *fields;
-	struct kf_index *ix = kf_store_index(&srv->store, r->kind);
-	const char *lim = arg(r, "limit"), *cont = arg(r, "continue");
-	long long limit = lim ? strtoll(lim, NULL, 10) : 0;
-	uint64_t rv = srv->store.rv;
-	rc_buf start = RC_BUF_INIT, prefix = RC_BUF_INIT, tok = RC_BUF_INIT;
-	size_t lo, hi, i, count = 0;
-	json_t *items = json_array(), *err, *doc;
-	const char *last = NULL;
-
-	if (parse_selectors(r, &labels, &fields, &err) < 0) {
-		json_decref(items);
-		reply_error(out, err);
-		return;
-	}
-	/* resourceVersion=0 is served from the watch cache, which does not
-	 * page: the limit is ignored */
-	if (arg(r, "resourceVersion") && !strcmp(arg(r, "resourceVersion"), "0") &&
-	    !(cont && *cont))
-		limit = 0;
-	if (r->ns)
-		rc_buf_printf(&prefix, "%s/", r->ns);
-	ns_range(ix, r->ns, &lo, &hi);
-	if (cont && *cont) {
-		if (decode_continue(cont, &rv, &start) < 0) {
-			reply_error(out, kf_err_bad_request(
-					     "continue key is not valid: "
-					     "illegal base64 data"));
-			goto out;
-		}
-		if (rv < srv->store.horizon) {
-			reply_error(out, expired_continue());
-			goto out;
-		}
-		{
-			rc_buf abs = RC_BUF_INIT;
-			size_t at;
-
-			rc_buf_put(&abs, prefix.ptr, prefix.len);
-			rc_buf_put(&abs, start.ptr, start.len);
-			at = kf_index_lower(ix, abs.ptr, abs.len);
-			if (at > lo)
-				lo = at;
-			rc_buf_release(&abs);
-		}
-	}
-	for (i = lo; i < hi; i++) {
-		struct kf_obj *o = ix->v[i];
-
-		if (limit > 0 && count == (size_t)limit)
-			break;
-		if (!kf_selector_match(labels, o->json) ||
-		    !kf_selector_match(fields, o->json))
-			continue;
-		json_array_append_new(items, list_item(o->json));
-		count++;
-		last = o->key;
-	}
-	doc = list_doc(r->kind, r->ns, rv, items);
-	items = NULL;
-	if (limit > 0 && i < hi && last) {
-		json_t *meta = json_object_get(doc, "metadata");
-
-		encode_continue(&tok, rv, last + prefix.len,
-				strlen(last) - prefix.len);
-		json_object_set_new(meta, "continue", json_string(tok.ptr));
-		if (!labels && !fields)
-			json_object_set_new(meta, "remainingItemCount",
-					    json_integer((json_int_t)(hi - i)));
-	}
-	reply_json(out, 200, doc);
-out:
-	json_decref(items);
-	kf_selector_free(labels);
-	kf_selector_free(fields);
-	rc_buf_release(&start);
-	rc_buf_release(&prefix);
-	rc_buf_release(&tok);
-}
-
-static void do_get(struct kf_server *srv, struct kf_req *r,
-		   struct kf_reply *out)
-{
-	struct kf_obj *o = kf_store_get(&srv->store, r->kind, r->ns, r->name);
-
-	if (!o)
-		reply_error(out, kf_err_not_found(r->kind, r->name));
-	else
-		reply_json(out, 200, json_incref(o->json));
-}
-
-/* ---- watch ---- */
-
-static void watch_error(struct kf_watch *w, json_t *status)
-{
-	json_t *ev = json_pack("{s:s,s:o}", "type", "ERROR", "object", status);
-	char *s = json_dumps(ev, JSON_COMPACT);
-
-	rc_buf_puts(&w->out, s);
-	rc_buf_putc(&w->out, '\n');
-	free(s);
-	json_decref(ev);
-	w->end = true;
-}
-
-static json_t *too_old(uint64_t rv, uint64_t horizon)
-{
-	rc_buf msg = RC_BUF_INIT;
-	json_t *s;
-
-	rc_buf_printf(&msg, "too old resource version: %llu (%llu)",
-		      (unsigned long long)rv, (unsigned long long)horizon);
-	s = kf_status(410, "Expired", msg.ptr, NULL);
-	rc_buf_release(&msg);
-	return s;
-}
-
-static bool watch_wants(struct kf_watch *w, json_t *obj)
-{
-	return obj && kf_selector_match(w->labels, obj) &&
-	       kf_selector_match(w->fields, obj);
-}
-
-static void watch_event(struct kf_watch *w, const char *type, json_t *obj)
-{
-	json_t *ev = json_pack("{s:s,s:O}", "type", type, "object", obj);
-	char *s = json_dumps(ev, JSON_COMPACT);
-
-	rc_buf_puts(&w->out, s);
-	rc_buf_putc(&w->out, '\n');
-	free(s);
-	json_decref(ev);
-}
-
-/* Appends the events after the cursor (lock held). */
-static void watch_collect(struct kf_watch *w)
-{
-	struct kf_store *s = &w->srv->store;
-
-	if (w->cursor < s->horizon) {
-		watch_error(w, too_old(w->cursor, s->horizon));
-		return;
-	}
-	/* events are in resourceVersion order: start after the cursor */
-	size_t lo = 0, hi = s->ring_n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->ring[(s->ring_start + mid) % s->ring_cap].rv <=
-		    w->cursor)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < s->ring_n; i++) {
-		struct kf_event *e =
-		    &s->ring[(s->ring_start + i) % s->ring_cap];
-		bool now, before;
-
-		w->cursor = e->rv;
-		if (e->kind != w->kind || (w->ns && strcmp(w->ns, e->ns)))
-			continue;
-		if (!w->labels && !w->fields) {
-			rc_buf_put(&w->out, e->line, e->len);
-			continue;
-		}
-		/* with selectors an object may enter or leave the view */
-		now = watch_wants(w, e->obj);
-		before = e->type == KF_MODIFIED && watch_wants(w, e->prev);
-		if (e->type == KF_MODIFIED && now && before)
-			rc_buf_put(&w->out, e->line, e->len);
-		else if (e->type == KF_MODIFIED && now)
-			watch_event(w, "ADDED", e->obj);
-		else if (e->type == KF_MODIFIED && before)
-			watch_event(w, "DELETED", e->obj);
-		else if (e->type != KF_MODIFIED && now)
-			rc_buf_put(&w->out, e->line, e->len);
-	}
-	w->cursor = s->rv > w->cursor ? s->rv : w->cursor;
-}
-
-static void do_watch(struct kf_server *srv, struct kf_req *r,
-		     struct kf_reply *out)
-{
-	struct kf_watch *w;
-	const char *rvs = arg(r, "resourceVersion");
-	const char *timeout = arg(r, "timeoutSeconds");
-	json_t *err;
-
-	w = rc_calloc(1, sizeof(*w));
-	w->srv = srv;
-	w->kind = r->kind;
-	w->ns = r->ns ? rc_strdup(r->ns) : NULL;
-	rc_buf_init(&w->out, RC_BUF_DEFAULT_MAX);
-	if (parse_selectors(r, &w->labels, &w->fields, &err) < 0) {
-		kf_watch_free(w);
-		reply_error(out, err);
-		return;
-	}
-	if (timeout && strtol(timeout, NULL, 10) > 0) {
-		w->has_deadline = true;
-		kf_deadline(&w->deadline, strtol(timeout, NULL, 10) * 1000);
-	}
-	if (!rvs || !*rvs || !strcmp(rvs, "0")) {
-		/* the current state first, as ADDED events */
-		struct kf_index *ix = kf_store_index(&srv->store, r->kind);
-		size_t lo, hi;
-
-		ns_range(ix, r->ns, &lo, &hi);
-		for (size_t i = lo; i < hi; i++)
-			if (watch_wants(w, ix->v[i]->json))
-				watch_event(w, "ADDED", ix->v[i]->json);
-		w->cursor = srv->store.rv;
-	} else {
-		char *end;
-		unsigned long long n = strtoull(rvs, &end, 10);
-
-		if (*end) {
-			kf_watch_free(w);
-			reply_error(out,
-				    kf_err_bad_request(
-					"invalid resource version: %s", rvs));
-			return;
-		}
-		w->cursor = n;
-		watch_collect(w);
-	}
-	out->code = 200;
-	out->watch = w;
-}
-
-size_t kf_watch_read(struct kf_watch *w, char *buf, size_t max)
-{
-	struct kf_server *srv = w->srv;
-	size_t n = 0;
-
-	pthread_mutex_lock(&srv->lock);
-	for (;;) {
-		if (w->off < w->out.len) {
-			n = w->out.len - w->off;
-			if (n > max)
-				n = max;
-			memcpy(buf, w->out.ptr + w->off, n);
-			w->off += n;
-			if (w->off == w->out.len) {
-				rc_buf_clear(&w->out);
-				w->off = 0;
-			}
-			break;
-		}
-		if (w->end || srv->stopping)
-			break;
-		watch_collect(w);
-		if (w->out.len)
-			continue;
-		if (w->has_deadline) {
-			struct timespec now;
-
-			clock_gettime(CLOCK_REALTIME, &now);
-			if (now.tv_sec > w->deadline.tv_sec ||
-			    (now.tv_sec == w->deadline.tv_sec &&
-			     now.tv_nsec >= w->deadline.tv_nsec))
-				break;
-			pthread_cond_timedwait(&srv->changed, &srv->lock,
-					       &w->deadline);
-		} else {
-			pthread_cond_wait(&srv->changed, &srv->lock);
-		}
-	}
-	pthread_mutex_unlock(&srv->lock);
-	return n;
-}
-
-void kf_watch_free(struct kf_watch *w)
-{
-	if (!w)
-		return;
-	free(w->ns);
-	kf_selector_free(w->labels);
-	kf_selector_free(w->fields);
-	rc_buf_release(&w->out);
-	free(w);
-}
-
 /* ---- create, update ---- */
 
 static void do_create(struct kf_server *srv, struct kf_req *r,
@@ -921,33 +455,33 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 	int dry = dry_run(r, "CreateOptions", &err);
 
 	if (dry < 0) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	obj = decode_object(r, &err);
 	if (!obj) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	bns = kf_jstr(obj, "metadata.namespace");
 	if (r->kind->namespaced && bns && *bns && strcmp(bns, r->ns)) {
-		reply_error(out, kf_err_bad_request(
-				     "the namespace of the provided object "
-				     "does not match the namespace sent on "
-				     "the request"));
+		kf_reply_error(out, kf_err_bad_request(
+					"the namespace of the provided object "
+					"does not match the namespace sent on "
+					"the request"));
 		goto out;
 	}
 	strip_server_meta(obj, &rv);
 	if (rv) {
-		reply_error(out,
-			    kf_err_bad_request("resourceVersion should not "
-					       "be set on objects to be "
-					       "created"));
+		kf_reply_error(out,
+			       kf_err_bad_request("resourceVersion should not "
+						  "be set on objects to be "
+						  "created"));
 		goto out;
 	}
 	err = check_types(r->kind, obj);
 	if (err) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	name = kf_jstr(obj, "metadata.name");
@@ -964,10 +498,11 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 	set_namespace(obj, r);
 	err = check_namespace(srv, r->kind, r->ns, name);
 	if (err) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
-	if (name && *name && (o = kf_store_get(&srv->store, r->kind, r->ns, name))) {
+	if (name && *name &&
+	    (o = kf_store_get(&srv->store, r->kind, r->ns, name))) {
 		json_t *e = kf_err_exists(r->kind, name);
 
 		if (kf_jget(o->json, "metadata.deletionTimestamp")) {
@@ -978,7 +513,7 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 			json_object_set_new(e, "message", json_string(msg.ptr));
 			rc_buf_release(&msg);
 		}
-		reply_error(out, e);
+		kf_reply_error(out, e);
 		goto out;
 	}
 	kf_decode_fixups(r->kind, obj);
@@ -988,9 +523,9 @@ static void do_create(struct kf_server *srv, struct kf_req *r,
 	res = create_object(srv, r->kind, obj, NULL, mgr.ptr, dry, &err);
 	obj = NULL;
 	if (!res)
-		reply_error(out, err);
+		kf_reply_error(out, err);
 	else
-		reply_json(out, 201, res);
+		kf_reply_json(out, 201, res);
 out:
 	json_decref(obj);
 	free(rv);
@@ -1029,10 +564,10 @@ static void reply_write(struct kf_reply *out, int code, json_t *res,
 			json_t *dry_out, json_t *err)
 {
 	if (!res) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
-	reply_json(out, code, dry_out ? dry_out : json_incref(res));
+	kf_reply_json(out, code, dry_out ? dry_out : json_incref(res));
 }
 
 static void do_update(struct kf_server *srv, struct kf_req *r,
@@ -1045,19 +580,19 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 	int dry = dry_run(r, "UpdateOptions", &err);
 
 	if (dry < 0) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	obj = decode_object(r, &err);
 	if (!obj) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	err = name_mismatch(obj, r);
 	if (!err)
 		err = check_types(r->kind, obj);
 	if (err) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	strip_server_meta(obj, &rv);
@@ -1069,7 +604,7 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 		set_namespace(obj, r);
 		err = check_namespace(srv, r->kind, r->ns, r->name);
 		if (err) {
-			reply_error(out, err);
+			kf_reply_error(out, err);
 			goto out;
 		}
 		kf_decode_fixups(r->kind, obj);
@@ -1079,17 +614,17 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 		    create_object(srv, r->kind, obj, NULL, mgr.ptr, dry, &err);
 		obj = NULL;
 		if (!res)
-			reply_error(out, err);
+			kf_reply_error(out, err);
 		else
-			reply_json(out, 201, res);
+			kf_reply_json(out, 201, res);
 		goto out;
 	}
 	if (!old) {
-		reply_error(out, kf_err_not_found(r->kind, r->name));
+		kf_reply_error(out, kf_err_not_found(r->kind, r->name));
 		goto out;
 	}
 	if (rv && strcmp(rv, kf_jstr(old->json, "metadata.resourceVersion"))) {
-		reply_error(out, stale(r->kind, r->name));
+		kf_reply_error(out, stale(r->kind, r->name));
 		goto out;
 	}
 	if (!rv && !r->kind->unconditional_update) {
@@ -1097,8 +632,8 @@ static void do_update(struct kf_server *srv, struct kf_req *r,
 
 		kf_verr(&e, KF_INVALID, "metadata.resourceVersion", "0x0",
 			"must be specified for an update");
-		reply_error(out, kf_verr_status(&e, r->kind->group,
-						r->kind->kind, r->name));
+		kf_reply_error(out, kf_verr_status(&e, r->kind->group,
+						   r->kind->kind, r->name));
 		kf_verr_release(&e);
 		goto out;
 	}
@@ -1176,7 +711,7 @@ static json_t *unsupported_patch(const struct kf_kind *k)
 static void do_apply(struct kf_server *srv, struct kf_req *r,
 		     struct kf_reply *out, bool status, int dry)
 {
-	const char *manager = arg(r, "fieldManager");
+	const char *manager = kf_arg(r, "fieldManager");
 	json_t *cfg, *err = NULL, *merged, *res, *dry_out = NULL, *base;
 	struct kf_obj *old;
 	struct kf_managers m = {0};
@@ -1184,22 +719,23 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	bool force = arg_true(r, "force");
 
 	if (!manager || !*manager) {
-		reply_error(out, field_manager_required());
+		kf_reply_error(out, field_manager_required());
 		return;
 	}
 	cfg = parse_body(r, true);
 	if (!json_is_object(cfg)) {
 		json_decref(cfg);
-		reply_error(out, kf_err_bad_request(
-				     "error decoding YAML: error converting "
-				     "YAML to JSON: yaml: invalid document"));
+		kf_reply_error(
+		    out,
+		    kf_err_bad_request("error decoding YAML: error converting "
+				       "YAML to JSON: yaml: invalid document"));
 		return;
 	}
 	av = kf_jstr(cfg, "apiVersion");
 	kind = kf_jstr(cfg, "kind");
 	if (!av || !kind || strcmp(av, r->kind->api_version) ||
 	    strcmp(kind, r->kind->kind)) {
-		reply_error(
+		kf_reply_error(
 		    out, kf_err_bad_request("invalid object type: %s, Kind=%s",
 					    av ? av : "/", kind ? kind : ""));
 		goto out;
@@ -1208,7 +744,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	if (!err)
 		err = check_types(r->kind, cfg);
 	if (err) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	old = kf_store_get(&srv->store, r->kind, r->ns, r->name);
@@ -1216,8 +752,8 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	if (rv && *rv &&
 	    (!old ||
 	     strcmp(rv, kf_jstr(old->json, "metadata.resourceVersion")))) {
-		reply_error(out, old ? stale(r->kind, r->name)
-				     : kf_err_not_found(r->kind, r->name));
+		kf_reply_error(out, old ? stale(r->kind, r->name)
+					: kf_err_not_found(r->kind, r->name));
 		goto out;
 	}
 	strip_server_meta(cfg, NULL);
@@ -1228,7 +764,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 		json_t *st = json_object_get(cfg, "status");
 
 		if (!old) {
-			reply_error(out, kf_err_not_found(r->kind, r->name));
+			kf_reply_error(out, kf_err_not_found(r->kind, r->name));
 			goto out;
 		}
 		json_incref(st);
@@ -1245,7 +781,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	if (!old) {
 		err = check_namespace(srv, r->kind, r->ns, r->name);
 		if (err) {
-			reply_error(out, err);
+			kf_reply_error(out, err);
 			goto out;
 		}
 	}
@@ -1254,7 +790,7 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 	base = old ? old->json : NULL;
 	merged = kf_ssa_apply(r->kind, &m, manager, base, cfg, force, &err);
 	if (!merged) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	kf_decode_fixups(r->kind, merged);
@@ -1267,9 +803,9 @@ static void do_apply(struct kf_server *srv, struct kf_req *r,
 		res =
 		    create_object(srv, r->kind, merged, &m, manager, dry, &err);
 		if (!res)
-			reply_error(out, err);
+			kf_reply_error(out, err);
 		else
-			reply_json(out, 201, res);
+			kf_reply_json(out, 201, res);
 		goto out;
 	}
 	if (status || r->kind->status_sub) {
@@ -1311,7 +847,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	enum { MERGE, STRATEGIC, JSONPATCH } type;
 
 	if (dry < 0) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	if (!strncmp(ct, "application/apply-patch+yaml", 28)) {
@@ -1326,25 +862,25 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 	else if (!strncmp(ct, "application/json-patch+json", 27))
 		type = JSONPATCH;
 	else {
-		reply_error(out, unsupported_patch(r->kind));
+		kf_reply_error(out, unsupported_patch(r->kind));
 		return;
 	}
 	patch = parse_body(r, false);
 	if (!patch || (type != JSONPATCH && !json_is_object(patch))) {
 		json_decref(patch);
-		reply_error(out, kf_err_bad_request(
-				     "error decoding patch: invalid JSON"));
+		kf_reply_error(out, kf_err_bad_request(
+					"error decoding patch: invalid JSON"));
 		return;
 	}
 	old = kf_store_get(&srv->store, r->kind, r->ns, r->name);
 	if (!old) {
-		reply_error(out, kf_err_not_found(r->kind, r->name));
+		kf_reply_error(out, kf_err_not_found(r->kind, r->name));
 		goto out;
 	}
 	rv = type == JSONPATCH ? NULL
 			       : kf_jstr(patch, "metadata.resourceVersion");
 	if (rv && strcmp(rv, kf_jstr(old->json, "metadata.resourceVersion"))) {
-		reply_error(out, stale(r->kind, r->name));
+		kf_reply_error(out, stale(r->kind, r->name));
 		goto out;
 	}
 	base = json_deep_copy(old->json);
@@ -1357,8 +893,8 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 		obj = kf_json_patch(base, patch, &perr);
 	json_decref(base);
 	if (!obj) {
-		reply_error(out,
-			    kf_status(422, "Invalid", perr.ptr, json_object()));
+		kf_reply_error(
+		    out, kf_status(422, "Invalid", perr.ptr, json_object()));
 		goto out;
 	}
 	err = name_mismatch(obj, r);
@@ -1366,7 +902,7 @@ static void do_patch(struct kf_server *srv, struct kf_req *r,
 		err = check_types(r->kind, obj);
 	if (err) {
 		json_decref(obj);
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	json_object_set_new(obj, "apiVersion",
@@ -1426,7 +962,7 @@ static void orphan_or_delete_dependents(struct kf_server *srv, const char *uid,
 	json_t *pending = json_array(), *name;
 	size_t i;
 
-	ns_range(ix, ns, &lo, &hi);
+	kf_ns_range(ix, ns, &lo, &hi);
 	for (i = lo; i < hi; i++) {
 		json_t *ref = json_array_get(
 		    kf_jget(ix->v[i]->json, "metadata.ownerReferences"), 0);
@@ -1486,7 +1022,7 @@ struct delete_opts {
 
 static json_t *delete_options(struct kf_req *r, struct delete_opts *d)
 {
-	const char *q = arg(r, "propagationPolicy");
+	const char *q = kf_arg(r, "propagationPolicy");
 	json_t *body = NULL, *err = NULL;
 
 	memset(d, 0, sizeof(*d));
@@ -1589,17 +1125,17 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 	int dry = dry_run(r, "DeleteOptions", &err);
 
 	if (dry < 0) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
 	err = delete_options(r, &d);
 	if (err) {
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		goto out;
 	}
 	o = kf_store_get(&srv->store, r->kind, r->ns, r->name);
 	if (!o) {
-		reply_error(out, kf_err_not_found(r->kind, r->name));
+		kf_reply_error(out, kf_err_not_found(r->kind, r->name));
 		goto out;
 	}
 	if (d.pre_uid && strcmp(d.pre_uid, kf_jstr(o->json, "metadata.uid"))) {
@@ -1609,7 +1145,7 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 			      "Precondition failed: UID in precondition: "
 			      "%s, UID in object meta: %s",
 			      d.pre_uid, kf_jstr(o->json, "metadata.uid"));
-		reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
+		kf_reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
 		rc_buf_release(&why);
 		goto out;
 	}
@@ -1622,14 +1158,14 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 			      "precondition: %s, ResourceVersion in meta: %s",
 			      d.pre_rv,
 			      kf_jstr(o->json, "metadata.resourceVersion"));
-		reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
+		kf_reply_error(out, kf_err_conflict(r->kind, r->name, why.ptr));
 		rc_buf_release(&why);
 		goto out;
 	}
 	prop = d.propagation ? d.propagation : r->kind->propagation;
 	if (!strcmp(r->kind->kind, "Namespace")) {
 		if (kf_jget(o->json, "metadata.deletionTimestamp")) {
-			reply_error(
+			kf_reply_error(
 			    out, kf_err_conflict(
 				     r->kind, r->name,
 				     "The system is ensuring all content is "
@@ -1639,15 +1175,15 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 			goto out;
 		}
 		if (dry || d.dry)
-			reply_json(out, 200, json_incref(o->json));
+			kf_reply_json(out, 200, json_incref(o->json));
 		else
-			reply_json(
+			kf_reply_json(
 			    out, 200,
 			    json_incref(mark_deleting(srv, o, NULL, true)));
 		goto out;
 	}
 	if (dry || d.dry) {
-		reply_json(out, 200, success_status(o));
+		kf_reply_json(out, 200, success_status(o));
 		goto out;
 	}
 	if (!strcmp(prop, "Foreground") ||
@@ -1655,16 +1191,16 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		const char *fin =
 		    !strcmp(prop, "Foreground") ? "foregroundDeletion" : NULL;
 
-		reply_json(out, 200,
-			   json_incref(mark_deleting(srv, o, fin, false)));
+		kf_reply_json(out, 200,
+			      json_incref(mark_deleting(srv, o, fin, false)));
 		goto out;
 	}
 	if (!strcmp(r->kind->kind, "Pod")) {
-		reply_json(out, 200, json_incref(o->json));
+		kf_reply_json(out, 200, json_incref(o->json));
 		kf_delete_now(srv, o, prop);
 		goto out;
 	}
-	reply_json(out, 200, success_status(o));
+	kf_reply_json(out, 200, success_status(o));
 	kf_delete_now(srv, o, prop);
 out:
 	delete_opts_release(&d);
@@ -1681,16 +1217,16 @@ static void do_delete_collection(struct kf_server *srv, struct kf_req *r,
 	if (!r->kind->deletecollection) {
 		json_decref(names);
 		json_decref(items);
-		reply_error(out, kf_err_method());
+		kf_reply_error(out, kf_err_method());
 		return;
 	}
-	if (parse_selectors(r, &labels, &fields, &err) < 0) {
+	if (kf_parse_selectors(r, &labels, &fields, &err) < 0) {
 		json_decref(names);
 		json_decref(items);
-		reply_error(out, err);
+		kf_reply_error(out, err);
 		return;
 	}
-	ns_range(ix, r->ns, &lo, &hi);
+	kf_ns_range(ix, r->ns, &lo, &hi);
 	for (i = lo; i < hi; i++)
 		if (kf_selector_match(labels, ix->v[i]->json) &&
 		    kf_selector_match(fields, ix->v[i]->json))
@@ -1705,51 +1241,14 @@ static void do_delete_collection(struct kf_server *srv, struct kf_req *r,
 
 		if (!o)
 			continue;
-		json_array_append_new(items, list_item(o->json));
+		json_array_append_new(items, kf_list_item(o->json));
 		kf_delete_now(srv, o, r->kind->propagation);
 	}
-	reply_json(out, 200, list_doc(r->kind, r->ns, srv->store.rv, items));
+	kf_reply_json(out, 200,
+		      kf_list_doc(r->kind, r->ns, srv->store.rv, items));
 	json_decref(names);
 	kf_selector_free(labels);
 	kf_selector_free(fields);
-}
-
-/* ---- pods/log ---- */
-
-static void do_log(struct kf_server *srv, struct kf_req *r,
-		   struct kf_reply *out)
-{
-	struct kf_obj *o = kf_store_get(&srv->store, r->kind, r->ns, r->name);
-	const char *tail = arg(r, "tailLines");
-	const char *container = arg(r, "container");
-
-	if (!o) {
-		reply_error(out, kf_err_not_found(r->kind, r->name));
-		return;
-	}
-	if (container && *container) {
-		json_t *c;
-		size_t i;
-		bool found = false;
-
-		json_array_foreach(
-		    kf_jget(o->json, "spec.containers"), i,
-		    c) if (kf_jstr(c, "name") &&
-			   !strcmp(kf_jstr(c, "name"), container)) found = true;
-		if (!found) {
-			rc_buf msg = RC_BUF_INIT;
-
-			rc_buf_printf(&msg,
-				      "container %s is not valid for pod %s",
-				      container, r->name);
-			reply_error(out, kf_err_bad_request("%s", msg.ptr));
-			rc_buf_release(&msg);
-			return;
-		}
-	}
-	out->code = 200;
-	out->text = kf_pod_log(o->json, tail ? strtol(tail, NULL, 10) : -1);
-	out->ctype = "text/plain";
 }
 
 /* ---- dispatch ---- */
@@ -1763,21 +1262,21 @@ void kf_serve(struct kf_server *srv, struct kf_req *r, struct kf_reply *out)
 	pthread_mutex_lock(&srv->lock);
 	if (r->sub && !status &&
 	    !(!strcmp(r->sub, "log") && !strcmp(r->kind->kind, "Pod"))) {
-		reply_error(out, kf_err_no_resource());
+		kf_reply_error(out, kf_err_no_resource());
 	} else if (status && !r->kind->status_sub) {
-		reply_error(out, kf_err_no_resource());
+		kf_reply_error(out, kf_err_no_resource());
 	} else if (r->sub && !strcmp(r->sub, "log")) {
 		if (strcmp(m, "GET"))
-			reply_error(out, kf_err_method());
+			kf_reply_error(out, kf_err_method());
 		else
-			do_log(srv, r, out);
+			kf_do_log(srv, r, out);
 	} else if (!strcmp(m, "GET")) {
 		if (r->name)
-			do_get(srv, r, out);
+			kf_do_get(srv, r, out);
 		else if (arg_true(r, "watch"))
-			do_watch(srv, r, out);
+			kf_do_watch(srv, r, out);
 		else
-			do_list(srv, r, out);
+			kf_do_list(srv, r, out);
 	} else if (!strcmp(m, "POST") && !r->name) {
 		do_create(srv, r, out);
 	} else if (!strcmp(m, "PUT") && r->name) {
@@ -1789,7 +1288,7 @@ void kf_serve(struct kf_server *srv, struct kf_req *r, struct kf_reply *out)
 	} else if (!strcmp(m, "DELETE") && !r->name) {
 		do_delete_collection(srv, r, out);
 	} else {
-		reply_error(out, kf_err_method());
+		kf_reply_error(out, kf_err_method());
 	}
 	pthread_cond_broadcast(&srv->changed);
 	pthread_mutex_unlock(&srv->lock);
