@@ -722,9 +722,7 @@ static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 					rc_resource_add_dep(res, nk.ptr);
 					rc_buf_release(&nk);
 				}
-				pthread_mutex_lock(&d->mu);
 				set_uid(d, key.ptr, item);
-				pthread_mutex_unlock(&d->mu);
 			} else {
 				RC_WARN("kubernetes: ignoring %s: %s", key.ptr,
 					rc_error_last()->message);
