@@ -224,63 +224,69 @@ int rc_engine_open_drivers(rc_engine *e, const char *run_id)
 /* What reconcile applied last, per resource key: the journals replayed
  * from the oldest run to the newest (to the run before `before` when it is
  * given). */
+typedef struct {
+	json_t *last;    /* key -> body */
+	json_t *intents; /* action -> its intent, until its outcome */
+} replay;
+
+static int replay_record(void *ctx, json_t *rec)
+{
+	replay *r = ctx;
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *action = json_string_value(json_object_get(rec, "action"));
+	const char *st, *op, *key;
+	json_t *in;
+
+	if (!type || !action)
+		return 0;
+	if (!strcmp(type, "intent")) {
+		json_object_set(r->intents, action, rec);
+		return 0;
+	}
+	if (strcmp(type, "outcome"))
+		return 0;
+	in = json_object_get(r->intents, action);
+	st = json_string_value(json_object_get(rec, "status"));
+	if (!in || !st || strcmp(st, "ok"))
+		return 0;
+	op = json_string_value(json_object_get(in, "op"));
+	key = json_string_value(json_object_get(in, "key"));
+	if (op && key && strcmp(op, "run")) {
+		if (!strcmp(op, "delete"))
+			json_object_del(r->last, key);
+		else if (json_object_get(in, "desired"))
+			json_object_set(r->last, key,
+					json_object_get(in, "desired"));
+	}
+	json_object_del(r->intents, action);
+	return 0;
+}
+
 json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 {
-	json_t *last = json_object();
+	replay r = {json_object(), NULL};
 	rc_run_summary *runs = NULL;
 	size_t n = 0;
 
 	if (rc_history_load(&runs, &n, state_dir, NULL) < 0) {
 		rc_error_clear();
-		return last;
+		return r.last;
 	}
-	for (size_t r = n; r-- > 0;) {
+	/* oldest first, one record at a time */
+	for (size_t i = n; i-- > 0;) {
 		rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
-		rc_journal_contents c = {0};
-		json_t *intents;
 
-		if (before && !strcmp(runs[r].id, before))
+		if (before && !strcmp(runs[i].id, before))
 			break;
-		intents = json_object();
-
-		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[r].id);
-		if (rc_journal_read(&c, path.ptr) < 0)
+		r.intents = json_object();
+		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[i].id);
+		if (rc_journal_scan(path.ptr, replay_record, &r, NULL, NULL) < 0)
 			rc_error_clear();
-		for (size_t i = 0; i < c.n; i++) {
-			const json_t *rec = c.records[i];
-			const char *type = json_string_value(json_object_get(rec, "type"));
-			const char *action = json_string_value(json_object_get(rec, "action"));
-
-			if (!type || !action)
-				continue;
-			if (!strcmp(type, "intent")) {
-				json_object_set(intents, action,
-						(json_t *)(uintptr_t)rec);
-			} else if (!strcmp(type, "outcome")) {
-				const char *st = json_string_value(
-					json_object_get(rec, "status"));
-				json_t *in = json_object_get(intents, action);
-				const char *op, *key;
-
-				if (!in || !st || strcmp(st, "ok"))
-					continue;
-				op = json_string_value(json_object_get(in, "op"));
-				key = json_string_value(json_object_get(in, "key"));
-				if (!op || !key || !strcmp(op, "run"))
-					continue;
-				if (!strcmp(op, "delete"))
-					json_object_del(last, key);
-				else if (json_object_get(in, "desired"))
-					json_object_set(last, key,
-							json_object_get(in, "desired"));
-			}
-		}
-		json_decref(intents);
-		rc_journal_contents_release(&c);
+		json_decref(r.intents);
 		rc_buf_release(&path);
 	}
 	rc_history_free(runs, n);
-	return last;
+	return r.last;
 }
 
 static bool engine_immutable(const char *driver, const char *kind,
@@ -310,6 +316,135 @@ static json_t *hook_spec(const rc_hook *h)
 	json_object_set_new(o, "timeout", json_integer(h->timeout));
 	json_object_set_new(o, "irreversible", json_boolean(h->irreversible));
 	return o;
+}
+
+/*
+ * Expands and observes every environment, several at once (each driver
+ * talks to its own platform, and the wait is mostly the network's): at
+ * most 8 threads, each taking the next environment. Results are merged in
+ * environment order, so the plan is the same whatever finished first.
+ */
+#define RC_OBSERVE_THREADS 8
+
+typedef struct {
+	rc_engine *e;
+	pthread_mutex_t mu;
+	size_t next;
+	rc_resource_set *des, *act;
+	int *rc;
+	int *code;
+	rc_error_class *klass;
+	rc_loc *loc;
+	char **msg;
+} observe_pool;
+
+static void expand_observe_one(observe_pool *p, size_t i)
+{
+	rc_engine_env *ee = &p->e->envs[i];
+	size_t j;
+	int rc = 0;
+
+	/* a gone environment declares nothing */
+	if ((!ee->retire &&
+	     (rc = ee->ops->expand(ee->drv, ee->env, &p->des[i])) < 0) ||
+	    (rc = ee->ops->observe(ee->drv, &p->des[i], &p->act[i])) < 0) {
+		const rc_error *err = rc_error_last();
+
+		rc_error_prefix("environment '%s'", ee->env->name);
+		err = rc_error_last();
+		p->rc[i] = rc;
+		p->code[i] = err ? err->code : rc;
+		p->klass[i] = err ? err->klass : RC_ECLASS_INTERNAL;
+		if (err)
+			p->loc[i] = err->loc;
+		p->msg[i] = rc_strdup(err ? err->message : "failed");
+		return;
+	}
+	for (j = 0; ee->ops->normalize && j < p->des[i].n; j++)
+		ee->ops->normalize(p->des[i].items[j].kind,
+				   p->des[i].items[j].body);
+	for (j = 0; ee->ops->normalize && j < p->act[i].n; j++)
+		ee->ops->normalize(p->act[i].items[j].kind,
+				   p->act[i].items[j].body);
+}
+
+static void *observe_worker(void *arg)
+{
+	observe_pool *p = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&p->mu);
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		if (i >= p->e->nenvs)
+			break;
+		expand_observe_one(p, i);
+	}
+	return NULL;
+}
+
+/* Moves every resource of from to the end of to. */
+static void move_resources(rc_resource_set *to, rc_resource_set *from)
+{
+	if (from->n) {
+		RC_GROW(to->items, to->cap, to->n + from->n);
+		memcpy(&to->items[to->n], from->items,
+		       from->n * sizeof(rc_resource));
+		to->n += from->n;
+	}
+	free(from->items);
+	memset(from, 0, sizeof(*from));
+}
+
+static int expand_observe_all(rc_engine *e)
+{
+	observe_pool p;
+	pthread_t th[RC_OBSERVE_THREADS];
+	size_t nth = e->nenvs < RC_OBSERVE_THREADS ? e->nenvs
+						   : RC_OBSERVE_THREADS;
+	size_t started = 0, i;
+	int rc = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.e = e;
+	pthread_mutex_init(&p.mu, NULL);
+	p.des = rc_calloc(e->nenvs + 1, sizeof(rc_resource_set));
+	p.act = rc_calloc(e->nenvs + 1, sizeof(rc_resource_set));
+	p.rc = rc_calloc(e->nenvs + 1, sizeof(int));
+	p.code = rc_calloc(e->nenvs + 1, sizeof(int));
+	p.klass = rc_calloc(e->nenvs + 1, sizeof(rc_error_class));
+	p.msg = rc_calloc(e->nenvs + 1, sizeof(char *));
+	p.loc = rc_calloc(e->nenvs + 1, sizeof(rc_loc));
+	if (nth > 1)
+		for (; started < nth; started++)
+			if (pthread_create(&th[started], NULL, observe_worker,
+					   &p))
+				break;
+	observe_worker(&p); /* this thread works too (all of it if alone) */
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < e->nenvs; i++) {
+		if (p.rc[i] < 0 && rc == 0)
+			rc = p.loc[i].file
+				     ? rc_error_set_at(p.code[i], p.loc[i], "%s",
+						       p.msg[i])
+				     : rc_error_set(p.code[i], p.klass[i], "%s",
+						    p.msg[i]);
+		move_resources(&e->desired, &p.des[i]);
+		move_resources(&e->actual, &p.act[i]);
+		free(p.msg[i]);
+	}
+	free(p.des);
+	free(p.act);
+	free(p.rc);
+	free(p.code);
+	free(p.klass);
+	free(p.msg);
+	free(p.loc);
+	pthread_mutex_destroy(&p.mu);
+	return rc;
 }
 
 /* Asks each driver what its creates and updates would make; the changes
@@ -355,23 +490,11 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 	if ((rc = rc_engine_open_drivers(e, NULL)) < 0)
 		goto done;
+	if ((rc = expand_observe_all(e)) < 0)
+		goto done;
 	for (i = 0; i < e->nenvs; i++) {
 		rc_engine_env *ee = &e->envs[i];
-		size_t d0 = e->desired.n, a0 = e->actual.n;
 
-		/* a gone environment declares nothing */
-		if ((!ee->retire &&
-		     (rc = ee->ops->expand(ee->drv, ee->env, &e->desired)) < 0) ||
-		    (rc = ee->ops->observe(ee->drv, &e->desired, &e->actual)) < 0) {
-			rc_error_prefix("environment '%s'", ee->env->name);
-			goto done;
-		}
-		for (j = d0; ee->ops->normalize && j < e->desired.n; j++)
-			ee->ops->normalize(e->desired.items[j].kind,
-					   e->desired.items[j].body);
-		for (j = a0; ee->ops->normalize && j < e->actual.n; j++)
-			ee->ops->normalize(e->actual.items[j].kind,
-					   e->actual.items[j].body);
 		pe[i].env = ee->env->name;
 		pe[i].prune = ee->env->policy.prune;
 		pe[i].label = ee->label;

@@ -61,6 +61,28 @@ static void action_key(rc_buf *b, json_t *action)
  * Pending intents: those whose action has no outcome. Intents and outcomes
  * without an "action" cannot be paired and are set off against each other.
  */
+/* Keeps, of each record, what a summary reads: the bodies of intents
+ * (snapshots, desired states) are not held for a whole journal. */
+static int keep_summary_fields(void *ctx, json_t *rec)
+{
+	static const char *const fields[] = {"type", "action", "status", "time",
+					     "commit", "environments"};
+	rc_journal_contents *c = ctx;
+	json_t *small = json_object();
+
+	for (size_t i = 0; i < RC_ARRAY_SIZE(fields); i++) {
+		json_t *v = json_object_get(rec, fields[i]);
+
+		if (v)
+			json_object_set(small, fields[i], v);
+	}
+	if (c->n < 8 || (c->n & (c->n - 1)) == 0)
+		c->records = rc_realloc(c->records, (c->n < 8 ? 8 : 2 * c->n) *
+							    sizeof(json_t *));
+	c->records[c->n++] = small;
+	return 0;
+}
+
 static size_t count_pending(const rc_journal_contents *c)
 {
 	static char pending_mark, done_mark;
@@ -277,7 +299,10 @@ int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 		if ((error = rc_buf_printf(&path, "%s/%s", dir.ptr,
 					   names[i])) < 0)
 			goto cleanup;
-		r = rc_journal_read(&c, path.ptr);
+		memset(&c, 0, sizeof(c));
+		c.torn_offset = -1;
+		r = rc_journal_scan(path.ptr, keep_summary_fields, &c, &c.torn,
+				    &c.torn_offset);
 		if (r == RC_ENOTFOUND) { /* removed since it was listed */
 			rc_journal_contents_release(&c);
 			continue;

@@ -400,35 +400,50 @@ bad_header:
 	return RC_EINVALID;
 }
 
-int rc_journal_read(rc_journal_contents *out, const char *path)
+int rc_journal_scan(const char *path, rc_journal_fn fn, void *ctx,
+		    bool *torn, long long *torn_offset)
 {
-	rc_buf data = RC_BUF_INIT_MAX(RC_JOURNAL_MAX_FILE + 1);
 	rc_buf why = RC_BUF_INIT_MAX(1024);
-	size_t pos = 0, cap = 0;
-	int fd, error;
+	char *line = NULL;
+	size_t cap = 0, pos = 0;
+	ssize_t got;
+	FILE *f;
+	int error = 0;
 
-	memset(out, 0, sizeof(*out));
-	out->torn_offset = -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (torn)
+		*torn = false;
+	if (torn_offset)
+		*torn_offset = -1;
+	f = fopen(path, "re");
+	if (!f)
 		return rc_error_set_os("cannot open journal '%s'", path);
-	error = rc_state_read_fd(&data, fd, path, RC_JOURNAL_MAX_FILE);
-	close(fd);
-	if (error < 0)
-		goto cleanup;
-
-	while (pos < data.len) {
-		const char *line = data.ptr + pos;
-		const char *nl = memchr(line, '\n', data.len - pos);
-		size_t len = nl ? (size_t)(nl - line) : data.len - pos;
-		bool last = !nl || (size_t)(nl - data.ptr) == data.len - 1;
+	/* one record at a time: a journal of many large records is never
+	 * held whole */
+	while ((got = getline(&line, &cap, f)) > 0) {
+		size_t len = (size_t)got;
+		bool nl = line[len - 1] == '\n';
+		bool last;
 		bad_kind kind;
 		json_t *rec;
+		int c;
 
+		if (nl)
+			len--;
+		c = getc(f);
+		last = c == EOF;
+		if (c != EOF)
+			ungetc(c, f);
+		if (pos + (size_t)got > RC_JOURNAL_MAX_FILE) {
+			error = rc_error_set(RC_ETOOBIG, RC_ECLASS_STATE,
+					     "journal '%s' is larger than %zu "
+					     "bytes",
+					     path, RC_JOURNAL_MAX_FILE);
+			break;
+		}
 		rc_buf_clear(&why);
-		error = parse_line(&rec, line, len, nl != NULL, &kind, &why);
+		error = parse_line(&rec, line, len, nl, &kind, &why);
 		if (error == RC_ERROR)
-			goto cleanup;
+			break;
 		if (error < 0) {
 			/*
 			 * A torn append is the last line: either the start of
@@ -439,25 +454,50 @@ int rc_journal_read(rc_journal_contents *out, const char *path)
 			 */
 			if (last && (kind == BAD_HEADER || kind == BAD_SUM)) {
 				error = 0;
-				out->torn = true;
-				out->torn_offset = (long long)pos;
+				if (torn)
+					*torn = true;
+				if (torn_offset)
+					*torn_offset = (long long)pos;
 				break;
 			}
 			error = rc_error_set(RC_EINVALID, RC_ECLASS_STATE,
 					     "%s: corrupt record at byte "
 					     "offset %zu: %s",
 					     path, pos, why.ptr);
-			goto cleanup;
+			break;
 		}
-		RC_GROW(out->records, cap, out->n + 1);
-		out->records[out->n++] = rec;
-		pos += len + 1;
+		error = fn(ctx, rec);
+		json_decref(rec);
+		if (error < 0)
+			break;
+		pos += (size_t)got;
 	}
-
-cleanup:
-	rc_buf_release(&data);
+	if (error == 0 && ferror(f))
+		error = rc_error_set_os("cannot read journal '%s'", path);
+	fclose(f);
+	free(line);
 	rc_buf_release(&why);
 	return error;
+}
+
+static int collect(void *ctx, json_t *rec)
+{
+	rc_journal_contents *out = ctx;
+
+	if (out->n < 8 || (out->n & (out->n - 1)) == 0)
+		out->records = rc_realloc(out->records,
+					  (out->n < 8 ? 8 : 2 * out->n) *
+						  sizeof(json_t *));
+	out->records[out->n++] = json_incref(rec);
+	return 0;
+}
+
+int rc_journal_read(rc_journal_contents *out, const char *path)
+{
+	memset(out, 0, sizeof(*out));
+	out->torn_offset = -1;
+	return rc_journal_scan(path, collect, out, &out->torn,
+			       &out->torn_offset);
 }
 
 void rc_journal_contents_release(rc_journal_contents *c)

@@ -100,6 +100,14 @@ typedef struct {
  * the result.
  */
 int rc_journal_read(rc_journal_contents *out, const char *path);
+
+/* The same, record by record without keeping them: fn gets each record
+ * (borrowed for the call) and returns 0 to go on or a negative code to
+ * stop with it. torn and torn_offset (may be NULL) say whether a torn
+ * last record was dropped, and where. */
+typedef int (*rc_journal_fn)(void *ctx, json_t *rec);
+int rc_journal_scan(const char *path, rc_journal_fn fn, void *ctx,
+		    bool *torn, long long *torn_offset);
 void rc_journal_contents_release(rc_journal_contents *c);
 
 #endif
