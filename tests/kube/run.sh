@@ -255,6 +255,44 @@ run 0 "with allow_replace it is replaced" "$rc_bin" apply "$cfg" -e acme-staging
 [ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/worker | field spec.selector.matchLabels.tier)" = a ] &&
 	ok "the new selector is in place" || bad "the new selector is in place"
 
+# --- custom resources: discovery finds them; an unknown group is named
+cat >>"$cfg/k8s/ingress.yaml" <<'YAML'
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gizmo
+spec:
+  size: 3
+YAML
+run 0 "a custom resource is applied" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+[ "$(api GET /apis/example.com/v1/namespaces/acme-staging/widgets/gizmo | field spec.size)" = 3 ] &&
+	ok "the Widget is on the server" || bad "the Widget is on the server"
+run 0 "a custom resource does not drift" "$rc_bin" plan "$cfg" -e acme-staging
+cat >>"$cfg/k8s/ingress.yaml" <<'YAML'
+---
+apiVersion: example.org/v1
+kind: Gadget
+metadata:
+  name: nope
+YAML
+run 1 "a kind the server does not serve fails the plan" "$rc_bin" plan "$cfg" -e acme-staging
+has "naming the group version and the likely cause" "$out" "does not serve example.org/v1 (is its CustomResourceDefinition installed?)"
+/usr/bin/python3 - "$cfg/k8s/ingress.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(s[:s.index("---\napiVersion: example.org/v1")])
+PY
+
+# --- a LIST answered 410 Gone (an expired continue token) is listed again
+api POST /fake/faults '{"rules":[{"match":"GET /api/v1/namespaces/acme-staging/configmaps","status":410,"count":1}]}' >/dev/null
+run 0 "a 410 on a LIST is listed again" "$rc_bin" plan "$cfg" -e acme-staging
+api POST /fake/faults '{"rules":[{"match":"GET /api/v1/namespaces/acme-staging/configmaps","status":410}]}' >/dev/null
+run 1 "a LIST that stays 410 fails after a few tries" "$rc_bin" plan "$cfg" -e acme-staging
+has "naming the 410" "$out" "410 Gone"
+api DELETE /fake/faults >/dev/null
+
 # --- faults: throttling and a dropped connection are retried; a 500 that lasts is reported
 api POST /fake/faults '{"rules":[{"match":"PATCH /apis/apps/v1/namespaces/acme-staging/deployments/web","status":429,"retry_after":1,"count":2},{"match":"GET /api/v1/namespaces/acme-staging/configmaps","reset":true,"count":1}]}' >/dev/null
 sed -i 's/replicas: 3/replicas: 2/' "$staging"
