@@ -20,6 +20,8 @@ typedef struct {
 	act_state *st;
 	double *started, *took;
 	char **errors;
+	char **notes; /* a hook's exit status and the end of its output */
+	json_t *last_result; /* the result being recorded (lock held) */
 	size_t running, done;
 	size_t *running_per_env;
 	pthread_mutex_t mu;
@@ -88,12 +90,38 @@ static void draw(executor *x, size_t only)
 			rc_buf_printf(&b, " (%.1fs)", x->took[only]);
 		if (x->errors[only])
 			rc_buf_printf(&b, ": %s", x->errors[only]);
+		else if (x->notes[only])
+			rc_buf_printf(&b, ": %s", x->notes[only]);
 		rc_buf_putc(&b, '\n');
 	}
 	rc_redact(&b);
 	fwrite(b.ptr, 1, b.len, x->out);
 	fflush(x->out);
 	rc_buf_release(&b);
+}
+
+/* What a hook that ran says: "exit status 0", and the end of its output
+ * indented (new string, already redacted by the driver). */
+static char *hook_note(const json_t *result)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	const char *out = json_string_value(json_object_get(result, "output"));
+
+	rc_buf_printf(&b, "exit status %d",
+		      (int)json_integer_value(json_object_get(result,
+							      "exit_code")));
+	if (out && *out) {
+		rc_buf_puts(&b, "; its output ends with:");
+		for (const char *p = out; *p;) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+			if (n)
+				rc_buf_printf(&b, "\n      %.*s", (int)n, p);
+			p += n + (nl != NULL);
+		}
+	}
+	return rc_buf_detach(&b);
 }
 
 /* Replaces the deferred placeholders of hooks: {{ run.* }} and
@@ -211,6 +239,9 @@ static int do_action(executor *x, size_t i, json_t **result, char **err)
 			rc = RC_ERROR;
 		} else if (rc == 0) {
 			*result = json_pack("{s:i}", "exit_code", res.exit_code);
+			if (res.output_tail && *res.output_tail)
+				json_object_set_new(*result, "output",
+						    json_string(res.output_tail));
 		}
 		rc_run_result_release(&res);
 		if (rc < 0 && !*err)
@@ -338,14 +369,18 @@ static void *worker(void *arg)
 								     : "failed"));
 		rc_journal_append(x->journal, rec);
 		json_decref(rec);
-		json_decref(result);
+		x->last_result = result;
 		x->st[i] = rc == 0 ? ST_OK : ST_FAILED;
 		x->errors[i] = err;
+		if (rc == 0 && p->actions[i].op == RC_OP_RUN)
+			x->notes[i] = hook_note(x->last_result);
 		x->took[i] = now_s() - x->started[i];
 		x->running--;
 		x->running_per_env[ei]--;
 		x->done++;
 		draw(x, i);
+		x->last_result = NULL;
+		json_decref(result);
 		pthread_cond_broadcast(&x->cv);
 	}
 	pthread_cond_broadcast(&x->cv);
@@ -422,6 +457,7 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	x.started = rc_calloc(plan->n + 1, sizeof(double));
 	x.took = rc_calloc(plan->n + 1, sizeof(double));
 	x.errors = rc_calloc(plan->n + 1, sizeof(char *));
+	x.notes = rc_calloc(plan->n + 1, sizeof(char *));
 	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
 	pthread_mutex_init(&x.mu, NULL);
 	pthread_cond_init(&x.cv, NULL);
@@ -446,6 +482,9 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 			fprintf(x.out, "error: %s %s: %s\n",
 				rc_op_name(plan->actions[i].op),
 				plan->actions[i].key, x.errors[i]);
+		else if (x.notes[i])
+			fprintf(x.out, "%s: %s\n", plan->actions[i].key,
+				x.notes[i]);
 	rec = json_pack("{s:s, s:s, s:{s:i, s:i, s:i}}", "type", "run-end",
 			"status", rep->failed || rep->skipped ? "failed"
 							      : "succeeded",
@@ -463,6 +502,9 @@ out:
 	for (i = 0; x.errors && i < plan->n; i++)
 		free(x.errors[i]);
 	free(x.errors);
+	for (i = 0; x.notes && i < plan->n; i++)
+		free(x.notes[i]);
+	free(x.notes);
 	free(x.st);
 	free(x.started);
 	free(x.took);

@@ -110,7 +110,9 @@ has "the migration hook runs after" "$out" "> hook migrate"
 has "secrets are sensitive" "$out" "(sensitive)"
 hasnt "no secret value in the plan" "$out" "kube-e2e-app-key"
 run 0 "apply" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
-has "the hook's Job ran" "$out" "migrate"
+has "the hook's Job ran, with its exit status" "$out" "hook migrate: ok"
+has "and the end of its log" "$out" "exit status 0; its output ends with:
+      php artisan migrate --force"
 dep=$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web)
 [ "$(printf '%s' "$dep" | field spec.template.spec.containers.0.image)" = "registry.example.com/brand-sites/web:2.15.0-rc.2" ] &&
 	ok "the Deployment runs the staging image" || bad "the Deployment runs the staging image" "$dep"
