@@ -15,6 +15,7 @@
 #include "schema/diag.h"
 #include "schema/node.h"
 #include "drivers/kube_config.h"
+#include "drivers/proc.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -1103,34 +1104,9 @@ static int parse_rfc3339(const char *s, time_t *out)
 /* The program to run: a path as is, else found in our PATH. */
 static char *find_program(const char *prog)
 {
-	const char *path = getenv("PATH");
-	rc_buf cand = RC_BUF_INIT_MAX(PATH_MAX * 2);
-	const char *p, *colon;
-
 	if (strchr(prog, '/'))
 		return access(prog, X_OK) == 0 ? rc_strdup(prog) : NULL;
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path;; p = colon + 1) {
-		struct stat st;
-		size_t n;
-
-		colon = strchr(p, ':');
-		n = colon ? (size_t)(colon - p) : strlen(p);
-		rc_buf_clear(&cand);
-		if (n)
-			rc_buf_put(&cand, p, n);
-		else
-			rc_buf_putc(&cand, '.');
-		rc_buf_printf(&cand, "/%s", prog);
-		if (!cand.toobig && stat(cand.ptr, &st) == 0 &&
-		    S_ISREG(st.st_mode) && access(cand.ptr, X_OK) == 0)
-			return rc_buf_detach(&cand);
-		if (!colon)
-			break;
-	}
-	rc_buf_release(&cand);
-	return NULL;
+	return rc_local_find_program(prog, getenv("PATH"), NULL);
 }
 
 /* KUBERNETES_EXEC_INFO: what the plugin may know of the request. */

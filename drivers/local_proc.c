@@ -643,17 +643,16 @@ static int cloexec_pipe(int pfd[2])
 	return 0;
 }
 
-static char *find_program(const char *prog, const rc_local_env *env,
-			  const char *dir)
+char *rc_local_find_program(const char *prog, const char *path,
+			     const char *dir)
 {
-	const char *path = env ? rc_local_env_get(env, "PATH") : NULL;
 	rc_buf cand = RC_BUF_INIT_MAX(PATH_CAP);
 	const char *p, *colon;
 	struct stat st;
 
 	if (strchr(prog, '/'))
 		return rc_strdup(prog);
-	if (!path)
+	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	for (p = path;; p = colon + 1) {
 		size_t n;
@@ -731,7 +730,9 @@ static const char *step_name(int step)
 
 int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 {
-	char *prog = find_program(o->argv[0], o->env, o->dir);
+	char *prog = rc_local_find_program(
+		o->argv[0], o->env ? rc_local_env_get(o->env, "PATH") : NULL,
+		o->dir);
 	char *empty_env[] = {NULL};
 	char *const *envp = o->env && o->env->v ? o->env->v : empty_env;
 	int pfd[2] = {-1, -1}, devnull = -1, outfd = -1;

@@ -109,6 +109,12 @@ typedef struct {
 	gid_t gid;
 } rc_local_spawn_opts;
 
+/* The file a program name stands for: prog itself when it holds a '/',
+ * else the first executable regular file prog in path's directories
+ * (a colon list; NULL or empty: /usr/local/bin:/usr/bin:/bin), relative
+ * ones taken below dir when it is given; NULL when there is none. */
+char *rc_local_find_program(const char *prog, const char *path,
+			    const char *dir);
 /* Forks and executes; returns once the program runs (or the exec failed:
  * then an error saying why, e.g. "'x' not found in PATH"). */
 int rc_local_spawn(pid_t *pid, const rc_local_spawn_opts *o);
