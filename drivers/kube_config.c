@@ -12,6 +12,7 @@
 #include "reconciler/buf.h"
 #include "reconciler/error.h"
 #include "reconciler/log.h"
+#include "reconciler/rctime.h"
 #include "schema/diag.h"
 #include "schema/node.h"
 #include "drivers/kube_config.h"
@@ -1061,46 +1062,6 @@ void rc_kube_conn_release(rc_kube_conn *c)
 
 /* ----------------------------------------------------------- exec plugin */
 
-/* "2024-05-01T12:00:00Z", with optional fraction and offset. */
-static int parse_rfc3339(const char *s, time_t *out)
-{
-	struct tm tm;
-	int y, mo, d, h, mi, sec, n = 0;
-	const char *p;
-	long off = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h,
-		   &mi, &sec, &n) != 6 || !n)
-		return -1;
-	p = s + n;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om, m = 0;
-
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || !m)
-			return -1;
-		off = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
-		p += 1 + m;
-	} else {
-		return -1;
-	}
-	if (*p)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	*out = timegm(&tm) - off;
-	return 0;
-}
-
 /* The program to run: a path as is, else found in our PATH. */
 static char *find_program(const char *prog)
 {
@@ -1339,6 +1300,7 @@ static int exec_refresh(rc_kube_conn *c)
 		   *key = NULL, *expiry = NULL;
 	char *prog;
 	time_t exp = 0;
+	struct timespec exp_ts = {0, 0};
 	int status = 0, rc;
 	bool timed_out;
 
@@ -1427,13 +1389,15 @@ static int exec_refresh(rc_kube_conn *c)
 				  m.ptr);
 		goto done;
 	}
-	if (expiry && parse_rfc3339(expiry, &exp) < 0) {
+	if (expiry && !rc_time_parse(expiry, &exp_ts)) {
 		rc = rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				  "%s answered an expirationTimestamp that is "
 				  "not RFC 3339: '%s'",
 				  m.ptr, expiry);
 		goto done;
 	}
+	if (expiry)
+		exp = exp_ts.tv_sec;
 	free_secret(c->cur_token);
 	c->cur_token = token && *token ? rc_strdup(token) : NULL;
 	free(c->exec_cert_pem);

@@ -19,6 +19,7 @@
 #include "reconciler/common.h"
 #include "reconciler/engine.h"
 #include "reconciler/log.h"
+#include "reconciler/rctime.h"
 #include "schema/emit.h"
 #include "schema/load.h"
 #include "state/envreg.h"
@@ -268,13 +269,9 @@ static void format_time(char *out, size_t n, time_t t)
 
 static time_t parse_time(const char *s)
 {
-	struct tm tm;
-	const char *end;
+	struct timespec ts;
 
-	memset(&tm, 0, sizeof(tm));
-	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) || *end)
-		return (time_t)-1;
-	return timegm(&tm);
+	return rc_time_parse(s, &ts) ? ts.tv_sec : (time_t)-1;
 }
 
 /* Adds the gone environment rec (name) to the scope, to be retired. */

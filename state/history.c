@@ -318,7 +318,7 @@ int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 			summary_release(&s);
 			continue;
 		}
-		if (!rc_state_time_parse(s.time, &when) &&
+		if (!rc_time_parse(s.time, &when) &&
 		    stat(path.ptr, &st) == 0)
 			when = st.st_mtim;
 		RC_GROW(list, cap, nlist + 1);

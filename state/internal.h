@@ -7,9 +7,8 @@
 
 #include "reconciler/common.h"
 #include "reconciler/buf.h"
+#include "reconciler/rctime.h"
 
-/* Room for "YYYY-MM-DDTHH:MM:SS.mmmZ" and its NUL. */
-#define RC_STATE_TIME_SIZE 32
 
 /* Whether s can be one component of a path under the state directory: 1
  * to 200 bytes of [A-Za-z0-9._-], not starting with '.' (so neither "."
@@ -29,11 +28,5 @@ int rc_state_write_all(int fd, const void *p, size_t n);
 /* Reads fd to its end into b (appending); at most max bytes in all, else
  * RC_ETOOBIG. Errors name path. */
 int rc_state_read_fd(rc_buf *b, int fd, const char *path, size_t max);
-
-/* The current time, RFC 3339 UTC with milliseconds. */
-void rc_state_now(char out[RC_STATE_TIME_SIZE]);
-/* Parses an RFC 3339 date-time ("2026-11-22T10:00:00Z", with optional
- * fraction and numeric offset); false when s is not one. */
-bool rc_state_time_parse(const char *s, struct timespec *out);
 
 #endif

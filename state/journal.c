@@ -181,7 +181,7 @@ static json_t *redacted_copy(json_t *v)
 static json_t *final_record(rc_journal *j, json_t *record, long long *seq)
 {
 	json_t *red = redacted_copy(record), *out = json_object(), *v;
-	char now[RC_STATE_TIME_SIZE];
+	char now[RC_TIME_SIZE];
 	const char *key;
 
 	v = json_object_get(red, "seq");
@@ -197,7 +197,7 @@ static json_t *final_record(rc_journal *j, json_t *record, long long *seq)
 	if (v) {
 		json_object_set(out, "time", v);
 	} else {
-		rc_state_now(now);
+		rc_time_now(now);
 		json_object_set_new(out, "time", json_string(now));
 	}
 	if ((v = json_object_get(red, "type")) != NULL)

@@ -97,7 +97,7 @@ static char *command_line(void)
 /* Records who holds the lock: truncate, write, fsync. */
 static int write_holder(int fd, const char *path, const char *run_id)
 {
-	char host[256] = "", started[RC_STATE_TIME_SIZE];
+	char host[256] = "", started[RC_TIME_SIZE];
 	char *cmd = command_line(), *text = NULL;
 	json_t *info;
 	int error = 0, r;
@@ -105,7 +105,7 @@ static int write_holder(int fd, const char *path, const char *run_id)
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		host[0] = '\0';
 	host[sizeof(host) - 1] = '\0';
-	rc_state_now(started);
+	rc_time_now(started);
 	info = json_pack("{s:I, s:s, s:s, s:s?, s:s?}", "pid",
 			 (json_int_t)getpid(), "host",
 			 host[0] ? host : "unknown", "started", started, "run",

@@ -122,7 +122,7 @@ static void journal_round_trip(void **state)
 
 		assert_int_equal(json_integer_value(json_object_get(r0, "seq")),
 				 i + 1);
-		assert_true(rc_state_time_parse(
+		assert_true(rc_time_parse(
 			json_string_value(json_object_get(r0, "time")), &ts));
 	}
 	assert_string_equal(
