@@ -56,7 +56,6 @@ struct rc_driver {
 	rc_strmap locs;  /* key -> rc_loc * of what declares it */
 	rc_loc *locbuf;
 	size_t nlocs;
-	rc_resource_set desired; /* a copy of what expand made */
 };
 
 /* ------------------------------------------------------------ requests */
@@ -106,6 +105,28 @@ static rc_loc field_loc(const rc_env *env, const char *name,
 	return n ? n->loc : fallback;
 }
 
+/* A Status's causes, one per line: "  [file:line:col: ]field: message",
+ * located in the user's YAML when loc (the object's) is given. */
+static void put_causes(rc_buf *b, const json_t *causes, const rc_driver *d,
+		       const char *name, const char *no_field,
+		       const char *no_message, rc_loc loc)
+{
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(causes, i, c) {
+		const char *cm = json_string_value(json_object_get(c, "message"));
+		const char *cf = json_string_value(json_object_get(c, "field"));
+		rc_loc fl = loc.file ? field_loc(d->env, name, cf, loc) : loc;
+
+		rc_buf_puts(b, "\n  ");
+		if (fl.file && fl.line)
+			rc_buf_printf(b, "%s:%d:%d: ", fl.file, fl.line, fl.col);
+		rc_buf_printf(b, "%s: %s", cf ? cf : no_field,
+			      cm ? cm : no_message);
+	}
+}
+
 /* The error a Status reply carries, with what the user can do about it.
  * what names the request ("patch deployments.apps web in shop"). */
 static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
@@ -114,6 +135,8 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 	json_t *st = json_loadb(r->body.ptr, r->body.len, 0, NULL);
 	const char *msg = json_string_value(json_object_get(st, "message"));
 	const char *reason = json_string_value(json_object_get(st, "reason"));
+	const json_t *causes =
+		json_object_get(json_object_get(st, "details"), "causes");
 	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
 	const char *res = k ? k->resource : "?";
 	const char *grp = k && k->group && *k->group ? k->group : "";
@@ -146,28 +169,16 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 		code = RC_ENOTFOUND;
 		rc_buf_printf(&b, "%s", msg ? msg : "not found");
 		break;
-	case 409: {
-		const json_t *causes = json_object_get(
-			json_object_get(st, "details"), "causes");
-		const json_t *c;
-		size_t i;
-
+	case 409:
 		code = RC_ECONFLICT;
-		if (reason && !strcmp(reason, "Conflict") && causes &&
+		if (reason && !strcmp(reason, "Conflict") &&
 		    json_array_size(causes)) {
 			rc_buf_printf(&b, "%s %s: fields owned by another "
 					  "manager:",
 				      k && k->resource ? res : "object",
 				      name ? name : "");
-			json_array_foreach(causes, i, c) {
-				const char *cm = json_string_value(
-					json_object_get(c, "message"));
-				const char *cf = json_string_value(
-					json_object_get(c, "field"));
-
-				rc_buf_printf(&b, "\n  %s: %s", cf ? cf : "?",
-					      cm ? cm : "conflict");
-			}
+			put_causes(&b, causes, d, name, "?", "conflict",
+				   (rc_loc){0});
 			rc_buf_puts(&b, "\nThey were changed outside reconcile. "
 					"Set policy.force_conflicts: true to "
 					"take them over, or stop declaring "
@@ -176,37 +187,17 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 			rc_buf_printf(&b, "%s", msg ? msg : "conflict");
 		}
 		break;
-	}
 	case 410:
 		rc_buf_printf(&b, "%s (410 Gone)", msg ? msg : "expired");
 		break;
-	case 422: {
-		const json_t *causes = json_object_get(
-			json_object_get(st, "details"), "causes");
-		const json_t *c;
-		size_t i;
-
+	case 422:
 		code = RC_EINVALID;
 		rc_buf_printf(&b, "the API server rejected %s %s:",
 			      k ? res : "the object", name ? name : "");
-		json_array_foreach(causes, i, c) {
-			const char *cm = json_string_value(
-				json_object_get(c, "message"));
-			const char *cf = json_string_value(
-				json_object_get(c, "field"));
-			rc_loc fl = field_loc(d->env, name, cf, loc);
-
-			rc_buf_puts(&b, "\n  ");
-			if (fl.file && fl.line)
-				rc_buf_printf(&b, "%s:%d:%d: ", fl.file,
-					      fl.line, fl.col);
-			rc_buf_printf(&b, "%s: %s", cf ? cf : "(object)",
-				      cm ? cm : "invalid");
-		}
+		put_causes(&b, causes, d, name, "(object)", "invalid", loc);
 		if (!json_array_size(causes))
 			rc_buf_printf(&b, " %s", msg ? msg : "invalid");
 		break;
-	}
 	default:
 		if (r->status == 429 || r->status >= 500)
 			code = RC_ETIMEOUT;
@@ -537,7 +528,6 @@ static void kube_close(rc_driver *d)
 	json_decref(d->kinds);
 	rc_strmap_release(&d->locs);
 	free(d->locbuf);
-	rc_resource_set_release(&d->desired);
 	pthread_mutex_destroy(&d->mu);
 	free(d->project);
 	free(d->config_dir);
@@ -633,8 +623,6 @@ static int kube_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
 		if (!strcmp(r->kind, "Namespace"))
 			r->precious = true; /* deleting it deletes all in it */
 		kind_release(&k);
-		rc_resource_set_add(&d->desired, r->env, r->driver, r->kind,
-				    r->name, json_incref(r->body));
 	}
 	return 0;
 }
@@ -822,6 +810,19 @@ static void want_kind(json_t *kinds, const char *av, const char *kind)
 	rc_buf_release(&k);
 }
 
+/* Whether reconcile ever applied that kind in the environment. */
+static bool applied_here(rc_driver *d, const char *av, const char *kind)
+{
+	char *kk = rc_kube_kind_key(av, kind);
+	bool yes;
+
+	pthread_mutex_lock(&d->mu);
+	yes = json_object_get(d->kinds, kk) != NULL;
+	pthread_mutex_unlock(&d->mu);
+	free(kk);
+	return yes;
+}
+
 static int kube_observe(rc_driver *d, const rc_resource_set *desired,
 			rc_resource_set *out)
 {
@@ -861,8 +862,7 @@ static int kube_observe(rc_driver *d, const rc_resource_set *desired,
 		} else if ((rc = disc_kind(d, av, kind, &k)) == 0) {
 			rc = list_kind(d, &k, av, kind, desired, out);
 			kind_release(&k);
-		} else if (rc == RC_ENOTFOUND &&
-			   !json_object_get(d->kinds, kind)) {
+		} else if (rc == RC_ENOTFOUND && !applied_here(d, av, kind)) {
 			/* not served and never applied here: nothing to
 			 * observe (the apply will say what is missing) */
 			rc_error_clear();

@@ -80,6 +80,21 @@ void rc_engine_load_opts(rc_engine *e, rc_load_opts *lo)
 	}
 }
 
+int rc_engine_env_bind(rc_engine_env *ee, const rc_env *env)
+{
+	ee->env = env;
+	free(ee->label);
+	ee->label = rc_engine_env_label(env);
+	ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
+	if (!ee->ops)
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
+				    "environment '%s': the '%s' driver is not "
+				    "available in this version of reconcile",
+				    env->name,
+				    rc_driver_name(env->target.driver));
+	return 0;
+}
+
 int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 {
 	rc_engine *e = rc_calloc(1, sizeof(*e));
@@ -118,16 +133,8 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 		if (!wanted(opts, env))
 			continue;
 		ee = &e->envs[e->nenvs++];
-		ee->env = env;
-		ee->label = rc_engine_env_label(env);
-		ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
-		if (!ee->ops)
-			return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
-					    "environment '%s': the '%s' driver "
-					    "is not available in this version "
-					    "of reconcile",
-					    env->name,
-					    rc_driver_name(env->target.driver));
+		if ((rc = rc_engine_env_bind(ee, env)) < 0)
+			return rc;
 	}
 	if (!opts->ref && (rc = rc_engine_read_branches(e)) < 0)
 		return rc;

@@ -118,6 +118,9 @@ int rc_engine_track_generated(rc_engine *e);
 /* After observing: forgets gone environments that own nothing any more. */
 void rc_engine_forget_empty(rc_engine *e);
 char *rc_engine_env_label(const rc_env *env);
+/* Makes ee stand for env: its label and its driver (RC_EUNSUPPORTED when
+ * this build has no such driver). */
+int rc_engine_env_bind(rc_engine_env *ee, const rc_env *env);
 /* key -> the body reconcile last applied, from the journals of the runs
  * before run `before` (NULL: all runs) (new ref). */
 json_t *rc_engine_last_applied(const char *state_dir, const char *before);

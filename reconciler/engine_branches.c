@@ -130,17 +130,8 @@ static int read_branch(rc_engine *e, rc_engine_env *ee)
 				  ee->env->name);
 		goto done;
 	}
-	ee->env = env;
-	free(ee->label);
-	ee->label = rc_engine_env_label(env);
-	ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
-	if (!ee->ops) {
-		rc = rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
-				  "environment '%s' (branch '%s'): the '%s' "
-				  "driver is not available in this version of "
-				  "reconcile",
-				  env->name, branch,
-				  rc_driver_name(env->target.driver));
+	if ((rc = rc_engine_env_bind(ee, env)) < 0) {
+		rc_error_prefix("branch '%s'", branch);
 		goto done;
 	}
 	ee->config_dir = rc_strdup(cfg->dir);
@@ -249,14 +240,11 @@ static bool generator_expanded(const rc_config *cfg, const char *g)
 static void engine_note(rc_engine *e, const char *fmt, ...) RC_PRINTF(2, 3);
 static void engine_note(rc_engine *e, const char *fmt, ...)
 {
-	rc_buf b = RC_BUF_INIT_MAX(4096);
 	va_list ap;
 
 	va_start(ap, fmt);
-	rc_buf_vprintf(&b, fmt, ap);
+	rc_notes_vadd(&e->notes, &e->nnotes, fmt, ap);
 	va_end(ap);
-	e->notes = rc_realloc(e->notes, (e->nnotes + 1) * sizeof(char *));
-	e->notes[e->nnotes++] = rc_buf_detach(&b);
 }
 
 static void format_time(char *out, size_t n, time_t t)
@@ -297,18 +285,9 @@ static int add_gone(rc_engine *e, const char *name, const json_t *rec,
 	ee = &e->envs[e->nenvs++];
 	memset(ee, 0, sizeof(*ee));
 	memset(&e->envs[e->nenvs], 0, sizeof(*ee));
-	ee->env = env;
 	ee->owned = env;
-	ee->label = rc_engine_env_label(env);
 	ee->retire = rc_strdup(why);
-	ee->ops = rc_driver_find(rc_driver_name(env->target.driver));
-	if (!ee->ops)
-		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
-				    "gone environment '%s': the '%s' driver is "
-				    "not available in this version of "
-				    "reconcile",
-				    name, rc_driver_name(env->target.driver));
-	return 0;
+	return rc_engine_env_bind(ee, env);
 }
 
 static void record_env(json_t *envs, const rc_env *env, const char *now)

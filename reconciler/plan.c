@@ -539,16 +539,22 @@ void rc_plan_envs_alloc(rc_plan *p, size_t n)
 	p->env_commits = rc_calloc(n + 1, sizeof(char *));
 }
 
-void rc_plan_note(rc_plan *p, const char *fmt, ...)
+void rc_notes_vadd(char ***notes, size_t *n, const char *fmt, va_list ap)
 {
 	rc_buf b = RC_BUF_INIT_MAX(4096);
+
+	rc_buf_vprintf(&b, fmt, ap);
+	*notes = rc_realloc(*notes, (*n + 1) * sizeof(char *));
+	(*notes)[(*n)++] = rc_buf_detach(&b);
+}
+
+void rc_plan_note(rc_plan *p, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	rc_buf_vprintf(&b, fmt, ap);
+	rc_notes_vadd(&p->notes, &p->nnotes, fmt, ap);
 	va_end(ap);
-	p->notes = rc_realloc(p->notes, (p->nnotes + 1) * sizeof(char *));
-	p->notes[p->nnotes++] = rc_buf_detach(&b);
 }
 
 static char *dup_or_null(const char *s)

@@ -131,6 +131,8 @@ typedef struct {
 /* Sets p's environments to n empty slots (names, labels, branches,
  * commits), releasing any it had. */
 void rc_plan_envs_alloc(rc_plan *p, size_t n);
+/* Appends a formatted note to a list of notes. */
+void rc_notes_vadd(char ***notes, size_t *n, const char *fmt, va_list ap);
 /* Adds a note (printf-style). */
 void rc_plan_note(rc_plan *p, const char *fmt, ...) RC_PRINTF(2, 3);
 /* Copies src's environments into dst. */

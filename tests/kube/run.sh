@@ -295,6 +295,20 @@ run 1 "a LIST that stays 410 fails after a few tries" "$rc_bin" plan "$cfg" -e a
 has "naming the 410" "$out" "410 Gone"
 api DELETE /fake/faults >/dev/null
 
+# --- a kind no longer declared is still observed (kinds.json) and pruned
+/usr/bin/python3 - "$cfg/k8s/ingress.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(s[:s.index("---\napiVersion: example.com/v1")])
+PY
+run 2 "plan without the Widget" "$rc_bin" plan "$cfg" -e acme-staging
+has "the Widget is pruned" "$out" "- Widget.example.com gizmo"
+run 0 "apply the prune of the Widget" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
+	"https://127.0.0.1:$port/apis/example.com/v1/namespaces/acme-staging/widgets/gizmo")
+[ "$code" = 404 ] && ok "the Widget is gone" || bad "the Widget is gone" "HTTP $code"
+
 # --- faults: throttling and a dropped connection are retried; a 500 that lasts is reported
 api POST /fake/faults '{"rules":[{"match":"PATCH /apis/apps/v1/namespaces/acme-staging/deployments/web","status":429,"retry_after":1,"count":2},{"match":"GET /api/v1/namespaces/acme-staging/configmaps","reset":true,"count":1}]}' >/dev/null
 sed -i 's/replicas: 3/replicas: 2/' "$staging"
