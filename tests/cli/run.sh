@@ -6,8 +6,7 @@ set -u
 rc_bin=$1
 src=$2
 export NO_COLOR=1
-pass=0
-fail=0
+. "$(dirname "$0")/../lib.sh"
 work=$(mktemp -d /tmp/rc-cli-XXXXXX)
 daemon_pid=
 cleanup() {
@@ -16,8 +15,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
 
 # expect NAME EXIT_CODE COMMAND... : runs, keeps stdout/stderr in $out/$err
 expect() {
@@ -227,5 +224,4 @@ expect "validate offline generator" 0 "$rc_bin" validate "$work/gen"
 expect "show unreachable repository" 1 "$rc_bin" show "$work/gen"
 contains "show unreachable message" "$err" "cannot list the branches of repository 'app'"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

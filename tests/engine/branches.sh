@@ -9,36 +9,19 @@
 set -u
 rc_bin=$(realpath "$1")
 export NO_COLOR=1
-pass=0
-fail=0
+. "$(dirname "$0")/../lib.sh"
 work=$(mktemp -d /tmp/rc-branches-XXXXXX)
 export RECONCILE_STATE_DIR=$work/state XDG_CACHE_HOME=$work/cache
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
 repo=$work/repo
 
-owned() { # pids of live processes owned by environment $1
-	for e in /proc/[0-9]*/environ; do
-		{ tr '\0' '\n' <"$e"; } 2>/dev/null | grep -q "^RECONCILE_OWNER=e2eb/$1/" && basename "$(dirname "$e")"
-	done
-}
+owned() { owned_by "e2eb/$1/"; } # the processes of environment $1
 cleanup() {
 	"$rc_bin" destroy "$repo" --auto-approve >/dev/null 2>&1
 	for env in prod rev-pr-1 rev-pr-2; do for p in $(owned $env); do kill -9 "$p" 2>/dev/null; done; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
-run() { # run EXPECTED_EXIT NAME CMD... -> $out (stdout+stderr)
-	local want=$1 name=$2
-	shift 2
-	out=$("$@" </dev/null 2>&1)
-	local got=$?
-	if [ "$got" -ne "$want" ]; then bad "$name" "exit $got, expected $want" "${out:0:2000}"; return 1; fi
-	return 0
-}
-has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:2000}" ;; esac }
-hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:2000}" ;; *) ok "$1" ;; esac }
 count() { owned "$1" | wc -l; }
 expect_count() { # NAME ENV N
 	local n
@@ -162,5 +145,4 @@ expect_count "rev-pr-1 still runs" rev-pr-1 1
 run 0 "destroy -e the gone environment" "$rc_bin" destroy "$repo" -e rev-pr-1 --auto-approve
 expect_count "destroy removed rev-pr-1" rev-pr-1 0
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

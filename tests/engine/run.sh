@@ -10,37 +10,21 @@ seed=${2:-${RECONCILE_CRASH_SEED:-$(( $(date +%s) % 100000 ))}}
 trials=${RECONCILE_CRASH_TRIALS:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 export NO_COLOR=1
-pass=0
-fail=0
+. "$here/../lib.sh"
+SHOW=1500
 work=$(mktemp -d /tmp/rc-engine-XXXXXX)
 export RECONCILE_STATE_DIR=$work/state
 export E2E_TOKEN=hunter2-e2e-token
 RANDOM=$seed
 echo "seed $seed (RECONCILE_CRASH_SEED=$seed repeats this run)"
 
-owned_pids() { # the pids of live processes carrying our ownership mark
-	for e in /proc/[0-9]*/environ; do
-		{ tr '\0' '\n' <"$e"; } 2>/dev/null | grep -q "^RECONCILE_OWNER=e2e${1:-}/" && basename "$(dirname "$e")"
-	done
-}
+owned_pids() { owned_by "e2e${1:-}/"; } # our processes (of $1: /ENV/SERVICE)
 cleanup() {
 	"$rc_bin" destroy "$work/cfg" --auto-approve >/dev/null 2>&1
 	for p in $(owned_pids); do kill -9 "$p" 2>/dev/null; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
-run() { # run EXPECTED_EXIT NAME CMD... -> $out (stdout+stderr)
-	local want=$1 name=$2
-	shift 2
-	out=$("$@" </dev/null 2>&1)
-	local got=$?
-	if [ "$got" -ne "$want" ]; then bad "$name" "exit $got, expected $want" "${out:0:1500}"; return 1; fi
-	return 0
-}
-has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:1500}" ;; esac }
-hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:1500}" ;; *) ok "$1" ;; esac }
 
 port=$((30000 + RANDOM % 20000))
 write_config() { # replicas greeting [hook]
@@ -168,5 +152,4 @@ done
 run 0 "history after the crashes" "$rc_bin" history --state-dir "$RECONCILE_STATE_DIR"
 has "an interrupted run is reported" "$out" "interrupted"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -12,8 +12,8 @@ rc_bin=$(realpath "$1")
 fake_bin=$(realpath "$2")
 root=$(realpath "$3")
 export NO_COLOR=1
-pass=0
-fail=0
+. "$root/tests/lib.sh"
+SHOW=3000 RUN_COUNTS_OK=1
 work=$(mktemp -d /tmp/rc-kube-XXXXXX)
 export RECONCILE_STATE_DIR=$work/state XDG_CACHE_HOME=$work/cache
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
@@ -26,19 +26,6 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
-run() { # run EXPECTED_EXIT NAME CMD... -> $out (stdout+stderr)
-	local want=$1 name=$2
-	shift 2
-	out=$("$@" </dev/null 2>&1)
-	local got=$?
-	if [ "$got" -ne "$want" ]; then bad "$name" "exit $got, expected $want" "${out:0:3000}"; return 1; fi
-	ok "$name"
-	return 0
-}
-has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:3000}" ;; esac }
-hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:3000}" ;; *) ok "$1" ;; esac }
 
 # --- the fake API server
 mkdir -p "$fake"
@@ -358,5 +345,4 @@ all=$(grep -r -a . "$RECONCILE_STATE_DIR" 2>/dev/null)
 hasnt "no secret value in the state directory" "$all" "kube-e2e-app-key"
 hasnt "no base64 secret in the state directory" "$all" "$b64"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -1,0 +1,34 @@
+# What the shell tests share: pass/fail counters, checks on a command's
+# exit and output, and the processes that carry reconcile's ownership mark.
+# Source it after `set -u`; the caller prints `finish` last.
+pass=0
+fail=0
+# How much of an output a failed check shows.
+SHOW=${SHOW:-2000}
+
+ok() { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; shift; printf '  %s\n' "$@"; }
+# run EXPECTED_EXIT NAME CMD...: stdin closed, stdout and stderr in $out.
+# A wrong exit status is a failure; a right one counts as a pass only when
+# RUN_COUNTS_OK is set (otherwise the checks that follow do the counting).
+run() {
+	local want=$1 name=$2
+	shift 2
+	out=$("$@" </dev/null 2>&1)
+	local got=$?
+	if [ "$got" -ne "$want" ]; then bad "$name" "exit $got, expected $want" "${out:0:$SHOW}"; return 1; fi
+	[ -n "${RUN_COUNTS_OK:-}" ] && ok "$name"
+	return 0
+}
+has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:$SHOW}" ;; esac }
+hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:$SHOW}" ;; *) ok "$1" ;; esac }
+# The pids of live processes whose RECONCILE_OWNER starts with $1.
+owned_by() {
+	for e in /proc/[0-9]*/environ; do
+		{ tr '\0' '\n' <"$e"; } 2>/dev/null | grep -q "^RECONCILE_OWNER=$1" && basename "$(dirname "$e")"
+	done
+}
+finish() {
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}
