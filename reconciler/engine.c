@@ -275,7 +275,7 @@ json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 	rc_run_summary *runs = NULL;
 	size_t n = 0;
 
-	if (rc_history_load(&runs, &n, state_dir, NULL) < 0) {
+	if (rc_history_order(&runs, &n, state_dir) < 0) {
 		rc_error_clear();
 		return r.last;
 	}

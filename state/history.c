@@ -248,8 +248,14 @@ static int newest_first(const void *a, const void *b)
 	return strcmp(y->s.id, x->s.id);
 }
 
-int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
-		    const char *env)
+/* Keeps the first record (run-start) and stops. */
+static int keep_first(void *ctx, json_t *rec)
+{
+	return keep_summary_fields(ctx, rec) == 0 ? 1 : -1;
+}
+
+static int load(rc_run_summary **out, size_t *n, const char *state_dir,
+		const char *env, bool whole)
 {
 	rc_buf dir = RC_BUF_INIT_MAX(PATH_MAX);
 	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX);
@@ -301,8 +307,9 @@ int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 			goto cleanup;
 		memset(&c, 0, sizeof(c));
 		c.torn_offset = -1;
-		r = rc_journal_scan(path.ptr, keep_summary_fields, &c, &c.torn,
-				    &c.torn_offset);
+		r = rc_journal_scan(path.ptr,
+				    whole ? keep_summary_fields : keep_first,
+				    &c, &c.torn, &c.torn_offset);
 		if (r == RC_ENOTFOUND) { /* removed since it was listed */
 			rc_journal_contents_release(&c);
 			continue;
@@ -312,7 +319,13 @@ int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 			s.error = rc_strdup(rc_error_last()->message);
 		else if (r < 0)
 			s.error = rc_strdup("cannot read the journal");
-		summarise(&s, &c, state_dir);
+		if (whole) {
+			summarise(&s, &c, state_dir);
+		} else if (c.n && json_is_string(json_object_get(c.records[0],
+								 "time"))) {
+			s.time = rc_strdup(json_string_value(
+				json_object_get(c.records[0], "time")));
+		}
 		rc_journal_contents_release(&c);
 		if (env && !touches(&s, env)) {
 			summary_release(&s);
@@ -346,6 +359,17 @@ cleanup:
 	rc_buf_release(&dir);
 	rc_buf_release(&path);
 	return error;
+}
+
+int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
+		    const char *env)
+{
+	return load(out, n, state_dir, env, true);
+}
+
+int rc_history_order(rc_run_summary **out, size_t *n, const char *state_dir)
+{
+	return load(out, n, state_dir, NULL, false);
 }
 
 void rc_history_free(rc_run_summary *runs, size_t n)

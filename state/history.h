@@ -53,6 +53,9 @@ const char *rc_run_status_name(rc_run_status s);
  * are unknown (no run-start). No runs directory: 0 runs. */
 int rc_history_load(rc_run_summary **out, size_t *n, const char *state_dir,
 		    const char *env);
+/* The same runs in the same order, reading only each journal's first
+ * record: id and time are set, nothing else (the order of replay). */
+int rc_history_order(rc_run_summary **out, size_t *n, const char *state_dir);
 /* NULL-safe. */
 void rc_history_free(rc_run_summary *runs, size_t n);
 /* The summary as JSON (new ref) for `reconcile history --output json`:

@@ -468,6 +468,10 @@ int rc_journal_scan(const char *path, rc_journal_fn fn, void *ctx,
 		}
 		error = fn(ctx, rec);
 		json_decref(rec);
+		if (error > 0) {
+			error = 0; /* the reader has what it wanted */
+			break;
+		}
 		if (error < 0)
 			break;
 		pos += (size_t)got;

@@ -102,8 +102,8 @@ typedef struct {
 int rc_journal_read(rc_journal_contents *out, const char *path);
 
 /* The same, record by record without keeping them: fn gets each record
- * (borrowed for the call) and returns 0 to go on or a negative code to
- * stop with it. torn and torn_offset (may be NULL) say whether a torn
+ * (borrowed for the call) and returns 0 to go on, > 0 to stop there (the
+ * scan returns 0), or a negative code to stop with it. torn and torn_offset (may be NULL) say whether a torn
  * last record was dropped, and where. */
 typedef int (*rc_journal_fn)(void *ctx, json_t *rec);
 int rc_journal_scan(const char *path, rc_journal_fn fn, void *ctx,
