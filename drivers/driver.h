@@ -10,7 +10,7 @@
  *   -> [engine: normalize both, diff, plan] -> apply each action -> wait
  *   -> run (hooks) -> close
  *
- * Bodies (see reconciler/resource.h) are JSON in the driver's normal form:
+ * Bodies (see drivers/resource.h) are JSON in the driver's normal form:
  * keyed lists as maps, server defaults and equivalent spellings folded by
  * normalize(), secrets as {"$secret": "<sha256>", "ref": "env:NAME"}.
  * Resources the driver creates carry reconcile's ownership mark (labels,
@@ -25,10 +25,9 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
-#include "reconciler/plan.h"
-#include "reconciler/resource.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "drivers/resource.h"
 #include "schema/model.h"
 
 typedef struct rc_driver rc_driver; /* a driver's own state, opaque */

@@ -10,10 +10,10 @@
  * shared connection cache is not supported across concurrent threads by
  * libcurl, hence the pool.)
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "drivers/http.h"
 
 #include <pthread.h>

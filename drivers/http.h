@@ -29,8 +29,8 @@
 
 #include <curl/curl.h>
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 
 typedef struct rc_http rc_http;
 

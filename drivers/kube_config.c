@@ -8,11 +8,11 @@
  * first file that has it wins, which is kubectl's merge for the three
  * maps a connection needs.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
-#include "reconciler/rctime.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "schema/diag.h"
 #include "schema/node.h"
 #include "drivers/kube_config.h"

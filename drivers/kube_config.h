@@ -33,7 +33,7 @@
 
 #include <pthread.h>
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "drivers/http.h"
 
 /* reconcile's rate budget for one API server. client-go's default, long

@@ -4,11 +4,11 @@
  * an environment into objects, hook Jobs, normalisation and the list of
  * immutable fields. See drivers/kube_map.h.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/diff.h"
-#include "reconciler/error.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/json.h"
+#include "reconciler/base/error.h"
+#include "schema/secrets.h"
 #include "schema/emit.h"
 #include "drivers/kube_map.h"
 

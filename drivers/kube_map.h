@@ -39,9 +39,9 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
-#include "reconciler/resource.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "drivers/resource.h"
 #include "schema/model.h"
 
 #define RC_KUBE_DRIVER "kubernetes"

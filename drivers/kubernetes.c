@@ -12,8 +12,8 @@
 #include "drivers/kube_config.h"
 #include "drivers/kube_map.h"
 #include "drivers/proc.h" /* files, clocks, local hooks */
-#include "reconciler/log.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/log.h"
+#include "schema/secrets.h"
 #include "state/envreg.h"
 
 #include <pthread.h>

@@ -17,12 +17,12 @@
  * record write leaves a marked process without a record; observe() finds
  * it by scanning /proc and adopts it, so it is never started twice.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/diff.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/json.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
+#include "schema/secrets.h"
 #include "drivers/local.h"
 
 #include <dirent.h>

@@ -14,7 +14,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/proc.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/buf.h"
 
 /* The name of the variable every process we start carries. */
 #define RC_LOCAL_OWNER_VAR "RECONCILE_OWNER"

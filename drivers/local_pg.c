@@ -13,10 +13,10 @@
  * PostgreSQL refuses to run as root: as root, initdb and postgres run as
  * the system user 'postgres' (Debian's package creates it), else 'nobody'.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "drivers/local.h"
 
 #include <dirent.h>

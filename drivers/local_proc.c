@@ -8,10 +8,10 @@
  * program's path, argv, the environment, open files) is prepared before
  * the fork.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "drivers/local.h"
 
 #include <arpa/inet.h>

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #include "drivers/driver.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/buf.h"
 
 /* --- files (local_proc.c) --------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* The static registry of drivers. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "drivers/driver.h"
 
 /* Each driver exports its operations; add a line here for a new one. */

@@ -1,74 +1,6 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "reconciler/diff.h"
-
-bool rc_json_equal(const json_t *a, const json_t *b)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	if (a == b)
-		return true;
-	if (!a || !b)
-		return false;
-	if (json_is_number(a) && json_is_number(b))
-		return json_number_value(a) == json_number_value(b);
-	if (json_typeof(a) != json_typeof(b))
-		return false;
-	switch (json_typeof(a)) {
-	case JSON_OBJECT:
-		if (json_object_size(a) != json_object_size(b))
-			return false;
-		json_object_foreach((json_t *)(uintptr_t)a, k, v) {
-			if (!rc_json_equal(v, json_object_get(b, k)))
-				return false;
-		}
-		return true;
-	case JSON_ARRAY:
-		if (json_array_size(a) != json_array_size(b))
-			return false;
-		for (i = 0; i < json_array_size(a); i++)
-			if (!rc_json_equal(json_array_get(a, i),
-					   json_array_get(b, i)))
-				return false;
-		return true;
-	case JSON_STRING:
-		return json_string_length(a) == json_string_length(b) &&
-		       !memcmp(json_string_value(a), json_string_value(b),
-			       json_string_length(a));
-	default:
-		return json_equal((json_t *)(uintptr_t)a, (json_t *)(uintptr_t)b);
-	}
-}
-
-bool rc_pointer_match(const char *pattern, const char *pointer)
-{
-	const char *p = pattern, *q = pointer;
-
-	for (;;) {
-		if (!*p)
-			return !*q || *q == '/'; /* a prefix matches below it */
-		if (*p != '/' || *q != '/')
-			return false;
-		p++;
-		q++;
-		if (p[0] == '*' && (p[1] == '/' || !p[1])) {
-			p++;
-			while (*q && *q != '/')
-				q++;
-			continue;
-		}
-		while (*p && *p != '/') {
-			if (*p != *q)
-				return false;
-			p++;
-			q++;
-		}
-		if (*q && *q != '/')
-			return false;
-	}
-}
 
 static void add_change(rc_changes *out, rc_change_op op, const char *path,
 		       const json_t *old, const json_t *new_)
@@ -154,17 +86,6 @@ void rc_diff(rc_changes *out, const json_t *desired, const json_t *last,
 
 	walk(out, desired, last, actual, &path, ignore, nignore);
 	rc_buf_release(&path);
-}
-
-void rc_changes_release(rc_changes *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->items[i].path);
-		json_decref(c->items[i].old);
-		json_decref(c->items[i].new_);
-	}
-	free(c->items);
-	memset(c, 0, sizeof(*c));
 }
 
 /* Decodes one pointer segment starting at p (after '/') into seg. */

@@ -17,22 +17,10 @@
 
 #include <jansson.h>
 
-#include "reconciler/buf.h"
-#include "reconciler/common.h"
-
-typedef enum { RC_CHANGE_ADD, RC_CHANGE_MODIFY, RC_CHANGE_REMOVE } rc_change_op;
-
-typedef struct {
-	rc_change_op op;
-	char *path;    /* JSON pointer, e.g. "/env/LOG_LEVEL" */
-	json_t *old;   /* NULL for add */
-	json_t *new_;  /* NULL for remove */
-} rc_change;
-
-typedef struct {
-	rc_change *items;
-	size_t n, cap;
-} rc_changes;
+#include "reconciler/base/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/json.h"
+#include "drivers/resource.h"
 
 /*
  * Appends to out the changes that take actual to desired. last may be
@@ -41,16 +29,10 @@ typedef struct {
  */
 void rc_diff(rc_changes *out, const json_t *desired, const json_t *last,
 	     const json_t *actual, const char *const *ignore, size_t nignore);
-void rc_changes_release(rc_changes *c);
-/* Whether a JSON pointer matches a pattern ("*" = any one segment, a
- * pattern also matches everything below it). */
-bool rc_pointer_match(const char *pattern, const char *pointer);
 /* Appends a JSON pointer as a reader writes it: "/env/LOG_LEVEL" ->
  * "env.LOG_LEVEL" ("(all)" for the empty pointer). */
 void rc_pointer_dotted(rc_buf *out, const char *pointer);
 /* Applies changes to a copy of actual (new ref): what actual becomes. */
 json_t *rc_changes_apply(const json_t *actual, const rc_changes *c);
-/* Equality of two JSON values with numbers compared by value. */
-bool rc_json_equal(const json_t *a, const json_t *b);
 
 #endif

@@ -1,9 +1,9 @@
 /* The engine: from the source to a plan, and from a plan to a journaled
  * apply. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "reconciler/engine.h"
-#include "reconciler/log.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/log.h"
+#include "schema/secrets.h"
 #include "schema/load.h"
 #include "state/history.h"
 #include "state/journal.h"

@@ -1,7 +1,7 @@
 /* Applying a plan: locks, the journal, bounded concurrency, progress. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "reconciler/engine.h"
-#include "reconciler/log.h"
+#include "reconciler/base/log.h"
 #include "state/history.h"
 #include "state/journal.h"
 #include "state/lock.h"

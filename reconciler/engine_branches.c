@@ -16,10 +16,10 @@
  * it does not prune, the plan says so in a note. `destroy` removes a gone
  * environment at once. Once a plan finds it owns nothing, it is forgotten.
  */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "reconciler/engine.h"
-#include "reconciler/log.h"
-#include "reconciler/rctime.h"
+#include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "schema/emit.h"
 #include "schema/load.h"
 #include "state/envreg.h"

@@ -1,5 +1,5 @@
 /* Saved plans against the present, and rollback plans from the journal. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "reconciler/engine.h"
 #include "state/history.h"
 #include "state/journal.h"

@@ -1,16 +1,8 @@
 /* Building, ordering and rendering plans. */
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "reconciler/plan.h"
-#include "reconciler/strmap.h"
-
-static const char *const op_names[] = {"create", "update", "delete",
-				       "replace", "run"};
-
-const char *rc_op_name(rc_op op)
-{
-	return op_names[op];
-}
+#include "reconciler/base/strmap.h"
 
 /* Environment name -> its rc_plan_env, for the duration of a build. */
 static _Thread_local rc_strmap *env_index;
@@ -34,7 +26,7 @@ static rc_action *new_action(rc_plan *p, rc_op op, const rc_resource *r)
 	a = &p->actions[p->n++];
 	memset(a, 0, sizeof(*a));
 	a->op = op;
-	rc_buf_printf(&id, "%s:%s", op == RC_OP_RUN ? "run" : op_names[op],
+	rc_buf_printf(&id, "%s:%s", op == RC_OP_RUN ? "run" : rc_op_name(op),
 		      r->key);
 	a->id = rc_buf_detach(&id);
 	a->key = rc_strdup(r->key);

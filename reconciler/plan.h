@@ -24,36 +24,11 @@
 
 #include <jansson.h>
 
-#include "reconciler/buf.h"
+#include "reconciler/base/buf.h"
 #include "reconciler/diff.h"
-#include "reconciler/resource.h"
+#include "drivers/resource.h"
 
 #define RC_PLAN_FORMAT_VERSION 1
-
-typedef enum {
-	RC_OP_CREATE,
-	RC_OP_UPDATE,
-	RC_OP_DELETE,
-	RC_OP_REPLACE,
-	RC_OP_RUN /* a hook */
-} rc_op;
-
-const char *rc_op_name(rc_op op);
-
-typedef struct {
-	char *id;      /* "<op>:<key>", stable across plans of the same state */
-	rc_op op;
-	char *key, *env, *driver, *kind, *name;
-	json_t *desired; /* what to make; NULL for delete */
-	json_t *actual;  /* observed before: what rollback restores; NULL for
-			    create and run */
-	char *fingerprint; /* of actual: a saved plan is stale when it moved */
-	rc_changes changes;
-	char **deps; /* ids of actions that must succeed first */
-	size_t ndeps;
-	bool irreversible;
-	char *reason; /* why a replace, a delete, an irreversible step */
-} rc_action;
 
 /* What one environment's policy asks of the plan. */
 typedef struct {

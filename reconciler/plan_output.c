@@ -1,6 +1,6 @@
 /* Plans as a reviewer reads them, and as JSON (docs/plan-format.md). */
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "reconciler/plan.h"
 
 #define C_RESET "\033[0m"

@@ -21,10 +21,10 @@
  * handed to libgit2; the bare clone's configuration and every message
  * carry the redacted URL.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "reconciler/source.h"
 
 #include <dirent.h>

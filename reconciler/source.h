@@ -38,8 +38,8 @@
 #ifndef RC_SOURCE_H
 #define RC_SOURCE_H
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 
 typedef struct {
 	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/reconcile or

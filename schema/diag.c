@@ -1,6 +1,6 @@
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/diag.h"
-#include "reconciler/log.h"
+#include "reconciler/base/log.h"
 
 #define DIAG_DEFAULT_LIMIT 500
 

@@ -12,10 +12,10 @@
 #ifndef RC_DIAG_H
 #define RC_DIAG_H
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
-#include "reconciler/buf.h"
-#include "reconciler/strmap.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/strmap.h"
 
 typedef enum { RC_DIAG_ERROR, RC_DIAG_WARNING, RC_DIAG_NOTE } rc_diag_severity;
 

@@ -1,4 +1,4 @@
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/emit.h"
 
 #include <yaml.h>

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "reconciler/buf.h"
+#include "reconciler/base/buf.h"
 #include "schema/model.h"
 #include "schema/node.h"
 

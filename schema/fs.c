@@ -1,5 +1,5 @@
 /* Reading configuration files, confined to the configuration repository. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/loader.h"
 
 #include <fcntl.h>

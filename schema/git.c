@@ -1,6 +1,6 @@
 /* Listing the branches of a git repository (for branch generators). */
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "schema/loader.h"
 
 #include <git2.h>

@@ -1,6 +1,6 @@
 /* Loading a configuration repository: the root file, environment entries,
  * overlays, generators, and the checks across environments. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/loader.h"
 
 #include <fnmatch.h>

@@ -2,9 +2,9 @@
 #ifndef RC_LOADER_H
 #define RC_LOADER_H
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/strmap.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/strmap.h"
 #include "schema/diag.h"
 #include "schema/load.h"
 #include "schema/model.h"

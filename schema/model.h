@@ -10,8 +10,8 @@
 #ifndef RC_MODEL_H
 #define RC_MODEL_H
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "schema/node.h"
 
 typedef enum {

@@ -1,6 +1,6 @@
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/node.h"
-#include "reconciler/strmap.h"
+#include "reconciler/base/strmap.h"
 
 #include <yaml.h>
 

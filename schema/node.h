@@ -9,8 +9,8 @@
 #ifndef RC_NODE_H
 #define RC_NODE_H
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "schema/diag.h"
 
 typedef enum { RC_NODE_SCALAR, RC_NODE_MAP, RC_NODE_SEQ } rc_node_kind;

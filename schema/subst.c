@@ -11,8 +11,8 @@
  *                               target.context (resolved now), for the
  *                               names listed in allow_env
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "schema/loader.h"
 
 typedef enum {

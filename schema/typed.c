@@ -1,6 +1,6 @@
 /* Typing a merged environment body into rc_env, with every check the
  * language makes on its own (cross-environment checks are in load.c). */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/loader.h"
 
 /* ---- helpers ---- */

@@ -22,8 +22,8 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 
 /* The registry (new ref): an empty one when the file does not exist.
  * RC_ECLASS_STATE error naming the file when it is not a registry. */

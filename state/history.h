@@ -25,7 +25,7 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 typedef enum {
 	RC_RUN_SUCCEEDED,

@@ -1,6 +1,6 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
 #include "state/internal.h"
 
 #include <fcntl.h>

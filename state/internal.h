@@ -5,9 +5,9 @@
 #ifndef RC_STATE_INTERNAL_H
 #define RC_STATE_INTERNAL_H
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/rctime.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/rctime.h"
 
 
 /* Whether s can be one component of a path under the state directory: 1

@@ -1,7 +1,7 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "state/internal.h"
 #include "state/journal.h"
 

@@ -50,8 +50,8 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 
 typedef struct rc_journal rc_journal;
 

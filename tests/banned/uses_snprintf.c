@@ -1,5 +1,5 @@
 /* Must compile: the control for the banned-call tests. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 int main(void)
 {

@@ -1,5 +1,5 @@
 /* Must not compile: sprintf is banned by reconciler/banned.h. */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 int main(void)
 {

@@ -8,7 +8,7 @@
  *
  *   bench_engine [ENVIRONMENTS] [RESOURCES] [ACTIONS]
  */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "reconciler/engine.h"
 #include "reconciler/plan.h"
 

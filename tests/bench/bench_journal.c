@@ -11,9 +11,9 @@
  * is where the state directory is made: the figures with fsync are those
  * of the file system under it.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
 #include "state/journal.h"
 
 #include <ftw.h>

@@ -8,8 +8,8 @@
  * Two shapes are measured: one file per environment extending a shared
  * base (overlays), and one list generator making every environment.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "schema/load.h"
 
 #include <ftw.h>

@@ -8,8 +8,8 @@
  *   rc_plan_cases DIR          check every case
  *   rc_plan_cases DIR --write  write the expected files (to review!)
  */
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
 #include "reconciler/plan.h"
 
 #include <dirent.h>

@@ -4,8 +4,8 @@
  * written into a private directory, and loaded offline: YAML parsing,
  * overlays, generators over list items, substitution and typing all run.
  */
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "schema/load.h"
 
 #include <fcntl.h>

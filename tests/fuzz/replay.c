@@ -3,7 +3,7 @@
  * every regular file under the given directories (recursively), then
  * mutations of each (truncations and byte flips), deterministic.
  */
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 #include <dirent.h>
 

@@ -1,5 +1,5 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "tests/support/testsrv.h"
 
 #include <pthread.h>

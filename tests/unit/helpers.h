@@ -8,8 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "schema/diag.h"
 #include "schema/load.h"
 #include "schema/node.h"

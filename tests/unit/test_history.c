@@ -1,5 +1,5 @@
 #include "tests/unit/helpers.h"
-#include "reconciler/error.h"
+#include "reconciler/base/error.h"
 #include "state/history.h"
 #include "state/journal.h"
 #include "state/lock.h"

@@ -6,8 +6,8 @@
 #include "tests/support/testca.h"
 #include "tests/support/testsrv.h"
 #include "drivers/http.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 
 #include <pthread.h>
 

@@ -1,6 +1,6 @@
 #include "tests/unit/helpers.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "state/internal.h"
 #include "state/journal.h"
 

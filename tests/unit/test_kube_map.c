@@ -5,8 +5,8 @@
 #include "tests/unit/helpers.h"
 #include "drivers/kube_map.h"
 #include "reconciler/diff.h"
-#include "reconciler/log.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/log.h"
+#include "schema/secrets.h"
 
 static json_t *J(const char *text)
 {

@@ -5,7 +5,7 @@
 #include "drivers/driver.h"
 #include "drivers/local.h"
 #include "reconciler/diff.h"
-#include "reconciler/log.h"
+#include "reconciler/base/log.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

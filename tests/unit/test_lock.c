@@ -1,5 +1,5 @@
 #include "tests/unit/helpers.h"
-#include "reconciler/error.h"
+#include "reconciler/base/error.h"
 #include "state/lock.h"
 
 #include <signal.h>

@@ -1,5 +1,5 @@
 #include "tests/unit/helpers.h"
-#include "reconciler/log.h"
+#include "reconciler/base/log.h"
 
 static int calls;
 

@@ -4,8 +4,8 @@
  * stopped by its teardown).
  */
 #include "tests/unit/helpers.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
 #include "reconciler/source.h"
 
 #include <arpa/inet.h>

@@ -18,8 +18,8 @@
 #include <jansson.h>
 #include <pthread.h>
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 
 struct kf_server;
 

@@ -1,4 +1,4 @@
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 static void oom(size_t n)
 {

@@ -1,8 +1,7 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/resource.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "drivers/resource.h"
 
-#include <openssl/evp.h>
 
 rc_resource *rc_resource_set_add(rc_resource_set *s, const char *env,
 				 const char *driver, const char *kind,
@@ -68,25 +67,21 @@ void rc_resource_set_release(rc_resource_set *s)
 	memset(s, 0, sizeof(*s));
 }
 
-char *rc_json_canonical(const json_t *v)
-{
-	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
-					JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+static const char *const op_names[] = {"create", "update", "delete",
+				       "replace", "run"};
 
-	return s ? s : rc_strdup("null");
+const char *rc_op_name(rc_op op)
+{
+	return op_names[op];
 }
 
-char *rc_json_fingerprint(const json_t *v)
+void rc_changes_release(rc_changes *c)
 {
-	char *canon = rc_json_canonical(v);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	rc_buf out = RC_BUF_INIT_MAX(128);
-
-	EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
-	rc_buf_puts(&out, "sha256:");
-	for (unsigned int i = 0; i < mdlen; i++)
-		rc_buf_printf(&out, "%02x", md[i]);
-	free(canon);
-	return rc_buf_detach(&out);
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->items[i].path);
+		json_decref(c->items[i].old);
+		json_decref(c->items[i].new_);
+	}
+	free(c->items);
+	memset(c, 0, sizeof(*c));
 }

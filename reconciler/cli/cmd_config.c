@@ -1,7 +1,7 @@
 /* reconcile validate, reconcile show */
-#include "reconciler/common.h"
-#include "reconciler/cli.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/cli/cli.h"
+#include "reconciler/base/log.h"
 #include "schema/emit.h"
 #include "schema/load.h"
 

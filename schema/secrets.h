@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 #include "schema/model.h"
 
 /* The value of one secret of env (new string), read from the process

@@ -6,7 +6,7 @@
 #ifndef RC_STRMAP_H
 #define RC_STRMAP_H
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 typedef struct {
 	const char **keys;

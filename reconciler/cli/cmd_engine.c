@@ -1,8 +1,8 @@
 /* reconcile plan, apply, destroy, history, rollback */
-#include "reconciler/common.h"
-#include "reconciler/cli.h"
+#include "reconciler/base/common.h"
+#include "reconciler/cli/cli.h"
 #include "reconciler/engine.h"
-#include "reconciler/log.h"
+#include "reconciler/base/log.h"
 #include "state/history.h"
 
 #include <getopt.h>

@@ -1,7 +1,7 @@
 /* reconcile: the command-line entry point. */
-#include "reconciler/common.h"
-#include "reconciler/cli.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/cli/cli.h"
+#include "reconciler/base/log.h"
 
 static const char main_usage[] =
 	"usage: reconcile [--version] [--help] [-C <dir>] [--log-level <level>]\n"

@@ -1,8 +1,8 @@
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
-#include "reconciler/error.h"
-#include "reconciler/log.h"
-#include "reconciler/secrets.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
+#include "schema/secrets.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>

@@ -1,5 +1,5 @@
-#include "reconciler/common.h"
-#include "reconciler/strmap.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/strmap.h"
 
 static uint64_t hash(const char *s)
 {

@@ -16,8 +16,9 @@
 
 #include <jansson.h>
 
-#include "reconciler/common.h"
-#include "reconciler/error.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/json.h"
 
 typedef struct {
 	char *key;    /* "<env>/<kind>/<name>": unique within a plan */
@@ -47,9 +48,48 @@ void rc_resource_add_dep(rc_resource *r, const char *key);
 void rc_resource_set_release(rc_resource_set *s);
 /* Releases the resources from index n on (keeps the first n). */
 void rc_resource_set_truncate(rc_resource_set *s, size_t n);
-/* The canonical JSON (sorted keys, compact) of a value (new string). */
-char *rc_json_canonical(const json_t *v);
-/* "sha256:<hex>" of the canonical JSON (new string). */
-char *rc_json_fingerprint(const json_t *v);
+
+/* A change of one path, as the diff found it (reconciler/diff.h). */
+typedef enum { RC_CHANGE_ADD, RC_CHANGE_MODIFY, RC_CHANGE_REMOVE } rc_change_op;
+
+typedef struct {
+	rc_change_op op;
+	char *path;    /* JSON pointer, e.g. "/env/LOG_LEVEL" */
+	json_t *old;   /* NULL for add */
+	json_t *new_;  /* NULL for remove */
+} rc_change;
+
+typedef struct {
+	rc_change *items;
+	size_t n, cap;
+} rc_changes;
+
+void rc_changes_release(rc_changes *c);
+
+/* An action of a plan (reconciler/plan.h builds them; drivers apply them). */
+typedef enum {
+	RC_OP_CREATE,
+	RC_OP_UPDATE,
+	RC_OP_DELETE,
+	RC_OP_REPLACE,
+	RC_OP_RUN /* a hook */
+} rc_op;
+
+const char *rc_op_name(rc_op op);
+
+typedef struct {
+	char *id;      /* "<op>:<key>", stable across plans of the same state */
+	rc_op op;
+	char *key, *env, *driver, *kind, *name;
+	json_t *desired; /* what to make; NULL for delete */
+	json_t *actual;  /* observed before: what rollback restores; NULL for
+			    create and run */
+	char *fingerprint; /* of actual: a saved plan is stale when it moved */
+	rc_changes changes;
+	char **deps; /* ids of actions that must succeed first */
+	size_t ndeps;
+	bool irreversible;
+	char *reason; /* why a replace, a delete, an irreversible step */
+} rc_action;
 
 #endif

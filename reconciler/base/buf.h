@@ -11,7 +11,7 @@
 #ifndef RC_BUF_H
 #define RC_BUF_H
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 typedef struct {
 	char *ptr;

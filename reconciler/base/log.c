@@ -1,5 +1,5 @@
-#include "reconciler/common.h"
-#include "reconciler/log.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/log.h"
 
 #include <pthread.h>
 

@@ -42,6 +42,6 @@ void rc_grow(void **items, size_t *cap, size_t need, size_t elem);
 #define RC_GROW(arr, cap, need) \
 	rc_grow((void **)&(arr), &(cap), (need), sizeof(*(arr)))
 
-#include "reconciler/banned.h"
+#include "reconciler/base/banned.h"
 
 #endif

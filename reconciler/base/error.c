@@ -1,6 +1,6 @@
-#include "reconciler/common.h"
-#include "reconciler/error.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/buf.h"
 
 static _Thread_local rc_error last_error;
 static _Thread_local bool has_error;

@@ -8,8 +8,8 @@
 #ifndef RC_LOG_H
 #define RC_LOG_H
 
-#include "reconciler/common.h"
-#include "reconciler/buf.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 
 typedef enum {
 	RC_LOG_ERROR = 0,

@@ -2,7 +2,7 @@
 #ifndef RC_CLI_H
 #define RC_CLI_H
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 /* Exit codes (documented in docs/cli.md). */
 #define RC_EXIT_OK 0

@@ -9,7 +9,7 @@
 #ifndef RC_ERROR_H
 #define RC_ERROR_H
 
-#include "reconciler/common.h"
+#include "reconciler/base/common.h"
 
 typedef enum {
 	RC_OK = 0,

@@ -1,6 +1,6 @@
 /* Times as reconcile writes and reads them: RFC 3339, UTC. */
-#include "reconciler/common.h"
-#include "reconciler/rctime.h"
+#include "reconciler/base/common.h"
+#include "reconciler/base/rctime.h"
 
 #include <ctype.h>
 #include <time.h>
