@@ -85,3 +85,21 @@ void rc_changes_release(rc_changes *c)
 	free(c->items);
 	memset(c, 0, sizeof(*c));
 }
+
+void rc_action_release(rc_action *a)
+{
+	free(a->id);
+	free(a->key);
+	free(a->env);
+	free(a->driver);
+	free(a->kind);
+	free(a->name);
+	json_decref(a->desired);
+	json_decref(a->actual);
+	free(a->fingerprint);
+	rc_changes_release(&a->changes);
+	for (size_t j = 0; j < a->ndeps; j++)
+		free(a->deps[j]);
+	free(a->deps);
+	free(a->reason);
+}

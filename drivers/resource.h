@@ -92,4 +92,7 @@ typedef struct {
 	char *reason; /* why a replace, a delete, an irreversible step */
 } rc_action;
 
+/* Frees what an action holds (not a itself). */
+void rc_action_release(rc_action *a);
+
 #endif

@@ -3,6 +3,7 @@
 #include "reconciler/base/common.h"
 #include "reconciler/engine.h"
 #include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "schema/secrets.h"
 #include "schema/load.h"
 #include "state/history.h"
@@ -33,6 +34,55 @@ static bool wanted(const rc_engine_opts *o, const rc_env *env)
 		    (env->generator && !strcmp(o->envs[i], env->generator)))
 			return true;
 	return false;
+}
+
+char *rc_engine_fill(const char *s,
+		     const char *(*value)(void *arg, const char *name),
+		     void *arg)
+{
+	rc_buf out = RC_BUF_INIT_MAX(1 << 20);
+	const char *p = s;
+
+	while (*p) {
+		const char *open = strstr(p, "{{"), *close, *a, *b, *v;
+		char *name;
+
+		if (!open) {
+			rc_buf_puts(&out, p);
+			break;
+		}
+		rc_buf_put(&out, p, (size_t)(open - p));
+		close = strstr(open, "}}");
+		if (!close) {
+			rc_buf_puts(&out, open);
+			break;
+		}
+		for (a = open + 2; *a == ' '; a++)
+			;
+		for (b = close; b > a && b[-1] == ' '; b--)
+			;
+		name = rc_strndup(a, (size_t)(b - a));
+		if ((v = value(arg, name)) != NULL)
+			rc_buf_puts(&out, v);
+		else
+			rc_buf_put(&out, open, (size_t)(close + 2 - open));
+		free(name);
+		p = close + 2;
+	}
+	return rc_buf_detach(&out);
+}
+
+void rc_engine_stamp(const char *started, char date[16], char tm[16])
+{
+	struct timespec ts;
+	struct tm t;
+
+	date[0] = tm[0] = '\0';
+	if (!rc_time_parse(started, &ts))
+		return;
+	gmtime_r(&ts.tv_sec, &t);
+	strftime(date, 16, "%Y%m%d", &t);
+	strftime(tm, 16, "%H%M%S", &t);
 }
 
 char *rc_engine_env_label(const rc_env *env)
@@ -234,6 +284,9 @@ int rc_engine_open_drivers(rc_engine *e, const char *run_id)
 typedef struct {
 	json_t *last;    /* key -> body */
 	json_t *intents; /* action -> its intent, until its outcome */
+	const char *run;
+	bool first;      /* the next record is the run's first */
+	const rc_replay_observer *obs;
 } replay;
 
 static int replay_record(void *ctx, json_t *rec)
@@ -244,6 +297,9 @@ static int replay_record(void *ctx, json_t *rec)
 	const char *st, *op, *key;
 	json_t *in;
 
+	if (r->first && r->obs && r->obs->run_start)
+		r->obs->run_start(r->obs->arg, r->run, rec);
+	r->first = false;
 	if (!type || !action)
 		return 0;
 	if (!strcmp(type, "intent")) {
@@ -254,8 +310,13 @@ static int replay_record(void *ctx, json_t *rec)
 		return 0;
 	in = json_object_get(r->intents, action);
 	st = json_string_value(json_object_get(rec, "status"));
-	if (!in || !st || strcmp(st, "ok"))
+	if (!in || !st || strcmp(st, "ok")) {
+		if (in)
+			json_object_del(r->intents, action);
 		return 0;
+	}
+	if (r->obs && r->obs->effect)
+		r->obs->effect(r->obs->arg, r->run, in, r->last, false);
 	op = json_string_value(json_object_get(in, "op"));
 	key = json_string_value(json_object_get(in, "key"));
 	if (op && key && strcmp(op, "run")) {
@@ -269,9 +330,10 @@ static int replay_record(void *ctx, json_t *rec)
 	return 0;
 }
 
-json_t *rc_engine_last_applied(const char *state_dir, const char *before)
+json_t *rc_engine_replay(const char *state_dir, const char *before,
+			 const rc_replay_observer *obs)
 {
-	replay r = {json_object(), NULL};
+	replay r = {json_object(), NULL, NULL, false, obs};
 	rc_run_summary *runs = NULL;
 	size_t n = 0;
 
@@ -286,14 +348,29 @@ json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 		if (before && !strcmp(runs[i].id, before))
 			break;
 		r.intents = json_object();
+		r.run = runs[i].id;
+		r.first = true;
 		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[i].id);
 		if (rc_journal_scan(path.ptr, replay_record, &r, NULL, NULL) < 0)
 			rc_error_clear();
+		if (obs && obs->effect) {
+			/* intents without an outcome may have taken effect */
+			const char *k;
+			json_t *v;
+
+			json_object_foreach(r.intents, k, v)
+				obs->effect(obs->arg, r.run, v, r.last, true);
+		}
 		json_decref(r.intents);
 		rc_buf_release(&path);
 	}
 	rc_history_free(runs, n);
 	return r.last;
+}
+
+json_t *rc_engine_last_applied(const char *state_dir, const char *before)
+{
+	return rc_engine_replay(state_dir, before, NULL);
 }
 
 static bool engine_immutable(const char *driver, const char *kind,
@@ -305,7 +382,7 @@ static bool engine_immutable(const char *driver, const char *kind,
 	return ops && ops->immutable && ops->immutable(kind, path);
 }
 
-static json_t *hook_spec(const rc_hook *h)
+json_t *rc_engine_hook_spec(const rc_hook *h)
 {
 	json_t *o = json_object(), *run = json_array(), *env = json_object();
 
@@ -509,6 +586,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 		pe[i].commit = ee->commit;
 		pe[i].retire = ee->retire;
 		pe[i].allow_replace = ee->env->policy.allow_replace;
+		pe[i].manual = ee->env->policy.apply == RC_APPLY_MANUAL;
 		pe[i].depends_on = (const char *const *)ee->env->depends_on;
 		pe[i].ndepends_on = ee->env->ndepends_on;
 		{
@@ -538,7 +616,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 			ph[nh].env = ee->env->name;
 			ph[nh].name = h->name;
 			ph[nh].post = post;
-			ph[nh].spec = hook_spec(h);
+			ph[nh].spec = rc_engine_hook_spec(h);
 			ph[nh].irreversible = h->irreversible;
 			nh++;
 		}

@@ -118,12 +118,40 @@ int rc_engine_track_generated(rc_engine *e);
 /* After observing: forgets gone environments that own nothing any more. */
 void rc_engine_forget_empty(rc_engine *e);
 char *rc_engine_env_label(const rc_env *env);
+/* s with the hooks' deferred placeholders ({{ name }}) that value knows
+ * filled in; the others are kept as they are (new string). */
+char *rc_engine_fill(const char *s,
+		     const char *(*value)(void *arg, const char *name),
+		     void *arg);
+/* The {{ run.date }} and {{ run.time }} of a run that started at started
+ * (RFC 3339): "20261205" and "154953", UTC; empty when unreadable. */
+void rc_engine_stamp(const char *started, char date[16], char tm[16]);
+/* A hook as a plan carries it (new ref): {name, run, where, service, env,
+ * timeout, irreversible}. */
+json_t *rc_engine_hook_spec(const rc_hook *h);
 /* Makes ee stand for env: its label and its driver (RC_EUNSUPPORTED when
  * this build has no such driver). */
 int rc_engine_env_bind(rc_engine_env *ee, const rc_env *env);
 /* key -> the body reconcile last applied, from the journals of the runs
  * before run `before` (NULL: all runs) (new ref). */
 json_t *rc_engine_last_applied(const char *state_dir, const char *before);
+
+/* What a replay of the journals reports as it goes, oldest run first. */
+typedef struct {
+	/* each run's first record (its run-start, when readable) */
+	void (*run_start)(void *arg, const char *run, const json_t *rec);
+	/* each intent that took effect (an "ok" outcome; pending: none, the
+	 * run ended without one), before it is replayed: last is what had
+	 * been applied until then (key -> body, borrowed) */
+	void (*effect)(void *arg, const char *run, const json_t *intent,
+		       const json_t *last, bool pending);
+	void *arg;
+} rc_replay_observer;
+
+/* The replay behind rc_engine_last_applied, telling obs (may be NULL)
+ * what it sees (new ref: key -> body). */
+json_t *rc_engine_replay(const char *state_dir, const char *before,
+			 const rc_replay_observer *obs);
 
 /* The state directory to use for a configuration directory (new). */
 char *rc_state_dir_for(const char *config_dir);

@@ -2,6 +2,7 @@
 #include "reconciler/base/common.h"
 #include "reconciler/engine.h"
 #include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "state/history.h"
 #include "state/journal.h"
 #include "state/lock.h"
@@ -27,6 +28,7 @@ typedef struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	FILE *out;
+	char date[16], time[16]; /* {{ run.date }}, {{ run.time }}: its start */
 	bool live;        /* redraw the whole block on a terminal */
 	size_t drawn;     /* lines drawn last time */
 } executor;
@@ -37,17 +39,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *utc_now(const char *fmt)
-{
-	char b[64];
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(b, sizeof(b), fmt, &tm);
-	return rc_strdup(b);
 }
 
 static size_t env_index(const executor *x, const char *env)
@@ -124,54 +115,34 @@ static char *hook_note(const json_t *result)
 	return rc_buf_detach(&b);
 }
 
-/* Replaces the deferred placeholders of hooks: {{ run.* }} and
- * {{ env.NAME }} (already checked against allow_env by the loader). */
-static char *substitute_run(const char *s, const executor *x,
-			    const char *commit)
+/* The values of a hook's deferred placeholders at apply time. */
+typedef struct {
+	const executor *x;
+	const char *commit;
+	const json_t *rolled_back; /* an on_rollback hook's undone run */
+	char short_commit[8];
+} run_values;
+
+static const char *run_value(void *arg, const char *name)
 {
-	rc_buf out = RC_BUF_INIT_MAX(1 << 20);
-	const char *p = s;
-	char *date = utc_now("%Y%m%d"), *tm = utc_now("%H%M%S");
+	run_values *v = arg;
 
-	while (*p) {
-		const char *open = strstr(p, "{{"), *close, *a, *b;
-		char *name;
-
-		if (!open) {
-			rc_buf_puts(&out, p);
-			break;
-		}
-		rc_buf_put(&out, p, (size_t)(open - p));
-		close = strstr(open, "}}");
-		if (!close) {
-			rc_buf_puts(&out, open);
-			break;
-		}
-		for (a = open + 2; *a == ' '; a++)
-			;
-		for (b = close; b > a && b[-1] == ' '; b--)
-			;
-		name = rc_strndup(a, (size_t)(b - a));
-		if (!strcmp(name, "run.commit"))
-			rc_buf_puts(&out, commit);
-		else if (!strcmp(name, "run.short_commit"))
-			rc_buf_printf(&out, "%.7s", commit);
-		else if (!strcmp(name, "run.date"))
-			rc_buf_puts(&out, date);
-		else if (!strcmp(name, "run.time"))
-			rc_buf_puts(&out, tm);
-		else if (!strcmp(name, "run.id"))
-			rc_buf_puts(&out, rc_journal_run_id(x->journal));
-		else if (!strncmp(name, "env.", 4) && getenv(name + 4))
-			rc_buf_puts(&out, getenv(name + 4));
-		else
-			rc_buf_put(&out, open, (size_t)(close + 2 - open));
-		free(name);
-		p = close + 2;
-	}
-	free(date);
-	free(tm);
-	return rc_buf_detach(&out);
+	if (!strcmp(name, "run.commit"))
+		return v->commit;
+	if (!strcmp(name, "run.short_commit"))
+		return v->short_commit;
+	if (!strcmp(name, "run.date"))
+		return v->x->date;
+	if (!strcmp(name, "run.time"))
+		return v->x->time;
+	if (!strcmp(name, "run.id"))
+		return rc_journal_run_id(v->x->journal);
+	if (!strncmp(name, "rolled_back.", 12))
+		return json_string_value(
+			json_object_get(v->rolled_back, name + 12));
+	if (!strncmp(name, "env.", 4))
+		return getenv(name + 4);
+	return NULL;
 }
 
 /* The commit an environment was planned at: its policy.branch's, or the
@@ -190,20 +161,23 @@ static json_t *resolve_spec(const json_t *spec, const executor *x,
 {
 	json_t *o = json_deep_copy(spec), *run = json_object_get(o, "run"),
 	       *env = json_object_get(o, "env"), *v;
-	const char *k, *commit = env_commit(x->plan, envname);
+	const char *k;
+	run_values rv = {x, env_commit(x->plan, envname),
+			 json_object_get(spec, "rolled_back"), ""};
 	size_t i;
 
+	snprintf(rv.short_commit, sizeof(rv.short_commit), "%.7s", rv.commit);
 	/* the run, for drivers that name what a hook makes after it */
 	json_object_set_new(o, "run_id",
 			    json_string(rc_journal_run_id(x->journal)));
 	json_array_foreach(run, i, v) {
-		char *s = substitute_run(json_string_value(v), x, commit);
+		char *s = rc_engine_fill(json_string_value(v), run_value, &rv);
 
 		json_array_set_new(run, i, json_string(s));
 		free(s);
 	}
 	json_object_foreach(env, k, v) {
-		char *s = substitute_run(json_string_value(v), x, commit);
+		char *s = rc_engine_fill(json_string_value(v), run_value, &rv);
 
 		json_object_set_new(env, k, json_string(s));
 		free(s);
@@ -402,7 +376,7 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	pthread_t *threads = NULL;
 	size_t nthreads, i, nl = 0;
 	json_t *rec, *envs = json_array();
-	char hostname[256] = "unknown", *plan_id;
+	char hostname[256] = "unknown", *plan_id, started[RC_TIME_SIZE];
 	int rc = 0;
 
 	memset(rep, 0, sizeof(*rep));
@@ -430,12 +404,21 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	if ((rc = rc_engine_open_drivers(e, rep->run_id)) < 0)
 		goto out;
 	plan_id = rc_plan_id(plan);
-	rec = json_pack("{s:s, s:s, s:s?, s:s?, s:O, s:s, s:i, s:s}", "type",
+	/* the run's start: its record's time, and the {{ run.date }} and
+	 * {{ run.time }} of every hook it runs (a rollback finds them again
+	 * as {{ rolled_back.date }} and {{ rolled_back.time }}) */
+	rc_time_now(started);
+	rc_engine_stamp(started, x.date, x.time);
+	rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:O, s:s, s:i, s:s}",
+			"time", started, "type",
 			"run-start", "run", rep->run_id, "commit", plan->commit,
 			"source", e->src ? rc_source_url(e->src) : NULL,
 			"environments", envs,
 			"host", hostname, "pid", (int)getpid(), "plan", plan_id);
 	free(plan_id);
+	if (plan->rollback_of)
+		json_object_set_new(rec, "rollback_of",
+				    json_string(plan->rollback_of));
 	for (i = 0; i < plan->nenvs; i++) {
 		json_t *ec = json_object_get(rec, "env_commits");
 

@@ -77,26 +77,374 @@ static bool in_scope(const rc_engine *e, const char *env)
 	return false;
 }
 
-/* The run to roll back: run_id, or the newest run touching the scope. */
-static char *pick_run(rc_engine *e, const char *run_id)
+/* What one run did to the environments in scope, as the journals tell. */
+typedef struct {
+	char *id, *time, *commit, *rollback_of;
+	bool touches;   /* its run-start names an environment in scope */
+	size_t nchanged, nhealed;
+	rc_buf changed; /* the first few keys it changed, for the reader */
+	rc_buf healed;  /* the first few it only brought back */
+} run_effect;
+
+typedef struct {
+	rc_engine *e;
+	run_effect *runs;
+	size_t n;
+} effects;
+
+static run_effect *current_run(effects *fx, const char *run)
 {
-	rc_run_summary *runs = NULL;
-	size_t n = 0;
+	if (fx->n && !strcmp(fx->runs[fx->n - 1].id, run))
+		return &fx->runs[fx->n - 1];
+	fx->runs = rc_realloc(fx->runs, (fx->n + 1) * sizeof(run_effect));
+	memset(&fx->runs[fx->n], 0, sizeof(run_effect));
+	fx->runs[fx->n].id = rc_strdup(run);
+	fx->runs[fx->n].changed = (rc_buf)RC_BUF_INIT_MAX(4096);
+	fx->runs[fx->n].healed = (rc_buf)RC_BUF_INIT_MAX(4096);
+	return &fx->runs[fx->n++];
+}
+
+static char *str_or_null(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? rc_strdup(s) : NULL;
+}
+
+static void fx_run_start(void *arg, const char *run, const json_t *rec)
+{
+	effects *fx = arg;
+	run_effect *r = current_run(fx, run);
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	size_t i;
+	json_t *v;
+
+	if (!type || strcmp(type, "run-start"))
+		return;
+	r->time = str_or_null(rec, "time");
+	r->commit = str_or_null(rec, "commit");
+	r->rollback_of = str_or_null(rec, "rollback_of");
+	json_array_foreach(json_object_get(rec, "environments"), i, v)
+		if (json_is_string(v) && in_scope(fx->e, json_string_value(v)))
+			r->touches = true;
+}
+
+/* Adds "key (what)" to a list of at most three, counting the rest. */
+static void list_key(rc_buf *b, size_t *n, const char *key, const char *what)
+{
+	if ((*n)++ < 3)
+		rc_buf_printf(b, "%s%s%s%s%s", b->len ? ", " : "", key,
+			      what && *what ? " (" : "", what ? what : "",
+			      what && *what ? ")" : "");
+}
+
+static void fx_effect(void *arg, const char *run, const json_t *in,
+		      const json_t *last, bool pending)
+{
+	effects *fx = arg;
+	run_effect *r = current_run(fx, run);
+	const char *op = json_string_value(json_object_get(in, "op"));
+	const char *key = json_string_value(json_object_get(in, "key"));
+	const char *env = json_string_value(json_object_get(in, "env"));
+	const json_t *desired = json_object_get(in, "desired");
+	const json_t *was = key ? json_object_get(last, key) : NULL;
+
+	RC_UNUSED(pending);
+	if (!op || !key || !env || !in_scope(fx->e, env) || !strcmp(op, "run"))
+		return;
+	r->touches = true;
+	if (!strcmp(op, "delete")) {
+		list_key(&r->changed, &r->nchanged, key, "removed");
+	} else if (!was) {
+		list_key(&r->changed, &r->nchanged, key, "added");
+	} else if (desired && rc_json_equal(desired, was)) {
+		list_key(&r->healed, &r->nhealed, key, NULL);
+	} else {
+		/* the paths whose value it changed */
+		rc_changes ch = {0};
+		rc_buf paths = RC_BUF_INIT_MAX(1024);
+
+		rc_diff(&ch, desired, was, was, NULL, 0);
+		for (size_t i = 0; i < ch.n && i < 3; i++) {
+			if (i)
+				rc_buf_puts(&paths, ", ");
+			rc_pointer_dotted(&paths, ch.items[i].path);
+		}
+		if (ch.n > 3)
+			rc_buf_puts(&paths, ", ...");
+		list_key(&r->changed, &r->nchanged, key, paths.ptr);
+		rc_changes_release(&ch);
+		rc_buf_release(&paths);
+	}
+}
+
+static void effects_release(effects *fx)
+{
+	for (size_t i = 0; i < fx->n; i++) {
+		free(fx->runs[i].id);
+		free(fx->runs[i].time);
+		free(fx->runs[i].commit);
+		free(fx->runs[i].rollback_of);
+		rc_buf_release(&fx->runs[i].changed);
+		rc_buf_release(&fx->runs[i].healed);
+	}
+	free(fx->runs);
+}
+
+/* "run 1b2c... (started T, commit abc1234)" */
+static void describe_run(rc_buf *b, const run_effect *r)
+{
+	rc_buf_printf(b, "run %s (started %s", r->id, r->time ? r->time : "?");
+	if (r->commit)
+		rc_buf_printf(b, ", commit %.7s", r->commit);
+	rc_buf_putc(b, ')');
+}
+
+static void list_more(rc_buf *b, const rc_buf *list, size_t n)
+{
+	rc_buf_puts(b, list->ptr);
+	if (n > 3)
+		rc_buf_printf(b, " and %zu more", n - 3);
+}
+
+/*
+ * The run to roll back: run_id, or else the newest run that applied a
+ * configuration change in scope (a body unlike what reconcile had applied
+ * before it: a new commit or an edited environment, a resource added or
+ * removed). Runs that only healed drift (brought resources back to what
+ * was already applied) are passed over: undoing them would undo the heal,
+ * not the deploy. Notes on plan say which run and why, and which runs were
+ * passed over.
+ */
+static char *pick_run(rc_engine *e, const char *run_id, rc_plan *plan)
+{
+	effects fx = {e, NULL, 0};
+	rc_replay_observer obs = {fx_run_start, fx_effect, &fx};
+	rc_buf skipped = RC_BUF_INIT_MAX(1 << 16);
 	char *id = NULL;
+	size_t i, nskipped = 0;
 
 	if (run_id)
 		return rc_strdup(run_id);
-	if (rc_history_load(&runs, &n, e->state_dir, NULL) < 0)
-		return NULL;
-	for (size_t i = 0; i < n && !id; i++)
-		for (size_t j = 0; j < runs[i].nenvs && !id; j++)
-			if (in_scope(e, runs[i].envs[j]))
-				id = rc_strdup(runs[i].id);
-	rc_history_free(runs, n);
-	if (!id)
+	json_decref(rc_engine_replay(e->state_dir, NULL, &obs));
+	for (i = fx.n; i-- > 0 && !id;) {
+		run_effect *r = &fx.runs[i];
+		rc_buf why = RC_BUF_INIT_MAX(1 << 16);
+
+		if (!r->touches)
+			continue;
+		describe_run(&why, r);
+		if (r->nchanged) {
+			id = rc_strdup(r->id);
+			rc_buf_puts(&why, ", the newest run that changed the "
+					  "configuration: ");
+			list_more(&why, &r->changed, r->nchanged);
+			if (r->rollback_of)
+				rc_buf_printf(&why, "; it rolled back run %s",
+					      r->rollback_of);
+			rc_plan_note(plan, "rolling back %s", why.ptr);
+		} else {
+			rc_buf_printf(&skipped, "\n  %s: ", why.ptr);
+			if (r->nhealed) {
+				rc_buf_puts(&skipped, "it only healed drift (");
+				list_more(&skipped, &r->healed, r->nhealed);
+				rc_buf_puts(&skipped, " brought back to what "
+						      "was applied)");
+			} else {
+				rc_buf_puts(&skipped, "nothing it did took "
+						      "effect");
+			}
+			nskipped++;
+		}
+		rc_buf_release(&why);
+	}
+	if (id && nskipped)
+		rc_plan_note(plan, "passed over %zu newer run%s that changed "
+				   "no configuration:%s",
+			     nskipped, nskipped == 1 ? "" : "s", skipped.ptr);
+	if (!id && nskipped)
+		rc_error_set(RC_ENOTFOUND, RC_ECLASS_STATE,
+			     "no run in '%s' changed the configuration of "
+			     "these environments; the newer runs only healed "
+			     "drift:%s\nname a run to roll it back anyway: "
+			     "'reconcile rollback RUN-ID'",
+			     e->state_dir, skipped.ptr);
+	else if (!id)
 		rc_error_set(RC_ENOTFOUND, RC_ECLASS_STATE,
 			     "no run to roll back in '%s'", e->state_dir);
+	rc_buf_release(&skipped);
+	effects_release(&fx);
 	return id;
+}
+
+/* Appends "NAME, NAME" of an environment's on_rollback hooks. */
+static void hook_names(rc_buf *b, const rc_env *env)
+{
+	for (size_t h = 0; h < env->non_rollback; h++)
+		rc_buf_printf(b, "%s%s", h ? ", " : "", env->on_rollback[h].name);
+}
+
+/* The irreversible steps among the intents to undo of env, listed as
+ * "op key, op key" into b; how many. */
+static size_t irreversible_steps(rc_buf *b, const json_t *undo, const char *env)
+{
+	size_t i, n = 0;
+	const json_t *in;
+
+	json_array_foreach((json_t *)(uintptr_t)undo, i, in) {
+		const char *ienv = json_string_value(json_object_get(in, "env"));
+
+		if (!ienv || strcmp(ienv, env) ||
+		    !json_is_true(json_object_get(in, "irreversible")))
+			continue;
+		const char *op = json_string_value(json_object_get(in, "op"));
+		const char *key = json_string_value(json_object_get(in, "key"));
+		const char *hook = key ? strstr(key, "/hook/") : NULL;
+
+		if (n++)
+			rc_buf_puts(b, ", ");
+		if (op && !strcmp(op, "run") && hook)
+			rc_buf_printf(b, "the hook %s", hook + 6);
+		else
+			rc_buf_printf(b, "%s %s", op ? op : "?", key ? key : "?");
+	}
+	return n;
+}
+
+/* Without --force: says what --force would run first, per environment
+ * that has on_rollback hooks. */
+static void explain_refusal(const rc_engine *e, rc_buf *b, const json_t *undo)
+{
+	for (size_t k = 0; k < e->nenvs; k++) {
+		const rc_env *env = e->envs[k].env;
+		rc_buf steps = RC_BUF_INIT_MAX(1 << 16);
+
+		if (env->non_rollback &&
+		    irreversible_steps(&steps, undo, env->name)) {
+			rc_buf_printf(b, "\n  with --force, environment '%s' "
+					 "first runs its on_rollback hooks (",
+				      env->name);
+			hook_names(b, env);
+			rc_buf_puts(b, "), and data written since the run is "
+				       "lost");
+		}
+		rc_buf_release(&steps);
+	}
+}
+
+static const char *rolled_back_value(void *arg, const char *name)
+{
+	return strncmp(name, "rolled_back.", 12)
+		       ? NULL
+		       : json_string_value(json_object_get(arg, name + 12));
+}
+
+/* Fills {{ rolled_back.* }} in the hook's run and env now: the reviewer
+ * sees which backup is restored. */
+static void fill_rolled_back(json_t *spec, json_t *values)
+{
+	json_t *run = json_object_get(spec, "run"), *v;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(run, i, v) {
+		char *s = rc_engine_fill(json_string_value(v), rolled_back_value,
+					 values);
+
+		json_array_set_new(run, i, json_string(s));
+		free(s);
+	}
+	json_object_foreach(json_object_get(spec, "env"), k, v) {
+		char *s = rc_engine_fill(json_string_value(v), rolled_back_value,
+					 values);
+
+		json_object_set_new(json_object_get(spec, "env"), k,
+				    json_string(s));
+		free(s);
+	}
+}
+
+/*
+ * rollback --force goes back past irreversible steps: in each environment
+ * that has on_rollback hooks, they run first (restoring the backup the
+ * run took, say), and everything else of the rollback waits for them, so
+ * that a failing hook stops the rollback there. The hooks see the undone
+ * run as {{ rolled_back.* }}: its id, its commit for that environment, and
+ * the date and time its own hooks saw as {{ run.date }} and
+ * {{ run.time }}. Without on_rollback hooks the irreversible steps are
+ * only noted.
+ */
+static void add_rollback_hooks(rc_engine *e, rc_plan *plan, const char *id,
+			       const json_t *undo, const json_t *start)
+{
+	const char *started = json_string_value(json_object_get(start, "time"));
+	const char *prev = NULL;
+
+	for (size_t k = 0; k < e->nenvs; k++) {
+		const rc_env *env = e->envs[k].env;
+		rc_buf steps = RC_BUF_INIT_MAX(1 << 16);
+		const char *commit;
+		char date[16] = "", tm[16] = "";
+
+		if (!irreversible_steps(&steps, undo, env->name)) {
+			rc_buf_release(&steps);
+			continue;
+		}
+		if (!env->non_rollback) {
+			rc_plan_note(plan,
+				     "environment '%s': run %s's irreversible "
+				     "steps (%s) are not undone; hooks."
+				     "on_rollback could restore a backup "
+				     "first",
+				     env->name, id, steps.ptr);
+			rc_buf_release(&steps);
+			continue;
+		}
+		commit = json_string_value(json_object_get(
+			json_object_get(start, "env_commits"), env->name));
+		if (!commit)
+			commit = json_string_value(json_object_get(start, "commit"));
+		if (started)
+			rc_engine_stamp(started, date, tm);
+		for (size_t h = 0; h < env->non_rollback; h++) {
+			json_t *spec = rc_engine_hook_spec(&env->on_rollback[h]);
+			rc_buf sc = RC_BUF_INIT_MAX(64);
+			rc_action *a;
+
+			rc_buf_printf(&sc, "%.7s", commit ? commit : "");
+			json_object_set_new(
+				spec, "rolled_back",
+				json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id,
+					  "commit", commit ? commit : "",
+					  "short_commit", sc.ptr, "date", date,
+					  "time", tm));
+			fill_rolled_back(spec, json_object_get(spec,
+							      "rolled_back"));
+			rc_buf_release(&sc);
+			a = rc_plan_add_hook(plan, env->name,
+					     env->on_rollback[h].name, spec,
+					     env->on_rollback[h].irreversible,
+					     "on_rollback hook");
+			if (prev)
+				rc_action_add_dep(a, prev);
+			prev = a->id;
+		}
+		{
+			rc_buf hooks = RC_BUF_INIT_MAX(4096);
+
+			hook_names(&hooks, env);
+			rc_plan_note(plan,
+				     "environment '%s': going back past run "
+				     "%s's irreversible steps (%s) runs the "
+				     "on_rollback hooks (%s) first; data "
+				     "written since that run started (%s) is "
+				     "lost",
+				     env->name, id, steps.ptr, hooks.ptr,
+				     started ? started : "?");
+			rc_buf_release(&hooks);
+		}
+		rc_buf_release(&steps);
+	}
 }
 
 int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
@@ -105,6 +453,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 	rc_journal_contents c = {0};
 	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2), refused = RC_BUF_INIT_MAX(1 << 16);
 	json_t *intents = json_object(), *undo = json_array(), *prev = NULL;
+	rc_buf refused_hooks = RC_BUF_INIT_MAX(1 << 16);
 	rc_plan current;
 	char *id;
 	int rc;
@@ -114,7 +463,7 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 	/* the present: observe everything in scope */
 	if ((rc = rc_engine_plan(e, &current)) < 0)
 		goto done;
-	if (!(id = pick_run(e, run_id))) {
+	if (!(id = pick_run(e, run_id, plan))) {
 		rc = RC_ENOTFOUND;
 		rc_plan_release(&current);
 		goto done;
@@ -160,6 +509,12 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 				json_array_insert(undo, 0, v);
 		}
 	}
+	plan->rollback_of = rc_strdup(id);
+	if (force)
+		add_rollback_hooks(e, plan, id, undo,
+				   c.n ? c.records[0] : NULL);
+	else
+		explain_refusal(e, &refused_hooks, undo);
 	for (i = 0; i < json_array_size(undo); i++) {
 		const json_t *in = json_array_get(undo, i);
 		const char *op = json_string_value(json_object_get(in, "op"));
@@ -267,6 +622,12 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 	}
 	plan->observed = json_incref(current.observed);
 	plan->commit = current.commit ? rc_strdup(current.commit) : NULL;
+	/* where a saved rollback plan is checked against the present */
+	plan->source = current.source ? rc_strdup(current.source) : NULL;
+	plan->ref = current.ref ? rc_strdup(current.ref) : NULL;
+	plan->desired_digest = current.desired_digest
+				       ? rc_strdup(current.desired_digest)
+				       : NULL;
 	rc_plan_envs_copy(plan, &current);
 	rc_plan_release(&current);
 	rc = 0;
@@ -274,8 +635,8 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 		rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE,
 				  "run %s cannot be rolled back past an "
 				  "irreversible step (a rollback cannot undo "
-				  "it; --force rolls back the rest):%s",
-				  id, refused.ptr);
+				  "it; --force rolls back the rest):%s%s",
+				  id, refused.ptr, refused_hooks.ptr);
 	free(id);
 done:
 	json_decref(prev);
@@ -284,5 +645,6 @@ done:
 	rc_journal_contents_release(&c);
 	rc_buf_release(&path);
 	rc_buf_release(&refused);
+	rc_buf_release(&refused_hooks);
 	return rc;
 }

@@ -37,7 +37,7 @@ static rc_action *new_action(rc_plan *p, rc_op op, const rc_resource *r)
 	return a;
 }
 
-static void add_dep(rc_action *a, const char *id)
+void rc_action_add_dep(rc_action *a, const char *id)
 {
 	if (!strcmp(a->id, id))
 		return;
@@ -281,7 +281,7 @@ static void link_resources(rc_plan *p, const rc_plan_input *in)
 						sd = find_action(p, RC_OP_DELETE,
 								 s->key);
 						if (sd)
-							add_dep(a, sd->id);
+							rc_action_add_dep(a, sd->id);
 					}
 				}
 			}
@@ -292,32 +292,41 @@ static void link_resources(rc_plan *p, const rc_plan_input *in)
 			rc_action *dep = action_for_key(p, r->deps[j]);
 
 			if (dep)
-				add_dep(a, dep->id);
+				rc_action_add_dep(a, dep->id);
 		}
 	}
 }
 
-/* The action that runs one hook, keyed "<env>/hook/<name>". */
-static rc_action *hook_action(rc_plan *p, const rc_plan_hook *hk)
+rc_action *rc_plan_add_hook(rc_plan *p, const char *env, const char *name,
+			    json_t *spec, bool irreversible,
+			    const char *reason)
 {
 	rc_resource r = {0};
 	rc_buf key = RC_BUF_INIT_MAX(4096);
 	rc_action *a;
 
-	rc_buf_printf(&key, "%s/hook/%s", hk->env, hk->name);
+	rc_buf_printf(&key, "%s/hook/%s", env, name);
 	r.key = key.ptr;
-	r.env = (char *)(uintptr_t)hk->env;
+	r.env = (char *)(uintptr_t)env;
 	r.driver = (char *)(uintptr_t)"";
 	r.kind = (char *)(uintptr_t)"hook";
-	r.name = (char *)(uintptr_t)hk->name;
+	r.name = (char *)(uintptr_t)name;
 	a = new_action(p, RC_OP_RUN, &r);
-	a->desired = json_incref(hk->spec);
-	a->irreversible = hk->irreversible;
-	set_reason(a, hk->post ? "post_apply hook" : "pre_apply hook");
-	if (hk->irreversible)
+	a->desired = spec;
+	a->irreversible = irreversible;
+	set_reason(a, "%s", reason);
+	if (irreversible)
 		set_reason(a, "irreversible");
 	rc_buf_release(&key);
 	return a;
+}
+
+/* The action that runs one hook of the configuration. */
+static rc_action *hook_action(rc_plan *p, const rc_plan_hook *hk)
+{
+	return rc_plan_add_hook(p, hk->env, hk->name, json_incref(hk->spec),
+				hk->irreversible,
+				hk->post ? "post_apply hook" : "pre_apply hook");
 }
 
 static void add_hooks(rc_plan *p, const rc_plan_input *in)
@@ -345,13 +354,13 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 				continue;
 			a = hook_action(p, hk);
 			if (prev)
-				add_dep(a, prev);
+				rc_action_add_dep(a, prev);
 			prev = a->id;
 		}
 		if (prev)
 			for (i = 0; i < first; i++)
 				if (!strcmp(p->actions[i].env, env))
-					add_dep(&p->actions[i], prev);
+					rc_action_add_dep(&p->actions[i], prev);
 		prev = NULL;
 		for (h = 0; h < in->nhooks; h++) {
 			const rc_plan_hook *hk = &in->hooks[h];
@@ -363,9 +372,9 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			for (i = 0; i < first; i++)
 				if (!strcmp(p->actions[i].env, env) &&
 				    p->actions[i].op != RC_OP_RUN)
-					add_dep(a, p->actions[i].id);
+					rc_action_add_dep(a, p->actions[i].id);
 			if (prev)
-				add_dep(a, prev);
+				rc_action_add_dep(a, prev);
 			prev = a->id;
 		}
 	}
@@ -383,7 +392,7 @@ static void link_environments(rc_plan *p, const rc_plan_input *in)
 				for (size_t j = 0; j < p->n; j++)
 					if (!strcmp(p->actions[j].env,
 						    pe->depends_on[d]))
-						add_dep(&p->actions[i],
+						rc_action_add_dep(&p->actions[i],
 							p->actions[j].id);
 			}
 	}
@@ -413,6 +422,7 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 			p->env_branches[e] = rc_strdup(in->envs[e].branch);
 		if (in->envs[e].commit)
 			p->env_commits[e] = rc_strdup(in->envs[e].commit);
+		p->env_manual[e] = in->envs[e].manual;
 	}
 	for (i = 0; i < in->desired->n; i++)
 		json_object_set(all, in->desired->items[i].key,
@@ -505,6 +515,53 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 	return rc;
 }
 
+size_t rc_plan_env_index(const rc_plan *p, const char *env)
+{
+	for (size_t e = 0; e < p->nenvs; e++)
+		if (!strcmp(p->envs[e], env))
+			return e;
+	return SIZE_MAX;
+}
+
+size_t rc_plan_leave_envs(rc_plan *p, bool *leave)
+{
+	bool *gone = rc_calloc(p->n + 1, sizeof(bool)), more = true;
+	size_t i, d, k, w = 0, removed = 0;
+
+	for (i = 0; i < p->n; i++) {
+		size_t e = rc_plan_env_index(p, p->actions[i].env);
+
+		gone[i] = e != SIZE_MAX && leave[e];
+	}
+	/* and whatever depends on a removed action, to the end */
+	while (more) {
+		more = false;
+		for (i = 0; i < p->n; i++)
+			for (d = 0; !gone[i] && d < p->actions[i].ndeps; d++)
+				for (k = 0; k < p->n; k++)
+					if (gone[k] &&
+					    !strcmp(p->actions[k].id,
+						    p->actions[i].deps[d])) {
+						gone[i] = more = true;
+						break;
+					}
+	}
+	for (i = 0; i < p->n; i++) {
+		if (!gone[i]) {
+			p->actions[w++] = p->actions[i];
+			continue;
+		}
+		k = rc_plan_env_index(p, p->actions[i].env);
+		if (k != SIZE_MAX)
+			leave[k] = true;
+		rc_action_release(&p->actions[i]);
+		removed++;
+	}
+	p->n = w;
+	free(gone);
+	return removed;
+}
+
 void rc_plan_counts(const rc_plan *p, size_t counts[5])
 {
 	memset(counts, 0, 5 * sizeof(size_t));
@@ -524,11 +581,13 @@ void rc_plan_envs_alloc(rc_plan *p, size_t n)
 	free(p->env_labels);
 	free(p->env_branches);
 	free(p->env_commits);
+	free(p->env_manual);
 	p->nenvs = n;
 	p->envs = rc_calloc(n + 1, sizeof(char *));
 	p->env_labels = rc_calloc(n + 1, sizeof(char *));
 	p->env_branches = rc_calloc(n + 1, sizeof(char *));
 	p->env_commits = rc_calloc(n + 1, sizeof(char *));
+	p->env_manual = rc_calloc(n + 1, sizeof(bool));
 }
 
 void rc_notes_vadd(char ***notes, size_t *n, const char *fmt, va_list ap)
@@ -562,37 +621,24 @@ void rc_plan_envs_copy(rc_plan *dst, const rc_plan *src)
 		dst->env_labels[i] = rc_strdup(src->env_labels[i]);
 		dst->env_branches[i] = dup_or_null(src->env_branches[i]);
 		dst->env_commits[i] = dup_or_null(src->env_commits[i]);
+		dst->env_manual[i] = src->env_manual[i];
 	}
 }
 
 void rc_plan_release(rc_plan *p)
 {
-	size_t i, j;
+	size_t i;
 
-	for (i = 0; i < p->n; i++) {
-		rc_action *a = &p->actions[i];
-
-		free(a->id);
-		free(a->key);
-		free(a->env);
-		free(a->driver);
-		free(a->kind);
-		free(a->name);
-		json_decref(a->desired);
-		json_decref(a->actual);
-		free(a->fingerprint);
-		rc_changes_release(&a->changes);
-		for (j = 0; j < a->ndeps; j++)
-			free(a->deps[j]);
-		free(a->deps);
-		free(a->reason);
-	}
+	for (i = 0; i < p->n; i++)
+		rc_action_release(&p->actions[i]);
 	free(p->actions);
 	rc_plan_envs_alloc(p, 0);
 	free(p->envs);
 	free(p->env_labels);
 	free(p->env_branches);
 	free(p->env_commits);
+	free(p->env_manual);
+	free(p->rollback_of);
 	for (i = 0; i < p->nkept; i++) {
 		free(p->kept[i].env);
 		free(p->kept[i].key);

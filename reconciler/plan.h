@@ -48,6 +48,7 @@ typedef struct {
 	   it owns is deleted, for this reason */
 	const char *retire;
 	const char *commit; /* the commit it was read at, or NULL */
+	bool manual; /* policy.apply: manual: applied only when approved */
 } rc_plan_env;
 
 /* A hook of an environment, in phase order. */
@@ -94,6 +95,8 @@ typedef struct {
 	char **env_labels;
 	char **env_branches;  /* per environment: policy.branch, or NULL */
 	char **env_commits;   /* per environment: its commit, or NULL */
+	bool *env_manual;     /* per environment: policy.apply is manual */
+	char *rollback_of;    /* a rollback plan: the run it undoes */
 	rc_action *actions;   /* in apply order */
 	size_t n, cap;
 	rc_plan_kept *kept;   /* owned, undeclared, not pruned */
@@ -112,6 +115,25 @@ void rc_notes_vadd(char ***notes, size_t *n, const char *fmt, va_list ap);
 void rc_plan_note(rc_plan *p, const char *fmt, ...) RC_PRINTF(2, 3);
 /* Copies src's environments into dst. */
 void rc_plan_envs_copy(rc_plan *dst, const rc_plan *src);
+
+/* The index of environment env in p, or SIZE_MAX. */
+size_t rc_plan_env_index(const rc_plan *p, const char *env);
+
+/* Appends the action that runs a hook of env, keyed "<env>/hook/<name>":
+ * spec is its JSON (the reference is taken), reason what the reviewer
+ * reads beside it ("pre_apply hook"). */
+rc_action *rc_plan_add_hook(rc_plan *p, const char *env, const char *name,
+			    json_t *spec, bool irreversible,
+			    const char *reason);
+/* Adds the dependency of a on the action with id dep (once). */
+void rc_action_add_dep(rc_action *a, const char *dep);
+
+/* Leaves environments out of p: every action of an environment with
+ * leave[e] set (e indexes p->envs) is removed, and so is every action
+ * that depends on a removed one; leave[] is then also set for the
+ * environments that lost actions that way. Returns how many actions were
+ * removed. */
+size_t rc_plan_leave_envs(rc_plan *p, bool *leave);
 
 /* Builds the plan; 0, or RC_EINVALID when refused (message says why). */
 int rc_plan_build(rc_plan *out, const rc_plan_input *in);

@@ -160,6 +160,9 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 			rc_buf_printf(out, " from branch %s at %.7s",
 				      p->env_branches[e],
 				      p->env_commits[e] ? p->env_commits[e] : "?");
+		if (p->env_manual[e])
+			rc_buf_puts(out, ", applied only when approved "
+					 "(policy.apply: manual)");
 		if (color)
 			rc_buf_puts(out, C_RESET);
 		rc_buf_putc(out, '\n');
@@ -223,6 +226,9 @@ json_t *rc_plan_to_json(const rc_plan *p)
 	json_object_set_new(o, "desired_digest",
 			    json_string(p->desired_digest ? p->desired_digest
 							  : ""));
+	if (p->rollback_of)
+		json_object_set_new(o, "rollback_of",
+				    json_string(p->rollback_of));
 	for (i = 0; i < p->nenvs; i++) {
 		json_t *e = json_object();
 
@@ -236,6 +242,9 @@ json_t *rc_plan_to_json(const rc_plan *p)
 				    p->env_commits[i]
 					    ? json_string(p->env_commits[i])
 					    : json_null());
+		json_object_set_new(e, "apply",
+				    json_string(p->env_manual[i] ? "manual"
+								 : "auto"));
 		json_array_append_new(envs, e);
 	}
 	json_object_set_new(o, "environments", envs);
@@ -337,6 +346,7 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 	p->ref = dup_str(j, "ref");
 	p->commit = dup_str(j, "commit");
 	p->desired_digest = dup_str(j, "desired_digest");
+	p->rollback_of = dup_str(j, "rollback_of");
 	p->observed = json_incref(observed);
 	rc_plan_envs_alloc(p, json_array_size(envs));
 	for (i = 0; i < p->nenvs; i++) {
@@ -348,6 +358,10 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 		p->env_labels[i] = label ? label : rc_strdup("");
 		p->env_branches[i] = dup_str(ej, "branch");
 		p->env_commits[i] = dup_str(ej, "commit");
+		p->env_manual[i] = json_is_string(json_object_get(ej, "apply")) &&
+				   !strcmp(json_string_value(json_object_get(
+						   ej, "apply")),
+					   "manual");
 	}
 	for (i = 0; i < json_array_size(actions); i++) {
 		const json_t *x = json_array_get(actions, i);

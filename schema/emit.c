@@ -262,6 +262,8 @@ json_t *rc_env_to_json(const rc_env *e)
 			    hooks_json(e->pre_apply, e->npre_apply));
 	json_object_set_new(m, "post_apply",
 			    hooks_json(e->post_apply, e->npost_apply));
+	json_object_set_new(m, "on_rollback",
+			    hooks_json(e->on_rollback, e->non_rollback));
 	json_object_set_new(o, "hooks", m);
 	m = json_array();
 	for (i = 0; i < e->nresources; i++) {

@@ -164,6 +164,9 @@ typedef struct {
 	size_t naddons;
 	rc_hook *pre_apply, *post_apply;
 	size_t npre_apply, npost_apply;
+	rc_hook *on_rollback; /* run by rollback --force going back past an
+				 irreversible step, before the rest */
+	size_t non_rollback;
 	rc_manifest *resources;
 	size_t nresources;
 	rc_policy policy;

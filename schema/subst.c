@@ -7,6 +7,8 @@
  *   environment.branch          outside target and policy
  *   target.<key>                outside target and policy
  *   run.*                       deferred: hooks' run and env only
+ *   rolled_back.*               deferred: on_rollback hooks' run and env
+ *                               only (the run a rollback undoes)
  *   env.NAME                    hooks' run and env (deferred) and
  *                               target.context (resolved now), for the
  *                               names listed in allow_env
@@ -19,11 +21,20 @@ typedef enum {
 	WHERE_PLAIN,  /* ordinary field */
 	WHERE_BASE,   /* target and policy: no target.*, no branch */
 	WHERE_CONTEXT, /* target.context */
-	WHERE_HOOK    /* hooks' run and env */
+	WHERE_HOOK,   /* hooks' run and env */
+	WHERE_ROLLBACK /* on_rollback hooks' run and env */
 } where_t;
 
-static const char *const run_names[] = {"run.commit", "run.short_commit",
-					"run.date", "run.time", "run.id"};
+/* The names hooks fill in at apply time. */
+static const struct {
+	const char *name;
+	bool rollback_only; /* the run a rollback undoes */
+} deferred[] = {
+	{"run.commit", false},         {"run.short_commit", false},
+	{"run.date", false},           {"run.time", false},
+	{"run.id", false},             {"rolled_back.commit", true},
+	{"rolled_back.short_commit", true}, {"rolled_back.date", true},
+	{"rolled_back.time", true},    {"rolled_back.id", true}};
 
 static bool env_allowed(const rc_subst_vars *v, const char *name)
 {
@@ -133,14 +144,18 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 			return rc_strdup(t->str);
 		}
 	}
-	for (i = 0; i < RC_ARRAY_SIZE(run_names); i++) {
-		if (strcmp(name, run_names[i]))
+	for (i = 0; i < RC_ARRAY_SIZE(deferred); i++) {
+		if (strcmp(name, deferred[i].name))
 			continue;
-		if (where != WHERE_HOOK) {
+		if (where != WHERE_ROLLBACK &&
+		    (deferred[i].rollback_only || where != WHERE_HOOK)) {
 			rc_diag_error(L->diags, loc, (int)span,
-				      "'{{ %s }}' is only known in hooks (run "
-				      "and env)",
-				      name);
+				      "'{{ %s }}' is only known in %s", name,
+				      deferred[i].rollback_only
+					      ? "on_rollback hooks (run and "
+						"env): it is the run a "
+						"rollback undoes"
+					      : "hooks (run and env)");
 			*bad = true;
 		}
 		return NULL;
@@ -148,7 +163,8 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 	if (!strncmp(name, "env.", 4)) {
 		const char *var = name + 4, *val;
 
-		if (where != WHERE_HOOK && where != WHERE_CONTEXT) {
+		if (where != WHERE_HOOK && where != WHERE_ROLLBACK &&
+		    where != WHERE_CONTEXT) {
 			rc_diag_error(L->diags, loc, (int)span,
 				      "'{{ %s }}' is not allowed here: the "
 				      "process environment is read only in "
@@ -165,7 +181,7 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 			*bad = true;
 			return NULL;
 		}
-		if (where == WHERE_HOOK)
+		if (where == WHERE_HOOK || where == WHERE_ROLLBACK)
 			return NULL;
 		val = getenv(var);
 		if (!val) {
@@ -184,6 +200,8 @@ static char *lookup(rc_loader *L, const rc_node *n, size_t off, size_t span,
 			"item.short_sha",   "project",         "environment.name",
 			"environment.branch", "run.commit",    "run.short_commit",
 			"run.date",         "run.time",        "run.id",
+			"rolled_back.commit", "rolled_back.short_commit",
+			"rolled_back.date", "rolled_back.time", "rolled_back.id",
 			"target.app",       "target.namespace", "target.cluster",
 			"target.region"};
 		const char *hint = rc_did_you_mean(name, all,
@@ -306,6 +324,9 @@ static void walk_hooks(rc_loader *L, rc_node *hooks, const rc_subst_vars *v)
 	}
 	for (i = 0; i < hooks->n; i++) {
 		rc_node *list = hooks->vals[i];
+		where_t in_hook = !strcmp(hooks->keys[i]->str, "on_rollback")
+					   ? WHERE_ROLLBACK
+					   : WHERE_HOOK;
 
 		if (list->kind != RC_NODE_SEQ) {
 			walk(L, list, v, WHERE_PLAIN);
@@ -324,7 +345,7 @@ static void walk_hooks(rc_loader *L, rc_node *hooks, const rc_subst_vars *v)
 					    !strcmp(key, "env");
 
 				walk(L, h->vals[k], v,
-				     hook ? WHERE_HOOK : WHERE_PLAIN);
+				     hook ? in_hook : WHERE_PLAIN);
 			}
 		}
 	}

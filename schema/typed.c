@@ -1064,23 +1064,40 @@ static void type_addons(rc_loader *L, rc_env *env, const rc_node *m)
 	}
 }
 
+/* The hook lists of an environment, by phase (the order of `hooks`). */
+enum { PHASE_PRE, PHASE_POST, PHASE_ROLLBACK, NPHASES };
+
+static void hook_lists(rc_env *env, rc_hook ***lists, size_t **counts)
+{
+	lists[PHASE_PRE] = &env->pre_apply;
+	lists[PHASE_POST] = &env->post_apply;
+	lists[PHASE_ROLLBACK] = &env->on_rollback;
+	counts[PHASE_PRE] = &env->npre_apply;
+	counts[PHASE_POST] = &env->npost_apply;
+	counts[PHASE_ROLLBACK] = &env->non_rollback;
+}
+
 static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 {
-	static const char *const phases[] = {"pre_apply", "post_apply"};
+	static const char *const phases[] = {"pre_apply", "post_apply",
+					     "on_rollback"};
 	static const char *const keys[] = {"name",    "run",          "where",
 					   "service", "timeout", "irreversible",
 					   "env"};
 	static const char *const wheres[] = {"target", "local"};
 	rc_ctx c = {L, "hooks", false};
-	size_t p, i, j;
+	rc_hook **lists[NPHASES];
+	size_t *counts[NPHASES];
+	size_t p, q, i, j;
 
 	if (!rc_expect_map(&c, m, "hooks"))
 		return;
+	hook_lists(env, lists, counts);
 	rc_check_keys(&c, m, phases, RC_ARRAY_SIZE(phases));
-	for (p = 0; p < 2; p++) {
+	for (p = 0; p < NPHASES; p++) {
 		const rc_node *list = rc_node_get(m, phases[p]);
-		rc_hook **out = p ? &env->post_apply : &env->pre_apply;
-		size_t *nout = p ? &env->npost_apply : &env->npre_apply;
+		rc_hook **out = lists[p];
+		size_t *nout = counts[p];
 
 		if (!list)
 			continue;
@@ -1156,28 +1173,28 @@ static void type_hooks(rc_loader *L, rc_env *env, const rc_node *m)
 			rc_buf_release(&what);
 		}
 	}
-	/* hook names are unique: they name the journal's records */
-	for (p = 0; p < 2; p++) {
-		rc_hook *hs = p ? env->post_apply : env->pre_apply;
-		size_t n = p ? env->npost_apply : env->npre_apply;
+	/* hook names are unique across phases: they name the journal's
+	 * records */
+	for (p = 0; p < NPHASES; p++) {
+		for (i = 0; i < *counts[p]; i++) {
+			rc_hook *h = &(*lists[p])[i];
+			bool dup = false;
 
-		for (i = 0; i < n; i++) {
-			for (j = 0; j < env->npre_apply + env->npost_apply; j++) {
-				rc_hook *o = j < env->npre_apply
-						     ? &env->pre_apply[j]
-						     : &env->post_apply
-							       [j - env->npre_apply];
+			for (q = 0; q <= p && !dup; q++) {
+				size_t n = q == p ? i : *counts[q];
 
-				if (o == &hs[i])
-					break;
-				if (o->name && hs[i].name &&
-				    !strcmp(o->name, hs[i].name)) {
-					rc_diag_error(L->diags, hs[i].loc, 1,
+				for (j = 0; j < n && !dup; j++) {
+					rc_hook *o = &(*lists[q])[j];
+
+					if (!o->name || !h->name ||
+					    strcmp(o->name, h->name))
+						continue;
+					rc_diag_error(L->diags, h->loc, 1,
 						      "a hook named '%s' is "
 						      "already defined (line "
 						      "%d)",
-						      hs[i].name, o->loc.line);
-					break;
+						      h->name, o->loc.line);
+					dup = true;
 				}
 			}
 		}
@@ -1487,18 +1504,23 @@ void rc_env_release(rc_env *env)
 		rc_kvlist_free(&env->addons[i].config);
 	}
 	free(env->addons);
-	for (i = 0; i < env->npre_apply + env->npost_apply; i++) {
-		rc_hook *h = i < env->npre_apply
-				     ? &env->pre_apply[i]
-				     : &env->post_apply[i - env->npre_apply];
+	{
+		rc_hook **lists[NPHASES];
+		size_t *counts[NPHASES];
 
-		free(h->name);
-		rc_argv_free(&h->run);
-		free(h->service);
-		rc_kvlist_free(&h->env);
+		hook_lists(env, lists, counts);
+		for (size_t p = 0; p < NPHASES; p++) {
+			for (i = 0; i < *counts[p]; i++) {
+				rc_hook *h = &(*lists[p])[i];
+
+				free(h->name);
+				rc_argv_free(&h->run);
+				free(h->service);
+				rc_kvlist_free(&h->env);
+			}
+			free(*lists[p]);
+		}
 	}
-	free(env->pre_apply);
-	free(env->post_apply);
 	for (i = 0; i < env->nresources; i++) {
 		rc_manifest *r = &env->resources[i];
 

@@ -17,6 +17,9 @@ typedef struct {
 	bool force_rollback;
 	const char *to;     /* rollback --to COMMIT */
 	const char *positional;
+	const char *cmd;    /* "apply", "destroy", "rollback" */
+	int argc;           /* the command's own arguments, as typed */
+	char **argv;
 } cli_opts;
 
 enum { OPT_REF = 256, OPT_STATE, OPT_AUTO, OPT_FORCE, OPT_TO, OPT_SOURCE,
@@ -44,6 +47,9 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 
 	memset(o, 0, sizeof(*o));
 	o->output = "text";
+	o->cmd = cmd;
+	o->argc = argc;
+	o->argv = argv;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "e:o:j:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -182,6 +188,19 @@ static int save_plan(const rc_plan *p, const char *path)
 	return rc;
 }
 
+/* Saves p to path and, unless quiet, says how to apply it; the exit code
+ * of a plan (0 no changes, 2 changes, 1 the file could not be written). */
+static int save_and_say(const rc_plan *p, const char *path, bool quiet)
+{
+	if (save_plan(p, path) < 0)
+		return fail(NULL);
+	if (!quiet)
+		printf("Saved the plan to %s: review it, then apply exactly it "
+		       "with 'reconcile apply %s'.\n",
+		       path, path);
+	return p->n ? RC_EXIT_CHANGES : RC_EXIT_OK;
+}
+
 int rc_cmd_plan(int argc, char **argv)
 {
 	cli_opts o;
@@ -204,19 +223,25 @@ int rc_cmd_plan(int argc, char **argv)
 		goto out;
 	}
 	print_plan(&p, o.output);
-	if (o.save && save_plan(&p, o.save) < 0)
-		code = fail(NULL);
-	else
-		code = p.n ? RC_EXIT_CHANGES : RC_EXIT_OK;
-	if (o.save && code != RC_EXIT_FAIL && strcmp(o.output, "json"))
-		printf("Saved the plan to %s: apply exactly it with 'reconcile "
-		       "apply %s'.\n",
-		       o.save, o.save);
+	code = o.save ? save_and_say(&p, o.save, !strcmp(o.output, "json"))
+		      : p.n ? RC_EXIT_CHANGES
+			    : RC_EXIT_OK;
 	rc_plan_release(&p);
 out:
 	rc_engine_free(e);
 	free(o.envs);
 	return code;
+}
+
+/* Reads one line from the terminal into line (without its newline);
+ * false at the end of input. */
+static bool read_answer(char *line, size_t n)
+{
+	fflush(stdout);
+	if (!fgets(line, (int)n, stdin))
+		return false;
+	line[strcspn(line, "\n")] = '\0';
+	return true;
 }
 
 /* Asks on a terminal; refuses without one. */
@@ -234,15 +259,198 @@ static bool approved(const cli_opts *o, const char *what)
 		return false;
 	}
 	printf("\nDo you want to %s? Only 'yes' will be accepted: ", what);
-	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin))
-		return false;
-	line[strcspn(line, "\n")] = '\0';
-	if (strcmp(line, "yes")) {
+	if (!read_answer(line, sizeof(line)) || strcmp(line, "yes")) {
 		fprintf(stderr, "%s cancelled.\n", what);
 		return false;
 	}
 	return true;
+}
+
+/* Appends a word as a shell reads it back: quoted when it has to be. */
+static void put_word(rc_buf *b, const char *w)
+{
+	if (*w && strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_./:=@%+,-") == strlen(w)) {
+		rc_buf_printf(b, " %s", w);
+		return;
+	}
+	rc_buf_puts(b, " '");
+	for (; *w; w++)
+		if (*w == '\'')
+			rc_buf_puts(b, "'\\''");
+		else
+			rc_buf_putc(b, *w);
+	rc_buf_putc(b, '\'');
+}
+
+/* The command as it was typed, for env alone: without --auto-approve, -e
+ * and -o, with -e env; as `name` (apply becomes plan to save a plan). */
+static void command_for(rc_buf *b, const cli_opts *o, const char *name,
+			const char *env)
+{
+	rc_buf_printf(b, "reconcile %s", name);
+	for (int i = 1; i < o->argc; i++) {
+		const char *a = o->argv[i];
+
+		if (!strcmp(a, "--auto-approve"))
+			continue;
+		if (!strcmp(a, "-e") || !strcmp(a, "--env") ||
+		    !strcmp(a, "-o") || !strcmp(a, "--out")) {
+			i++;
+			continue;
+		}
+		if (!strncmp(a, "--env=", 6) || !strncmp(a, "--out=", 6) ||
+		    (a[0] == '-' && (a[1] == 'e' || a[1] == 'o') && a[2]))
+			continue;
+		put_word(b, a);
+	}
+	rc_buf_puts(b, " -e");
+	put_word(b, env);
+}
+
+/* What a person does to apply a manual environment: save its plan,
+ * review it, apply exactly it; or type its name on a terminal. */
+static void how_to_approve(rc_buf *b, const cli_opts *o, const char *env)
+{
+	rc_buf file = RC_BUF_INIT_MAX(4096);
+	bool apply = !strcmp(o->cmd, "apply");
+
+	rc_buf_printf(&file, "%s-%s.json", env, apply ? "plan" : o->cmd);
+	rc_buf_puts(b, "    ");
+	command_for(b, o, apply ? "plan" : o->cmd, env);
+	rc_buf_puts(b, " -o");
+	put_word(b, file.ptr);
+	rc_buf_puts(b, "\n    reconcile apply");
+	put_word(b, file.ptr);
+	rc_buf_puts(b, "\n  or run '");
+	command_for(b, o, o->cmd, env);
+	rc_buf_printf(b, "' on a terminal and type '%s' when asked.\n", env);
+	rc_buf_release(&file);
+}
+
+static bool env_has_actions(const rc_plan *p, const char *env)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (!strcmp(p->actions[i].env, env))
+			return true;
+	return false;
+}
+
+/*
+ * The approval of a plan that is not a saved one. An environment whose
+ * policy.apply is manual is applied only when approved: from a saved plan
+ * (approved by its review), or here on a terminal, where a person types
+ * its name; --auto-approve never approves it. The manual environments not
+ * approved are left out of p, with whatever depends on them, and listed
+ * with how to apply them; the rest needs --auto-approve or 'yes' on a
+ * terminal. 0 to go on with what is left of p, or an exit code.
+ */
+static int approve(const cli_opts *o, rc_plan *p, const char *what,
+		   char **left_out)
+{
+	rc_buf names = RC_BUF_INIT_MAX(1 << 16);
+	bool tty = isatty(fileno(stdin)) != 0;
+	bool *leave, *manual_left, any_auto = false;
+	rc_buf msg = RC_BUF_INIT_MAX(1 << 20);
+	size_t e, nleft = 0;
+	int code = 0;
+
+	if (!o->auto_approve && !tty)
+		return approved(o, what) ? 0 : RC_EXIT_FAIL;
+	leave = rc_calloc(p->nenvs + 1, sizeof(bool));
+	manual_left = rc_calloc(p->nenvs + 1, sizeof(bool));
+	for (e = 0; e < p->nenvs; e++) {
+		char line[256];
+
+		if (!p->env_manual[e] || !env_has_actions(p, p->envs[e]))
+			continue;
+		if (!o->auto_approve) {
+			printf("\nEnvironment '%s' is applied only when approved "
+			       "(policy.apply: manual).\nType its name to "
+			       "approve its changes above, anything else to "
+			       "leave them: ",
+			       p->envs[e]);
+			if (read_answer(line, sizeof(line)) &&
+			    !strcmp(line, p->envs[e]))
+				continue;
+		}
+		leave[e] = manual_left[e] = true;
+	}
+	if (rc_plan_leave_envs(p, leave))
+		for (e = 0; e < p->nenvs; e++) {
+			if (!leave[e])
+				continue;
+			nleft++;
+			rc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+				      p->envs[e]);
+			if (manual_left[e]) {
+				rc_buf_printf(&msg,
+					      "Left for approval: environment '%s' "
+					      "is applied only when approved "
+					      "(policy.apply: manual)%s. To apply "
+					      "it, save its plan, review it, "
+					      "and apply exactly that plan:\n",
+					      p->envs[e],
+					      o->auto_approve
+						      ? "; --auto-approve does not "
+							"approve it"
+						      : "");
+				how_to_approve(&msg, o, p->envs[e]);
+			} else {
+				rc_buf_printf(&msg,
+					      "Left too: environment '%s', whose "
+					      "changes wait for an environment "
+					      "left for approval.\n",
+					      p->envs[e]);
+			}
+		}
+	for (size_t i = 0; i < p->n; i++) {
+		e = rc_plan_env_index(p, p->actions[i].env);
+		any_auto |= e == SIZE_MAX || !p->env_manual[e];
+	}
+	if (nleft && p->n == 0) {
+		fflush(stdout);
+		fprintf(stderr, "\nerror: nothing was applied.\n%s", msg.ptr);
+		code = RC_EXIT_FAIL;
+	} else {
+		if (nleft)
+			printf("\n%s", msg.ptr);
+		/* typing a manual environment's name approved it; the rest
+		 * needs its own approval */
+		if (any_auto && !approved(o, what))
+			code = RC_EXIT_FAIL;
+	}
+	free(leave);
+	free(manual_left);
+	rc_buf_release(&msg);
+	*left_out = names.len ? rc_buf_detach(&names) : NULL;
+	rc_buf_release(&names);
+	return code;
+}
+
+/* The end of an apply: what it did, and what it left for approval. */
+static int report_apply(rc_engine *e, rc_plan *p, const char *done,
+			const char *left)
+{
+	rc_apply_report rep = {0};
+	int code = RC_EXIT_OK;
+
+	printf("\n");
+	if (rc_engine_apply(e, p, &rep) < 0) {
+		code = fail(NULL);
+		if (rep.run_id)
+			fprintf(stderr, "run %s: %zu ok, %zu failed, %zu "
+					"skipped; see 'reconcile history'\n",
+				rep.run_id, rep.ok, rep.failed, rep.skipped);
+	} else {
+		printf("\n%s: %zu action%s in run %s.\n", done, rep.ok,
+		       rep.ok == 1 ? "" : "s", rep.run_id);
+	}
+	if (left)
+		printf("Not applied, left for approval: %s (see above).\n",
+		       left);
+	rc_apply_report_release(&rep);
+	return code;
 }
 
 static bool is_plan_file(const char *path)
@@ -258,8 +466,8 @@ static int run_apply(cli_opts *o, const char *what)
 {
 	rc_engine *e = NULL;
 	rc_plan p, saved;
-	rc_apply_report rep = {0};
 	bool have_saved = false;
+	char *left = NULL;
 	int code = RC_EXIT_OK;
 
 	memset(&saved, 0, sizeof(saved));
@@ -330,32 +538,29 @@ static int run_apply(cli_opts *o, const char *what)
 		print_plan(&p, "text");
 	} else {
 		print_plan(&p, "text");
+		if (o->save) {
+			/* destroy -o FILE, rollback --to C -o FILE */
+			code = save_and_say(&p, o->save, false);
+			rc_plan_release(&p);
+			goto out;
+		}
 		if (p.n == 0) {
 			rc_plan_release(&p);
 			goto out;
 		}
-		if (!approved(o, what)) {
+		if ((code = approve(o, &p, what, &left)) != 0) {
 			rc_plan_release(&p);
-			code = RC_EXIT_FAIL;
 			goto out;
 		}
 	}
-	printf("\n");
-	if (rc_engine_apply(e, &p, &rep) < 0) {
-		code = fail(NULL);
-		if (rep.run_id)
-			fprintf(stderr, "run %s: %zu ok, %zu failed, %zu "
-					"skipped; see 'reconcile history'\n",
-				rep.run_id, rep.ok, rep.failed, rep.skipped);
-	} else {
-		printf("\nApplied: %zu action%s in run %s.\n", rep.ok,
-		       rep.ok == 1 ? "" : "s", rep.run_id);
-	}
-	rc_apply_report_release(&rep);
+	code = report_apply(e, &p, !strcmp(o->cmd, "rollback") ? "Rolled back"
+							       : "Applied",
+			    left);
 	rc_plan_release(&p);
 out:
 	rc_plan_release(&saved);
 	rc_engine_free(e);
+	free(left);
 	return code;
 }
 
@@ -366,6 +571,14 @@ int rc_cmd_apply(int argc, char **argv)
 
 	if (rc)
 		return rc == 1000 ? RC_EXIT_OK : rc;
+	if (o.save) {
+		fprintf(stderr, "error: apply does not save plans: 'reconcile "
+				"plan -o %s' saves one, 'reconcile apply %s' "
+				"applies it\n",
+			o.save, o.save);
+		free(o.envs);
+		return RC_EXIT_USAGE;
+	}
 	code = run_apply(&o, "apply these changes");
 	free(o.envs);
 	return code;
@@ -446,7 +659,7 @@ int rc_cmd_rollback(int argc, char **argv)
 	cli_opts o;
 	rc_engine *e = NULL;
 	rc_plan p;
-	rc_apply_report rep = {0};
+	char *left = NULL;
 	int rc = parse(&o, argc, argv, "rollback"), code = RC_EXIT_OK;
 
 	if (rc)
@@ -469,20 +682,14 @@ int rc_cmd_rollback(int argc, char **argv)
 		goto out;
 	}
 	print_plan(&p, "text");
-	if (p.n == 0 || !approved(&o, "roll back")) {
-		code = p.n ? RC_EXIT_FAIL : RC_EXIT_OK;
-		rc_plan_release(&p);
-		goto out;
-	}
-	if (rc_engine_apply(e, &p, &rep) < 0)
-		code = fail(NULL);
-	else
-		printf("\nRolled back: %zu action%s in run %s.\n", rep.ok,
-		       rep.ok == 1 ? "" : "s", rep.run_id);
-	rc_apply_report_release(&rep);
+	if (o.save)
+		code = save_and_say(&p, o.save, false);
+	else if (p.n && (code = approve(&o, &p, "roll back", &left)) == 0)
+		code = report_apply(e, &p, "Rolled back", left);
 	rc_plan_release(&p);
 out:
 	rc_engine_free(e);
 	free(o.envs);
+	free(left);
 	return code;
 }

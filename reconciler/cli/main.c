@@ -108,21 +108,31 @@ static const rc_command commands[] = {
 	 "With a saved plan, applies exactly that plan, and refuses - naming what\n"
 	 "moved - when the commit or any observed resource changed since.\n"
 	 "\n"
+	 "An environment with policy.apply: manual is applied only from a saved\n"
+	 "plan, or on a terminal once its name is typed; --auto-approve leaves it\n"
+	 "out (with what depends on it), applies the rest and says how to apply\n"
+	 "it. With nothing else to apply, that is an error.\n"
+	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
-	 "   --auto-approve          Do not ask (required without a terminal)\n"
+	 "   --auto-approve          Do not ask (required without a terminal);\n"
+	 "                           never approves a manual environment\n"
 	 "   -j, --concurrency <n>   Actions at once (default 8)\n"
 	 "   --force                 Allow a plan that empties an environment\n"
 	 "\n"
 	 "Exit status: 0 success, 1 failure.\n",
 	 rc_cmd_apply},
 	{"destroy", "Remove everything reconcile owns",
-	 "usage: reconcile destroy [<source>] [-e <env>]... [--auto-approve]\n"
+	 "usage: reconcile destroy [<source>] [-e <env>]... [--auto-approve] [-o <file>]\n"
 	 "\n"
 	 "Plans and applies the removal of every resource reconcile owns in the\n"
-	 "environments (all of them without -e).\n"
+	 "environments (all of them without -e), and waits until it is gone.\n"
+	 "A manual environment (policy.apply: manual) is approved as for apply.\n"
 	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
-	 "   --auto-approve          Do not ask (required without a terminal)\n"
+	 "   --auto-approve          Do not ask (required without a terminal);\n"
+	 "                           never approves a manual environment\n"
+	 "   -o, --out <file>        Save the plan instead ('reconcile apply\n"
+	 "                           <file>' applies it)\n"
 	 "\n"
 	 "Exit status: 0 success, 1 failure.\n",
 	 rc_cmd_destroy},
@@ -138,21 +148,27 @@ static const rc_command commands[] = {
 	 rc_cmd_history},
 	{"rollback", "Undo a run",
 	 "usage: reconcile rollback [<run-id>] [--source <source>] [-e <env>]...\n"
-	 "                          [--force] [--auto-approve]\n"
+	 "                          [--force] [--auto-approve] [-o <file>]\n"
 	 "       reconcile rollback --to <commit> [--source <source>] [-e <env>]...\n"
 	 "\n"
-	 "Plans the restoration of what run <run-id> (default: the last run)\n"
-	 "changed, from the snapshots in its journal, in reverse order, and\n"
-	 "applies it like 'apply'. A run that ran an irreversible step (a hook\n"
-	 "marked irreversible, a deleted add-on) is refused unless --force, which\n"
+	 "Plans the restoration of what run <run-id> changed, from the snapshots\n"
+	 "in its journal, in reverse order, and applies it like 'apply'. Without\n"
+	 "<run-id>: the newest run that changed the configuration (a new commit or\n"
+	 "an edited environment); runs that only healed drift are passed over and\n"
+	 "listed. A run that ran an irreversible step (a hook marked irreversible,\n"
+	 "a deleted add-on) is refused unless --force, which runs the\n"
+	 "environment's hooks.on_rollback first (restoring a backup, say) and\n"
 	 "rolls back the rest. --to <commit> plans the desired state of an older\n"
-	 "commit instead.\n"
+	 "commit instead. A manual environment is approved as for apply.\n"
 	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
 	 "   --source <source>       The configuration (default '.')\n"
 	 "   --to <commit>           Go back to the configuration at <commit>\n"
 	 "   --force                 Roll back past irreversible steps\n"
-	 "   --auto-approve          Do not ask\n",
+	 "   --auto-approve          Do not ask; never approves a manual\n"
+	 "                           environment\n"
+	 "   -o, --out <file>        Save the rollback plan instead ('reconcile\n"
+	 "                           apply <file>' applies it)\n",
 	 rc_cmd_rollback},
 };
 

@@ -126,6 +126,9 @@ static int run_case(const char *dir, char **text, char **jtext)
 		pe[i].retire = json_string_value(json_object_get(e, "retire"));
 		pe[i].allow_replace =
 			json_is_true(json_object_get(e, "allow_replace"));
+		pe[i].manual = json_is_string(json_object_get(e, "apply")) &&
+			       !strcmp(json_string_value(json_object_get(e, "apply")),
+				       "manual");
 		pe[i].ignore = strings(json_object_get(e, "ignore"), &pe[i].nignore);
 		if (json_object_get(e, "ignore_for")) {
 			size_t nf;

@@ -162,6 +162,7 @@ environments:
   hooks:
     pre_apply: []
     post_apply: []
+    on_rollback: []
   resources: []'
 if [ "$out" = "$expected_yaml" ]; then ok "show yaml is the resolved environment"; else
 	bad "show yaml is the resolved environment" "$(diff <(echo "$expected_yaml") <(echo "$out"))"; fi

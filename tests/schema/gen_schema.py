@@ -19,6 +19,7 @@ TARGET_SCALARS = ("driver|context|namespace|app|region|stack|team|pipeline|stage
 BASE_NAMES = r"project|environment\.name|item\." + VAR
 BODY_NAMES = BASE_NAMES + r"|environment\.branch|target\.(?:" + TARGET_SCALARS + ")"
 HOOK_NAMES = BODY_NAMES + r"|run\.(?:commit|short_commit|date|time|id)|env\." + VAR
+ROLLBACK_HOOK_NAMES = HOOK_NAMES + r"|rolled_back\.(?:commit|short_commit|date|time|id)"
 CONTEXT_NAMES = BASE_NAMES + r"|env\." + VAR
 
 
@@ -133,6 +134,16 @@ defs["hookString"] = {
                     "{{ run.time }}, {{ run.id }} and {{ env.NAME }} (NAME listed in allow_env)."),
     "type": SCALAR_N,
     "pattern": wf(HOOK_NAMES),
+}
+defs["rollbackHookString"] = {
+    "title": "on_rollback hook string (placeholders allowed here: those of any hook, and rolled_back.id, rolled_back.commit, rolled_back.short_commit, rolled_back.date, rolled_back.time)",
+    "description": ("A string of an on_rollback hook's run or env. Besides what any hook may use, "
+                    "the deferred {{ rolled_back.id }}, {{ rolled_back.commit }}, "
+                    "{{ rolled_back.short_commit }}, {{ rolled_back.date }} and "
+                    "{{ rolled_back.time }}: the run the rollback undoes, with the values its "
+                    "own hooks saw as {{ run.* }}."),
+    "type": SCALAR_N,
+    "pattern": wf(ROLLBACK_HOOK_NAMES),
 }
 defs["contextString"] = {
     "title": "target.context (placeholders allowed here: project, environment.name, item.FIELD, env.NAME)",
@@ -288,6 +299,15 @@ defs["hookArgv"] = {
     "type": "array",
     "minItems": 1,
     "items": nonnull("hookString", "One argument.", SCALAR),
+}
+defs["rollbackHookArgv"] = {
+    "title": "on_rollback hook argv",
+    "errorMessage": ARGV_MSG,
+    "description": ("The command to run: a list of strings, without a shell. May use "
+                    "{{ run.* }} and {{ env.NAME }}."),
+    "type": "array",
+    "minItems": 1,
+    "items": nonnull("rollbackHookString", "One argument.", SCALAR),
 }
 defs["scalarMap"] = {
     "title": "variables",
@@ -552,33 +572,51 @@ defs["addon"] = {
 }
 
 # ---------------------------------------------------------------- hooks
-defs["hook"] = {
-    "title": "hook",
-    "description": "A command run before or after the apply.",
-    "type": ["object", "null"],
-    "additionalProperties": False,
-    "required": ["run"],
-    "properties": {
-        "name": ref("string", description="The hook's name (default \"pre_apply[N]\" / \"post_apply[N]\")."),
-        "run": ref("hookArgv", description="The command (required): an argv list, no shell. May use {{ run.* }} and {{ env.NAME }}."),
-        "where": enum_or_ph(["local", "target"], "where",
-                            "local (on the machine running reconcile) or target (default; in "
-                            "the service's image on the target)."),
-        "service": ref("dnsLabelOrPlaceholder", description="The service whose image runs the hook on the target; required for kubernetes and ecs when where is target."),
-        "timeout": ref("duration", description="Time limit (default 10m)."),
-        "irreversible": {"type": ["boolean", "null"],
-                         "description": "The hook's effect cannot be undone by a rollback (default false)."},
-        "env": {"description": "Variables for the hook: NAME -> scalar; may use {{ run.* }} and {{ env.NAME }}." + NULL_NOTE,
-                "type": ["object", "null"],
-                "propertyNames": ref("varName"),
-                "additionalProperties": ref("hookString", description="A scalar value.")},
-    },
-}
+def hook_def(title, description, default_name, string, argv, names):
+    return {
+        "title": title,
+        "description": description,
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "required": ["run"],
+        "properties": {
+            "name": ref("string", description="The hook's name (default %s)." % default_name),
+            "run": ref(argv, description="The command (required): an argv list, no shell. May use %s." % names),
+            "where": enum_or_ph(["local", "target"], "where",
+                                "local (on the machine running reconcile) or target (default; in "
+                                "the service's image on the target)."),
+            "service": ref("dnsLabelOrPlaceholder", description="The service whose image runs the hook on the target; required for kubernetes and ecs when where is target."),
+            "timeout": ref("duration", description="Time limit (default 10m)."),
+            "irreversible": {"type": ["boolean", "null"],
+                             "description": "The hook's effect cannot be undone by a rollback (default false)."},
+            "env": {"description": "Variables for the hook: NAME -> scalar; may use %s." % names + NULL_NOTE,
+                    "type": ["object", "null"],
+                    "propertyNames": ref("varName"),
+                    "additionalProperties": ref(string, description="A scalar value.")},
+        },
+    }
+
+
+defs["hook"] = hook_def("hook", "A command run before or after the apply.",
+                        "\"pre_apply[N]\" / \"post_apply[N]\"", "hookString", "hookArgv",
+                        "{{ run.* }} and {{ env.NAME }}")
+defs["rollbackHook"] = hook_def(
+    "on_rollback hook",
+    "A command run by rollback --force before it goes back past an irreversible step "
+    "(restoring a backup, for example).",
+    "\"on_rollback[N]\"", "rollbackHookString", "rollbackHookArgv",
+    "{{ rolled_back.* }}, {{ run.* }} and {{ env.NAME }}")
 defs["hookList"] = {
     "title": "hook list",
     "description": "Hooks, run in order. A list replaces the inherited list." + NULL_NOTE,
     "type": ["array", "null"],
     "items": nonnull("hook", "A hook.", "object"),
+}
+defs["rollbackHookList"] = {
+    "title": "on_rollback hook list",
+    "description": "Hooks, run in order. A list replaces the inherited list." + NULL_NOTE,
+    "type": ["array", "null"],
+    "items": nonnull("rollbackHook", "A hook.", "object"),
 }
 defs["hooks"] = {
     "title": "hooks",
@@ -588,6 +626,7 @@ defs["hooks"] = {
     "properties": {
         "pre_apply": ref("hookList", description="Run in order before anything else."),
         "post_apply": ref("hookList", description="Run in order after the apply."),
+        "on_rollback": ref("rollbackHookList", description="Run in order by rollback --force when it goes back past an irreversible step, before it restores the rest."),
     },
 }
 defs["hookNeedsService"] = {
@@ -670,7 +709,7 @@ body_props = {
                "type": ["object", "null"],
                "propertyNames": ref("dnsLabel"),
                "additionalProperties": ref("addon")},
-    "hooks": ref("hooks", description="pre_apply and post_apply hook lists."),
+    "hooks": ref("hooks", description="pre_apply, post_apply and on_rollback hook lists."),
     "resources": ref("resources", description="Raw native objects (kubernetes only): { file } or { manifest }."),
     "policy": ref("policy", description="branch, apply (auto|manual), prune, drift (report|heal)."),
     "depends_on": {"description": "Environments (or generator keys) applied before this one." + NULL_NOTE,
@@ -706,7 +745,8 @@ for d in DRIVERS:
     if d in ("kubernetes", "ecs"):
         then["properties"]["hooks"] = {"properties": {
             "pre_apply": {"items": ref("hookNeedsService")},
-            "post_apply": {"items": ref("hookNeedsService")}}}
+            "post_apply": {"items": ref("hookNeedsService")},
+            "on_rollback": {"items": ref("hookNeedsService")}}}
     body_rules.append({"if": driver_is(d), "then": then})
 defs["bodyRules"] = {
     "title": "driver consistency",

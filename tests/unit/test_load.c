@@ -292,7 +292,7 @@ static void show_output_is_stable_json(void **state)
 		   "\"command\":[\"python3\",\"api.py\"],\"replicas\":1,"
 		   "\"memory\":\"512M\",\"port\":5000}},\"config\":{},"
 		   "\"secrets\":{\"PW\":{\"env\":\"DEV_PW\"}},\"addons\":{},"
-		   "\"hooks\":{\"pre_apply\":[],\"post_apply\":[]},"
+		   "\"hooks\":{\"pre_apply\":[],\"post_apply\":[],\"on_rollback\":[]},"
 		   "\"resources\":[]}]}");
 	free(s);
 	json_decref(j);

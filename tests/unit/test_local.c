@@ -283,18 +283,6 @@ static void action(rc_action *a, rc_op op, const char *kind, const char *name,
 	a->desired = desired ? json_incref(desired) : NULL;
 }
 
-static void action_release(rc_action *a)
-{
-	free(a->id);
-	free(a->key);
-	free(a->env);
-	free(a->driver);
-	free(a->kind);
-	free(a->name);
-	json_decref(a->desired);
-	json_decref(a->actual);
-}
-
 /* Applies op on a service or add-on; returns the driver's code, and the
  * result body when want_result. */
 static int apply(fixture *f, rc_op op, const char *kind, const char *name,
@@ -310,7 +298,7 @@ static int apply(fixture *f, rc_op op, const char *kind, const char *name,
 		*result = res;
 	else
 		json_decref(res);
-	action_release(&a);
+	rc_action_release(&a);
 	return rc;
 }
 
@@ -322,7 +310,7 @@ static int wait_for(fixture *f, rc_op op, const char *kind, const char *name,
 
 	action(&a, op, kind, name, desired);
 	rc = f->ops->wait(f->drv, &a, timeout);
-	action_release(&a);
+	rc_action_release(&a);
 	return rc;
 }
 
