@@ -10,6 +10,7 @@
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "reconciler/base/rctime.h"
@@ -65,58 +66,6 @@ static void free_strv(char **v, bool secret)
 			free(v[i]);
 	}
 	free(v);
-}
-
-static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void base64_encode(rc_buf *out, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		char q[4];
-
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		q[0] = b64chars[(v >> 18) & 63];
-		q[1] = b64chars[(v >> 12) & 63];
-		q[2] = i + 1 < n ? b64chars[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < n ? b64chars[v & 63] : '=';
-		rc_buf_put(out, q, 4);
-	}
-}
-
-/* Decodes standard base64, ignoring whitespace; padding is optional.
- * -1 on a character outside the alphabet or a dangling one. */
-static int base64_decode(rc_buf *out, const char *s)
-{
-	unsigned v = 0;
-	int bits = 0, pad = 0;
-
-	for (; *s; s++) {
-		const char *c;
-
-		if (isspace((unsigned char)*s))
-			continue;
-		if (*s == '=') {
-			pad++;
-			continue;
-		}
-		c = strchr(b64chars, *s);
-		if (!c || !*s || pad)
-			return -1;
-		v = (v << 6) | (unsigned)(c - b64chars);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (rc_buf_putc(out, (char)((v >> bits) & 0xff)) < 0)
-				return -1;
-		}
-	}
-	/* leftover bits are padding; six of them mean a lone character */
-	return bits >= 6 || pad > 2 ? -1 : 0;
 }
 
 /* "~/..." for a path under $HOME, for messages. */
@@ -457,7 +406,10 @@ static int get_data(const struct kfile *f, const rc_node *m, const char *key,
 			      what, key);
 	if (secret)
 		rc_secret_register(v->str);
-	if (base64_decode(&dec, v->str) < 0 || !dec.len) {
+	/* kubectl reads these as Go's base64; people paste them wrapped */
+	if (rc_codec_base64_decode(&dec, v->str, strlen(v->str),
+				   RC_BASE64_LAX) < 0 ||
+	    !dec.len) {
 		rc_buf_release(&dec);
 		return err_at(f, v, RC_EINVALID, "%s: %s is not valid base64",
 			      what, key);
@@ -1088,8 +1040,7 @@ static char *exec_info(const rc_kube_conn *c)
 						 &pem) < 0)
 			rc_error_clear();
 		if (pem.len) {
-			base64_encode(&b64, (const unsigned char *)pem.ptr,
-				      pem.len);
+			rc_codec_base64_encode(&b64, pem.ptr, pem.len, 0);
 			json_object_set_new(cl, "certificate-authority-data",
 					    json_string(b64.ptr));
 		}
@@ -1479,7 +1430,7 @@ int rc_kube_conn_auth_header(rc_kube_conn *c, char **out)
 		rc_buf_printf(&up, "%s:%s", c->username,
 			      c->password ? c->password : "");
 		rc_buf_puts(&b, "Basic ");
-		base64_encode(&b, (const unsigned char *)up.ptr, up.len);
+		rc_codec_base64_encode(&b, up.ptr, up.len, 0);
 		explicit_bzero(up.ptr, up.len);
 		rc_buf_release(&up);
 		rc_secret_register(b.ptr);

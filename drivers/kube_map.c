@@ -6,13 +6,12 @@
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/json.h"
 #include "reconciler/base/error.h"
 #include "schema/secrets.h"
 #include "schema/emit.h"
 #include "drivers/kube_map.h"
-
-#include <openssl/evp.h>
 
 /* jansson's getters take non-const values; none of these modify them */
 #define MUT(v) ((json_t *)(uintptr_t)(v))
@@ -45,20 +44,6 @@ static json_t *child(json_t *o, const char *key)
 static bool is_secret(const json_t *v)
 {
 	return json_is_object(v) && json_object_get(v, "$secret");
-}
-
-/* The hex SHA-256 of data, its first n digits (n <= 64), into out. */
-static void sha256_hex(const void *data, size_t len, char *out, size_t n)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (i = 0; i < n && i / 2 < mdlen; i++)
-		out[i] = hex[i % 2 ? md[i / 2] & 15 : md[i / 2] >> 4];
-	out[i] = '\0';
 }
 
 /* ------------------------------------------------------------- kind keys */
@@ -198,7 +183,7 @@ static bool label_value_ok(const char *s)
 char *rc_kube_label_value(const char *s)
 {
 	rc_buf b = RC_BUF_INIT_MAX(128);
-	char hash[9];
+	char hash[RC_SHA256_HEX_LEN + 1];
 	size_t start = 0, end;
 
 	if (label_value_ok(s))
@@ -213,8 +198,8 @@ char *rc_kube_label_value(const char *s)
 	/* what is left, then the hash of the whole name */
 	memmove(b.ptr, b.ptr + start, end - start);
 	rc_buf_truncate(&b, end - start);
-	sha256_hex(s, strlen(s), hash, 8);
-	rc_buf_printf(&b, "%s%s", b.len ? "-" : "", hash);
+	rc_codec_sha256_hex(hash, s, strlen(s));
+	rc_buf_printf(&b, "%s%.8s", b.len ? "-" : "", hash);
 	return rc_buf_detach(&b);
 }
 
@@ -439,39 +424,12 @@ static void keyed(json_t *obj, const char *kind, int dir)
 		convert_list(get(obj, "spec"), "ports", KEY_SPORT, dir, NULL);
 }
 
-/* ---------------------------------------------------------------- base64 */
+/* ---------------------------------------------------------------- secrets */
 
-/* Decodes standard base64 (new buffer, NUL-terminated, *len set); NULL
- * when s is not base64. */
-static char *b64_decode(const char *s, size_t *len)
+static void wipe_buf(rc_buf *b)
 {
-	size_t n = strlen(s), pad = 0;
-	unsigned char *out;
-	int r;
-
-	if (n % 4)
-		return NULL;
-	out = rc_malloc(n / 4 * 3 + 1);
-	r = n ? EVP_DecodeBlock(out, (const unsigned char *)s, (int)n) : 0;
-	if (r < 0) {
-		free(out);
-		return NULL;
-	}
-	if (n && s[n - 1] == '=')
-		pad++;
-	if (n > 1 && s[n - 2] == '=')
-		pad++;
-	*len = (size_t)r - pad;
-	out[*len] = '\0';
-	return (char *)out;
-}
-
-static char *b64_encode(const char *s, size_t len)
-{
-	unsigned char *out = rc_malloc((len + 2) / 3 * 4 + 1);
-
-	EVP_EncodeBlock(out, (const unsigned char *)s, (int)len);
-	return (char *)out;
+	explicit_bzero(b->ptr, b->len);
+	rc_buf_release(b);
 }
 
 static void wipe_free(char *s, size_t len)
@@ -528,22 +486,27 @@ static int secret_to_body(json_t *body, const json_t *desired)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
 				    "Secret '%s': data is not a map", name);
 	json_object_foreach(data, k, v) {
-		size_t len = 0;
-		char *plain;
+		rc_buf plain = RC_BUF_INIT;
+		int rc;
 
 		if (is_secret(v))
 			continue;
-		if (!json_is_string(v) ||
-		    !(plain = b64_decode(json_string_value(v), &len)))
+		if (!json_is_string(v))
 			return rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
 					    "Secret '%s': the value of '%s' "
 					    "is not base64",
 					    name, k);
+		if ((rc = rc_codec_base64_decode(&plain, json_string_value(v),
+						 json_string_length(v), 0)) < 0) {
+			rc_error_prefix("Secret '%s': the value of '%s'", name,
+					k);
+			return rc;
+		}
 		json_object_set_new(data, k,
 				    rc_secret_json_observed(desired_ref(desired,
 									k),
-							    plain));
-		wipe_free(plain, len);
+							    plain.ptr));
+		wipe_buf(&plain);
 	}
 	if (json_is_object(sd)) {
 		json_object_foreach(sd, k, v) {
@@ -602,7 +565,8 @@ json_t *rc_kube_to_object(const json_t *body, rc_kube_secret_fn resolve,
 	keyed(obj, kind, TO_OBJECT);
 	data = strcmp(kind, "Secret") ? NULL : get(obj, "data");
 	json_object_foreach(data, k, v) {
-		char *value = NULL, *enc;
+		char *value = NULL;
+		rc_buf enc = RC_BUF_INIT;
 
 		if (!is_secret(v))
 			continue;
@@ -616,10 +580,12 @@ json_t *rc_kube_to_object(const json_t *body, rc_kube_secret_fn resolve,
 		}
 		if ((rc = resolve(ctx, v, &value)) < 0)
 			break;
-		enc = b64_encode(value, strlen(value));
+		rc = rc_codec_base64_encode(&enc, value, strlen(value), 0);
 		wipe_free(value, strlen(value));
-		json_object_set_new(data, k, json_string(enc));
-		wipe_free(enc, strlen(enc));
+		if (rc < 0)
+			break;
+		json_object_set_new(data, k, json_string(enc.ptr));
+		wipe_buf(&enc);
 	}
 	free(kind);
 	if (rc < 0) {
@@ -1385,7 +1351,7 @@ static json_t *service_container(const rc_env *env, const rc_service *s)
 static char *config_hash(const json_t *cm_data, const json_t *secret_data)
 {
 	json_t *o = json_object();
-	char *canon, hex[17];
+	char *canon, hex[RC_SHA256_HEX_LEN + 1];
 
 	json_object_set_new(o, "config", cm_data ? json_deep_copy(cm_data)
 						 : json_object());
@@ -1393,10 +1359,10 @@ static char *config_hash(const json_t *cm_data, const json_t *secret_data)
 						  ? json_deep_copy(secret_data)
 						  : json_object());
 	canon = rc_json_canonical(o);
-	sha256_hex(canon, strlen(canon), hex, 16);
+	rc_codec_sha256_hex(hex, canon, strlen(canon));
 	free(canon);
 	json_decref(o);
-	return rc_strdup(hex);
+	return rc_strndup(hex, 16);
 }
 
 /*
@@ -1804,11 +1770,11 @@ json_t *rc_kube_hook_job(const rc_env *env, const char *project,
 char *rc_kube_hook_job_name(const char *hook_name, const char *run_id)
 {
 	rc_buf in = RC_BUF_INIT_MAX(8192), name = RC_BUF_INIT_MAX(128);
-	char hash[11];
+	char hash[RC_SHA256_HEX_LEN + 1];
 
 	rc_buf_printf(&in, "%s\n%s", hook_name ? hook_name : "",
 		      run_id ? run_id : "");
-	sha256_hex(in.ptr, in.len, hash, 10);
+	rc_codec_sha256_hex(hash, in.ptr, in.len);
 	rc_buf_release(&in);
 	for (const char *p = hook_name ? hook_name : ""; *p; p++) {
 		char c = (char)tolower((unsigned char)*p);
@@ -1825,6 +1791,6 @@ char *rc_kube_hook_job_name(const char *hook_name, const char *run_id)
 		rc_buf_truncate(&name, name.len - 1);
 	if (!name.len)
 		rc_buf_puts(&name, "hook");
-	rc_buf_printf(&name, "-%s", hash);
+	rc_buf_printf(&name, "-%.10s", hash);
 	return rc_buf_detach(&name);
 }

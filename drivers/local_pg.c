@@ -15,6 +15,7 @@
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/local.h"
@@ -25,7 +26,6 @@
 #include <signal.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <openssl/evp.h>
 
 #define PG_ROOT "/usr/lib/postgresql"
 #define PG_FALLBACK_ROOT "/var/lib/reconcile/local"
@@ -335,8 +335,7 @@ static int choose_cluster(const rc_driver *d, const char *name, const run_as *u,
 			  char **out)
 {
 	char *dir = addon_dir(d, name), *parent;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	char hash[RC_SHA256_HEX_LEN + 1];
 	rc_buf fb = RC_BUF_INIT_MAX(PATH_MAX);
 	int rc;
 
@@ -352,10 +351,8 @@ static int choose_cluster(const rc_driver *d, const char *name, const run_as *u,
 		goto done;
 	}
 	free(parent);
-	EVP_Digest(dir, strlen(dir), md, &mdlen, EVP_sha256(), NULL);
-	rc_buf_printf(&fb, "%s/", PG_FALLBACK_ROOT);
-	for (unsigned int i = 0; i < 8 && i < mdlen; i++)
-		rc_buf_printf(&fb, "%02x", md[i]);
+	rc_codec_sha256_hex(hash, dir, strlen(dir));
+	rc_buf_printf(&fb, "%s/%.16s", PG_FALLBACK_ROOT, hash);
 	rc = rc_local_mkdirs(PG_FALLBACK_ROOT, 0755);
 	if (rc < 0)
 		goto done;

@@ -23,6 +23,7 @@
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "reconciler/source.h"
@@ -33,7 +34,6 @@
 #include <sys/file.h>
 
 #include <git2.h>
-#include <openssl/evp.h>
 
 /* Calls of the credentials callback before it gives up. */
 #define RC_CRED_ATTEMPTS 3
@@ -280,20 +280,6 @@ static int cache_root(rc_source *s, const char **out)
 	s->cache = rc_buf_detach(&b);
 	*out = s->cache;
 	return 0;
-}
-
-static void sha256_hex(char out[65], const char *text)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-	static const char hex[] = "0123456789abcdef";
-
-	EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL);
-	for (i = 0; i < n && i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * i] = '\0';
 }
 
 /* Takes the exclusive lock of path (created if needed); returns the fd. */
@@ -550,13 +536,13 @@ static int open_cached_clone(rc_source *s)
 	rc_buf path = RC_BUF_INIT_MAX(RC_PATH_MAX_BUF);
 	rc_buf tmp = RC_BUF_INIT_MAX(RC_PATH_MAX_BUF);
 	const char *root;
-	char hash[65];
+	char hash[RC_SHA256_HEX_LEN + 1];
 	git_repository *repo = NULL;
 	int rc, lock = -1;
 
 	if ((rc = cache_root(s, &root)) < 0)
 		return rc;
-	sha256_hex(hash, s->url);
+	rc_codec_sha256_hex(hash, s->url, strlen(s->url));
 	rc_buf_printf(&repos, "%s/repos", root);
 	if ((rc = mkdir_p(repos.ptr, 0700)) < 0)
 		goto cleanup;

@@ -1,11 +1,11 @@
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "schema/secrets.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 
 static char *read_secret_file(const char *path)
 {
@@ -62,18 +62,12 @@ int rc_secret_value(char **out, const rc_secret *s, const char *config_dir)
 
 static json_t *secret_obj(const char *ref, const char *value)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	rc_buf h = RC_BUF_INIT_MAX(128);
+	char digest[RC_SHA256_DIGEST_LEN + 1];
 	json_t *o = json_object();
 
-	EVP_Digest(value, strlen(value), md, &n, EVP_sha256(), NULL);
-	rc_buf_puts(&h, "sha256:");
-	for (unsigned int i = 0; i < n; i++)
-		rc_buf_printf(&h, "%02x", md[i]);
-	json_object_set_new(o, "$secret", json_string(h.ptr));
+	rc_codec_sha256_digest(digest, value, strlen(value));
+	json_object_set_new(o, "$secret", json_string(digest));
 	json_object_set_new(o, "ref", json_string(ref));
-	rc_buf_release(&h);
 	return o;
 }
 

@@ -1,12 +1,12 @@
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "state/internal.h"
 #include "state/journal.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <uuid/uuid.h>
 
 /* "<16 hex> " before "<length> <json>" */
@@ -23,24 +23,12 @@ struct rc_journal {
 	bool broken; /* a failed append left the file's end in doubt */
 };
 
-/* The first HASH_HEX hex digits of SHA-256(data). */
-static int checksum(char out[HASH_HEX + 1], const void *data, size_t n)
+/* A record's checksum: the first HASH_HEX hex digits of SHA-256(data). */
+static void checksum(char out[RC_SHA256_HEX_LEN + 1], const void *data,
+		     size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t i;
-
-	if (EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen * 2 < HASH_HEX)
-		return rc_error_set(RC_ERROR, RC_ECLASS_INTERNAL,
-				    "SHA-256 failed (OpenSSL)");
-	for (i = 0; i < HASH_HEX / 2; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
+	rc_codec_sha256_hex(out, data, n);
 	out[HASH_HEX] = '\0';
-	return 0;
 }
 
 int rc_journal_create(rc_journal **out, const char *state_dir,
@@ -215,7 +203,7 @@ static int frame(rc_buf *line, rc_journal *j, json_t *record, long long *seq)
 	json_t *rec = final_record(j, record, seq);
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	rc_buf body = RC_BUF_INIT_MAX(RC_JOURNAL_MAX_RECORD);
-	char sum[HASH_HEX + 1];
+	char sum[RC_SHA256_HEX_LEN + 1];
 	int error = 0;
 
 	json_decref(rec);
@@ -246,10 +234,10 @@ static int frame(rc_buf *line, rc_journal *j, json_t *record, long long *seq)
 	rc_buf_clear(line);
 	if ((error = rc_buf_putn(line, '0', HASH_HEX)) < 0 ||
 	    (error = rc_buf_printf(line, " %zu ", body.len)) < 0 ||
-	    (error = rc_buf_put(line, body.ptr, body.len)) < 0 ||
-	    (error = checksum(sum, line->ptr + PREFIX_LEN,
-			      line->len - PREFIX_LEN)) < 0 ||
-	    (error = rc_buf_putc(line, '\n')) < 0)
+	    (error = rc_buf_put(line, body.ptr, body.len)) < 0)
+		goto cleanup;
+	checksum(sum, line->ptr + PREFIX_LEN, line->len - PREFIX_LEN);
+	if ((error = rc_buf_putc(line, '\n')) < 0)
 		goto cleanup;
 	memcpy(line->ptr, sum, HASH_HEX);
 
@@ -335,7 +323,7 @@ typedef enum {
 static int parse_line(json_t **rec, const char *line, size_t len,
 		      bool complete, bad_kind *kind, rc_buf *why)
 {
-	char sum[HASH_HEX + 1];
+	char sum[RC_SHA256_HEX_LEN + 1];
 	json_error_t jerr;
 	size_t i, jlen = 0, digits_at = PREFIX_LEN, json_at;
 	json_t *v;
@@ -370,8 +358,7 @@ static int parse_line(json_t **rec, const char *line, size_t len,
 		rc_buf_puts(why, "incomplete record");
 		return RC_EINVALID;
 	}
-	if (checksum(sum, line + PREFIX_LEN, len - PREFIX_LEN) < 0)
-		return RC_ERROR;
+	checksum(sum, line + PREFIX_LEN, len - PREFIX_LEN);
 	if (memcmp(sum, line, HASH_HEX)) {
 		*kind = BAD_SUM;
 		rc_buf_printf(why,
@@ -442,8 +429,6 @@ int rc_journal_scan(const char *path, rc_journal_fn fn, void *ctx,
 		}
 		rc_buf_clear(&why);
 		error = parse_line(&rec, line, len, nl, &kind, &why);
-		if (error == RC_ERROR)
-			break;
 		if (error < 0) {
 			/*
 			 * A torn append is the last line: either the start of

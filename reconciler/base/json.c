@@ -1,10 +1,8 @@
 /* JSON helpers every layer shares: equality by value, the canonical
  * form, fingerprints, JSON pointer patterns. */
 #include "reconciler/base/common.h"
-#include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/json.h"
-
-#include <openssl/evp.h>
 
 bool rc_json_equal(const json_t *a, const json_t *b)
 {
@@ -57,16 +55,11 @@ char *rc_json_canonical(const json_t *v)
 char *rc_json_fingerprint(const json_t *v)
 {
 	char *canon = rc_json_canonical(v);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	rc_buf out = RC_BUF_INIT_MAX(128);
+	char digest[RC_SHA256_DIGEST_LEN + 1];
 
-	EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
-	rc_buf_puts(&out, "sha256:");
-	for (unsigned int i = 0; i < mdlen; i++)
-		rc_buf_printf(&out, "%02x", md[i]);
+	rc_codec_sha256_digest(digest, canon, strlen(canon));
 	free(canon);
-	return rc_buf_detach(&out);
+	return rc_strdup(digest);
 }
 
 bool rc_pointer_match(const char *pattern, const char *pointer)

@@ -6,11 +6,11 @@
 #include "tests/support/testsrv.h"
 #include "drivers/http.h"
 #include "drivers/kube_config.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 static rc_testca ca;
 static rc_testsrv *srv;
@@ -71,12 +71,10 @@ static char *fresh_env(void)
 
 static char *b64(const char *s)
 {
-	size_t n = strlen(s);
-	char *out = rc_malloc(4 * ((n + 2) / 3) + 1);
+	rc_buf b = RC_BUF_INIT;
 
-	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s,
-			(int)n);
-	return out;
+	assert_int_equal(rc_codec_base64_encode(&b, s, strlen(s), 0), 0);
+	return rc_buf_detach(&b);
 }
 
 static char *path_in(const char *dir, const char *rel)

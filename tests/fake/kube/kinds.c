@@ -1270,7 +1270,7 @@ void kf_decode_fixups(const struct kf_kind *k, json_t *obj)
 
 		if (!s)
 			continue;
-		kf_base64(&b, (const unsigned char *)s, strlen(s), false);
+		rc_codec_base64_encode(&b, s, strlen(s), 0);
 		json_object_set_new(kf_jmkobj(obj, "data"), key,
 				    json_string(b.ptr));
 		rc_buf_release(&b);

@@ -20,6 +20,8 @@
 
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
+#include "reconciler/base/error.h"
 
 struct kf_server;
 
@@ -121,9 +123,6 @@ void kf_uuid(char out[37]);
 uint64_t kf_random(struct kf_server *srv);
 /* n characters of Kubernetes' name-suffix alphabet. */
 void kf_random_suffix(struct kf_server *srv, char *out, size_t n);
-void kf_base64(rc_buf *out, const unsigned char *p, size_t n, bool url);
-/* 0, or -1 for invalid input. */
-int kf_unbase64(rc_buf *out, const char *s, size_t n, bool url);
 /* YAML (or JSON) text to a new jansson value; NULL with err filled. */
 json_t *kf_yaml_load(const char *text, size_t len, rc_buf *err);
 /* A new Status object. details is stolen (may be NULL). */

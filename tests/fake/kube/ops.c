@@ -126,10 +126,13 @@ static json_t *check_types(const struct kf_kind *k, json_t *obj)
 		json_object_foreach(json_object_get(obj, "data"), key, v) {
 			const char *s = json_string_value(v);
 			rc_buf b = RC_BUF_INIT;
-			int bad =
-			    !s || kf_unbase64(&b, s, strlen(s), false) < 0;
+			int bad = !s || rc_codec_base64_decode(
+						 &b, s, strlen(s), 0) < 0;
 
 			rc_buf_release(&b);
+			/* the reply says it in Go's words; the error would
+			 * outlive this server thread */
+			rc_error_clear();
 			if (bad)
 				return kf_err_bad_request(
 				    "Secret in version \"v1\" cannot be "

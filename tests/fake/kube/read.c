@@ -109,8 +109,12 @@ static int decode_continue(const char *tok, uint64_t *rv, rc_buf *start)
 	json_error_t jerr;
 	int ret = -1;
 
-	if (kf_unbase64(&raw, tok, strlen(tok), true) < 0)
+	/* Kubernetes writes them in base64url without padding */
+	if (rc_codec_base64_decode(&raw, tok, strlen(tok),
+				   RC_BASE64_URL | RC_BASE64_NOPAD) < 0) {
+		rc_error_clear(); /* it would outlive this server thread */
 		goto out;
+	}
 	v = json_loadb(raw.ptr, raw.len, JSON_ALLOW_NUL, &jerr);
 	if (json_is_object(v) && json_is_integer(json_object_get(v, "rv")) &&
 	    json_is_string(json_object_get(v, "start")) &&
@@ -139,7 +143,8 @@ static void encode_continue(rc_buf *out, uint64_t rv, const char *key,
 	v = json_pack("{s:s,s:I,s:s%}", "v", "meta.k8s.io/v1", "rv",
 		      (json_int_t)rv, "start", start.ptr, start.len);
 	s = json_dumps(v, JSON_COMPACT);
-	kf_base64(out, (const unsigned char *)s, strlen(s), true);
+	rc_codec_base64_encode(out, s, strlen(s),
+			       RC_BASE64_URL | RC_BASE64_NOPAD);
 	free(s);
 	json_decref(v);
 	rc_buf_release(&start);

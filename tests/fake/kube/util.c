@@ -1,5 +1,5 @@
 /* Small helpers of the fake API server: Status bodies, times, names,
- * base64, YAML and JSON paths. */
+ * YAML and JSON paths. */
 #include "tests/fake/kube/kube.h"
 
 #include <uuid/uuid.h>
@@ -77,73 +77,6 @@ void kf_random_suffix(struct kf_server *srv, char *out, size_t n)
 	for (size_t i = 0; i < n; i++)
 		out[i] = alpha[kf_random(srv) % (sizeof(alpha) - 1)];
 	out[n] = '\0';
-}
-
-static const char b64std[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-void kf_base64(rc_buf *out, const unsigned char *p, size_t n, bool url)
-{
-	const char *a = url ? b64url : b64std;
-	size_t i;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v =
-		    (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-		rc_buf_putc(out, a[v >> 18 & 63]);
-		rc_buf_putc(out, a[v >> 12 & 63]);
-		rc_buf_putc(out, a[v >> 6 & 63]);
-		rc_buf_putc(out, a[v & 63]);
-	}
-	if (i < n) {
-		unsigned v = (unsigned)p[i] << 16;
-
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		rc_buf_putc(out, a[v >> 18 & 63]);
-		rc_buf_putc(out, a[v >> 12 & 63]);
-		if (i + 1 < n)
-			rc_buf_putc(out, a[v >> 6 & 63]);
-		else if (!url)
-			rc_buf_putc(out, '=');
-		if (!url)
-			rc_buf_putc(out, '=');
-	}
-}
-
-int kf_unbase64(rc_buf *out, const char *s, size_t n, bool url)
-{
-	const char *a = url ? b64url : b64std;
-	unsigned v = 0;
-	int bits = 0;
-	size_t i, pad = 0;
-
-	for (i = 0; i < n; i++) {
-		const char *c;
-
-		if (s[i] == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			return -1;
-		c = s[i] ? strchr(a, s[i]) : NULL;
-		if (!c)
-			return -1;
-		v = v << 6 | (unsigned)(c - a);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			rc_buf_putc(out, (char)(v >> bits & 0xff));
-		}
-	}
-	if (!url && (n % 4 || pad > 2))
-		return -1;
-	if (bits >= 6)
-		return -1;
-	return 0;
 }
 
 /* ---- YAML: the subset Kubernetes clients send (YAML 1.1 scalars) ---- */
