@@ -110,7 +110,8 @@ static const rc_command commands[] = {
 	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
 	 "   --auto-approve          Do not ask (required without a terminal)\n"
-	 "   -j, --concurrency <n>   Actions at once (default 8)\n"
+	 "   -j, --concurrency <n>   Actions applied at once (default 8; deletions\n"
+	 "                           being waited on do not count)\n"
 	 "   --force                 Allow a plan that empties an environment\n"
 	 "\n"
 	 "Exit status: 0 success, 1 failure.\n",
@@ -119,7 +120,8 @@ static const rc_command commands[] = {
 	 "usage: reconcile destroy [<source>] [-e <env>]... [--auto-approve]\n"
 	 "\n"
 	 "Plans and applies the removal of every resource reconcile owns in the\n"
-	 "environments (all of them without -e).\n"
+	 "environments (all of them without -e), and returns once it is gone:\n"
+	 "each deletion is waited for, within target.wait_timeout.\n"
 	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
 	 "   --auto-approve          Do not ask (required without a terminal)\n"
