@@ -710,11 +710,26 @@ static bool finish_namespace(struct kf_server *srv, struct kf_obj *nso)
 	return true;
 }
 
+/* Removes the foregroundDeletion finalizer; with no finalizer left, the
+ * write removes o. */
+static void drop_foreground(struct kf_server *srv, struct kf_obj *o)
+{
+	json_t *n = json_deep_copy(o->json), *err = NULL;
+
+	json_object_set_new(
+	    kf_jmkobj(n, "metadata"), "finalizers",
+	    without(kf_jget(o->json, "metadata.finalizers"),
+		    "foregroundDeletion"));
+	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
+	kf_write_update(srv, o->kind, o, n, "kube-controller-manager", &err);
+	json_decref(err);
+}
+
 /* The garbage collector's foreground deletion: the dependents first (in
  * o's namespace, by owner reference), then o. */
 static void finish_foreground(struct kf_server *srv, struct kf_obj *o)
 {
-	json_t *n, *deps, *left, *err = NULL;
+	json_t *deps, *left;
 	char *uid = rc_strdup(kf_jstr(o->json, "metadata.uid")
 				  ? kf_jstr(o->json, "metadata.uid")
 				  : "");
@@ -732,17 +747,8 @@ static void finish_foreground(struct kf_server *srv, struct kf_obj *o)
 		json_decref(left);
 	}
 	free(uid);
-	if (!gc_ready(srv, o))
-		return;
-	n = json_deep_copy(o->json);
-	json_object_set_new(
-	    kf_jmkobj(n, "metadata"), "finalizers",
-	    without(kf_jget(o->json, "metadata.finalizers"),
-		    "foregroundDeletion"));
-	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
-	/* with no finalizer left, the write removes it */
-	kf_write_update(srv, o->kind, o, n, "kube-controller-manager", &err);
-	json_decref(err);
+	if (gc_ready(srv, o))
+		drop_foreground(srv, o);
 }
 
 static void process(struct kf_server *srv, struct kf_work *w)
@@ -752,13 +758,21 @@ static void process(struct kf_server *srv, struct kf_work *w)
 	if (!o)
 		return;
 	if (kf_jget(o->json, "metadata.deletionTimestamp")) {
-		if (!strcmp(o->kind->kind, "Namespace") &&
-		    !finish_namespace(srv, o))
-			return;
-		/* the namespace may be gone with its last finalizer */
-		o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
-		if (!o)
-			return;
+		if (!strcmp(o->kind->kind, "Namespace")) {
+			/* a namespace owns nothing: the garbage collector
+			 * drops its foreground finalizer at once, and the
+			 * namespace controller does the rest */
+			if (has_string(kf_jget(o->json, "metadata.finalizers"),
+				       "foregroundDeletion"))
+				drop_foreground(srv, o);
+			/* it may be gone with its last finalizer */
+			o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
+			if (!o || !finish_namespace(srv, o))
+				return;
+			o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
+			if (!o)
+				return;
+		}
 		if (has_string(kf_jget(o->json, "metadata.finalizers"),
 			       "foregroundDeletion"))
 			finish_foreground(srv, o);
