@@ -375,18 +375,32 @@ static void record_pids(fixture *f, const char *name, pid_t *pids, int n)
 	rc_buf_release(&p);
 }
 
-static size_t owned_processes(fixture *f)
+/* How many processes with the fixture's mark in dev scan finds. */
+static size_t count_marked(fixture *f,
+			   void (*scan)(const char *, rc_local_procs *))
 {
 	rc_local_procs l = {0};
 	rc_buf prefix = RC_BUF_INIT;
 	size_t n;
 
 	rc_buf_printf(&prefix, "%s/dev/", f->project);
-	rc_local_scan(prefix.ptr, &l);
+	scan(prefix.ptr, &l);
 	n = l.n;
 	rc_local_procs_release(&l);
 	rc_buf_release(&prefix);
 	return n;
+}
+
+/* The replicas (session leaders) with the mark. */
+static size_t owned_processes(fixture *f)
+{
+	return count_marked(f, rc_local_scan);
+}
+
+/* Every process with the mark, replicas or not. */
+static size_t marked_processes(fixture *f)
+{
+	return count_marked(f, rc_local_scan_all);
 }
 
 static char *proc_env_var(pid_t pid, const char *name)
@@ -700,21 +714,6 @@ static void lifecycle_create_heal_update_delete(void **state)
 	json_decref(want);
 	rc_buf_release(&err);
 	rc_buf_release(&p);
-}
-
-/* Every process with the fixture's mark in dev, replicas or not. */
-static size_t marked_processes(fixture *f)
-{
-	rc_local_procs l = {0};
-	rc_buf prefix = RC_BUF_INIT;
-	size_t n;
-
-	rc_buf_printf(&prefix, "%s/dev/", f->project);
-	rc_local_scan_all(prefix.ptr, &l);
-	n = l.n;
-	rc_local_procs_release(&l);
-	rc_buf_release(&prefix);
-	return n;
 }
 
 /* A replica's child that ignores SIGTERM outlives the replica's stop; the

@@ -600,6 +600,28 @@ static void count(json_t *counts, const char *key)
 	    json_integer(json_integer_value(json_object_get(counts, key)) + 1));
 }
 
+/* The namespace controller's conditions, in its order: the message when
+ * all is well, and (bad: 1 for what is left, 2 for its finalizers) the
+ * reason when it is not. */
+static const struct {
+	const char *type, *ok_reason, *ok_message;
+	int bad;
+	const char *bad_reason;
+} ns_conds[] = {
+	{"NamespaceDeletionDiscoveryFailure", "ResourcesDiscovered",
+	 "All resources successfully discovered", 0, NULL},
+	{"NamespaceDeletionGroupVersionParsingFailure", "ParsedGroupVersions",
+	 "All legacy kube types successfully parsed", 0, NULL},
+	{"NamespaceDeletionContentFailure", "ContentDeleted",
+	 "All content successfully deleted, may be waiting on finalization", 0,
+	 NULL},
+	{"NamespaceContentRemaining", "ContentRemoved",
+	 "All content successfully removed", 1, "SomeResourcesRemain"},
+	{"NamespaceFinalizersRemaining", "ContentHasNoFinalizers",
+	 "All content-preserving finalizers finished", 2,
+	 "SomeFinalizersRemain"},
+};
+
 /* The namespace controller's conditions on a terminating namespace, as
  * v1.19 words them, for the content left. */
 static void ns_conditions(struct kf_server *srv, struct kf_obj *nso,
@@ -632,38 +654,19 @@ static void ns_conditions(struct kf_server *srv, struct kf_obj *nso,
 	rc_buf_puts(&fin, "Some content in the namespace has finalizers "
 			  "remaining: ");
 	put_counts(&fin, by_fin, " in ", " resource instances");
-	json_array_append_new(
-	    conds, ns_condition(old, "NamespaceDeletionDiscoveryFailure", false,
-				"ResourcesDiscovered",
-				"All resources successfully discovered", now));
-	json_array_append_new(
-	    conds,
-	    ns_condition(old, "NamespaceDeletionGroupVersionParsingFailure",
-			 false, "ParsedGroupVersions",
-			 "All legacy kube types successfully parsed", now));
-	json_array_append_new(
-	    conds, ns_condition(old, "NamespaceDeletionContentFailure", false,
-				"ContentDeleted",
-				"All content successfully deleted, may be "
-				"waiting on finalization",
-				now));
-	json_array_append_new(
-	    conds,
-	    json_object_size(by_res)
-		? ns_condition(old, "NamespaceContentRemaining", true,
-			       "SomeResourcesRemain", res.ptr, now)
-		: ns_condition(old, "NamespaceContentRemaining", false,
-			       "ContentRemoved",
-			       "All content successfully removed", now));
-	json_array_append_new(
-	    conds,
-	    json_object_size(by_fin)
-		? ns_condition(old, "NamespaceFinalizersRemaining", true,
-			       "SomeFinalizersRemain", fin.ptr, now)
-		: ns_condition(old, "NamespaceFinalizersRemaining", false,
-			       "ContentHasNoFinalizers",
-			       "All content-preserving finalizers finished",
-			       now));
+	for (i = 0; i < RC_ARRAY_SIZE(ns_conds); i++) {
+		bool on = (ns_conds[i].bad == 1 && json_object_size(by_res)) ||
+			  (ns_conds[i].bad == 2 && json_object_size(by_fin));
+
+		json_array_append_new(
+		    conds,
+		    ns_condition(old, ns_conds[i].type, on,
+				 on ? ns_conds[i].bad_reason
+				    : ns_conds[i].ok_reason,
+				 on ? (ns_conds[i].bad == 1 ? res.ptr : fin.ptr)
+				    : ns_conds[i].ok_message,
+				 now));
+	}
 	json_object_set_new(kf_jmkobj(n, "status"), "conditions", conds);
 	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
 	kf_write_update(srv, nso->kind, nso, n, "kube-controller-manager",

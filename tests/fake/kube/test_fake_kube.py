@@ -449,6 +449,15 @@ def cm(name, ns="ns", labels=None, data=None):
             "data": data or {}}
 
 
+def job_of(name, container, image, command):
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": container, "image": image,
+                                "command": command}]}}}}
+
+
 def names(lst):
     return [i["metadata"]["name"] for i in lst.get("items", [])]
 
@@ -902,12 +911,7 @@ def behaviour_controllers(f):
           got and got.get("status"))
 
     jobs = "/apis/batch/v1/namespaces/ns/jobs"
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": "migrate"},
-           "spec": {"template": {"spec": {
-               "restartPolicy": "Never",
-               "containers": [{"name": "m", "image": "tool:1",
-                               "command": ["migrate", "--all"]}]}}}}
+    job = job_of("migrate", "m", "tool:1", ["migrate", "--all"])
     st, got = f.call("POST", jobs, job)
     check("Job defaults", st == 201 and got["spec"]["backoffLimit"] == 6 and
           got["spec"]["completions"] == 1 and
@@ -1042,13 +1046,7 @@ def behaviour_slow_gc(f):
 
     # a Job's pod that a finalizer holds keeps the Job
     jobs = "/apis/batch/v1/namespaces/ns/jobs"
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": "held"},
-           "spec": {"template": {"spec": {
-               "restartPolicy": "Never",
-               "containers": [{"name": "c", "image": "busybox:1.36",
-                               "command": ["true"]}]}}}}
-    f.call("POST", jobs, job)
+    f.call("POST", jobs, job_of("held", "c", "busybox:1.36", ["true"]))
     pods = wait_for(lambda: f.call(
         "GET", "/api/v1/namespaces/ns/pods?labelSelector=job-name%3Dheld"
     )[1].get("items"))
