@@ -8,7 +8,7 @@
  * Flow, per environment:
  *   open -> expand (desired resources) -> observe (actual, batched)
  *   -> [engine: normalize both, diff, plan] -> apply each action -> wait
- *   -> run (hooks) -> close
+ *   (healthy, or gone for a delete) -> run (hooks) -> close
  *
  * Bodies (see drivers/resource.h) are JSON in the driver's normal form:
  * keyed lists as maps, server defaults and equivalent spellings folded by
@@ -82,8 +82,16 @@ typedef struct {
 	 * for a delete) is what the resource is now. */
 	int (*apply)(rc_driver *d, const rc_action *a, json_t **result);
 
-	/* Waits until what the action touched is healthy, up to timeout
-	 * seconds; RC_ETIMEOUT with the reason otherwise. May be NULL. */
+	/* Waits, up to timeout seconds, until what the action touched has
+	 * settled: for a create, update or replace, until it is healthy;
+	 * for a delete, until the object is gone (not merely being
+	 * deleted), so that what is made next cannot meet it. RC_ETIMEOUT
+	 * otherwise, with the reason: what is unhealthy, or what still
+	 * holds the deleted object. The engine calls it after every
+	 * successful apply but a hook's; a replace is waited on as a
+	 * create (its apply waits for the old object to be gone before it
+	 * creates the new one). May be NULL: then apply must not return
+	 * before the change has settled. */
 	int (*wait)(rc_driver *d, const rc_action *a, long timeout);
 
 	/* Runs a one-off command for a hook; spec is the hook's JSON:

@@ -1794,3 +1794,170 @@ char *rc_kube_hook_job_name(const char *hook_name, const char *run_id)
 	rc_buf_printf(&name, "-%.10s", hash);
 	return rc_buf_detach(&name);
 }
+
+/* ------------------------------------------------------------ deletion */
+
+bool rc_kube_dependent_kind(const char *kind, const char **api_version,
+			    const char **dep_kind)
+{
+	static const struct {
+		const char *owner, *api_version, *kind;
+	} owns[] = {
+		{"Deployment", "apps/v1", "ReplicaSet"},
+		{"ReplicaSet", "v1", "Pod"},
+		{"StatefulSet", "v1", "Pod"},
+		{"DaemonSet", "v1", "Pod"},
+		{"Job", "v1", "Pod"},
+		{"CronJob", "batch/v1", "Job"},
+	};
+
+	for (size_t i = 0; kind && i < RC_ARRAY_SIZE(owns); i++)
+		if (!strcmp(owns[i].owner, kind)) {
+			*api_version = owns[i].api_version;
+			*dep_kind = owns[i].kind;
+			return true;
+		}
+	return false;
+}
+
+/* 'a', 'b' */
+static void put_names(rc_buf *out, const json_t *names)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(names, i, v)
+		rc_buf_printf(out, "%s'%s'", i ? ", " : "",
+			      json_string_value(v) ? json_string_value(v)
+						   : "?");
+}
+
+/* What must happen for a finalizer to go, for the ones Kubernetes sets
+ * itself; NULL for another controller's. */
+static const char *finalizer_why(const char *f)
+{
+	static const struct {
+		const char *name, *why;
+	} known[] = {
+		{"foregroundDeletion",
+		 "the garbage collector deletes its dependents first"},
+		{"orphan", "the garbage collector orphans its dependents first"},
+		{"kubernetes.io/pvc-protection", "a pod still uses the claim"},
+		{"kubernetes.io/pv-protection",
+		 "a claim is still bound to the volume"},
+		{"kubernetes", "the namespace controller deletes everything in "
+			       "the namespace first"},
+	};
+
+	for (size_t i = 0; f && i < RC_ARRAY_SIZE(known); i++)
+		if (!strcmp(known[i].name, f))
+			return known[i].why;
+	return NULL;
+}
+
+/* "; still there: pods 'x' (terminating, finalizers 'f'), ..." */
+static void put_dependents(rc_buf *out, const json_t *deps)
+{
+	size_t i, n = json_array_size(deps);
+	const json_t *e;
+
+	if (!n) {
+		rc_buf_puts(out, "; none is left, the garbage collector has "
+				 "yet to remove it");
+		return;
+	}
+	rc_buf_puts(out, "; still there:");
+	json_array_foreach(deps, i, e) {
+		const json_t *md = json_object_get(json_array_get(e, 1),
+						   "metadata");
+		const json_t *fin = json_object_get(md, "finalizers");
+		const char *name = json_string_value(json_object_get(md, "name"));
+
+		if (i == 5) {
+			rc_buf_printf(out, " and %zu more", n - i);
+			break;
+		}
+		rc_buf_printf(out, "%s %s '%s'", i ? "," : "",
+			      json_string_value(json_array_get(e, 0)),
+			      name ? name : "?");
+		if (!json_object_get(md, "deletionTimestamp"))
+			continue;
+		rc_buf_puts(out, " (terminating");
+		if (json_array_size(fin)) {
+			rc_buf_printf(out, ", finalizer%s ",
+				      json_array_size(fin) == 1 ? "" : "s");
+			put_names(out, fin);
+		}
+		rc_buf_putc(out, ')');
+	}
+}
+
+static void put_finalizers(rc_buf *out, const json_t *fins,
+			   const char *field, const json_t *deps)
+{
+	const json_t *f;
+	size_t i;
+
+	json_array_foreach(fins, i, f) {
+		const char *name = json_string_value(f);
+		const char *why = finalizer_why(name);
+
+		rc_buf_printf(out, "\n    %s '%s': ", field, name ? name : "?");
+		if (!why) {
+			rc_buf_puts(out, "another controller must remove it (is "
+					 "the controller that set it running? "
+					 "removing it by hand skips its "
+					 "cleanup)");
+			continue;
+		}
+		rc_buf_puts(out, why);
+		if (name && !strcmp(name, "foregroundDeletion") && deps)
+			put_dependents(out, deps);
+	}
+}
+
+void rc_kube_deletion_stuck(rc_buf *out, const char *resource,
+			    const json_t *obj, long waited, const json_t *deps)
+{
+	const json_t *md = json_object_get(obj, "metadata");
+	const json_t *fins = json_object_get(md, "finalizers");
+	const json_t *spec_fins =
+		json_object_get(json_object_get(obj, "spec"), "finalizers");
+	const char *name = json_string_value(json_object_get(md, "name"));
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *since =
+		json_string_value(json_object_get(md, "deletionTimestamp"));
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	const json_t *c;
+	size_t i, len;
+
+	rc_buf_printf(out, "%s '%s'", resource, name ? name : "?");
+	if (ns)
+		rc_buf_printf(out, " in namespace '%s'", ns);
+	rc_buf_printf(out, " is still terminating %lds after its deletion",
+		      waited);
+	if (since)
+		rc_buf_printf(out, " at %s", since);
+	rc_buf_puts(out, " (target.wait_timeout sets how long reconcile "
+			 "waits); it waits for:");
+	len = out->len;
+	put_finalizers(out, fins, "finalizer", deps);
+	put_finalizers(out, spec_fins, "spec.finalizers", NULL);
+	/* the namespace controller says what is left in a namespace */
+	json_array_foreach(json_object_get(json_object_get(obj, "status"),
+					   "conditions"),
+			   i, c) {
+		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *st = json_string_value(json_object_get(c, "status"));
+		const char *msg =
+			json_string_value(json_object_get(c, "message"));
+
+		if (kind && !strcmp(kind, "Namespace") && type && st &&
+		    !strcmp(st, "True"))
+			rc_buf_printf(out, "\n    %s: %s", type,
+				      msg ? msg : "(no message)");
+	}
+	if (out->len == len)
+		rc_buf_puts(out, "\n    no finalizer is left: the API server "
+				 "has yet to remove it");
+}

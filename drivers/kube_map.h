@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 #include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "reconciler/base/error.h"
 #include "drivers/resource.h"
 #include "schema/model.h"
@@ -226,5 +227,34 @@ void rc_kube_normalize(const char *kind, json_t *body);
  *                    image, activeDeadlineSeconds and tolerations
  */
 bool rc_kube_immutable(const char *kind, const char *path);
+
+/*
+ * Deletion. A deleted object stays, terminating (metadata.deletionTimestamp
+ * set), until its finalizers are done.
+ *
+ * rc_kube_dependent_kind: the apiVersion and kind of the objects kind owns
+ * (its dependents, which a foreground deletion removes first): Deployment
+ * -> apps/v1 ReplicaSet; ReplicaSet, StatefulSet, DaemonSet, Job -> v1
+ * Pod; CronJob -> batch/v1 Job. False for other kinds.
+ *
+ * rc_kube_deletion_stuck: appends to out what holds obj (resource is its
+ * qualified resource, "deployments.apps"), still there waited seconds
+ * after its deletion:
+ *   <resource> '<name>' [in namespace '<ns>'] is still terminating <waited>s
+ *   after its deletion at <deletionTimestamp> (target.wait_timeout sets how
+ *   long reconcile waits); it waits for:
+ * then a line ("\n    ...") per reason: each of metadata.finalizers and (a
+ * namespace's) spec.finalizers with what must happen for it to go (another
+ * controller's finalizer must be removed by that controller), for
+ * foregroundDeletion the dependents still there when deps is given
+ * ([[resource, object], ...], the first five named), and for a Namespace
+ * its status conditions that are True (NamespaceContentRemaining,
+ * NamespaceFinalizersRemaining, NamespaceDeletionContentFailure, ...) with
+ * their messages.
+ */
+bool rc_kube_dependent_kind(const char *kind, const char **api_version,
+			    const char **dep_kind);
+void rc_kube_deletion_stuck(rc_buf *out, const char *resource,
+			    const json_t *obj, long waited, const json_t *deps);
 
 #endif

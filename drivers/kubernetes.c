@@ -51,6 +51,7 @@ struct rc_driver {
 	rc_http *http;              /* client->http */
 	pthread_mutex_t mu; /* guards what follows */
 	json_t *live;    /* key -> uid of the object observed or applied */
+	json_t *gone;    /* key -> true: a delete found it gone already */
 	json_t *kinds;   /* kind key -> apiVersion, every kind this driver
 			    applied in the environment (kinds.json) */
 	rc_strmap locs;  /* key -> rc_loc * of what declares it */
@@ -525,6 +526,7 @@ static void kube_close(rc_driver *d)
 		return;
 	client_put(d->client);
 	json_decref(d->live);
+	json_decref(d->gone);
 	json_decref(d->kinds);
 	rc_strmap_release(&d->locs);
 	free(d->locbuf);
@@ -557,6 +559,7 @@ static int kube_open(rc_driver **out, const rc_env *env,
 	d->ns = rc_strdup(t->namespace ? t->namespace : "default");
 	d->selector = rc_kube_selector(d->project, env->name);
 	d->live = json_object();
+	d->gone = json_object();
 	load_kinds(d);
 	if (t->kubeconfig) {
 		if (t->kubeconfig[0] == '/')
@@ -943,13 +946,15 @@ done:
 	return rc;
 }
 
-/* DELETE, foreground; 0 when it is gone or going. uid: only that object. */
+/* DELETE, foreground. 1 when the object is gone already, 0 when it is
+ * going (the server answered it with its deletionTimestamp). uid: only
+ * that object. */
 static int delete_obj(rc_driver *d, const json_t *body, const char *name,
 		      const char *uid)
 {
 	rc_buf path = RC_BUF_INIT_MAX(8192);
 	kube_kind k = {0};
-	json_t *opts;
+	json_t *opts, *st;
 	char *text;
 	rc_http_resp r;
 	int rc;
@@ -968,7 +973,21 @@ static int delete_obj(rc_driver *d, const json_t *body, const char *name,
 	rc = send_req(d, "DELETE", path.ptr, "application/json", text, true,
 		      &r);
 	free(text);
-	if (rc == 0 && r.status != 200 && r.status != 202 && r.status != 404) {
+	if (rc < 0)
+		goto done;
+	if (r.status == 404) {
+		rc = 1;
+	} else if (r.status == 200 || r.status == 202) {
+		/* a Status (kind Status) when it went at once, else the
+		 * object, terminating */
+		st = json_loadb(r.body.ptr, r.body.len, 0, NULL);
+		rc = !strcmp(json_string_value(json_object_get(st, "kind"))
+				     ? json_string_value(
+					       json_object_get(st, "kind"))
+				     : "",
+			     "Status");
+		json_decref(st);
+	} else {
 		/* 409 with a uid precondition: it was replaced meanwhile,
 		 * and what is there now is not what the plan saw */
 		rc = status_error(d, &r, "delete", &k, name, (rc_loc){0});
@@ -980,21 +999,133 @@ done:
 	return rc;
 }
 
-/* Waits until the object is gone (a replace deletes, then creates). */
+/* "deployments.apps", "pods" */
+static void qualified_resource(rc_buf *b, const kube_kind *k)
+{
+	rc_buf_printf(b, "%s%s%s", k->resource, *k->group ? "." : "",
+		      k->group);
+}
+
+/* The dependents of obj (kind) still there, as [[resource, object], ...]
+ * (new): the objects of the kind it owns, listed once in its namespace
+ * with its selector (one page), whose ownerReferences name its uid. NULL
+ * when that kind is not known or cannot be listed. */
+static json_t *dependents_of(rc_driver *d, const char *kind, const json_t *obj)
+{
+	const char *av, *dk, *k_, *uid = json_string_value(json_object_get(
+				     json_object_get(obj, "metadata"), "uid"));
+	rc_buf path = RC_BUF_INIT_MAX(8192), sel = RC_BUF_INIT_MAX(4096),
+	       res = RC_BUF_INIT_MAX(256);
+	json_t *list = NULL, *deps = NULL, *item, *v;
+	kube_kind k = {0};
+	rc_http_resp r;
+	size_t i;
+
+	rc_http_resp_init(&r);
+	if (!uid || !rc_kube_dependent_kind(kind, &av, &dk) ||
+	    disc_kind(d, av, dk, &k) < 0)
+		goto done;
+	obj_path(&path, d, &k, NULL);
+	json_object_foreach(json_object_get(json_object_get(json_object_get(
+							obj, "spec"),
+						"selector"),
+			    "matchLabels"),
+			    k_, v)
+		rc_buf_printf(&sel, "%s%s=%s", sel.len ? "," : "", k_,
+			      json_string_value(v) ? json_string_value(v) : "");
+	rc_buf_printf(&path, "?limit=%d", KUBE_PAGE);
+	if (sel.len)
+		rc_http_query_add(&path, "labelSelector", sel.ptr);
+	if (send_req(d, "GET", path.ptr, NULL, NULL, true, &r) < 0 ||
+	    r.status != 200 || !(list = reply_json(&r, "GET", path.ptr)))
+		goto done;
+	qualified_resource(&res, &k);
+	deps = json_array();
+	json_array_foreach(json_object_get(list, "items"), i, item) {
+		const json_t *ref;
+		size_t j;
+
+		json_array_foreach(json_object_get(json_object_get(item,
+								   "metadata"),
+						   "ownerReferences"),
+				   j, ref) {
+			const char *ou = json_string_value(
+				json_object_get(ref, "uid"));
+
+			if (ou && !strcmp(ou, uid)) {
+				json_array_append_new(
+					deps, json_pack("[sO]", res.ptr, item));
+				break;
+			}
+		}
+	}
+done:
+	rc_error_clear(); /* the message says what it knows */
+	json_decref(list);
+	kind_release(&k);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	rc_buf_release(&sel);
+	rc_buf_release(&res);
+	return deps;
+}
+
+/* The RC_ETIMEOUT of a deletion that did not end: what holds obj (the
+ * object as last seen), with its dependents when a foreground deletion
+ * waits for them. */
+static int stuck_error(rc_driver *d, const kube_kind *k, const json_t *body,
+		       const json_t *obj, long waited)
+{
+	rc_buf msg = RC_BUF_INIT_MAX(1 << 16), res = RC_BUF_INIT_MAX(256);
+	json_t *deps = NULL;
+	int rc;
+
+	if (json_array_size(json_object_get(json_object_get(obj, "metadata"),
+					    "finalizers")))
+		deps = dependents_of(d,
+				     json_string_value(
+					     json_object_get(body, "kind")),
+				     obj);
+	qualified_resource(&res, k);
+	rc_kube_deletion_stuck(&msg, res.ptr, obj, waited, deps);
+	rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM, "%s", msg.ptr);
+	json_decref(deps);
+	rc_buf_release(&msg);
+	rc_buf_release(&res);
+	return rc;
+}
+
+/*
+ * Waits until the deleted object at name is gone: a GET answers 404, or
+ * an object with another uid (one made since) when uid is given. Polls
+ * with backoff, 100 ms doubling to 2 s, so an object that takes t seconds
+ * costs about log2(10 t) + t / 2 GETs. Past timeout seconds, RC_ETIMEOUT
+ * saying what still holds it (rc_kube_deletion_stuck()).
+ */
 static int wait_gone(rc_driver *d, const json_t *body, const char *name,
-		     long timeout_ms)
+		     const char *uid, long timeout)
 {
 	rc_buf path = RC_BUF_INIT_MAX(8192);
+	long long deadline = rc_local_now_ms() + timeout * 1000;
 	kube_kind k = {0};
-	long waited = 0, step = 100;
+	json_t *obj = NULL;
+	long step = 100;
 	int rc;
 
 	if ((rc = body_kind(d, body, &k)) < 0)
 		return rc;
 	obj_path(&path, d, &k, name);
 	for (;;) {
+		long long left = deadline - rc_local_now_ms();
+		const char *u;
 		rc_http_resp r;
 
+		if (left <= 0) {
+			rc = stuck_error(d, &k, body, obj, timeout);
+			break;
+		}
+		rc_local_sleep_ms(step < left ? step : (long)left);
+		step = step * 2 < 2000 ? step * 2 : 2000;
 		rc_http_resp_init(&r);
 		rc = send_req(d, "GET", path.ptr, NULL, NULL, true, &r);
 		if (rc == 0 && r.status == 404) {
@@ -1003,23 +1134,29 @@ static int wait_gone(rc_driver *d, const json_t *body, const char *name,
 		}
 		if (rc == 0 && r.status != 200)
 			rc = status_error(d, &r, "get", &k, name, (rc_loc){0});
+		json_decref(obj);
+		obj = NULL;
+		if (rc == 0 && !(obj = reply_json(&r, "GET", path.ptr)))
+			rc = RC_EINVALID;
 		rc_http_resp_release(&r);
 		if (rc < 0)
 			break;
-		if (waited >= timeout_ms) {
-			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM,
-					  "%s %s is still being deleted after "
-					  "%lds",
-					  k.resource, name, timeout_ms / 1000);
-			break;
-		}
-		rc_local_sleep_ms(step);
-		waited += step;
-		step = step < 1000 ? step * 2 : 1000;
+		u = json_string_value(
+			json_object_get(json_object_get(obj, "metadata"), "uid"));
+		if (uid && u && strcmp(uid, u))
+			break; /* made anew since: ours is gone */
 	}
+	json_decref(obj);
 	kind_release(&k);
 	rc_buf_release(&path);
 	return rc;
+}
+
+/* How long a deletion or a rollout is waited for, in seconds. */
+static long wait_timeout(const rc_driver *d)
+{
+	return d->env->target.wait_timeout > 0 ? d->env->target.wait_timeout
+					       : 300;
 }
 
 /* The uid of the object observed or applied at key, for a delete that must
@@ -1034,6 +1171,27 @@ static const char *live_uid(rc_driver *d, const char *key)
 	return uid;
 }
 
+/* Remembers that the object at key was gone when deleted (the DELETE
+ * answered 404 or Success), so that kube_wait() asks nothing. */
+static void note_gone(rc_driver *d, const char *key)
+{
+	pthread_mutex_lock(&d->mu);
+	json_object_set_new(d->gone, key, json_true());
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Whether a delete found key gone (and forgets it). */
+static bool was_gone(rc_driver *d, const char *key)
+{
+	bool gone;
+
+	pthread_mutex_lock(&d->mu);
+	gone = json_object_get(d->gone, key) != NULL;
+	json_object_del(d->gone, key);
+	pthread_mutex_unlock(&d->mu);
+	return gone;
+}
+
 static int kube_apply(rc_driver *d, const rc_action *a, json_t **result)
 {
 	json_t *obj = NULL;
@@ -1042,11 +1200,17 @@ static int kube_apply(rc_driver *d, const rc_action *a, json_t **result)
 	*result = NULL;
 	switch (a->op) {
 	case RC_OP_DELETE:
-		return delete_obj(d, a->actual, a->name, live_uid(d, a->key));
+		/* kube_wait() waits until it is gone */
+		rc = delete_obj(d, a->actual, a->name, live_uid(d, a->key));
+		if (rc == 1)
+			note_gone(d, a->key);
+		return rc < 0 ? rc : 0;
 	case RC_OP_REPLACE:
+		/* delete, wait until it is gone, create */
 		rc = delete_obj(d, a->actual, a->name, live_uid(d, a->key));
 		if (rc == 0)
-			rc = wait_gone(d, a->actual, a->name, 300 * 1000);
+			rc = wait_gone(d, a->actual, a->name,
+				       live_uid(d, a->key), wait_timeout(d));
 		if (rc < 0)
 			return rc;
 		/* then create it anew */
@@ -1190,7 +1354,12 @@ static int kube_wait(rc_driver *d, const rc_action *a, long timeout)
 	long step = 200;
 	int rc = 0;
 
-	if (a->op == RC_OP_DELETE || a->op == RC_OP_RUN ||
+	if (a->op == RC_OP_DELETE)
+		return was_gone(d, a->key)
+			       ? 0
+			       : wait_gone(d, a->actual, a->name,
+					   live_uid(d, a->key), timeout);
+	if (a->op == RC_OP_RUN ||
 	    (strcmp(kind, "Deployment") && strcmp(kind, "StatefulSet") &&
 	     strcmp(kind, "DaemonSet")))
 		return 0;

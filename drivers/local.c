@@ -1346,12 +1346,117 @@ static int wait_service(rc_driver *d, const rc_action *a, long timeout)
 	return rc;
 }
 
+/* Every live process that carries the mark of service name: its replicas
+ * and what they started. */
+static void service_procs(const rc_driver *d, const char *name,
+			  rc_local_procs *out)
+{
+	rc_local_procs all = {0};
+
+	rc_local_scan_all(d->owner_prefix, &all);
+	for (size_t i = 0; i < all.n; i++)
+		if (!strcmp(all.items[i].service, name))
+			rc_local_procs_add(out, &all.items[i]);
+	rc_local_procs_release(&all);
+}
+
+/* "1234 (sleep 300)" for each, comma-separated. */
+static void put_procs(rc_buf *b, const rc_local_procs *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		json_t *argv = rc_local_proc_cmdline(l->items[i].pid);
+		const json_t *v;
+		size_t j;
+
+		rc_buf_printf(b, "%s%ld (", i ? ", " : "",
+			      (long)l->items[i].pid);
+		json_array_foreach(argv, j, v)
+			rc_buf_printf(b, "%s%.60s", j ? " " : "",
+				      json_string_value(v));
+		rc_buf_putc(b, ')');
+		json_decref(argv);
+	}
+}
+
+/*
+ * A deleted service is gone when no process carries its mark. apply
+ * stopped its replicas (their process groups got SIGTERM, then SIGKILL);
+ * what they started may outlive them: a child that ignores SIGTERM while
+ * its replica exits, one that left the process group. Those get SIGTERM,
+ * and SIGKILL after the grace period (at most half the timeout); past the
+ * timeout, RC_ETIMEOUT naming what still runs.
+ */
+static int wait_service_gone(rc_driver *d, const rc_action *a, long timeout)
+{
+	long long deadline = rc_local_now_ms() + timeout * 1000;
+	long grace = RC_LOCAL_STOP_GRACE_MS < timeout * 500
+			     ? RC_LOCAL_STOP_GRACE_MS
+			     : timeout * 500;
+	int round = 0, rc = 0;
+
+	for (;; round++) {
+		rc_local_procs left = {0};
+		rc_buf msg = RC_BUF_INIT_MAX(4096);
+
+		service_procs(d, a->name, &left);
+		if (!left.n) {
+			rc_local_procs_release(&left);
+			break;
+		}
+		put_procs(&msg, &left);
+		if (round && rc_local_now_ms() >= deadline) {
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_OS,
+					  "service '%s' is not gone %lds after "
+					  "its deletion: process%s %s still "
+					  "run%s after SIGTERM and, %lds later, "
+					  "SIGKILL",
+					  a->name, timeout,
+					  left.n == 1 ? "" : "es", msg.ptr,
+					  left.n == 1 ? "s" : "", grace / 1000);
+			rc_buf_release(&msg);
+			rc_local_procs_release(&left);
+			break;
+		}
+		if (!round)
+			RC_WARN("local: service '%s' is deleted but process%s "
+				"%s outlived its replicas: SIGTERM, then SIGKILL "
+				"after %lds",
+				a->name, left.n == 1 ? "" : "es", msg.ptr,
+				grace / 1000);
+		if (!round) {
+			/* SIGTERM, the grace period, SIGKILL */
+			pid_t *pids = rc_calloc(left.n + 1, sizeof(pid_t));
+			unsigned long long *starts =
+				rc_calloc(left.n + 1, sizeof(*starts));
+
+			for (size_t i = 0; i < left.n; i++) {
+				pids[i] = left.items[i].pid;
+				starts[i] = left.items[i].starttime;
+			}
+			if (rc_local_stop_many(pids, starts, left.n, SIGTERM,
+					       grace) < 0)
+				rc_error_clear();
+			free(pids);
+			free(starts);
+		} else {
+			/* what is left, or started since: SIGKILL */
+			for (size_t i = 0; i < left.n; i++)
+				kill(left.items[i].pid, SIGKILL);
+			rc_local_sleep_ms(100);
+		}
+		rc_buf_release(&msg);
+		rc_local_procs_release(&left);
+	}
+	return rc;
+}
+
 static int local_wait(rc_driver *d, const rc_action *a, long timeout)
 {
-	if (a->op == RC_OP_DELETE || a->op == RC_OP_RUN)
+	if (a->op == RC_OP_RUN)
 		return 0;
 	if (!strcmp(a->kind, "service"))
-		return wait_service(d, a, timeout);
+		return a->op == RC_OP_DELETE ? wait_service_gone(d, a, timeout)
+					     : wait_service(d, a, timeout);
 	if (!strcmp(a->kind, "addon"))
 		return rc_local_pg_wait(d, a, timeout);
 	return 0;

@@ -647,6 +647,8 @@ static int pg_delete(rc_driver *d, const char *name)
 
 	if (pg_running(cluster, &st))
 		rc = pg_stop(name, &st);
+	else
+		pg_clear_stale(name, cluster); /* what a killed one left */
 	if (!rc)
 		rc = rc_local_rmtree(cluster);
 	if (!rc)
@@ -752,6 +754,44 @@ int rc_local_pg_apply(rc_driver *d, const rc_action *a, json_t **result)
 	return rc;
 }
 
+/* A deleted add-on is gone when its directory is (apply removes it once
+ * postgres has stopped) and nothing answers on its port any more. */
+static int pg_wait_gone(rc_driver *d, const rc_action *a, long timeout)
+{
+	char *dir = addon_dir(d, a->name);
+	int port = (int)json_integer_value(json_object_get(a->actual, "port"));
+	long long deadline = rc_local_now_ms() + timeout * 1000;
+	rc_buf why = RC_BUF_INIT_MAX(4096), err = RC_BUF_INIT_MAX(1024);
+	struct stat sb;
+	int rc = 0;
+
+	for (;;) {
+		rc_buf_clear(&why);
+		rc_buf_clear(&err);
+		if (stat(dir, &sb) == 0)
+			rc_buf_printf(&why, "its directory '%s' is still there",
+				      dir);
+		else if (port > 0 && rc_local_check_tcp(port, 500, &err) == 0)
+			rc_buf_printf(&why, "127.0.0.1:%d still accepts "
+					    "connections",
+				      port);
+		if (!why.len)
+			break;
+		if (rc_local_now_ms() >= deadline) {
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM,
+					  "add-on '%s' is not gone %lds after "
+					  "its deletion: %s",
+					  a->name, timeout, why.ptr);
+			break;
+		}
+		rc_local_sleep_ms(100);
+	}
+	free(dir);
+	rc_buf_release(&why);
+	rc_buf_release(&err);
+	return rc;
+}
+
 int rc_local_pg_wait(rc_driver *d, const rc_action *a, long timeout)
 {
 	json_t *rec = read_addon_record(d, a->name);
@@ -762,6 +802,10 @@ int rc_local_pg_wait(rc_driver *d, const rc_action *a, long timeout)
 	pg_state st;
 	int rc = 0;
 
+	if (a->op == RC_OP_DELETE) {
+		rc = pg_wait_gone(d, a, timeout);
+		goto done;
+	}
 	for (;;) {
 		rc_buf_clear(&err);
 		if (!pg_running(cluster, &st)) {
@@ -791,6 +835,7 @@ int rc_local_pg_wait(rc_driver *d, const rc_action *a, long timeout)
 		}
 		rc_local_sleep_ms(100);
 	}
+done:
 	rc_buf_release(&err);
 	rc_buf_release(&msg);
 	free(cluster);

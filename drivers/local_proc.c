@@ -461,7 +461,7 @@ static bool parse_owner_rest(const char *rest, char **service, int *replica)
 	return true;
 }
 
-void rc_local_scan(const char *prefix, rc_local_procs *out)
+static void scan(const char *prefix, rc_local_procs *out, bool leaders)
 {
 	DIR *dir = opendir("/proc");
 	struct dirent *de;
@@ -500,7 +500,7 @@ void rc_local_scan(const char *prefix, rc_local_procs *out)
 			state = 'X';
 		if (state == 'Z' || state == 'X')
 			rc_local_reap(p.pid, NULL);
-		else if (session == p.pid)
+		else if (session == p.pid || !leaders)
 			rc_local_procs_add(out, &p);
 		free(p.service);
 	}
@@ -509,6 +509,16 @@ void rc_local_scan(const char *prefix, rc_local_procs *out)
 	if (env.cap)
 		explicit_bzero(env.ptr, env.cap);
 	rc_buf_release(&env);
+}
+
+void rc_local_scan(const char *prefix, rc_local_procs *out)
+{
+	scan(prefix, out, true);
+}
+
+void rc_local_scan_all(const char *prefix, rc_local_procs *out)
+{
+	scan(prefix, out, false);
 }
 
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,

@@ -72,6 +72,9 @@ char *rc_local_proc_cwd(pid_t pid);
  * with "<service>/<replica>", and that leads its session (as every replica
  * started by the driver does). Appends to out. */
 void rc_local_scan(const char *prefix, rc_local_procs *out);
+/* The same, and what those processes started (which inherits the mark):
+ * every live process with the mark, session leader or not. */
+void rc_local_scan_all(const char *prefix, rc_local_procs *out);
 /* Whether pid is alive, started at starttime and carries
  * RECONCILE_OWNER=owner. */
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,

@@ -185,7 +185,8 @@ static json_t *resolve_spec(const json_t *spec, const executor *x,
 	return o;
 }
 
-static int do_action(executor *x, size_t i, json_t **result, char **err)
+/* Applies action i (runs it, for a hook): 0, or an error with *err. */
+static int apply_action(executor *x, size_t i, json_t **result, char **err)
 {
 	const rc_action *a = &x->plan->actions[i];
 	rc_engine_env *ee = &x->e->envs[env_index(x, a->env)];
@@ -236,11 +237,34 @@ static int do_action(executor *x, size_t i, json_t **result, char **err)
 		return rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE, "%s", *err);
 	}
 	rc = ee->ops->apply(ee->drv, a, result);
-	if (rc == 0 && a->op != RC_OP_DELETE && ee->ops->wait)
-		rc = ee->ops->wait(ee->drv, a,
-				   ee->env->target.wait_timeout > 0
-					   ? ee->env->target.wait_timeout
-					   : 300);
+	if (rc < 0)
+		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
+						 : "failed");
+	return rc;
+}
+
+/* Whether action i is waited on after its apply: every change the driver
+ * can wait for (a hook is done when it has run). */
+static bool waits(const executor *x, size_t i)
+{
+	const rc_action *a = &x->plan->actions[i];
+
+	return a->op != RC_OP_RUN &&
+	       x->e->envs[env_index(x, a->env)].ops->wait != NULL;
+}
+
+/* Waits until what action i touched is healthy, or, for a delete, gone,
+ * within the environment's wait_timeout: 0, or an error with *err. */
+static int wait_action(executor *x, size_t i, char **err)
+{
+	const rc_action *a = &x->plan->actions[i];
+	rc_engine_env *ee = &x->e->envs[env_index(x, a->env)];
+	int rc;
+
+	rc = ee->ops->wait(ee->drv, a,
+			   ee->env->target.wait_timeout > 0
+				   ? ee->env->target.wait_timeout
+				   : 300);
 	if (rc < 0)
 		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
 						 : "failed");
@@ -282,7 +306,7 @@ static size_t pick(executor *x)
 			pthread_cond_broadcast(&x->cv);
 			continue;
 		}
-		if (!ready)
+		if (!ready || x->running >= (size_t)x->e->opts.concurrency)
 			continue;
 		{
 			size_t ei = env_index(x, p->actions[i].env);
@@ -296,6 +320,19 @@ static size_t pick(executor *x)
 	return SIZE_MAX;
 }
 
+/* At most this many deletions are waited on at once beyond the actions
+ * being applied (each holds a thread). */
+#define MAX_DELETIONS_WAITED 64
+
+static size_t deletions_waited(const executor *x)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < x->plan->n && n < MAX_DELETIONS_WAITED; i++)
+		n += x->plan->actions[i].op == RC_OP_DELETE && waits(x, i);
+	return n;
+}
+
 static void *worker(void *arg)
 {
 	executor *x = arg;
@@ -306,6 +343,7 @@ static void *worker(void *arg)
 		size_t i = pick(x), ei;
 		json_t *rec, *result = NULL;
 		char *err = NULL;
+		bool slot;
 		int rc;
 
 		if (i == SIZE_MAX) {
@@ -315,6 +353,7 @@ static void *worker(void *arg)
 			continue;
 		}
 		ei = env_index(x, p->actions[i].env);
+		slot = true;
 		x->st[i] = ST_RUNNING;
 		x->running++;
 		x->running_per_env[ei]++;
@@ -332,9 +371,22 @@ static void *worker(void *arg)
 		json_decref(rec);
 		pthread_mutex_unlock(&x->mu);
 		if (rc == 0)
-			rc = do_action(x, i, &result, &err);
+			rc = apply_action(x, i, &result, &err);
 		else
 			err = rc_strdup(rc_error_last()->message);
+		if (rc == 0 && waits(x, i)) {
+			if (p->actions[i].op == RC_OP_DELETE) {
+				/* the platform does the work of a deletion:
+				 * waiting for it to end takes no slot */
+				pthread_mutex_lock(&x->mu);
+				x->running--;
+				x->running_per_env[ei]--;
+				slot = false;
+				pthread_cond_broadcast(&x->cv);
+				pthread_mutex_unlock(&x->mu);
+			}
+			rc = wait_action(x, i, &err);
+		}
 		pthread_mutex_lock(&x->mu);
 		rec = json_pack("{s:s, s:s, s:s?, s:O?}", "type", "outcome",
 				"action", p->actions[i].id, "error", err,
@@ -349,8 +401,10 @@ static void *worker(void *arg)
 		if (rc == 0 && p->actions[i].op == RC_OP_RUN)
 			x->notes[i] = hook_note(x->last_result);
 		x->took[i] = now_s() - x->started[i];
-		x->running--;
-		x->running_per_env[ei]--;
+		if (slot) {
+			x->running--;
+			x->running_per_env[ei]--;
+		}
 		x->done++;
 		draw(x, i);
 		x->last_result = NULL;
@@ -444,7 +498,9 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
 	pthread_mutex_init(&x.mu, NULL);
 	pthread_cond_init(&x.cv, NULL);
-	nthreads = (size_t)e->opts.concurrency;
+	/* --concurrency workers apply; deletions being waited on hold a
+	 * thread but no slot, so that many of them end together */
+	nthreads = (size_t)e->opts.concurrency + deletions_waited(&x);
 	if (nthreads > plan->n)
 		nthreads = plan->n ? plan->n : 1;
 	pthread_mutex_lock(&x.mu);

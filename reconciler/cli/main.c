@@ -116,7 +116,8 @@ static const rc_command commands[] = {
 	 "Options:\n" ENGINE_OPTIONS
 	 "   --auto-approve          Do not ask (required without a terminal);\n"
 	 "                           never approves a manual environment\n"
-	 "   -j, --concurrency <n>   Actions at once (default 8)\n"
+	 "   -j, --concurrency <n>   Actions applied at once (default 8; deletions\n"
+	 "                           being waited on do not count)\n"
 	 "   --force                 Allow a plan that empties an environment\n"
 	 "\n"
 	 "Exit status: 0 success, 1 failure.\n",
@@ -125,8 +126,9 @@ static const rc_command commands[] = {
 	 "usage: reconcile destroy [<source>] [-e <env>]... [--auto-approve] [-o <file>]\n"
 	 "\n"
 	 "Plans and applies the removal of every resource reconcile owns in the\n"
-	 "environments (all of them without -e), and waits until it is gone.\n"
-	 "A manual environment (policy.apply: manual) is approved as for apply.\n"
+	 "environments (all of them without -e), and returns once it is gone:\n"
+	 "each deletion is waited for, within target.wait_timeout. A manual\n"
+	 "environment (policy.apply: manual) is approved as for apply.\n"
 	 "\n"
 	 "Options:\n" ENGINE_OPTIONS
 	 "   --auto-approve          Do not ask (required without a terminal);\n"

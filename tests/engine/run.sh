@@ -2,7 +2,8 @@
 # The engine end to end on the local driver: real processes, real files.
 #   run.sh RECONCILE_BINARY [SEED]
 # plan/apply/plan, drift, saved plans (stale, twice), locks, rollback past
-# an irreversible hook, torn and corrupt journals, destroy, and crash
+# an irreversible hook, torn and corrupt journals, destroy (which ends when
+# every process of a service is gone, a child that ignores SIGTERM too), and crash
 # consistency under kill -9 at random moments (seeded; the seed is printed).
 set -u
 rc_bin=$(realpath "$1")
@@ -126,9 +127,20 @@ cp "$work/first.bak" "$first"
 all=$(grep -r -a . "$RECONCILE_STATE_DIR" 2>/dev/null)
 hasnt "no secret in the state directory" "$all" "hunter2"
 
-# --- destroy
+# --- destroy, with a service whose child ignores SIGTERM: the deletion
+# ends when every process of the service is gone
+write_config 2 ciao "  slow:
+    target: { driver: local }
+    services:
+      stubborn:
+        command: [sh, -c, \"(trap '' TERM; exec sleep 300) & exec sleep 301\"]"
+run 0 "apply a service whose child ignores SIGTERM" "$rc_bin" apply "$work/cfg" -e slow --auto-approve
+sleep 0.3
+[ "$(owned_pids /slow/stubborn | wc -l)" -eq 2 ] && ok "the replica and its child run" || bad "the replica and its child run" "$(owned_pids /slow/stubborn)"
 run 0 "destroy" "$rc_bin" destroy "$work/cfg" --auto-approve
 [ -z "$(owned_pids)" ] && ok "destroy leaves no process" || bad "destroy leaves no process" "$(owned_pids)"
+has "the child that outlived its replica is named" "$out" "service 'stubborn' is deleted but process"
+has "it gets SIGKILL after the grace period" "$out" "did not stop within 10s: killing it"
 
 # --- crash consistency: kill -9 at random moments, then converge
 write_config 3 crash

@@ -5,7 +5,9 @@
 # image change, scale, drift made behind reconcile's back, a field-manager
 # conflict, prune, rollback past an irreversible hook, a failing rollout,
 # a 403, a 422 mapped to the YAML, a replace, faults (429, 500, reset),
-# destroy. Secrets never show.
+# prune and destroy that return once what they deleted is gone (a slowed
+# garbage collector), a deletion that finalizers hold. Secrets never
+# show.
 #   run.sh RECONCILE_BINARY FAKE_KUBE_BINARY SOURCE_ROOT
 set -u
 rc_bin=$(realpath "$1")
@@ -160,10 +162,14 @@ PY
 run 2 "plan the prune" "$rc_bin" plan "$cfg" -e acme-staging
 has "the removed service's Deployment is deleted" "$out" "- Deployment queue"
 hasnt "nothing else is deleted" "$out" "- ConfigMap"
+# a slow garbage collector (0.6 s: long enough to be seen, short enough to
+# end before the third poll at 0.7 s): the prune waits for it
+api POST /fake/gc '{"delay_ms": 600}' >/dev/null
 run 0 "apply the prune" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
 	"https://127.0.0.1:$port/apis/apps/v1/namespaces/acme-staging/deployments/queue")
-[ "$code" = 404 ] && ok "the pruned Deployment is gone" || bad "the pruned Deployment is gone" "HTTP $code"
+[ "$code" = 404 ] && ok "the pruned Deployment is gone when the apply returns" || bad "the pruned Deployment is gone when the apply returns" "HTTP $code"
+api POST /fake/gc '{"delay_ms": 0}' >/dev/null
 run 1 "rollback stops at the irreversible migration" "$rc_bin" rollback --source "$cfg" -e acme-staging --auto-approve
 has "rollback names the hook" "$out" "hook/migrate is irreversible"
 run 0 "rollback --force" "$rc_bin" rollback --source "$cfg" -e acme-staging --force --auto-approve
@@ -331,14 +337,63 @@ has "saying the credentials were refused" "$out" "did not accept the credentials
 hasnt "without the token" "$out" "no-such-token"
 sed -i 's/^  context: stale$/  context: staging/' "$staging"
 
-# --- destroy
-run 0 "destroy" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
-for _ in $(seq 1 50); do
-	left=$(api GET "/apis/apps/v1/namespaces/acme-staging/deployments" | field items)
-	[ "$left" = "[]" ] && break
-	sleep 0.2
-done
-[ "$left" = "[]" ] && ok "destroy removed every Deployment" || bad "destroy removed every Deployment" "$left"
+# --- destroy returns once what it deleted is gone
+left() { # what the fake holds of the environment: "<Deployments> <objects in its namespace> <its namespace>"
+	api GET /fake/objects | /usr/bin/python3 -c 'import json,sys
+o = json.load(sys.stdin)["items"]
+ns = [i for i in o if i["metadata"].get("namespace") == "acme-staging"]
+print(sum(i["kind"] == "Deployment" for i in ns), len(ns),
+      sum(i["kind"] == "Namespace" and i["metadata"]["name"] == "acme-staging" for i in o))'
+}
+api POST /fake/gc '{"delay_ms": 600}' >/dev/null
+api POST /fake/stats/reset >/dev/null
+t0=$(date +%s%N)
+run 0 "destroy, with the garbage collector slowed down" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
+took=$((($(date +%s%N) - t0) / 1000000))
+now=$(left)
+[ "$now" = "0 0 0" ] && ok "destroy returns once the fake holds none of it: no Deployment, no object, no namespace" ||
+	bad "destroy returns once the fake holds none of it: no Deployment, no object, no namespace" "left: $now" "$out"
+has "the namespace is deleted last, and waited on" "$out" "Namespace acme-staging: ok"
+stats=$(api GET /fake/stats)
+echo "# destroy with a 0.6 s garbage collector: ${took} ms, requests $stats"
+# (with a Job of its own this time, whose pod is its dependent)
+cat >>"$cfg/k8s/ingress.yaml" <<'YAML'
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: seed
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: seed
+          image: busybox:1.36
+          command: [echo, seeded]
+YAML
+run 0 "an apply right after the destroy succeeds" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+[ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web | field metadata.name)" = web ] &&
+	ok "and makes everything again" || bad "and makes everything again" "$out"
+
+# --- a deletion that does not end: finalizers that nothing removes
+api POST /fake/gc '{"delay_ms": 0}' >/dev/null
+protect='{"metadata":{"finalizers":["example.com/protect"]}}'
+api PATCH "/apis/apps/v1/namespaces/acme-staging/deployments/web?fieldManager=protector" "$protect" application/merge-patch+json >/dev/null
+pod=$(api GET "/api/v1/namespaces/acme-staging/pods?labelSelector=job-name%3Dseed" | field items.0.metadata.name)
+api PATCH "/api/v1/namespaces/acme-staging/pods/$pod?fieldManager=protector" "$protect" application/merge-patch+json >/dev/null
+sed -i 's/^  wait_timeout: 20s$/  wait_timeout: 2s/' "$staging"
+run 1 "destroy fails when a deletion does not end within target.wait_timeout" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
+has "naming the object and saying it is still terminating" "$out" "deployments.apps 'web' in namespace 'acme-staging' is still terminating 2s after its deletion at "
+has "and the finalizer it waits for, and who must remove it" "$out" "finalizer 'example.com/protect': another controller must remove it"
+has "an owner names the dependent that holds it" "$out" "jobs.batch 'seed' in namespace 'acme-staging' is still terminating"
+has "with that dependent's finalizer" "$out" "the garbage collector deletes its dependents first; still there: pods '$pod' (terminating, finalizer 'example.com/protect')"
+has "the namespace is left alone" "$out" "Namespace acme-staging: skipped"
+api PATCH "/apis/apps/v1/namespaces/acme-staging/deployments/web" '{"metadata":{"finalizers":null}}' application/merge-patch+json >/dev/null
+api PATCH "/api/v1/namespaces/acme-staging/pods/$pod" '{"metadata":{"finalizers":null}}' application/merge-patch+json >/dev/null
+run 0 "once the finalizers are removed, a second destroy finishes" "$rc_bin" destroy "$cfg" -e acme-staging --auto-approve
+now=$(left)
+[ "$now" = "0 0 0" ] && ok "and nothing of the environment is left" || bad "and nothing of the environment is left" "left: $now" "$out"
 
 # --- secrets never leave
 all=$(grep -r -a . "$RECONCILE_STATE_DIR" 2>/dev/null)

@@ -1710,6 +1710,143 @@ static void hook_job_names(void **state)
 	free(b);
 }
 
+/* What a deletion that does not end says, exactly. */
+static void stuck(const char *resource, const char *obj_text, long waited,
+		  const char *deps_text, const char *want)
+{
+	json_t *obj = json_loads(obj_text, 0, NULL);
+	json_t *deps = deps_text ? json_loads(deps_text, 0, NULL) : NULL;
+	rc_buf b = RC_BUF_INIT;
+
+	assert_non_null(obj);
+	rc_kube_deletion_stuck(&b, resource, obj, waited, deps);
+	assert_string_equal(b.ptr, want);
+	rc_buf_release(&b);
+	json_decref(obj);
+	json_decref(deps);
+}
+
+#define STUCK_WAITS " (target.wait_timeout sets how long reconcile " \
+			  "waits); it waits for:\n    "
+
+static void deletion_stuck_messages(void **state)
+{
+	const char *av, *kind;
+
+	(void)state;
+	/* another controller's finalizer (a Deployment's own conditions say
+	 * nothing about its deletion) */
+	stuck("deployments.apps",
+	      "{\"kind\": \"Deployment\", \"metadata\": {\"name\": \"web\","
+	      " \"namespace\": \"shop\","
+	      " \"deletionTimestamp\": \"2026-11-22T01:51:17Z\","
+	      " \"finalizers\": [\"example.com/protect\"]},"
+	      " \"status\": {\"conditions\": [{\"type\": \"Available\","
+	      " \"status\": \"True\", \"message\": \"ok\"}]}}",
+	      3, NULL,
+	      "deployments.apps 'web' in namespace 'shop' is still "
+	      "terminating 3s after its deletion at 2026-11-22T01:51:17Z"
+	      STUCK_WAITS "finalizer 'example.com/protect': another controller must "
+	      "remove it (is the controller that set it running? removing it "
+	      "by hand skips its cleanup)");
+	/* foreground deletion: the dependents still there */
+	stuck("jobs.batch",
+	      "{\"metadata\": {\"name\": \"seed\", \"namespace\": \"shop\","
+	      " \"deletionTimestamp\": \"2026-11-22T01:51:17Z\","
+	      " \"finalizers\": [\"foregroundDeletion\"]}}",
+	      300,
+	      "[[\"pods\", {\"metadata\": {\"name\": \"seed-x7k2p\","
+	      " \"deletionTimestamp\": \"2026-11-22T01:51:17Z\","
+	      " \"finalizers\": [\"example.com/protect\"]}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"seed-q9w4z\"}}]]",
+	      "jobs.batch 'seed' in namespace 'shop' is still terminating 300s "
+	      "after its deletion at 2026-11-22T01:51:17Z" STUCK_WAITS
+	      "finalizer 'foregroundDeletion': the garbage collector deletes "
+	      "its dependents first; still there: pods 'seed-x7k2p' "
+	      "(terminating, finalizer 'example.com/protect'), pods "
+	      "'seed-q9w4z'");
+	/* ... none left; and unknown (no list) */
+	stuck("deployments.apps",
+	      "{\"metadata\": {\"name\": \"web\", \"namespace\": \"shop\","
+	      " \"finalizers\": [\"foregroundDeletion\", \"orphan\"]}}",
+	      5, "[]",
+	      "deployments.apps 'web' in namespace 'shop' is still terminating "
+	      "5s after its deletion" STUCK_WAITS "finalizer 'foregroundDeletion': the garbage collector deletes "
+	      "its dependents first; none is left, the garbage collector has "
+	      "yet to remove it\n"
+	      "    finalizer 'orphan': the garbage collector orphans its "
+	      "dependents first");
+	stuck("widgets.example.com",
+	      "{\"metadata\": {\"name\": \"w\", \"namespace\": \"shop\","
+	      " \"finalizers\": [\"foregroundDeletion\"]}}",
+	      5, NULL,
+	      "widgets.example.com 'w' in namespace 'shop' is still terminating "
+	      "5s after its deletion" STUCK_WAITS "finalizer 'foregroundDeletion': the garbage collector deletes "
+	      "its dependents first");
+	/* many dependents: five named */
+	stuck("replicasets.apps",
+	      "{\"metadata\": {\"name\": \"rs\", \"namespace\": \"shop\","
+	      " \"finalizers\": [\"foregroundDeletion\"]}}",
+	      5,
+	      "[[\"pods\", {\"metadata\": {\"name\": \"a\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"b\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"c\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"d\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"e\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"f\"}}],"
+	      " [\"pods\", {\"metadata\": {\"name\": \"g\"}}]]",
+	      "replicasets.apps 'rs' in namespace 'shop' is still terminating "
+	      "5s after its deletion" STUCK_WAITS "finalizer 'foregroundDeletion': the garbage collector deletes "
+	      "its dependents first; still there: pods 'a', pods 'b', pods "
+	      "'c', pods 'd', pods 'e' and 2 more");
+	/* a namespace: its spec finalizer and the namespace controller's
+	 * conditions that are True */
+	stuck("namespaces",
+	      "{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"shop\","
+	      " \"deletionTimestamp\": \"2026-11-22T01:51:17Z\"},"
+	      " \"spec\": {\"finalizers\": [\"kubernetes\"]},"
+	      " \"status\": {\"phase\": \"Terminating\", \"conditions\": ["
+	      "{\"type\": \"NamespaceDeletionContentFailure\","
+	      " \"status\": \"False\", \"reason\": \"ContentDeleted\","
+	      " \"message\": \"All content successfully deleted, may be "
+	      "waiting on finalization\"},"
+	      "{\"type\": \"NamespaceContentRemaining\", \"status\": \"True\","
+	      " \"reason\": \"SomeResourcesRemain\", \"message\": \"Some "
+	      "resources are remaining: configmaps. has 1 resource "
+	      "instances\"},"
+	      "{\"type\": \"NamespaceFinalizersRemaining\", \"status\": "
+	      "\"True\", \"reason\": \"SomeFinalizersRemain\", \"message\": "
+	      "\"Some content in the namespace has finalizers remaining: "
+	      "example.com/protect in 1 resource instances\"}]}}",
+	      3, NULL,
+	      "namespaces 'shop' is still terminating 3s after its deletion at "
+	      "2026-11-22T01:51:17Z" STUCK_WAITS "spec.finalizers 'kubernetes': the namespace controller deletes "
+	      "everything in the namespace first\n"
+	      "    NamespaceContentRemaining: Some resources are remaining: "
+	      "configmaps. has 1 resource instances\n"
+	      "    NamespaceFinalizersRemaining: Some content in the namespace "
+	      "has finalizers remaining: example.com/protect in 1 resource "
+	      "instances");
+	/* nothing holds it any more */
+	stuck("configmaps",
+	      "{\"metadata\": {\"name\": \"c\", \"namespace\": \"shop\","
+	      " \"finalizers\": []}}",
+	      3, NULL,
+	      "configmaps 'c' in namespace 'shop' is still terminating 3s after "
+	      "its deletion" STUCK_WAITS "no finalizer is left: the API server has yet to remove "
+	      "it");
+
+	assert_true(rc_kube_dependent_kind("Deployment", &av, &kind));
+	assert_string_equal(av, "apps/v1");
+	assert_string_equal(kind, "ReplicaSet");
+	assert_true(rc_kube_dependent_kind("Job", &av, &kind));
+	assert_string_equal(av, "v1");
+	assert_string_equal(kind, "Pod");
+	assert_true(rc_kube_dependent_kind("CronJob", &av, &kind));
+	assert_string_equal(kind, "Job");
+	assert_false(rc_kube_dependent_kind("ConfigMap", &av, &kind));
+}
+
 int test_group_kube_map(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1733,6 +1870,7 @@ int test_group_kube_map(void)
 		cmocka_unit_test(raw_manifests),
 		cmocka_unit_test(hook_jobs),
 		cmocka_unit_test(hook_job_names),
+		cmocka_unit_test(deletion_stuck_messages),
 	};
 	return cmocka_run_group_tests_name("kube_map", tests, NULL, NULL);
 }

@@ -363,18 +363,32 @@ static void record_pids(fixture *f, const char *name, pid_t *pids, int n)
 	rc_buf_release(&p);
 }
 
-static size_t owned_processes(fixture *f)
+/* How many processes with the fixture's mark in dev scan finds. */
+static size_t count_marked(fixture *f,
+			   void (*scan)(const char *, rc_local_procs *))
 {
 	rc_local_procs l = {0};
 	rc_buf prefix = RC_BUF_INIT;
 	size_t n;
 
 	rc_buf_printf(&prefix, "%s/dev/", f->project);
-	rc_local_scan(prefix.ptr, &l);
+	scan(prefix.ptr, &l);
 	n = l.n;
 	rc_local_procs_release(&l);
 	rc_buf_release(&prefix);
 	return n;
+}
+
+/* The replicas (session leaders) with the mark. */
+static size_t owned_processes(fixture *f)
+{
+	return count_marked(f, rc_local_scan);
+}
+
+/* Every process with the mark, replicas or not. */
+static size_t marked_processes(fixture *f)
+{
+	return count_marked(f, rc_local_scan_all);
 }
 
 static char *proc_env_var(pid_t pid, const char *name)
@@ -688,6 +702,47 @@ static void lifecycle_create_heal_update_delete(void **state)
 	json_decref(want);
 	rc_buf_release(&err);
 	rc_buf_release(&p);
+}
+
+/* A replica's child that ignores SIGTERM outlives the replica's stop; the
+ * delete's wait gets it: SIGTERM, then SIGKILL after the grace period
+ * (half the timeout here). */
+static void delete_waits_until_every_process_is_gone(void **state)
+{
+	fixture *f = *state;
+	json_t *want;
+	long long t0;
+	long took;
+
+	load(f, "    services:\n"
+		"      stubborn:\n"
+		"        command: [sh, -c, \"(trap '' TERM; exec sleep 300) & "
+		"exec sleep 301\"]\n");
+	want = expand_body(f, "service", "stubborn");
+	if (apply(f, RC_OP_CREATE, "service", "stubborn", want, NULL) != 0)
+		fail_msg("apply: %s", last_error());
+	for (int i = 0; i < 100 && marked_processes(f) < 2; i++)
+		rc_local_sleep_ms(20);
+	assert_int_equal(marked_processes(f), 2);
+	assert_int_equal(apply(f, RC_OP_DELETE, "service", "stubborn", NULL,
+			       NULL),
+			 0);
+	/* the replica is stopped; its child is not */
+	assert_int_equal(owned_processes(f), 0);
+	assert_int_equal(marked_processes(f), 1);
+	t0 = rc_local_now_ms();
+	if (wait_for(f, RC_OP_DELETE, "service", "stubborn", NULL, 4) != 0)
+		fail_msg("wait: %s", last_error());
+	took = (long)(rc_local_now_ms() - t0);
+	assert_int_equal(marked_processes(f), 0);
+	/* SIGKILL came after the grace period, not at once */
+	assert_true(took >= 1900);
+	assert_true(took < 4000);
+	/* nothing left: the wait returns at once */
+	assert_int_equal(wait_for(f, RC_OP_DELETE, "service", "stubborn",
+				  NULL, 4),
+			 0);
+	json_decref(want);
 }
 
 static void scaling_starts_and_stops_only_the_difference(void **state)
@@ -1022,6 +1077,8 @@ static void postgresql_addon_runs_and_is_removed(void **state)
 	assert_int_equal(apply(f, RC_OP_CREATE, "addon", "db", want, NULL), 0);
 
 	assert_int_equal(apply(f, RC_OP_DELETE, "addon", "db", NULL, NULL), 0);
+	if (wait_for(f, RC_OP_DELETE, "addon", "db", NULL, 30) != 0)
+		fail_msg("wait for the deletion: %s", last_error());
 	assert_int_equal(rc_local_check_tcp(port, 500, &err), -1);
 	assert_null(observe_body(f, "addon", "db"));
 	rc_buf_printf(&addon, "%s/local/dev/addons/db", f->state);
@@ -1155,6 +1212,9 @@ int test_group_local(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			lifecycle_create_heal_update_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			delete_waits_until_every_process_is_gone, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			scaling_starts_and_stops_only_the_difference, setup,
 			teardown),

@@ -1,9 +1,11 @@
 /*
  * Stand-ins for the controllers a test cluster runs, on one thread: the
  * deployment controller (status, conditions, the revision annotation),
- * the Job controller (one Pod per Job, completed or failed), namespace
- * deletion and foreground deletion. Each looks at an object once the
- * controller delay has passed after the object changed.
+ * the Job controller (one Pod per Job, completed or failed), the
+ * namespace controller's deletion and the garbage collector's foreground
+ * deletion. Each looks at an object once the controller delay has passed
+ * after the object changed; a deletion held by something (dependents, a
+ * namespace's content, the slowed garbage collector) looks again later.
  */
 #include "tests/fake/kube/kube.h"
 
@@ -56,18 +58,20 @@ static bool watched_kind(const struct kf_kind *k)
 
 static bool quiet; /* the controllers' own writes do not requeue */
 
-void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
-		   const char *ns, const char *name)
+static bool before(const struct timespec *a, const struct timespec *b)
 {
-	struct kf_obj *o;
-	struct kf_work *w;
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
 
-	if (quiet)
-		return;
-	o = kf_store_get(&srv->store, k, ns, name);
-	if (!o || o->queued)
-		return;
-	if (!watched_kind(k) && !kf_jget(o->json, "metadata.deletionTimestamp"))
+/* Queues o to be looked at once due has passed, in due order. */
+static void enqueue(struct kf_server *srv, struct kf_obj *o,
+		    const struct timespec *due)
+{
+	struct kf_work w;
+	size_t at;
+
+	if (o->queued)
 		return;
 	o->queued = true;
 	if (srv->headwork && srv->nwork == srv->capwork) {
@@ -77,12 +81,42 @@ void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
 		srv->headwork = 0;
 	}
 	RC_GROW(srv->work, srv->capwork, srv->nwork + 1);
-	w = &srv->work[srv->nwork++];
-	w->kind = k;
-	w->ns = rc_strdup(ns ? ns : "");
-	w->name = rc_strdup(name);
-	kf_deadline(&w->due, srv->controller_delay_ms);
+	w.kind = o->kind;
+	w.ns = rc_strdup(o->ns);
+	w.name = rc_strdup(o->name);
+	w.due = *due;
+	for (at = srv->nwork; at > srv->headwork &&
+			      before(due, &srv->work[at - 1].due);
+	     at--)
+		;
+	memmove(&srv->work[at + 1], &srv->work[at],
+		(srv->nwork - at) * sizeof(*srv->work));
+	srv->work[at] = w;
+	srv->nwork++;
 	pthread_cond_signal(&srv->ctl_wake);
+}
+
+static void enqueue_in(struct kf_server *srv, struct kf_obj *o, long ms)
+{
+	struct timespec due;
+
+	kf_deadline(&due, ms);
+	enqueue(srv, o, &due);
+}
+
+void kf_ctl_notify(struct kf_server *srv, const struct kf_kind *k,
+		   const char *ns, const char *name)
+{
+	struct kf_obj *o;
+
+	if (quiet)
+		return;
+	o = kf_store_get(&srv->store, k, ns, name);
+	if (!o)
+		return;
+	if (!watched_kind(k) && !kf_jget(o->json, "metadata.deletionTimestamp"))
+		return;
+	enqueue_in(srv, o, srv->controller_delay_ms);
 }
 
 static struct kf_rollout *rollout(struct kf_server *srv, const char *key)
@@ -409,77 +443,345 @@ static void run_job(struct kf_server *srv, struct kf_obj *o)
 
 /* ---- deletion ---- */
 
-static void finish_namespace(struct kf_server *srv, struct kf_obj *nso)
+static bool has_string(json_t *arr, const char *s)
 {
-	char *ns = rc_strdup(nso->name);
-
-	for (size_t k = 0; k < kf_nkinds; k++) {
-		const struct kf_kind *kind = &kf_kinds[k];
-		struct kf_index *ix = kf_store_index(&srv->store, kind);
-		rc_buf lo = RC_BUF_INIT;
-
-		if (!kind->namespaced)
-			continue;
-		rc_buf_printf(&lo, "%s/", ns);
-		for (;;) {
-			size_t at = kf_index_lower(ix, lo.ptr, lo.len);
-
-			if (at >= ix->n ||
-			    strncmp(ix->v[at]->key, lo.ptr, lo.len))
-				break;
-			kf_delete_now(srv, ix->v[at], "Background");
-		}
-		rc_buf_release(&lo);
-	}
-	nso = kf_store_get(&srv->store, kf_kind_named("namespaces"), NULL, ns);
-	if (nso)
-		kf_store_remove(&srv->store, nso);
-	free(ns);
-}
-
-static void finish_foreground(struct kf_server *srv, struct kf_obj *o)
-{
-	json_t *n = json_deep_copy(o->json), *fin, *f, *kept, *err = NULL;
+	json_t *v;
 	size_t i;
 
-	fin = kf_jget(n, "metadata.finalizers");
-	kept = json_array();
-	json_array_foreach(
-	    fin, i, f) if (!str_eq(json_string_value(f), "foregroundDeletion"))
-	    json_array_append(kept, f);
-	if (!json_array_size(kept)) {
-		json_decref(kept);
-		json_decref(n);
-		kf_delete_now(srv, o, "Foreground");
-		return;
+	json_array_foreach(arr, i, v) if (str_eq(json_string_value(v), s))
+	    return true;
+	return false;
+}
+
+/* A copy of arr without s (new). */
+static json_t *without(json_t *arr, const char *s)
+{
+	json_t *kept = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v) if (!str_eq(json_string_value(v), s))
+	    json_array_append(kept, v);
+	return kept;
+}
+
+static bool owned_by(json_t *obj, const char *uid)
+{
+	json_t *ref;
+	size_t i;
+
+	json_array_foreach(kf_jget(obj, "metadata.ownerReferences"), i, ref)
+	    if (str_eq(kf_jstr(ref, "uid"), uid)) return true;
+	return false;
+}
+
+/* The objects of namespace ns, or those of them that owner_uid owns:
+ * [[kind index, name], ...] (new). */
+static json_t *objects_in(struct kf_server *srv, const char *ns,
+			  const char *owner_uid)
+{
+	json_t *list = json_array();
+
+	for (size_t k = 0; k < kf_nkinds; k++) {
+		struct kf_index *ix;
+		size_t lo, hi;
+
+		if (!kf_kinds[k].namespaced)
+			continue;
+		ix = kf_store_index(&srv->store, &kf_kinds[k]);
+		kf_ns_range(ix, ns, &lo, &hi);
+		for (size_t i = lo; i < hi; i++)
+			if (!owner_uid || owned_by(ix->v[i]->json, owner_uid))
+				json_array_append_new(
+				    list, json_pack("[i,s]", (int)k,
+						    ix->v[i]->name));
 	}
-	json_object_set_new(kf_jmkobj(n, "metadata"), "finalizers", kept);
+	return list;
+}
+
+static struct kf_obj *listed(struct kf_server *srv, const char *ns,
+			     json_t *entry)
+{
+	return kf_store_get(
+	    &srv->store,
+	    &kf_kinds[json_integer_value(json_array_get(entry, 0))], ns,
+	    json_string_value(json_array_get(entry, 1)));
+}
+
+/* Deletes what list names as the garbage collector and the namespace
+ * controller do (in the background); what finalizers hold stays,
+ * terminating. Returns what is left (new). */
+static json_t *delete_listed(struct kf_server *srv, const char *ns,
+			     json_t *list, const char *owner_uid)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e) {
+		struct kf_obj *o = listed(srv, ns, e);
+
+		if (!o || kf_jget(o->json, "metadata.deletionTimestamp"))
+			continue;
+		if (json_array_size(kf_jget(o->json, "metadata.finalizers")))
+			kf_mark_deleting(srv, o, NULL, false);
+		else
+			kf_delete_now(srv, o, "Background");
+	}
+	return objects_in(srv, ns, owner_uid);
+}
+
+/* Whether the garbage collector may finish o now: at once, or, when it is
+ * slowed, gc_delay_ms after what held o was first seen gone (o is looked
+ * at again then). */
+static bool gc_ready(struct kf_server *srv, struct kf_obj *o)
+{
+	if (srv->gc_delay_ms <= 0)
+		return true;
+	if (!o->gc_armed) {
+		o->gc_armed = true;
+		kf_deadline(&o->gc_due, srv->gc_delay_ms);
+	}
+	if (passed(&o->gc_due))
+		return true;
+	enqueue(srv, o, &o->gc_due);
+	return false;
+}
+
+/* Something still holds o: look again after the controller delay. */
+static void held(struct kf_server *srv, struct kf_obj *o)
+{
+	o->gc_armed = false;
+	enqueue_in(srv, o, srv->controller_delay_ms);
+}
+
+static json_t *ns_condition(json_t *old_conds, const char *type, bool is_true,
+			    const char *reason, const char *message,
+			    const char *now)
+{
+	json_t *old = find_condition(old_conds, type);
+	const char *status = is_true ? "True" : "False";
+	bool same = old && str_eq(kf_jstr(old, "status"), status);
+
+	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", type, "status",
+			 status, "lastTransitionTime",
+			 same ? kf_jstr(old, "lastTransitionTime") : now,
+			 "reason", reason, "message", message);
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* counts {"what": n} as "what<sep>n<unit>, ..." in key order. */
+static void put_counts(rc_buf *out, json_t *counts, const char *sep,
+		       const char *unit)
+{
+	const char **keys = rc_calloc(json_object_size(counts) + 1,
+				      sizeof(char *));
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	json_object_foreach(counts, k, v) keys[n++] = k;
+	qsort(keys, n, sizeof(*keys), cmp_cstr);
+	for (size_t i = 0; i < n; i++)
+		rc_buf_printf(out, "%s%s%s%" JSON_INTEGER_FORMAT "%s",
+			      i ? ", " : "", keys[i], sep,
+			      json_integer_value(json_object_get(counts,
+								 keys[i])),
+			      unit);
+	free(keys);
+}
+
+static void count(json_t *counts, const char *key)
+{
+	json_object_set_new(
+	    counts, key,
+	    json_integer(json_integer_value(json_object_get(counts, key)) + 1));
+}
+
+/* The namespace controller's conditions, in its order: the message when
+ * all is well, and (bad: 1 for what is left, 2 for its finalizers) the
+ * reason when it is not. */
+static const struct {
+	const char *type, *ok_reason, *ok_message;
+	int bad;
+	const char *bad_reason;
+} ns_conds[] = {
+	{"NamespaceDeletionDiscoveryFailure", "ResourcesDiscovered",
+	 "All resources successfully discovered", 0, NULL},
+	{"NamespaceDeletionGroupVersionParsingFailure", "ParsedGroupVersions",
+	 "All legacy kube types successfully parsed", 0, NULL},
+	{"NamespaceDeletionContentFailure", "ContentDeleted",
+	 "All content successfully deleted, may be waiting on finalization", 0,
+	 NULL},
+	{"NamespaceContentRemaining", "ContentRemoved",
+	 "All content successfully removed", 1, "SomeResourcesRemain"},
+	{"NamespaceFinalizersRemaining", "ContentHasNoFinalizers",
+	 "All content-preserving finalizers finished", 2,
+	 "SomeFinalizersRemain"},
+};
+
+/* The namespace controller's conditions on a terminating namespace, as
+ * v1.19 words them, for the content left. */
+static void ns_conditions(struct kf_server *srv, struct kf_obj *nso,
+			  json_t *left)
+{
+	json_t *n = json_deep_copy(nso->json), *conds = json_array();
+	json_t *old = kf_jget(nso->json, "status.conditions");
+	json_t *by_res = json_object(), *by_fin = json_object(), *e, *f;
+	json_t *err = NULL;
+	rc_buf res = RC_BUF_INIT, fin = RC_BUF_INIT, key = RC_BUF_INIT;
+	char now[32];
+	size_t i, j;
+
+	kf_time_now(now);
+	json_array_foreach(left, i, e) {
+		struct kf_obj *o = listed(srv, nso->name, e);
+
+		if (!o)
+			continue;
+		rc_buf_clear(&key);
+		rc_buf_printf(&key, "%s.%s", o->kind->resource,
+			      o->kind->group);
+		count(by_res, key.ptr);
+		json_array_foreach(kf_jget(o->json, "metadata.finalizers"), j,
+				   f) if (json_string_value(f))
+		    count(by_fin, json_string_value(f));
+	}
+	rc_buf_puts(&res, "Some resources are remaining: ");
+	put_counts(&res, by_res, " has ", " resource instances");
+	rc_buf_puts(&fin, "Some content in the namespace has finalizers "
+			  "remaining: ");
+	put_counts(&fin, by_fin, " in ", " resource instances");
+	for (i = 0; i < RC_ARRAY_SIZE(ns_conds); i++) {
+		bool on = (ns_conds[i].bad == 1 && json_object_size(by_res)) ||
+			  (ns_conds[i].bad == 2 && json_object_size(by_fin));
+
+		json_array_append_new(
+		    conds,
+		    ns_condition(old, ns_conds[i].type, on,
+				 on ? ns_conds[i].bad_reason
+				    : ns_conds[i].ok_reason,
+				 on ? (ns_conds[i].bad == 1 ? res.ptr : fin.ptr)
+				    : ns_conds[i].ok_message,
+				 now));
+	}
+	json_object_set_new(kf_jmkobj(n, "status"), "conditions", conds);
+	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
+	kf_write_update(srv, nso->kind, nso, n, "kube-controller-manager",
+			&err);
+	json_decref(err);
+	json_decref(by_res);
+	json_decref(by_fin);
+	rc_buf_release(&res);
+	rc_buf_release(&fin);
+	rc_buf_release(&key);
+}
+
+/* The namespace controller: deletes what the namespace holds, reports
+ * what is left, and once nothing is, removes its spec finalizer. True
+ * when that is done. */
+static bool finish_namespace(struct kf_server *srv, struct kf_obj *nso)
+{
+	json_t *all, *left, *n, *err = NULL;
+
+	if (!has_string(kf_jget(nso->json, "spec.finalizers"), "kubernetes"))
+		return true;
+	all = objects_in(srv, nso->name, NULL);
+	left = delete_listed(srv, nso->name, all, NULL);
+	ns_conditions(srv, nso, left);
+	json_decref(all);
+	if (json_array_size(left)) {
+		json_decref(left);
+		held(srv, nso);
+		return false;
+	}
+	json_decref(left);
+	if (!gc_ready(srv, nso))
+		return false;
+	n = json_deep_copy(nso->json);
+	json_object_set_new(
+	    kf_jmkobj(n, "spec"), "finalizers",
+	    without(kf_jget(nso->json, "spec.finalizers"), "kubernetes"));
+	if (!json_array_size(kf_jget(n, "spec.finalizers")))
+		json_object_del(kf_jmkobj(n, "spec"), "finalizers");
+	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
+	kf_write_update(srv, nso->kind, nso, n, "kube-controller-manager",
+			&err);
+	json_decref(err);
+	return true;
+}
+
+/* Removes the foregroundDeletion finalizer; with no finalizer left, the
+ * write removes o. */
+static void drop_foreground(struct kf_server *srv, struct kf_obj *o)
+{
+	json_t *n = json_deep_copy(o->json), *err = NULL;
+
+	json_object_set_new(
+	    kf_jmkobj(n, "metadata"), "finalizers",
+	    without(kf_jget(o->json, "metadata.finalizers"),
+		    "foregroundDeletion"));
 	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
 	kf_write_update(srv, o->kind, o, n, "kube-controller-manager", &err);
 	json_decref(err);
 }
 
+/* The garbage collector's foreground deletion: the dependents first (in
+ * o's namespace, by owner reference), then o. */
+static void finish_foreground(struct kf_server *srv, struct kf_obj *o)
+{
+	json_t *deps, *left;
+	char *uid = rc_strdup(kf_jstr(o->json, "metadata.uid")
+				  ? kf_jstr(o->json, "metadata.uid")
+				  : "");
+
+	if (*o->ns) {
+		deps = objects_in(srv, o->ns, uid);
+		left = delete_listed(srv, o->ns, deps, uid);
+		json_decref(deps);
+		if (json_array_size(left)) {
+			json_decref(left);
+			free(uid);
+			held(srv, o);
+			return;
+		}
+		json_decref(left);
+	}
+	free(uid);
+	if (gc_ready(srv, o))
+		drop_foreground(srv, o);
+}
+
 static void process(struct kf_server *srv, struct kf_work *w)
 {
 	struct kf_obj *o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
-	json_t *fin;
-	size_t i;
-	json_t *f;
-	bool foreground = false;
 
 	if (!o)
 		return;
 	if (kf_jget(o->json, "metadata.deletionTimestamp")) {
 		if (!strcmp(o->kind->kind, "Namespace")) {
-			finish_namespace(srv, o);
-			return;
+			/* a namespace owns nothing: the garbage collector
+			 * drops its foreground finalizer at once, and the
+			 * namespace controller does the rest */
+			if (has_string(kf_jget(o->json, "metadata.finalizers"),
+				       "foregroundDeletion"))
+				drop_foreground(srv, o);
+			/* it may be gone with its last finalizer */
+			o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
+			if (!o || !finish_namespace(srv, o))
+				return;
+			o = kf_store_get(&srv->store, w->kind, w->ns, w->name);
+			if (!o)
+				return;
 		}
-		fin = kf_jget(o->json, "metadata.finalizers");
-		json_array_foreach(fin, i, f) if (str_eq(json_string_value(f),
-							 "foregroundDeletion"))
-		    foreground = true;
-		if (foreground)
+		if (has_string(kf_jget(o->json, "metadata.finalizers"),
+			       "foregroundDeletion"))
 			finish_foreground(srv, o);
+		else if (!json_array_size(kf_jget(o->json, "metadata.finalizers")) &&
+			 !json_array_size(kf_jget(o->json, "spec.finalizers")))
+			kf_delete_now(srv, o, "Background");
 		return;
 	}
 	if (!strcmp(o->kind->kind, "Deployment"))

@@ -713,6 +713,25 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method,
 			       json_is_true(json_object_get(body, "stall")));
 		pthread_mutex_unlock(&srv_->lock);
 		res = json_deep_copy(body);
+	} else if (!strcmp(url, "/fake/gc") && !strcmp(method, "POST")) {
+		json_t *ms = json_object_get(body, "delay_ms");
+
+		if (!json_is_integer(ms) || json_integer_value(ms) < 0 ||
+		    json_integer_value(ms) > 3600000) {
+			json_decref(body);
+			return send_status(
+			    c, kf_err_bad_request("gc: want {\"delay_ms\": N}, "
+						  "0 <= N <= 3600000"));
+		}
+		pthread_mutex_lock(&srv_->lock);
+		srv_->gc_delay_ms = (long)json_integer_value(ms);
+		pthread_mutex_unlock(&srv_->lock);
+		res = json_pack("{s:I}", "delay_ms", json_integer_value(ms));
+	} else if (!strcmp(url, "/fake/gc") && !strcmp(method, "GET")) {
+		pthread_mutex_lock(&srv_->lock);
+		res = json_pack("{s:I}", "delay_ms",
+				(json_int_t)srv_->gc_delay_ms);
+		pthread_mutex_unlock(&srv_->lock);
 	} else if (!strcmp(url, "/fake/compact") && !strcmp(method, "POST")) {
 		char num[32];
 

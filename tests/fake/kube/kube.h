@@ -169,6 +169,10 @@ struct kf_obj {
 	uint64_t rv;
 	uint64_t hash;
 	bool queued; /* waits for the controllers */
+	/* deleting, with a slowed garbage collector: what held it (its
+	 * dependents, a namespace's content) is gone, and it goes at gc_due */
+	bool gc_armed;
+	struct timespec gc_due;
 	struct kf_obj *next;
 };
 
@@ -311,10 +315,13 @@ struct kf_server {
 	/* controllers (controller.c) */
 	pthread_t ctl_thread;
 	pthread_cond_t ctl_wake;
-	struct kf_work *work; /* a queue: due times only grow */
+	struct kf_work *work; /* a queue, in due order */
 	size_t headwork, nwork, capwork;
 	struct kf_rollout *rollouts;
 	size_t nrollouts, caprollouts;
+	/* the garbage collector and the namespace controller remove an
+	 * object this long after what held it is gone (/fake/gc) */
+	long gc_delay_ms;
 
 	/* faults and stats (own mutex) */
 	pthread_mutex_t flock;
@@ -387,6 +394,11 @@ void kf_serve(struct kf_server *srv, struct kf_req *r, struct kf_reply *out);
  * bytes, 0 at the end of the stream. */
 size_t kf_watch_read(struct kf_watch *w, char *buf, size_t max);
 void kf_watch_free(struct kf_watch *w);
+/* Starts a deletion that waits: deletionTimestamp (kept when set), the
+ * finalizer when given, phase Terminating when terminating. Returns the
+ * stored object (borrowed). */
+json_t *kf_mark_deleting(struct kf_server *srv, struct kf_obj *o,
+			 const char *finalizer, bool terminating);
 /* Removes an object as a delete with propagation does (lock held). */
 void kf_delete_now(struct kf_server *srv, struct kf_obj *o,
 		   const char *propagation);

@@ -268,11 +268,13 @@ static void set_managed(json_t *obj, struct kf_managers *m)
 	}
 }
 
-/* An object with no finalizers left after its deletion started goes. */
+/* An object with no finalizers left after its deletion started goes (a
+ * namespace once its spec.finalizers are done too). */
 static bool finalized(json_t *obj)
 {
 	return kf_jget(obj, "metadata.deletionTimestamp") &&
-	       json_array_size(kf_jget(obj, "metadata.finalizers")) == 0;
+	       json_array_size(kf_jget(obj, "metadata.finalizers")) == 0 &&
+	       json_array_size(kf_jget(obj, "spec.finalizers")) == 0;
 }
 
 /* The tail of every update. old is stored; obj (stolen) is the whole new
@@ -1076,10 +1078,8 @@ static void delete_opts_release(struct delete_opts *d)
 	free(d->pre_rv);
 }
 
-/* Starts a deletion that waits: deletionTimestamp, and a finalizer when
- * given. Returns the stored object (borrowed). */
-static json_t *mark_deleting(struct kf_server *srv, struct kf_obj *o,
-			     const char *finalizer, bool terminating)
+json_t *kf_mark_deleting(struct kf_server *srv, struct kf_obj *o,
+			 const char *finalizer, bool terminating)
 {
 	json_t *n = json_deep_copy(o->json), *meta = kf_jmkobj(n, "metadata");
 	char now[32];
@@ -1177,12 +1177,19 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 				     "automatically be purged by the system."));
 			goto out;
 		}
+		/* as the namespace storage does: Foreground adds the
+		 * garbage collector's finalizer */
 		if (dry || d.dry)
 			kf_reply_json(out, 200, json_incref(o->json));
 		else
 			kf_reply_json(
 			    out, 200,
-			    json_incref(mark_deleting(srv, o, NULL, true)));
+			    json_incref(kf_mark_deleting(
+				srv, o,
+				!strcmp(prop, "Foreground")
+				    ? "foregroundDeletion"
+				    : NULL,
+				true)));
 		goto out;
 	}
 	if (dry || d.dry) {
@@ -1195,7 +1202,7 @@ static void do_delete(struct kf_server *srv, struct kf_req *r,
 		    !strcmp(prop, "Foreground") ? "foregroundDeletion" : NULL;
 
 		kf_reply_json(out, 200,
-			      json_incref(mark_deleting(srv, o, fin, false)));
+			      json_incref(kf_mark_deleting(srv, o, fin, false)));
 		goto out;
 	}
 	if (!strcmp(r->kind->kind, "Pod")) {

@@ -449,6 +449,15 @@ def cm(name, ns="ns", labels=None, data=None):
             "data": data or {}}
 
 
+def job_of(name, container, image, command):
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": container, "image": image,
+                                "command": command}]}}}}
+
+
 def names(lst):
     return [i["metadata"]["name"] for i in lst.get("items", [])]
 
@@ -463,6 +472,7 @@ def group_behaviour(server):
         behaviour_watch(f)
         behaviour_controllers(f)
         behaviour_delete(f)
+        behaviour_slow_gc(f)
         behaviour_patches_kinds(f)
         behaviour_faults_control(f)
     finally:
@@ -901,12 +911,7 @@ def behaviour_controllers(f):
           got and got.get("status"))
 
     jobs = "/apis/batch/v1/namespaces/ns/jobs"
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": "migrate"},
-           "spec": {"template": {"spec": {
-               "restartPolicy": "Never",
-               "containers": [{"name": "m", "image": "tool:1",
-                               "command": ["migrate", "--all"]}]}}}}
+    job = job_of("migrate", "m", "tool:1", ["migrate", "--all"])
     st, got = f.call("POST", jobs, job)
     check("Job defaults", st == 201 and got["spec"]["backoffLimit"] == 6 and
           got["spec"]["completions"] == 1 and
@@ -1007,6 +1012,123 @@ def behaviour_delete(f):
     st2, _ = f.call("GET", "/api/v1/namespaces/ns/configmaps/held")
     check("removing the last finalizer deletes it", st == 200 and st2 == 404,
           st, st2, got)
+
+
+def behaviour_slow_gc(f):
+    """The garbage collector and the namespace controller slowed down
+    (/fake/gc), and finalizers that hold deletions."""
+    st, got = f.call("POST", "/fake/gc", {"delay_ms": "soon"})
+    check("a bad gc delay is a 400", st == 400, st, got)
+    st, got = f.call("POST", "/fake/gc", {"delay_ms": 600})
+    check("/fake/gc sets the delay", st == 200 and got == {"delay_ms": 600} and
+          f.call("GET", "/fake/gc")[1] == {"delay_ms": 600}, st, got)
+    fg = {"kind": "DeleteOptions", "apiVersion": "v1",
+          "propagationPolicy": "Foreground"}
+
+    dp = "/apis/apps/v1/namespaces/ns/deployments/slow"
+    d = json.loads(json.dumps(WEB))
+    d["metadata"] = {"name": "slow"}
+    f.apply(dp, d)
+    t0 = time.time()
+    st, got = f.call("DELETE", dp, fg)
+    check("a slowed foreground delete answers the object, terminating",
+          st == 200 and "deletionTimestamp" in got["metadata"] and
+          got["metadata"]["finalizers"] == ["foregroundDeletion"], st, got)
+    time.sleep(0.3)
+    st, got = f.call("GET", dp)
+    check("... GET still returns it, with deletionTimestamp and finalizer",
+          st == 200 and "deletionTimestamp" in got["metadata"] and
+          got["metadata"]["finalizers"] == ["foregroundDeletion"], st, got)
+    gone = wait_for(lambda: f.call("GET", dp)[0] == 404, timeout=5)
+    took = time.time() - t0
+    check("... and it goes once the delay has passed", gone and took >= 0.55,
+          gone, took)
+
+    # a Job's pod that a finalizer holds keeps the Job
+    jobs = "/apis/batch/v1/namespaces/ns/jobs"
+    f.call("POST", jobs, job_of("held", "c", "busybox:1.36", ["true"]))
+    pods = wait_for(lambda: f.call(
+        "GET", "/api/v1/namespaces/ns/pods?labelSelector=job-name%3Dheld"
+    )[1].get("items"))
+    pod = "/api/v1/namespaces/ns/pods/" + (
+        pods[0]["metadata"]["name"] if pods else "none")
+    f.call("PATCH", pod, {"metadata": {"finalizers": ["example.com/protect"]}},
+           ctype=MERGE)
+    f.call("DELETE", jobs + "/held", fg)
+    time.sleep(1.2)
+    st, gotp = f.call("GET", pod)
+    st2, gotj = f.call("GET", jobs + "/held")
+    check("a dependent held by a finalizer is terminating, and keeps its "
+          "owner", st == 200 and "deletionTimestamp" in gotp["metadata"] and
+          st2 == 200 and
+          gotj["metadata"]["finalizers"] == ["foregroundDeletion"],
+          st, gotp, st2, gotj)
+    f.call("PATCH", pod, {"metadata": {"finalizers": None}}, ctype=MERGE)
+    t0 = time.time()
+    gone = wait_for(lambda: f.call("GET", jobs + "/held")[0] == 404,
+                    timeout=5)
+    took = time.time() - t0
+    check("once the dependent is gone, the owner goes after the delay",
+          f.call("GET", pod)[0] == 404 and gone and took >= 0.5, gone, took)
+
+    # a namespace: its content first, then the namespace, after the delay
+    f.call("POST", "/api/v1/namespaces", {"metadata": {"name": "slow"}})
+    f.call("POST", "/api/v1/namespaces/slow/configmaps", cm("a", "slow"))
+    stuck = cm("stuck", "slow")
+    stuck["metadata"]["finalizers"] = ["example.com/protect"]
+    f.call("POST", "/api/v1/namespaces/slow/configmaps", stuck)
+    st, got = f.call("DELETE", "/api/v1/namespaces/slow", fg)
+    check("a namespace deleted in the foreground: Terminating, the "
+          "foregroundDeletion finalizer, spec.finalizers kubernetes",
+          st == 200 and got["status"]["phase"] == "Terminating" and
+          got["metadata"]["finalizers"] == ["foregroundDeletion"] and
+          got["spec"]["finalizers"] == ["kubernetes"], st, got)
+    st, got = f.call("POST", "/api/v1/namespaces/slow/configmaps",
+                     cm("late", "slow"))
+    check("new content in it: the real 403", st == 403 and got["message"] ==
+          'configmaps "late" is forbidden: unable to create new content in '
+          'namespace slow because it is being terminated', st, got)
+
+    def conditions():
+        ns = f.call("GET", "/api/v1/namespaces/slow")[1]
+        c = {x["type"]: x for x in ns.get("status", {}).get("conditions", [])}
+        return c if c.get("NamespaceContentRemaining", {}).get(
+            "status") == "True" else None
+    c = wait_for(conditions, timeout=5) or {}
+    check("what is left is in the namespace's conditions, as the namespace "
+          "controller words it",
+          [c.get(t, {}).get("status") for t in (
+              "NamespaceDeletionDiscoveryFailure",
+              "NamespaceDeletionGroupVersionParsingFailure",
+              "NamespaceDeletionContentFailure", "NamespaceContentRemaining",
+              "NamespaceFinalizersRemaining")] ==
+          ["False", "False", "False", "True", "True"] and
+          c["NamespaceContentRemaining"]["reason"] == "SomeResourcesRemain" and
+          c["NamespaceContentRemaining"]["message"] ==
+          "Some resources are remaining: configmaps. has 1 resource instances"
+          and c["NamespaceFinalizersRemaining"]["message"] ==
+          "Some content in the namespace has finalizers remaining: "
+          "example.com/protect in 1 resource instances", c)
+    st, got = f.call("GET", "/api/v1/namespaces/slow/configmaps")
+    check("content without finalizers is gone; the held one terminates",
+          names(got) == ["stuck"] and
+          "deletionTimestamp" in got["items"][0]["metadata"], got)
+    time.sleep(1.0)
+    check("the namespace waits for it",
+          f.call("GET", "/api/v1/namespaces/slow")[0] == 200)
+    f.call("PATCH", "/api/v1/namespaces/slow/configmaps/stuck",
+           {"metadata": {"finalizers": None}}, ctype=MERGE)
+    t0 = time.time()
+    time.sleep(0.3)
+    st, got = f.call("GET", "/api/v1/namespaces/slow")
+    check("with its content gone, the namespace still terminates for the "
+          "delay", st == 200 and got["status"]["phase"] == "Terminating",
+          st, got)
+    gone = wait_for(lambda: f.call("GET", "/api/v1/namespaces/slow")[0] ==
+                    404, timeout=5)
+    took = time.time() - t0
+    check("... then goes", gone and took >= 0.55, gone, took)
+    f.call("POST", "/fake/gc", {"delay_ms": 0})
 
 
 def behaviour_patches_kinds(f):
