@@ -208,9 +208,9 @@ char *rc_kube_selector(const char *project, const char *env)
 	char *p = rc_kube_label_value(project), *e = rc_kube_label_value(env);
 	rc_buf b = RC_BUF_INIT_MAX(1024);
 
-	rc_buf_printf(&b, "%s=%s,%s=%s,%s=%s", RC_KUBE_LABEL_MANAGED_BY,
+	rc_buf_printf(&b, "%s=%s,%s=%s,%s=%s,!%s", RC_KUBE_LABEL_MANAGED_BY,
 		      RC_KUBE_MANAGED_BY, RC_KUBE_LABEL_PROJECT, p,
-		      RC_KUBE_LABEL_ENV, e);
+		      RC_KUBE_LABEL_ENV, e, RC_KUBE_LABEL_HOOK);
 	free(p);
 	free(e);
 	return rc_buf_detach(&b);

@@ -89,7 +89,10 @@ char *rc_kube_label_value(const char *s);
 
 /* The label selector listing an environment's objects (new string):
  * "app.kubernetes.io/managed-by=reconcile,reconcile.dev/project=<p>,
- * reconcile.dev/environment=<e>", values as rc_kube_label_value(). */
+ * reconcile.dev/environment=<e>,!reconcile.dev/hook", values as
+ * rc_kube_label_value(). A hook's Job is not one of them: it is found by
+ * its name, and were it observed, prune would delete it and a rollback
+ * would create it again, running the hook again. */
 char *rc_kube_selector(const char *project, const char *env);
 
 /*

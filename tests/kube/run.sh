@@ -395,9 +395,40 @@ run 0 "once the finalizers are removed, a second destroy finishes" "$rc_bin" des
 now=$(left)
 [ "$now" = "0 0 0" ] && ok "and nothing of the environment is left" || bad "and nothing of the environment is left" "left: $now" "$out"
 
+# --- a manual environment (production: policy.apply: manual) is applied,
+# destroyed and rolled back only when approved: from a saved plan
+export ACME_PRODUCTION_APP_KEY=base64:kube-e2e-prod-key-2b8d ACME_PRODUCTION_DB_PASSWORD=kube-e2e-prod-pass-55e1
+prod_web() { api GET /apis/apps/v1/namespaces/acme-production/deployments/web | field spec.template.spec.containers.0.image; }
+run 1 "--auto-approve does not apply the manual production" "$rc_bin" apply "$cfg" -e acme-production --auto-approve
+has "the plan says it waits for approval" "$out" ", applied only when approved (policy.apply: manual)"
+has "the refusal says how to apply it" "$out" "reconcile plan $cfg -e acme-production -o acme-production-plan.json"
+[ "$(prod_web)" = None ] && ok "nothing reached the cluster" || bad "nothing reached the cluster" "$(prod_web)"
+run 2 "plan -o saves production's plan" "$rc_bin" plan "$cfg" -e acme-production -o "$work/prod-plan.json"
+run 0 "the saved plan applies" "$rc_bin" apply "$work/prod-plan.json"
+[ "$(prod_web)" = registry.example.com/brand-sites/web:2.14.3 ] && ok "production runs its image" || bad "production runs its image" "$(prod_web)"
+sed -i 's/web:2.14.3/web:2.14.4/g' "$cfg/environments/production.yaml"
+run 2 "plan the next production release" "$rc_bin" plan "$cfg" -e acme-production -o "$work/prod-plan2.json"
+run 0 "and apply it" "$rc_bin" apply "$work/prod-plan2.json"
+[ "$(prod_web)" = registry.example.com/brand-sites/web:2.14.4 ] && ok "production runs the new image" || bad "production runs the new image" "$(prod_web)"
+run 1 "rollback --auto-approve of production is refused" "$rc_bin" rollback --source "$cfg" -e acme-production --force --auto-approve
+has "the rollback says how" "$out" "reconcile rollback --source $cfg --force -e acme-production -o acme-production-rollback.json"
+[ "$(prod_web)" = registry.example.com/brand-sites/web:2.14.4 ] && ok "production is unchanged" || bad "production is unchanged" "$(prod_web)"
+run 2 "rollback -o saves the rollback" "$rc_bin" rollback --source "$cfg" -e acme-production --force -o "$work/prod-rollback.json"
+hasnt "a hook's Job is not a resource to restore" "$out" "+ Job migrate-"
+run 0 "the saved rollback applies" "$rc_bin" apply "$work/prod-rollback.json"
+[ "$(prod_web)" = registry.example.com/brand-sites/web:2.14.3 ] && ok "production runs the previous image" || bad "production runs the previous image" "$(prod_web)"
+run 1 "destroy --auto-approve leaves production" "$rc_bin" destroy "$cfg" -e acme-production --auto-approve
+has "saying how to destroy it" "$out" "reconcile destroy $cfg -e acme-production -o acme-production-destroy.json"
+[ "$(prod_web)" != None ] && ok "production still runs" || bad "production still runs"
+run 2 "destroy -o saves production's removal" "$rc_bin" destroy "$cfg" -e acme-production -o "$work/prod-destroy.json"
+run 0 "the saved removal applies" "$rc_bin" apply "$work/prod-destroy.json"
+[ "$(api GET /api/v1/namespaces/acme-production | field metadata.name)" = None ] && ok "production's namespace is gone" ||
+	bad "production's namespace is gone" "$(api GET /api/v1/namespaces/acme-production)"
+
 # --- secrets never leave
 all=$(grep -r -a . "$RECONCILE_STATE_DIR" 2>/dev/null)
 hasnt "no secret value in the state directory" "$all" "kube-e2e-app-key"
 hasnt "no base64 secret in the state directory" "$all" "$b64"
+hasnt "no production secret in the state directory" "$all" "kube-e2e-prod"
 
 finish

@@ -250,7 +250,8 @@ static void label_values(void **state)
 	sel = rc_kube_selector("brand-sites", "acme-staging");
 	assert_string_equal(sel, "app.kubernetes.io/managed-by=reconcile,"
 				 "reconcile.dev/project=brand-sites,"
-				 "reconcile.dev/environment=acme-staging");
+				 "reconcile.dev/environment=acme-staging,"
+				 "!reconcile.dev/hook");
 	free(sel);
 }
 
