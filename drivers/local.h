@@ -16,8 +16,10 @@
 #include "drivers/proc.h"
 #include "reconciler/base/buf.h"
 
-/* The name of the variable every process we start carries. */
+/* The ownership mark every process we start carries: what it is
+ * (<project>/<env>/<service>/<replica>) and for which state directory. */
 #define RC_LOCAL_OWNER_VAR "RECONCILE_OWNER"
+#define RC_LOCAL_STATE_VAR "RECONCILE_STATE"
 /* How long a stopped process gets between SIGTERM and SIGKILL. */
 #define RC_LOCAL_STOP_GRACE_MS 10000L
 /* How much of a log file an error message quotes. */
@@ -29,6 +31,7 @@ struct rc_driver {
 	char *project;
 	char *env_name;
 	char *config_dir;   /* absolute */
+	char *state;	    /* <state>, absolute: the scope of the mark */
 	char *root;	    /* <state>/local/<env>, absolute */
 	char *run_id;	    /* or NULL */
 	char *owner_prefix; /* "<project>/<env>/" */

@@ -400,6 +400,7 @@ static void pg_env(const rc_driver *d, const char *name, rc_local_env *env)
 	/* "addon:<name>" has no replica: never taken for a service */
 	rc_buf_printf(&owner, "%saddon:%s", d->owner_prefix, name);
 	rc_local_env_set(env, RC_LOCAL_OWNER_VAR, owner.ptr);
+	rc_local_env_set(env, RC_LOCAL_STATE_VAR, d->state);
 	rc_buf_release(&owner);
 }
 
@@ -422,6 +423,7 @@ static int pg_initdb(const rc_driver *d, const char *name, const char *bindir,
 		goto done;
 	pg_env(d, name, &env);
 	rc_local_env_unset(&env, RC_LOCAL_OWNER_VAR);
+	rc_local_env_unset(&env, RC_LOCAL_STATE_VAR);
 	o.argv = argv;
 	o.env = &env;
 	o.dir = cluster;

@@ -197,6 +197,68 @@ int rc_local_rmtree(const char *path)
 	return 0;
 }
 
+char *rc_local_abspath(const char *path)
+{
+	rc_buf full = RC_BUF_INIT_MAX(PATH_CAP), abs = RC_BUF_INIT_MAX(PATH_CAP);
+	char real[PATH_MAX], *cut, *res = NULL;
+	const char *p, *seg;
+
+	if (path[0] != '/') {
+		if (!getcwd(real, sizeof(real))) {
+			rc_error_set_os("cannot resolve '%s'", path);
+			goto done;
+		}
+		rc_buf_printf(&full, "%s/", real);
+	}
+	rc_buf_puts(&full, path);
+	if (full.toobig) {
+		rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
+			     "path too long: '%.64s...'", path);
+		goto done;
+	}
+	/* the longest leading part that can be resolved, its links
+	 * resolved; then the rest, without "." and with ".." taken away */
+	for (cut = full.ptr + full.len;;) {
+		char c = *cut;
+
+		*cut = '\0';
+		p = realpath(cut == full.ptr ? "/" : full.ptr, real);
+		*cut = c;
+		if (p || cut == full.ptr)
+			break;
+		while (cut > full.ptr && *--cut != '/')
+			;
+	}
+	if (!p)
+		snprintf(real, sizeof(real), "/");
+	rc_buf_puts(&abs, strcmp(real, "/") ? real : "");
+	for (p = cut; *p;) {
+		size_t n;
+
+		seg = *p == '/' ? p + 1 : p;
+		n = strcspn(seg, "/");
+		p = seg + n;
+		if (!n || (n == 1 && seg[0] == '.'))
+			continue;
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			char *slash = strrchr(abs.ptr, '/');
+
+			rc_buf_truncate(&abs,
+					slash ? (size_t)(slash - abs.ptr) : 0);
+			continue;
+		}
+		rc_buf_putc(&abs, '/');
+		rc_buf_put(&abs, seg, n);
+	}
+	if (!abs.len)
+		rc_buf_putc(&abs, '/');
+	res = rc_buf_detach(&abs);
+done:
+	rc_buf_release(&full);
+	rc_buf_release(&abs);
+	return res;
+}
+
 void rc_local_tail(rc_buf *out, const char *path)
 {
 	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
@@ -461,7 +523,17 @@ static bool parse_owner_rest(const char *rest, char **service, int *replica)
 	return true;
 }
 
-void rc_local_scan(const char *prefix, rc_local_procs *out)
+const char *rc_local_mark(const rc_buf *env, const char *state)
+{
+	const char *s = rc_local_environ_get(env, RC_LOCAL_STATE_VAR);
+
+	return s && !strcmp(s, state)
+		       ? rc_local_environ_get(env, RC_LOCAL_OWNER_VAR)
+		       : NULL;
+}
+
+void rc_local_scan(const char *state_dir, const char *prefix,
+		   rc_local_procs *out)
 {
 	DIR *dir = opendir("/proc");
 	struct dirent *de;
@@ -487,7 +559,7 @@ void rc_local_scan(const char *prefix, rc_local_procs *out)
 		if (rc_local_proc_read((pid_t)pid, "environ", &env) < 0 ||
 		    !env.len)
 			continue;
-		owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		owner = rc_local_mark(&env, state_dir);
 		if (!owner || strncmp(owner, prefix, plen))
 			continue;
 		if (!parse_owner_rest(owner + plen, &p.service, &p.replica))
@@ -512,7 +584,7 @@ void rc_local_scan(const char *prefix, rc_local_procs *out)
 }
 
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
-			  const char *owner)
+			  const char *state, const char *owner)
 {
 	rc_buf env = RC_BUF_INIT_MAX(8 << 20);
 	const char *v;
@@ -521,7 +593,7 @@ bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
 	if (!rc_local_proc_alive(pid, starttime))
 		return false;
 	if (rc_local_proc_read(pid, "environ", &env) == 0) {
-		v = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		v = rc_local_mark(&env, state);
 		ok = v && !strcmp(v, owner);
 	}
 	if (env.cap)

@@ -27,6 +27,11 @@ int rc_local_write_atomic(const char *path, const char *data, size_t len);
 int rc_local_read_json(json_t **out, const char *path);
 /* Writes a JSON document atomically (pretty, sorted keys). */
 int rc_local_write_json(const char *path, const json_t *doc);
+/* path as an absolute path (new string): relative to the working
+ * directory, the links of the part that exists resolved, "." and ".."
+ * taken away; the same string before and after the missing part is
+ * created. NULL with an error when the working directory is gone. */
+char *rc_local_abspath(const char *path);
 /* rm -rf; 0 when path is gone afterwards (or was never there). */
 int rc_local_rmtree(const char *path);
 /* The last lines of a file, redacted, as "\n    line" lines appended to
@@ -68,14 +73,20 @@ const char *rc_local_environ_get(const rc_buf *environ, const char *name);
 json_t *rc_local_proc_cmdline(pid_t pid);
 /* readlink /proc/PID/cwd, or NULL. */
 char *rc_local_proc_cwd(pid_t pid);
-/* Every live process whose RECONCILE_OWNER starts with prefix and goes on
- * with "<service>/<replica>", and that leads its session (as every replica
- * started by the driver does). Appends to out. */
-void rc_local_scan(const char *prefix, rc_local_procs *out);
-/* Whether pid is alive, started at starttime and carries
- * RECONCILE_OWNER=owner. */
+/* The ownership mark in a NUL-separated environ block: the value of
+ * RECONCILE_OWNER when RECONCILE_STATE is state, else NULL (borrowed). A
+ * process started for another state directory, or by a reconcile that did
+ * not scope its mark yet, is not ours. */
+const char *rc_local_mark(const rc_buf *environ, const char *state);
+/* Every live process marked for state_dir whose RECONCILE_OWNER starts with
+ * prefix and goes on with "<service>/<replica>", and that leads its
+ * session (as every replica started by the driver does). Appends to out. */
+void rc_local_scan(const char *state_dir, const char *prefix,
+		   rc_local_procs *out);
+/* Whether pid is alive, started at starttime and carries the mark owner
+ * for state. */
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
-			  const char *owner);
+			  const char *state, const char *owner);
 /* Reaps pid if it is our child and has exited: 1 with *status set, else
  * 0. */
 int rc_local_reap(pid_t pid, int *status);

@@ -375,18 +375,27 @@ static void record_pids(fixture *f, const char *name, pid_t *pids, int n)
 	rc_buf_release(&p);
 }
 
-static size_t owned_processes(fixture *f)
+/* The processes the driver sees as its own with this state directory. */
+static size_t owned_processes_in(fixture *f, const char *state)
 {
 	rc_local_procs l = {0};
 	rc_buf prefix = RC_BUF_INIT;
+	char *abs = rc_local_abspath(state);
 	size_t n;
 
+	assert_non_null(abs);
 	rc_buf_printf(&prefix, "%s/dev/", f->project);
-	rc_local_scan(prefix.ptr, &l);
+	rc_local_scan(abs, prefix.ptr, &l);
 	n = l.n;
 	rc_local_procs_release(&l);
 	rc_buf_release(&prefix);
+	free(abs);
 	return n;
+}
+
+static size_t owned_processes(fixture *f)
+{
+	return owned_processes_in(f, f->state);
 }
 
 static char *proc_env_var(pid_t pid, const char *name)
@@ -881,21 +890,24 @@ static void hooks_run_locally_with_a_timeout(void **state)
  * have left it: marked, but in no record. */
 static pid_t start_by_hand(fixture *f, int replica, int port_number)
 {
-	char port[32], owner[256], pathv[4096];
-	char *envp[6];
+	char port[32], owner[256], pathv[4096], statev[PATH_MAX + 32];
+	char *envp[6], *abs = rc_local_abspath(f->state);
 	const char *path = getenv("PATH");
 	pid_t pid;
 
 	snprintf(port, sizeof(port), "PORT=%d", port_number);
 	snprintf(owner, sizeof(owner), "RECONCILE_OWNER=%s/dev/web/%d",
 		 f->project, replica);
+	snprintf(statev, sizeof(statev), "RECONCILE_STATE=%s", abs);
+	free(abs);
 	snprintf(pathv, sizeof(pathv), "PATH=%s",
 		 path ? path : "/usr/bin:/bin");
 	envp[0] = port;
 	envp[1] = owner;
-	envp[2] = pathv;
-	envp[3] = (char *)(uintptr_t) "GREETING=hello";
-	envp[4] = NULL;
+	envp[2] = statev;
+	envp[3] = pathv;
+	envp[4] = (char *)(uintptr_t) "GREETING=hello";
+	envp[5] = NULL;
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
