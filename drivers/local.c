@@ -751,7 +751,7 @@ static json_t *observe_service(const rc_driver *d, const char *name,
 	json_t *record = read_record(d, name), *body;
 
 	if (!scan) {
-		rc_local_scan(d->state, d->owner_prefix, &own);
+		rc_local_scan(d->state, d->owner_prefix, &own, NULL);
 		scan = &own;
 	}
 	collect_live(d, name, record, scan, &live);
@@ -776,12 +776,20 @@ static void add_actual(const rc_driver *d, rc_resource_set *out,
 static int local_observe(rc_driver *d, const rc_resource_set *desired,
 			 rc_resource_set *out)
 {
-	rc_local_procs scan = {0};
+	rc_local_procs scan = {0}, earlier = {0};
 	rc_argv names = {0}, addons = {0};
 	char *dir;
 	size_t i;
 
-	rc_local_scan(d->state, d->owner_prefix, &scan);
+	rc_local_scan(d->state, d->owner_prefix, &scan, &earlier);
+	/* not ours any more, and not to be left running unnoticed */
+	for (i = 0; i < earlier.n; i++)
+		RC_WARN("local: process %ld, replica %d of service '%s', was "
+			"started by an earlier reconcile (its mark has no %s): "
+			"it is not managed any more; stop it (kill %ld)",
+			(long)earlier.items[i].pid, earlier.items[i].replica,
+			earlier.items[i].service, RC_LOCAL_STATE_VAR,
+			(long)earlier.items[i].pid);
 	dir = rc_local_path(d, "services");
 	list_dir(dir, ".json", &names);
 	free(dir);
@@ -807,6 +815,7 @@ static int local_observe(rc_driver *d, const rc_resource_set *desired,
 	free_names(&names);
 	free_names(&addons);
 	rc_local_procs_release(&scan);
+	rc_local_procs_release(&earlier);
 	return 0;
 }
 
@@ -990,6 +999,70 @@ done:
 	return rc;
 }
 
+int rc_local_port_check(const rc_driver *d, const char *kind,
+			const char *name, int port)
+{
+	long long until = rc_local_now_ms() + RC_LOCAL_STOP_GRACE_MS;
+	rc_buf env = RC_BUF_INIT_MAX(8 << 20), msg = RC_BUF_INIT_MAX(4096);
+	const char *owner, *state;
+	rc_local_listener l;
+	int rc;
+
+	for (;;) {
+		/* free, or /proc/net unreadable: starting will tell */
+		if (rc_local_listener_find(port, &l) <= 0) {
+			rc_buf_release(&env);
+			return 0;
+		}
+		rc_buf_clear(&env);
+		owner = state = NULL;
+		if (l.pid > 0 &&
+		    rc_local_proc_read(l.pid, "environ", &env) == 0) {
+			owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+			state = rc_local_environ_get(&env, RC_LOCAL_STATE_VAR);
+		}
+		/* one of this environment's own processes that is stopping
+		 * (an update's old replica, what it started) lets go soon */
+		if (!owner || !state || strcmp(state, d->state) ||
+		    strncmp(owner, d->owner_prefix, strlen(d->owner_prefix)) ||
+		    rc_local_now_ms() >= until)
+			break;
+		rc_local_listener_release(&l);
+		rc_local_sleep_ms(100);
+	}
+	rc_buf_printf(&msg, "%s '%s': port %d is in use by ", kind, name, port);
+	if (l.pid > 0)
+		rc_buf_printf(&msg, "%s (pid %ld: %s)",
+			      l.comm ? l.comm : "a process", (long)l.pid,
+			      l.cmdline ? l.cmdline : "?");
+	else
+		rc_buf_printf(&msg,
+			      "a process of uid %lu that reconcile cannot see",
+			      (unsigned long)l.uid);
+	if (owner && state && !strcmp(state, d->state))
+		rc_buf_printf(&msg, ", which this environment runs as %s",
+			      owner);
+	else if (owner && state)
+		rc_buf_printf(&msg,
+			      ", started by reconcile as %s for the state "
+			      "directory '%s'",
+			      owner, state);
+	else if (owner)
+		rc_buf_printf(&msg,
+			      ", started as %s by an earlier reconcile, "
+			      "which marked it without its state directory",
+			      owner);
+	rc_buf_puts(&msg, "; stop it or choose another port");
+	rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_OS, "%s", msg.ptr);
+	rc_local_listener_release(&l);
+	/* environ blocks may hold secret values: do not leave them around */
+	if (env.cap)
+		explicit_bzero(env.ptr, env.cap);
+	rc_buf_release(&env);
+	rc_buf_release(&msg);
+	return rc;
+}
+
 static int stop_procs(rc_local_procs *l, const bool *which)
 {
 	pid_t *pids = rc_calloc(l->n + 1, sizeof(pid_t));
@@ -1042,10 +1115,10 @@ static int apply_service(rc_driver *d, const rc_action *a, json_t **result)
 	const json_t *desired = a->desired;
 	char *path = NULL;
 	bool *stop = NULL, *have = NULL;
-	int n, rc = 0;
+	int n, port, rc = 0;
 	size_t i;
 
-	rc_local_scan(d->state, d->owner_prefix, &scan);
+	rc_local_scan(d->state, d->owner_prefix, &scan, NULL);
 	collect_live(d, a->name, record, &scan, &live);
 	if (a->op == RC_OP_DELETE) {
 		rc = stop_procs(&live, NULL);
@@ -1093,6 +1166,13 @@ static int apply_service(rc_driver *d, const rc_action *a, json_t **result)
 		if (!stop[i] || rc_local_proc_alive(live.items[i].pid,
 						    live.items[i].starttime))
 			rc_local_procs_add(&kept, &live.items[i]);
+	/* a port someone else holds: say who, rather than start a replica
+	 * that cannot listen and wait for its health checks to give up */
+	port = (int)json_integer_value(json_object_get(desired, "port"));
+	for (int r = 0; port && r < n && rc == 0; r++)
+		if (!have[r])
+			rc = rc_local_port_check(d, "service", a->name,
+						 port + r);
 	if (rc < 0) {
 		write_record(d, a->name, tbody, &kept);
 		goto done;

@@ -45,6 +45,16 @@ char *rc_local_path(const rc_driver *d, const char *fmt, ...) RC_PRINTF(2, 3);
 /* Opens <root>/logs/<file> for appending (creating logs/). */
 int rc_local_open_log(const rc_driver *d, const char *file, int *fd);
 
+/* --- ports ------------------------------------------------------------ */
+
+/* 0 when nothing else listens on port, so that the service or add-on
+ * (kind and name, for the message) can; else RC_ECONFLICT with the port,
+ * the program holding it and whose it is, from /proc. A process of this
+ * environment (marked for this state directory) gets the stop grace to let
+ * go first: it is one being stopped. */
+int rc_local_port_check(const rc_driver *d, const char *kind,
+			const char *name, int port);
+
 /* --- PostgreSQL add-on (local_pg.c) ------------------------------------ */
 
 /* The observed body of an add-on, or NULL when it is not running. */

@@ -721,7 +721,9 @@ static int pg_ensure(rc_driver *d, const char *name, const json_t *desired)
 		if (rc < 0)
 			goto done;
 	}
-	rc = pg_start(d, name, bindir, cluster, port, &u, logfd);
+	rc = rc_local_port_check(d, "add-on", name, port);
+	if (rc == 0)
+		rc = pg_start(d, name, bindir, cluster, port, &u, logfd);
 	if (rc < 0)
 		goto done;
 	rc = write_addon_record(d, name, desired, cluster);

@@ -80,9 +80,11 @@ char *rc_local_proc_cwd(pid_t pid);
 const char *rc_local_mark(const rc_buf *environ, const char *state);
 /* Every live process marked for state_dir whose RECONCILE_OWNER starts with
  * prefix and goes on with "<service>/<replica>", and that leads its
- * session (as every replica started by the driver does). Appends to out. */
+ * session (as every replica started by the driver does). Appends to out;
+ * and to unscoped, when it is given, those with such a RECONCILE_OWNER but
+ * no RECONCILE_STATE at all (started by an earlier reconcile). */
 void rc_local_scan(const char *state_dir, const char *prefix,
-		   rc_local_procs *out);
+		   rc_local_procs *out, rc_local_procs *unscoped);
 /* Whether pid is alive, started at starttime and carries the mark owner
  * for state. */
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
@@ -90,6 +92,26 @@ bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
 /* Reaps pid if it is our child and has exited: 1 with *status set, else
  * 0. */
 int rc_local_reap(pid_t pid, int *status);
+
+/* --- listening ports (local_proc.c) ------------------------------------ */
+
+/* What listens on a TCP port of this machine. */
+typedef struct {
+	int port;
+	uid_t uid;     /* the socket's owner */
+	pid_t pid;     /* a process holding the socket; -1 when none can be
+			  seen (another user's, without privileges) */
+	char *comm;    /* its name (/proc/PID/comm), or NULL */
+	char *cmdline; /* its arguments joined by spaces, cut at 200 bytes,
+			  or NULL */
+} rc_local_listener;
+
+/* Whether a socket listens on port, on any address, IPv4 or IPv6
+ * (/proc/net/tcp and tcp6: the socket's inode, then the process whose
+ * /proc/PID/fd holds "socket:[inode]"): 1 with *out filled in (release
+ * it), 0 when none does, -1 when /proc/net cannot be read. */
+int rc_local_listener_find(int port, rc_local_listener *out);
+void rc_local_listener_release(rc_local_listener *l);
 
 /* --- starting and stopping (local_proc.c) ------------------------------ */
 
