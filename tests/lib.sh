@@ -27,7 +27,7 @@ hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:$SHOW}" ;; *) ok
 # $RECONCILE_STATE_DIR): what the local driver sees as its own there.
 owned_by() {
 	local state nl=$'\n' e env
-	state=$(realpath -m "${2:-$RECONCILE_STATE_DIR}")
+	state=$(realpath -m "${2:-${RECONCILE_STATE_DIR:?owned_by: no state directory}}")
 	for e in /proc/[0-9]*/environ; do
 		env=$nl$({ tr '\0' '\n' <"$e"; } 2>/dev/null)$nl
 		[[ $env == *"${nl}RECONCILE_OWNER=$1"* && $env == *"${nl}RECONCILE_STATE=$state$nl"* ]] && basename "$(dirname "$e")"
