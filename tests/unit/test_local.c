@@ -924,13 +924,21 @@ static pid_t start_by_hand(fixture *f, int replica, int port_number,
 	return pid;
 }
 
-static void adoption_never_starts_a_replica_twice(void **state)
+/* start_by_hand on the service's port, once it answers there. */
+static pid_t start_by_hand_listening(fixture *f, bool unscoped)
 {
-	fixture *f = *state;
-	json_t *want, *got;
-	pid_t pid, recorded[1];
 	rc_buf err = RC_BUF_INIT;
+	pid_t pid = start_by_hand(f, 0, f->port, unscoped);
 
+	for (int i = 0; i < 100 && rc_local_check_tcp(f->port, 200, &err); i++)
+		rc_local_sleep_ms(50);
+	rc_buf_release(&err);
+	return pid;
+}
+
+/* One replica of server.py on f->port. */
+static void web_one(fixture *f)
+{
 	load(f,
 	     "    services:\n"
 	     "      web:\n"
@@ -939,10 +947,17 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	     "        env: { GREETING: hello }\n"
 	     "        health: { http: /health, interval: 1s, retries: 5 }\n",
 	     f->port);
+}
+
+static void adoption_never_starts_a_replica_twice(void **state)
+{
+	fixture *f = *state;
+	json_t *want, *got;
+	pid_t pid, recorded[1];
+
+	web_one(f);
 	want = expand_body(f, "service", "web");
-	pid = start_by_hand(f, 0, f->port, false);
-	for (int i = 0; i < 100 && rc_local_check_tcp(f->port, 200, &err); i++)
-		rc_local_sleep_ms(50);
+	pid = start_by_hand_listening(f, false);
 
 	/* observe adopts it: the service exists, with its replica */
 	got = observe_body(f, "service", "web");
@@ -984,7 +999,6 @@ static void adoption_never_starts_a_replica_twice(void **state)
 			 0);
 	json_decref(got);
 	json_decref(want);
-	rc_buf_release(&err);
 }
 
 /* A socket listening on 127.0.0.1:port (family AF_INET) or [::1]:port
@@ -1198,24 +1212,16 @@ static void paths_are_made_absolute(void **state)
 static void an_earlier_mark_is_reported(void **state)
 {
 	fixture *f = *state;
-	rc_buf err = RC_BUF_INIT, want_msg = RC_BUF_INIT;
+	rc_buf want_msg = RC_BUF_INIT;
 	char *logged = NULL;
 	size_t loglen = 0;
 	FILE *log = open_memstream(&logged, &loglen);
 	json_t *want;
 	pid_t pid;
 
-	load(f,
-	     "    services:\n"
-	     "      web:\n"
-	     "        command: [python3, server.py]\n"
-	     "        port: %d\n"
-	     "        env: { GREETING: hello }\n",
-	     f->port);
+	web_one(f);
 	want = expand_body(f, "service", "web");
-	pid = start_by_hand(f, 0, f->port, true);
-	for (int i = 0; i < 100 && rc_local_check_tcp(f->port, 200, &err); i++)
-		rc_local_sleep_ms(50);
+	pid = start_by_hand_listening(f, true);
 	rc_log_set_stream(log);
 	assert_null(observe_body(f, "service", "web"));
 	rc_log_set_stream(NULL);
@@ -1233,7 +1239,6 @@ static void an_earlier_mark_is_reported(void **state)
 	waitpid(pid, NULL, 0);
 	free(logged);
 	json_decref(want);
-	rc_buf_release(&err);
 	rc_buf_release(&want_msg);
 }
 
