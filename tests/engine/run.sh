@@ -18,12 +18,15 @@ export E2E_TOKEN=hunter2-e2e-token
 RANDOM=$seed
 echo "seed $seed (RECONCILE_CRASH_SEED=$seed repeats this run)"
 
-owned_pids() { owned_by "e2e${1:-}/"; } # our processes (of $1: /ENV/SERVICE)
+# a project of this run's own: a run of an older reconcile on this machine
+# (whose mark has no state directory) must not take its processes
+project=e2e$$
+owned_pids() { owned_by "$project${1:-}/"; } # our processes (of $1: /ENV/SERVICE)
 cleanup() {
 	"$rc_bin" destroy "$work/cfg" --auto-approve >/dev/null 2>&1
 	for s in "$RECONCILE_STATE_DIR" "$work/twin-1" "$work/twin-2"; do
 		"$rc_bin" destroy "$work/twin" --state-dir "$s" --auto-approve >/dev/null 2>&1
-		for p in $(owned_by e2e/ "$s"); do kill -9 "$p" 2>/dev/null; done
+		for p in $(owned_by "$project/" "$s"); do kill -9 "$p" 2>/dev/null; done
 	done
 	rm -rf "$work"
 }
@@ -35,7 +38,7 @@ write_config() { # replicas greeting [hook]
 	cp "$here/server.py" "$work/cfg/"
 	cat >"$work/cfg/reconcile.yaml" <<YAML
 version: 1
-project: e2e
+project: $project
 environments:
   dev:
     target: { driver: local }
@@ -138,14 +141,14 @@ run 0 "destroy" "$rc_bin" destroy "$work/cfg" --auto-approve
 mkdir -p "$work/twin"
 cat >"$work/twin/reconcile.yaml" <<YAML
 version: 1
-project: e2e
+project: $project
 environments:
   dev:
     target: { driver: local }
     services:
       sleeper: { command: [sleep, "600"] }
 YAML
-twin() { owned_by e2e/dev/sleeper/ "$work/twin-$1" | wc -l; }
+twin() { owned_by "$project/dev/sleeper/" "$work/twin-$1" | wc -l; }
 run 0 "apply with a first state directory" "$rc_bin" apply "$work/twin" --state-dir "$work/twin-1" --auto-approve
 run 2 "a second state directory sees nothing of it" "$rc_bin" plan "$work/twin" --state-dir "$work/twin-2" && has "and plans a create" "$out" "+ service sleeper"
 run 0 "apply with the second state directory" "$rc_bin" apply "$work/twin" --state-dir "$work/twin-2" --auto-approve
