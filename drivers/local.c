@@ -11,11 +11,14 @@
  *   addons/<name>/        the add-on's record and (usually) its cluster
  *
  * Every process started for a service carries
- * RECONCILE_OWNER=<project>/<env>/<service>/<replica> in its environment:
- * that mark, checked in /proc/PID/environ together with the start time of
- * the pid, is what makes a process ours. A run killed between fork and
- * record write leaves a marked process without a record; observe() finds
- * it by scanning /proc and adopts it, so it is never started twice.
+ * RECONCILE_OWNER=<project>/<env>/<service>/<replica> and
+ * RECONCILE_STATE=<the state directory, absolute> in its environment: that
+ * mark, checked in /proc/PID/environ together with the start time of the
+ * pid, is what makes a process ours. Two state directories (two copies of
+ * a repository, two test runs) never see each other's processes. A run
+ * killed between fork and record write leaves a marked process without a
+ * record; observe() finds it by scanning /proc and adopts it, so it is
+ * never started twice.
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
@@ -53,6 +56,7 @@ static void local_close(rc_driver *d)
 	free(d->project);
 	free(d->env_name);
 	free(d->config_dir);
+	free(d->state);
 	free(d->root);
 	free(d->run_id);
 	free(d->owner_prefix);
@@ -62,13 +66,12 @@ static void local_close(rc_driver *d)
 static int local_open(rc_driver **out, const rc_env *env,
 		      const rc_driver_ctx *ctx)
 {
-	char real[PATH_MAX], cwd[PATH_MAX], sreal[PATH_MAX];
+	char real[PATH_MAX];
 	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
-	const char *state = ctx->state_dir;
 	rc_driver *d;
 
 	*out = NULL;
-	if (!ctx->config_dir || !state)
+	if (!ctx->config_dir || !ctx->state_dir)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_INTERNAL,
 				    "the local driver needs a configuration "
 				    "and a state directory");
@@ -76,23 +79,22 @@ static int local_open(rc_driver **out, const rc_env *env,
 		return rc_error_set_os("cannot resolve the configuration "
 				       "directory '%s'",
 				       ctx->config_dir);
-	/* absolute, so that a process's directory or a record never depends
-	 * on where reconcile was started */
-	if (realpath(state, sreal))
-		state = sreal;
-	while (state[0] == '.' && state[1] == '/')
-		state += 2;
-	if (state[0] != '/' && !getcwd(cwd, sizeof(cwd)))
-		return rc_error_set_os("cannot resolve the state directory");
 	d = rc_calloc(1, sizeof(*d));
+	/* absolute, so that a process's directory, a record or the mark
+	 * never depends on where reconcile was started, nor on whether the
+	 * state directory exists yet */
+	d->state = rc_local_abspath(ctx->state_dir);
+	if (!d->state) {
+		free(d);
+		rc_error_prefix("the state directory");
+		return RC_ERROR;
+	}
 	d->env = env;
 	d->project = rc_strdup(ctx->project);
 	d->env_name = rc_strdup(env->name);
 	d->config_dir = rc_strdup(real);
 	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
-	if (state[0] != '/')
-		rc_buf_printf(&b, "%s/", cwd);
-	rc_buf_printf(&b, "%s/local/%s", state, env->name);
+	rc_buf_printf(&b, "%s/local/%s", d->state, env->name);
 	if (b.toobig) {
 		local_close(d);
 		rc_buf_release(&b);
@@ -108,12 +110,16 @@ static int local_open(rc_driver **out, const rc_env *env,
 
 /* ---------------------------------------------------------------- expand */
 
+/* FNV-1a of "<state>/<project>/<env>/<addon>": stable without any record,
+ * and another state directory (another copy of the repository) gets
+ * another port. */
 static int addon_port(const rc_driver *d, const char *addon)
 {
-	rc_buf key = RC_BUF_INIT_MAX(4096);
+	rc_buf key = RC_BUF_INIT_MAX(PATH_MAX * 2 + 4096);
 	uint32_t h = 2166136261u;
 
-	rc_buf_printf(&key, "%s/%s/%s", d->project, d->env_name, addon);
+	rc_buf_printf(&key, "%s/%s/%s/%s", d->state, d->project, d->env_name,
+		      addon);
 	for (size_t i = 0; i < key.len; i++) {
 		h ^= (unsigned char)key.ptr[i];
 		h *= 16777619u;
@@ -233,6 +239,10 @@ static int shared_env(const rc_driver *d, const rc_env *env, json_t **out)
 	return 0;
 }
 
+/* The variables of the ownership mark. */
+static const char *const mark_vars[] = {RC_LOCAL_OWNER_VAR,
+					RC_LOCAL_STATE_VAR};
+
 static int service_body(const rc_driver *d, const rc_service *s,
 			const json_t *shared, json_t **out)
 {
@@ -253,13 +263,15 @@ static int service_body(const rc_driver *d, const rc_service *s,
 	for (size_t i = 0; i < s->env.n; i++)
 		json_object_set_new(env, s->env.items[i].key,
 				    json_string(s->env.items[i].value));
-	if (json_object_get(env, RC_LOCAL_OWNER_VAR)) {
+	for (size_t i = 0; i < RC_ARRAY_SIZE(mark_vars); i++) {
+		if (!json_object_get(env, mark_vars[i]))
+			continue;
 		json_decref(b);
 		json_decref(env);
 		return rc_error_set_at(RC_EINVALID, s->loc,
 				       "service '%s': %s is set by the local "
 				       "driver and cannot be configured",
-				       s->name, RC_LOCAL_OWNER_VAR);
+				       s->name, mark_vars[i]);
 	}
 	/* with a port, the driver sets PORT for each replica itself */
 	port_var = rc_kvlist_get(&s->env, "PORT");
@@ -441,7 +453,7 @@ static void collect_live(const rc_driver *d, const char *name,
 		p.recorded = true;
 		owner = owner_of(d, name, p.replica);
 		if (p.pid > 0 &&
-		    rc_local_proc_verify(p.pid, p.starttime, owner))
+		    rc_local_proc_verify(p.pid, p.starttime, d->state, owner))
 			rc_local_procs_add(live, &p);
 		free(owner);
 	}
@@ -739,7 +751,7 @@ static json_t *observe_service(const rc_driver *d, const char *name,
 	json_t *record = read_record(d, name), *body;
 
 	if (!scan) {
-		rc_local_scan(d->owner_prefix, &own);
+		rc_local_scan(d->state, d->owner_prefix, &own, NULL);
 		scan = &own;
 	}
 	collect_live(d, name, record, scan, &live);
@@ -764,12 +776,20 @@ static void add_actual(const rc_driver *d, rc_resource_set *out,
 static int local_observe(rc_driver *d, const rc_resource_set *desired,
 			 rc_resource_set *out)
 {
-	rc_local_procs scan = {0};
+	rc_local_procs scan = {0}, earlier = {0};
 	rc_argv names = {0}, addons = {0};
 	char *dir;
 	size_t i;
 
-	rc_local_scan(d->owner_prefix, &scan);
+	rc_local_scan(d->state, d->owner_prefix, &scan, &earlier);
+	/* not ours any more, and not to be left running unnoticed */
+	for (i = 0; i < earlier.n; i++)
+		RC_WARN("local: process %ld, replica %d of service '%s', was "
+			"started by an earlier reconcile (its mark has no %s): "
+			"it is not managed any more; stop it (kill %ld)",
+			(long)earlier.items[i].pid, earlier.items[i].replica,
+			earlier.items[i].service, RC_LOCAL_STATE_VAR,
+			(long)earlier.items[i].pid);
 	dir = rc_local_path(d, "services");
 	list_dir(dir, ".json", &names);
 	free(dir);
@@ -795,6 +815,7 @@ static int local_observe(rc_driver *d, const rc_resource_set *desired,
 	free_names(&names);
 	free_names(&addons);
 	rc_local_procs_release(&scan);
+	rc_local_procs_release(&earlier);
 	return 0;
 }
 
@@ -858,6 +879,7 @@ static int replica_env(const rc_driver *d, const char *name, const json_t *body,
 		char *o = owner_of(d, name, replica);
 
 		rc_local_env_set(env, RC_LOCAL_OWNER_VAR, o);
+		rc_local_env_set(env, RC_LOCAL_STATE_VAR, d->state);
 		free(o);
 	}
 	return 0;
@@ -977,6 +999,70 @@ done:
 	return rc;
 }
 
+int rc_local_port_check(const rc_driver *d, const char *kind,
+			const char *name, int port)
+{
+	long long until = rc_local_now_ms() + RC_LOCAL_STOP_GRACE_MS;
+	rc_buf env = RC_BUF_INIT_MAX(8 << 20), msg = RC_BUF_INIT_MAX(4096);
+	const char *owner, *state;
+	rc_local_listener l;
+	int rc;
+
+	for (;;) {
+		/* free, or /proc/net unreadable: starting will tell */
+		if (rc_local_listener_find(port, &l) <= 0) {
+			rc_buf_release(&env);
+			return 0;
+		}
+		rc_buf_clear(&env);
+		owner = state = NULL;
+		if (l.pid > 0 &&
+		    rc_local_proc_read(l.pid, "environ", &env) == 0) {
+			owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+			state = rc_local_environ_get(&env, RC_LOCAL_STATE_VAR);
+		}
+		/* one of this environment's own processes that is stopping
+		 * (an update's old replica, what it started) lets go soon */
+		if (!owner || !state || strcmp(state, d->state) ||
+		    strncmp(owner, d->owner_prefix, strlen(d->owner_prefix)) ||
+		    rc_local_now_ms() >= until)
+			break;
+		rc_local_listener_release(&l);
+		rc_local_sleep_ms(100);
+	}
+	rc_buf_printf(&msg, "%s '%s': port %d is in use by ", kind, name, port);
+	if (l.pid > 0)
+		rc_buf_printf(&msg, "%s (pid %ld: %s)",
+			      l.comm ? l.comm : "a process", (long)l.pid,
+			      l.cmdline ? l.cmdline : "?");
+	else
+		rc_buf_printf(&msg,
+			      "a process of uid %lu that reconcile cannot see",
+			      (unsigned long)l.uid);
+	if (owner && state && !strcmp(state, d->state))
+		rc_buf_printf(&msg, ", which this environment runs as %s",
+			      owner);
+	else if (owner && state)
+		rc_buf_printf(&msg,
+			      ", started by reconcile as %s for the state "
+			      "directory '%s'",
+			      owner, state);
+	else if (owner)
+		rc_buf_printf(&msg,
+			      ", started as %s by an earlier reconcile, "
+			      "which marked it without its state directory",
+			      owner);
+	rc_buf_puts(&msg, "; stop it or choose another port");
+	rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_OS, "%s", msg.ptr);
+	rc_local_listener_release(&l);
+	/* environ blocks may hold secret values: do not leave them around */
+	if (env.cap)
+		explicit_bzero(env.ptr, env.cap);
+	rc_buf_release(&env);
+	rc_buf_release(&msg);
+	return rc;
+}
+
 static int stop_procs(rc_local_procs *l, const bool *which)
 {
 	pid_t *pids = rc_calloc(l->n + 1, sizeof(pid_t));
@@ -1029,10 +1115,10 @@ static int apply_service(rc_driver *d, const rc_action *a, json_t **result)
 	const json_t *desired = a->desired;
 	char *path = NULL;
 	bool *stop = NULL, *have = NULL;
-	int n, rc = 0;
+	int n, port, rc = 0;
 	size_t i;
 
-	rc_local_scan(d->owner_prefix, &scan);
+	rc_local_scan(d->state, d->owner_prefix, &scan, NULL);
 	collect_live(d, a->name, record, &scan, &live);
 	if (a->op == RC_OP_DELETE) {
 		rc = stop_procs(&live, NULL);
@@ -1080,6 +1166,13 @@ static int apply_service(rc_driver *d, const rc_action *a, json_t **result)
 		if (!stop[i] || rc_local_proc_alive(live.items[i].pid,
 						    live.items[i].starttime))
 			rc_local_procs_add(&kept, &live.items[i]);
+	/* a port someone else holds: say who, rather than start a replica
+	 * that cannot listen and wait for its health checks to give up */
+	port = (int)json_integer_value(json_object_get(desired, "port"));
+	for (int r = 0; port && r < n && rc == 0; r++)
+		if (!have[r])
+			rc = rc_local_port_check(d, "service", a->name,
+						 port + r);
 	if (rc < 0) {
 		write_record(d, a->name, tbody, &kept);
 		goto done;
@@ -1353,7 +1446,7 @@ static void service_procs(const rc_driver *d, const char *name,
 {
 	rc_local_procs all = {0};
 
-	rc_local_scan_all(d->owner_prefix, &all);
+	rc_local_scan_all(d->state, d->owner_prefix, &all);
 	for (size_t i = 0; i < all.n; i++)
 		if (!strcmp(all.items[i].service, name))
 			rc_local_procs_add(out, &all.items[i]);
@@ -1507,7 +1600,8 @@ static int local_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		if (json_is_string(v))
 			rc_local_env_set(&env, k, json_string_value(v));
 	/* a hook is not a replica, whatever it inherited */
-	rc_local_env_unset(&env, RC_LOCAL_OWNER_VAR);
+	for (size_t i = 0; i < RC_ARRAY_SIZE(mark_vars); i++)
+		rc_local_env_unset(&env, mark_vars[i]);
 	argv = body_argv(run);
 	o.argv = argv;
 	o.env = &env;

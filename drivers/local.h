@@ -16,8 +16,10 @@
 #include "drivers/proc.h"
 #include "reconciler/base/buf.h"
 
-/* The name of the variable every process we start carries. */
+/* The ownership mark every process we start carries: what it is
+ * (<project>/<env>/<service>/<replica>) and for which state directory. */
 #define RC_LOCAL_OWNER_VAR "RECONCILE_OWNER"
+#define RC_LOCAL_STATE_VAR "RECONCILE_STATE"
 /* How long a stopped process gets between SIGTERM and SIGKILL. */
 #define RC_LOCAL_STOP_GRACE_MS 10000L
 /* How much of a log file an error message quotes. */
@@ -29,6 +31,7 @@ struct rc_driver {
 	char *project;
 	char *env_name;
 	char *config_dir;   /* absolute */
+	char *state;	    /* <state>, absolute: the scope of the mark */
 	char *root;	    /* <state>/local/<env>, absolute */
 	char *run_id;	    /* or NULL */
 	char *owner_prefix; /* "<project>/<env>/" */
@@ -41,6 +44,16 @@ char *rc_local_path(const rc_driver *d, const char *fmt, ...) RC_PRINTF(2, 3);
 
 /* Opens <root>/logs/<file> for appending (creating logs/). */
 int rc_local_open_log(const rc_driver *d, const char *file, int *fd);
+
+/* --- ports ------------------------------------------------------------ */
+
+/* 0 when nothing else listens on port, so that the service or add-on
+ * (kind and name, for the message) can; else RC_ECONFLICT with the port,
+ * the program holding it and whose it is, from /proc. A process of this
+ * environment (marked for this state directory) gets the stop grace to let
+ * go first: it is one being stopped. */
+int rc_local_port_check(const rc_driver *d, const char *kind,
+			const char *name, int port);
 
 /* --- PostgreSQL add-on (local_pg.c) ------------------------------------ */
 

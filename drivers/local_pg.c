@@ -397,6 +397,7 @@ static void pg_env(const rc_driver *d, const char *name, rc_local_env *env)
 	/* "addon:<name>" has no replica: never taken for a service */
 	rc_buf_printf(&owner, "%saddon:%s", d->owner_prefix, name);
 	rc_local_env_set(env, RC_LOCAL_OWNER_VAR, owner.ptr);
+	rc_local_env_set(env, RC_LOCAL_STATE_VAR, d->state);
 	rc_buf_release(&owner);
 }
 
@@ -419,6 +420,7 @@ static int pg_initdb(const rc_driver *d, const char *name, const char *bindir,
 		goto done;
 	pg_env(d, name, &env);
 	rc_local_env_unset(&env, RC_LOCAL_OWNER_VAR);
+	rc_local_env_unset(&env, RC_LOCAL_STATE_VAR);
 	o.argv = argv;
 	o.env = &env;
 	o.dir = cluster;
@@ -718,7 +720,9 @@ static int pg_ensure(rc_driver *d, const char *name, const json_t *desired)
 		if (rc < 0)
 			goto done;
 	}
-	rc = pg_start(d, name, bindir, cluster, port, &u, logfd);
+	rc = rc_local_port_check(d, "add-on", name, port);
+	if (rc == 0)
+		rc = pg_start(d, name, bindir, cluster, port, &u, logfd);
 	if (rc < 0)
 		goto done;
 	rc = write_addon_record(d, name, desired, cluster);

@@ -197,6 +197,69 @@ int rc_local_rmtree(const char *path)
 	return 0;
 }
 
+char *rc_local_abspath(const char *path)
+{
+	rc_buf full = RC_BUF_INIT_MAX(PATH_CAP);
+	rc_buf abs = RC_BUF_INIT_MAX(PATH_CAP);
+	char real[PATH_MAX], *cut, *res = NULL;
+	const char *p, *seg;
+
+	if (path[0] != '/') {
+		if (!getcwd(real, sizeof(real))) {
+			rc_error_set_os("cannot resolve '%s'", path);
+			goto done;
+		}
+		rc_buf_printf(&full, "%s/", real);
+	}
+	rc_buf_puts(&full, path);
+	if (full.toobig) {
+		rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
+			     "path too long: '%.64s...'", path);
+		goto done;
+	}
+	/* the longest leading part that can be resolved, its links
+	 * resolved; then the rest, without "." and with ".." taken away */
+	for (cut = full.ptr + full.len;;) {
+		char c = *cut;
+
+		*cut = '\0';
+		p = realpath(cut == full.ptr ? "/" : full.ptr, real);
+		*cut = c;
+		if (p || cut == full.ptr)
+			break;
+		while (cut > full.ptr && *--cut != '/')
+			;
+	}
+	if (!p)
+		snprintf(real, sizeof(real), "/");
+	rc_buf_puts(&abs, strcmp(real, "/") ? real : "");
+	for (p = cut; *p;) {
+		size_t n;
+
+		seg = *p == '/' ? p + 1 : p;
+		n = strcspn(seg, "/");
+		p = seg + n;
+		if (!n || (n == 1 && seg[0] == '.'))
+			continue;
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			char *slash = strrchr(abs.ptr, '/');
+
+			rc_buf_truncate(&abs,
+					slash ? (size_t)(slash - abs.ptr) : 0);
+			continue;
+		}
+		rc_buf_putc(&abs, '/');
+		rc_buf_put(&abs, seg, n);
+	}
+	if (!abs.len)
+		rc_buf_putc(&abs, '/');
+	res = rc_buf_detach(&abs);
+done:
+	rc_buf_release(&full);
+	rc_buf_release(&abs);
+	return res;
+}
+
 void rc_local_tail(rc_buf *out, const char *path)
 {
 	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
@@ -461,7 +524,17 @@ static bool parse_owner_rest(const char *rest, char **service, int *replica)
 	return true;
 }
 
-static void scan(const char *prefix, rc_local_procs *out, bool leaders)
+const char *rc_local_mark(const rc_buf *env, const char *state)
+{
+	const char *s = rc_local_environ_get(env, RC_LOCAL_STATE_VAR);
+
+	return s && !strcmp(s, state)
+		       ? rc_local_environ_get(env, RC_LOCAL_OWNER_VAR)
+		       : NULL;
+}
+
+static void scan(const char *state_dir, const char *prefix,
+		 rc_local_procs *out, rc_local_procs *unscoped, bool leaders)
 {
 	DIR *dir = opendir("/proc");
 	struct dirent *de;
@@ -473,6 +546,7 @@ static void scan(const char *prefix, rc_local_procs *out, bool leaders)
 		return;
 	while ((de = readdir(dir)) != NULL) {
 		rc_local_proc p = {0};
+		rc_local_procs *into = out;
 		const char *owner;
 		char *end, state = 0;
 		pid_t session = 0;
@@ -487,7 +561,12 @@ static void scan(const char *prefix, rc_local_procs *out, bool leaders)
 		if (rc_local_proc_read((pid_t)pid, "environ", &env) < 0 ||
 		    !env.len)
 			continue;
-		owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		owner = rc_local_mark(&env, state_dir);
+		if (!owner && unscoped &&
+		    !rc_local_environ_get(&env, RC_LOCAL_STATE_VAR)) {
+			owner = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+			into = unscoped;
+		}
 		if (!owner || strncmp(owner, prefix, plen))
 			continue;
 		if (!parse_owner_rest(owner + plen, &p.service, &p.replica))
@@ -501,7 +580,7 @@ static void scan(const char *prefix, rc_local_procs *out, bool leaders)
 		if (state == 'Z' || state == 'X')
 			rc_local_reap(p.pid, NULL);
 		else if (session == p.pid || !leaders)
-			rc_local_procs_add(out, &p);
+			rc_local_procs_add(into, &p);
 		free(p.service);
 	}
 	closedir(dir);
@@ -511,18 +590,20 @@ static void scan(const char *prefix, rc_local_procs *out, bool leaders)
 	rc_buf_release(&env);
 }
 
-void rc_local_scan(const char *prefix, rc_local_procs *out)
+void rc_local_scan(const char *state_dir, const char *prefix,
+		   rc_local_procs *out, rc_local_procs *unscoped)
 {
-	scan(prefix, out, true);
+	scan(state_dir, prefix, out, unscoped, true);
 }
 
-void rc_local_scan_all(const char *prefix, rc_local_procs *out)
+void rc_local_scan_all(const char *state_dir, const char *prefix,
+		       rc_local_procs *out)
 {
-	scan(prefix, out, false);
+	scan(state_dir, prefix, out, NULL, false);
 }
 
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
-			  const char *owner)
+			  const char *state, const char *owner)
 {
 	rc_buf env = RC_BUF_INIT_MAX(8 << 20);
 	const char *v;
@@ -531,7 +612,7 @@ bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
 	if (!rc_local_proc_alive(pid, starttime))
 		return false;
 	if (rc_local_proc_read(pid, "environ", &env) == 0) {
-		v = rc_local_environ_get(&env, RC_LOCAL_OWNER_VAR);
+		v = rc_local_mark(&env, state);
 		ok = v && !strcmp(v, owner);
 	}
 	if (env.cap)
@@ -539,6 +620,144 @@ bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
 	rc_buf_release(&env);
 	/* it may have died while we read */
 	return ok && rc_local_proc_alive(pid, starttime);
+}
+
+/* ------------------------------------------------------- listening ports */
+
+void rc_local_listener_release(rc_local_listener *l)
+{
+	free(l->comm);
+	free(l->cmdline);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Whether table (/proc/net/tcp or tcp6) has a socket listening on port:
+ * 1 with its inode and owner, 0 when none, -1 when it cannot be read. */
+static int listen_entry(const char *table, int port, unsigned long *inode,
+			uid_t *uid)
+{
+	FILE *f = fopen(table, "re");
+	char line[512];
+	int found = 0;
+
+	if (!f)
+		return -1;
+	/* "sl: local-address:port remote:port st tx:rx tr:when retrnsmt
+	 * uid timeout inode ...", addresses and ports in hexadecimal; the
+	 * first line is a header */
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned int lport, st;
+		unsigned long u, ino;
+
+		if (sscanf(line,
+			   " %*u: %*[0-9A-Fa-f]:%X %*[0-9A-Fa-f]:%*X %X "
+			   "%*X:%*X %*X:%*X %*X %lu %*d %lu",
+			   &lport, &st, &u, &ino) != 4)
+			continue;
+		if (st != 0x0A || (int)lport != port) /* 0A: TCP_LISTEN */
+			continue;
+		*inode = ino;
+		*uid = (uid_t)u;
+		found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The first process with an open file descriptor on the socket inode, or
+ * -1 when none can be seen (another user's processes, without
+ * privileges). */
+static pid_t socket_holder(unsigned long inode)
+{
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *de, *fe;
+	char want[64], link[64], path[320];
+	pid_t found = -1;
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (proc && found < 0 && (de = readdir(proc)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+		if (!(fds = opendir(path)))
+			continue;
+		while (found < 0 && (fe = readdir(fds)) != NULL) {
+			ssize_t n;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid,
+				 fe->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (!strcmp(link, want))
+				found = (pid_t)pid;
+		}
+		closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
+/* /proc/PID/<file> as one printable line: NULs (between arguments) and
+ * control characters as spaces, cut at max bytes with "..." (new string),
+ * or NULL. */
+static char *proc_line(pid_t pid, const char *file, size_t max)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	char *res = NULL;
+
+	if (rc_local_proc_read(pid, file, &b) == 0) {
+		while (b.len && (b.ptr[b.len - 1] == '\0' ||
+				 b.ptr[b.len - 1] == '\n'))
+			rc_buf_truncate(&b, b.len - 1);
+		for (size_t i = 0; i < b.len; i++)
+			if ((unsigned char)b.ptr[i] < 0x20)
+				b.ptr[i] = ' ';
+		if (b.len > max) {
+			rc_buf_truncate(&b, max);
+			rc_buf_puts(&b, "...");
+		}
+		if (b.len)
+			res = rc_buf_detach(&b);
+	}
+	rc_buf_release(&b);
+	return res;
+}
+
+int rc_local_listener_find(int port, rc_local_listener *out)
+{
+	static const char *const tables[] = {"/proc/net/tcp",
+					     "/proc/net/tcp6"};
+	unsigned long inode = 0;
+	uid_t uid = 0;
+	int found = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->pid = -1;
+	for (size_t i = 0; i < RC_ARRAY_SIZE(tables) && found <= 0; i++) {
+		int r = listen_entry(tables[i], port, &inode, &uid);
+
+		/* without IPv6 there is no tcp6 table */
+		if (r >= 0 || found < 0)
+			found = r;
+	}
+	if (found <= 0)
+		return found;
+	out->port = port;
+	out->uid = uid;
+	out->pid = socket_holder(inode);
+	if (out->pid > 0) {
+		out->comm = proc_line(out->pid, "comm", 64);
+		out->cmdline = proc_line(out->pid, "cmdline", 200);
+	}
+	return 1;
 }
 
 /* ---------------------------------------------------------- environment */

@@ -27,6 +27,11 @@ int rc_local_write_atomic(const char *path, const char *data, size_t len);
 int rc_local_read_json(json_t **out, const char *path);
 /* Writes a JSON document atomically (pretty, sorted keys). */
 int rc_local_write_json(const char *path, const json_t *doc);
+/* path as an absolute path (new string): relative to the working
+ * directory, the links of the part that exists resolved, "." and ".."
+ * taken away; the same string before and after the missing part is
+ * created. NULL with an error when the working directory is gone. */
+char *rc_local_abspath(const char *path);
 /* rm -rf; 0 when path is gone afterwards (or was never there). */
 int rc_local_rmtree(const char *path);
 /* The last lines of a file, redacted, as "\n    line" lines appended to
@@ -68,20 +73,49 @@ const char *rc_local_environ_get(const rc_buf *environ, const char *name);
 json_t *rc_local_proc_cmdline(pid_t pid);
 /* readlink /proc/PID/cwd, or NULL. */
 char *rc_local_proc_cwd(pid_t pid);
-/* Every live process whose RECONCILE_OWNER starts with prefix and goes on
- * with "<service>/<replica>", and that leads its session (as every replica
- * started by the driver does). Appends to out. */
-void rc_local_scan(const char *prefix, rc_local_procs *out);
+/* The ownership mark in a NUL-separated environ block: the value of
+ * RECONCILE_OWNER when RECONCILE_STATE is state, else NULL (borrowed). A
+ * process started for another state directory, or by a reconcile that did
+ * not scope its mark yet, is not ours. */
+const char *rc_local_mark(const rc_buf *environ, const char *state);
+/* Every live process marked for state_dir whose RECONCILE_OWNER starts with
+ * prefix and goes on with "<service>/<replica>", and that leads its
+ * session (as every replica started by the driver does). Appends to out;
+ * and to unscoped, when it is given, those with such a RECONCILE_OWNER but
+ * no RECONCILE_STATE at all (started by an earlier reconcile). */
+void rc_local_scan(const char *state_dir, const char *prefix,
+		   rc_local_procs *out, rc_local_procs *unscoped);
 /* The same, and what those processes started (which inherits the mark):
- * every live process with the mark, session leader or not. */
-void rc_local_scan_all(const char *prefix, rc_local_procs *out);
-/* Whether pid is alive, started at starttime and carries
- * RECONCILE_OWNER=owner. */
+ * every live process with the mark for state_dir, session leader or not. */
+void rc_local_scan_all(const char *state_dir, const char *prefix,
+		       rc_local_procs *out);
+/* Whether pid is alive, started at starttime and carries the mark owner
+ * for state. */
 bool rc_local_proc_verify(pid_t pid, unsigned long long starttime,
-			  const char *owner);
+			  const char *state, const char *owner);
 /* Reaps pid if it is our child and has exited: 1 with *status set, else
  * 0. */
 int rc_local_reap(pid_t pid, int *status);
+
+/* --- listening ports (local_proc.c) ------------------------------------ */
+
+/* What listens on a TCP port of this machine. */
+typedef struct {
+	int port;
+	uid_t uid;     /* the socket's owner */
+	pid_t pid;     /* a process holding the socket; -1 when none can be
+			  seen (another user's, without privileges) */
+	char *comm;    /* its name (/proc/PID/comm), or NULL */
+	char *cmdline; /* its arguments joined by spaces, cut at 200 bytes,
+			  or NULL */
+} rc_local_listener;
+
+/* Whether a socket listens on port, on any address, IPv4 or IPv6
+ * (/proc/net/tcp and tcp6: the socket's inode, then the process whose
+ * /proc/PID/fd holds "socket:[inode]"): 1 with *out filled in (release
+ * it), 0 when none does, -1 when /proc/net cannot be read. */
+int rc_local_listener_find(int port, rc_local_listener *out);
+void rc_local_listener_release(rc_local_listener *l);
 
 /* --- starting and stopping (local_proc.c) ------------------------------ */
 

@@ -22,10 +22,15 @@ run() {
 }
 has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1" "missing: $3" "${2:0:$SHOW}" ;; esac }
 hasnt() { case "$2" in *"$3"*) bad "$1" "unexpected: $3" "${2:0:$SHOW}" ;; *) ok "$1" ;; esac }
-# The pids of live processes whose RECONCILE_OWNER starts with $1.
+# The pids of live processes whose RECONCILE_OWNER starts with $1 and whose
+# RECONCILE_STATE is the state directory $2 (by default
+# $RECONCILE_STATE_DIR): what the local driver sees as its own there.
 owned_by() {
+	local state nl=$'\n' e env
+	state=$(realpath -m "${2:-${RECONCILE_STATE_DIR:?owned_by: no state directory}}")
 	for e in /proc/[0-9]*/environ; do
-		{ tr '\0' '\n' <"$e"; } 2>/dev/null | grep -q "^RECONCILE_OWNER=$1" && basename "$(dirname "$e")"
+		env=$nl$({ tr '\0' '\n' <"$e"; } 2>/dev/null)$nl
+		[[ $env == *"${nl}RECONCILE_OWNER=$1"* && $env == *"${nl}RECONCILE_STATE=$state$nl"* ]] && basename "$(dirname "$e")"
 	done
 }
 finish() {

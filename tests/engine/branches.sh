@@ -15,7 +15,8 @@ export RECONCILE_STATE_DIR=$work/state XDG_CACHE_HOME=$work/cache
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
 repo=$work/repo
 
-owned() { owned_by "e2eb/$1/"; } # the processes of environment $1
+project=e2eb$$ # this run's own (see engine/run.sh)
+owned() { owned_by "$project/$1/"; } # the processes of environment $1
 cleanup() {
 	"$rc_bin" destroy "$repo" --auto-approve >/dev/null 2>&1
 	for env in prod rev-pr-1 rev-pr-2; do for p in $(owned $env); do kill -9 "$p" 2>/dev/null; done; done
@@ -32,7 +33,7 @@ expect_count() { # NAME ENV N
 write_config() { # prod-replicas review-prune
 	cat >"$repo/reconcile.yaml" <<YAML
 version: 1
-project: e2eb
+project: $project
 environments:
   prod:
     target: { driver: local }

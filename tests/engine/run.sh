@@ -19,10 +19,16 @@ export E2E_TOKEN=hunter2-e2e-token
 RANDOM=$seed
 echo "seed $seed (RECONCILE_CRASH_SEED=$seed repeats this run)"
 
-owned_pids() { owned_by "e2e${1:-}/"; } # our processes (of $1: /ENV/SERVICE)
+# a project of this run's own: a run of an older reconcile on this machine
+# (whose mark has no state directory) must not take its processes
+project=e2e$$
+owned_pids() { owned_by "$project${1:-}/"; } # our processes (of $1: /ENV/SERVICE)
 cleanup() {
 	"$rc_bin" destroy "$work/cfg" --auto-approve >/dev/null 2>&1
-	for p in $(owned_pids); do kill -9 "$p" 2>/dev/null; done
+	for s in "$RECONCILE_STATE_DIR" "$work/twin-1" "$work/twin-2"; do
+		"$rc_bin" destroy "$work/twin" --state-dir "$s" --auto-approve >/dev/null 2>&1
+		for p in $(owned_by "$project/" "$s"); do kill -9 "$p" 2>/dev/null; done
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,7 +39,7 @@ write_config() { # replicas greeting [hook]
 	cp "$here/server.py" "$work/cfg/"
 	cat >"$work/cfg/reconcile.yaml" <<YAML
 version: 1
-project: e2e
+project: $project
 environments:
   dev:
     target: { driver: local }
@@ -141,6 +147,30 @@ run 0 "destroy" "$rc_bin" destroy "$work/cfg" --auto-approve
 [ -z "$(owned_pids)" ] && ok "destroy leaves no process" || bad "destroy leaves no process" "$(owned_pids)"
 has "the child that outlived its replica is named" "$out" "service 'stubborn' is deleted but process"
 has "it gets SIGKILL after the grace period" "$out" "did not stop within 10s: killing it"
+
+# --- one configuration, two state directories (two copies of a repository,
+# two runs of this test): neither sees, adopts nor stops the other's processes
+mkdir -p "$work/twin"
+cat >"$work/twin/reconcile.yaml" <<YAML
+version: 1
+project: $project
+environments:
+  dev:
+    target: { driver: local }
+    services:
+      sleeper: { command: [sleep, "600"] }
+YAML
+twin() { owned_by "$project/dev/sleeper/" "$work/twin-$1" | wc -l; }
+run 0 "apply with a first state directory" "$rc_bin" apply "$work/twin" --state-dir "$work/twin-1" --auto-approve
+run 2 "a second state directory sees nothing of it" "$rc_bin" plan "$work/twin" --state-dir "$work/twin-2" && has "and plans a create" "$out" "+ service sleeper"
+run 0 "apply with the second state directory" "$rc_bin" apply "$work/twin" --state-dir "$work/twin-2" --auto-approve
+[ "$(twin 1)" -eq 1 ] && [ "$(twin 2)" -eq 1 ] && ok "each state directory started its own process" || bad "one process each" "$(twin 1) and $(twin 2)"
+run 0 "the first plans no change" "$rc_bin" plan "$work/twin" --state-dir "$work/twin-1" && has "the first says no changes" "$out" "No changes"
+run 0 "destroy with the second" "$rc_bin" destroy "$work/twin" --state-dir "$work/twin-2" --auto-approve
+[ "$(twin 1)" -eq 1 ] && [ "$(twin 2)" -eq 0 ] && ok "destroying one leaves the other's process" || bad "the first's process is left" "$(twin 1) and $(twin 2)"
+run 0 "the first still plans no change" "$rc_bin" plan "$work/twin" --state-dir "$work/twin-1" && has "no change after the other's destroy" "$out" "No changes"
+run 0 "destroy with the first" "$rc_bin" destroy "$work/twin" --state-dir "$work/twin-1" --auto-approve
+[ "$(twin 1)" -eq 0 ] && ok "and its process is gone" || bad "the first's process is gone" "$(twin 1)"
 
 # --- crash consistency: kill -9 at random moments, then converge
 write_config 3 crash

@@ -44,7 +44,6 @@ typedef struct {
 	rc_driver *drv;
 	const rc_driver_ops *ops;
 	bool pg; /* the test started an add-on */
-	char *saved_path; /* PATH to restore, when the test changed it */
 } fixture;
 
 static bool port_free(int port)
@@ -153,10 +152,6 @@ static int teardown(void **state)
 		f->ops->apply(f->drv, &a, NULL);
 	}
 	kill_marked(f->project);
-	if (f->saved_path) {
-		setenv("PATH", f->saved_path, 1);
-		free(f->saved_path);
-	}
 	if (f->drv)
 		f->ops->close(f->drv);
 	rc_config_free(f->cfg);
@@ -363,32 +358,44 @@ static void record_pids(fixture *f, const char *name, pid_t *pids, int n)
 	rc_buf_release(&p);
 }
 
-/* How many processes with the fixture's mark in dev scan finds. */
-static size_t count_marked(fixture *f,
-			   void (*scan)(const char *, rc_local_procs *))
+/* How many processes with the fixture's mark in dev, for state, scan
+ * finds: every marked one, or only the replicas (session leaders). */
+static size_t count_marked(fixture *f, const char *state, bool all)
 {
 	rc_local_procs l = {0};
 	rc_buf prefix = RC_BUF_INIT;
+	char *abs = rc_local_abspath(state);
 	size_t n;
 
+	assert_non_null(abs);
 	rc_buf_printf(&prefix, "%s/dev/", f->project);
-	scan(prefix.ptr, &l);
+	if (all)
+		rc_local_scan_all(abs, prefix.ptr, &l);
+	else
+		rc_local_scan(abs, prefix.ptr, &l, NULL);
 	n = l.n;
 	rc_local_procs_release(&l);
 	rc_buf_release(&prefix);
+	free(abs);
 	return n;
+}
+
+/* The processes the driver sees as its own with this state directory. */
+static size_t owned_processes_in(fixture *f, const char *state)
+{
+	return count_marked(f, state, false);
 }
 
 /* The replicas (session leaders) with the mark. */
 static size_t owned_processes(fixture *f)
 {
-	return count_marked(f, rc_local_scan);
+	return count_marked(f, f->state, false);
 }
 
 /* Every process with the mark, replicas or not. */
 static size_t marked_processes(fixture *f)
 {
-	return count_marked(f, rc_local_scan_all);
+	return count_marked(f, f->state, true);
 }
 
 static char *proc_env_var(pid_t pid, const char *name)
@@ -921,24 +928,29 @@ static void hooks_run_locally_with_a_timeout(void **state)
 }
 
 /* Starts server.py by hand, as a run killed right after its fork would
- * have left it: marked, but in no record. */
-static pid_t start_by_hand(fixture *f, int replica, int port_number)
+ * have left it: marked, but in no record. Unscoped, its mark has no
+ * state directory, as an earlier reconcile's had not. */
+static pid_t start_by_hand(fixture *f, int replica, int port_number,
+			   bool unscoped)
 {
-	char port[32], owner[256], pathv[4096];
-	char *envp[6];
+	char port[32], owner[256], pathv[4096], statev[PATH_MAX + 32];
+	char *envp[6], *abs = rc_local_abspath(f->state);
 	const char *path = getenv("PATH");
 	pid_t pid;
 
 	snprintf(port, sizeof(port), "PORT=%d", port_number);
 	snprintf(owner, sizeof(owner), "RECONCILE_OWNER=%s/dev/web/%d",
 		 f->project, replica);
+	snprintf(statev, sizeof(statev), "RECONCILE_STATE=%s", abs);
+	free(abs);
 	snprintf(pathv, sizeof(pathv), "PATH=%s",
 		 path ? path : "/usr/bin:/bin");
 	envp[0] = port;
 	envp[1] = owner;
 	envp[2] = pathv;
 	envp[3] = (char *)(uintptr_t) "GREETING=hello";
-	envp[4] = NULL;
+	envp[4] = unscoped ? NULL : statev;
+	envp[5] = NULL;
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -958,13 +970,21 @@ static pid_t start_by_hand(fixture *f, int replica, int port_number)
 	return pid;
 }
 
-static void adoption_never_starts_a_replica_twice(void **state)
+/* start_by_hand on the service's port, once it answers there. */
+static pid_t start_by_hand_listening(fixture *f, bool unscoped)
 {
-	fixture *f = *state;
-	json_t *want, *got;
-	pid_t pid, recorded[1];
 	rc_buf err = RC_BUF_INIT;
+	pid_t pid = start_by_hand(f, 0, f->port, unscoped);
 
+	for (int i = 0; i < 100 && rc_local_check_tcp(f->port, 200, &err); i++)
+		rc_local_sleep_ms(50);
+	rc_buf_release(&err);
+	return pid;
+}
+
+/* One replica of server.py on f->port. */
+static void web_one(fixture *f)
+{
 	load(f,
 	     "    services:\n"
 	     "      web:\n"
@@ -973,10 +993,17 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	     "        env: { GREETING: hello }\n"
 	     "        health: { http: /health, interval: 1s, retries: 5 }\n",
 	     f->port);
+}
+
+static void adoption_never_starts_a_replica_twice(void **state)
+{
+	fixture *f = *state;
+	json_t *want, *got;
+	pid_t pid, recorded[1];
+
+	web_one(f);
 	want = expand_body(f, "service", "web");
-	pid = start_by_hand(f, 0, f->port);
-	for (int i = 0; i < 100 && rc_local_check_tcp(f->port, 200, &err); i++)
-		rc_local_sleep_ms(50);
+	pid = start_by_hand_listening(f, false);
 
 	/* observe adopts it: the service exists, with its replica */
 	got = observe_body(f, "service", "web");
@@ -998,7 +1025,7 @@ static void adoption_never_starts_a_replica_twice(void **state)
 	/* a second marked process for the same replica is a duplicate:
 	 * observe counts it, apply stops it (it listens elsewhere, so that
 	 * it stays up) */
-	start_by_hand(f, 0, free_port_pair());
+	start_by_hand(f, 0, free_port_pair(), false);
 	rc_local_sleep_ms(200);
 	got = observe_body(f, "service", "web");
 	assert_int_equal(json_integer_value(json_object_get(got, "replicas")),
@@ -1018,7 +1045,247 @@ static void adoption_never_starts_a_replica_twice(void **state)
 			 0);
 	json_decref(got);
 	json_decref(want);
-	rc_buf_release(&err);
+}
+
+/* A socket listening on 127.0.0.1:port (family AF_INET) or [::1]:port
+ * (AF_INET6), or -1 when the family cannot. */
+static int listen_on(int family, int port)
+{
+	struct sockaddr_in sa;
+	struct sockaddr_in6 sa6;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t)port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	} else {
+		memset(&sa6, 0, sizeof(sa6));
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons((uint16_t)port);
+		sa6.sin6_addr = in6addr_loopback;
+		rc = bind(fd, (struct sockaddr *)&sa6, sizeof(sa6));
+	}
+	if (rc < 0 || listen(fd, 4) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void listeners_are_found_in_proc(void **state)
+{
+	fixture *f = *state;
+	rc_local_listener l;
+	rc_buf comm = RC_BUF_INIT;
+	int fd, fd6, p6 = f->port + 1;
+	pid_t child;
+
+	RC_UNUSED(f);
+	assert_int_equal(rc_local_listener_find(f->port, &l), 0);
+
+	/* ours, on IPv4: this process, its name and command line */
+	fd = listen_on(AF_INET, f->port);
+	assert_true(fd >= 0);
+	assert_int_equal(rc_local_listener_find(f->port, &l), 1);
+	assert_int_equal(l.port, f->port);
+	assert_int_equal(l.pid, getpid());
+	assert_int_equal(l.uid, geteuid());
+	assert_int_equal(rc_local_proc_read(getpid(), "comm", &comm), 0);
+	comm.ptr[strcspn(comm.ptr, "\n")] = '\0';
+	assert_string_equal(l.comm, comm.ptr);
+	assert_non_null(strstr(l.cmdline, "rc_unit local"));
+	rc_local_listener_release(&l);
+	/* a connection to it is no listener on its own port */
+	{
+		rc_buf err = RC_BUF_INIT;
+
+		assert_int_equal(rc_local_check_tcp(f->port, 1000, &err), 0);
+		rc_buf_release(&err);
+	}
+	close(fd);
+	assert_int_equal(rc_local_listener_find(f->port, &l), 0);
+
+	/* on IPv6, held by a child only: the child is named */
+	fd6 = listen_on(AF_INET6, p6);
+	if (fd6 < 0) {
+		print_message("no IPv6 loopback: its case is skipped\n");
+		rc_buf_release(&comm);
+		return;
+	}
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	close(fd6);
+	assert_int_equal(rc_local_listener_find(p6, &l), 1);
+	assert_int_equal(l.pid, child);
+	rc_local_listener_release(&l);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_int_equal(rc_local_listener_find(p6, &l), 0);
+	rc_buf_release(&comm);
+}
+
+/* A port something else listens on fails the start at once, naming the
+ * port and the program; nothing is started. */
+static void a_port_in_use_is_named(void **state)
+{
+	fixture *f = *state;
+	json_t *want;
+	rc_buf msg = RC_BUF_INIT;
+	long long t0;
+	int fd;
+
+	web(f, NULL);
+	want = expand_body(f, "service", "web");
+	fd = listen_on(AF_INET, f->port + 1);
+	assert_true(fd >= 0);
+	t0 = rc_local_now_ms();
+	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL),
+			 RC_ECONFLICT);
+	assert_true(rc_local_now_ms() - t0 < 2000);
+	rc_buf_printf(&msg,
+		      "service 'web': port %d is in use by rc_unit (pid %ld: ",
+		      f->port + 1, (long)getpid());
+	if (!strstr(last_error(), msg.ptr))
+		fail_msg("expected '%s' in: %s", msg.ptr, last_error());
+	assert_non_null(strstr(last_error(), "; stop it or choose another port"));
+	assert_int_equal(owned_processes(f), 0);
+	close(fd);
+
+	/* freed, the same action goes through */
+	if (apply(f, RC_OP_CREATE, "service", "web", want, NULL) != 0)
+		fail_msg("apply: %s", last_error());
+	if (wait_for(f, RC_OP_CREATE, "service", "web", want, 60) != 0)
+		fail_msg("wait: %s", last_error());
+	assert_int_equal(owned_processes(f), 2);
+	json_decref(want);
+	rc_buf_release(&msg);
+}
+
+/* The same configuration with another state directory: none of the first
+ * one's processes are seen, adopted or stopped. */
+static void another_state_directory_sees_nothing(void **state)
+{
+	fixture *f = *state;
+	rc_buf other = RC_BUF_INIT;
+	char *first = f->state;
+	json_t *want, *got;
+
+	load(f, "    services:\n      sleeper: { command: [sleep, '60'] }\n");
+	want = expand_body(f, "service", "sleeper");
+	if (apply(f, RC_OP_CREATE, "service", "sleeper", want, NULL) != 0)
+		fail_msg("apply: %s", last_error());
+	assert_int_equal(owned_processes(f), 1);
+
+	rc_buf_printf(&other, "%s/other-state", f->dir);
+	f->state = other.ptr;
+	open_dir(f);
+	assert_null(observe_body(f, "service", "sleeper"));
+	assert_int_equal(owned_processes(f), 0);
+	if (apply(f, RC_OP_CREATE, "service", "sleeper", want, NULL) != 0)
+		fail_msg("apply: %s", last_error());
+	assert_int_equal(owned_processes(f), 1);
+	assert_int_equal(owned_processes_in(f, first), 1);
+	assert_int_equal(apply(f, RC_OP_DELETE, "service", "sleeper", NULL,
+			       NULL),
+			 0);
+	assert_int_equal(owned_processes(f), 0);
+	assert_int_equal(owned_processes_in(f, first), 1);
+
+	f->state = first;
+	open_dir(f);
+	got = observe_body(f, "service", "sleeper");
+	assert_non_null(got);
+	assert_int_equal(drift(f, want, got), 0);
+	json_decref(got);
+	json_decref(want);
+	rc_buf_release(&other);
+}
+
+static void paths_are_made_absolute(void **state)
+{
+	fixture *f = *state;
+	char real[PATH_MAX], cwd[PATH_MAX], *p;
+	rc_buf want = RC_BUF_INIT, link = RC_BUF_INIT;
+
+	assert_non_null(realpath(f->dir, real));
+	/* a missing part is kept, "." and ".." are taken away */
+	p = rc_local_abspath(f->dir);
+	assert_string_equal(p, real);
+	free(p);
+	rc_buf_printf(&link, "%s/./a/../b/c/", f->dir);
+	p = rc_local_abspath(link.ptr);
+	rc_buf_printf(&want, "%s/b/c", real);
+	assert_string_equal(p, want.ptr);
+	free(p);
+	/* the links of the existing part are resolved */
+	write_file(f->dir, "target/keep", "");
+	rc_buf_clear(&link);
+	rc_buf_printf(&link, "%s/link", f->dir);
+	rc_buf_clear(&want);
+	rc_buf_printf(&want, "%s/target", real);
+	assert_int_equal(symlink(want.ptr, link.ptr), 0);
+	rc_buf_puts(&link, "/state");
+	p = rc_local_abspath(link.ptr);
+	rc_buf_puts(&want, "/state");
+	assert_string_equal(p, want.ptr);
+	free(p);
+	/* relative: below the working directory */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(f->dir), 0);
+	p = rc_local_abspath("target/new");
+	assert_int_equal(chdir(cwd), 0);
+	rc_buf_clear(&want);
+	rc_buf_printf(&want, "%s/target/new", real);
+	assert_string_equal(p, want.ptr);
+	free(p);
+	rc_buf_release(&want);
+	rc_buf_release(&link);
+}
+
+/* A replica an earlier reconcile started (its mark without a state
+ * directory) is not taken as ours, but observe says so, and its port is
+ * named when a new replica wants it. */
+static void an_earlier_mark_is_reported(void **state)
+{
+	fixture *f = *state;
+	rc_buf want_msg = RC_BUF_INIT;
+	char *logged = NULL;
+	size_t loglen = 0;
+	FILE *log = open_memstream(&logged, &loglen);
+	json_t *want;
+	pid_t pid;
+
+	web_one(f);
+	want = expand_body(f, "service", "web");
+	pid = start_by_hand_listening(f, true);
+	rc_log_set_stream(log);
+	assert_null(observe_body(f, "service", "web"));
+	rc_log_set_stream(NULL);
+	fclose(log);
+	rc_buf_printf(&want_msg,
+		      "process %ld, replica 0 of service 'web', was started "
+		      "by an earlier reconcile",
+		      (long)pid);
+	if (!strstr(logged, want_msg.ptr))
+		fail_msg("expected '%s' in the log: %s", want_msg.ptr, logged);
+	assert_int_equal(apply(f, RC_OP_CREATE, "service", "web", want, NULL),
+			 RC_ECONFLICT);
+	assert_non_null(strstr(last_error(), "by an earlier reconcile"));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	free(logged);
+	json_decref(want);
+	rc_buf_release(&want_msg);
 }
 
 static void postgresql_addon_runs_and_is_removed(void **state)
@@ -1119,7 +1386,6 @@ static void quickstart_example_runs(void **state)
 {
 	fixture *f = *state;
 	char *root = source_root();
-	const char *path = getenv("PATH");
 	rc_buf src = RC_BUF_INIT, yaml = RC_BUF_INIT;
 	const char *names[] = {"db", "api", "frontend"};
 	const char *kinds[] = {"addon", "service", "service"};
@@ -1160,9 +1426,7 @@ static void quickstart_example_runs(void **state)
 	}
 	fclose(fp);
 	write_file(f->dir, "reconcile.yaml", yaml.ptr);
-	/* Debian's python3, which has the packages */
-	f->saved_path = rc_strdup(path ? path : "/usr/bin:/bin");
-	setenv("PATH", "/usr/bin:/bin", 1);
+	/* with this PATH as it is: the example names its interpreter */
 	open_dir(f);
 	f->pg = true;
 	for (int i = 0; i < 3; i++) {
@@ -1226,6 +1490,16 @@ int test_group_local(void)
 			hooks_run_locally_with_a_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			adoption_never_starts_a_replica_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(listeners_are_found_in_proc,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_port_in_use_is_named, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			another_state_directory_sees_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(paths_are_made_absolute, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_earlier_mark_is_reported,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			postgresql_addon_runs_and_is_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(quickstart_example_runs, setup,
