@@ -358,25 +358,32 @@ static void record_pids(fixture *f, const char *name, pid_t *pids, int n)
 	rc_buf_release(&p);
 }
 
-/* How many processes with the fixture's mark in dev, for state, scan
- * finds: every marked one, or only the replicas (session leaders). */
-static size_t count_marked(fixture *f, const char *state, bool all)
+/* The processes with the fixture's mark in dev, for state, as scan finds
+ * them: every marked one, or only the replicas (session leaders). */
+static void marked_list(fixture *f, const char *state, bool all,
+			rc_local_procs *l)
 {
-	rc_local_procs l = {0};
 	rc_buf prefix = RC_BUF_INIT;
 	char *abs = rc_local_abspath(state);
-	size_t n;
 
 	assert_non_null(abs);
 	rc_buf_printf(&prefix, "%s/dev/", f->project);
 	if (all)
-		rc_local_scan_all(abs, prefix.ptr, &l);
+		rc_local_scan_all(abs, prefix.ptr, l);
 	else
-		rc_local_scan(abs, prefix.ptr, &l, NULL);
-	n = l.n;
-	rc_local_procs_release(&l);
+		rc_local_scan(abs, prefix.ptr, l, NULL);
 	rc_buf_release(&prefix);
 	free(abs);
+}
+
+static size_t count_marked(fixture *f, const char *state, bool all)
+{
+	rc_local_procs l = {0};
+	size_t n;
+
+	marked_list(f, state, all, &l);
+	n = l.n;
+	rc_local_procs_release(&l);
 	return n;
 }
 
@@ -711,6 +718,26 @@ static void lifecycle_create_heal_update_delete(void **state)
 	rc_buf_release(&p);
 }
 
+/* Whether a process with the fixture's mark runs argv[0] argv[1] (after
+ * its exec: whatever it set up before is in place). */
+static bool marked_runs(fixture *f, const char *prog, const char *arg)
+{
+	rc_local_procs l = {0};
+	bool found = false;
+
+	marked_list(f, f->state, true, &l);
+	for (size_t i = 0; i < l.n && !found; i++) {
+		json_t *argv = rc_local_proc_cmdline(l.items[i].pid);
+
+		found = json_array_size(argv) == 2 &&
+			!strcmp(json_string_value(json_array_get(argv, 0)), prog) &&
+			!strcmp(json_string_value(json_array_get(argv, 1)), arg);
+		json_decref(argv);
+	}
+	rc_local_procs_release(&l);
+	return found;
+}
+
 /* A replica's child that ignores SIGTERM outlives the replica's stop; the
  * delete's wait gets it: SIGTERM, then SIGKILL after the grace period
  * (half the timeout here). */
@@ -728,7 +755,11 @@ static void delete_waits_until_every_process_is_gone(void **state)
 	want = expand_body(f, "service", "stubborn");
 	if (apply(f, RC_OP_CREATE, "service", "stubborn", want, NULL) != 0)
 		fail_msg("apply: %s", last_error());
-	for (int i = 0; i < 100 && marked_processes(f) < 2; i++)
+	/* the child ignores SIGTERM once it runs sleep 300 (the trap comes
+	 * before the exec), and the replica once it runs sleep 301 */
+	for (int i = 0; i < 250 && !(marked_runs(f, "sleep", "300") &&
+				     marked_runs(f, "sleep", "301"));
+	     i++)
 		rc_local_sleep_ms(20);
 	assert_int_equal(marked_processes(f), 2);
 	assert_int_equal(apply(f, RC_OP_DELETE, "service", "stubborn", NULL,
