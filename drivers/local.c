@@ -1510,14 +1510,13 @@ static int wait_service_gone(rc_driver *d, const rc_action *a, long timeout)
 			rc_local_procs_release(&left);
 			break;
 		}
-		if (!round)
+		if (!round) {
+			/* SIGTERM, the grace period, SIGKILL */
 			RC_WARN("local: service '%s' is deleted but process%s "
 				"%s outlived its replicas: SIGTERM, then SIGKILL "
 				"after %lds",
 				a->name, left.n == 1 ? "" : "es", msg.ptr,
 				grace / 1000);
-		if (!round) {
-			/* SIGTERM, the grace period, SIGKILL */
 			pid_t *pids = rc_calloc(left.n + 1, sizeof(pid_t));
 			unsigned long long *starts =
 				rc_calloc(left.n + 1, sizeof(*starts));

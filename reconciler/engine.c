@@ -72,6 +72,29 @@ char *rc_engine_fill(const char *s,
 	return rc_buf_detach(&out);
 }
 
+void rc_engine_fill_hook(json_t *spec,
+			 const char *(*value)(void *arg, const char *name),
+			 void *arg)
+{
+	json_t *run = json_object_get(spec, "run"),
+	       *env = json_object_get(spec, "env"), *v;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(run, i, v) {
+		char *s = rc_engine_fill(json_string_value(v), value, arg);
+
+		json_array_set_new(run, i, json_string(s));
+		free(s);
+	}
+	json_object_foreach(env, k, v) {
+		char *s = rc_engine_fill(json_string_value(v), value, arg);
+
+		json_object_set_new(env, k, json_string(s));
+		free(s);
+	}
+}
+
 void rc_engine_stamp(const char *started, char date[16], char tm[16])
 {
 	struct timespec ts;
@@ -316,7 +339,7 @@ static int replay_record(void *ctx, json_t *rec)
 		return 0;
 	}
 	if (r->obs && r->obs->effect)
-		r->obs->effect(r->obs->arg, r->run, in, r->last, false);
+		r->obs->effect(r->obs->arg, r->run, in, r->last);
 	op = json_string_value(json_object_get(in, "op"));
 	key = json_string_value(json_object_get(in, "key"));
 	if (op && key && strcmp(op, "run")) {
@@ -359,7 +382,7 @@ json_t *rc_engine_replay(const char *state_dir, const char *before,
 			json_t *v;
 
 			json_object_foreach(r.intents, k, v)
-				obs->effect(obs->arg, r.run, v, r.last, true);
+				obs->effect(obs->arg, r.run, v, r.last);
 		}
 		json_decref(r.intents);
 		rc_buf_release(&path);

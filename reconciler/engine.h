@@ -123,6 +123,11 @@ char *rc_engine_env_label(const rc_env *env);
 char *rc_engine_fill(const char *s,
 		     const char *(*value)(void *arg, const char *name),
 		     void *arg);
+/* rc_engine_fill() over a hook's spec in place: every argument of its
+ * `run` and every value of its `env`. */
+void rc_engine_fill_hook(json_t *spec,
+			 const char *(*value)(void *arg, const char *name),
+			 void *arg);
 /* The {{ run.date }} and {{ run.time }} of a run that started at started
  * (RFC 3339): "20261205" and "154953", UTC; empty when unreadable. */
 void rc_engine_stamp(const char *started, char date[16], char tm[16]);
@@ -140,11 +145,11 @@ json_t *rc_engine_last_applied(const char *state_dir, const char *before);
 typedef struct {
 	/* each run's first record (its run-start, when readable) */
 	void (*run_start)(void *arg, const char *run, const json_t *rec);
-	/* each intent that took effect (an "ok" outcome; pending: none, the
-	 * run ended without one), before it is replayed: last is what had
-	 * been applied until then (key -> body, borrowed) */
+	/* each intent that took effect (an "ok" outcome), and each that may
+	 * have (the run ended without its outcome), before it is replayed:
+	 * last is what had been applied until then (key -> body, borrowed) */
 	void (*effect)(void *arg, const char *run, const json_t *intent,
-		       const json_t *last, bool pending);
+		       const json_t *last);
 	void *arg;
 } rc_replay_observer;
 

@@ -115,11 +115,11 @@ static char *hook_note(const json_t *result)
 	return rc_buf_detach(&b);
 }
 
-/* The values of a hook's deferred placeholders at apply time. */
+/* The values of a hook's deferred placeholders at apply time (an
+ * on_rollback hook's {{ rolled_back.* }} were filled in by its plan). */
 typedef struct {
 	const executor *x;
 	const char *commit;
-	const json_t *rolled_back; /* an on_rollback hook's undone run */
 	char short_commit[8];
 } run_values;
 
@@ -137,9 +137,6 @@ static const char *run_value(void *arg, const char *name)
 		return v->x->time;
 	if (!strcmp(name, "run.id"))
 		return rc_journal_run_id(v->x->journal);
-	if (!strncmp(name, "rolled_back.", 12))
-		return json_string_value(
-			json_object_get(v->rolled_back, name + 12));
 	if (!strncmp(name, "env.", 4))
 		return getenv(name + 4);
 	return NULL;
@@ -159,29 +156,14 @@ static const char *env_commit(const rc_plan *p, const char *env)
 static json_t *resolve_spec(const json_t *spec, const executor *x,
 			    const char *envname)
 {
-	json_t *o = json_deep_copy(spec), *run = json_object_get(o, "run"),
-	       *env = json_object_get(o, "env"), *v;
-	const char *k;
-	run_values rv = {x, env_commit(x->plan, envname),
-			 json_object_get(spec, "rolled_back"), ""};
-	size_t i;
+	json_t *o = json_deep_copy(spec);
+	run_values rv = {x, env_commit(x->plan, envname), ""};
 
 	snprintf(rv.short_commit, sizeof(rv.short_commit), "%.7s", rv.commit);
 	/* the run, for drivers that name what a hook makes after it */
 	json_object_set_new(o, "run_id",
 			    json_string(rc_journal_run_id(x->journal)));
-	json_array_foreach(run, i, v) {
-		char *s = rc_engine_fill(json_string_value(v), run_value, &rv);
-
-		json_array_set_new(run, i, json_string(s));
-		free(s);
-	}
-	json_object_foreach(env, k, v) {
-		char *s = rc_engine_fill(json_string_value(v), run_value, &rv);
-
-		json_object_set_new(env, k, json_string(s));
-		free(s);
-	}
+	rc_engine_fill_hook(o, run_value, &rv);
 	return o;
 }
 

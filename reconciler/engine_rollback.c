@@ -139,7 +139,7 @@ static void list_key(rc_buf *b, size_t *n, const char *key, const char *what)
 }
 
 static void fx_effect(void *arg, const char *run, const json_t *in,
-		      const json_t *last, bool pending)
+		      const json_t *last)
 {
 	effects *fx = arg;
 	run_effect *r = current_run(fx, run);
@@ -149,7 +149,6 @@ static void fx_effect(void *arg, const char *run, const json_t *in,
 	const json_t *desired = json_object_get(in, "desired");
 	const json_t *was = key ? json_object_get(last, key) : NULL;
 
-	RC_UNUSED(pending);
 	if (!op || !key || !env || !in_scope(fx->e, env) || !strcmp(op, "run"))
 		return;
 	r->touches = true;
@@ -339,31 +338,6 @@ static const char *rolled_back_value(void *arg, const char *name)
 		       : json_string_value(json_object_get(arg, name + 12));
 }
 
-/* Fills {{ rolled_back.* }} in the hook's run and env now: the reviewer
- * sees which backup is restored. */
-static void fill_rolled_back(json_t *spec, json_t *values)
-{
-	json_t *run = json_object_get(spec, "run"), *v;
-	const char *k;
-	size_t i;
-
-	json_array_foreach(run, i, v) {
-		char *s = rc_engine_fill(json_string_value(v), rolled_back_value,
-					 values);
-
-		json_array_set_new(run, i, json_string(s));
-		free(s);
-	}
-	json_object_foreach(json_object_get(spec, "env"), k, v) {
-		char *s = rc_engine_fill(json_string_value(v), rolled_back_value,
-					 values);
-
-		json_object_set_new(json_object_get(spec, "env"), k,
-				    json_string(s));
-		free(s);
-	}
-}
-
 /*
  * rollback --force goes back past irreversible steps: in each environment
  * that has on_rollback hooks, they run first (restoring the backup the
@@ -418,8 +392,11 @@ static void add_rollback_hooks(rc_engine *e, rc_plan *plan, const char *id,
 					  "commit", commit ? commit : "",
 					  "short_commit", sc.ptr, "date", date,
 					  "time", tm));
-			fill_rolled_back(spec, json_object_get(spec,
-							      "rolled_back"));
+			/* filled in now: the reviewer sees which backup
+			 * is restored */
+			rc_engine_fill_hook(spec, rolled_back_value,
+					    json_object_get(spec,
+							    "rolled_back"));
 			rc_buf_release(&sc);
 			a = rc_plan_add_hook(plan, env->name,
 					     env->on_rollback[h].name, spec,

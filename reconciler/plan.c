@@ -525,27 +525,29 @@ size_t rc_plan_env_index(const rc_plan *p, const char *env)
 
 size_t rc_plan_leave_envs(rc_plan *p, bool *leave)
 {
+	rc_strmap ids = RC_STRMAP_INIT; /* id of a removed action -> it */
 	bool *gone = rc_calloc(p->n + 1, sizeof(bool)), more = true;
 	size_t i, d, k, w = 0, removed = 0;
 
 	for (i = 0; i < p->n; i++) {
 		size_t e = rc_plan_env_index(p, p->actions[i].env);
 
-		gone[i] = e != SIZE_MAX && leave[e];
+		if ((gone[i] = e != SIZE_MAX && leave[e]))
+			rc_strmap_put(&ids, p->actions[i].id, &gone[i]);
 	}
-	/* and whatever depends on a removed action, to the end */
+	/* and whatever depends on a removed action, to the end (one pass
+	 * when the actions are in apply order, as plans keep them) */
 	while (more) {
 		more = false;
 		for (i = 0; i < p->n; i++)
 			for (d = 0; !gone[i] && d < p->actions[i].ndeps; d++)
-				for (k = 0; k < p->n; k++)
-					if (gone[k] &&
-					    !strcmp(p->actions[k].id,
-						    p->actions[i].deps[d])) {
-						gone[i] = more = true;
-						break;
-					}
+				if (rc_strmap_get(&ids, p->actions[i].deps[d])) {
+					gone[i] = more = true;
+					rc_strmap_put(&ids, p->actions[i].id,
+						      &gone[i]);
+				}
 	}
+	rc_strmap_release(&ids);
 	for (i = 0; i < p->n; i++) {
 		if (!gone[i]) {
 			p->actions[w++] = p->actions[i];
