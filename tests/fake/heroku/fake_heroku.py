@@ -467,11 +467,14 @@ class Fake:
         self.log_lock = threading.Lock()
 
     # called under the store lock
-    def take_token(self, acct):
+    def refill(self, acct):
         now = time.monotonic()
         cap = self.settings['rate_limit']
         acct.tokens = min(cap, acct.tokens + (now - acct.stamp) * self.settings['refill_per_min'] / 60.0)
         acct.stamp = now
+
+    def take_token(self, acct):
+        self.refill(acct)
         if acct.tokens < 1:
             rate = self.settings['refill_per_min']
             wait = int((1 - acct.tokens) * 60.0 / rate) + 1 if rate > 0 else 3600
@@ -506,6 +509,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):
         self.dispatch()
@@ -783,16 +790,15 @@ class Handler(BaseHTTPRequestHandler):
             fake.faults = []
             return {'faults': 0}
         if call == ('POST', '/fake/rate'):
+            for a in fake.keys.values():
+                fake.refill(a)
             for k in ('refill_per_min', 'limit'):
                 if k in b:
                     fake.settings['rate_limit' if k == 'limit' else k] = int(b[k])
             out = {}
             for a in fake.keys.values():
-                if b.get('key') in (None, a.key):
-                    fake.take_token(a)
-                    a.tokens += 1     # take_token above only refilled
-                    if 'remaining' in b:
-                        a.tokens = float(b['remaining'])
+                if b.get('key') in (None, a.key) and 'remaining' in b:
+                    a.tokens = float(b['remaining'])
                 out[a.key[:4] + '...'] = int(a.tokens)
             return out
         if call == ('POST', '/fake/settings'):
