@@ -455,8 +455,8 @@ static void pool_give(rc_http *h, CURL *e)
  *
  * The server's budget (rate_header) works the same way on an estimate:
  * the last value the server sent, plus the refill since, less the
- * attempts sent since. An attempt goes when the estimate is above the
- * reserve; otherwise it waits for the tokens that take it there, and the
+ * attempts sent since. An attempt goes when the estimate holds a whole
+ * token above the reserve; otherwise it waits for the tokens that take it there, and the
  * attempts after it wait behind it (rate_at_ns may lie ahead). */
 static void rate_wait(rc_http *h)
 {
@@ -480,7 +480,8 @@ static void rate_wait(rc_http *h)
 		double est = h->rate_remaining +
 			     (double)(at - h->rate_at_ns) * h->rate_refill / 1e9;
 
-		if (est <= h->rate_reserve) {
+		/* a whole token above the reserve, or wait for one */
+		if (est < h->rate_reserve + 1) {
 			double need = h->rate_reserve + 1 - est;
 			long long w = (long long)(need / h->rate_refill * 1e9) + 1;
 

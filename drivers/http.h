@@ -160,9 +160,9 @@ typedef struct {
 	 * client records rate_header's value (the server's remaining tokens)
 	 * and when it came. Before every attempt it estimates the remaining
 	 * tokens (the last value, plus rate_refill_per_sec times the seconds
-	 * since, minus the attempts sent since) and, when that is not above
-	 * rate_reserve, waits until it would be: one token per
-	 * 1/rate_refill_per_sec seconds. A 429 without Retry-After is retried
+	 * since, minus the attempts sent since) and, when that is not a
+	 * whole token above rate_reserve, waits until it would be: one
+	 * token per 1/rate_refill_per_sec seconds. A 429 without Retry-After is retried
 	 * after that same wait. Waits are counted in rc_http_counters.
 	 * rate_header NULL: none; rate_refill_per_sec must then be > 0. */
 	const char *rate_header;
