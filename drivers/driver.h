@@ -15,7 +15,11 @@
  * normalize(), secrets as {"$secret": "<sha256>", "ref": "env:NAME"}.
  * Resources the driver creates carry reconcile's ownership mark (labels,
  * tags or a state record naming project and environment); observe() returns
- * only marked resources, and the engine deletes nothing else.
+ * only marked resources, and the engine deletes nothing else. The one
+ * exception is adoption: when the environment's policy.adopt is true,
+ * observe() may return an unmarked object that a desired resource names,
+ * with adopt set; the plan then updates it (shown as adoption, even with
+ * no field changed) and apply() marks it.
  *
  * Errors: operations return 0 or a negative RC_E* code with rc_error_set()
  * describing what failed (never a secret value).
@@ -39,7 +43,19 @@ typedef struct {
 				   <state>/<driver-name>/ */
 	const char *run_id;     /* the apply's run, NULL when planning */
 	const char *commit;     /* the source commit, or NULL */
+	/* What shared_open made for this run (one per driver), or NULL. */
+	void *shared;
+	/* Adds a note to the plan: something the reviewer should know that
+	 * is not an action ("observation waited 12 s for API tokens").
+	 * Callable from any thread, for the whole run; NULL when nobody
+	 * listens (use rc_driver_note()). env may be NULL. */
+	void (*note)(void *note_arg, const char *env, const char *msg);
+	void *note_arg;
 } rc_driver_ctx;
+
+/* Calls ctx->note with a formatted message when there is one. */
+void rc_driver_note(const rc_driver_ctx *ctx, const char *env,
+		    const char *fmt, ...) RC_PRINTF(3, 4);
 
 typedef struct {
 	int exit_code;      /* -1 when it did not exit (timeout, signal) */
@@ -52,6 +68,17 @@ void rc_run_result_release(rc_run_result *r);
 typedef struct {
 	const char *name;     /* "local", "kubernetes", "heroku", "ecs" */
 	int max_concurrency;  /* at most this many actions at once */
+
+	/* Optional (both NULL otherwise): state shared by every environment
+	 * of this driver in one run, made before the first open and freed
+	 * after the last close: one HTTP client and its rate budget for an
+	 * account that every environment draws on, an account-wide listing
+	 * fetched once instead of once per environment. open() finds it in
+	 * ctx->shared. Operations run for several environments at once, so
+	 * what it holds is locked by the driver. ctx->run_id and ->commit
+	 * are those of the first environment opened. */
+	int (*shared_open)(void **out, const rc_driver_ctx *ctx);
+	void (*shared_close)(void *shared);
 
 	/* Connects for one environment (auth, clients). */
 	int (*open)(rc_driver **out, const rc_env *env, const rc_driver_ctx *ctx);

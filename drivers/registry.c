@@ -1,5 +1,6 @@
 /* The static registry of drivers. */
 #include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "drivers/driver.h"
 
 /* Each driver exports its operations; add a line here for a new one. */
@@ -26,4 +27,19 @@ void rc_run_result_release(rc_run_result *r)
 {
 	free(r->output_tail);
 	memset(r, 0, sizeof(*r));
+}
+
+void rc_driver_note(const rc_driver_ctx *ctx, const char *env,
+		    const char *fmt, ...)
+{
+	rc_buf msg = RC_BUF_INIT_MAX(4096);
+	va_list ap;
+
+	if (!ctx || !ctx->note)
+		return;
+	va_start(ap, fmt);
+	rc_buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	ctx->note(ctx->note_arg, env, msg.ptr ? msg.ptr : "");
+	rc_buf_release(&msg);
 }

@@ -31,6 +31,8 @@ typedef struct {
 	size_t ndeps;
 	rc_loc loc;   /* where the configuration declares it */
 	bool precious; /* deleting it loses data (a database): irreversible */
+	bool adopt;    /* actual resources: made outside reconcile, observed
+			  only because policy.adopt takes it over */
 	char *fingerprint; /* actual resources: sha256 of the canonical body */
 } rc_resource;
 
@@ -89,6 +91,8 @@ typedef struct {
 	char **deps; /* ids of actions that must succeed first */
 	size_t ndeps;
 	bool irreversible;
+	bool adopt;   /* an update that takes over an object made outside
+			 reconcile (policy.adopt): apply() marks it ours */
 	char *reason; /* why a replace, a delete, an irreversible step */
 } rc_action;
 

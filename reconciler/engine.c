@@ -240,6 +240,7 @@ void rc_engine_free(rc_engine *e)
 
 		if (ee->drv)
 			ee->ops->close(ee->drv);
+		ee->drv = NULL;
 		free(ee->label);
 		free(ee->config_dir);
 		free(ee->commit);
@@ -255,6 +256,9 @@ void rc_engine_free(rc_engine *e)
 		rc_config_free(e->branch_cfgs[i]);
 	free(e->branch_cfgs);
 	json_decref(e->envreg);
+	for (size_t i = 0; i < e->nshared; i++)
+		e->shared[i].ops->shared_close(e->shared[i].shared);
+	free(e->shared);
 	for (size_t i = 0; i < e->nnotes; i++)
 		free(e->notes[i]);
 	free(e->notes);
@@ -268,10 +272,27 @@ void rc_engine_free(rc_engine *e)
 	free(e);
 }
 
-static rc_driver_ctx driver_ctx(const rc_engine *e, const rc_engine_env *ee,
-			       const char *run_id)
+/* Drivers add notes from their observe threads. */
+static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void driver_note(void *arg, const char *env, const char *msg)
 {
-	rc_driver_ctx c;
+	rc_engine *e = arg;
+	rc_buf line = RC_BUF_INIT;
+
+	if (env)
+		rc_buf_printf(&line, "%s: ", env);
+	rc_buf_puts(&line, msg);
+	pthread_mutex_lock(&note_lock);
+	e->notes = rc_realloc(e->notes, (e->nnotes + 1) * sizeof(char *));
+	e->notes[e->nnotes++] = rc_buf_detach(&line);
+	pthread_mutex_unlock(&note_lock);
+}
+
+static rc_driver_ctx driver_ctx(rc_engine *e, const rc_engine_env *ee,
+				const char *run_id)
+{
+	rc_driver_ctx c = {0};
 
 	c.project = e->cfg ? e->cfg->project : NULL;
 	c.config_dir = ee->config_dir        ? ee->config_dir
@@ -282,7 +303,35 @@ static rc_driver_ctx driver_ctx(const rc_engine *e, const rc_engine_env *ee,
 	c.commit = ee->commit ? ee->commit
 		   : e->src   ? rc_source_commit(e->src)
 			      : NULL;
+	c.note = driver_note;
+	c.note_arg = e;
 	return c;
+}
+
+/* The state ops shares across environments, made on first use; NULL for
+ * a driver that shares nothing. */
+static int driver_shared(rc_engine *e, const rc_driver_ops *ops,
+			 const rc_driver_ctx *ctx, void **out)
+{
+	size_t i;
+
+	*out = NULL;
+	if (!ops->shared_open)
+		return 0;
+	for (i = 0; i < e->nshared; i++)
+		if (e->shared[i].ops == ops) {
+			*out = e->shared[i].shared;
+			return 0;
+		}
+	if (ops->shared_open(out, ctx) < 0) {
+		rc_error_prefix("driver '%s'", ops->name);
+		return RC_ERROR;
+	}
+	e->shared = rc_realloc(e->shared,
+			       (e->nshared + 1) * sizeof(*e->shared));
+	e->shared[e->nshared].ops = ops;
+	e->shared[e->nshared++].shared = *out;
+	return 0;
 }
 
 int rc_engine_open_drivers(rc_engine *e, const char *run_id)
@@ -293,6 +342,8 @@ int rc_engine_open_drivers(rc_engine *e, const char *run_id)
 
 		if (ee->drv)
 			continue;
+		if (driver_shared(e, ee->ops, &ctx, &ctx.shared) < 0)
+			return RC_ERROR;
 		if (ee->ops->open(&ee->drv, ee->env, &ctx) < 0) {
 			rc_error_prefix("environment '%s'", ee->env->name);
 			return RC_ERROR;

@@ -60,8 +60,14 @@ typedef struct {
 	size_t nbranch_cfgs;
 	json_t *envreg;        /* the registry of generated environments */
 	char **notes;          /* for the plan (an environment waiting for
-				  its ttl) */
+				  its ttl, a driver's note); drivers add
+				  theirs from their threads under a lock */
 	size_t nnotes;
+	struct rc_engine_shared {
+		const rc_driver_ops *ops;
+		void *shared;  /* what ops->shared_open made */
+	} *shared;             /* one per driver that shares state */
+	size_t nshared;
 } rc_engine;
 
 /* Opens the source and loads the configuration. On RC_EINVALID the

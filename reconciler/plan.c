@@ -100,7 +100,7 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 		rc_diff(&ch, d->body, last, a->body, ign, nign);
 		free(ign);
 	}
-	if (ch.n == 0)
+	if (ch.n == 0 && !a->adopt)
 		return;
 	for (i = 0; i < ch.n && in->immutable; i++)
 		if (in->immutable(d->driver, d->kind, ch.items[i].path,
@@ -113,6 +113,11 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
 					  : rc_json_fingerprint(a->body);
 	act->changes = ch;
+	if (a->adopt) {
+		act->adopt = true;
+		set_reason(act, "adopt: made outside reconcile, taken over "
+				"by policy.adopt");
+	}
 	if (replace) {
 		rc_buf field = RC_BUF_INIT_MAX(1 << 16);
 
@@ -459,13 +464,15 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 			continue; /* an environment this plan does not cover */
 		if (!in->destroy && rc_strmap_get(&desired_by_key, a->key))
 			continue;
-		if (in->destroy || ape->prune || ape->retire) {
+		if (in->destroy || ape->retire ||
+		    (ape->prune && (!a->precious || in->force))) {
 			plan_delete(p, in, ape, a);
 		} else {
 			p->kept = rc_realloc(p->kept,
 					     (p->nkept + 1) * sizeof(rc_plan_kept));
 			p->kept[p->nkept].env = rc_strdup(a->env);
 			p->kept[p->nkept].key = rc_strdup(a->key);
+			p->kept[p->nkept].precious = ape->prune;
 			p->nkept++;
 		}
 	}
@@ -480,6 +487,11 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 	for (i = 0; i < p->n; i++)
 		if (p->actions[i].op == RC_OP_DELETE &&
 		    (pe = find_env(in, p->actions[i].env)))
+			counts[3 * (size_t)(pe - in->envs) + 2]++;
+	/* a precious resource kept from the prune counts as deleted here:
+	   an empty source is refused whatever it holds */
+	for (i = 0; i < p->nkept; i++)
+		if (p->kept[i].precious && (pe = find_env(in, p->kept[i].env)))
 			counts[3 * (size_t)(pe - in->envs) + 2]++;
 	for (e = 0; e < in->nenvs && !in->destroy && !in->force; e++) {
 		size_t ndesired = counts[3 * e], nactual = counts[3 * e + 1],

@@ -80,6 +80,7 @@ typedef struct {
 typedef struct {
 	char *env;
 	char *key;
+	bool precious; /* kept although pruned: it holds data (--force) */
 } rc_plan_kept;
 
 typedef struct {

@@ -73,7 +73,8 @@ static void render_action(const rc_action *a, rc_buf *out, bool color)
 	rc_buf_printf(out, "%c %s %s", op_sign(a->op), a->kind, a->name);
 	if (color)
 		rc_buf_puts(out, C_RESET);
-	if (a->op == RC_OP_REPLACE || a->op == RC_OP_DELETE || a->op == RC_OP_RUN)
+	if (a->op == RC_OP_REPLACE || a->op == RC_OP_DELETE ||
+	    a->op == RC_OP_RUN || a->adopt)
 		if (a->reason)
 			rc_buf_printf(out, "  (%s)", a->reason);
 	rc_buf_putc(out, '\n');
@@ -177,8 +178,12 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 				continue;
 			rc_buf_printf(out,
 				      "  = %.*s %s  (no longer declared; kept: "
-				      "policy.prune is off)\n",
-				      (int)(slash - kn), kn, slash + 1);
+				      "%s)\n",
+				      (int)(slash - kn), kn, slash + 1,
+				      p->kept[i].precious
+					      ? "it holds data; only --force "
+						"prunes it"
+					      : "policy.prune is off");
 		}
 	}
 	free(ord);
@@ -287,6 +292,8 @@ json_t *rc_plan_to_json(const rc_plan *p)
 		json_object_set_new(x, "depends_on", deps);
 		json_object_set_new(x, "irreversible",
 				    json_boolean(a->irreversible));
+		if (a->adopt)
+			json_object_set_new(x, "adopt", json_true());
 		json_object_set_new(x, "reason", a->reason ? json_string(a->reason)
 							   : json_null());
 		json_array_append_new(arr, x);
@@ -298,6 +305,8 @@ json_t *rc_plan_to_json(const rc_plan *p)
 
 		json_object_set_new(k, "env", json_string(p->kept[i].env));
 		json_object_set_new(k, "key", json_string(p->kept[i].key));
+		if (p->kept[i].precious)
+			json_object_set_new(k, "holds_data", json_true());
 		json_array_append_new(arr, k);
 	}
 	json_object_set_new(o, "kept", arr);
@@ -395,6 +404,7 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 		a->desired = dup_ref(x, "desired");
 		a->actual = dup_ref(x, "actual");
 		a->irreversible = json_is_true(json_object_get(x, "irreversible"));
+		a->adopt = json_is_true(json_object_get(x, "adopt"));
 		if (!a->env || !a->kind || !a->name || !a->driver)
 			return rc_error_set(RC_EINVALID, RC_ECLASS_JSON,
 					    "saved plan: action '%s' is "

@@ -104,6 +104,12 @@ json_t *rc_target_to_json(const rc_target *t)
 		json_object_set_new(o, "assign_public_ip",
 				    json_boolean(t->assign_public_ip));
 	set_str(o, "execution_role_arn", t->execution_role_arn);
+	if (t->maintenance >= 0)
+		json_object_set_new(o, "maintenance",
+				    json_boolean(t->maintenance));
+	if (t->rate_reserve >= 0)
+		json_object_set_new(o, "rate_reserve",
+				    json_integer(t->rate_reserve));
 	set_str(o, "kubeconfig", t->kubeconfig);
 	if (t->wait_timeout > 0) {
 		char d[32];
@@ -222,6 +228,8 @@ json_t *rc_env_to_json(const rc_env *e)
 		json_object_set_new(m, "force_conflicts", json_true());
 	if (e->policy.allow_replace)
 		json_object_set_new(m, "allow_replace", json_true());
+	if (e->policy.adopt)
+		json_object_set_new(m, "adopt", json_true());
 	json_object_set_new(o, "policy", m);
 	m = json_array();
 	for (i = 0; i < e->ndepends_on; i++)

@@ -42,6 +42,11 @@ typedef struct {
 	size_t n;
 } rc_argv;
 
+/* A Heroku account's API tokens (refilled at about 75 a minute), and the
+ * share reconcile leaves to others unless target.rate_reserve says. */
+#define RC_HEROKU_TOKENS 4500
+#define RC_HEROKU_RESERVE (RC_HEROKU_TOKENS / 5)
+
 typedef struct {
 	rc_driver_kind driver;
 	rc_loc loc;
@@ -52,6 +57,9 @@ typedef struct {
 	int qps, burst;     /* 0 = the driver's default */
 	/* heroku */
 	char *app, *region, *stack, *team, *pipeline, *stage;
+	int maintenance;  /* -1 unset, 0, 1 */
+	int rate_reserve; /* API tokens left to others; -1: the driver's
+			     default (RC_HEROKU_RESERVE) */
 	/* ecs (region shared with heroku) */
 	char *cluster, *launch_type;
 	rc_argv subnets, security_groups;
@@ -145,6 +153,8 @@ typedef struct {
 	rc_drift_mode drift;
 	bool force_conflicts; /* take over fields another manager owns */
 	bool allow_replace;   /* apply a planned replace */
+	bool adopt;           /* take over objects made outside reconcile
+				 that the configuration names */
 } rc_policy;
 
 typedef struct {

@@ -509,6 +509,35 @@ static void key_name_check(rc_ctx *c, const rc_node *k, const char *kind)
 			      kind, k->str);
 }
 
+/* target.rate_reserve: API tokens of the account (4,500 an hour on
+ * Heroku) reconcile leaves to others, as a count or a percentage
+ * ("20%"); -1 when unset. */
+static int type_rate_reserve(rc_ctx *c, const rc_node *t)
+{
+	const rc_node *n = rc_node_get(t, "rate_reserve");
+	size_t len;
+	char *end;
+	long v;
+
+	if (!n || n->kind != RC_NODE_SCALAR || !n->str)
+		return rc_get_int(c, t, "rate_reserve", -1, 0, RC_HEROKU_TOKENS);
+	len = strlen(n->str);
+	if (!len || n->str[len - 1] != '%')
+		return rc_get_int(c, t, "rate_reserve", -1, 0, RC_HEROKU_TOKENS);
+	errno = 0;
+	v = strtol(n->str, &end, 10);
+	if (errno || end != n->str + len - 1 || end == n->str || v < 0 ||
+	    v > 100) {
+		RC_CTX_ERROR(c, n->loc, n->span,
+			      "'rate_reserve' in target must be a number of "
+			      "tokens (0 to %d) or a percentage (0%% to "
+			      "100%%), not %s",
+			      RC_HEROKU_TOKENS, n->str);
+		return -1;
+	}
+	return (int)(v * RC_HEROKU_TOKENS / 100);
+}
+
 static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 			rc_loc at, int at_span)
 {
@@ -517,10 +546,12 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		"region",  "stack",    "team",        "pipeline",
 		"stage",   "cluster",  "launch_type", "subnets",
 		"security_groups", "assign_public_ip", "execution_role_arn",
-		"kubeconfig", "wait_timeout", "qps", "burst"};
+		"kubeconfig", "wait_timeout", "qps", "burst",
+		"rate_reserve", "maintenance"};
 	/* bit per driver: local, kubernetes, heroku, ecs */
 	static const unsigned valid_for[] = {15, 2, 2, 4, 12, 4, 4, 4, 4,
-					     8,  8, 8, 8, 8, 8, 2, 2, 2, 2};
+					     8,  8, 8, 8, 8, 8, 2, 2, 2, 2,
+					     4,  4};
 	static const char *const regions_heroku[] = {
 		"us", "eu", "virginia", "oregon", "frankfurt", "tokyo",
 		"sydney", "dublin", "montreal", "mumbai", "singapore"};
@@ -536,6 +567,8 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 	int d;
 
 	tg->assign_public_ip = -1;
+	tg->rate_reserve = -1;
+	tg->maintenance = -1;
 	if (!t) {
 		rc_diag_error(L->diags, at, at_span,
 			      "environment '%s' has no target (set "
@@ -631,6 +664,8 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 			rc_diag_error(L->diags, n->loc, n->span,
 				      "'stage' in target needs 'pipeline'");
 		}
+		tg->maintenance = rc_get_bool(&c, t, "maintenance", -1);
+		tg->rate_reserve = type_rate_reserve(&c, t);
 		break;
 	}
 	case RC_DRIVER_ECS: {
@@ -1355,7 +1390,7 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const keys[] = {"branch", "apply", "prune",
 					   "drift", "force_conflicts",
-					   "allow_replace"};
+					   "allow_replace", "adopt"};
 	static const char *const applies[] = {"auto", "manual"};
 	static const char *const drifts[] = {"report", "heal"};
 	rc_ctx c = {L, "policy", false};
@@ -1372,6 +1407,7 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 	env->policy.force_conflicts =
 		rc_get_bool(&c, m, "force_conflicts", 0) == 1;
 	env->policy.allow_replace = rc_get_bool(&c, m, "allow_replace", 0) == 1;
+	env->policy.adopt = rc_get_bool(&c, m, "adopt", 0) == 1;
 }
 
 void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,

@@ -58,6 +58,7 @@ static void load_set(rc_resource_set *s, const json_t *arr)
 		json_t *deps = json_object_get(x, "deps");
 
 		r->precious = json_is_true(json_object_get(x, "precious"));
+		r->adopt = json_is_true(json_object_get(x, "adopt"));
 		for (j = 0; j < json_array_size(deps); j++)
 			rc_resource_add_dep(r, json_string_value(
 						       json_array_get(deps, j)));
