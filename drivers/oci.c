@@ -1015,7 +1015,7 @@ static int token_fetch(rc_oci *c, struct endpoint *ep, const char *scopes,
 	}
 	q.headers = hdrs;
 	if ((rc = rc_http_do(ep->http, &q, &r)) < 0) {
-		rc_error_prefix("registry %s: token service", ep->registry);
+		rc_error_prefix("the token service");
 		goto done;
 	}
 	if (r.status == 401 || r.status == 403) {
@@ -1023,9 +1023,9 @@ static int token_fetch(rc_oci *c, struct endpoint *ep, const char *scopes,
 
 		cred_desc(c, ep, &d);
 		rc = rc_error_set(RC_EAUTH, RC_ECLASS_PLATFORM,
-				  "registry %s: the token service %s refused "
-				  "%s for %s (HTTP %ld)",
-				  ep->registry, realm, d.ptr, scopes, r.status);
+				  "the token service %s refused %s for %s "
+				  "(HTTP %ld)",
+				  realm, d.ptr, scopes, r.status);
 		rc_buf_release(&d);
 		goto done;
 	}
@@ -1036,9 +1036,9 @@ static int token_fetch(rc_oci *c, struct endpoint *ep, const char *scopes,
 	    !*tok) {
 		rc = rc_error_set(r.status == 429 ? RC_ERROR : RC_EINVALID,
 				  RC_ECLASS_PLATFORM,
-				  "registry %s: the token service %s gave "
-				  "no token for %s (HTTP %ld)",
-				  ep->registry, realm, scopes, r.status);
+				  "the token service %s gave no token for %s "
+				  "(HTTP %ld)",
+				  realm, scopes, r.status);
 		goto done;
 	}
 	rc_secret_register(tok);
