@@ -24,6 +24,7 @@ struct rc_driver {
 	const rc_env *env;
 	char *project, *config_dir, *state_dir, *run_id;
 	rc_heroku_api *api;
+	bool own_api; /* opened without the run's shared state */
 	pthread_mutex_t mu;
 	json_t *releases; /* action key -> release id to wait for */
 	json_t *addon_ids; /* action key -> add-on id to wait for */
@@ -62,9 +63,10 @@ static rc_loc action_loc(const rc_driver *d, const char *kind,
 	return e->target.loc;
 }
 
-/* One call that must answer 2xx with JSON: *out a new ref. */
+/* One call that must answer 2xx with JSON: *out a new ref. body (may be
+ * NULL) is stolen. */
 static int call_json(rc_driver *d, const char *method, const char *path,
-		     const json_t *body, const char *what, rc_loc loc,
+		     json_t *body, const char *what, rc_loc loc,
 		     json_t **out)
 {
 	rc_heroku_reply r;
@@ -74,6 +76,7 @@ static int call_json(rc_driver *d, const char *method, const char *path,
 	*out = NULL;
 	rc = rc_heroku_call(d->api, method, path, body, NULL,
 			    !strcmp(method, "GET"), &r);
+	json_decref(body);
 	if (rc < 0)
 		return rc;
 	if (r.status == 403 || r.status == 422)
@@ -167,7 +170,8 @@ static void heroku_close(rc_driver *d)
 {
 	if (!d)
 		return;
-	rc_heroku_api_put(d->api);
+	if (d->own_api)
+		rc_heroku_api_free(d->api);
 	json_decref(d->releases);
 	json_decref(d->addon_ids);
 	pthread_mutex_destroy(&d->mu);
@@ -193,13 +197,34 @@ static int heroku_open(rc_driver **out, const rc_env *env,
 	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
 	d->releases = json_object();
 	d->addon_ids = json_object();
-	rc = rc_heroku_api_get(&d->api, -1);
-	if (rc < 0) {
-		heroku_close(d);
-		return rc;
+	if (ctx->shared) {
+		d->api = ctx->shared;
+	} else {
+		rc = rc_heroku_api_open(&d->api, NULL, NULL);
+		if (rc < 0) {
+			heroku_close(d);
+			return rc;
+		}
+		d->own_api = true;
 	}
+	rc_heroku_api_reserve(d->api, env->target.rate_reserve);
 	*out = d;
 	return 0;
+}
+
+/* One client, rate budget and set of account-wide lists per run. */
+static int heroku_shared_open(void **out, const rc_driver_ctx *ctx)
+{
+	rc_heroku_api *a = NULL;
+	int rc = rc_heroku_api_open(&a, ctx->note, ctx->note_arg);
+
+	*out = a;
+	return rc;
+}
+
+static void heroku_shared_close(void *shared)
+{
+	rc_heroku_api_free(shared);
 }
 
 static int heroku_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
@@ -417,9 +442,26 @@ static void observe_images(json_t *form, const json_t *rec,
 	}
 }
 
-static int observe_app(rc_driver *d, const json_t *app, const json_t *rec,
-		       const rc_resource_set *desired, rc_resource_set *out)
+/* The desired add-on an add-on made outside reconcile stands for when
+ * the app is adopted: the same service and attachment (borrowed). */
+static const char *adopted_addon(const rc_driver *d, const json_t *body)
 {
+	for (size_t i = 0; i < d->env->naddons; i++) {
+		const rc_addon *a = &d->env->addons[i];
+
+		if (a->kind && sget(body, "service") &&
+		    !strcmp(a->kind, sget(body, "service")) && a->as &&
+		    sget(body, "as") && !strcmp(a->as, sget(body, "as")))
+			return a->name;
+	}
+	return NULL;
+}
+
+static int observe_app(rc_driver *d, const json_t *app, const json_t *rec,
+		       bool adopt, const rc_resource_set *desired,
+		       rc_resource_set *out)
+{
+	size_t n0 = out->n;
 	const char *name = sget(app, "name"), *id = sget(app, "id");
 	rc_buf key = RC_BUF_INIT_MAX(1024), path = RC_BUF_INIT_MAX(1024);
 	const rc_resource *want;
@@ -474,9 +516,13 @@ static int observe_app(rc_driver *d, const json_t *app, const json_t *rec,
 		json_object_foreach(json_object_get(rec, "addons"), k, x)
 			if (sget(x, "id") && aid && !strcmp(sget(x, "id"), aid))
 				cname = k;
-		if (!cname)
-			continue; /* made by hand: not ours */
 		b = rc_heroku_addon_body(v);
+		if (!cname && adopt && b)
+			cname = adopted_addon(d, b);
+		if (!cname) {
+			json_decref(b);
+			continue; /* made by hand: not ours */
+		}
 		if (b) {
 			r = add_actual(d, out, RC_HEROKU_ADDON, cname, b, name);
 			r->precious = rc_heroku_data_service(sget(b, "service"));
@@ -514,6 +560,8 @@ static int observe_app(rc_driver *d, const json_t *app, const json_t *rec,
 		json_decref(doc);
 	}
 done:
+	for (size_t j = n0; adopt && j < out->n; j++)
+		out->items[j].adopt = true;
 	json_decref(form);
 	json_decref(cbody);
 	json_decref(deployed);
@@ -548,6 +596,16 @@ static int heroku_observe(rc_driver *d, const rc_resource_set *desired,
 		    (sget(rec, "id") && sget(app, "id") &&
 		     strcmp(sget(rec, "id"), sget(app, "id")) &&
 		     !json_is_true(json_object_get(rec, "pending")))) {
+			bool other = sget(rec, "project") && !rec_ours(d, rec);
+
+			if (!strcmp(name, target) && d->env->policy.adopt &&
+			    !other) {
+				rc = observe_app(d, app, NULL, true, desired,
+						 out);
+				if (rc < 0)
+					goto done;
+				continue;
+			}
 			if (!strcmp(name, target)) {
 				const char *p = sget(rec, "project");
 				const char *e = sget(rec, "env");
@@ -565,11 +623,11 @@ static int heroku_observe(rc_driver *d, const rc_resource_set *desired,
 			}
 			continue;
 		}
-		if ((rc = observe_app(d, app, rec, desired, out)) < 0)
+		if ((rc = observe_app(d, app, rec, false, desired, out)) < 0)
 			goto done;
 	}
 done:
-	rc_heroku_note_wait(d->api);
+	rc_heroku_note_wait(d->api, d->env->name);
 	json_decref(doc);
 	json_decref(names);
 	return rc;
@@ -716,7 +774,8 @@ static int app_update(rc_driver *d, const rc_action *a, json_t **result)
 	path_app(&path, a->name, NULL);
 	if (rc == 0)
 		rc = call_json(d, json_object_size(req) ? "PATCH" : "GET",
-			       path.ptr, json_object_size(req) ? req : NULL,
+			       path.ptr,
+			       json_object_size(req) ? json_incref(req) : NULL,
 			       "update app", d->env->target.loc, &app);
 	if (rc == 0)
 		*result = rc_heroku_app_body(
@@ -892,7 +951,7 @@ static int config_apply(rc_driver *d, const rc_action *a, json_t **result)
 		goto done;
 	if (json_object_size(patch)) {
 		path_app(&path, a->name, "/config-vars");
-		rc = call_json(d, "PATCH", path.ptr, patch,
+		rc = call_json(d, "PATCH", path.ptr, json_incref(patch),
 			       "set config vars", action_loc(d, a->kind, a->name),
 			       &vars);
 		if (rc < 0)
@@ -1346,21 +1405,33 @@ static int addon_apply(rc_driver *d, const rc_action *a, json_t **result)
 		if (rc < 0 || a->op == RC_OP_DELETE)
 			goto done;
 	}
+	/* create, or find (an earlier attempt's, an adopted one) */
+	if (a->op != RC_OP_UPDATE || !id) {
+		if ((rc = addon_create(d, a, app, &addon)) < 0)
+			goto done;
+		free(id);
+		id = sget(addon, "id") ? rc_strdup(sget(addon, "id")) : NULL;
+	}
 	if (a->op == RC_OP_UPDATE && id) {
 		rc_buf path = RC_BUF_INIT_MAX(1024), plan = RC_BUF_INIT_MAX(512);
+		json_t *ob = addon ? rc_heroku_addon_body(addon) : NULL;
 
-		path_app(&path, app, "/addons/");
-		rc_http_url_encode(&path, id);
-		rc_buf_printf(&plan, "%s:%s", sget(a->desired, "service"),
-			      sget(a->desired, "plan"));
-		rc = call_json(d, "PATCH", path.ptr,
-			       json_pack("{s:s}", "plan", plan.ptr),
-			       "change the add-on's plan",
-			       action_loc(d, a->kind, a->name), &addon);
+		if (!ob || !sget(ob, "plan") || !sget(a->desired, "plan") ||
+		    strcmp(sget(ob, "plan"), sget(a->desired, "plan"))) {
+			json_decref(addon);
+			addon = NULL;
+			path_app(&path, app, "/addons/");
+			rc_http_url_encode(&path, id);
+			rc_buf_printf(&plan, "%s:%s", sget(a->desired, "service"),
+				      sget(a->desired, "plan"));
+			rc = call_json(d, "PATCH", path.ptr,
+				       json_pack("{s:s}", "plan", plan.ptr),
+				       "change the add-on's plan",
+				       action_loc(d, a->kind, a->name), &addon);
+		}
+		json_decref(ob);
 		rc_buf_release(&path);
 		rc_buf_release(&plan);
-	} else {
-		rc = addon_create(d, a, app, &addon);
 	}
 	if (rc < 0)
 		goto done;
@@ -1693,6 +1764,7 @@ static int read_stream(rc_driver *d, const char *url, long timeout_ms,
 {
 	rc_http_req q = {0};
 	rc_http_resp r;
+	rc_http *h = NULL;
 	int rc;
 
 	rc_secret_register(url); /* a log session's URL is a credential */
@@ -1701,7 +1773,9 @@ static int read_stream(rc_driver *d, const char *url, long timeout_ms,
 	q.url = url;
 	q.timeout_ms = timeout_ms;
 	rc_http_resp_init(&r);
-	rc = rc_http_stream(d->api->http, &q, &r, fn, ctx);
+	rc = rc_heroku_http(d->api, &h);
+	if (rc == 0)
+		rc = rc_http_stream(h, &q, &r, fn, ctx);
 	if (rc == 0 && r.status >= 300)
 		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
 				  "heroku: the stream answered %ld", r.status);
@@ -1915,6 +1989,8 @@ done:
 const rc_driver_ops rc_driver_heroku = {
 	.name = RC_HEROKU_DRIVER,
 	.max_concurrency = 4,
+	.shared_open = heroku_shared_open,
+	.shared_close = heroku_shared_close,
 	.open = heroku_open,
 	.close = heroku_close,
 	.expand = heroku_expand,

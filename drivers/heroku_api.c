@@ -10,9 +10,6 @@
 
 #define LIST_PAGE "id ..; max=1000"
 
-static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
-static rc_heroku_api *shared;
-
 /* The key from HEROKU_API_KEY or a netrc file. */
 static int find_key(rc_heroku_api *a)
 {
@@ -59,10 +56,13 @@ static int find_key(rc_heroku_api *a)
 	return RC_EAUTH;
 }
 
-static void api_free(rc_heroku_api *a)
+void rc_heroku_api_free(rc_heroku_api *a)
 {
 	if (!a)
 		return;
+	if (a->http)
+		rc_heroku_note_wait(a, NULL);
+	rc_heroku_oci_free(a->oci);
 	rc_http_close(a->http);
 	if (a->key)
 		explicit_bzero(a->key, strlen(a->key));
@@ -80,29 +80,22 @@ static void api_free(rc_heroku_api *a)
 	free(a);
 }
 
-int rc_heroku_api_get(rc_heroku_api **out, int reserve)
+int rc_heroku_api_open(rc_heroku_api **out, rc_heroku_note_fn note,
+		       void *note_arg)
 {
 	const char *url = getenv("HEROKU_API_URL");
 	const char *reg = getenv("HEROKU_REGISTRY_URL");
-	rc_buf auth = RC_BUF_INIT_MAX(4096), ua = RC_BUF_INIT_MAX(256);
 	rc_heroku_api *a;
-	rc_http_opts o;
 	int rc;
 
 	*out = NULL;
-	pthread_mutex_lock(&shared_mu);
-	if (shared) {
-		shared->refs++;
-		*out = shared;
-		pthread_mutex_unlock(&shared_mu);
-		return 0;
-	}
 	a = rc_calloc(1, sizeof(*a));
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->lists_mu, NULL);
 	pthread_mutex_init(&a->state_mu, NULL);
-	a->refs = 1;
-	a->reserve = reserve >= 0 ? reserve : RC_HEROKU_RESERVE;
+	a->note = note;
+	a->note_arg = note_arg;
+	a->reserve = RC_HEROKU_RESERVE;
 	a->base_url = rc_strdup(url && *url ? url : RC_HEROKU_API_URL);
 	/* no trailing slash: paths start with one */
 	while (strlen(a->base_url) > 8 &&
@@ -118,52 +111,63 @@ int rc_heroku_api_get(rc_heroku_api **out, int reserve)
 	if ((rc = find_key(a)) < 0)
 		goto fail;
 	rc_secret_register(a->key);
-	rc_buf_printf(&auth, "Bearer %s", a->key);
-	rc_buf_printf(&ua, "reconcile/%s", RC_VERSION);
-	rc_http_opts_init(&o);
-	o.base_url = a->base_url;
-	o.authorization = auth.ptr;
-	o.accept = RC_HEROKU_ACCEPT;
-	o.user_agent = ua.ptr;
-	/* the account's budget, shared with people and other jobs: spend
-	 * it down to the reserve, then wait for the refill */
-	o.rate_header = "RateLimit-Remaining";
-	o.rate_reserve = a->reserve;
-	o.rate_refill_per_sec = RC_HEROKU_REFILL_PER_MIN / 60.0;
-	rc = rc_http_open(&a->http, &o);
-	explicit_bzero(auth.ptr, auth.len);
-	if (rc < 0)
-		goto fail;
-	shared = a;
 	*out = a;
-	pthread_mutex_unlock(&shared_mu);
-	rc_buf_release(&auth);
-	rc_buf_release(&ua);
 	return 0;
 fail:
-	pthread_mutex_unlock(&shared_mu);
-	rc_buf_release(&auth);
-	rc_buf_release(&ua);
-	api_free(a);
+	rc_heroku_api_free(a);
 	rc_error_prefix("heroku");
 	return rc;
 }
 
-void rc_heroku_api_put(rc_heroku_api *a)
+void rc_heroku_api_reserve(rc_heroku_api *a, int reserve)
 {
-	if (!a)
-		return;
-	pthread_mutex_lock(&shared_mu);
-	if (--a->refs > 0) {
-		pthread_mutex_unlock(&shared_mu);
-		return;
+	pthread_mutex_lock(&a->mu);
+	if (reserve >= 0 && (!a->reserve_set || reserve > a->reserve)) {
+		if (a->http)
+			RC_WARN("heroku: target.rate_reserve %d comes after the "
+				"first request; the reserve stays %d",
+				reserve, a->reserve);
+		else
+			a->reserve = reserve;
+		a->reserve_set = true;
 	}
-	if (shared == a)
-		shared = NULL;
-	pthread_mutex_unlock(&shared_mu);
-	rc_heroku_note_wait(a);
-	rc_heroku_oci_free(a->oci);
-	api_free(a);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* The HTTP client, made at the first request with the run's reserve. */
+static int api_http(rc_heroku_api *a, rc_http **out)
+{
+	rc_buf auth = RC_BUF_INIT_MAX(4096), ua = RC_BUF_INIT_MAX(256);
+	rc_http_opts o;
+	int rc = 0;
+
+	pthread_mutex_lock(&a->mu);
+	if (!a->http) {
+		rc_buf_printf(&auth, "Bearer %s", a->key);
+		rc_buf_printf(&ua, "reconcile/%s", RC_VERSION);
+		rc_http_opts_init(&o);
+		o.base_url = a->base_url;
+		o.authorization = auth.ptr;
+		o.accept = RC_HEROKU_ACCEPT;
+		o.user_agent = ua.ptr;
+		/* the account's budget, shared with people and other jobs:
+		 * spend it down to the reserve, then wait for the refill */
+		o.rate_header = "RateLimit-Remaining";
+		o.rate_reserve = a->reserve;
+		o.rate_refill_per_sec = RC_HEROKU_REFILL_PER_MIN / 60.0;
+		rc = rc_http_open(&a->http, &o);
+		explicit_bzero(auth.ptr, auth.len);
+	}
+	*out = a->http;
+	pthread_mutex_unlock(&a->mu);
+	rc_buf_release(&auth);
+	rc_buf_release(&ua);
+	return rc;
+}
+
+int rc_heroku_http(rc_heroku_api *a, rc_http **out)
+{
+	return api_http(a, out);
 }
 
 void rc_heroku_reply_release(rc_heroku_reply *r)
@@ -175,12 +179,14 @@ void rc_heroku_reply_release(rc_heroku_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void rc_heroku_note_wait(rc_heroku_api *a)
+void rc_heroku_note_wait(rc_heroku_api *a, const char *env)
 {
 	rc_http_counters c;
 	long long ms;
 	rc_buf b = RC_BUF_INIT_MAX(512);
 
+	if (!a->http)
+		return;
 	rc_http_stats(a->http, &c);
 	pthread_mutex_lock(&a->mu);
 	ms = (long long)c.wait_ms - a->noted_ms;
@@ -192,7 +198,7 @@ void rc_heroku_note_wait(rc_heroku_api *a)
 			  "(target.rate_reserve keeps %d of %d)",
 		      (ms + 999) / 1000, a->reserve, RC_HEROKU_TOKENS);
 	if (a->note)
-		a->note(a->note_arg, b.ptr);
+		a->note(a->note_arg, env, b.ptr);
 	else
 		RC_WARN("%s", b.ptr);
 	rc_buf_release(&b);
@@ -206,6 +212,7 @@ int rc_heroku_call(rc_heroku_api *a, const char *method, const char *path,
 	const char *headers[3] = {NULL, NULL, NULL};
 	rc_http_req q = {0};
 	rc_http_resp r;
+	rc_http *cl = NULL;
 	char *text = NULL;
 	const char *h;
 	int rc;
@@ -224,7 +231,9 @@ int rc_heroku_call(rc_heroku_api *a, const char *method, const char *path,
 	q.headers = headers;
 	q.idempotent = idempotent;
 	rc_http_resp_init(&r);
-	rc = rc_http_do(a->http, &q, &r);
+	rc = api_http(a, &cl);
+	if (rc == 0)
+		rc = rc_http_do(cl, &q, &r);
 	if (text) {
 		explicit_bzero(text, strlen(text));
 		free(text);

@@ -21,23 +21,26 @@
 #include "reconciler/base/error.h"
 #include "drivers/http.h"
 
-/* The account's budget: 4,500 tokens, refilled at 75 a minute. */
-#define RC_HEROKU_TOKENS 4500
-#define RC_HEROKU_RESERVE 900
+/* The account's budget (RC_HEROKU_TOKENS, schema/model.h) is refilled at
+ * 75 tokens a minute. */
 #define RC_HEROKU_REFILL_PER_MIN 75
 
-typedef void (*rc_heroku_note_fn)(void *arg, const char *note);
+typedef void (*rc_heroku_note_fn)(void *arg, const char *env,
+				  const char *note);
 
 typedef struct {
 	char *key;      /* the API key (a secret) */
 	char *key_from; /* "HEROKU_API_KEY" or the netrc file's path */
 	char *base_url;
 	char *registry_url; /* HEROKU_REGISTRY_URL, or NULL */
-	rc_http *http;
-	int refs;
 
 	pthread_mutex_t mu; /* guards what follows */
-	int reserve;        /* tokens kept for people and other jobs */
+	rc_http *http;      /* made at the first request (rc_heroku_http) */
+	int reserve;        /* tokens kept for people and other jobs: the
+			       largest target.rate_reserve of the run's
+			       environments opened before the first request,
+			       else RC_HEROKU_RESERVE */
+	bool reserve_set;
 	long long noted_ms; /* of the client's waits, already reported */
 	rc_heroku_note_fn note;
 	void *note_arg;
@@ -51,14 +54,22 @@ typedef struct {
 } rc_heroku_api;
 
 /*
- * The shared client for this process (made at the first call, counted).
- * The key: HEROKU_API_KEY, else the password of `machine api.heroku.com`
- * (else `default`) in $NETRC or ~/.netrc; RC_EAUTH naming both when
- * there is none. HEROKU_API_URL replaces https://api.heroku.com (http://
- * only for a loopback host); HEROKU_REGISTRY_URL the registry's URL.
+ * The client of a run (the driver's shared state). The key:
+ * HEROKU_API_KEY, else the password of `machine api.heroku.com` (else
+ * `default`) in $NETRC or ~/.netrc; RC_EAUTH naming both when there is
+ * none. HEROKU_API_URL replaces https://api.heroku.com (http:// only for
+ * a loopback host); HEROKU_REGISTRY_URL the registry's URL. note (may be
+ * NULL) receives the plan notes.
  */
-int rc_heroku_api_get(rc_heroku_api **out, int reserve);
-void rc_heroku_api_put(rc_heroku_api *a);
+int rc_heroku_api_open(rc_heroku_api **out, rc_heroku_note_fn note,
+		       void *note_arg);
+void rc_heroku_api_free(rc_heroku_api *a);
+/* An environment's target.rate_reserve (-1: unset), before the first
+ * request. */
+void rc_heroku_api_reserve(rc_heroku_api *a, int reserve);
+
+/* The HTTP client (made at the first call); borrowed. */
+int rc_heroku_http(rc_heroku_api *a, rc_http **out);
 
 /* A reply: status, JSON body (or NULL), the Request-Id and the API's error
  * id and message (borrowed from json), attempts. */
@@ -113,7 +124,7 @@ int rc_heroku_lists(rc_heroku_api *a, bool pipelines);
 
 /* Reports the time spent waiting for tokens since the last report, through
  * the note callback (or the log). */
-void rc_heroku_note_wait(rc_heroku_api *a);
+void rc_heroku_note_wait(rc_heroku_api *a, const char *env);
 
 /* Frees the registry client (drivers/oci.h) a->oci holds (heroku.c). */
 void rc_heroku_oci_free(void *oci);

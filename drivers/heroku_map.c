@@ -144,6 +144,9 @@ int rc_heroku_expand(const rc_env *env, const char *config_dir,
 		json_object_set_new(body, "stack", json_string(t->stack));
 	if (t->team)
 		json_object_set_new(body, "team", json_string(t->team));
+	if (t->maintenance >= 0)
+		json_object_set_new(body, "maintenance",
+				    json_boolean(t->maintenance > 0));
 	app = add(out, env, RC_HEROKU_APP, t->app, body, t->loc);
 	app->precious = data; /* deleting the app deletes its databases */
 
