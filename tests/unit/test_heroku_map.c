@@ -129,7 +129,9 @@ static void api_objects_as_bodies(void **state)
 				    json_object_get(b, "worker"), "image")),
 			    "sha256:aaa");
 	json_decref(b);
-	assert_null(rc_heroku_app_body(J("{}"), false)); /* leak-free NULL */
+	b = J("{}");
+	assert_null(rc_heroku_app_body(b, false));
+	json_decref(b);
 	json_decref(app);
 	json_decref(addon);
 	json_decref(form);
@@ -320,7 +322,11 @@ static void expand_django_example(void **state)
 	assert_non_null(strstr(text, "env:JOPLIN_SECRET_KEY"));
 	free(text);
 	rc_resource_set_release(&set);
-	/* a missing secret: an error naming it, nothing added */
+	/* a missing secret: an error naming it, nothing added (load_dir
+	 * freed the file names locations point at) */
+	for (size_t i = 0; i < cfg->nenvs; i++)
+		for (size_t j = 0; j < cfg->envs[i].nsecrets; j++)
+			cfg->envs[i].secrets[j].loc.file = NULL;
 	unsetenv("JOPLIN_SECRET_KEY");
 	assert_true(rc_heroku_expand(env, cfg->dir, &set) < 0);
 	assert_int_equal(set.n, 0);
