@@ -54,13 +54,54 @@ static rc_loc action_loc(const rc_driver *d, const char *kind,
 	if (!strcmp(kind, RC_HEROKU_ADDON)) {
 		for (size_t i = 0; i < e->naddons; i++)
 			if (!strcmp(e->addons[i].name, name))
-				return e->addons[i].loc;
+				return e->addons[i].plan_loc;
 	} else if (!strcmp(kind, RC_HEROKU_FORMATION) && e->nservices) {
-		return e->services[0].loc;
+		return e->services[0].size_loc;
 	} else if (!strcmp(kind, RC_HEROKU_CONFIG) && e->config.n) {
 		return e->config.items[0].loc;
 	}
 	return e->target.loc;
+}
+
+/* Whether needle is in hay, ignoring case. */
+static bool contains_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay; hay++)
+		if (!strncasecmp(hay, needle, n))
+			return true;
+	return false;
+}
+
+/* Where the configuration says what a refusal's message names: a size, a
+ * plan, the region, the stack, the team or the app's name; def
+ * otherwise. */
+static rc_loc error_loc(const rc_driver *d, const rc_heroku_reply *r,
+			rc_loc def)
+{
+	const rc_env *e = d->env;
+	const char *m = r && r->json ? sget(r->json, "message") : NULL;
+	size_t i;
+
+	if (!m)
+		return def;
+	for (i = 0; i < e->nservices; i++)
+		if (e->services[i].size && contains_ci(m, e->services[i].size))
+			return e->services[i].size_loc;
+	for (i = 0; i < e->naddons; i++)
+		if (e->addons[i].plan && strstr(m, e->addons[i].plan))
+			return e->addons[i].plan_loc;
+	if (contains_ci(m, "region"))
+		return e->target.region_loc;
+	if (contains_ci(m, "stack"))
+		return e->target.stack_loc;
+	if (contains_ci(m, "team"))
+		return e->target.team_loc;
+	if ((e->target.app && strstr(m, e->target.app)) ||
+	    contains_ci(m, "name"))
+		return e->target.app_loc;
+	return def;
 }
 
 /* One call that must answer 2xx with JSON: *out a new ref. body (may be
@@ -80,7 +121,8 @@ static int call_json(rc_driver *d, const char *method, const char *path,
 	if (rc < 0)
 		return rc;
 	if (r.status == 403 || r.status == 422)
-		rc = rc_heroku_fail(d->api, &r, what, d->env->target.team, loc);
+		rc = rc_heroku_fail(d->api, &r, what, d->env->target.team,
+				    error_loc(d, &r, loc));
 	else
 		rc = rc_heroku_expect(d->api, &r, what, loc, &j);
 	if (rc == 0)
@@ -611,7 +653,7 @@ static int heroku_observe(rc_driver *d, const rc_resource_set *desired,
 				const char *e = sget(rec, "env");
 
 				rc = rc_error_set_at(
-					RC_ECONFLICT, d->env->target.loc,
+					RC_ECONFLICT, d->env->target.app_loc,
 					"heroku: app '%s' (target.app) exists "
 					"outside reconcile%s%s%s%s%s: set "
 					"policy.adopt: true to take it over, "
@@ -646,7 +688,7 @@ static int app_create(rc_driver *d, const rc_action *a, json_t **result)
 {
 	const json_t *b = a->desired;
 	const char *team = sget(b, "team");
-	rc_loc loc = d->env->target.loc;
+	rc_loc loc = d->env->target.app_loc;
 	rc_buf path = RC_BUF_INIT_MAX(1024);
 	json_t *req, *app = NULL, *rec;
 	rc_heroku_reply r;
@@ -699,7 +741,8 @@ static int app_create(rc_driver *d, const rc_action *a, json_t **result)
 			goto done;
 		}
 	} else if (r.status != 201 && r.status != 200) {
-		rc = rc_heroku_fail(d->api, &r, "create app", team, loc);
+		rc = rc_heroku_fail(d->api, &r, "create app", team,
+				    error_loc(d, &r, loc));
 		goto done;
 	}
 	if (rc == 0 && !json_is_object(r.json))

@@ -57,6 +57,8 @@ typedef struct {
 	int qps, burst;     /* 0 = the driver's default */
 	/* heroku */
 	char *app, *region, *stack, *team, *pipeline, *stage;
+	rc_loc app_loc, region_loc, stack_loc, team_loc; /* their values';
+							   else loc */
 	int maintenance;  /* -1 unset, 0, 1 */
 	int rate_reserve; /* API tokens left to others; -1: the driver's
 			     default (RC_HEROKU_RESERVE) */
@@ -90,6 +92,7 @@ typedef struct {
 	rc_argv command, args;
 	int replicas;
 	char *size;
+	rc_loc size_loc;  /* of the size's value; else loc */
 	long cpu_millis;  /* 0 = unset */
 	long long memory; /* bytes, 0 = unset */
 	int port;         /* 0 = none */
@@ -116,6 +119,7 @@ typedef struct {
 	char *as;
 	rc_kvlist config;
 	rc_loc loc;
+	rc_loc plan_loc;  /* of the plan's value; else loc */
 } rc_addon;
 
 typedef struct {

@@ -509,6 +509,14 @@ static void key_name_check(rc_ctx *c, const rc_node *k, const char *kind)
 			      kind, k->str);
 }
 
+/* Where the value of map's key is written; def when it is not. */
+static rc_loc value_loc(const rc_node *map, const char *key, rc_loc def)
+{
+	const rc_node *n = rc_node_get(map, key);
+
+	return n ? n->loc : def;
+}
+
 /* target.rate_reserve: API tokens of the account (4,500 an hour on
  * Heroku) reconcile leaves to others, as a count or a percentage
  * ("20%"); -1 when unset. */
@@ -665,6 +673,10 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 				      "'stage' in target needs 'pipeline'");
 		}
 		tg->maintenance = rc_get_bool(&c, t, "maintenance", -1);
+		tg->app_loc = value_loc(t, "app", t->loc);
+		tg->region_loc = value_loc(t, "region", t->loc);
+		tg->stack_loc = value_loc(t, "stack", t->loc);
+		tg->team_loc = value_loc(t, "team", t->loc);
 		tg->rate_reserve = type_rate_reserve(&c, t);
 		break;
 	}
@@ -870,6 +882,7 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 	r = rc_get_enum(&c, v, "size", sizes, RC_ARRAY_SIZE(sizes), -1);
 	if (r >= 0)
 		s->size = rc_strdup(sizes[r]);
+	s->size_loc = value_loc(v, "size", s->loc);
 	if ((n = rc_node_get(v, "cpu")) != NULL) {
 		if (n->kind == RC_NODE_SCALAR && !rc_node_is_null(n) &&
 		    rc_cpu_parse(n->str) == -2) {
@@ -1084,6 +1097,7 @@ static void type_addons(rc_loader *L, rc_env *env, const rc_node *m)
 					      a->kind);
 			}
 			a->plan = rc_get_str(&ac, v, "plan", false, k->loc, 1);
+			a->plan_loc = value_loc(v, "plan", a->loc);
 			a->as = rc_get_str(&ac, v, "as", false, k->loc, 1);
 			if (a->as && !rc_is_var_name(a->as)) {
 				const rc_node *n = rc_node_get(v, "as");
