@@ -124,7 +124,7 @@ mkdir -p "$work/pg" "$work/pgsock"
 as_pg initdb -D "$work/pg" -U postgres -A trust --no-sync >"$work/initdb.log" 2>&1 || die "initdb failed"
 for attempt in 1 2 3; do
 	pg_port=$(free_port)
-	as_pg pg_ctl -D "$work/pg" -w -t 30 -l "$work/postgres.log" \
+	as_pg pg_ctl -D "$work/pg" -w -t 30 -l "$work/pgsock/postgres.log" \
 		-o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null 2>&1 && break
 done
 wait_for 30 psql -XAtq "postgres://postgres@127.0.0.1:$pg_port/postgres" -c "SELECT 1" || die "PostgreSQL did not start"
