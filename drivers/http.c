@@ -23,6 +23,7 @@
 
 struct rc_http {
 	char *base_url; /* without a trailing '/' */
+	char *origin;   /* "scheme://host:port" of base_url, lowercase */
 	struct curl_slist *connect_to;
 	char *ca_file, *cert_file, *key_file;
 	char *ca_pem, *cert_pem, *key_pem;
@@ -49,9 +50,16 @@ struct rc_http {
 	pthread_mutex_t rate_lock;
 	double qps, burst, tokens;
 	long long rate_last_ns;
+	/* the budget the server reports in rate_header */
+	char *rate_header;
+	double rate_reserve, rate_refill;
+	bool rate_known;
+	double rate_remaining; /* as of rate_at_ns, less attempts since */
+	long long rate_at_ns;
 
 	pthread_mutex_t stats_lock;
 	rc_http_counters stats;
+	long long wait_ns;
 };
 
 /* ----------------------------------------------------------------- time */
@@ -193,6 +201,32 @@ done:
 	return rc;
 }
 
+/* "scheme://host:port" of url, lowercase, the port always written; NULL
+ * when url is not a URL. The caller frees. */
+static char *origin_of(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ==
+		    CURLUE_OK &&
+	    rc_buf_printf(&b, "%s://%s:%s", scheme, host, port) == 0) {
+		for (size_t i = 0; i < b.len; i++)
+			b.ptr[i] = (char)tolower((unsigned char)b.ptr[i]);
+		out = rc_buf_detach(&b);
+	}
+	rc_buf_release(&b);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return out;
+}
+
 static int check_base_url(const char *url)
 {
 	CURLU *u;
@@ -236,6 +270,10 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
 				    "a client certificate needs its key, and "
 				    "a key its certificate, for %s",
+				    o->base_url);
+	if (o->rate_header && *o->rate_header && !(o->rate_refill_per_sec > 0))
+		return rc_error_set(RC_EINVALID, RC_ECLASS_HTTP,
+				    "a rate header without a refill rate for %s",
 				    o->base_url);
 
 	h = rc_calloc(1, sizeof(*h));
@@ -313,6 +351,9 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 	h->burst = o->burst > 0 ? o->burst : 1;
 	h->tokens = h->burst;
 	h->rate_last_ns = now_ns();
+	h->rate_header = dup_or_null(o->rate_header);
+	h->rate_reserve = o->rate_reserve > 0 ? o->rate_reserve : 0;
+	h->rate_refill = o->rate_refill_per_sec;
 
 	if (o->tls_server_name && *o->tls_server_name &&
 	    (rc = set_server_name(h, o->tls_server_name)) < 0) {
@@ -320,6 +361,7 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 		rc_buf_release(&b);
 		return rc;
 	}
+	h->origin = origin_of(h->base_url);
 	if (h->insecure)
 		RC_WARN("TLS verification is off for %s: its certificate is "
 			"not checked (insecure, as set for this target)",
@@ -348,6 +390,8 @@ void rc_http_close(rc_http *h)
 	curl_slist_free_all(h->connect_to);
 	curl_slist_free_all(h->headers);
 	free(h->base_url);
+	free(h->origin);
+	free(h->rate_header);
 	free(h->ca_file);
 	free(h->cert_file);
 	free(h->key_file);
@@ -364,6 +408,7 @@ void rc_http_stats(rc_http *h, rc_http_counters *out)
 {
 	pthread_mutex_lock(&h->stats_lock);
 	*out = h->stats;
+	out->wait_ms = (uint64_t)(h->wait_ns / 1000000LL);
 	pthread_mutex_unlock(&h->stats_lock);
 }
 
@@ -406,24 +451,82 @@ static void pool_give(rc_http *h, CURL *e)
 
 /* Takes a token, waiting for it when the bucket is empty. A token can be
  * reserved ahead (the count goes negative): each waiter sleeps until its
- * own token comes, so waiters are served in order of arrival. */
+ * own token comes, so waiters are served in order of arrival.
+ *
+ * The server's budget (rate_header) works the same way on an estimate:
+ * the last value the server sent, plus the refill since, less the
+ * attempts sent since. An attempt goes when the estimate holds a whole
+ * token above the reserve; otherwise it waits for the tokens that take it there, and the
+ * attempts after it wait behind it (rate_at_ns may lie ahead). */
 static void rate_wait(rc_http *h)
 {
 	long long now, wait = 0;
 
-	if (h->qps <= 0)
+	if (h->qps <= 0 && !h->rate_header)
 		return;
 	pthread_mutex_lock(&h->rate_lock);
 	now = now_ns();
-	h->tokens += (double)(now - h->rate_last_ns) * h->qps / 1e9;
-	if (h->tokens > h->burst)
-		h->tokens = h->burst;
-	h->rate_last_ns = now;
-	h->tokens -= 1;
-	if (h->tokens < 0)
-		wait = (long long)(-h->tokens / h->qps * 1e9);
+	if (h->qps > 0) {
+		h->tokens += (double)(now - h->rate_last_ns) * h->qps / 1e9;
+		if (h->tokens > h->burst)
+			h->tokens = h->burst;
+		h->rate_last_ns = now;
+		h->tokens -= 1;
+		if (h->tokens < 0)
+			wait = (long long)(-h->tokens / h->qps * 1e9);
+	}
+	if (h->rate_header && h->rate_known) {
+		long long at = now + wait;
+		double est = h->rate_remaining +
+			     (double)(at - h->rate_at_ns) * h->rate_refill / 1e9;
+
+		/* a whole token above the reserve, or wait for one */
+		if (est < h->rate_reserve + 1) {
+			double need = h->rate_reserve + 1 - est;
+			long long w = (long long)(need / h->rate_refill * 1e9) + 1;
+
+			wait += w;
+			at += w;
+			est += need;
+		}
+		h->rate_remaining = est - 1;
+		h->rate_at_ns = at;
+	}
 	pthread_mutex_unlock(&h->rate_lock);
-	sleep_ns(wait);
+	if (wait > 0) {
+		pthread_mutex_lock(&h->stats_lock);
+		h->stats.waits++;
+		h->wait_ns += wait;
+		pthread_mutex_unlock(&h->stats_lock);
+		sleep_ns(wait);
+	}
+}
+
+/* Records the server's remaining budget from a reply (when it says); a
+ * 429 that does not say counts as none left. */
+static void rate_record(rc_http *h, const rc_http_resp *resp)
+{
+	const char *v;
+	char *end;
+	double d;
+
+	if (!h->rate_header)
+		return;
+	v = rc_http_resp_header(resp, h->rate_header);
+	if (v) {
+		d = strtod(v, &end);
+		if (end == v)
+			return;
+	} else if (resp->status == 429) {
+		d = 0;
+	} else {
+		return;
+	}
+	pthread_mutex_lock(&h->rate_lock);
+	h->rate_known = true;
+	h->rate_remaining = d;
+	h->rate_at_ns = now_ns();
+	pthread_mutex_unlock(&h->rate_lock);
 }
 
 /* ------------------------------------------------------------- responses */
@@ -472,9 +575,14 @@ struct xfer {
 	rc_http_line_fn on_line;
 	void *ctx;
 	rc_buf line;
-	bool delivered; /* a line went to on_line: no more retries */
-	bool stopped;   /* on_line asked to stop */
+	bool delivered; /* a line went to on_line, or bytes to the sink: no
+			   more retries */
+	bool stopped;   /* on_line or the sink asked to stop */
 	int cb_rc;
+	/* a streamed request body; a reply's body to a sink */
+	const rc_http_req *req;
+	uint64_t offset; /* of the body's next byte to send */
+	int read_rc;     /* the body source's error */
 };
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -556,6 +664,19 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	struct xfer *x = ud;
 	size_t len = size * n;
 
+	if (x->req->sink && x->status >= 200 && x->status < 300) {
+		int r;
+
+		x->delivered = true;
+		r = x->req->sink(x->req->sink_ctx, p, len);
+		if (r < 0) {
+			x->stopped = true;
+			x->cb_rc = r;
+			return 0;
+		}
+		return len;
+	}
+
 	if (x->on_line && x->status >= 200 && x->status < 300) {
 		if (rc_buf_put(&x->line, p, len) < 0) {
 			x->toobig = true;
@@ -571,6 +692,70 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		return 0;
 	}
 	return len;
+}
+
+/* A streamed request body, read at x->offset: from the request's reader or
+ * its descriptor. */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	const rc_http_req *req = x->req;
+	uint64_t left = req->body_size - x->offset;
+	size_t want = size * n, got = 0;
+
+	if ((uint64_t)want > left)
+		want = (size_t)left;
+	if (!want)
+		return 0;
+	if (req->body_read) {
+		int r = req->body_read(req->body_read_ctx, x->offset, buf, want,
+				       &got);
+
+		if (r < 0) {
+			x->read_rc = r;
+			return CURL_READFUNC_ABORT;
+		}
+	} else {
+		ssize_t k;
+
+		do
+			k = pread(req->body_fd, buf, want, (off_t)x->offset);
+		while (k < 0 && errno == EINTR);
+		if (k < 0) {
+			x->read_rc = rc_error_set_os("cannot read the body to "
+						     "send");
+			return CURL_READFUNC_ABORT;
+		}
+		got = (size_t)k;
+	}
+	if (!got || got > want) {
+		x->read_rc = rc_error_set(RC_ERROR, RC_ECLASS_HTTP,
+					  "the body to send ended after %llu "
+					  "of %llu bytes",
+					  (unsigned long long)x->offset,
+					  (unsigned long long)req->body_size);
+		return CURL_READFUNC_ABORT;
+	}
+	x->offset += got;
+	return got;
+}
+
+/* curl rewinds a body it must send again (a redirect, a reused connection
+ * that was closed); the reader is then asked for that offset. */
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+	struct xfer *x = ud;
+
+	if (origin != SEEK_SET || off < 0 ||
+	    (uint64_t)off > x->req->body_size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->offset = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+static bool streamed_body(const rc_http_req *req)
+{
+	return req->body_size > 0 && (req->body_read || req->body_fd >= 0);
 }
 
 /* ---------------------------------------------------------------- policy */
@@ -801,7 +986,7 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 		hdrs = curl_slist_append(hdrs, s->data);
 	for (const char *const *p = req->headers; p && *p; p++)
 		hdrs = curl_slist_append(hdrs, *p);
-	if (req->body) {
+	if (req->body || streamed_body(req)) {
 		rc_buf ct = RC_BUF_INIT_MAX(4096);
 
 		rc_buf_printf(&ct, "Content-Type: %s",
@@ -810,8 +995,15 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 		hdrs = curl_slist_append(hdrs, ct.ptr);
 		rc_buf_release(&ct);
 	}
-	if (h->auth_header)
+	if (h->auth_header && !req->url)
 		hdrs = curl_slist_append(hdrs, h->auth_header);
+	else if (h->auth_header && h->origin) {
+		char *o = origin_of(url);
+
+		if (o && !strcmp(o, h->origin))
+			hdrs = curl_slist_append(hdrs, h->auth_header);
+		free(o);
+	}
 	if (h->sign && (rc = h->sign(h->sign_ctx, req, url, &hdrs)) < 0) {
 		rc_buf m = RC_BUF_INIT_MAX(8192);
 
@@ -846,8 +1038,27 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 		curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
 	set_tls(h, e);
 
+	if (req->follow_redirects &&
+	    (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+		/* curl sends Authorization headers to the first host only
+		 * (CURLOPT_UNRESTRICTED_AUTH stays off) */
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
 	if (!strcmp(method, "HEAD")) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (streamed_body(req)) {
+		x->offset = 0;
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)req->body_size);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, x);
+		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+		if (strcmp(method, "PUT"))
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	} else if (strcmp(method, "GET") || req->body) {
 		if (strcmp(method, "POST"))
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -906,11 +1117,17 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 	x.resp = resp;
 	x.on_line = on_line;
 	x.ctx = ctx;
+	x.req = req;
 	rc_buf_init(&x.line, req->max_body ? req->max_body : h->max_body);
-	if (rc_buf_printf(&url, "%s%s%s", h->base_url,
-			  path[0] == '/' ? "" : "/", path) < 0)
+	if ((req->url ? rc_buf_puts(&url, req->url)
+		      : rc_buf_printf(&url, "%s%s%s", h->base_url,
+				      path[0] == '/' ? "" : "/", path)) < 0) {
+		rc_buf_release(&x.line);
 		return rc_error_set(RC_ETOOBIG, RC_ECLASS_HTTP,
 				    "%s: the URL is too long", method);
+	}
+	if (req->url)
+		path = req->url;
 
 	for (attempt = 1;; attempt++) {
 		long long t0;
@@ -926,6 +1143,7 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		rc_buf_clear(&x.line);
 		x.status = 0;
 		x.toobig = false;
+		x.read_rc = 0;
 		if (attempt > 1) {
 			pthread_mutex_lock(&h->stats_lock);
 			h->stats.retries++;
@@ -941,6 +1159,18 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 				       ? a.status
 				       : 0;
 
+		if (x.read_rc < 0) {
+			rc_buf m = RC_BUF_INIT_MAX(8192);
+
+			RC_DEBUG("http: %s %s: the body could not be read "
+				 "(%ld ms)", method, path, ms);
+			rc_buf_printf(&m, "%s %s", method, url.ptr);
+			rc_redact(&m);
+			rc_error_prefix("%s", m.ptr);
+			rc_buf_release(&m);
+			rc = x.read_rc;
+			goto done;
+		}
 		if (x.stopped) {
 			RC_DEBUG("http: %s %s -> %ld, stream stopped (%ld ms)",
 				 method, path, a.status, ms);
@@ -969,6 +1199,7 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		if (a.cc == CURLE_OK) {
 			RC_DEBUG("http: %s %s -> %ld (%ld ms%s)", method, path,
 				 a.status, ms, attempt > 1 ? ", retried" : "");
+			rate_record(h, resp);
 			if (on_line && a.status >= 200 && a.status < 300 &&
 			    x.line.len && deliver_lines(&x, true) < 0) {
 				rc = x.cb_rc;
@@ -992,6 +1223,11 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 					time(NULL));
 				if (wait_ms > h->retry_after_cap_ms)
 					wait_ms = h->retry_after_cap_ms;
+				/* the server's budget says how long: the
+				 * next attempt waits for it (rate_wait) */
+				if (wait_ms < 0 && a.status == 429 &&
+				    h->rate_header)
+					wait_ms = 0;
 			}
 		} else {
 			RC_DEBUG("http: %s %s -> %s (%ld ms)", method, path,

@@ -58,6 +58,39 @@ typedef struct {
 			      client-chosen name that fails when repeated) */
 	long timeout_ms;   /* of each attempt; 0: the client's */
 	size_t max_body;   /* cap on the reply's body; 0: the client's */
+
+	/* An absolute URL ("https://auth.example/token?x=y") used instead of
+	 * base_url + path: a URL a server handed out (a token realm, an
+	 * upload Location). The client's TLS settings apply; its fixed
+	 * authorization is sent only when the URL's scheme, host and port
+	 * are base_url's (the sign callback sees the URL and decides). */
+	const char *url;
+
+	/* A streamed request body instead of body: body_size bytes, read by
+	 * body_read, or, without body_read, from body_fd with pread() from
+	 * offset 0 (body_fd is read only when body_size > 0). Every attempt
+	 * reads again from offset 0: a source that cannot go back returns
+	 * RC_EUNSUPPORTED from body_read when asked for an offset it has
+	 * passed, and the request fails with that instead of being retried.
+	 * Sent with Content-Length, without "Expect: 100-continue". */
+	int (*body_read)(void *ctx, uint64_t offset, void *buf, size_t n,
+			 size_t *got); /* 0 (*got 0 at the end) or < 0 */
+	void *body_read_ctx;
+	int body_fd;
+	uint64_t body_size;
+
+	/* The body of a 2xx reply goes to sink instead of resp->body, with
+	 * no cap (a blob download). sink returns 0 to go on, < 0 to stop the
+	 * transfer with that error. A reply other than 2xx lands in
+	 * resp->body as usual. Retries happen only before the first byte
+	 * went to sink. */
+	int (*sink)(void *ctx, const void *data, size_t n);
+	void *sink_ctx;
+	/* GET and HEAD: follow up to 10 redirects (301, 302, 303, 307, 308)
+	 * to any http or https URL. Authorization headers (the fixed one, the
+	 * sign callback's, req->headers') are sent only to the first host;
+	 * curl drops them when the host or port changes. */
+	bool follow_redirects;
 } rc_http_req;
 
 /*
@@ -121,6 +154,20 @@ typedef struct {
 	 * burst tokens refilled at qps per second. qps 0: no budget. */
 	double qps;
 	int burst;
+
+	/* Rate budget fed by the server (Heroku: "RateLimit-Remaining",
+	 * 4500 tokens refilled at 75 per minute). After every reply the
+	 * client records rate_header's value (the server's remaining tokens)
+	 * and when it came. Before every attempt it estimates the remaining
+	 * tokens (the last value, plus rate_refill_per_sec times the seconds
+	 * since, minus the attempts sent since) and, when that is not a
+	 * whole token above rate_reserve, waits until it would be: one
+	 * token per 1/rate_refill_per_sec seconds. A 429 without Retry-After is retried
+	 * after that same wait. Waits are counted in rc_http_counters.
+	 * rate_header NULL: none; rate_refill_per_sec must then be > 0. */
+	const char *rate_header;
+	double rate_reserve;
+	double rate_refill_per_sec;
 } rc_http_opts;
 
 typedef struct {
@@ -141,6 +188,9 @@ typedef struct {
 	uint64_t connections; /* new connections made (not reused) */
 	uint64_t bytes_sent;  /* as curl counts them: headers and bodies */
 	uint64_t bytes_received;
+	uint64_t waits;   /* attempts that waited for a rate budget (qps or
+			     rate_header) */
+	uint64_t wait_ms; /* the time they waited, in total */
 } rc_http_counters;
 
 /* Fills o with the defaults above (no TLS material, no authentication,

@@ -1473,48 +1473,6 @@ done:
 	rc_buf_release(&sel);
 }
 
-static int run_local(rc_driver *d, const json_t *spec, rc_run_result *res)
-{
-	const json_t *run = json_object_get(spec, "run"), *v;
-	rc_local_env env = {0};
-	rc_local_spawn_opts o = {0};
-	const char **argv;
-	const char *k;
-	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
-	size_t i;
-	int rc = 0;
-
-	rc_local_env_inherit(&env);
-	for (i = 0; i < d->env->config.n; i++)
-		rc_local_env_set(&env, d->env->config.items[i].key,
-				 d->env->config.items[i].value);
-	for (i = 0; i < d->env->nsecrets && rc == 0; i++) {
-		char *val = NULL;
-
-		rc = rc_secret_value(&val, &d->env->secrets[i], d->config_dir);
-		if (rc == 0) {
-			rc_local_env_set(&env, d->env->secrets[i].name, val);
-			explicit_bzero(val, strlen(val));
-			free(val);
-		}
-	}
-	json_object_foreach(json_object_get(spec, "env"), k, v)
-		if (json_is_string(v))
-			rc_local_env_set(&env, k, json_string_value(v));
-	argv = rc_calloc(json_array_size(run) + 1, sizeof(char *));
-	json_array_foreach(run, i, v)
-		argv[i] = json_string_value(v);
-	o.argv = argv;
-	o.env = &env;
-	o.dir = d->config_dir;
-	if (rc == 0)
-		rc = rc_local_run_capture(&o, (timeout > 0 ? timeout : 600) * 1000,
-					  res);
-	free(argv);
-	rc_local_env_release(&env);
-	return rc;
-}
-
 static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = json_string_value(json_object_get(spec, "where"));
@@ -1531,7 +1489,7 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
 	if (where && !strcmp(where, "local"))
-		return run_local(d, spec, res);
+		return rc_local_run_hook(d->env, d->config_dir, spec, res);
 	if (timeout <= 0)
 		timeout = 600;
 	run_id = json_string_value(json_object_get(spec, "run_id"));

@@ -13,6 +13,7 @@
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/local.h"
+#include "schema/secrets.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -1352,5 +1353,49 @@ done:
 	close(fd);
 	rc_buf_release(&req);
 	rc_buf_release(&rep);
+	return rc;
+}
+
+/* A hook with where: local (proc.h). */
+int rc_local_run_hook(const rc_env *renv, const char *config_dir,
+		      const json_t *spec, rc_run_result *res)
+{
+	const json_t *run = json_object_get(spec, "run"), *v;
+	rc_local_env env = {0};
+	rc_local_spawn_opts o = {0};
+	const char **argv;
+	const char *k;
+	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
+	size_t i;
+	int rc = 0;
+
+	rc_local_env_inherit(&env);
+	for (i = 0; i < renv->config.n; i++)
+		rc_local_env_set(&env, renv->config.items[i].key,
+				 renv->config.items[i].value);
+	for (i = 0; i < renv->nsecrets && rc == 0; i++) {
+		char *val = NULL;
+
+		rc = rc_secret_value(&val, &renv->secrets[i], config_dir);
+		if (rc == 0) {
+			rc_local_env_set(&env, renv->secrets[i].name, val);
+			explicit_bzero(val, strlen(val));
+			free(val);
+		}
+	}
+	json_object_foreach(json_object_get(spec, "env"), k, v)
+		if (json_is_string(v))
+			rc_local_env_set(&env, k, json_string_value(v));
+	argv = rc_calloc(json_array_size(run) + 1, sizeof(char *));
+	json_array_foreach(run, i, v)
+		argv[i] = json_string_value(v);
+	o.argv = argv;
+	o.env = &env;
+	o.dir = config_dir;
+	if (rc == 0)
+		rc = rc_local_run_capture(&o, (timeout > 0 ? timeout : 600) * 1000,
+					  res);
+	free(argv);
+	rc_local_env_release(&env);
 	return rc;
 }

@@ -172,6 +172,14 @@ int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
 int rc_local_run_capture(const rc_local_spawn_opts *o, long timeout_ms,
 			 rc_run_result *res);
 
+/* Runs a hook with `where: local` for an environment of any driver: spec
+ * as rc_driver_ops.run has it; the command runs in config_dir with this
+ * process's environment, env's config and secrets, then the hook's env,
+ * its output captured as rc_local_run_capture() does (timeout: spec's,
+ * 600 s when none). */
+int rc_local_run_hook(const rc_env *env, const char *config_dir,
+		      const json_t *spec, rc_run_result *res);
+
 /* --- health checks (local_proc.c) -------------------------------------- */
 
 /* 0 when 127.0.0.1:port accepts a connection (and, for http, answers GET

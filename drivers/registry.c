@@ -6,10 +6,12 @@
 /* Each driver exports its operations; add a line here for a new one. */
 extern const rc_driver_ops rc_driver_local;
 extern const rc_driver_ops rc_driver_kubernetes;
+extern const rc_driver_ops rc_driver_heroku;
 
 static const rc_driver_ops *const drivers[] = {
 	&rc_driver_local,
 	&rc_driver_kubernetes,
+	&rc_driver_heroku,
 	NULL /* end */
 };
 

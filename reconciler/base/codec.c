@@ -77,6 +77,49 @@ void rc_codec_sha256_digest(char out[RC_SHA256_DIGEST_LEN + 1],
 	rc_codec_sha256_hex(out + 7, data, len);
 }
 
+struct rc_codec_sha256_stream {
+	EVP_MD_CTX *md;
+};
+
+rc_codec_sha256_stream *rc_codec_sha256_begin(void)
+{
+	rc_codec_sha256_stream *s = rc_malloc(sizeof(*s));
+
+	s->md = EVP_MD_CTX_new();
+	if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+		crypto_failed("SHA-256");
+	return s;
+}
+
+void rc_codec_sha256_update(rc_codec_sha256_stream *s, const void *data,
+			    size_t len)
+{
+	if (len && EVP_DigestUpdate(s->md, data, len) != 1)
+		crypto_failed("SHA-256");
+}
+
+void rc_codec_sha256_end(rc_codec_sha256_stream *s,
+			 char out[RC_SHA256_DIGEST_LEN + 1])
+{
+	unsigned char md[RC_SHA256_LEN];
+	unsigned int n = 0;
+
+	if (EVP_DigestFinal_ex(s->md, md, &n) != 1 || n != RC_SHA256_LEN)
+		crypto_failed("SHA-256");
+	memcpy(out, "sha256:", 7);
+	hex_write(out + 7, md, sizeof(md));
+	out[RC_SHA256_DIGEST_LEN] = '\0';
+	rc_codec_sha256_abort(s);
+}
+
+void rc_codec_sha256_abort(rc_codec_sha256_stream *s)
+{
+	if (!s)
+		return;
+	EVP_MD_CTX_free(s->md);
+	free(s);
+}
+
 void rc_codec_hmac_sha256(unsigned char out[RC_SHA256_LEN], const void *key,
 			  size_t keylen, const void *data, size_t len)
 {

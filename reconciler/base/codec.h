@@ -41,6 +41,18 @@ void rc_codec_sha256_hex(char out[RC_SHA256_HEX_LEN + 1], const void *data,
 /* "sha256:<64 lowercase hex digits>" and a NUL. */
 void rc_codec_sha256_digest(char out[RC_SHA256_DIGEST_LEN + 1],
 			    const void *data, size_t len);
+/* SHA-256 of a stream fed in pieces (a blob too large for memory):
+ * begin, update any number of times, then end, which writes
+ * "sha256:<hex>" and frees the state. */
+typedef struct rc_codec_sha256_stream rc_codec_sha256_stream;
+rc_codec_sha256_stream *rc_codec_sha256_begin(void);
+void rc_codec_sha256_update(rc_codec_sha256_stream *s, const void *data,
+			    size_t len);
+void rc_codec_sha256_end(rc_codec_sha256_stream *s,
+			 char out[RC_SHA256_DIGEST_LEN + 1]);
+/* Frees a stream without its digest (NULL is fine). */
+void rc_codec_sha256_abort(rc_codec_sha256_stream *s);
+
 /* HMAC-SHA-256 of data under key (raw bytes, so that HMACs chain, as in
  * AWS Signature Version 4). */
 void rc_codec_hmac_sha256(unsigned char out[RC_SHA256_LEN], const void *key,

@@ -9,6 +9,7 @@
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 
 static rc_testca ca;
@@ -988,6 +989,317 @@ static void http_query(void **state)
 	rc_buf_release(&p);
 }
 
+/* ------------------------------------------- streamed bodies, redirects */
+
+struct reader {
+	const char *data;
+	size_t len;
+	int calls;
+	bool once; /* cannot go back */
+	uint64_t next;
+};
+
+static int read_body(void *ctx, uint64_t offset, void *buf, size_t n,
+		     size_t *got)
+{
+	struct reader *rd = ctx;
+
+	rd->calls++;
+	if (rd->once && offset < rd->next)
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_NONE,
+				    "the source cannot go back");
+	if (offset > rd->len)
+		return RC_EINVALID;
+	if (n > rd->len - offset)
+		n = rd->len - (size_t)offset;
+	memcpy(buf, rd->data + offset, n);
+	*got = n;
+	rd->next = offset + n;
+	return 0;
+}
+
+struct sink {
+	rc_buf got;
+	int calls;
+};
+
+static int sink_body(void *ctx, const void *data, size_t n)
+{
+	struct sink *sk = ctx;
+
+	sk->calls++;
+	return rc_buf_put(&sk->got, data, n);
+}
+
+static void http_streamed_bodies(void **state)
+{
+	rc_testsrv_step retry[] = {
+		{.status = 503},
+		{.status = 201, .body = "stored"},
+	};
+	rc_http *h = client_for(srv);
+	rc_http_resp r;
+	rc_testsrv_req seen;
+	rc_buf big = RC_BUF_INIT;
+	struct reader rd = {0};
+	struct sink sk = {RC_BUF_INIT, 0};
+	char path[600];
+	int fd;
+
+	RC_UNUSED(state);
+	for (int i = 0; big.len < 300000; i++)
+		rc_buf_printf(&big, "line %d of a body too large to copy\n", i);
+	rd.data = big.ptr;
+	rd.len = big.len;
+	rc_http_resp_init(&r);
+
+	/* from a reader, again from offset 0 on the retry */
+	rc_testsrv_script(srv, retry, 2);
+	{
+		rc_http_req q = {.method = "PUT", .path = "/blob",
+				 .content_type = "application/octet-stream",
+				 .body_read = read_body, .body_read_ctx = &rd,
+				 .body_size = big.len};
+
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+	}
+	assert_int_equal(r.status, 201);
+	assert_int_equal(r.attempts, 2);
+	assert_true(rc_testsrv_request(srv, 1, &seen));
+	assert_string_equal(seen.method, "PUT");
+	assert_string_equal(seen.content_type, "application/octet-stream");
+	assert_int_equal(strlen(seen.body), big.len);
+	assert_string_equal(seen.body, big.ptr);
+	rc_testsrv_req_release(&seen);
+
+	/* a source that cannot go back: the retry is refused, not sent */
+	rc_testsrv_script(srv, retry, 2);
+	rd.once = true;
+	rd.next = 0;
+	{
+		rc_http_req q = {.method = "POST", .path = "/once",
+				 .body_read = read_body, .body_read_ctx = &rd,
+				 .body_size = big.len};
+
+		assert_int_equal(rc_http_do(h, &q, &r), RC_EUNSUPPORTED);
+	}
+	assert_non_null(strstr(rc_error_last()->message, "POST https://"));
+	assert_non_null(strstr(rc_error_last()->message, "cannot go back"));
+	assert_int_equal(rc_testsrv_requests(srv), 1);
+
+	/* from a descriptor, with pread: every attempt from the start */
+	snprintf(path, sizeof(path), "%s/body", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big.ptr, big.len), (ssize_t)big.len);
+	rc_testsrv_script(srv, retry, 2);
+	{
+		rc_http_req q = {.method = "PUT", .path = "/fd", .body_fd = fd,
+				 .body_size = big.len};
+
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+	}
+	close(fd);
+	assert_int_equal(r.status, 201);
+	assert_true(rc_testsrv_request(srv, 1, &seen));
+	assert_string_equal(seen.body, big.ptr);
+	rc_testsrv_req_release(&seen);
+
+	/* a reply to a sink, uncapped; an error reply stays in the body */
+	script1(200, big.ptr, NULL);
+	{
+		rc_http_req q = {.path = "/download", .sink = sink_body,
+				 .sink_ctx = &sk, .max_body = 1024};
+
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_int_equal(r.body.len, 0);
+		assert_int_equal(sk.got.len, big.len);
+		assert_true(sk.calls > 1);
+		rc_buf_clear(&sk.got);
+		script1(404, "{\"errors\":[]}", NULL);
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+		assert_int_equal(r.status, 404);
+		assert_string_equal(r.body.ptr, "{\"errors\":[]}");
+		assert_int_equal(sk.got.len, 0);
+	}
+	rc_buf_release(&sk.got);
+	rc_buf_release(&big);
+	rc_http_resp_release(&r);
+	rc_http_close(h);
+}
+
+static void http_redirects_and_urls(void **state)
+{
+	char loc[300], other[300];
+	rc_testsrv_step steps[] = {
+		{.status = 307, .headers = loc},
+		{.status = 200, .body = "the blob"},
+	};
+	const char *const auth[] = {"Authorization: Bearer registry-token",
+				    NULL};
+	rc_http_opts o;
+	rc_http *h;
+	rc_http_resp r;
+	rc_testsrv_req seen;
+
+	RC_UNUSED(state);
+	/* localhost is another host than 127.0.0.1 for curl: the header
+	 * stays with the first */
+	snprintf(loc, sizeof(loc), "Location: https://localhost:%d/storage",
+		 rc_testsrv_port(srv));
+	rc_testsrv_script(srv, steps, 2);
+	opts_for(&o, srv);
+	o.authorization = "Bearer fixed-secret";
+	assert_int_equal(rc_http_open(&h, &o), 0);
+	rc_http_resp_init(&r);
+	{
+		rc_http_req q = {.path = "/v2/x/blobs/sha256:1",
+				 .headers = auth, .follow_redirects = true};
+
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+	}
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body.ptr, "the blob");
+	assert_int_equal(rc_testsrv_requests(srv), 2);
+	assert_true(rc_testsrv_request(srv, 0, &seen));
+	assert_non_null(seen.authorization);
+	rc_testsrv_req_release(&seen);
+	assert_true(rc_testsrv_request(srv, 1, &seen));
+	assert_string_equal(seen.path, "/storage");
+	assert_null(seen.authorization);
+	rc_testsrv_req_release(&seen);
+
+	/* without follow_redirects the 307 is the reply */
+	rc_testsrv_script(srv, steps, 2);
+	assert_int_equal(get(h, "/v2/x", &r), 0);
+	assert_int_equal(r.status, 307);
+
+	/* an absolute URL on another origin: no fixed Authorization; on the
+	 * base URL's own: sent */
+	script1(200, "{}", NULL);
+	snprintf(other, sizeof(other), "https://localhost:%d/token?x=1",
+		 rc_testsrv_port(srv));
+	{
+		rc_http_req q = {.url = other};
+
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+		assert_true(rc_testsrv_request(srv, 0, &seen));
+		assert_string_equal(seen.path, "/token");
+		assert_null(seen.authorization);
+		rc_testsrv_req_release(&seen);
+		snprintf(other, sizeof(other), "%s/upload?_state=1",
+			 rc_testsrv_url(srv));
+		assert_int_equal(rc_http_do(h, &q, &r), 0);
+		assert_true(rc_testsrv_request(srv, 1, &seen));
+		assert_string_equal(seen.authorization, "Bearer fixed-secret");
+		rc_testsrv_req_release(&seen);
+	}
+	rc_http_resp_release(&r);
+	rc_http_close(h);
+}
+
+/* ------------------------------------------ the server's rate budget */
+
+static rc_http *rate_client(double reserve, double refill)
+{
+	rc_http_opts o;
+	rc_http *h;
+
+	opts_for(&o, srv);
+	o.rate_header = "RateLimit-Remaining";
+	o.rate_reserve = reserve;
+	o.rate_refill_per_sec = refill;
+	assert_int_equal(rc_http_open(&h, &o), 0);
+	return h;
+}
+
+static void http_rate_header(void **state)
+{
+	rc_http *h;
+	rc_http_resp r;
+	rc_http_counters st;
+	rc_http_opts o;
+	long long t0, took;
+
+	RC_UNUSED(state);
+	rc_http_resp_init(&r);
+
+	/* well above the reserve: no wait at all */
+	h = rate_client(10, 10);
+	script1(200, "{}", "RateLimit-Remaining: 4000");
+	t0 = now_ms();
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(get(h, "/apps", &r), 0);
+	rc_http_stats(h, &st);
+	assert_int_equal(st.waits, 0);
+	assert_int_equal(st.wait_ms, 0);
+	assert_true(now_ms() - t0 < 1000);
+	rc_http_close(h);
+
+	/* at the reserve: the next attempt waits one token (1/10 s), and the
+	 * wait is counted */
+	h = rate_client(10, 10);
+	script1(200, "{}", "RateLimit-Remaining: 10");
+	assert_int_equal(get(h, "/apps", &r), 0); /* nothing known yet */
+	t0 = now_ms();
+	assert_int_equal(get(h, "/apps", &r), 0);
+	took = now_ms() - t0;
+	rc_http_stats(h, &st);
+	assert_true(took >= 90);
+	assert_int_equal(st.waits, 1);
+	assert_true(st.wait_ms >= 90 && st.wait_ms <= 150);
+	/* below it: the tokens up to above the reserve (3 at 10/s) */
+	script1(200, "{}", "RateLimit-Remaining: 8");
+	assert_int_equal(get(h, "/apps", &r), 0);
+	t0 = now_ms();
+	assert_int_equal(get(h, "/apps", &r), 0);
+	took = now_ms() - t0;
+	rc_http_stats(h, &st);
+	assert_true(took >= 280);
+	assert_int_equal(st.waits, 3); /* the one before also waited */
+	rc_http_close(h);
+
+	/* a 429 without Retry-After: retried after the refill time */
+	{
+		rc_testsrv_step steps[] = {
+			{.status = 429, .headers = "RateLimit-Remaining: 0"},
+			{.status = 200, .body = "{}",
+			 .headers = "RateLimit-Remaining: 99"},
+		};
+
+		h = rate_client(0, 10);
+		rc_testsrv_script(srv, steps, 2);
+		t0 = now_ms();
+		assert_int_equal(get(h, "/apps", &r), 0);
+		took = now_ms() - t0;
+		assert_int_equal(r.status, 200);
+		assert_int_equal(r.attempts, 2);
+		rc_http_stats(h, &st);
+		assert_int_equal(st.waits, 1);
+		assert_true(took >= 90);
+		rc_http_close(h);
+	}
+
+	/* threads: four waiters at the reserve are served one token apart */
+	h = rate_client(5, 20);
+	script1(200, "{\"ok\":true}", "RateLimit-Remaining: 5");
+	assert_int_equal(get(h, "/apps", &r), 0);
+	t0 = now_ms();
+	run_workers(h, 4, 1);
+	took = now_ms() - t0;
+	rc_http_stats(h, &st);
+	assert_int_equal(st.waits, 4);
+	assert_true(took >= 190); /* 50, 100, 150, 200 ms */
+	rc_http_close(h);
+
+	/* a rate header needs a refill rate */
+	opts_for(&o, srv);
+	o.rate_header = "RateLimit-Remaining";
+	assert_int_equal(rc_http_open(&h, &o), RC_EINVALID);
+	rc_http_resp_release(&r);
+}
+
 int test_group_http(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1011,6 +1323,9 @@ int test_group_http(void)
 		cmocka_unit_test(http_sign_and_refresh),
 		cmocka_unit_test(http_secrets_stay_out),
 		cmocka_unit_test(http_query),
+		cmocka_unit_test(http_streamed_bodies),
+		cmocka_unit_test(http_redirects_and_urls),
+		cmocka_unit_test(http_rate_header),
 	};
 	return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }

@@ -1,0 +1,113 @@
+/*
+ * The Heroku driver's records under <state>/heroku/: which apps and
+ * pipelines reconcile owns, the config keys it set, the images it
+ * released, and a cache of config vars. See drivers/heroku_api.h.
+ */
+#include "drivers/heroku_api.h"
+#include "drivers/proc.h" /* files */
+#include "reconciler/base/log.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+static char *state_path(const char *state_dir, const char *file)
+{
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
+
+	rc_buf_printf(&b, "%s/heroku%s%s", state_dir, file ? "/" : "",
+		      file ? file : "");
+	return rc_buf_detach(&b);
+}
+
+static json_t *empty_doc(void)
+{
+	return json_pack("{s:i, s:{}, s:{}}", "version",
+			 RC_HEROKU_STATE_VERSION, "apps", "pipelines");
+}
+
+/* The records as they are on disk (new ref). A file that cannot be read or
+ * has another version is set aside: its cache would mislead. */
+static json_t *load(const char *state_dir)
+{
+	char *path = state_path(state_dir, "apps.json");
+	json_t *doc = NULL;
+	int rc = rc_local_read_json(&doc, path);
+
+	if (rc == RC_ENOTFOUND) {
+		rc_error_clear();
+		doc = empty_doc();
+	} else if (rc < 0 ||
+		   json_integer_value(json_object_get(doc, "version")) !=
+			   RC_HEROKU_STATE_VERSION ||
+		   !json_is_object(json_object_get(doc, "apps"))) {
+		rc_buf aside = RC_BUF_INIT_MAX(PATH_MAX * 2);
+
+		rc_buf_printf(&aside, "%s.unreadable", path);
+		RC_WARN("heroku: %s cannot be used (%s); moved to %s: apps it "
+			"listed count as not reconcile's until adopted",
+			path, rc < 0 ? rc_error_last()->message
+				     : "another version",
+			aside.ptr);
+		rc_error_clear();
+		if (rename(path, aside.ptr) < 0)
+			RC_WARN("heroku: cannot move %s aside: %s", path,
+				strerror(errno));
+		rc_buf_release(&aside);
+		json_decref(doc);
+		doc = empty_doc();
+	}
+	if (!json_is_object(json_object_get(doc, "pipelines")))
+		json_object_set_new(doc, "pipelines", json_object());
+	free(path);
+	return doc;
+}
+
+json_t *rc_heroku_state_load(rc_heroku_api *a, const char *state_dir)
+{
+	json_t *doc;
+
+	pthread_mutex_lock(&a->state_mu);
+	doc = load(state_dir);
+	pthread_mutex_unlock(&a->state_mu);
+	return doc;
+}
+
+int rc_heroku_state_update(rc_heroku_api *a, const char *state_dir,
+			   rc_heroku_state_fn fn, void *ctx)
+{
+	char *dir = state_path(state_dir, NULL);
+	char *lock = state_path(state_dir, "apps.lock");
+	char *path = state_path(state_dir, "apps.json");
+	json_t *doc = NULL;
+	int fd = -1, rc;
+
+	pthread_mutex_lock(&a->state_mu);
+	if ((rc = rc_local_mkdirs(dir, 0700)) < 0)
+		goto done;
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = rc_error_set_os("cannot open '%s'", lock);
+		goto done;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			rc = rc_error_set_os("cannot lock '%s'", lock);
+			goto done;
+		}
+	}
+	doc = load(state_dir);
+	rc = fn(doc, ctx);
+	if (rc > 0)
+		rc = rc_local_write_json(path, doc);
+done:
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+	pthread_mutex_unlock(&a->state_mu);
+	json_decref(doc);
+	free(dir);
+	free(lock);
+	free(path);
+	if (rc < 0)
+		rc_error_prefix("heroku: records under %s/heroku", state_dir);
+	return rc < 0 ? rc : 0;
+}
