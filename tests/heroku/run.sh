@@ -47,7 +47,7 @@ cleanup() {
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
 	[ -f "$work/reg/env" ] && bash "$root/tests/registry/registries.sh" stop "$work/reg" >/dev/null 2>&1
 	[ -f "$work/pg/postmaster.pid" ] && as_pg pg_ctl -D "$work/pg" -m immediate stop >/dev/null 2>&1
-	rm -rf "$work"
+	if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 die() { echo "FAIL setup: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
@@ -100,7 +100,7 @@ s = json.load(sys.stdin)
 def app(n): return ([a for a in s["apps"] if a["name"] == n] or [None])[0]
 def addons(n): return [a for a in s["addons"] if a["app"]["name"] == n]
 def web(n): return ([f for f in s["formation"].get(n, []) if f["type"] == "web"] or [None])[0]
-def stage(n): return ([c["stage"] for c in s["pipeline_couplings"] if c["app"]["name"] == n] or [None])[0]
+def stage(n): return ([c["stage"] for c in s["pipeline_couplings"] if app(n) and c["app"]["id"] == app(n)["id"]] or [None])[0]
 def current(n): return ([r for r in s["releases"].get(n, []) if r["current"]] or [None])[-1]
 print(eval(sys.argv[1]))' "$1" 2>&1
 }
@@ -348,15 +348,15 @@ run 0 "converged after the heal" "$rc_bin" plan "$cfg" -e staging
 
 # === a failing release, reported with its output
 fake POST /fake/releases/script '{"app": "joplin-staging", "status": "failed", "output": ["Running release command...", "django.db.utils.OperationalError: relation cms_slug does not exist"], "duration_ms": 300, "count": 1}' >/dev/null
-sed -i 's|joplin-app:9c1e4b2|joplin-app:9c1e4b3|' "$cfg/environments/staging.yaml"
-commit "staging: image B again"
+sed -i 's|joplin-app:9c1e4b3|joplin-app:9c1e4b2|' "$cfg/environments/staging.yaml"
+commit "staging: image A again"
 run 1 "a failed release fails the apply" "$rc_bin" apply "$cfg" -e staging --auto-approve
 has "saying the release failed" "$out" "failed"
 has "with the end of its release-phase output" "$out" "django.db.utils.OperationalError: relation cms_slug does not exist"
 hasnt "the migration does not run after a failed release" "$out" "hook migrate: ok"
 fake DELETE /fake/releases/script >/dev/null
 run 0 "the next apply releases it" "$rc_bin" apply "$cfg" -e staging --auto-approve
-is "image B is the current release" 'current("joplin-staging")["description"]' "Deployed web (${idB:7:12})"
+is "image A is the current release" 'current("joplin-staging")["description"]' "Deployed web (${idA:7:12})"
 run 0 "converged after the release" "$rc_bin" plan "$cfg" -e staging
 
 # === 403: a write the account may not do
@@ -438,10 +438,11 @@ t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=73)
 r["environments"][env]["gone_since"] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
 json.dump(r, open(p, "w"))
 PY
-run 2 "past the ttl the plan deletes it" "$rc_bin" plan "$cfg" -e "$r2"
+run 2 "past the ttl the plan deletes it" "$rc_bin" plan "$cfg"
 has "its app" "$out" "- app $r2"
 has "its database" "$out" "- addon"
-run 0 "apply the removal" "$rc_bin" apply "$cfg" -e "$r2" --auto-approve
+run 0 "apply the removal" "$rc_bin" apply "$cfg" --auto-approve
+hasnt "and nothing else" "$out" "joplin-staging:"
 is "its app is gone" 'app("'$r2'")' None
 is "its database is gone" 'addons("'$r2'")' "[]"
 is "pr-101 is untouched" 'app("'$r1'") is not None, [a["plan"]["name"] for a in addons("'$r1'")]' "(True, ['heroku-postgresql:essential-0'])"
