@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,8 @@ def main():
               "tests/registry/push_image.py"):
         if not os.path.exists(os.path.join(root, f)):
             sys.exit("bench_heroku: %s is missing" % f)
+    # a SIGTERM (a ctest timeout, ^C) still stops what was started
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     work = tempfile.mkdtemp(prefix="rc-bench-heroku-")
     procs = []
     reg = os.path.join(work, "reg")

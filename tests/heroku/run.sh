@@ -50,6 +50,7 @@ cleanup() {
 	if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP # so that the EXIT trap stops what was started
 die() { echo "FAIL setup: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 wait_for() { # SECONDS CMD...: polls CMD until it succeeds
 	local end=$((SECONDS + $1))
@@ -254,7 +255,10 @@ has "production is read from its branch" "$out" "from branch production at"
 has "production's app" "$out" "+ app joplin-production"
 hasnt "no production secret in the plan" "$out" "$JOPLIN_PRODUCTION_SECRET_KEY"
 hasnt "no production secret in the saved plan" "$(cat "$work/prod-plan.json")" "hk-e2e-prod"
+fake POST /fake/stats/reset >/dev/null
 run 0 "production: the saved plan applies" "$rc_bin" apply "$work/prod-plan.json"
+[ "$(count 'PATCH /apps/{app}/formation')" = 1 ] && ok "production: one formation PATCH releases the image and sizes the dynos" ||
+	bad "production: one formation PATCH releases the image and sizes the dynos" "$(stats)"
 is "production: 2 Standard-2X dynos" '(web("joplin-production") or {}).get("quantity"), (web("joplin-production") or {}).get("size")' "(2, 'Standard-2X')"
 is "production: standard-2 database" '[a["plan"]["name"] for a in addons("joplin-production")]' "['heroku-postgresql:standard-2']"
 is "production: its own secret" 's["config_vars"]["joplin-production"].get("SECRET_KEY")' "$JOPLIN_PRODUCTION_SECRET_KEY"
