@@ -1297,7 +1297,6 @@ static int addon_create(rc_driver *d, const rc_action *a, const char *app,
 					    json_pack("{s:s}", "name", as));
 		rc = call_json(d, "POST", path.ptr, req, "create add-on",
 			       action_loc(d, a->kind, a->name), &addon);
-		json_decref(req);
 		if (rc < 0)
 			goto done;
 	}

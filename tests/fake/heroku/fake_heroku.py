@@ -84,29 +84,17 @@ def _team_apps(s, acct, p, b):
     return s.team_apps(acct, p['team'])
 
 
-@route('GET', '/regions')
-def _regions(s, acct, p, b):
-    return Page([st.region_json(r) for r in st.REGIONS], ['id', 'name'])
+def catalog(path, param, table, to_json, info=True):
+    """The list of a fixed catalog, and its info by id or name."""
+    route('GET', path)(lambda s, acct, p, b: Page([to_json(x) for x in table], ['id', 'name']))
+    if info:
+        route('GET', '%s/{%s}' % (path, param))(
+            lambda s, acct, p, b: st.find([to_json(x) for x in table], p[param], param))
 
 
-@route('GET', '/regions/{region}')
-def _region(s, acct, p, b):
-    return st.find([st.region_json(r) for r in st.REGIONS], p['region'], 'region')
-
-
-@route('GET', '/stacks')
-def _stacks(s, acct, p, b):
-    return Page([st.stack_json(x) for x in st.STACKS], ['id', 'name'])
-
-
-@route('GET', '/stacks/{stack}')
-def _stack(s, acct, p, b):
-    return st.find([st.stack_json(x) for x in st.STACKS], p['stack'], 'stack')
-
-
-@route('GET', '/dyno-sizes')
-def _sizes(s, acct, p, b):
-    return Page([st.size_json(x) for x in st.SIZES], ['id', 'name'])
+catalog('/regions', 'region', st.REGIONS, st.region_json)
+catalog('/stacks', 'stack', st.STACKS, st.stack_json)
+catalog('/dyno-sizes', 'size', st.SIZES, st.size_json, info=False)
 
 
 @route('GET', '/dyno-sizes/{size}')
@@ -452,7 +440,7 @@ class Fake:
                 elif k == 'team' and v:
                     kteams.append(v)
                 else:
-                    raise SystemExit('fake_heroku: bad --key option %r' % o)
+                    raise ValueError('bad --key option %r' % o)
             acct = st.Account(key, email, role if kteams else None, kteams or None)
             acct.tokens = float(args.rate_limit)
             accounts.append(acct)
@@ -830,7 +818,10 @@ def main(argv=None):
     ap.add_argument('--dyno-start-ms', type=int, default=20)
     ap.add_argument('--dyno-gone-ms', type=int, default=-1)
     args = ap.parse_args(argv)
-    fake = Fake(args)
+    try:
+        fake = Fake(args)
+    except ValueError as e:
+        ap.error(str(e))
     server = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
     server.daemon_threads = True
     server.fake = fake

