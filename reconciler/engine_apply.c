@@ -49,6 +49,23 @@ static size_t env_index(const executor *x, const char *env)
 	return 0;
 }
 
+/* The thread's last error as an action's outcome shows it: with the
+ * file:line:col of the configuration it concerns, when it has one (a
+ * platform refused a name or a size). */
+static char *last_error(const char *fallback)
+{
+	const rc_error *e = rc_error_last();
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+	if (!e || !e->message)
+		return rc_strdup(fallback);
+	if (e->loc.file && e->loc.line > 0)
+		rc_buf_printf(&b, "%s:%d:%d: ", e->loc.file, e->loc.line,
+			      e->loc.col);
+	rc_buf_puts(&b, e->message);
+	return rc_buf_detach(&b);
+}
+
 /* One line per action: its sign, what, state and duration. Called with
  * the lock held. */
 static void draw(executor *x, size_t only)
@@ -202,8 +219,7 @@ static int apply_action(executor *x, size_t i, json_t **result, char **err)
 		}
 		rc_run_result_release(&res);
 		if (rc < 0 && !*err)
-			*err = rc_strdup(rc_error_last() ? rc_error_last()->message
-							 : "the hook failed");
+			*err = last_error("the hook failed");
 		return rc;
 	}
 	if (a->op == RC_OP_REPLACE && !ee->env->policy.allow_replace) {
@@ -220,8 +236,7 @@ static int apply_action(executor *x, size_t i, json_t **result, char **err)
 	}
 	rc = ee->ops->apply(ee->drv, a, result);
 	if (rc < 0)
-		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
-						 : "failed");
+		*err = last_error("failed");
 	return rc;
 }
 
@@ -248,8 +263,7 @@ static int wait_action(executor *x, size_t i, char **err)
 				   ? ee->env->target.wait_timeout
 				   : 300);
 	if (rc < 0)
-		*err = rc_strdup(rc_error_last() ? rc_error_last()->message
-						 : "failed");
+		*err = last_error("failed");
 	return rc;
 }
 

@@ -552,8 +552,11 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 				continue;
 			}
 			if (a->desired && a->actual)
-				rc_diff(&a->changes, a->desired, NULL, a->actual,
-					NULL, 0);
+				/* three-way with what the run applied: what it
+				   added (a config var) is removed */
+				rc_diff(&a->changes, a->desired,
+					json_object_get(in, "desired"),
+					a->actual, NULL, 0);
 			else if (a->desired) {
 				json_t *empty = json_object();
 

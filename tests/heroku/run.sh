@@ -331,7 +331,9 @@ has "the restore ran" "$out" "restore-db: database joplin_staging is back as"
 	ok "the rows are back as before the deploy" || bad "the rows are back as before the deploy" "$(pgq joplin_staging "SELECT * FROM cms_page")"
 [ "$(pgq joplin_staging "SELECT count(*) FROM pg_tables WHERE tablename = 'cms_redirect'")" = 0 ] &&
 	ok "the migration's table is gone" || bad "the migration's table is gone"
-is "image A is released again" 'current("joplin-staging")["description"]' "Deployed web (${idA:7:12})"
+# the config var goes after the image (the undo runs in reverse), so
+# the newest release of an image, not the newest release, is image A's
+is "image A is released again" '[r for r in s["releases"]["joplin-staging"] if r["description"].startswith("Deployed web")][-1]["description"]' "Deployed web (${idA:7:12})"
 is "the var reconcile added is removed" '"FEATURE_NEW_EDITOR" in s["config_vars"]["joplin-staging"]' False
 is "DATABASE_URL untouched" 's["config_vars"]["joplin-staging"]["DATABASE_URL"]' "$url_before"
 run 0 "staging: back at the configuration" "$rc_bin" apply "$cfg" -e staging --auto-approve
