@@ -453,6 +453,32 @@ is "its app is gone" 'app("'$r2'")' None
 is "its database is gone" 'addons("'$r2'")' "[]"
 is "pr-101 is untouched" 'app("'$r1'") is not None, [a["plan"]["name"] for a in addons("'$r1'")]' "(True, ['heroku-postgresql:essential-0'])"
 
+# === a hook that outlives its timeout: its one-off dyno is stopped
+ht=$work/hooktest
+mkdir -p "$ht"
+cat >"$ht/reconcile.yaml" <<EOF
+version: 1
+project: hooktest
+environments:
+  slow:
+    target: { driver: heroku, app: hooktest-slow, stack: container }
+    services:
+      web:
+        image: "$src/cityofaustin/joplin-app:9c1e4b2"
+        command: [gunicorn, app]
+    hooks:
+      post_apply:
+        - name: reindex
+          run: [python, manage.py, reindex-everything]
+          service: web
+          timeout: 2s
+EOF
+fake POST /fake/dynos/script '{"match": "reindex-everything", "output": ["reindexing..."], "exit": 0, "duration_ms": 60000}' >/dev/null
+RECONCILE_STATE_DIR=$work/hooktest-state run 1 "a hook past its timeout fails the apply" "$rc_bin" apply "$ht" --auto-approve
+has "saying it timed out" "$out" "timed out"
+is "its dyno was stopped, not left running" '[(d["command"].count("reindex-everything"), d["state"]) for d in s["dynos"]["hooktest-slow"]]' "[(1, 'down')]"
+RECONCILE_STATE_DIR=$work/hooktest-state run 0 "the timed-out app destroys" "$rc_bin" destroy "$ht" --auto-approve
+
 # === destroy
 run 0 "destroy staging and the review app" "$rc_bin" destroy "$cfg" -e staging -e "$r1" --auto-approve
 run 1 "destroy --auto-approve leaves production" "$rc_bin" destroy "$cfg" -e production --auto-approve
