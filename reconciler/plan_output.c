@@ -439,6 +439,8 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 		p->kept = rc_realloc(p->kept, (p->nkept + 1) * sizeof(rc_plan_kept));
 		p->kept[p->nkept].env = dup_str(json_array_get(kept, i), "env");
 		p->kept[p->nkept].key = dup_str(json_array_get(kept, i), "key");
+		p->kept[p->nkept].precious = json_is_true(
+			json_object_get(json_array_get(kept, i), "holds_data"));
 		p->nkept++;
 		if (!p->kept[p->nkept - 1].env || !p->kept[p->nkept - 1].key)
 			return rc_error_set(RC_EINVALID, RC_ECLASS_JSON,
