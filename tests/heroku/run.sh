@@ -415,6 +415,37 @@ run 1 "a lasting 500 while observing fails the apply" "$rc_bin" apply "$cfg" -e 
 has "with the status" "$out" "500"
 [ "$(writes)" = 0 ] && ok "and nothing was applied" || bad "and nothing was applied" "$(stats)"
 fake DELETE /fake/faults >/dev/null
+# a dropped connection is retried; one that keeps dropping fails the plan
+fake POST /fake/faults '{"method": "GET", "path_regex": "^/apps$", "drop": true, "count": 1}' >/dev/null
+run 2 "a dropped connection is retried" "$rc_bin" plan "$cfg" -e staging
+fake DELETE /fake/faults >/dev/null
+fake POST /fake/faults '{"method": "GET", "path_regex": "^/addons$", "drop": true}' >/dev/null
+fake POST /fake/stats/reset >/dev/null
+run 1 "a connection that keeps dropping fails the apply" "$rc_bin" apply "$cfg" -e staging --auto-approve
+has "naming the call" "$out" "/addons"
+[ "$(writes)" = 0 ] && ok "and nothing was applied" || bad "and nothing was applied" "$(stats)"
+fake DELETE /fake/faults >/dev/null
+# a body that is not JSON is an error, not a crash
+fake POST /fake/faults '{"method": "GET", "path_regex": "^/pipeline-couplings$", "malformed": true}' >/dev/null
+run 1 "a malformed body fails the plan" "$rc_bin" plan "$cfg" -e staging
+has "saying which call and that its body cannot be read" "$out" "list pipeline couplings: the API answered 200 with a body that cannot be read"
+fake DELETE /fake/faults >/dev/null
+# refusals while applying: 404, 409, a lasting 503
+fake POST /fake/faults '{"method": "PATCH", "path_regex": "/config-vars$", "status": 404, "body": {"id": "not_found", "message": "Couldn'"'"'t find that app.", "resource": "app"}}' >/dev/null
+run 1 "a 404 while applying fails the action" "$rc_bin" apply "$cfg" -e staging --auto-approve
+has "naming the app" "$out" "joplin-staging"
+has "with the server's message" "$out" "Couldn't find that app"
+fake DELETE /fake/faults >/dev/null
+fake POST /fake/faults '{"method": "PATCH", "path_regex": "/config-vars$", "status": 409, "body": {"id": "conflict", "message": "A release is already in progress for this app."}}' >/dev/null
+run 1 "a 409 while applying fails the action" "$rc_bin" apply "$cfg" -e staging --auto-approve
+has "with the status" "$out" "409"
+has "and the server's message" "$out" "A release is already in progress"
+fake DELETE /fake/faults >/dev/null
+fake POST /fake/faults '{"method": "PATCH", "path_regex": "/config-vars$", "status": 503}' >/dev/null
+run 1 "a lasting 503 while applying fails the action" "$rc_bin" apply "$cfg" -e staging --auto-approve
+has "with the status after the retries" "$out" "503"
+has "saying it was retried" "$out" "attempts"
+fake DELETE /fake/faults >/dev/null
 run 0 "and then it applies" "$rc_bin" apply "$cfg" -e staging --auto-approve
 
 # === 422: a name another account holds, pointed at target.app
