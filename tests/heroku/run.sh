@@ -448,6 +448,27 @@ has "saying it was retried" "$out" "attempts"
 fake DELETE /fake/faults >/dev/null
 run 0 "and then it applies" "$rc_bin" apply "$cfg" -e staging --auto-approve
 
+# === an add-on's plan: within its tier an update, across tiers a replace
+dbid=$(q '[a["id"] for a in addons("joplin-staging")][0]')
+sed -i 's|^    plan: standard-0$|    plan: standard-2|' "$cfg/environments/staging.yaml"
+commit "staging: standard-2"
+run 2 "a plan within the tier" "$rc_bin" plan "$cfg" -e staging
+has "is an update" "$out" "~ addon db"
+has "of the plan" "$out" '"standard-0" -> "standard-2"'
+run 0 "it applies" "$rc_bin" apply "$cfg" -e staging --auto-approve
+is "the same database, on the new plan" '[(a["id"], a["plan"]["name"]) for a in addons("joplin-staging")]' "[('$dbid', 'heroku-postgresql:standard-2')]"
+sed -i 's|^    plan: standard-2$|    plan: essential-0|' "$cfg/environments/staging.yaml"
+commit "staging: essential-0"
+run 2 "a plan across tiers" "$rc_bin" plan "$cfg" -e staging
+has "is a replace" "$out" "! addon db"
+has "that loses the data" "$out" "replacing it loses its data"
+run 1 "apply refuses the replace" "$rc_bin" apply "$cfg" -e staging --auto-approve
+has "naming policy.allow_replace" "$out" "policy.allow_replace"
+is "the database is untouched" '[(a["id"], a["plan"]["name"]) for a in addons("joplin-staging")]' "[('$dbid', 'heroku-postgresql:standard-2')]"
+sed -i 's|^    plan: essential-0$|    plan: standard-0|' "$cfg/environments/staging.yaml"
+commit "staging: standard-0 again"
+run 0 "back within the tier" "$rc_bin" apply "$cfg" -e staging --auto-approve
+
 # === 422: a name another account holds, pointed at target.app
 git -C "$j" checkout -q -b pr-103 master && echo 103 >"$j/103.txt" && git -C "$j" add -A && git -C "$j" commit -qm pr-103 && git -C "$j" checkout -q master
 push_branch pr-103
