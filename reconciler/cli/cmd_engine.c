@@ -125,6 +125,11 @@ static int fail(rc_engine *e)
 		fprintf(stderr, "%zu error%s\n", e->diags.nerrors,
 			e->diags.nerrors == 1 ? "" : "s");
 	} else {
+		/* where the configuration says what failed, as diagnostics
+		   point: "file:line:col: error: ..." */
+		if (err && err->loc.file && err->loc.line > 0)
+			rc_buf_printf(&b, "%s:%d:%d: ", err->loc.file,
+				      err->loc.line, err->loc.col);
 		rc_buf_printf(&b, "error: %s\n",
 			      err ? err->message : "unknown error");
 		rc_redact(&b);

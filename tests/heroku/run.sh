@@ -86,7 +86,7 @@ wait_for 20 test -s "$work/proxy.port" || die "the registry proxy did not start"
 export HEROKU_REGISTRY_URL=http://127.0.0.1:$(cat "$work/proxy.port")
 
 # --- the fake Heroku
-$py "$root/tests/fake/heroku/fake_heroku.py" --key "$HEROKU_API_KEY" \
+$py "$root/tests/fake/heroku/fake_heroku.py" --key "$HEROKU_API_KEY" --team city-of-austin \
 	--port-file "$work/fake.port" --log "$work/fake.requests" \
 	--addon-delay-ms 200 --release-delay-ms 200 >/dev/null 2>"$work/fake.log" &
 pids+=($!)
@@ -530,6 +530,42 @@ RECONCILE_STATE_DIR=$work/hooktest-state run 1 "a hook past its timeout fails th
 has "saying it timed out" "$out" "timed out"
 is "its dyno was stopped, not left running" '[(d["command"].count("reindex-everything"), d["state"]) for d in s["dynos"]["hooktest-slow"]]' "[(1, 'down')]"
 RECONCILE_STATE_DIR=$work/hooktest-state run 0 "the timed-out app destroys" "$rc_bin" destroy "$ht" --auto-approve
+
+# === adoption: an app made by hand is an error, unless policy.adopt; a team app
+ad=$work/adopt
+mkdir -p "$ad"
+adopt_cfg() { # POLICY-LINE
+	cat >"$ad/reconcile.yaml" <<EOF
+version: 1
+project: legacy
+environments:
+  legacy:
+    target: { driver: heroku, app: joplin-legacy }
+    config: { MODE: new }
+    $1
+  team:
+    target: { driver: heroku, app: joplin-team-app, team: city-of-austin }
+    config: { MODE: team }
+EOF
+}
+fake POST /fake/apps '{"name": "joplin-legacy", "config_vars": {"MODE": "old", "HAND": "keep"}}' >/dev/null
+adopt_cfg ""
+RECONCILE_STATE_DIR=$work/adopt-state run 1 "an app made by hand is not taken over" "$rc_bin" plan "$ad"
+has "saying it exists outside reconcile" "$out" "exists outside reconcile"
+has "pointing at target.app" "$out" "reconcile.yaml:5:"
+has "naming policy.adopt" "$out" "policy.adopt: true"
+adopt_cfg "policy: { adopt: true }"
+RECONCILE_STATE_DIR=$work/adopt-state run 2 "with policy.adopt the plan adopts it" "$rc_bin" plan "$ad"
+has "shown as adoption" "$out" "~ app joplin-legacy  (adopt:"
+has "the team app is created" "$out" "+ app joplin-team-app"
+fake POST /fake/stats/reset >/dev/null
+RECONCILE_STATE_DIR=$work/adopt-state run 0 "apply adopts it" "$rc_bin" apply "$ad" --auto-approve
+is "its var is set, the hand-set one kept" 'sorted(s["config_vars"]["joplin-legacy"].items())' "[('HAND', 'keep'), ('MODE', 'new')]"
+is "the team app is made through /teams/apps" '[a["team"]["name"] if a.get("team") else None for a in s["apps"] if a["name"] == "joplin-team-app"]' "['city-of-austin']"
+[ "$(count "POST /teams/apps")" = 1 ] && ok "with one POST /teams/apps" || bad "with one POST /teams/apps" "$(stats)"
+RECONCILE_STATE_DIR=$work/adopt-state run 0 "then the plan is clean" "$rc_bin" plan "$ad"
+RECONCILE_STATE_DIR=$work/adopt-state run 0 "and the adopted app destroys like its own" "$rc_bin" destroy "$ad" --auto-approve
+is "both are gone" '[a["name"] for a in s["apps"] if a["name"] in ("joplin-legacy", "joplin-team-app")]' "[]"
 
 # === destroy
 run 0 "destroy staging and the review app" "$rc_bin" destroy "$cfg" -e staging -e "$r1" --auto-approve
