@@ -161,10 +161,11 @@ void rc_heroku_oci_free(void *oci);
  *   {"version": 1,
  *    "apps": {NAME: {"id", "project", "env", "created_at", "pending",
  *                    "config": {KEY: {"secret": bool}},
- *                    "images": {TYPE: {"ref", "id"}},
+ *                    "images": {TYPE: {"ref", "id", "digest", "repo"}},
  *                    "addons": {NAME: {"id", "name"}},
- *                    "cache": {"released_at", "keys": [...],
- *                              "body": {...}}}},
+ *                    "cache": {"released_at", "updated_at",
+ *                              "keys": [...], "body": {...},
+ *                              "deployed": {TYPE: short id}}}},
  *    "pipelines": {NAME: {"id", "project"}}}
  * No value of a secret is ever in it (secret config vars are cached as
  * their hashes). A file that cannot be read or has another version is

@@ -115,21 +115,6 @@ json_t *rc_heroku_state_load(rc_heroku_api *a, const char *state_dir)
 	return doc;
 }
 
-/* Writes doc to path atomically (compact, sorted keys: the file is
- * rewritten at every update, and read by programs). */
-static int write_doc(const char *path, const json_t *doc)
-{
-	char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-	int rc;
-
-	if (!s)
-		return rc_error_set(RC_ERROR, RC_ECLASS_JSON,
-				    "cannot encode the record '%s'", path);
-	rc = rc_local_write_atomic(path, s, strlen(s));
-	free(s);
-	return rc;
-}
-
 int rc_heroku_state_update(rc_heroku_api *a, const char *state_dir,
 			   rc_heroku_state_fn fn, void *ctx)
 {
@@ -158,7 +143,7 @@ int rc_heroku_state_update(rc_heroku_api *a, const char *state_dir,
 	doc = json_deep_copy(load(a, state_dir));
 	rc = fn(doc, ctx);
 	if (rc > 0) {
-		rc = write_doc(path, doc);
+		rc = rc_local_write_json(path, doc);
 		if (rc == 0 && stat(path, &st) == 0) {
 			keep(a, path, doc, &st);
 			doc = NULL;
