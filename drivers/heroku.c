@@ -133,6 +133,18 @@ static int call_json(rc_driver *d, const char *method, const char *path,
 
 /* ------------------------------------------------------------- records */
 
+/* parent[key], made an empty object when it is not one (borrowed). */
+static json_t *child(json_t *parent, const char *key)
+{
+	json_t *o = json_object_get(parent, key);
+
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(parent, key, o);
+	}
+	return o;
+}
+
 typedef struct {
 	const char *app;
 	const char *k1, *k2; /* rec[app][k1][k2] (k2 may be NULL) */
@@ -1086,11 +1098,7 @@ static int rec_config(json_t *doc, void *ctx)
 
 	if (!json_is_object(rec))
 		return 0;
-	cfg = json_object_get(rec, "config");
-	if (!json_is_object(cfg)) {
-		cfg = json_object();
-		json_object_set_new(rec, "config", cfg);
-	}
+	cfg = child(rec, "config");
 	json_object_foreach(MUT(patch), k, v) {
 		if (json_is_null(v))
 			json_object_del(cfg, k);
@@ -1350,11 +1358,7 @@ static int rec_images(json_t *doc, void *ctx)
 	if (!json_is_object(rec))
 		return 0;
 	if (images) {
-		o = json_object_get(rec, "images");
-		if (!json_is_object(o)) {
-			o = json_object();
-			json_object_set_new(rec, "images", o);
-		}
+		o = child(rec, "images");
 		json_object_foreach(MUT(images), type, v)
 			json_object_set(o, type, MUT(v));
 		return 1;
@@ -1362,11 +1366,7 @@ static int rec_images(json_t *doc, void *ctx)
 	cache = json_object_get(rec, "cache");
 	if (!json_is_object(cache))
 		return 0;
-	o = json_object_get(cache, "deployed");
-	if (!json_is_object(o)) {
-		o = json_object();
-		json_object_set_new(cache, "deployed", o);
-	}
+	o = child(cache, "deployed");
 	json_object_foreach(MUT(deployed), type, v) {
 		const char *id = sget(v, "id");
 
