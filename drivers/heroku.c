@@ -133,6 +133,18 @@ static int call_json(rc_driver *d, const char *method, const char *path,
 
 /* ------------------------------------------------------------- records */
 
+/* parent[key], made an empty object when it is not one (borrowed). */
+static json_t *child(json_t *parent, const char *key)
+{
+	json_t *o = json_object_get(parent, key);
+
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(parent, key, o);
+	}
+	return o;
+}
+
 typedef struct {
 	const char *app;
 	const char *k1, *k2; /* rec[app][k1][k2] (k2 may be NULL) */
@@ -206,14 +218,122 @@ static bool rec_ours(const rc_driver *d, const json_t *rec)
 	return p && e && !strcmp(p, d->project) && !strcmp(e, d->env->name);
 }
 
+/* Notes that app released in this run (a config change, an image, an
+ * add-on attached or removed): when the run ends its cached released_at
+ * is refreshed (refresh_released), so that the next plan does not read
+ * again what this run wrote. */
+static void mark_released(rc_driver *d, const char *app)
+{
+	rc_heroku_api *a = d->api;
+
+	pthread_mutex_lock(&a->mu);
+	json_object_set_new(a->released, app, json_true());
+	if (!a->released_state_dir)
+		a->released_state_dir = rc_strdup(d->state_dir);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* The time of a released_at ("2026-12-05T17:57:30Z"), or 0. */
+static time_t iso_time(const char *s)
+{
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+
+	return end ? timegm(&tm) : 0;
+}
+
+static int rec_released(json_t *doc, void *ctx)
+{
+	const json_t *released = ((void **)ctx)[0];
+	const json_t *list = ((void **)ctx)[1];
+	time_t *latest = ((void **)ctx)[2];
+	const char *name;
+	const json_t *v, *app;
+	size_t i;
+	int n = 0;
+
+	json_object_foreach(MUT(released), name, v) {
+		json_t *rec = json_object_get(json_object_get(doc, "apps"),
+					      name);
+		json_t *cache = json_object_get(rec, "cache");
+		const char *at = NULL, *up = NULL;
+
+		if (!json_is_object(json_object_get(cache, "body")))
+			continue;
+		json_array_foreach(list, i, app)
+			if (sget(app, "name") && !strcmp(sget(app, "name"), name)) {
+				at = sget(app, "released_at");
+				up = sget(app, "updated_at");
+			}
+		if (at && up) {
+			json_object_set_new(cache, "released_at",
+					    json_string(at));
+			json_object_set_new(cache, "updated_at",
+					    json_string(up));
+			if (iso_time(at) > *latest)
+				*latest = iso_time(at);
+			if (iso_time(up) > *latest)
+				*latest = iso_time(up);
+		} else {
+			json_object_del(cache, "released_at");
+		}
+		n++;
+	}
+	return n > 0;
+}
+
+/*
+ * When a run ends: the apps it released moved their released_at, and the
+ * records already hold what those releases made (config_apply,
+ * heroku_wait). One GET /apps gives the new released_at of each, which
+ * the cache then takes, so that the next plan reads only their formation.
+ * A change made by someone else later moves released_at again and is
+ * read as usual. released_at counts whole seconds: when one of them is
+ * the second the server answered in, the run waits for that second to
+ * pass, so that a later change cannot carry the same released_at. On a
+ * failure the cache keeps no released_at (the next plan reads those apps
+ * again).
+ */
+static void refresh_released(rc_heroku_api *a)
+{
+	json_t *list = NULL;
+	time_t date = 0, latest = 0;
+	int rc;
+
+	if (!a->released || !json_object_size(a->released) ||
+	    !a->released_state_dir)
+		return;
+	rc = rc_heroku_list_dated(a, "/apps", "list apps", &list, &date);
+	if (!date)
+		date = time(NULL);
+	if (rc == 0)
+		rc = rc_heroku_state_update(a, a->released_state_dir,
+					    rec_released,
+					    (void *[]){a->released, list,
+						       &latest});
+	if (rc < 0) {
+		RC_WARN("heroku: the cache of the apps this run released is "
+			"not refreshed (%s): the next plan reads their config "
+			"vars again",
+			rc_error_last()->message);
+		rc_error_clear();
+	} else if (latest >= date) {
+		rc_local_sleep_ms(latest > date ? 2000 : 1000);
+	}
+	json_decref(list);
+	json_object_clear(a->released);
+}
+
 /* ---------------------------------------------------------- open, close */
 
 static void heroku_close(rc_driver *d)
 {
 	if (!d)
 		return;
-	if (d->own_api)
+	if (d->own_api) {
+		refresh_released(d->api);
 		rc_heroku_api_free(d->api);
+	}
 	json_decref(d->releases);
 	json_decref(d->addon_ids);
 	pthread_mutex_destroy(&d->mu);
@@ -266,6 +386,8 @@ static int heroku_shared_open(void **out, const rc_driver_ctx *ctx)
 
 static void heroku_shared_close(void *shared)
 {
+	if (shared)
+		refresh_released(shared);
 	rc_heroku_api_free(shared);
 }
 
@@ -366,6 +488,7 @@ static int observe_config(rc_driver *d, const json_t *app, const json_t *rec,
 {
 	const char *name = sget(app, "name");
 	const char *released = sget(app, "released_at");
+	const char *updated = sget(app, "updated_at");
 	const json_t *cache = json_object_get(rec, "cache");
 	json_t *want = json_object(), *secrets = json_object(), *vars = NULL;
 	json_t *rels = NULL, *keys, *c;
@@ -385,8 +508,12 @@ static int observe_config(rc_driver *d, const json_t *app, const json_t *rec,
 		if (json_is_true(json_object_get(v, "secret")))
 			json_object_set_new(secrets, k, json_true());
 	}
+	/* updated_at moves as soon as a release is made, released_at once
+	 * it succeeded: either says the cache may be behind */
 	hit = released && sget(cache, "released_at") &&
-	      !strcmp(released, sget(cache, "released_at"));
+	      !strcmp(released, sget(cache, "released_at")) && updated &&
+	      sget(cache, "updated_at") &&
+	      !strcmp(updated, sget(cache, "updated_at"));
 	json_object_foreach(want, k, v) {
 		bool in = false;
 
@@ -439,8 +566,9 @@ static int observe_config(rc_driver *d, const json_t *app, const json_t *rec,
 	json_object_foreach(want, k, v)
 		json_array_append_new(keys, json_string(k));
 	rec_set(d, name, "cache", NULL,
-		json_pack("{s:s?, s:o, s:O, s:O?}", "released_at", released,
-			  "keys", keys, "body", *body, "deployed", *deployed));
+		json_pack("{s:s?, s:s?, s:o, s:O, s:O?}", "released_at",
+			  released, "updated_at", updated, "keys", keys, "body",
+			  *body, "deployed", *deployed));
 done:
 	if (rc < 0) {
 		json_decref(*body);
@@ -820,6 +948,8 @@ static int app_update(rc_driver *d, const rc_action *a, json_t **result)
 			       path.ptr,
 			       json_object_size(req) ? json_incref(req) : NULL,
 			       "update app", d->env->target.loc, &app);
+	if (rc == 0 && json_object_size(req))
+		mark_released(d, a->name); /* updated_at moved */
 	if (rc == 0)
 		*result = rc_heroku_app_body(
 			app, json_object_get(b, "maintenance") != NULL);
@@ -950,22 +1080,25 @@ static int config_patch(rc_driver *d, const rc_action *a, json_t **patch)
 	return rc;
 }
 
+/* Records the keys a config PATCH set and removed and, from its reply
+ * (every var the app has after it), the cache the next observation reads:
+ * the body of the keys observe_config wants (the desired ones and those
+ * reconcile set), without released_at until the run ends
+ * (refresh_released). */
 static int rec_config(json_t *doc, void *ctx)
 {
 	const rc_action *a = ((void **)ctx)[0];
 	const json_t *patch = ((void **)ctx)[1];
+	const json_t *vars = ((void **)ctx)[2];
+	const json_t *dvars = json_object_get(a->desired, "vars");
 	json_t *rec = json_object_get(json_object_get(doc, "apps"), a->name);
-	json_t *cfg;
+	json_t *cfg, *old, *want, *secrets, *keys, *body;
 	const char *k;
 	const json_t *v;
 
 	if (!json_is_object(rec))
 		return 0;
-	cfg = json_object_get(rec, "config");
-	if (!json_is_object(cfg)) {
-		cfg = json_object();
-		json_object_set_new(rec, "config", cfg);
-	}
+	cfg = child(rec, "config");
 	json_object_foreach(MUT(patch), k, v) {
 		if (json_is_null(v))
 			json_object_del(cfg, k);
@@ -974,11 +1107,33 @@ static int rec_config(json_t *doc, void *ctx)
 				cfg, k,
 				json_pack("{s:b}", "secret",
 					  json_is_object(json_object_get(
-						  json_object_get(a->desired,
-								  "vars"),
-						  k))));
+						  dvars, k))));
 	}
+	old = json_incref(json_object_get(rec, "cache"));
 	json_object_del(rec, "cache");
+	if (json_is_object(vars)) {
+		want = json_object();
+		secrets = json_object();
+		keys = json_array();
+		json_object_foreach(MUT(dvars), k, v)
+			json_object_set_new(want, k, json_true());
+		json_object_foreach(cfg, k, v) {
+			json_object_set_new(want, k, json_true());
+			if (json_is_true(json_object_get(v, "secret")))
+				json_object_set_new(secrets, k, json_true());
+		}
+		json_object_foreach(want, k, v)
+			json_array_append_new(keys, json_string(k));
+		body = rc_heroku_config_body(vars, want, dvars, secrets);
+		json_object_set_new(
+			rec, "cache",
+			json_pack("{s:o, s:o, s:O?}", "keys", keys, "body",
+				  body ? body : json_object(), "deployed",
+				  json_object_get(old, "deployed")));
+		json_decref(want);
+		json_decref(secrets);
+	}
+	json_decref(old);
 	return 1;
 }
 
@@ -1000,9 +1155,10 @@ static int config_apply(rc_driver *d, const rc_action *a, json_t **result)
 		if (rc < 0)
 			goto done;
 		rc = rc_heroku_state_update(d->api, d->state_dir, rec_config,
-					    (void *[]){(void *)a, patch});
+					    (void *[]){(void *)a, patch, vars});
 		if (rc < 0)
 			goto done;
+		mark_released(d, a->name);
 	}
 	if (a->op != RC_OP_DELETE) {
 		json_object_foreach(json_object_get(a->desired, "vars"), k, v)
@@ -1063,55 +1219,165 @@ static int registry(rc_driver *d, rc_oci **out)
 	return rc;
 }
 
-/* The image id (the config digest) of ref once it is in the Heroku
- * registry as registry.heroku.com/<app>/<type>: copied there when it is
- * elsewhere (blobs already there are skipped). */
-static int release_image(rc_driver *d, const char *app, const char *type,
-			 const char *ref, char **id)
+/* A repository of the Heroku registry that already holds the image
+ * manifest digest: one that received it in this run, else one the records
+ * say an app was released from (any app of the state directory: all are
+ * in the same account's registry). Its name (new string), or NULL. Under
+ * img_mu. */
+static char *held_image(rc_driver *d, const char *digest)
 {
-	rc_buf dst = RC_BUF_INIT_MAX(2048), want = RC_BUF_INIT_MAX(1024);
+	const char *repo = sget(d->api->held, digest), *app, *type;
+	char *found = repo ? rc_strdup(repo) : NULL;
+	json_t *doc;
+	const json_t *rec, *im;
+
+	if (found)
+		return found;
+	doc = rc_heroku_state_load(d->api, d->state_dir);
+	json_object_foreach(json_object_get(doc, "apps"), app, rec) {
+		if (json_is_true(json_object_get(rec, "pending")))
+			continue;
+		json_object_foreach(json_object_get(rec, "images"), type, im) {
+			if (!found && sget(im, "digest") && sget(im, "repo") &&
+			    !strcmp(sget(im, "digest"), digest))
+				found = rc_strdup(sget(im, "repo"));
+		}
+	}
+	json_decref(doc);
+	return found;
+}
+
+/*
+ * Puts ref in the Heroku registry as registry.heroku.com/<app>/<type>:
+ * out->config.digest is then the image id to release and out->digest the
+ * manifest's digest. A reference already there is resolved. Any other is
+ * resolved at its registry (the manifest only) and copied, once per
+ * image: when a repository of the Heroku registry already holds that
+ * manifest digest (held_image), from there by digest (the same registry:
+ * its blobs are mounted, nothing is downloaded; the copy checks that the
+ * manifest has that digest, so the image put is the one ref names now),
+ * else from ref's registry (blobs already there skipped). One image is
+ * put at a time (img_mu), so apps released together copy a new image
+ * once.
+ */
+static int release_image(rc_driver *d, const char *app, const char *type,
+			 const char *ref, rc_oci_image *out)
+{
+	rc_buf dst = RC_BUF_INIT_MAX(2048), want = RC_BUF_INIT_MAX(1024),
+	       from = RC_BUF_INIT_MAX(2048);
 	rc_oci_ref r = {0};
-	rc_oci_image img = {0};
+	rc_oci_image src = {0};
 	rc_oci_copy_stats st = {0};
+	char *held = NULL;
+	bool locked = false;
 	rc_oci *c;
 	int rc;
 
-	*id = NULL;
 	if ((rc = registry(d, &c)) < 0 || (rc = rc_oci_ref_parse(&r, ref)) < 0)
 		goto done;
 	rc_buf_printf(&want, "%s/%s", app, type);
 	if (!strcmp(r.registry, RC_HEROKU_REGISTRY) &&
 	    !strcmp(r.repository, want.ptr)) {
-		rc = rc_oci_resolve(c, &img, ref, NULL);
-	} else {
-		rc_buf_printf(&dst, "%s/%s/%s:", RC_HEROKU_REGISTRY, app, type);
-		if (r.tag)
-			rc_buf_puts(&dst, r.tag);
-		else
-			rc_buf_printf(&dst, "reconcile-%.12s", r.digest + 7);
-		RC_INFO("heroku: copying %s to %s", ref, dst.ptr);
-		rc = rc_oci_copy(c, ref, dst.ptr, NULL, &img, &st);
-		if (rc == 0)
-			RC_INFO("heroku: %s: %u blobs copied (%llu bytes), %u "
-				"already there, %u mounted",
-				dst.ptr, st.blobs_copied,
-				(unsigned long long)st.bytes_copied,
-				st.blobs_skipped, st.blobs_mounted);
+		rc = rc_oci_resolve(c, out, ref, NULL);
+		goto done;
 	}
-	if (rc == 0)
-		*id = rc_strdup(img.config.digest);
+	rc_buf_printf(&dst, "%s/%s/%s:", RC_HEROKU_REGISTRY, app, type);
+	if (r.tag)
+		rc_buf_puts(&dst, r.tag);
+	else
+		rc_buf_printf(&dst, "reconcile-%.12s", r.digest + 7);
+	/* the manifest ref names now (the tag may have moved) */
+	if ((rc = rc_oci_resolve(c, &src, ref, NULL)) < 0)
+		goto done;
+	pthread_mutex_lock(&d->api->img_mu);
+	locked = true;
+	if ((held = held_image(d, src.digest)) != NULL) {
+		rc_buf_printf(&from, "%s@%s", held, src.digest);
+		RC_INFO("heroku: copying %s to %s from %s", ref, dst.ptr,
+			from.ptr);
+		rc = rc_oci_copy(c, from.ptr, dst.ptr, NULL, out, &st);
+		if (rc < 0) {
+			/* the app holding it may be gone: from the source */
+			RC_INFO("heroku: cannot copy from %s (%s): copying "
+				"%s from its registry",
+				from.ptr, rc_error_last()->message, ref);
+			rc_error_clear();
+			rc_oci_image_release(out);
+			memset(out, 0, sizeof(*out));
+			memset(&st, 0, sizeof(st));
+			rc_buf_clear(&from);
+		}
+	}
+	if (!from.len) {
+		RC_INFO("heroku: copying %s to %s", ref, dst.ptr);
+		rc = rc_oci_copy(c, ref, dst.ptr, NULL, out, &st);
+		if (rc == 0 && strcmp(out->digest, src.digest))
+			RC_INFO("heroku: %s changed while it was copied (%s, "
+				"then %s)",
+				ref, src.digest, out->digest);
+	}
+	if (rc == 0) {
+		RC_INFO("heroku: %s: %u blobs copied (%llu bytes), %u "
+			"already there, %u mounted",
+			dst.ptr, st.blobs_copied,
+			(unsigned long long)st.bytes_copied, st.blobs_skipped,
+			st.blobs_mounted);
+		rc_buf_truncate(&dst, strlen(RC_HEROKU_REGISTRY) + 1 + want.len);
+		json_object_set_new(d->api->held, out->digest,
+				    json_string(dst.ptr));
+	}
 done:
+	if (locked)
+		pthread_mutex_unlock(&d->api->img_mu);
 	if (rc < 0)
 		rc_error_prefix("heroku: image '%s' of process type '%s'", ref,
 				type);
-	rc_oci_image_release(&img);
+	free(held);
+	rc_oci_image_release(&src);
 	rc_oci_ref_release(&r);
 	rc_buf_release(&dst);
 	rc_buf_release(&want);
+	rc_buf_release(&from);
 	return rc;
 }
 
-/* ------------------------------------------------------------- formation */
+/* Records the images of a formation PATCH (ctx: app, images {type: {ref,
+ * id, digest, repo}}, NULL) or, once their release succeeded (ctx: app,
+ * NULL, images), what the cache says it deployed: the short ids the
+ * release's description names. */
+static int rec_images(json_t *doc, void *ctx)
+{
+	const char *app = ((void **)ctx)[0];
+	const json_t *images = ((void **)ctx)[1];
+	const json_t *deployed = ((void **)ctx)[2];
+	json_t *rec = json_object_get(json_object_get(doc, "apps"), app);
+	json_t *o, *cache;
+	const char *type;
+	const json_t *v;
+
+	if (!json_is_object(rec))
+		return 0;
+	if (images) {
+		o = child(rec, "images");
+		json_object_foreach(MUT(images), type, v)
+			json_object_set(o, type, MUT(v));
+		return 1;
+	}
+	cache = json_object_get(rec, "cache");
+	if (!json_is_object(cache))
+		return 0;
+	o = child(cache, "deployed");
+	json_object_foreach(MUT(deployed), type, v) {
+		const char *id = sget(v, "id");
+
+		if (!id)
+			continue;
+		if (!strncmp(id, "sha256:", 7))
+			id += 7;
+		json_object_set_new(o, type, json_stringn(id, strnlen(id, 12)));
+	}
+	return 1;
+}
 
 static bool changed_below(const rc_action *a, const char *type,
 			  const char *field)
@@ -1136,8 +1402,8 @@ static int formation_apply(rc_driver *d, const rc_action *a, json_t **result)
 	rc_buf path = RC_BUF_INIT_MAX(1024);
 	json_t *updates = json_array(), *images = json_object(), *reply = NULL;
 	const json_t *body = a->op == RC_OP_DELETE ? a->actual : a->desired;
-	const char *type, *k;
-	json_t *p, *v;
+	const char *type;
+	json_t *p;
 	int rc = 0;
 
 	json_object_foreach(MUT(body), type, p) {
@@ -1156,18 +1422,26 @@ static int formation_apply(rc_driver *d, const rc_action *a, json_t **result)
 		}
 		if (a->op != RC_OP_DELETE && image &&
 		    changed_below(a, type, "image")) {
-			char *id = NULL;
+			rc_oci_image img = {0};
+			rc_buf repo = RC_BUF_INIT_MAX(1024);
 
-			rc = release_image(d, a->name, type, image, &id);
+			rc = release_image(d, a->name, type, image, &img);
 			if (rc < 0) {
+				rc_oci_image_release(&img);
 				json_decref(u);
 				goto done;
 			}
-			json_object_set_new(u, "docker_image", json_string(id));
-			json_object_set_new(images, type,
-					    json_pack("{s:s, s:s}", "ref", image,
-						      "id", id));
-			free(id);
+			rc_buf_printf(&repo, "%s/%s/%s", RC_HEROKU_REGISTRY,
+				      a->name, type);
+			json_object_set_new(u, "docker_image",
+					    json_string(img.config.digest));
+			json_object_set_new(
+				images, type,
+				json_pack("{s:s, s:s, s:s, s:s}", "ref", image,
+					  "id", img.config.digest, "digest",
+					  img.digest, "repo", repo.ptr));
+			rc_buf_release(&repo);
+			rc_oci_image_release(&img);
 		}
 		json_array_append_new(updates, u);
 	}
@@ -1178,17 +1452,24 @@ static int formation_apply(rc_driver *d, const rc_action *a, json_t **result)
 		       &reply);
 	if (rc < 0)
 		goto done;
-	json_object_foreach(images, k, v)
-		rec_set(d, a->name, "images", k, json_incref(v));
+	if (json_object_size(images) &&
+	    (rc = rc_heroku_state_update(d->api, d->state_dir, rec_images,
+					 (void *[]){(void *)a->name, images,
+						    NULL})) < 0)
+		goto done;
 	if (json_object_size(images)) {
 		json_t *rels = NULL;
 
-		/* the release the images made: waited on by wait() */
+		/* the release the images made: waited on by wait(), which
+		 * then records what it deployed */
 		if ((rc = newest_release(d, a->name, &rels)) < 0)
 			goto done;
 		pthread_mutex_lock(&d->mu);
-		json_object_set(d->releases, a->key,
-				json_object_get(json_array_get(rels, 0), "id"));
+		json_object_set_new(
+			d->releases, a->key,
+			json_pack("{s:O?, s:O}", "id",
+				  json_object_get(json_array_get(rels, 0), "id"),
+				  "images", images));
 		pthread_mutex_unlock(&d->mu);
 		json_decref(rels);
 	}
@@ -1376,8 +1657,10 @@ static int addon_delete(rc_driver *d, const char *app, const char *name,
 				    d->env->target.team, (rc_loc){0});
 	rc_heroku_reply_release(&r);
 	rc_buf_release(&path);
-	if (rc == 0)
+	if (rc == 0) {
+		mark_released(d, app); /* its var removed: a release */
 		rc = rec_set(d, app, "addons", name, NULL);
+	}
 	return rc;
 }
 
@@ -1745,9 +2028,23 @@ static int heroku_wait(rc_driver *d, const rc_action *a, long timeout)
 	if (!strcmp(a->kind, RC_HEROKU_APP) && a->op == RC_OP_DELETE)
 		return app_wait_gone(d, a->name, timeout);
 	if (!strcmp(a->kind, RC_HEROKU_FORMATION)) {
-		if ((id = take(d, d->releases, a->key)) != NULL)
-			rc = release_wait(d, a->name, id, timeout);
-		free(id);
+		json_t *rel;
+
+		pthread_mutex_lock(&d->mu);
+		rel = json_incref(json_object_get(d->releases, a->key));
+		json_object_del(d->releases, a->key);
+		pthread_mutex_unlock(&d->mu);
+		if (sget(rel, "id"))
+			rc = release_wait(d, a->name, sget(rel, "id"), timeout);
+		if (rel && rc == 0) {
+			/* the cache: what it deployed, and that it released */
+			rc = rc_heroku_state_update(
+				d->api, d->state_dir, rec_images,
+				(void *[]){(void *)a->name, NULL,
+					   json_object_get(rel, "images")});
+			mark_released(d, a->name);
+		}
+		json_decref(rel);
 		return rc;
 	}
 	if (!strcmp(a->kind, RC_HEROKU_ADDON)) {
@@ -1758,6 +2055,9 @@ static int heroku_wait(rc_driver *d, const rc_action *a, long timeout)
 		}
 		if ((id = take(d, d->addon_ids, a->key)) != NULL)
 			rc = addon_wait(d, id, false, timeout);
+		/* provisioned, it set its var: a release */
+		if (id && rc == 0)
+			mark_released(d, d->env->target.app);
 		free(id);
 	}
 	return rc;

@@ -77,6 +77,12 @@ void rc_heroku_api_free(rc_heroku_api *a)
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->lists_mu);
 	pthread_mutex_destroy(&a->state_mu);
+	json_decref(a->state_doc);
+	free(a->state_file);
+	pthread_mutex_destroy(&a->img_mu);
+	json_decref(a->held);
+	json_decref(a->released);
+	free(a->released_state_dir);
 	free(a);
 }
 
@@ -93,6 +99,9 @@ int rc_heroku_api_open(rc_heroku_api **out, rc_heroku_note_fn note,
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->lists_mu, NULL);
 	pthread_mutex_init(&a->state_mu, NULL);
+	pthread_mutex_init(&a->img_mu, NULL);
+	a->held = json_object();
+	a->released = json_object();
 	a->note = note;
 	a->note_arg = note_arg;
 	a->reserve = RC_HEROKU_RESERVE;
@@ -176,6 +185,7 @@ void rc_heroku_reply_release(rc_heroku_reply *r)
 	free(r->request_id);
 	free(r->range_next);
 	free(r->retry_after);
+	free(r->date);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -252,6 +262,8 @@ int rc_heroku_call(rc_heroku_api *a, const char *method, const char *path,
 		out->range_next = rc_strdup(h);
 	if ((h = rc_http_resp_header(&r, "Retry-After")) != NULL)
 		out->retry_after = rc_strdup(h);
+	if ((h = rc_http_resp_header(&r, "Date")) != NULL)
+		out->date = rc_strdup(h);
 	if (r.body.len)
 		out->json = json_loadb(r.body.ptr, r.body.len, 0, NULL);
 	explicit_bzero(r.body.ptr, r.body.len);
@@ -352,11 +364,19 @@ int rc_heroku_expect(rc_heroku_api *a, const rc_heroku_reply *r,
 int rc_heroku_list(rc_heroku_api *a, const char *path, const char *what,
 		   json_t **out)
 {
+	return rc_heroku_list_dated(a, path, what, out, NULL);
+}
+
+int rc_heroku_list_dated(rc_heroku_api *a, const char *path,
+			 const char *what, json_t **out, time_t *date)
+{
 	json_t *all = json_array();
 	char *range = rc_strdup(LIST_PAGE);
 	int rc = 0;
 
 	*out = NULL;
+	if (date)
+		*date = 0;
 	for (int page = 0; range && page < 10000; page++) {
 		rc_heroku_reply r;
 
@@ -372,6 +392,14 @@ int rc_heroku_list(rc_heroku_api *a, const char *path, const char *what,
 			break;
 		}
 		json_array_extend(all, r.json);
+		if (date && !*date && r.date) {
+			struct tm tm = {0};
+			const char *end = strptime(r.date, "%a, %d %b %Y %H:%M:%S",
+						   &tm);
+
+			if (end)
+				*date = timegm(&tm);
+		}
 		if (r.status == 206 && r.range_next)
 			range = rc_strdup(r.range_next);
 		rc_heroku_reply_release(&r);

@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "reconciler/base/common.h"
 #include "reconciler/base/error.h"
@@ -48,9 +50,27 @@ typedef struct {
 	json_t *apps, *addons, *couplings, *pipelines;
 	bool stale; /* something was applied since they were fetched */
 	pthread_mutex_t lists_mu; /* one fetch at a time */
-	/* the records under <state>/heroku/ */
+	/* the records under <state>/heroku/ (heroku_state.c), guarded by
+	 * state_mu: the document as last read or written (never changed in
+	 * place: an update changes a copy), the file's path and its identity
+	 * then (device, inode, size, mtime), so that it is read again only
+	 * when another process replaced it */
 	pthread_mutex_t state_mu;
+	json_t *state_doc;
+	char *state_file;
+	struct stat state_st;
 	void *oci; /* the registry client (drivers/oci.h), or NULL */
+	/* images (heroku.c), guarded by img_mu, held while an image is put
+	 * in the Heroku registry so that the apps of a run releasing the same
+	 * image copy it once: manifest digest -> the Heroku repository
+	 * ("registry.heroku.com/<app>/<type>") that received it in this run */
+	pthread_mutex_t img_mu;
+	json_t *held;
+	/* apps that released in this run (names -> true) and their state
+	 * directory, guarded by mu: their cached released_at is refreshed
+	 * from one GET /apps when the run ends (heroku.c) */
+	json_t *released;
+	char *released_state_dir;
 } rc_heroku_api;
 
 /*
@@ -80,6 +100,7 @@ typedef struct {
 	char *range_next; /* Next-Range, for paging */
 	int attempts;
 	char *retry_after;
+	char *date; /* the Date header: when the server answered */
 } rc_heroku_reply;
 
 void rc_heroku_reply_release(rc_heroku_reply *r);
@@ -116,6 +137,10 @@ int rc_heroku_expect(rc_heroku_api *a, const rc_heroku_reply *r,
  * and Next-Range) as one array (new ref). */
 int rc_heroku_list(rc_heroku_api *a, const char *path, const char *what,
 		   json_t **out);
+/* The same, with *date the time the server answered the first page (its
+ * Date header; 0 when it sent none). */
+int rc_heroku_list_dated(rc_heroku_api *a, const char *path,
+			 const char *what, json_t **out, time_t *date);
 
 /* The account-wide lists (borrowed; valid until rc_heroku_api_put), each
  * fetched once per run: /apps, /addons, /pipeline-couplings; and
@@ -136,10 +161,11 @@ void rc_heroku_oci_free(void *oci);
  *   {"version": 1,
  *    "apps": {NAME: {"id", "project", "env", "created_at", "pending",
  *                    "config": {KEY: {"secret": bool}},
- *                    "images": {TYPE: {"ref", "id"}},
+ *                    "images": {TYPE: {"ref", "id", "digest", "repo"}},
  *                    "addons": {NAME: {"id", "name"}},
- *                    "cache": {"released_at", "keys": [...],
- *                              "body": {...}}}},
+ *                    "cache": {"released_at", "updated_at",
+ *                              "keys": [...], "body": {...},
+ *                              "deployed": {TYPE: short id}}}},
  *    "pipelines": {NAME: {"id", "project"}}}
  * No value of a secret is ever in it (secret config vars are cached as
  * their hashes). A file that cannot be read or has another version is
@@ -151,9 +177,15 @@ void rc_heroku_oci_free(void *oci);
 json_t *rc_heroku_state_load(rc_heroku_api *a, const char *state_dir);
 
 /* Changes the records: under the process's mutex and an flock on
- * <state>/heroku/apps.lock, reads them again, calls fn(doc, ctx) and, when
- * it returns > 0, writes them back atomically. fn's result otherwise (< 0:
- * its error). */
+ * <state>/heroku/apps.lock, reads them again when another process replaced
+ * the file since this one last read or wrote it (its inode, size or mtime
+ * differ), calls fn(doc, ctx) on a copy and, when it returns > 0, writes
+ * the copy back atomically (a temporary file, fsync, rename) before
+ * returning: a record written by an update is on disk before the platform
+ * call it protects. fn's result otherwise (< 0: its error).
+ * rc_heroku_state_load() hands out the document kept in memory (a new
+ * reference that must not be changed), read again only when the file
+ * changed. */
 typedef int (*rc_heroku_state_fn)(json_t *doc, void *ctx);
 int rc_heroku_state_update(rc_heroku_api *a, const char *state_dir,
 			   rc_heroku_state_fn fn, void *ctx);

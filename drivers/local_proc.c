@@ -144,24 +144,64 @@ done:
 	return rc;
 }
 
+/* How much more room to ask for when reading fd with `have` bytes read:
+ * the rest of the file as fstat(2) sees it, at least 64 KiB. */
+static size_t st_size_hint(int fd, size_t have)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    (size_t)st.st_size > have + 65536)
+		return (size_t)st.st_size - have + 1;
+	return 65536;
+}
+
 int rc_local_read_json(json_t **out, const char *path)
 {
+	/* the whole file in one buffer, then json_loadb: json_loadfd would
+	 * read(2) one byte at a time */
+	rc_buf text = RC_BUF_INIT_MAX((size_t)1 << 30);
 	json_error_t err;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 
 	*out = NULL;
 	if (fd < 0)
 		return rc_error_set_os("cannot read '%s'", path);
-	*out = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
-	close(fd);
-	if (!*out || !json_is_object(*out)) {
-		json_decref(*out);
-		*out = NULL;
-		return rc_error_set(RC_EINVALID, RC_ECLASS_STATE,
-				    "'%s' is not a state record: %s (line %d)",
-				    path, err.text, err.line);
+	for (;;) {
+		ssize_t n;
+
+		if (rc_buf_grow(&text, st_size_hint(fd, text.len)) < 0) {
+			rc = rc_error_set(RC_ETOOBIG, RC_ECLASS_STATE,
+					  "'%s' is too large", path);
+			break;
+		}
+		n = read(fd, text.ptr + text.len, text.cap - text.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = rc_error_set_os("cannot read '%s'", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		text.len += (size_t)n;
+		text.ptr[text.len] = '\0';
 	}
-	return 0;
+	close(fd);
+	if (rc == 0) {
+		*out = json_loadb(text.ptr, text.len, JSON_REJECT_DUPLICATES,
+				  &err);
+		if (!*out || !json_is_object(*out)) {
+			json_decref(*out);
+			*out = NULL;
+			rc = rc_error_set(RC_EINVALID, RC_ECLASS_STATE,
+					  "'%s' is not a state record: %s "
+					  "(line %d)",
+					  path, err.text, err.line);
+		}
+	}
+	rc_buf_release(&text);
+	return rc;
 }
 
 int rc_local_write_json(const char *path, const json_t *doc)
