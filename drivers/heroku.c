@@ -156,7 +156,7 @@ static int rec_apply(json_t *doc, void *ctx)
 {
 	rec_edit *e = ctx;
 	json_t *apps = json_object_get(doc, "apps");
-	json_t *rec = json_object_get(apps, e->app), *o;
+	json_t *rec, *o;
 
 	if (e->whole_app) {
 		if (e->value)
@@ -165,7 +165,8 @@ static int rec_apply(json_t *doc, void *ctx)
 			json_object_del(apps, e->app);
 		return 1;
 	}
-	if (!json_is_object(rec)) {
+	rec = rc_heroku_state_app(doc, e->app);
+	if (!rec) {
 		if (!e->value)
 			return 0;
 		rec = json_object();
@@ -253,8 +254,7 @@ static int rec_released(json_t *doc, void *ctx)
 	int n = 0;
 
 	json_object_foreach(MUT(released), name, v) {
-		json_t *rec = json_object_get(json_object_get(doc, "apps"),
-					      name);
+		json_t *rec = rc_heroku_state_app(doc, name);
 		json_t *cache = json_object_get(rec, "cache");
 		const char *at = NULL, *up = NULL;
 
@@ -1091,7 +1091,7 @@ static int rec_config(json_t *doc, void *ctx)
 	const json_t *patch = ((void **)ctx)[1];
 	const json_t *vars = ((void **)ctx)[2];
 	const json_t *dvars = json_object_get(a->desired, "vars");
-	json_t *rec = json_object_get(json_object_get(doc, "apps"), a->name);
+	json_t *rec = rc_heroku_state_app(doc, a->name);
 	json_t *cfg, *old, *want, *secrets, *keys, *body;
 	const char *k;
 	const json_t *v;
@@ -1256,9 +1256,10 @@ static char *held_image(rc_driver *d, const char *digest)
  * manifest digest (held_image), from there by digest (the same registry:
  * its blobs are mounted, nothing is downloaded; the copy checks that the
  * manifest has that digest, so the image put is the one ref names now),
- * else from ref's registry (blobs already there skipped). One image is
- * put at a time (img_mu), so apps released together copy a new image
- * once.
+ * else from ref's registry (blobs already there skipped). Apps released
+ * together copy a new image once: the first copies it, the others wait
+ * for that copy (img_cv), then mount it; different images are copied at
+ * the same time.
  */
 static int release_image(rc_driver *d, const char *app, const char *type,
 			 const char *ref, rc_oci_image *out)
@@ -1269,7 +1270,7 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 	rc_oci_image src = {0};
 	rc_oci_copy_stats st = {0};
 	char *held = NULL;
-	bool locked = false;
+	bool copying = false;
 	rc_oci *c;
 	int rc;
 
@@ -1289,9 +1290,19 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 	/* the manifest ref names now (the tag may have moved) */
 	if ((rc = rc_oci_resolve(c, &src, ref, NULL)) < 0)
 		goto done;
+	/* the first app to release a new image copies it from its registry;
+	   apps releasing the same image meanwhile wait for that copy, then
+	   mount it from there (other images are copied alongside) */
 	pthread_mutex_lock(&d->api->img_mu);
-	locked = true;
-	if ((held = held_image(d, src.digest)) != NULL) {
+	while (!(held = held_image(d, src.digest)) &&
+	       json_object_get(d->api->copying, src.digest))
+		pthread_cond_wait(&d->api->img_cv, &d->api->img_mu);
+	if (!held) {
+		json_object_set_new(d->api->copying, src.digest, json_true());
+		copying = true;
+	}
+	pthread_mutex_unlock(&d->api->img_mu);
+	if (held) {
 		rc_buf_printf(&from, "%s@%s", held, src.digest);
 		RC_INFO("heroku: copying %s to %s from %s", ref, dst.ptr,
 			from.ptr);
@@ -1323,12 +1334,17 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 			(unsigned long long)st.bytes_copied, st.blobs_skipped,
 			st.blobs_mounted);
 		rc_buf_truncate(&dst, strlen(RC_HEROKU_REGISTRY) + 1 + want.len);
+	}
+	pthread_mutex_lock(&d->api->img_mu);
+	if (rc == 0)
 		json_object_set_new(d->api->held, out->digest,
 				    json_string(dst.ptr));
+	if (copying) {
+		json_object_del(d->api->copying, src.digest);
+		pthread_cond_broadcast(&d->api->img_cv);
 	}
+	pthread_mutex_unlock(&d->api->img_mu);
 done:
-	if (locked)
-		pthread_mutex_unlock(&d->api->img_mu);
 	if (rc < 0)
 		rc_error_prefix("heroku: image '%s' of process type '%s'", ref,
 				type);
@@ -1350,7 +1366,7 @@ static int rec_images(json_t *doc, void *ctx)
 	const char *app = ((void **)ctx)[0];
 	const json_t *images = ((void **)ctx)[1];
 	const json_t *deployed = ((void **)ctx)[2];
-	json_t *rec = json_object_get(json_object_get(doc, "apps"), app);
+	json_t *rec = rc_heroku_state_app(doc, app);
 	json_t *o, *cache;
 	const char *type;
 	const json_t *v;

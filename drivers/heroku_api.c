@@ -80,7 +80,9 @@ void rc_heroku_api_free(rc_heroku_api *a)
 	json_decref(a->state_doc);
 	free(a->state_file);
 	pthread_mutex_destroy(&a->img_mu);
+	pthread_cond_destroy(&a->img_cv);
 	json_decref(a->held);
+	json_decref(a->copying);
 	json_decref(a->released);
 	free(a->released_state_dir);
 	free(a);
@@ -100,7 +102,9 @@ int rc_heroku_api_open(rc_heroku_api **out, rc_heroku_note_fn note,
 	pthread_mutex_init(&a->lists_mu, NULL);
 	pthread_mutex_init(&a->state_mu, NULL);
 	pthread_mutex_init(&a->img_mu, NULL);
+	pthread_cond_init(&a->img_cv, NULL);
 	a->held = json_object();
+	a->copying = json_object();
 	a->released = json_object();
 	a->note = note;
 	a->note_arg = note_arg;

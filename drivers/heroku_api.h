@@ -52,20 +52,24 @@ typedef struct {
 	pthread_mutex_t lists_mu; /* one fetch at a time */
 	/* the records under <state>/heroku/ (heroku_state.c), guarded by
 	 * state_mu: the document as last read or written (never changed in
-	 * place: an update changes a copy), the file's path and its identity
-	 * then (device, inode, size, mtime), so that it is read again only
-	 * when another process replaced it */
+	 * place: an update changes a copy), the state directory it is of,
+	 * and the identity then (device, inode, size, mtime) of the apps
+	 * directory and of the pipelines' file, so that they are read again
+	 * only when another process changed them */
 	pthread_mutex_t state_mu;
 	json_t *state_doc;
 	char *state_file;
-	struct stat state_st;
+	struct stat state_st, state_dir_st;
+	bool state_dir_there, state_pipes_there;
 	void *oci; /* the registry client (drivers/oci.h), or NULL */
-	/* images (heroku.c), guarded by img_mu, held while an image is put
-	 * in the Heroku registry so that the apps of a run releasing the same
-	 * image copy it once: manifest digest -> the Heroku repository
-	 * ("registry.heroku.com/<app>/<type>") that received it in this run */
+	/* images (heroku.c), guarded by img_mu: the repository of the
+	 * Heroku registry that holds each manifest digest put in this run
+	 * (held), and the digests being copied from their own registry now
+	 * (copying; img_cv tells when one ends), so that apps released
+	 * together copy a new image once and then mount it, in parallel */
 	pthread_mutex_t img_mu;
-	json_t *held;
+	pthread_cond_t img_cv;
+	json_t *held, *copying;
 	/* apps that released in this run (names -> true) and their state
 	 * directory, guarded by mu: their cached released_at is refreshed
 	 * from one GET /apps when the run ends (heroku.c) */
@@ -157,7 +161,7 @@ void rc_heroku_oci_free(void *oci);
 /* --- records (heroku_state.c) ------------------------------------------ */
 
 /*
- * <state>/heroku/apps.json:
+ * In memory, one document:
  *   {"version": 1,
  *    "apps": {NAME: {"id", "project", "env", "created_at", "pending",
  *                    "config": {KEY: {"secret": bool}},
@@ -167,6 +171,10 @@ void rc_heroku_oci_free(void *oci);
  *                              "keys": [...], "body": {...},
  *                              "deployed": {TYPE: short id}}}},
  *    "pipelines": {NAME: {"id", "project"}}}
+ * On disk, a file per app, <state>/heroku/apps/NAME.json =
+ * {"version": 1, "record": {...}}, and <state>/heroku/pipelines.json =
+ * {"version": 1, "pipelines": {...}}: an update writes only the records
+ * it changed.
  * No value of a secret is ever in it (secret config vars are cached as
  * their hashes). A file that cannot be read or has another version is
  * set aside (the cache dropped; ownership then needs policy.adopt).
@@ -177,17 +185,26 @@ void rc_heroku_oci_free(void *oci);
 json_t *rc_heroku_state_load(rc_heroku_api *a, const char *state_dir);
 
 /* Changes the records: under the process's mutex and an flock on
- * <state>/heroku/apps.lock, reads them again when another process replaced
- * the file since this one last read or wrote it (its inode, size or mtime
- * differ), calls fn(doc, ctx) on a copy and, when it returns > 0, writes
- * the copy back atomically (a temporary file, fsync, rename) before
- * returning: a record written by an update is on disk before the platform
- * call it protects. fn's result otherwise (< 0: its error).
- * rc_heroku_state_load() hands out the document kept in memory (a new
- * reference that must not be changed), read again only when the file
- * changed. */
+ * <state>/heroku/apps.lock, reads them again when another process changed
+ * them since this one last read or wrote them (the apps directory's or
+ * the pipelines' file's inode, size or mtime differ), calls fn(doc, ctx)
+ * on a copy and, when it returns > 0, writes the records it changed
+ * atomically (a temporary file, fsync, rename) before returning: a record
+ * written by an update is on disk before the platform call it protects.
+ * fn's result otherwise (< 0: its error). rc_heroku_state_load() hands out
+ * the document kept in memory (a new reference that must not be changed),
+ * read again only when the files changed.
+ *
+ * The copy fn gets is shallow: its root and its "apps" and "pipelines"
+ * maps are its own, every record in them is still shared with readers.
+ * So fn adds, replaces and deletes entries of those maps freely, but
+ * changes an app's record only through rc_heroku_state_app(). An update
+ * costs a map of pointers, not a copy of every app's record. */
 typedef int (*rc_heroku_state_fn)(json_t *doc, void *ctx);
 int rc_heroku_state_update(rc_heroku_api *a, const char *state_dir,
 			   rc_heroku_state_fn fn, void *ctx);
+/* Inside an update: app's record in doc, made fn's own (a copy replaces
+ * the shared one), or NULL when there is none. */
+json_t *rc_heroku_state_app(json_t *doc, const char *app);
 
 #endif

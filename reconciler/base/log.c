@@ -8,6 +8,8 @@ static FILE *log_stream;
 
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
+static size_t *secret_lens; /* strlen of each: a run registers hundreds of
+			       tokens, and the journal redacts every string */
 static size_t nsecrets, capsecrets;
 
 static const char *level_names[] = {"error", "warning", "info", "debug",
@@ -32,15 +34,22 @@ int rc_log_level_parse(const char *s)
 
 void rc_secret_register(const char *value)
 {
-	size_t i;
+	size_t i, len;
 
 	if (!value || !*value)
 		return;
+	len = strlen(value);
 	pthread_mutex_lock(&secrets_lock);
 	for (i = 0; i < nsecrets; i++)
-		if (!strcmp(secrets[i], value))
+		if (secret_lens[i] == len && !memcmp(secrets[i], value, len))
 			goto out;
-	RC_GROW(secrets, capsecrets, nsecrets + 1);
+	if (nsecrets == capsecrets) {
+		capsecrets = capsecrets ? 2 * capsecrets : 16;
+		secrets = rc_realloc(secrets, capsecrets * sizeof(*secrets));
+		secret_lens = rc_realloc(secret_lens,
+					 capsecrets * sizeof(*secret_lens));
+	}
+	secret_lens[nsecrets] = len;
 	secrets[nsecrets++] = rc_strdup(value);
 out:
 	pthread_mutex_unlock(&secrets_lock);
@@ -54,7 +63,9 @@ void rc_secret_clear(void)
 	for (i = 0; i < nsecrets; i++)
 		free(secrets[i]);
 	free(secrets);
+	free(secret_lens);
 	secrets = NULL;
+	secret_lens = NULL;
 	nsecrets = capsecrets = 0;
 	pthread_mutex_unlock(&secrets_lock);
 }
@@ -66,13 +77,15 @@ void rc_redact(rc_buf *b)
 
 	pthread_mutex_lock(&secrets_lock);
 	for (i = 0; i < nsecrets; i++) {
-		size_t slen = strlen(secrets[i]);
+		size_t slen = secret_lens[i];
 		char *hit;
-		rc_buf out = RC_BUF_INIT_MAX(b->max + 64 * sizeof(mask));
+		rc_buf out;
 		const char *p = b->ptr;
 
-		if (!strstr(b->ptr, secrets[i]))
+		/* most texts are shorter than most secrets (tokens) */
+		if (slen > b->len || !strstr(b->ptr, secrets[i]))
 			continue;
+		out = (rc_buf)RC_BUF_INIT_MAX(b->max + 64 * sizeof(mask));
 		while ((hit = strstr(p, secrets[i])) != NULL) {
 			rc_buf_put(&out, p, (size_t)(hit - p));
 			rc_buf_puts(&out, mask);
