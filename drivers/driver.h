@@ -51,8 +51,19 @@ typedef struct {
 	 * listens (use rc_driver_note()). env may be NULL. */
 	void (*note)(void *note_arg, const char *env, const char *msg);
 	void *note_arg;
+	/* Says how far a long step of an action is ("image: 12.0 of 64.0
+	 * MiB copied"), for the live display of an apply on a terminal
+	 * (shown beside the action, replaced by the next call, dropped when
+	 * the action ends; nothing is shown elsewhere). Callable from apply()
+	 * and wait() on any thread; NULL when nobody listens (use
+	 * rc_driver_progress()). */
+	void (*progress)(void *note_arg, const char *action_id,
+			 const char *text);
 } rc_driver_ctx;
 
+/* Calls ctx->progress with a formatted text when there is one. */
+void rc_driver_progress(const rc_driver_ctx *ctx, const char *action_id,
+			const char *fmt, ...) RC_PRINTF(3, 4);
 /* Calls ctx->note with a formatted message when there is one. */
 void rc_driver_note(const rc_driver_ctx *ctx, const char *env,
 		    const char *fmt, ...) RC_PRINTF(3, 4);

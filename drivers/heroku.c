@@ -28,6 +28,7 @@ struct rc_driver {
 	pthread_mutex_t mu;
 	json_t *releases; /* action key -> release id to wait for */
 	json_t *addon_ids; /* action key -> add-on id to wait for */
+	rc_driver_ctx ctx; /* the engine's callbacks (progress) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -359,6 +360,8 @@ static int heroku_open(rc_driver **out, const rc_env *env,
 	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
 	d->releases = json_object();
 	d->addon_ids = json_object();
+	d->ctx.progress = ctx->progress;
+	d->ctx.note_arg = ctx->note_arg;
 	if (ctx->shared) {
 		d->api = ctx->shared;
 	} else {
@@ -1247,6 +1250,37 @@ static char *held_image(rc_driver *d, const char *digest)
 	return found;
 }
 
+/* An image copy's progress, for the apply's live display: "web: image
+ * blob 2/3, 12.0 of 64.0 MiB". */
+typedef struct {
+	rc_driver *d;
+	const char *action_id, *type;
+} copy_progress;
+
+static void on_copy_progress(void *ctx, const rc_oci_progress *p)
+{
+	const copy_progress *cp = ctx;
+
+	if (p->event == RC_OCI_BLOB_BYTES) {
+		bool mib = p->total >= 1048576;
+		double unit = mib ? 1048576.0 : 1024.0;
+
+		rc_driver_progress(&cp->d->ctx, cp->action_id,
+				   "%s: image blob %zu/%zu, %.1f of %.1f %s",
+				   cp->type, p->index, p->count,
+				   (double)p->done / unit,
+				   (double)p->total / unit, mib ? "MiB" : "KiB");
+	}
+	else if (p->event == RC_OCI_BLOB_MOUNTED ||
+		 p->event == RC_OCI_BLOB_SKIPPED)
+		rc_driver_progress(&cp->d->ctx, cp->action_id,
+				   "%s: image blob %zu/%zu %s", cp->type,
+				   p->index, p->count,
+				   p->event == RC_OCI_BLOB_MOUNTED
+					   ? "mounted"
+					   : "already there");
+}
+
 /*
  * Puts ref in the Heroku registry as registry.heroku.com/<app>/<type>:
  * out->config.digest is then the image id to release and out->digest the
@@ -1261,9 +1295,12 @@ static char *held_image(rc_driver *d, const char *digest)
  * for that copy (img_cv), then mount it; different images are copied at
  * the same time.
  */
-static int release_image(rc_driver *d, const char *app, const char *type,
+static int release_image(rc_driver *d, const rc_action *a, const char *type,
 			 const char *ref, rc_oci_image *out)
 {
+	const char *app = a->name;
+	copy_progress cp = {d, a->id, type};
+	rc_oci_copy_opts co = {0};
 	rc_buf dst = RC_BUF_INIT_MAX(2048), want = RC_BUF_INIT_MAX(1024),
 	       from = RC_BUF_INIT_MAX(2048);
 	rc_oci_ref r = {0};
@@ -1274,6 +1311,8 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 	rc_oci *c;
 	int rc;
 
+	co.progress = on_copy_progress;
+	co.progress_ctx = &cp;
 	if ((rc = registry(d, &c)) < 0 || (rc = rc_oci_ref_parse(&r, ref)) < 0)
 		goto done;
 	rc_buf_printf(&want, "%s/%s", app, type);
@@ -1306,7 +1345,7 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 		rc_buf_printf(&from, "%s@%s", held, src.digest);
 		RC_INFO("heroku: copying %s to %s from %s", ref, dst.ptr,
 			from.ptr);
-		rc = rc_oci_copy(c, from.ptr, dst.ptr, NULL, out, &st);
+		rc = rc_oci_copy(c, from.ptr, dst.ptr, &co, out, &st);
 		if (rc < 0) {
 			/* the app holding it may be gone: from the source */
 			RC_INFO("heroku: cannot copy from %s (%s): copying "
@@ -1321,7 +1360,7 @@ static int release_image(rc_driver *d, const char *app, const char *type,
 	}
 	if (!from.len) {
 		RC_INFO("heroku: copying %s to %s", ref, dst.ptr);
-		rc = rc_oci_copy(c, ref, dst.ptr, NULL, out, &st);
+		rc = rc_oci_copy(c, ref, dst.ptr, &co, out, &st);
 		if (rc == 0 && strcmp(out->digest, src.digest))
 			RC_INFO("heroku: %s changed while it was copied (%s, "
 				"then %s)",
@@ -1441,7 +1480,7 @@ static int formation_apply(rc_driver *d, const rc_action *a, json_t **result)
 			rc_oci_image img = {0};
 			rc_buf repo = RC_BUF_INIT_MAX(1024);
 
-			rc = release_image(d, a->name, type, image, &img);
+			rc = release_image(d, a, type, image, &img);
 			if (rc < 0) {
 				rc_oci_image_release(&img);
 				json_decref(u);

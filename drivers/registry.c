@@ -43,3 +43,18 @@ void rc_driver_note(const rc_driver_ctx *ctx, const char *env,
 	ctx->note(ctx->note_arg, env, msg.ptr ? msg.ptr : "");
 	rc_buf_release(&msg);
 }
+
+void rc_driver_progress(const rc_driver_ctx *ctx, const char *action_id,
+			const char *fmt, ...)
+{
+	rc_buf msg = RC_BUF_INIT_MAX(1024);
+	va_list ap;
+
+	if (!ctx || !ctx->progress || !action_id)
+		return;
+	va_start(ap, fmt);
+	rc_buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	ctx->progress(ctx->note_arg, action_id, msg.ptr ? msg.ptr : "");
+	rc_buf_release(&msg);
+}

@@ -289,6 +289,28 @@ static void driver_note(void *arg, const char *env, const char *msg)
 	pthread_mutex_unlock(&note_lock);
 }
 
+static void driver_progress(void *arg, const char *action_id,
+			    const char *text)
+{
+	rc_engine *e = arg;
+
+	pthread_mutex_lock(&note_lock);
+	if (e->progress_fn)
+		e->progress_fn(e->progress_ctx, action_id, text);
+	pthread_mutex_unlock(&note_lock);
+}
+
+void rc_engine_progress_to(rc_engine *e,
+			   void (*fn)(void *ctx, const char *action_id,
+				      const char *text),
+			   void *ctx)
+{
+	pthread_mutex_lock(&note_lock);
+	e->progress_fn = fn;
+	e->progress_ctx = ctx;
+	pthread_mutex_unlock(&note_lock);
+}
+
 static rc_driver_ctx driver_ctx(rc_engine *e, const rc_engine_env *ee,
 				const char *run_id)
 {
@@ -304,6 +326,7 @@ static rc_driver_ctx driver_ctx(rc_engine *e, const rc_engine_env *ee,
 		   : e->src   ? rc_source_commit(e->src)
 			      : NULL;
 	c.note = driver_note;
+	c.progress = driver_progress;
 	c.note_arg = e;
 	return c;
 }

@@ -68,6 +68,10 @@ typedef struct {
 		void *shared;  /* what ops->shared_open made */
 	} *shared;             /* one per driver that shares state */
 	size_t nshared;
+	/* while an apply runs: where drivers' progress goes (its executor),
+	   under the engine's note lock */
+	void (*progress_fn)(void *ctx, const char *action_id, const char *text);
+	void *progress_ctx;
 } rc_engine;
 
 /* Opens the source and loads the configuration. On RC_EINVALID the
@@ -78,6 +82,11 @@ void rc_engine_free(rc_engine *e);
 /* Opens the drivers of the environments in scope (once; later calls do
  * nothing). run_id is the apply's run, NULL when planning. */
 int rc_engine_open_drivers(rc_engine *e, const char *run_id);
+/* Sets where drivers' progress goes while an apply runs (fn NULL: none). */
+void rc_engine_progress_to(rc_engine *e,
+			   void (*fn)(void *ctx, const char *action_id,
+				      const char *text),
+			   void *ctx);
 
 /* Expands and observes every environment in scope and builds the plan. */
 int rc_engine_plan(rc_engine *e, rc_plan *plan);

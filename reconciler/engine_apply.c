@@ -31,6 +31,9 @@ typedef struct {
 	char date[16], time[16]; /* {{ run.date }}, {{ run.time }}: its start */
 	bool live;        /* redraw the whole block on a terminal */
 	size_t drawn;     /* lines drawn last time */
+	char **details;   /* a running action's progress, as its driver
+			     says it (live display only) */
+	double drawn_at;  /* when progress last redrew the block */
 } executor;
 
 static double now_s(void)
@@ -86,6 +89,8 @@ static void draw(executor *x, size_t only)
 				      state_names[x->st[i]]);
 			if (x->st[i] != ST_PENDING && x->st[i] != ST_SKIPPED)
 				rc_buf_printf(&b, " (%.1fs)", t);
+			if (x->st[i] == ST_RUNNING && x->details[i])
+				rc_buf_printf(&b, "  %s", x->details[i]);
 			rc_buf_putc(&b, '\n');
 		}
 		x->drawn = p->n;
@@ -106,6 +111,28 @@ static void draw(executor *x, size_t only)
 	fwrite(b.ptr, 1, b.len, x->out);
 	fflush(x->out);
 	rc_buf_release(&b);
+}
+
+/* A driver's progress on an action (rc_driver_ctx.progress): kept for
+ * the live display, which is redrawn at most 5 times a second for it. */
+static void exec_progress(void *ctx, const char *action_id, const char *text)
+{
+	executor *x = ctx;
+	size_t i;
+
+	pthread_mutex_lock(&x->mu);
+	for (i = 0; i < x->plan->n; i++)
+		if (!strcmp(x->plan->actions[i].id, action_id))
+			break;
+	if (i < x->plan->n && x->st[i] == ST_RUNNING) {
+		free(x->details[i]);
+		x->details[i] = rc_strdup(text);
+		if (now_s() - x->drawn_at >= 0.2) {
+			x->drawn_at = now_s();
+			draw(x, SIZE_MAX);
+		}
+	}
+	pthread_mutex_unlock(&x->mu);
 }
 
 /* What a hook that ran says: "exit status 0", and the end of its output
@@ -491,6 +518,7 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	x.took = rc_calloc(plan->n + 1, sizeof(double));
 	x.errors = rc_calloc(plan->n + 1, sizeof(char *));
 	x.notes = rc_calloc(plan->n + 1, sizeof(char *));
+	x.details = rc_calloc(plan->n + 1, sizeof(char *));
 	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
 	pthread_mutex_init(&x.mu, NULL);
 	pthread_cond_init(&x.cv, NULL);
@@ -502,11 +530,14 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	pthread_mutex_lock(&x.mu);
 	draw(&x, SIZE_MAX);
 	pthread_mutex_unlock(&x.mu);
+	if (x.live)
+		rc_engine_progress_to(e, exec_progress, &x);
 	threads = rc_calloc(nthreads, sizeof(pthread_t));
 	for (i = 0; i < nthreads; i++)
 		pthread_create(&threads[i], NULL, worker, &x);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	rc_engine_progress_to(e, NULL, NULL);
 	for (i = 0; i < plan->n; i++) {
 		rep->ok += x.st[i] == ST_OK;
 		rep->failed += x.st[i] == ST_FAILED;
@@ -540,6 +571,9 @@ out:
 	for (i = 0; x.notes && i < plan->n; i++)
 		free(x.notes[i]);
 	free(x.notes);
+	for (i = 0; x.details && i < plan->n; i++)
+		free(x.details[i]);
+	free(x.details);
 	free(x.st);
 	free(x.started);
 	free(x.took);

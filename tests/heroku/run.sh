@@ -526,8 +526,12 @@ environments:
           timeout: 2s
 EOF
 fake POST /fake/dynos/script '{"match": "reindex-everything", "output": ["reindexing..."], "exit": 0, "duration_ms": 60000}' >/dev/null
-RECONCILE_STATE_DIR=$work/hooktest-state run 1 "a hook past its timeout fails the apply" "$rc_bin" apply "$ht" --auto-approve
+# on a terminal (script gives it one), the live display shows the image's
+# progress beside the formation being applied
+RECONCILE_STATE_DIR=$work/hooktest-state run 1 "a hook past its timeout fails the apply" \
+	script -q -e -c "env -u NO_COLOR $(printf '%q ' "$rc_bin" apply "$ht" --auto-approve)" "$work/tty.log"
 has "saying it timed out" "$out" "timed out"
+has "the terminal showed the image's progress" "$(cat "$work/tty.log")" "web: image blob"
 is "its dyno was stopped, not left running" '[(d["command"].count("reindex-everything"), d["state"]) for d in s["dynos"]["hooktest-slow"]]' "[(1, 'down')]"
 RECONCILE_STATE_DIR=$work/hooktest-state run 0 "the timed-out app destroys" "$rc_bin" destroy "$ht" --auto-approve
 
