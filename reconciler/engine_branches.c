@@ -290,11 +290,13 @@ static int add_gone(rc_engine *e, const char *name, const json_t *rec,
 	return rc_engine_env_bind(ee, env);
 }
 
-static void record_env(json_t *envs, const rc_env *env, const char *now)
+static void record_env(json_t *envs, const char *project,
+		       const rc_env *env, const char *now)
 {
 	json_t *rec = json_object();
 	char *label = rc_engine_env_label(env);
 
+	json_object_set_new(rec, "project", json_string(project));
 	json_object_set_new(rec, "generator", json_string(env->generator));
 	json_object_set_new(rec, "driver",
 			    json_string(rc_driver_name(env->target.driver)));
@@ -342,16 +344,20 @@ int rc_engine_track_generated(rc_engine *e)
 		for (size_t k = 0; k < e->nenvs; k++)
 			if (!strcmp(e->envs[k].env->name, env->name))
 				used = e->envs[k].env;
-		record_env(envs, used, nows);
+		record_env(envs, e->cfg->project, used, nows);
 	}
 	json_object_foreach_safe(envs, tmp, name, rec) {
 		const char *gen = json_string_value(json_object_get(rec, "generator"));
+		const char *proj = json_string_value(json_object_get(rec, "project"));
 		const char *since_s;
 		time_t since;
 		long ttl;
 		char ttls[32], when[32];
 
 		if (rc_config_env(e->cfg, name))
+			continue;
+		/* another project's, sharing the state directory: not gone */
+		if (proj && e->cfg->project && strcmp(proj, e->cfg->project))
 			continue;
 		/* gone only if its generator was listed now, or was removed
 		 * from a configuration loaded whole */

@@ -9,10 +9,16 @@
  *
  *   {"format_version": 1,
  *    "environments": {
- *      "<name>": {"generator": "review", "driver": "heroku",
+ *      "<name>": {"project": "joplin", "generator": "review",
+ *                 "driver": "heroku",
  *                 "target": {...}, "prune": true, "ttl": 259200,
  *                 "label": "heroku: joplin-pr-12",
  *                 "last_seen": "<RFC 3339>", "gone_since": null}}}
+ *
+ * A state directory may serve several projects (RECONCILE_STATE_DIR set
+ * once for all): an entry of another project is neither gone nor
+ * retired by this one's plans (an entry without "project", from before
+ * it was recorded, counts as this project's).
  *
  * The file is replaced atomically (written to a temporary file, fsynced,
  * renamed), so a crash leaves the old or the new registry.

@@ -535,7 +535,9 @@ has "the terminal showed the image's progress" "$(cat "$work/tty.log")" "web: im
 is "its dyno was stopped, not left running" '[(d["command"].count("reindex-everything"), d["state"]) for d in s["dynos"]["hooktest-slow"]]' "[(1, 'down')]"
 RECONCILE_STATE_DIR=$work/hooktest-state run 0 "the timed-out app destroys" "$rc_bin" destroy "$ht" --auto-approve
 
-# === adoption: an app made by hand is an error, unless policy.adopt; a team app
+# === adoption: an app made by hand is an error, unless policy.adopt; a team app.
+# Another project in the same state directory: joplin's generated
+# environments are not this project's, nor gone for it
 ad=$work/adopt
 mkdir -p "$ad"
 adopt_cfg() { # POLICY-LINE
@@ -554,22 +556,24 @@ EOF
 }
 fake POST /fake/apps '{"name": "joplin-legacy", "config_vars": {"MODE": "old", "HAND": "keep"}}' >/dev/null
 adopt_cfg ""
-RECONCILE_STATE_DIR=$work/adopt-state run 1 "an app made by hand is not taken over" "$rc_bin" plan "$ad"
+run 1 "an app made by hand is not taken over" "$rc_bin" plan "$ad"
 has "saying it exists outside reconcile" "$out" "exists outside reconcile"
 has "pointing at target.app" "$out" "reconcile.yaml:5:"
 has "naming policy.adopt" "$out" "policy.adopt: true"
 adopt_cfg "policy: { adopt: true }"
-RECONCILE_STATE_DIR=$work/adopt-state run 2 "with policy.adopt the plan adopts it" "$rc_bin" plan "$ad"
+run 2 "with policy.adopt the plan adopts it" "$rc_bin" plan "$ad"
 has "shown as adoption" "$out" "~ app joplin-legacy  (adopt:"
+hasnt "joplin's review apps are not gone for it" "$out" "$r1"
 has "the team app is created" "$out" "+ app joplin-team-app"
 fake POST /fake/stats/reset >/dev/null
-RECONCILE_STATE_DIR=$work/adopt-state run 0 "apply adopts it" "$rc_bin" apply "$ad" --auto-approve
+run 0 "apply adopts it" "$rc_bin" apply "$ad" --auto-approve
 is "its var is set, the hand-set one kept" 'sorted(s["config_vars"]["joplin-legacy"].items())' "[('HAND', 'keep'), ('MODE', 'new')]"
 is "the team app is made through /teams/apps" '[a["team"]["name"] if a.get("team") else None for a in s["apps"] if a["name"] == "joplin-team-app"]' "['city-of-austin']"
 [ "$(count "POST /teams/apps")" = 1 ] && ok "with one POST /teams/apps" || bad "with one POST /teams/apps" "$(stats)"
-RECONCILE_STATE_DIR=$work/adopt-state run 0 "then the plan is clean" "$rc_bin" plan "$ad"
-RECONCILE_STATE_DIR=$work/adopt-state run 0 "and the adopted app destroys like its own" "$rc_bin" destroy "$ad" --auto-approve
+run 0 "then the plan is clean" "$rc_bin" plan "$ad"
+run 0 "and the adopted app destroys like its own" "$rc_bin" destroy "$ad" --auto-approve
 is "both are gone" '[a["name"] for a in s["apps"] if a["name"] in ("joplin-legacy", "joplin-team-app")]' "[]"
+is "joplin's apps are untouched" 'app("'$r1'") is not None, app("joplin-staging") is not None' "(True, True)"
 
 # === destroy
 run 0 "destroy staging and the review app" "$rc_bin" destroy "$cfg" -e staging -e "$r1" --auto-approve
