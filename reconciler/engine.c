@@ -539,6 +539,8 @@ static void expand_observe_one(observe_pool *p, size_t i)
 		if (err)
 			p->loc[i] = err->loc;
 		p->msg[i] = rc_strdup(err ? err->message : "failed");
+		/* copied: a worker thread's own error would outlive it */
+		rc_error_clear();
 		return;
 	}
 	for (j = 0; ee->ops->normalize && j < p->des[i].n; j++)
