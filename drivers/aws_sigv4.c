@@ -127,9 +127,11 @@ int rc_aws_sigv4_canonical_uri(rc_buf *out, const char *raw, size_t len,
 				j++;
 			if (j == i || (j - i == 1 && p[i] == '.')) {
 				/* empty or "." */
-			} else if (j - i == 2 && p[i] == '.' && p[i + 1] == '.') {
+			} else if (j - i == 2 && p[i] == '.' &&
+				   p[i + 1] == '.') {
 				if (nstarts)
-					rc_buf_truncate(&norm, starts[--nstarts]);
+					rc_buf_truncate(&norm,
+							starts[--nstarts]);
 			} else {
 				RC_GROW(starts, capstarts, nstarts + 1);
 				starts[nstarts++] = norm.len;
@@ -143,7 +145,8 @@ int rc_aws_sigv4_canonical_uri(rc_buf *out, const char *raw, size_t len,
 		if (!rc && (norm.len == 0 || (plen && p[plen - 1] == '/')))
 			rc = rc_buf_putc(&norm, '/');
 	} else {
-		rc = plen ? rc_buf_put(&norm, p, plen) : rc_buf_putc(&norm, '/');
+		rc = plen ? rc_buf_put(&norm, p, plen)
+			  : rc_buf_putc(&norm, '/');
 	}
 	if (!rc)
 		rc = double_encode ? uri_encode(out, norm.ptr, norm.len, true)
@@ -213,7 +216,8 @@ int rc_aws_sigv4_canonical_query(rc_buf *out, const char *query, size_t len)
 		i = j + 1;
 	}
 	if (!rc) {
-		qsort(ps, n, sizeof(*ps), qparam_cmp);
+		if (n)
+			qsort(ps, n, sizeof(*ps), qparam_cmp);
 		for (i = 0; i < n && !rc; i++)
 			rc = rc_buf_printf(out, "%s%s=%s", i ? "&" : "",
 					   ps[i].key, ps[i].value);
@@ -318,7 +322,8 @@ static int cheaders_write(cheaders *hs, rc_buf *canon, rc_buf *names)
 {
 	int rc = 0;
 
-	qsort(hs->h, hs->n, sizeof(*hs->h), cheader_cmp);
+	if (hs->n)
+		qsort(hs->h, hs->n, sizeof(*hs->h), cheader_cmp);
 	for (size_t i = 0; i < hs->n && !rc; i++) {
 		bool same = i > 0 && !strcmp(hs->h[i].name, hs->h[i - 1].name);
 
@@ -569,8 +574,9 @@ int rc_aws_sigv4_sign(rc_aws_sigv4_result *r, const rc_aws_sigv4_req *req,
 	for (size_t i = 0; i < req->nheaders; i++)
 		if (req->headers[i].name)
 			cheaders_add(&hs, req->headers[i].name,
-				     req->headers[i].value ? req->headers[i].value
-							   : "");
+				     req->headers[i].value
+					     ? req->headers[i].value
+					     : "");
 	if (!o->presign) {
 		if (!date_hdr)
 			cheaders_add(&hs, "x-amz-date", r->amz_date);
@@ -817,9 +823,9 @@ static int url_split(const char *url, rc_buf *host, const char **path)
 			colon = q;
 	if (colon && *a == '[' && memchr(colon, ']', (size_t)(end - colon)))
 		colon = NULL; /* an IPv6 literal without a port */
-	if (colon && ((https && !strncmp(colon, ":443", 4) &&
-		       colon + 4 == end) ||
-		      (!https && !strncmp(colon, ":80", 3) && colon + 3 == end)))
+	if (colon &&
+	    ((https && colon + 4 == end && !strncmp(colon, ":443", 4)) ||
+	     (!https && colon + 3 == end && !strncmp(colon, ":80", 3))))
 		end = colon;
 	if (end == a)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_NONE,
@@ -851,7 +857,8 @@ int rc_aws_signer_http_sign(void *ctx, const rc_http_req *req,
 			    const char *url, struct curl_slist **headers)
 {
 	rc_aws_signer *s = ctx;
-	rc_buf host = RC_BUF_INIT_MAX(4096), path = RC_BUF_INIT_MAX(SIGV4_MAX_TEXT);
+	rc_buf host = RC_BUF_INIT_MAX(4096);
+	rc_buf path = RC_BUF_INIT_MAX(SIGV4_MAX_TEXT);
 	rc_buf names = RC_BUF_INIT_MAX(SIGV4_MAX_TEXT);
 	rc_aws_header *hs = NULL;
 	size_t nh = 0, caph = 0, *name_at = NULL, nname = 0, capname = 0;

@@ -346,8 +346,9 @@ static void run_classic(tally *t, int *ncases)
 				rc_error_last()->message);
 			t->failures++;
 		} else {
-#define REL(ext) (rc_buf_clear(&rel), rc_buf_printf(&rel, "%.*s" ext, \
-						     (int)stem, relpath), rel.ptr)
+#define REL(ext)                                                        \
+	(rc_buf_clear(&rel),                                            \
+	 rc_buf_printf(&rel, "%.*s" ext, (int)stem, relpath), rel.ptr)
 			compare(t, "classic", dir.ptr, REL(".creq"),
 				r.canonical_request.ptr,
 				r.canonical_request.len, NULL);
@@ -510,7 +511,8 @@ static void sigv4_suites(void **state)
 
 	RC_UNUSED(state);
 	if (!contracts_dir())
-		fail_msg("aws_sigv4: no contracts folder: set RC_CONTRACTS_DIR");
+		fail_msg("aws_sigv4: no contracts folder: "
+			 "set RC_CONTRACTS_DIR");
 	run_classic(&classic, &nclassic);
 	run_v4(&v4, &nv4);
 	printf("aws_sigv4: classic suite (aws-sig-v4-test-suite): %d cases, "
@@ -621,6 +623,7 @@ static void sigv4_refusals(void **state)
 
 #define TEST_SECRET "tEsTsEcReT/0123456789abcdefghijklmnopqrst"
 #define TEST_TOKEN "FwoGZXIvYXdzEBYaDTESTTOKENxyz+/=="
+#define ECS_URL "https://ecs.us-east-1.amazonaws.com"
 #define TEST_SECRET2 "AnotherSecretValue/xyz0123456789ABCDEFGHIJ"
 
 static time_t fixed_now(void)
@@ -675,7 +678,7 @@ static void sigv4_http_sign(void **state)
 	req.body_len = strlen(body);
 	req.headers = extra;
 	assert_int_equal(rc_aws_signer_http_sign(
-				 s, &req, "https://ecs.us-east-1.amazonaws.com:443/",
+				 s, &req, ECS_URL ":443/",
 				 &h),
 			 0);
 	assert_string_equal(line_value(h, "X-Amz-Date"), "20150830T123600Z");
@@ -707,7 +710,7 @@ static void sigv4_http_sign(void **state)
 
 	/* the key is cached per day: signing again gives the same */
 	assert_int_equal(rc_aws_signer_http_sign(
-				 s, &req, "https://ecs.us-east-1.amazonaws.com/",
+				 s, &req, ECS_URL "/",
 				 &h2),
 			 0);
 	assert_string_equal(line_value(h2, "Authorization"), auth);
@@ -719,7 +722,7 @@ static void sigv4_http_sign(void **state)
 	creds.session_token = NULL;
 	assert_int_equal(rc_aws_signer_set_credentials(s, &creds), 0);
 	assert_int_equal(rc_aws_signer_http_sign(
-				 s, &req, "https://ecs.us-east-1.amazonaws.com/",
+				 s, &req, ECS_URL "/",
 				 &h2),
 			 0);
 	assert_null(line_value(h2, "X-Amz-Security-Token"));
