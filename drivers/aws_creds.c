@@ -439,17 +439,28 @@ static const char *ini_get(const struct ini *f, const char *profile,
 	return v && *v ? v : NULL;
 }
 
+/* Whether the ", "-separated list has name. */
+static bool list_has(const rc_buf *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list->ptr; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, name, n))
+			return true;
+		p += len;
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return false;
+}
+
+/* Appends the profiles of f not yet in out. */
 static void ini_list(const struct ini *f, rc_buf *out)
 {
 	for (size_t i = 0; i < f->n; i++) {
-		bool seen = false;
-
-		if (!f->secs[i].name)
-			continue;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = f->secs[j].name &&
-			       !strcmp(f->secs[j].name, f->secs[i].name);
-		if (!seen)
+		if (f->secs[i].name && !list_has(out, f->secs[i].name))
 			rc_buf_printf(out, "%s%s", out->len ? ", " : "",
 				      f->secs[i].name);
 	}
