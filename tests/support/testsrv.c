@@ -17,6 +17,7 @@ struct rc_testsrv {
 	rc_testsrv_step *steps;
 	size_t nsteps, next;
 	char *require_auth;
+	char *hdr_name, *hdr_value, *hdr_prefix; /* rc_testsrv_require_header */
 	rc_testsrv_req *reqs;
 	size_t nreqs, capreqs;
 	size_t connections;
@@ -284,6 +285,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 	if (s->require_auth && (!req.authorization ||
 				strcmp(req.authorization, s->require_auth)))
 		denied = true;
+	if (s->hdr_name && !strncmp(url, s->hdr_prefix, strlen(s->hdr_prefix))) {
+		const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							    s->hdr_name);
+
+		if (!v || strcmp(v, s->hdr_value))
+			denied = true;
+	}
 	memset(&step, 0, sizeof(step));
 	if (!denied && s->nsteps) {
 		step_copy(&step, &s->steps[s->next]);
@@ -382,6 +390,9 @@ void rc_testsrv_stop(rc_testsrv *s)
 		step_free(&s->steps[i]);
 	free(s->steps);
 	free(s->require_auth);
+	free(s->hdr_name);
+	free(s->hdr_value);
+	free(s->hdr_prefix);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -461,4 +472,17 @@ bool rc_testsrv_request(rc_testsrv *s, size_t i, rc_testsrv_req *out)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ok;
+}
+
+void rc_testsrv_require_header(rc_testsrv *s, const char *name,
+			       const char *value, const char *path_prefix)
+{
+	pthread_mutex_lock(&s->lock);
+	free(s->hdr_name);
+	free(s->hdr_value);
+	free(s->hdr_prefix);
+	s->hdr_name = dup0(name);
+	s->hdr_value = rc_strdup(value ? value : "");
+	s->hdr_prefix = rc_strdup(path_prefix ? path_prefix : "");
+	pthread_mutex_unlock(&s->lock);
 }

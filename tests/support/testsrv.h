@@ -62,6 +62,11 @@ void rc_testsrv_script(rc_testsrv *s, const rc_testsrv_step *steps,
 /* Answers 401 (without using a step) to requests whose Authorization is
  * not exactly value; NULL: any. */
 void rc_testsrv_require_auth(rc_testsrv *s, const char *value);
+/* Answers 401 (without using a step) to requests whose path starts with
+ * path_prefix (NULL: every path) and that lack the header name with
+ * exactly value (an AWS metadata token); name NULL: no such check. */
+void rc_testsrv_require_header(rc_testsrv *s, const char *name,
+			       const char *value, const char *path_prefix);
 
 /* Requests received and TLS connections accepted since the script was
  * set. */
