@@ -868,7 +868,7 @@ int rc_aws_signer_http_sign(void *ctx, const rc_http_req *req,
 	rc_aws_sigv4_opts o;
 	rc_aws_sigv4_result r;
 	unsigned char key[RC_SHA256_LEN];
-	const char *rest, *frag;
+	const char *rest = NULL, *frag;
 	bool has_host = false;
 	struct tm tm;
 	time_t now;
