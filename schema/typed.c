@@ -851,6 +851,86 @@ done:
 	rc_buf_release(&w);
 }
 
+/* Fargate's task sizes: CPU units (1024 = 1 vCPU) and, for each, the
+ * memory in MiB from min to max in steps. */
+static const struct {
+	long units, min, max, step;
+} fargate_sizes[] = {
+	{256, 512, 2048, 0}, /* 512, 1024, 2048 */
+	{512, 1024, 4096, 1024},
+	{1024, 2048, 8192, 1024},
+	{2048, 4096, 16384, 1024},
+	{4096, 8192, 30720, 1024},
+	{8192, 16384, 61440, 4096},
+	{16384, 32768, 122880, 8192},
+};
+
+static bool fargate_fits(size_t i, long long mib)
+{
+	if (fargate_sizes[i].step == 0)
+		return mib == 512 || mib == 1024 || mib == 2048;
+	return mib >= fargate_sizes[i].min && mib <= fargate_sizes[i].max &&
+	       (mib - fargate_sizes[i].min) % fargate_sizes[i].step == 0;
+}
+
+static void fargate_memories(rc_buf *b, size_t i)
+{
+	if (fargate_sizes[i].step == 0)
+		rc_buf_puts(b, "512, 1024 or 2048 MiB");
+	else
+		rc_buf_printf(b, "%ld to %ld MiB in steps of %ld",
+			      fargate_sizes[i].min, fargate_sizes[i].max,
+			      fargate_sizes[i].step);
+}
+
+/* On Fargate a task's cpu and memory must be one of AWS's pairs: checked
+ * here so that `validate` says so, with the values that would do. */
+static void check_fargate(rc_loader *L, const rc_service *s, const rc_node *v)
+{
+	const rc_node *cn = rc_node_get(v, "cpu"), *mn = rc_node_get(v, "memory");
+	long units = s->cpu_millis ? s->cpu_millis * 1024 / 1000 : 0;
+	long long mib = s->memory ? s->memory / (1024 * 1024) : 0;
+	rc_buf b = RC_BUF_INIT_MAX(2048);
+	size_t i, n = RC_ARRAY_SIZE(fargate_sizes);
+
+	if (units) {
+		for (i = 0; i < n && fargate_sizes[i].units != units; i++)
+			;
+		if (i == n || s->cpu_millis * 1024 % 1000) {
+			rc_buf_printf(&b, "cpu %s is not a Fargate size: use "
+					  "0.25, 0.5, 1, 2, 4, 8 or 16 (256 to "
+					  "16384 CPU units)",
+				      cn->str);
+			rc_diag_error(L->diags, cn->loc, cn->span, "%s", b.ptr);
+		} else if (mib && (s->memory % (1024 * 1024) ||
+				   !fargate_fits(i, mib))) {
+			rc_buf_printf(&b, "memory %s does not go with cpu %s on "
+					  "Fargate: with %ld CPU units, memory "
+					  "is ",
+				      mn->str, cn->str, units);
+			fargate_memories(&b, i);
+			rc_diag_error(L->diags, mn->loc, mn->span, "%s", b.ptr);
+		}
+	} else if (mib) {
+		for (i = 0; i < n && !fargate_fits(i, mib); i++)
+			;
+		if (i == n || s->memory % (1024 * 1024)) {
+			rc_buf_puts(&b, "memory ");
+			rc_buf_puts(&b, mn->str);
+			rc_buf_puts(&b, " is not a Fargate size: from 512 MiB "
+					"(0.25 vCPU) to 120 GiB (16 vCPU); the "
+					"values for each cpu are: ");
+			for (i = 0; i < n; i++) {
+				rc_buf_printf(&b, "%s%g vCPU: ", i ? "; " : "",
+					      (double)fargate_sizes[i].units / 1024);
+				fargate_memories(&b, i);
+			}
+			rc_diag_error(L->diags, mn->loc, mn->span, "%s", b.ptr);
+		}
+	}
+	rc_buf_release(&b);
+}
+
 static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 			 const rc_node *k, const rc_node *v)
 {
@@ -925,6 +1005,9 @@ static void type_service(rc_loader *L, rc_env *env, rc_service *s,
 			      "one or the other",
 			      c.what);
 	}
+	if (env->target.driver == RC_DRIVER_ECS && env->target.launch_type &&
+	    !strcmp(env->target.launch_type, "FARGATE"))
+		check_fargate(L, s, v);
 	if ((n = rc_node_get(v, "health")) != NULL) {
 		rc_buf hw = RC_BUF_INIT_MAX(512);
 
