@@ -919,10 +919,7 @@ class Store:
             t['stopCode'] = 'UserInitiated'
             t['stoppedReason'] = b.get('reason') or 'Task stopped by user'
             for cd in t['containers']:
-                t['_script']['exits'].setdefault(cd['name'], 143 if t['lastStatus'] == 'RUNNING' else 0)
-            if t['lastStatus'] != 'RUNNING':
-                for cd in t['containers']:
-                    t['_script']['exits'].pop(cd['name'], None)
+                t['_script']['exits'][cd['name']] = 143 if t['lastStatus'] == 'RUNNING' else 0
             t['_timeline'] = [(time.time() + self.settings['task_stop_ms'] / 1000.0, 'STOPPED')]
             t['version'] += 1
         return {'task': self.task_json(t)}
