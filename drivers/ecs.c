@@ -453,11 +453,21 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 		return 0;
 	if (strcmp(sget(svc, "status") ? sget(svc, "status") : "", "ACTIVE"))
 		return 0;
-	rc_resource_set_add(out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE,
-			    name,
-			    rc_ecs_service_from_api(
-				    svc, desired_body(d, desired,
-						      RC_ECS_SERVICE, name)));
+	rc_buf k = RC_BUF_INIT_MAX(1024);
+	rc_resource *res;
+
+	res = rc_resource_set_add(
+		out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE, name,
+		rc_ecs_service_from_api(
+			svc, desired_body(d, desired, RC_ECS_SERVICE, name)));
+	/* deleted before its cluster and its task definition */
+	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_CLUSTER,
+		      d->cluster);
+	rc_resource_add_dep(res, k.ptr);
+	rc_buf_clear(&k);
+	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_TASKDEF, name);
+	rc_resource_add_dep(res, k.ptr);
+	rc_buf_release(&k);
 	rc = ecs_call(d, "DescribeTaskDefinition",
 		      json_pack("{s:s, s:[s]}", "taskDefinition",
 				sget(svc, "taskDefinition"), "include", "TAGS"),
@@ -550,8 +560,10 @@ static void set_wait(rc_driver *d, const char *key, const char *td)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* The ACTIVE service of that name, or NULL (*out new). */
-static int describe_service(rc_driver *d, const char *name, json_t **out)
+/* The ACTIVE service of that name (with draining: also a DRAINING one),
+ * or NULL (*out new). */
+static int describe_service_st(rc_driver *d, const char *name,
+			       bool draining, json_t **out)
 {
 	json_t *r = NULL, *s;
 	int rc = ecs_call(d, "DescribeServices",
@@ -563,11 +575,18 @@ static int describe_service(rc_driver *d, const char *name, json_t **out)
 	*out = NULL;
 	if (rc == 0) {
 		s = json_array_get(json_object_get(r, "services"), 0);
-		if (s && sget(s, "status") && !strcmp(sget(s, "status"), "ACTIVE"))
+		if (s && sget(s, "status") &&
+		    (!strcmp(sget(s, "status"), "ACTIVE") ||
+		     (draining && !strcmp(sget(s, "status"), "DRAINING"))))
 			*out = json_incref(s);
 	}
 	json_decref(r);
 	return rc;
+}
+
+static int describe_service(rc_driver *d, const char *name, json_t **out)
+{
+	return describe_service_st(d, name, false, out);
 }
 
 static int cluster_apply(rc_driver *d, const rc_action *a)
@@ -737,7 +756,7 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 		bool done = false;
 
 		json_decref(svc);
-		if ((rc = describe_service(d, name, &svc)) < 0)
+		if ((rc = describe_service_st(d, name, gone, &svc)) < 0)
 			return rc;
 		if (gone) {
 			done = !svc;
