@@ -436,7 +436,7 @@ json_t *rc_ecs_taskdef_request(const json_t *body)
 
 		json_object_set_new(n, "name", json_string(k));
 		json_object_foreach(json_object_get(c, "portMappings"), k2, v)
-			json_array_append(pms, v);
+			json_array_append_new(pms, json_deep_copy(v));
 		json_object_foreach(json_object_get(c, "environment"), k2, v)
 			json_array_append_new(envl,
 					      json_pack("{s:s, s:O}", "name",
