@@ -679,6 +679,15 @@ static int service_apply(rc_driver *d, const rc_action *a)
 		set_wait(d, a->key, NULL);
 		return rc;
 	}
+	if (svc && !a->adopt && !tagged_ours(d, json_object_get(svc, "tags"))) {
+		json_decref(svc);
+		return rc_error_set_at(
+			RC_ECONFLICT, loc,
+			"ecs: a service named %s exists in cluster %s without "
+			"reconcile's tags (%s, %s): reconcile does not take it "
+			"over; rename the service or delete the other one",
+			a->name, d->cluster, RC_ECS_TAG_PROJECT, RC_ECS_TAG_ENV);
+	}
 	req = json_deep_copy(a->desired);
 	if (!svc) {
 		/* absent (also after a crash of an earlier attempt) */
