@@ -7,11 +7,13 @@
 extern const rc_driver_ops rc_driver_local;
 extern const rc_driver_ops rc_driver_kubernetes;
 extern const rc_driver_ops rc_driver_heroku;
+extern const rc_driver_ops rc_driver_ecs;
 
 static const rc_driver_ops *const drivers[] = {
 	&rc_driver_local,
 	&rc_driver_kubernetes,
 	&rc_driver_heroku,
+	&rc_driver_ecs,
 	NULL /* end */
 };
 

@@ -1,0 +1,1047 @@
+/*
+ * The ECS driver: an environment is one cluster, and per service one task
+ * definition family and one service, through the ECS JSON 1.1 API signed
+ * with SigV4 (drivers/aws_sigv4.h, credentials from drivers/aws_creds.h).
+ * Ownership is ECS tags (reconcile.dev/project, reconcile.dev/environment).
+ * Hooks with `where: target` are RunTask of the service's task definition.
+ * The mapping is drivers/ecs_map.c; docs/drivers/ecs.md is the user's view.
+ */
+#include <pthread.h>
+
+#include "drivers/aws_creds.h"
+#include "drivers/aws_sigv4.h"
+#include "drivers/driver.h"
+#include "drivers/ecs_map.h"
+#include "drivers/http.h"
+#include "drivers/proc.h"
+#include "reconciler/base/log.h"
+
+#define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
+#define ECS_MAX_THROTTLE_RETRIES 6
+#define ECS_MAX_CLIENTS 8
+
+typedef struct {
+	char *region, *endpoint;
+	rc_aws_provider *prov; /* the shared one */
+	rc_aws_signer *signer;
+	rc_http *http;
+} ecs_client;
+
+typedef struct {
+	pthread_mutex_t mu;
+	rc_aws_provider *prov;
+	char *prov_err;
+	ecs_client *clients[ECS_MAX_CLIENTS];
+	size_t nclients;
+} ecs_shared;
+
+struct rc_driver {
+	const rc_env *env;
+	char *project, *config_dir, *run_id, *cluster;
+	ecs_shared *shared;
+	bool own_shared;
+	ecs_client *c;
+	rc_driver_ctx ctx;
+	pthread_mutex_t mu;
+	json_t *waits; /* action key -> task definition ARN to wait for */
+};
+
+static const char *sget(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* ------------------------------------------------------------- client */
+
+/* The sign callback: fresh credentials (refreshed by the provider), then
+ * SigV4. */
+static int ecs_sign(void *ctx, const rc_http_req *req, const char *url,
+		    struct curl_slist **headers)
+{
+	ecs_client *c = ctx;
+	rc_aws_creds cr = {0};
+	int rc = rc_aws_provider_get(c->prov, &cr);
+
+	if (rc == 0) {
+		rc_aws_credentials k = {cr.access_key_id, cr.secret_access_key,
+					cr.session_token};
+
+		rc = rc_aws_signer_set_credentials(c->signer, &k);
+	}
+	rc_aws_creds_release(&cr);
+	if (rc < 0)
+		return rc;
+	return rc_aws_signer_http_sign(c->signer, req, url, headers);
+}
+
+static void client_free(ecs_client *c)
+{
+	if (!c)
+		return;
+	rc_http_close(c->http);
+	rc_aws_signer_free(c->signer);
+	free(c->region);
+	free(c->endpoint);
+	free(c);
+}
+
+static int client_new(ecs_client **out, rc_aws_provider *prov,
+		      const char *region)
+{
+	ecs_client *c = rc_calloc(1, sizeof(*c));
+	rc_aws_signer_opts so = {0};
+	rc_aws_creds cr = {0};
+	rc_http_opts ho;
+	const char *ca = NULL;
+	int rc;
+
+	*out = NULL;
+	c->region = rc_strdup(region);
+	c->prov = prov;
+	if ((rc = rc_aws_endpoint_resolve(&c->endpoint, "ECS", "ecs",
+					  region)) < 0)
+		goto fail;
+	if ((rc = rc_aws_ca_bundle(&ca)) < 0)
+		goto fail;
+	if ((rc = rc_aws_provider_get(prov, &cr)) < 0)
+		goto fail;
+	so.region = region;
+	so.service = "ecs";
+	so.creds.access_key_id = cr.access_key_id;
+	so.creds.secret_access_key = cr.secret_access_key;
+	so.creds.session_token = cr.session_token;
+	rc = rc_aws_signer_new(&c->signer, &so);
+	rc_aws_creds_release(&cr);
+	if (rc < 0)
+		goto fail;
+	rc_http_opts_init(&ho);
+	ho.base_url = c->endpoint;
+	ho.ca_file = ca;
+	ho.sign = ecs_sign;
+	ho.sign_ctx = c;
+	ho.accept = "application/json";
+	ho.user_agent = "reconcile";
+	ho.max_retries = RC_HTTP_MAX_RETRIES;
+	ho.qps = 20;
+	ho.burst = 40;
+	if ((rc = rc_http_open(&c->http, &ho)) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	client_free(c);
+	return rc;
+}
+
+static int shared_new(ecs_shared **out)
+{
+	ecs_shared *s = rc_calloc(1, sizeof(*s));
+	int rc;
+
+	pthread_mutex_init(&s->mu, NULL);
+	rc = rc_aws_provider_open(&s->prov, NULL);
+	if (rc < 0) {
+		/* reported at open, by the environment that needs it */
+		s->prov_err = rc_strdup(rc_error_last()->message
+						? rc_error_last()->message
+						: "no AWS credentials");
+		rc_error_clear();
+	}
+	*out = s;
+	return 0;
+}
+
+static void shared_free(ecs_shared *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nclients; i++)
+		client_free(s->clients[i]);
+	rc_aws_provider_close(s->prov);
+	free(s->prov_err);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* The run's client for a region, made on first use. */
+static int shared_client(ecs_shared *s, const char *region, ecs_client **out)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	*out = NULL;
+	for (size_t i = 0; i < s->nclients; i++)
+		if (!strcmp(s->clients[i]->region, region))
+			*out = s->clients[i];
+	if (!*out) {
+		if (!s->prov)
+			rc = rc_error_set(RC_EAUTH, RC_ECLASS_PLATFORM,
+					  "ecs: %s", s->prov_err);
+		else if (s->nclients == ECS_MAX_CLIENTS)
+			rc = rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
+					  "ecs: more than %d regions in one run",
+					  ECS_MAX_CLIENTS);
+		else if ((rc = client_new(out, s->prov, region)) == 0)
+			s->clients[s->nclients++] = *out;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* --------------------------------------------------------------- calls */
+
+static const char *err_type(const json_t *j)
+{
+	const char *t = sget(j, "__type");
+	const char *h = t ? strrchr(t, '#') : NULL;
+
+	return h ? h + 1 : t ? t : "";
+}
+
+static const char *err_message(const json_t *j)
+{
+	const char *m = sget(j, "message");
+
+	return m ? m : sget(j, "Message") ? sget(j, "Message") : "";
+}
+
+/* One ECS call: body (stolen) to *out (new ref, may be NULL). loc is where
+ * the configuration says what the call is about, for refusals. */
+static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
+		    json_t **out)
+{
+	char *payload = json_dumps(body, JSON_COMPACT);
+	rc_buf target = RC_BUF_INIT_MAX(256);
+	const char *hdrs[2];
+	rc_http_req req = {0};
+	int rc = 0;
+
+	json_decref(body);
+	if (out)
+		*out = NULL;
+	rc_buf_printf(&target, "X-Amz-Target: " ECS_TARGET_PREFIX "%s", op);
+	hdrs[0] = target.ptr;
+	hdrs[1] = NULL;
+	req.method = "POST";
+	req.path = "/";
+	req.content_type = "application/x-amz-json-1.1";
+	req.body = payload;
+	req.body_len = strlen(payload);
+	req.headers = hdrs;
+	/* reads and idempotent writes may be sent again */
+	req.idempotent = strncmp(op, "Create", 6) && strcmp(op, "RunTask") &&
+			 strncmp(op, "Register", 8);
+	for (int attempt = 0;; attempt++) {
+		rc_http_resp resp;
+		json_t *j;
+		const char *type, *rid;
+
+		rc_http_resp_init(&resp);
+		rc = rc_http_do(d->c->http, &req, &resp);
+		if (rc < 0) {
+			rc_http_resp_release(&resp);
+			break;
+		}
+		j = json_loadb(resp.body.ptr ? resp.body.ptr : "",
+			       resp.body.len, 0, NULL);
+		if (resp.status >= 200 && resp.status < 300 && j) {
+			if (out)
+				*out = j;
+			else
+				json_decref(j);
+			rc_http_resp_release(&resp);
+			rc = 0;
+			break;
+		}
+		type = err_type(j);
+		rid = rc_http_resp_header(&resp, "x-amzn-RequestId");
+		if ((!strcmp(type, "ThrottlingException") ||
+		     !strcmp(type, "ServerException") || resp.status >= 500) &&
+		    attempt < ECS_MAX_THROTTLE_RETRIES) {
+			long ms = 200L << attempt;
+
+			if (ms > 5000)
+				ms = 5000;
+			ms = ms / 2 + rc_local_now_ms() % (ms / 2 + 1);
+			RC_DEBUG("ecs: %s: %s, again in %ld ms", op,
+				 type[0] ? type : "error", ms);
+			json_decref(j);
+			rc_http_resp_release(&resp);
+			rc_local_sleep_ms(ms);
+			continue;
+		}
+		if (!strcmp(type, "AccessDeniedException"))
+			rc = rc_error_set(
+				RC_EAUTH, RC_ECLASS_PLATFORM,
+				"ecs: %s was refused (AccessDeniedException): "
+				"%s; allow the IAM action ecs:%s to the caller "
+				"(request id %s)",
+				op, err_message(j), op, rid ? rid : "none");
+		else if (resp.status == 403 ||
+			 !strcmp(type, "InvalidSignatureException") ||
+			 !strcmp(type, "UnrecognizedClientException") ||
+			 !strcmp(type, "IncompleteSignatureException"))
+			rc = rc_error_set(
+				RC_EAUTH, RC_ECLASS_PLATFORM,
+				"ecs: AWS did not accept the credentials for "
+				"%s (%s: %s): check AWS_ACCESS_KEY_ID, "
+				"AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN "
+				"(or the profile) (request id %s)",
+				op, type[0] ? type : "HTTP 403", err_message(j),
+				rid ? rid : "none");
+		else if ((!strcmp(type, "ClientException") ||
+			  !strcmp(type, "InvalidParameterException")) &&
+			 loc.file)
+			rc = rc_error_set_at(RC_EINVALID, loc,
+					     "ecs: %s was refused (%s): %s "
+					     "(request id %s)",
+					     op, type, err_message(j),
+					     rid ? rid : "none");
+		else
+			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+					  "ecs: %s failed (HTTP %ld %s): %s "
+					  "(request id %s)",
+					  op, resp.status,
+					  type[0] ? type : "no error type",
+					  err_message(j), rid ? rid : "none");
+		json_decref(j);
+		rc_http_resp_release(&resp);
+		break;
+	}
+	free(payload);
+	rc_buf_release(&target);
+	return rc;
+}
+
+static json_t *tags_json(const rc_driver *d)
+{
+	return json_pack("[{s:s, s:s}, {s:s, s:s}]", "key", RC_ECS_TAG_PROJECT,
+			 "value", d->project, "key", RC_ECS_TAG_ENV, "value",
+			 d->env->name);
+}
+
+static bool tagged_ours(const rc_driver *d, const json_t *tags)
+{
+	const json_t *t;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(tags, i, t) {
+		const char *k = sget(t, "key"), *v = sget(t, "value");
+
+		if (k && v && !strcmp(k, RC_ECS_TAG_PROJECT) &&
+		    !strcmp(v, d->project))
+			n++;
+		if (k && v && !strcmp(k, RC_ECS_TAG_ENV) &&
+		    !strcmp(v, d->env->name))
+			n++;
+	}
+	return n == 2;
+}
+
+static rc_loc service_loc(const rc_driver *d, const char *name)
+{
+	for (size_t i = 0; i < d->env->nservices; i++)
+		if (!strcmp(d->env->services[i].name, name))
+			return d->env->services[i].loc;
+	return d->env->target.loc;
+}
+
+/* --------------------------------------------------------- open, close */
+
+static void ecs_close(rc_driver *d)
+{
+	if (!d)
+		return;
+	if (d->own_shared)
+		shared_free(d->shared);
+	json_decref(d->waits);
+	pthread_mutex_destroy(&d->mu);
+	free(d->project);
+	free(d->config_dir);
+	free(d->run_id);
+	free(d->cluster);
+	free(d);
+}
+
+static int ecs_open(rc_driver **out, const rc_env *env,
+		    const rc_driver_ctx *ctx)
+{
+	rc_driver *d = rc_calloc(1, sizeof(*d));
+	char *region = NULL;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_init(&d->mu, NULL);
+	d->env = env;
+	d->project = rc_strdup(ctx->project ? ctx->project : "reconcile");
+	d->config_dir = rc_strdup(ctx->config_dir ? ctx->config_dir : ".");
+	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
+	d->cluster = rc_ecs_cluster_name(d->project, env);
+	d->waits = json_object();
+	d->ctx = *ctx;
+	if (ctx->shared) {
+		d->shared = ctx->shared;
+	} else {
+		shared_new(&d->shared);
+		d->own_shared = true;
+	}
+	if ((rc = rc_aws_region_resolve(&region, env->target.region, NULL)) < 0)
+		goto fail;
+	if (!region) {
+		rc = rc_error_set_at(RC_EINVALID, env->target.loc,
+				     "ecs: no AWS region for environment '%s': "
+				     "set target.region, AWS_REGION or the "
+				     "profile's region",
+				     env->name);
+		goto fail;
+	}
+	rc = shared_client(d->shared, region, &d->c);
+	free(region);
+	if (rc < 0)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	ecs_close(d);
+	return rc;
+}
+
+static int ecs_shared_open(void **out, const rc_driver_ctx *ctx)
+{
+	ecs_shared *s = NULL;
+	int rc = shared_new(&s);
+
+	(void)ctx;
+	*out = s;
+	return rc;
+}
+
+static void ecs_shared_close(void *shared)
+{
+	shared_free(shared);
+}
+
+static int ecs_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
+{
+	return rc_ecs_expand(env, d->project, out);
+}
+
+/* ------------------------------------------------------------- observe */
+
+static const json_t *desired_body(const rc_driver *d,
+				  const rc_resource_set *desired,
+				  const char *kind, const char *name)
+{
+	rc_buf k = RC_BUF_INIT_MAX(1024);
+	rc_resource *r;
+
+	rc_buf_printf(&k, "%s/%s/%s", d->env->name, kind, name);
+	r = desired ? rc_resource_set_find(desired, k.ptr) : NULL;
+	rc_buf_release(&k);
+	return r ? r->body : NULL;
+}
+
+static int observe_service(rc_driver *d, const rc_resource_set *desired,
+			   const json_t *svc, rc_resource_set *out)
+{
+	const char *name = sget(svc, "serviceName");
+	json_t *tdr = NULL;
+	int rc;
+
+	if (!name || !tagged_ours(d, json_object_get(svc, "tags")))
+		return 0;
+	if (strcmp(sget(svc, "status") ? sget(svc, "status") : "", "ACTIVE"))
+		return 0;
+	rc_buf k = RC_BUF_INIT_MAX(1024);
+	rc_resource *res;
+
+	res = rc_resource_set_add(
+		out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE, name,
+		rc_ecs_service_from_api(
+			svc, desired_body(d, desired, RC_ECS_SERVICE, name)));
+	/* deleted before its cluster and its task definition */
+	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_CLUSTER,
+		      d->cluster);
+	rc_resource_add_dep(res, k.ptr);
+	rc_buf_clear(&k);
+	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_TASKDEF, name);
+	rc_resource_add_dep(res, k.ptr);
+	rc_buf_release(&k);
+	rc = ecs_call(d, "DescribeTaskDefinition",
+		      json_pack("{s:s, s:[s]}", "taskDefinition",
+				sget(svc, "taskDefinition"), "include", "TAGS"),
+		      (rc_loc){0}, &tdr);
+	if (rc < 0)
+		return rc;
+	if (tagged_ours(d, json_object_get(tdr, "tags")))
+		rc_resource_set_add(out, d->env->name, RC_ECS_DRIVER,
+				    RC_ECS_TASKDEF, name,
+				    rc_ecs_taskdef_from_api(json_object_get(
+					    tdr, "taskDefinition")));
+	json_decref(tdr);
+	return 0;
+}
+
+static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
+		       rc_resource_set *out)
+{
+	json_t *r = NULL, *c, *arns = json_array();
+	char *next = NULL;
+	int rc;
+
+	rc = ecs_call(d, "DescribeClusters",
+		      json_pack("{s:[s], s:[s]}", "clusters", d->cluster,
+				"include", "TAGS"),
+		      d->env->target.loc, &r);
+	if (rc < 0)
+		goto done;
+	c = json_array_get(json_object_get(r, "clusters"), 0);
+	if (!c || strcmp(sget(c, "status") ? sget(c, "status") : "",
+			 "ACTIVE"))
+		goto done;
+	if (!tagged_ours(d, json_object_get(c, "tags")))
+		rc_driver_note(&d->ctx, d->env->name,
+			       "ecs: cluster %s exists without reconcile's "
+			       "tags: used as it is, never deleted",
+			       d->cluster);
+	rc_resource_set_add(out, d->env->name, RC_ECS_DRIVER, RC_ECS_CLUSTER,
+			    d->cluster,
+			    json_pack("{s:s}", "clusterName", d->cluster));
+	do {
+		json_t *body = json_pack("{s:s, s:i}", "cluster", d->cluster,
+					 "maxResults", 100);
+
+		if (next)
+			json_object_set_new(body, "nextToken",
+					    json_string(next));
+		free(next);
+		next = NULL;
+		json_decref(r);
+		r = NULL;
+		if ((rc = ecs_call(d, "ListServices", body, (rc_loc){0}, &r)) < 0)
+			goto done;
+		json_array_extend(arns, json_object_get(r, "serviceArns"));
+		if (sget(r, "nextToken"))
+			next = rc_strdup(sget(r, "nextToken"));
+	} while (next);
+	for (size_t i = 0; i < json_array_size(arns); i += 10) {
+		json_t *batch = json_array(), *s;
+		size_t j;
+
+		for (j = i; j < i + 10 && j < json_array_size(arns); j++)
+			json_array_append(batch, json_array_get(arns, j));
+		json_decref(r);
+		r = NULL;
+		rc = ecs_call(d, "DescribeServices",
+			      json_pack("{s:s, s:o, s:[s]}", "cluster",
+					d->cluster, "services", batch,
+					"include", "TAGS"),
+			      (rc_loc){0}, &r);
+		if (rc < 0)
+			goto done;
+		json_array_foreach(json_object_get(r, "services"), j, s)
+			if ((rc = observe_service(d, desired, s, out)) < 0)
+				goto done;
+	}
+done:
+	free(next);
+	json_decref(r);
+	json_decref(arns);
+	return rc;
+}
+
+/* --------------------------------------------------------------- apply */
+
+static void set_wait(rc_driver *d, const char *key, const char *td)
+{
+	pthread_mutex_lock(&d->mu);
+	json_object_set_new(d->waits, key, json_string(td ? td : ""));
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* The ACTIVE service of that name (with draining: also a DRAINING one),
+ * or NULL (*out new). */
+static int describe_service_st(rc_driver *d, const char *name,
+			       bool draining, json_t **out)
+{
+	json_t *r = NULL, *s;
+	int rc = ecs_call(d, "DescribeServices",
+			  json_pack("{s:s, s:[s], s:[s]}", "cluster",
+				    d->cluster, "services", name, "include",
+				    "TAGS"),
+			  (rc_loc){0}, &r);
+
+	*out = NULL;
+	if (rc == 0) {
+		s = json_array_get(json_object_get(r, "services"), 0);
+		if (s && sget(s, "status") &&
+		    (!strcmp(sget(s, "status"), "ACTIVE") ||
+		     (draining && !strcmp(sget(s, "status"), "DRAINING"))))
+			*out = json_incref(s);
+	}
+	json_decref(r);
+	return rc;
+}
+
+static int describe_service(rc_driver *d, const char *name, json_t **out)
+{
+	return describe_service_st(d, name, false, out);
+}
+
+static int cluster_apply(rc_driver *d, const rc_action *a)
+{
+	json_t *r = NULL, *c;
+	int rc;
+
+	if (a->op == RC_OP_UPDATE)
+		return 0;
+	if (a->op != RC_OP_DELETE)
+		return ecs_call(d, "CreateCluster",
+				json_pack("{s:s, s:o}", "clusterName", a->name,
+					  "tags", tags_json(d)),
+				d->env->target.loc, NULL);
+	rc = ecs_call(d, "DescribeClusters",
+		      json_pack("{s:[s], s:[s]}", "clusters", a->name,
+				"include", "TAGS"),
+		      (rc_loc){0}, &r);
+	c = json_array_get(json_object_get(r, "clusters"), 0);
+	if (rc == 0 && c && tagged_ours(d, json_object_get(c, "tags")) &&
+	    !strcmp(sget(c, "status") ? sget(c, "status") : "", "ACTIVE"))
+		rc = ecs_call(d, "DeleteCluster",
+			      json_pack("{s:s}", "cluster", a->name),
+			      (rc_loc){0}, NULL);
+	else if (rc == 0 && c)
+		rc_driver_note(&d->ctx, d->env->name,
+			       "ecs: cluster %s was not made by reconcile: "
+			       "left in place",
+			       a->name);
+	json_decref(r);
+	return rc;
+}
+
+static int taskdef_apply(rc_driver *d, const rc_action *a)
+{
+	json_t *req, *r = NULL, *svc = NULL;
+	const char *arn;
+	int rc;
+
+	if (a->op == RC_OP_DELETE)
+		return 0; /* revisions are left alone */
+	req = rc_ecs_taskdef_request(a->desired);
+	json_object_set_new(req, "tags", tags_json(d));
+	rc = ecs_call(d, "RegisterTaskDefinition", req,
+		      service_loc(d, a->name), &r);
+	if (rc < 0)
+		return rc;
+	arn = sget(json_object_get(r, "taskDefinition"), "taskDefinitionArn");
+	RC_INFO("ecs: registered %s", arn ? arn : "?");
+	/* a running service moves to the new revision now */
+	if ((rc = describe_service(d, a->name, &svc)) == 0 && svc &&
+	    tagged_ours(d, json_object_get(svc, "tags"))) {
+		rc = ecs_call(d, "UpdateService",
+			      json_pack("{s:s, s:s, s:s}", "cluster",
+					d->cluster, "service", a->name,
+					"taskDefinition", arn ? arn : ""),
+			      service_loc(d, a->name), NULL);
+		if (rc == 0)
+			set_wait(d, a->key, arn);
+	}
+	json_decref(svc);
+	json_decref(r);
+	return rc;
+}
+
+static bool td_changed(const rc_action *a)
+{
+	for (size_t i = 0; i < a->changes.n; i++)
+		if (!strncmp(a->changes.items[i].path, "/taskDefinition", 15))
+			return true;
+	return false;
+}
+
+static int service_apply(rc_driver *d, const rc_action *a)
+{
+	json_t *svc = NULL, *req;
+	rc_loc loc = service_loc(d, a->name);
+	int rc;
+
+	if ((rc = describe_service(d, a->name, &svc)) < 0)
+		return rc;
+	if (a->op == RC_OP_DELETE) {
+		if (svc && tagged_ours(d, json_object_get(svc, "tags")))
+			rc = ecs_call(d, "DeleteService",
+				      json_pack("{s:s, s:s, s:b}", "cluster",
+						d->cluster, "service", a->name,
+						"force", 1),
+				      (rc_loc){0}, NULL);
+		json_decref(svc);
+		set_wait(d, a->key, NULL);
+		return rc;
+	}
+	if (svc && !a->adopt && !tagged_ours(d, json_object_get(svc, "tags"))) {
+		json_decref(svc);
+		return rc_error_set_at(
+			RC_ECONFLICT, loc,
+			"ecs: a service named %s exists in cluster %s without "
+			"reconcile's tags (%s, %s): reconcile does not take it "
+			"over; rename the service or delete the other one",
+			a->name, d->cluster, RC_ECS_TAG_PROJECT, RC_ECS_TAG_ENV);
+	}
+	req = json_deep_copy(a->desired);
+	if (!svc) {
+		/* absent (also after a crash of an earlier attempt) */
+		json_object_set_new(req, "serviceName", json_string(a->name));
+		json_object_set_new(req, "tags", tags_json(d));
+		json_object_set_new(req, "clientToken",
+				    json_string(a->id + (strlen(a->id) > 36
+							   ? strlen(a->id) - 36
+							   : 0)));
+		rc = ecs_call(d, "CreateService", req, loc, NULL);
+	} else {
+		json_object_del(req, "launchType");
+		if (!td_changed(a) && a->op == RC_OP_UPDATE)
+			json_object_del(req, "taskDefinition");
+		json_object_set_new(req, "service", json_string(a->name));
+		rc = ecs_call(d, "UpdateService", req, loc, NULL);
+		if (rc == 0 && a->adopt)
+			rc = ecs_call(d, "TagResource",
+				      json_pack("{s:s, s:o}", "resourceArn",
+						sget(svc, "serviceArn"), "tags",
+						tags_json(d)),
+				      loc, NULL);
+	}
+	if (rc == 0)
+		set_wait(d, a->key, NULL);
+	json_decref(svc);
+	return rc;
+}
+
+static int ecs_apply(rc_driver *d, const rc_action *a, json_t **result)
+{
+	int rc;
+
+	*result = NULL;
+	if (!strcmp(a->kind, RC_ECS_CLUSTER))
+		rc = cluster_apply(d, a);
+	else if (!strcmp(a->kind, RC_ECS_TASKDEF))
+		rc = taskdef_apply(d, a);
+	else if (!strcmp(a->kind, RC_ECS_SERVICE))
+		rc = service_apply(d, a);
+	else
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
+				    "ecs: unknown kind '%s'", a->kind);
+	if (rc == 0 && a->desired && a->op != RC_OP_DELETE)
+		*result = json_incref(a->desired);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- wait */
+
+static void last_events(rc_buf *b, const json_t *svc, size_t n)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(svc, "events"), i, e) {
+		if (i >= n)
+			break;
+		rc_buf_printf(b, "\n  %s", sget(e, "message") ? sget(e, "message")
+							     : "");
+	}
+}
+
+static int wait_service(rc_driver *d, const rc_action *a, const char *name,
+			bool gone, long timeout)
+{
+	long long deadline = rc_local_now_ms() + timeout * 1000LL;
+	long pause = 100;
+	json_t *svc = NULL;
+	int rc;
+
+	for (;;) {
+		json_t *dep;
+		size_t i;
+		bool done = false;
+
+		json_decref(svc);
+		if ((rc = describe_service_st(d, name, gone, &svc)) < 0)
+			return rc;
+		if (gone) {
+			done = !svc;
+		} else if (svc) {
+			json_array_foreach(json_object_get(svc, "deployments"),
+					   i, dep) {
+				const char *st = sget(dep, "rolloutState");
+
+				if (st && !strcmp(st, "FAILED")) {
+					rc_buf b = RC_BUF_INIT_MAX(1 << 14);
+
+					rc_buf_printf(
+						&b,
+						"ecs: the deployment of service "
+						"%s failed: %s; latest events:",
+						name,
+						sget(dep, "rolloutStateReason")
+							? sget(dep, "rolloutStateReason")
+							: "no reason given");
+					last_events(&b, svc, 6);
+					rc = rc_error_set_at(RC_ERROR,
+							     service_loc(d, name),
+							     "%s", b.ptr);
+					rc_buf_release(&b);
+					json_decref(svc);
+					return rc;
+				}
+			}
+			dep = json_array_get(json_object_get(svc, "deployments"), 0);
+			done = dep && sget(dep, "rolloutState") &&
+			       !strcmp(sget(dep, "rolloutState"), "COMPLETED") &&
+			       json_integer_value(json_object_get(svc, "runningCount")) ==
+				       json_integer_value(json_object_get(svc, "desiredCount"));
+			rc_driver_progress(
+				&d->ctx, a->id, "%s: %lld of %lld running", name,
+				(long long)json_integer_value(json_object_get(svc, "runningCount")),
+				(long long)json_integer_value(json_object_get(svc, "desiredCount")));
+		}
+		if (done)
+			break;
+		if (rc_local_now_ms() >= deadline) {
+			rc_buf b = RC_BUF_INIT_MAX(1 << 14);
+
+			rc_buf_printf(&b,
+				      "ecs: service %s did not %s within %ld s",
+				      name,
+				      gone ? "go away" : "reach a completed deployment",
+				      timeout);
+			if (svc)
+				last_events(&b, svc, 4);
+			rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM, "%s",
+					  b.ptr);
+			rc_buf_release(&b);
+			break;
+		}
+		rc_local_sleep_ms(pause);
+		pause = pause * 2 > 2000 ? 2000 : pause * 2;
+	}
+	json_decref(svc);
+	return rc;
+}
+
+static int ecs_wait(rc_driver *d, const rc_action *a, long timeout)
+{
+	bool pending;
+
+	pthread_mutex_lock(&d->mu);
+	pending = json_object_get(d->waits, a->key) != NULL;
+	json_object_del(d->waits, a->key);
+	pthread_mutex_unlock(&d->mu);
+	if (!pending)
+		return 0;
+	if (timeout <= 0)
+		timeout = d->env->target.wait_timeout > 0
+				  ? d->env->target.wait_timeout
+				  : 300;
+	return wait_service(d, a, a->name, a->op == RC_OP_DELETE, timeout);
+}
+
+/* ----------------------------------------------------------------- run */
+
+/* "rc-" and 32 hex digits of two FNV-1a hashes of (run id, hook name):
+ * the same for every attempt of one hook in one run. */
+static char *hook_token(const char *run_id, const char *hook)
+{
+	uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+	rc_buf b = RC_BUF_INIT_MAX(64);
+	const char *parts[3] = {run_id, "\n", hook};
+
+	for (int p = 0; p < 3; p++)
+		for (const unsigned char *s = (const unsigned char *)parts[p]; *s;
+		     s++) {
+			h1 = (h1 ^ *s) * 0x100000001b3ULL;
+			h2 = (h2 ^ *s) * 0x100000001b3ULL + 7;
+		}
+	rc_buf_printf(&b, "rc-%016llx%016llx", (unsigned long long)h1,
+		      (unsigned long long)h2);
+	return rc_buf_detach(&b);
+}
+
+static int find_task(rc_driver *d, const char *token, json_t **arn)
+{
+	static const char *const st[] = {"RUNNING", "STOPPED"};
+	int rc = 0;
+
+	*arn = NULL;
+	for (size_t i = 0; i < 2 && !*arn && rc == 0; i++) {
+		json_t *r = NULL;
+
+		rc = ecs_call(d, "ListTasks",
+			      json_pack("{s:s, s:s, s:s}", "cluster", d->cluster,
+					"startedBy", token, "desiredStatus",
+					st[i]),
+			      (rc_loc){0}, &r);
+		if (rc == 0 && json_array_size(json_object_get(r, "taskArns")))
+			*arn = json_incref(json_array_get(
+				json_object_get(r, "taskArns"), 0));
+		json_decref(r);
+	}
+	return rc;
+}
+
+static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
+{
+	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
+	const char *service = sget(spec, "service");
+	const char *run_id = sget(spec, "run_id");
+	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
+	json_t *arn = NULL, *task = NULL, *r = NULL, *envl, *v;
+	rc_buf tail = RC_BUF_INIT_MAX(1 << 14);
+	long long deadline;
+	const char *k;
+	char *token, *fam;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (where && !strcmp(where, "local"))
+		return rc_local_run_hook(d->env, d->config_dir, spec, res);
+	if (!service && d->env->nservices)
+		service = d->env->services[0].name;
+	if (!service)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "ecs: hook '%s' needs a service whose "
+				    "task definition it runs",
+				    hook ? hook : "");
+	if (timeout <= 0)
+		timeout = 600;
+	token = hook_token(run_id ? run_id : d->run_id ? d->run_id : "none",
+			   hook ? hook : "hook");
+	fam = rc_ecs_family(d->project, d->env->name, service);
+	if ((rc = find_task(d, token, &arn)) < 0)
+		goto done;
+	if (arn) {
+		RC_INFO("ecs: hook '%s' already started task %s; following it",
+			hook ? hook : "", json_string_value(arn));
+	} else {
+		const rc_target *t = &d->env->target;
+		json_t *subnets = json_array(), *sgs = json_array();
+
+		for (size_t i = 0; i < t->subnets.n; i++)
+			json_array_append_new(subnets, json_string(t->subnets.v[i]));
+		for (size_t i = 0; i < t->security_groups.n; i++)
+			json_array_append_new(sgs, json_string(t->security_groups.v[i]));
+		envl = json_array();
+		json_object_foreach(json_object_get(spec, "env"), k, v)
+			if (json_is_string(v))
+				json_array_append_new(envl,
+						      json_pack("{s:s, s:O}", "name",
+								k, "value", v));
+		rc = ecs_call(
+			d, "RunTask",
+			json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:{s:o, s:o, s:s}}, "
+				  "s:{s:[{s:s, s:O, s:o}]}, s:o}",
+				  "cluster", d->cluster, "taskDefinition", fam,
+				  "launchType",
+				  t->launch_type ? t->launch_type : "FARGATE",
+				  "count", 1, "startedBy", token,
+				  "networkConfiguration", "awsvpcConfiguration",
+				  "subnets", subnets, "securityGroups", sgs,
+				  "assignPublicIp",
+				  t->assign_public_ip == 1 ? "ENABLED" : "DISABLED",
+				  "overrides", "containerOverrides", "name",
+				  service, "command", json_object_get(spec, "run"),
+				  "environment", envl, "tags", tags_json(d)),
+			service_loc(d, service), &r);
+		if (rc < 0)
+			goto done;
+		task = json_array_get(json_object_get(r, "tasks"), 0);
+		if (!task) {
+			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+					  "ecs: RunTask for hook '%s' started no "
+					  "task: %s",
+					  hook ? hook : "",
+					  sget(json_array_get(json_object_get(r, "failures"), 0),
+					       "reason")
+						  ? sget(json_array_get(json_object_get(r, "failures"), 0),
+							 "reason")
+						  : "no reason given");
+			goto done;
+		}
+		arn = json_incref(json_object_get(task, "taskArn"));
+		RC_INFO("ecs: hook '%s' runs as task %s", hook ? hook : "",
+			json_string_value(arn));
+	}
+	deadline = rc_local_now_ms() + (long long)timeout * 1000;
+	for (long pause = 200;; pause = pause * 2 > 2000 ? 2000 : pause * 2) {
+		const json_t *c;
+		size_t i;
+
+		json_decref(r);
+		r = NULL;
+		rc = ecs_call(d, "DescribeTasks",
+			      json_pack("{s:s, s:[O]}", "cluster", d->cluster,
+					"tasks", arn),
+			      (rc_loc){0}, &r);
+		if (rc < 0)
+			goto done;
+		task = json_array_get(json_object_get(r, "tasks"), 0);
+		if (task && sget(task, "lastStatus") &&
+		    !strcmp(sget(task, "lastStatus"), "STOPPED")) {
+			json_array_foreach(json_object_get(task, "containers"), i, c)
+				if (sget(c, "name") && !strcmp(sget(c, "name"), service) &&
+				    json_is_integer(json_object_get(c, "exitCode")))
+					res->exit_code = (int)json_integer_value(
+						json_object_get(c, "exitCode"));
+			rc_buf_printf(&tail, "task %s stopped: %s",
+				      rc_ecs_arn_name(json_string_value(arn)),
+				      sget(task, "stoppedReason")
+					      ? sget(task, "stoppedReason")
+					      : "exited");
+			break;
+		}
+		if (rc_local_now_ms() >= deadline) {
+			res->timed_out = true;
+			if (ecs_call(d, "StopTask",
+				     json_pack("{s:s, s:O, s:s}", "cluster",
+					       d->cluster, "task", arn, "reason",
+					       "reconcile: hook timed out"),
+				     (rc_loc){0}, NULL) < 0) {
+				RC_WARN("%s", rc_error_last()->message);
+				rc_error_clear();
+			}
+			rc_buf_printf(&tail, "task %s stopped: the hook timed "
+					     "out after %ld s",
+				      rc_ecs_arn_name(json_string_value(arn)),
+				      timeout);
+			break;
+		}
+		rc_local_sleep_ms(pause);
+	}
+done:
+	rc_redact(&tail);
+	if (tail.len)
+		res->output_tail = rc_buf_detach(&tail);
+	rc_buf_release(&tail);
+	json_decref(arn);
+	json_decref(r);
+	free(token);
+	free(fam);
+	return rc;
+}
+
+/* ------------------------------------------------------------ registry */
+
+const rc_driver_ops rc_driver_ecs = {
+	.name = RC_ECS_DRIVER,
+	.max_concurrency = 4,
+	.shared_open = ecs_shared_open,
+	.shared_close = ecs_shared_close,
+	.open = ecs_open,
+	.close = ecs_close,
+	.expand = ecs_expand,
+	.observe = ecs_observe,
+	.normalize = rc_ecs_normalize,
+	.apply = ecs_apply,
+	.wait = ecs_wait,
+	.run = ecs_run,
+};

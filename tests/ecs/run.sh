@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The ECS driver end to end against the fake ECS (tests/fake/ecs): a small
+# configuration (tests/ecs/reconcile.yaml: a cluster, two Fargate services,
+# a target hook) planned, applied and re-planned clean; one image changed
+# -> exactly one new revision and one UpdateService; a circuit-breaker
+# failure reported with the service's events; a hook task's exit code;
+# AccessDenied naming the IAM action; a wrong secret; secrets refused at
+# plan; destroy; no secret key in any output or in the state directory.
+#   run.sh RECONCILE_BINARY SOURCE_ROOT
+set -u
+rc_bin=$(realpath "$1")
+root=$(realpath "$2")
+py=/usr/bin/python3
+export NO_COLOR=1
+. "$root/tests/lib.sh"
+SHOW=3000
+command -v curl >/dev/null || { echo "skipped: curl is not installed"; exit 77; }
+[ -x $py ] || { echo "skipped: python3 is not installed"; exit 77; }
+work=$(mktemp -d /tmp/rc-ecs-XXXXXX)
+export RECONCILE_STATE_DIR=$work/state HOME=$work/home XDG_CACHE_HOME=$work/cache
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+mkdir -p "$HOME"
+akid=AKIDECSE2E0001 secret=ecs-e2e-secret-9f3c1a77d2
+outputs=$work/outputs.log
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+eval "$(declare -f run | sed '1s/^run/lib_run/')"
+run() { lib_run "$@"; local s=$?; printf '%s\n' "$out" >>"$outputs"; return $s; }
+
+$py "$root/tests/fake/ecs/fake_ecs.py" --credentials "$akid:$secret" --port-file "$work/port" \
+	--log "$work/fake.requests" >"$work/fake.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { echo "FAIL setup: the fake ECS did not start"; cat "$work/fake.log"; exit 1; }
+port=$(cat "$work/port")
+base=http://127.0.0.1:$port
+export AWS_ACCESS_KEY_ID=$akid AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1 AWS_ENDPOINT_URL_ECS=$base
+unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+fake() { curl -sS -X "$1" ${3:+-H "Content-Type: application/json" --data "$3"} "$base$2"; }
+q() { fake GET /fake/state | $py -c 'import json,sys; s=json.load(sys.stdin); print('"$1"')'; }
+count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
+total() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+is() { local got; got=$(q "$2"); [ "$got" = "$3" ] && ok "$1" || bad "$1" "got $got, expected $3"; }
+
+cfg=$work/cfg
+mkdir -p "$cfg"
+cp "$root/tests/ecs/reconcile.yaml" "$cfg/"
+git -C "$cfg" init -q -b main && git -C "$cfg" add -A && git -C "$cfg" commit -qm config
+commit() { git -C "$cfg" add -A && git -C "$cfg" commit -qm "$1"; }
+
+run 0 "the configuration validates" "$rc_bin" validate "$cfg" && ok "validate"
+run 2 "the first plan has changes" "$rc_bin" plan "$cfg" -e dev && ok "first plan: exit 2"
+has "the cluster is created" "$out" "+ cluster shop-dev"
+has "a task definition per service" "$out" "+ task-definition worker"
+has "the service is created" "$out" "+ service api"
+has "Fargate units: 0.5 cpu is 512" "$out" 'cpu: "512"'
+
+run 0 "apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply"
+has "the hook ran as a task" "$out" "hook migrate: ok"
+is "two services, ACTIVE" 'sorted((v["serviceName"], v["status"], v["desiredCount"]) for v in s["services"])' \
+	"[('api', 'ACTIVE', 2), ('worker', 'ACTIVE', 1)]"
+
+fake POST /fake/stats/reset >/dev/null
+run 0 "a second plan has no changes" "$rc_bin" plan "$cfg" -e dev && ok "re-plan clean"
+has "no changes" "$out" "No changes"
+n=$(total)
+[ "$n" -le 5 ] && ok "a no-change plan of 2 services costs 5 requests ($n)" || bad "no-change plan requests" "$n: $(fake GET /fake/stats)"
+
+# === one image changed: one revision, one UpdateService
+sed -i 's/api:1.0.0/api:1.1.0/' "$cfg/reconcile.yaml" && commit "api 1.1.0"
+fake POST /fake/stats/reset >/dev/null
+run 0 "apply the new image" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply image"
+has "the api's task definition changes" "$out" "task-definition api"
+hasnt "the worker is left alone" "$out" "worker"
+[ "$(count RegisterTaskDefinition)" = 1 ] && ok "exactly one new revision" || bad "one revision" "$(fake GET /fake/stats)"
+[ "$(count UpdateService)" = 1 ] && ok "exactly one UpdateService" || bad "one UpdateService" "$(fake GET /fake/stats)"
+run 0 "clean after the image change" "$rc_bin" plan "$cfg" -e dev && ok "clean after image"
+
+# === a failed deployment: the circuit breaker rolls back
+fake POST /fake/deployments/script '{"task_definition_regex": "shop-dev-api", "fail": true, "count": 1}' >/dev/null
+sed -i 's/api:1.1.0/api:1.2.0-broken/' "$cfg/reconcile.yaml" && commit "api broken"
+run 1 "a failing deployment fails the apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "failed deployment: exit 1"
+has "the reason is shown" "$out" "circuit breaker"
+has "the service's events are shown" "$out" "deployment failed: tasks failed to start"
+has "the error points at the service" "$out" "reconcile.yaml:"
+fake DELETE /fake/deployments/script >/dev/null
+sed -i 's/api:1.2.0-broken/api:1.1.0/' "$cfg/reconcile.yaml" && commit "api back"
+run 0 "back to a working image" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply after failure"
+run 0 "clean after the repair" "$rc_bin" plan "$cfg" -e dev && ok "clean after repair"
+
+# === a hook's exit code
+fake POST /fake/tasks/script '{"match": "/app/migrate", "exit": 3, "count": 1}' >/dev/null
+sed -i 's/replicas: 2/replicas: 3/' "$cfg/reconcile.yaml" && commit "3 api"
+fake POST /fake/stats/reset >/dev/null
+run 1 "a failing hook fails the apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "hook failure: exit 1"
+has "the hook's exit code is reported" "$out" "exited with status 3"
+[ "$(count RunTask)" = 1 ] && ok "one RunTask" || bad "one RunTask" "$(fake GET /fake/stats)"
+[ "$(count RegisterTaskDefinition)" = 0 ] && ok "a replicas change registers no revision" || bad "no revision" "$(fake GET /fake/stats)"
+
+# === errors
+fake POST /fake/deny "{\"access_key\": \"$akid\", \"action\": \"ecs:ListServices\"}" >/dev/null
+run 1 "AccessDenied fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "access denied: exit 1"
+has "the IAM action is named" "$out" "allow the IAM action ecs:ListServices"
+has "the request id is given" "$out" "request id"
+fake DELETE /fake/deny >/dev/null
+AWS_SECRET_ACCESS_KEY=wrong-secret-0000 run 1 "a wrong secret fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "bad signature: exit 1"
+has "a clear auth error" "$out" "AWS did not accept the credentials"
+has "AWS's reason" "$out" "InvalidSignatureException"
+fake POST /fake/faults '{"target_regex": "DescribeClusters", "type": "ThrottlingException", "status": 400, "count": 2}' >/dev/null
+run 0 "throttling is retried" "$rc_bin" plan "$cfg" -e dev && ok "throttling retried"
+
+# === secrets are refused, not dropped
+cp "$cfg/reconcile.yaml" "$work/saved.yaml"
+cat >>"$cfg/reconcile.yaml" <<'YAML'
+    secrets:
+      DB_PASSWORD: { env: SHOP_DB_PASSWORD }
+YAML
+commit "a secret"
+SHOP_DB_PASSWORD=pw-e2e-0001 run 1 "a secret fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "secrets refused"
+has "secrets are not supported yet" "$out" "secrets are not supported by the ECS driver yet"
+has "at the secret's line" "$out" "reconcile.yaml:"
+cp "$work/saved.yaml" "$cfg/reconcile.yaml" && commit "no secret"
+
+# === destroy
+run 0 "destroy" "$rc_bin" destroy "$cfg" -e dev --auto-approve && ok "destroy"
+is "no active service is left" '[v["serviceName"] for v in s["services"] if v["status"] == "ACTIVE"]' "[]"
+is "the cluster reconcile made is gone" '[c["clusterName"] for c in s["clusters"] if c["status"] == "ACTIVE"]' "[]"
+
+# === no secret key anywhere
+hasnt "the secret key is in no output" "$(cat "$outputs")" "$secret"
+if grep -rq -- "$secret" "$RECONCILE_STATE_DIR" 2>/dev/null; then bad "the secret key is in the state directory"; else ok "the state directory holds no secret key"; fi
+finish
