@@ -20,12 +20,39 @@
 #define ECS_MAX_THROTTLE_RETRIES 6
 #define ECS_MAX_CLIENTS 8
 
+/* AWS holds RegisterTaskDefinition to about one call a second per
+ * account and region: the client spaces its calls a little more (ms
+ * apart), so that a call held up on its way does not arrive early. */
+#define ECS_REGISTER_INTERVAL_MS 1200
+
 typedef struct {
 	char *region, *endpoint;
 	rc_aws_provider *prov; /* the shared one */
 	rc_aws_signer *signer;
 	rc_http *http;
+	pthread_mutex_t reg_mu;
+	long long reg_next_ms; /* when the next RegisterTaskDefinition may go */
 } ecs_client;
+
+/* Waits for RegisterTaskDefinition's turn: calls from every environment
+ * of the run (one client per region) are spaced 1.2 s apart, so a
+ * deploy of six services is not throttled by AWS into retries. */
+static void register_turn(ecs_client *c)
+{
+	long long now, wait;
+
+	pthread_mutex_lock(&c->reg_mu);
+	now = rc_local_now_ms();
+	wait = c->reg_next_ms > now ? c->reg_next_ms - now : 0;
+	c->reg_next_ms = now + wait + ECS_REGISTER_INTERVAL_MS;
+	pthread_mutex_unlock(&c->reg_mu);
+	if (wait > 0) {
+		RC_DEBUG("ecs: RegisterTaskDefinition waits %lld ms for its "
+			 "turn (about one a second)",
+			 wait);
+		rc_local_sleep_ms(wait);
+	}
+}
 
 typedef struct {
 	pthread_mutex_t mu;
@@ -80,6 +107,7 @@ static void client_free(ecs_client *c)
 		return;
 	rc_http_close(c->http);
 	rc_aws_signer_free(c->signer);
+	pthread_mutex_destroy(&c->reg_mu);
 	free(c->region);
 	free(c->endpoint);
 	free(c);
@@ -96,6 +124,7 @@ static int client_new(ecs_client **out, rc_aws_provider *prov,
 	int rc;
 
 	*out = NULL;
+	pthread_mutex_init(&c->reg_mu, NULL);
 	c->region = rc_strdup(region);
 	c->prov = prov;
 	if ((rc = rc_aws_endpoint_resolve(&c->endpoint, "ECS", "ecs",
@@ -630,6 +659,7 @@ static int taskdef_apply(rc_driver *d, const rc_action *a)
 		return 0; /* revisions are left alone */
 	req = rc_ecs_taskdef_request(a->desired);
 	json_object_set_new(req, "tags", tags_json(d));
+	register_turn(d->c);
 	rc = ecs_call(d, "RegisterTaskDefinition", req,
 		      service_loc(d, a->name), &r);
 	if (rc < 0)
@@ -757,6 +787,7 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 	long long deadline = rc_local_now_ms() + timeout * 1000LL;
 	long pause = 100;
 	json_t *svc = NULL;
+	char *watch = NULL; /* the id of the deployment waited on */
 	int rc;
 
 	for (;;) {
@@ -770,10 +801,22 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 		if (gone) {
 			done = !svc;
 		} else if (svc) {
+			/* the deployment the apply made (the primary one when
+			   the wait starts): an older one that failed before,
+			   still listed, is not this apply's failure */
+			if (!watch)
+				json_array_foreach(json_object_get(svc, "deployments"),
+						   i, dep)
+					if (sget(dep, "status") && sget(dep, "id") &&
+					    !strcmp(sget(dep, "status"), "PRIMARY"))
+						watch = rc_strdup(sget(dep, "id"));
 			json_array_foreach(json_object_get(svc, "deployments"),
 					   i, dep) {
 				const char *st = sget(dep, "rolloutState");
 
+				if (watch && sget(dep, "id") &&
+				    strcmp(sget(dep, "id"), watch))
+					continue;
 				if (st && !strcmp(st, "FAILED")) {
 					rc_buf b = RC_BUF_INIT_MAX(1 << 14);
 
@@ -791,10 +834,40 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 							     "%s", b.ptr);
 					rc_buf_release(&b);
 					json_decref(svc);
+					free(watch);
 					return rc;
 				}
 			}
 			dep = json_array_get(json_object_get(svc, "deployments"), 0);
+			if (watch && (!dep || !sget(dep, "id") ||
+				      strcmp(sget(dep, "id"), watch))) {
+				/* another deployment took over: the circuit
+				   breaker rolled this one back */
+				bool listed = false;
+
+				json_array_foreach(json_object_get(svc, "deployments"),
+						   i, dep)
+					listed |= sget(dep, "id") &&
+						  !strcmp(sget(dep, "id"), watch);
+				if (!listed) {
+					rc_buf b = RC_BUF_INIT_MAX(1 << 14);
+
+					rc_buf_printf(&b,
+						      "ecs: the deployment of "
+						      "service %s was rolled "
+						      "back; latest events:",
+						      name);
+					last_events(&b, svc, 6);
+					rc = rc_error_set_at(RC_ERROR,
+							     service_loc(d, name),
+							     "%s", b.ptr);
+					rc_buf_release(&b);
+					json_decref(svc);
+					free(watch);
+					return rc;
+				}
+				dep = NULL;
+			}
 			done = dep && sget(dep, "rolloutState") &&
 			       !strcmp(sget(dep, "rolloutState"), "COMPLETED") &&
 			       json_integer_value(json_object_get(svc, "runningCount")) ==
@@ -825,6 +898,7 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 		pause = pause * 2 > 2000 ? 2000 : pause * 2;
 	}
 	json_decref(svc);
+	free(watch);
 	return rc;
 }
 

@@ -62,8 +62,15 @@ has "a task definition per service" "$out" "+ task-definition worker"
 has "the service is created" "$out" "+ service api"
 has "Fargate units: 0.5 cpu is 512" "$out" 'cpu: "512"'
 
+# AWS holds RegisterTaskDefinition to about one a second, with no burst
+# to speak of: so does the fake now, and the two registrations of the
+# first apply must be spaced rather than throttled and retried
+fake POST /fake/settings '{"rates": {"ecs:RegisterTaskDefinition": [1, 1]}}' >/dev/null
 run 0 "apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply"
 has "the hook ran as a task" "$out" "hook migrate: ok"
+[ "$(count RegisterTaskDefinition)" = 2 ] && ! grep -q "RegisterTaskDefinition 400" "$work/fake.requests" &&
+	ok "two registrations a second apart, none throttled" ||
+	bad "registrations spaced" "$(grep RegisterTaskDefinition "$work/fake.requests")"
 is "two services, ACTIVE" 'sorted((v["serviceName"], v["status"], v["desiredCount"]) for v in s["services"])' \
 	"[('api', 'ACTIVE', 2), ('worker', 'ACTIVE', 1)]"
 
