@@ -11,21 +11,19 @@
 #include "reconciler/base/buf.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
+#include "drivers/proc.h"
 #include "reconciler/base/rctime.h"
 #include "drivers/http.h"
 #include "drivers/aws_creds.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <jansson.h>
 
-extern char **environ;
 
 #define NOT_APPLIED 1
 #define FILE_MAX ((size_t)1 << 20)
@@ -817,115 +815,6 @@ static char *find_program(const char *prog)
 	return NULL;
 }
 
-static void keep_tail(rc_buf *b, size_t keep)
-{
-	if (b->len <= keep)
-		return;
-	memmove(b->ptr, b->ptr + b->len - keep, keep);
-	rc_buf_truncate(b, keep);
-}
-
-/* Runs argv (prog resolved): stdout into out, the tail of stderr into
- * err. Never a shell. */
-static int spawn(const char *prog, char **argv, long timeout_ms, rc_buf *out,
-		 rc_buf *err, int *status, bool *timed_out)
-{
-	int ofd[2] = {-1, -1}, efd[2] = {-1, -1}, devnull = -1;
-	long maxfd = sysconf(_SC_OPEN_MAX);
-	long long deadline = mono_ms() + timeout_ms;
-	bool oeof = false, eeof = false;
-	pid_t pid;
-	int rc = 0, st = 0;
-
-	*timed_out = false;
-	if (maxfd < 0 || maxfd > 65536)
-		maxfd = 65536;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ofd) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, efd) < 0 ||
-	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = rc_error_set_os("cannot run '%s'", prog);
-		goto done;
-	}
-	pid = fork();
-	if (pid < 0) {
-		rc = rc_error_set_os("cannot run '%s': fork", prog);
-		goto done;
-	}
-	if (pid == 0) {
-		/* the child: async-signal-safe calls only */
-		static const char msg[] = "cannot execute the program\n";
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(devnull, 0) < 0 || dup2(ofd[1], 1) < 0 ||
-		    dup2(efd[1], 2) < 0)
-			_exit(127);
-		for (long fd = 3; fd < maxfd; fd++)
-			close((int)fd);
-		execve(prog, argv, environ);
-		if (write(2, msg, sizeof(msg) - 1) < 0) {
-			/* nothing left to say it with */
-		}
-		_exit(127);
-	}
-	close(ofd[1]);
-	close(efd[1]);
-	ofd[1] = efd[1] = -1;
-	while (!oeof || !eeof) {
-		struct pollfd pf[2] = {{oeof ? -1 : ofd[0], POLLIN, 0},
-				       {eeof ? -1 : efd[0], POLLIN, 0}};
-		long long left = deadline - mono_ms();
-		char chunk[4096];
-
-		if (left <= 0) {
-			*timed_out = true;
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (poll(pf, 2, (int)(left > 1000 ? 1000 : left)) < 0 &&
-		    errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++) {
-			ssize_t r;
-
-			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(pf[i].fd, chunk, sizeof(chunk));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				*(i ? &eeof : &oeof) = true;
-				continue;
-			}
-			if (i == 0) {
-				if (rc_buf_put(out, chunk, (size_t)r) < 0)
-					oeof = true; /* too much */
-			} else {
-				rc_buf_put(err, chunk, (size_t)r);
-				if (err->len > 4 * PROCESS_ERR_KEEP)
-					keep_tail(err, PROCESS_ERR_KEEP);
-			}
-		}
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*status = st;
-	keep_tail(err, PROCESS_ERR_KEEP);
-done:
-	if (ofd[0] >= 0)
-		close(ofd[0]);
-	if (ofd[1] >= 0)
-		close(ofd[1]);
-	if (efd[0] >= 0)
-		close(efd[0]);
-	if (efd[1] >= 0)
-		close(efd[1]);
-	if (devnull >= 0)
-		close(devnull);
-	return rc;
-}
-
 static int fetch_process(rc_aws_provider *p, rc_aws_creds *out)
 {
 	char **argv = NULL, *prog = NULL;
@@ -946,8 +835,9 @@ static int fetch_process(rc_aws_provider *p, rc_aws_creds *out)
 				  argv[0]);
 		goto done;
 	}
-	if ((rc = spawn(prog, argv, p->proc_timeout_ms, &o, &e, &st,
-			&timed_out)) < 0)
+	if ((rc = rc_local_run_output(prog, argv, NULL, p->proc_timeout_ms,
+				      PROCESS_ERR_KEEP, &o, &e, &st,
+				      &timed_out)) < 0)
 		goto done;
 	rc_redact(&e);
 	trim_buf(&e);

@@ -20,9 +20,7 @@
 #include "drivers/proc.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <jansson.h>
@@ -1104,113 +1102,15 @@ static char **exec_envp(const rc_kube_conn *c)
 	return v;
 }
 
-/* Keeps the last `keep` bytes of b. */
-static void keep_tail(rc_buf *b, size_t keep)
-{
-	if (b->len <= keep)
-		return;
-	memmove(b->ptr, b->ptr + b->len - keep, keep);
-	rc_buf_truncate(b, keep);
-}
-
 /* Runs the plugin: stdout into out, the tail of stderr into err. */
 static int exec_spawn(const rc_kube_conn *c, const char *prog, rc_buf *out,
 		      rc_buf *err, int *status, bool *timed_out)
 {
 	char **envp = exec_envp(c);
-	int ofd[2] = {-1, -1}, efd[2] = {-1, -1}, devnull = -1;
-	long maxfd = sysconf(_SC_OPEN_MAX);
-	long long deadline = mono_ms() + c->exec_timeout_ms;
-	bool oeof = false, eeof = false;
-	pid_t pid;
-	int rc = 0, st = 0;
+	int rc = rc_local_run_output(prog, c->exec->argv, envp,
+				     c->exec_timeout_ms, EXEC_ERR_KEEP, out,
+				     err, status, timed_out);
 
-	*timed_out = false;
-	if (maxfd < 0 || maxfd > 65536)
-		maxfd = 65536;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ofd) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, efd) < 0 ||
-	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = rc_error_set_os("cannot run '%s'", prog);
-		goto done;
-	}
-	pid = fork();
-	if (pid < 0) {
-		rc = rc_error_set_os("cannot run '%s': fork", prog);
-		goto done;
-	}
-	if (pid == 0) {
-		/* the child: async-signal-safe calls only */
-		static const char msg[] = "cannot execute the plugin\n";
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(devnull, 0) < 0 || dup2(ofd[1], 1) < 0 ||
-		    dup2(efd[1], 2) < 0)
-			_exit(127);
-		for (long fd = 3; fd < maxfd; fd++)
-			close((int)fd);
-		execve(prog, c->exec->argv, envp);
-		if (write(2, msg, sizeof(msg) - 1) < 0) {
-			/* nothing left to say it with */
-		}
-		_exit(127);
-	}
-	close(ofd[1]);
-	close(efd[1]);
-	ofd[1] = efd[1] = -1;
-	while (!oeof || !eeof) {
-		struct pollfd p[2] = {{oeof ? -1 : ofd[0], POLLIN, 0},
-				      {eeof ? -1 : efd[0], POLLIN, 0}};
-		long long left = deadline - mono_ms();
-		char chunk[4096];
-
-		if (left <= 0) {
-			*timed_out = true;
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (poll(p, 2, (int)(left > 1000 ? 1000 : left)) < 0 &&
-		    errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++) {
-			ssize_t r;
-
-			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(p[i].fd, chunk, sizeof(chunk));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				*(i ? &eeof : &oeof) = true;
-				continue;
-			}
-			if (i == 0) {
-				if (rc_buf_put(out, chunk, (size_t)r) < 0)
-					oeof = true; /* too much: ignored */
-			} else {
-				rc_buf_put(err, chunk, (size_t)r);
-				if (err->len > 4 * EXEC_ERR_KEEP)
-					keep_tail(err, EXEC_ERR_KEEP);
-			}
-		}
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*status = st;
-	keep_tail(err, EXEC_ERR_KEEP);
-done:
-	if (ofd[0] >= 0)
-		close(ofd[0]);
-	if (ofd[1] >= 0)
-		close(ofd[1]);
-	if (efd[0] >= 0)
-		close(efd[0]);
-	if (efd[1] >= 0)
-		close(efd[1]);
-	if (devnull >= 0)
-		close(devnull);
 	free_strv(envp, true);
 	return rc;
 }

@@ -172,6 +172,17 @@ int rc_local_stop_many(const pid_t *pids, const unsigned long long *starts,
 int rc_local_run_capture(const rc_local_spawn_opts *o, long timeout_ms,
 			 rc_run_result *res);
 
+/* Runs prog (a path, not looked up) with argv and envp (NULL: this
+ * process's environment) to completion, stdin /dev/null, never through a
+ * shell: its stdout into out (up to out's cap, the rest dropped), the last
+ * err_keep bytes of its stderr into err, *status as waitpid() gives it.
+ * Past timeout_ms it is killed (SIGKILL) and *timed_out set. An error only
+ * when it could not be started. For credential plugins (a kubeconfig's
+ * exec, AWS's credential_process) that answer on stdout. */
+int rc_local_run_output(const char *prog, char *const *argv,
+			char *const *envp, long timeout_ms, size_t err_keep,
+			rc_buf *out, rc_buf *err, int *status, bool *timed_out);
+
 /* Runs a hook with `where: local` for an environment of any driver: spec
  * as rc_driver_ops.run has it; the command runs in config_dir with this
  * process's environment, env's config and secrets, then the hook's env,
