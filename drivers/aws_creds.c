@@ -111,39 +111,6 @@ static char *display_path(const char *path)
 	return rc_buf_detach(&b);
 }
 
-/* The whole file into out; RC_ENOTFOUND (without an error set) when it
- * does not exist. */
-static int read_file(const char *path, size_t max, rc_buf *out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char chunk[8192];
-	ssize_t r;
-
-	if (fd < 0 && errno == ENOENT)
-		return RC_ENOTFOUND;
-	if (fd < 0)
-		return rc_error_set_os("cannot read '%s'", path);
-	out->max = max;
-	while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int rc = rc_error_set_os("cannot read '%s'", path);
-
-			close(fd);
-			return rc;
-		}
-		if (rc_buf_put(out, chunk, (size_t)r) < 0) {
-			close(fd);
-			return rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
-					    "'%s' is larger than %zu bytes",
-					    path, max);
-		}
-	}
-	close(fd);
-	return 0;
-}
-
 static void trim_buf(rc_buf *b)
 {
 	size_t start = 0;
@@ -401,8 +368,9 @@ static int ini_load(struct ini *f, const char *env, const char *rel,
 		f->path = rc_buf_detach(&b);
 	}
 	f->shown = display_path(f->path);
-	rc = read_file(f->path, FILE_MAX, &b);
+	rc = rc_local_read_file(f->path, FILE_MAX, &b);
 	if (rc == RC_ENOTFOUND) {
+		rc_error_clear(); /* no file: no profiles from it */
 		rc = 0;
 	} else if (rc == 0) {
 		f->found = true;
@@ -1091,7 +1059,7 @@ static int container_target(char **url, char **auth, rc_buf *tried)
 	*url = rc_buf_detach(&b);
 	if (tfile) {
 		/* read on every fetch: the agent rotates it */
-		rc = read_file(tfile, 16384, &b);
+		rc = rc_local_read_file(tfile, 16384, &b);
 		if (rc == RC_ENOTFOUND)
 			rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
 					  "AWS_CONTAINER_AUTHORIZATION_TOKEN_"

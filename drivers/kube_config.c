@@ -82,36 +82,6 @@ static char *display_path(const char *path)
 	return rc_buf_detach(&b);
 }
 
-/* The whole file (at most max bytes) into out. */
-static int read_file(const char *path, size_t max, rc_buf *out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char chunk[8192];
-	ssize_t r;
-
-	if (fd < 0)
-		return rc_error_set_os("cannot read '%s'", path);
-	out->max = max;
-	while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int rc = rc_error_set_os("cannot read '%s'", path);
-
-			close(fd);
-			return rc;
-		}
-		if (rc_buf_put(out, chunk, (size_t)r) < 0) {
-			close(fd);
-			return rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
-					    "'%s' is larger than %zu bytes",
-					    path, max);
-		}
-	}
-	close(fd);
-	return 0;
-}
-
 static void trim(rc_buf *b)
 {
 	size_t start = 0;
@@ -251,7 +221,8 @@ static int load_file(struct loader *l, const char *path, bool *found)
 	if (access(path, F_OK) < 0 && errno == ENOENT)
 		return 0;
 	*found = true;
-	if ((rc = read_file(path, RC_YAML_MAX_FILE_SIZE, &text)) < 0) {
+	rc = rc_local_read_file(path, RC_YAML_MAX_FILE_SIZE, &text);
+	if (rc < 0) {
 		char *disp = display_path(path);
 
 		rc_buf_release(&text);
@@ -842,7 +813,7 @@ static int load_in_cluster(rc_kube_conn *c)
 		rc_buf ns = RC_BUF_INIT;
 
 		if (access(b.ptr, R_OK) == 0 &&
-		    read_file(b.ptr, 4096, &ns) == 0) {
+		    rc_local_read_file(b.ptr, 4096, &ns) == 0) {
 			trim(&ns);
 			if (ns.len)
 				c->namespace = rc_buf_detach(&ns);
@@ -1034,8 +1005,8 @@ static char *exec_info(const rc_kube_conn *c)
 
 		if (c->ca_pem)
 			rc_buf_puts(&pem, c->ca_pem);
-		else if (c->ca_file && read_file(c->ca_file, PEM_FILE_MAX,
-						 &pem) < 0)
+		else if (c->ca_file &&
+			 rc_local_read_file(c->ca_file, PEM_FILE_MAX, &pem) < 0)
 			rc_error_clear();
 		if (pem.len) {
 			rc_codec_base64_encode(&b64, pem.ptr, pem.len, 0);
@@ -1277,7 +1248,7 @@ static int token_file_refresh(rc_kube_conn *c)
 	rc_buf b = RC_BUF_INIT;
 	int rc;
 
-	rc = read_file(c->token_file, TOKEN_FILE_MAX, &b);
+	rc = rc_local_read_file(c->token_file, TOKEN_FILE_MAX, &b);
 	if (rc == 0) {
 		trim(&b);
 		if (!b.len)

@@ -156,26 +156,37 @@ static size_t st_size_hint(int fd, size_t have)
 	return 65536;
 }
 
-int rc_local_read_json(json_t **out, const char *path)
+int rc_local_read_file(const char *path, size_t max, rc_buf *out)
 {
-	/* the whole file in one buffer, then json_loadb: json_loadfd would
-	 * read(2) one byte at a time */
-	rc_buf text = RC_BUF_INIT_MAX((size_t)1 << 30);
-	json_error_t err;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 
-	*out = NULL;
 	if (fd < 0)
 		return rc_error_set_os("cannot read '%s'", path);
+	out->max = max;
 	for (;;) {
+		/* in one buffer grown to the file's size: few read(2)s */
+		size_t want = st_size_hint(fd, out->len);
+		char probe;
 		ssize_t n;
 
-		if (rc_buf_grow(&text, st_size_hint(fd, text.len)) < 0) {
-			rc = rc_error_set(RC_ETOOBIG, RC_ECLASS_STATE,
-					  "'%s' is too large", path);
+		if (want > max - out->len)
+			want = max - out->len;
+		if (want == 0) {
+			/* at the cap: one byte more is too much */
+			while ((n = read(fd, &probe, 1)) < 0 && errno == EINTR)
+				;
+			if (n > 0)
+				rc = rc_error_set(RC_ETOOBIG, RC_ECLASS_OS,
+						  "'%s' is larger than %zu "
+						  "bytes",
+						  path, max);
+			else if (n < 0)
+				rc = rc_error_set_os("cannot read '%s'", path);
 			break;
 		}
-		n = read(fd, text.ptr + text.len, text.cap - text.len - 1);
+		if ((rc = rc_buf_grow(out, want)) < 0)
+			break;
+		n = read(fd, out->ptr + out->len, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -184,10 +195,23 @@ int rc_local_read_json(json_t **out, const char *path)
 		}
 		if (n == 0)
 			break;
-		text.len += (size_t)n;
-		text.ptr[text.len] = '\0';
+		out->len += (size_t)n;
+		out->ptr[out->len] = '\0';
 	}
 	close(fd);
+	return rc;
+}
+
+int rc_local_read_json(json_t **out, const char *path)
+{
+	/* the whole file in one buffer, then json_loadb: json_loadfd would
+	 * read(2) one byte at a time */
+	rc_buf text = RC_BUF_INIT;
+	json_error_t err;
+	int rc;
+
+	*out = NULL;
+	rc = rc_local_read_file(path, (size_t)1 << 30, &text);
 	if (rc == 0) {
 		*out = json_loadb(text.ptr, text.len, JSON_REJECT_DUPLICATES,
 				  &err);

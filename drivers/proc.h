@@ -25,6 +25,9 @@ int rc_local_mkdirs(const char *path, mode_t mode);
 int rc_local_write_atomic(const char *path, const char *data, size_t len);
 /* The JSON document in path (new ref); RC_ENOTFOUND when it is missing. */
 int rc_local_read_json(json_t **out, const char *path);
+/* The whole file at path into out (at most max bytes: RC_ETOOBIG past
+ * them; RC_ENOTFOUND when it does not exist), with the error set. */
+int rc_local_read_file(const char *path, size_t max, rc_buf *out);
 /* Writes a JSON document atomically (pretty, sorted keys). */
 int rc_local_write_json(const char *path, const json_t *doc);
 /* path as an absolute path (new string): relative to the working
