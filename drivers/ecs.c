@@ -781,6 +781,29 @@ static void last_events(rc_buf *b, const json_t *svc, size_t n)
 	}
 }
 
+/* The error of a deployment that failed (dep) or was rolled back and is
+ * gone (dep NULL), at the service's line, with its latest events. */
+static int deployment_failed(rc_driver *d, const char *name,
+			     const json_t *svc, const json_t *dep)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 14);
+	const char *why = dep ? sget(dep, "rolloutStateReason") : NULL;
+	int rc;
+
+	if (dep)
+		rc_buf_printf(&b, "ecs: the deployment of service %s failed: "
+				  "%s; latest events:",
+			      name, why ? why : "no reason given");
+	else
+		rc_buf_printf(&b, "ecs: the deployment of service %s was "
+				  "rolled back; latest events:",
+			      name);
+	last_events(&b, svc, 6);
+	rc = rc_error_set_at(RC_ERROR, service_loc(d, name), "%s", b.ptr);
+	rc_buf_release(&b);
+	return rc;
+}
+
 static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 			bool gone, long timeout)
 {
@@ -804,70 +827,32 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 			/* the deployment the apply made (the primary one when
 			   the wait starts): an older one that failed before,
 			   still listed, is not this apply's failure */
-			if (!watch)
-				json_array_foreach(json_object_get(svc, "deployments"),
-						   i, dep)
-					if (sget(dep, "status") && sget(dep, "id") &&
-					    !strcmp(sget(dep, "status"), "PRIMARY"))
-						watch = rc_strdup(sget(dep, "id"));
+			const json_t *mine = NULL;
+
 			json_array_foreach(json_object_get(svc, "deployments"),
 					   i, dep) {
-				const char *st = sget(dep, "rolloutState");
+				const char *id = sget(dep, "id");
 
-				if (watch && sget(dep, "id") &&
-				    strcmp(sget(dep, "id"), watch))
-					continue;
-				if (st && !strcmp(st, "FAILED")) {
-					rc_buf b = RC_BUF_INIT_MAX(1 << 14);
-
-					rc_buf_printf(
-						&b,
-						"ecs: the deployment of service "
-						"%s failed: %s; latest events:",
-						name,
-						sget(dep, "rolloutStateReason")
-							? sget(dep, "rolloutStateReason")
-							: "no reason given");
-					last_events(&b, svc, 6);
-					rc = rc_error_set_at(RC_ERROR,
-							     service_loc(d, name),
-							     "%s", b.ptr);
-					rc_buf_release(&b);
-					json_decref(svc);
-					free(watch);
-					return rc;
-				}
+				if (!watch && id && sget(dep, "status") &&
+				    !strcmp(sget(dep, "status"), "PRIMARY"))
+					watch = rc_strdup(id);
+				if (watch && id && !strcmp(id, watch))
+					mine = dep;
 			}
-			dep = json_array_get(json_object_get(svc, "deployments"), 0);
-			if (watch && (!dep || !sget(dep, "id") ||
-				      strcmp(sget(dep, "id"), watch))) {
-				/* another deployment took over: the circuit
-				   breaker rolled this one back */
-				bool listed = false;
-
-				json_array_foreach(json_object_get(svc, "deployments"),
-						   i, dep)
-					listed |= sget(dep, "id") &&
-						  !strcmp(sget(dep, "id"), watch);
-				if (!listed) {
-					rc_buf b = RC_BUF_INIT_MAX(1 << 14);
-
-					rc_buf_printf(&b,
-						      "ecs: the deployment of "
-						      "service %s was rolled "
-						      "back; latest events:",
-						      name);
-					last_events(&b, svc, 6);
-					rc = rc_error_set_at(RC_ERROR,
-							     service_loc(d, name),
-							     "%s", b.ptr);
-					rc_buf_release(&b);
-					json_decref(svc);
-					free(watch);
-					return rc;
-				}
-				dep = NULL;
+			if (!watch)
+				mine = json_array_get(
+					json_object_get(svc, "deployments"), 0);
+			if ((watch && !mine) ||
+			    (mine && sget(mine, "rolloutState") &&
+			     !strcmp(sget(mine, "rolloutState"), "FAILED"))) {
+				/* failed, or gone: the circuit breaker rolled
+				   it back */
+				rc = deployment_failed(d, name, svc, mine);
+				json_decref(svc);
+				free(watch);
+				return rc;
 			}
+			dep = (json_t *)(uintptr_t)mine;
 			done = dep && sget(dep, "rolloutState") &&
 			       !strcmp(sget(dep, "rolloutState"), "COMPLETED") &&
 			       json_integer_value(json_object_get(svc, "runningCount")) ==
