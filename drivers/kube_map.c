@@ -1961,3 +1961,47 @@ void rc_kube_deletion_stuck(rc_buf *out, const char *resource,
 		rc_buf_puts(out, "\n    no finalizer is left: the API server "
 				 "has yet to remove it");
 }
+
+static long long int_at(const json_t *o, const char *k, long long dflt)
+{
+	const json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+char *rc_kube_health(const json_t *obj, bool *unhealthy)
+{
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	const json_t *spec = json_object_get(obj, "spec"),
+		     *st = json_object_get(obj, "status"),
+		     *md = json_object_get(obj, "metadata");
+	long long want, ready, updated, total;
+	bool rolling;
+	rc_buf b = RC_BUF_INIT_MAX(128);
+
+	*unhealthy = false;
+	if (!kind)
+		return NULL;
+	if (!strcmp(kind, "DaemonSet")) {
+		want = int_at(st, "desiredNumberScheduled", 0);
+		ready = int_at(st, "numberReady", 0);
+		updated = int_at(st, "updatedNumberScheduled", want);
+		total = want;
+	} else if (!strcmp(kind, "Deployment") ||
+		   !strcmp(kind, "StatefulSet") ||
+		   !strcmp(kind, "ReplicaSet")) {
+		want = int_at(spec, "replicas", 1);
+		ready = int_at(st, "readyReplicas", 0);
+		updated = int_at(st, "updatedReplicas", want);
+		total = int_at(st, "replicas", want);
+	} else {
+		return NULL;
+	}
+	rolling = int_at(st, "observedGeneration", 0) <
+			  int_at(md, "generation", 0) ||
+		  updated < want || total > want;
+	*unhealthy = ready < want && !rolling;
+	rc_buf_printf(&b, "ready %lld/%lld%s", ready, want,
+		      rolling ? ", rolling out" : "");
+	return rc_buf_detach(&b);
+}

@@ -114,6 +114,10 @@ void rc_kube_set_ownership(json_t *obj, const char *project, const char *env);
  * none); desired_body may be NULL.
  */
 json_t *rc_kube_to_body(const json_t *api_obj, const json_t *desired_body);
+/* The plan's health text of a workload from its status ("ready 2/3,
+ * rolling out"; new string), or NULL for a kind without replicas.
+ * *unhealthy: fewer ready than desired with no rollout under way. */
+char *rc_kube_health(const json_t *api_obj, bool *unhealthy);
 
 /* Gives the value behind a body's secret object (*value: a new string the
  * caller wipes and frees); 0 or a negative RC_E* code with the error set. */

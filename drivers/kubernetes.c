@@ -703,7 +703,13 @@ static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 				rc_resource *res = rc_resource_set_add(
 					out, d->env->name, RC_KUBE_DRIVER, kk,
 					name, body);
+				bool sick;
+				char *health = rc_kube_health(item, &sick);
 
+				if (health)
+					rc_resource_set_health(res, sick, "%s",
+							       health);
+				free(health);
 				if (k->namespaced) {
 					/* deleted before its namespace */
 					rc_buf nk = RC_BUF_INIT_MAX(1024);

@@ -799,9 +799,19 @@ static int local_observe(rc_driver *d, const rc_resource_set *desired,
 		const json_t *want =
 			desired_body(d, desired, "service", names.v[i]);
 		json_t *body = observe_service(d, names.v[i], want, &scan);
+		json_int_t live, declared;
 
-		if (body)
-			add_actual(d, out, "service", names.v[i], body, false);
+		if (!body)
+			continue;
+		live = json_integer_value(json_object_get(body, "replicas"));
+		declared = json_integer_value(json_object_get(want, "replicas"));
+		add_actual(d, out, "service", names.v[i], body, false);
+		if (want)
+			rc_resource_set_health(&out->items[out->n - 1],
+					       live < declared,
+					       "running %lld/%lld",
+					       (long long)live,
+					       (long long)declared);
 	}
 	dir = rc_local_path(d, "addons");
 	list_dir(dir, NULL, &addons);

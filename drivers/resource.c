@@ -40,6 +40,20 @@ void rc_resource_add_dep(rc_resource *r, const char *key)
 	r->deps[r->ndeps++] = rc_strdup(key);
 }
 
+void rc_resource_set_health(rc_resource *r, bool unhealthy, const char *fmt,
+			    ...)
+{
+	rc_buf b = RC_BUF_INIT_MAX(256);
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(r->health);
+	r->health = rc_buf_detach(&b);
+	r->unhealthy = unhealthy;
+}
+
 void rc_resource_set_truncate(rc_resource_set *s, size_t n)
 {
 	for (size_t i = n; i < s->n; i++) {
@@ -55,6 +69,7 @@ void rc_resource_set_truncate(rc_resource_set *s, size_t n)
 			free(r->deps[j]);
 		free(r->deps);
 		free(r->fingerprint);
+		free(r->health);
 	}
 	if (n < s->n)
 		s->n = n;
@@ -102,4 +117,5 @@ void rc_action_release(rc_action *a)
 		free(a->deps[j]);
 	free(a->deps);
 	free(a->reason);
+	free(a->health);
 }

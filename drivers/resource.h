@@ -34,6 +34,12 @@ typedef struct {
 	bool adopt;    /* actual resources: made outside reconcile, observed
 			  only because policy.adopt takes it over */
 	char *fingerprint; /* actual resources: sha256 of the canonical body */
+	/* actual resources, optional: how the running object is doing, in a
+	   few words ("running 2/3, deploying"), for the plan's health
+	   column; unhealthy when it does not serve as declared (fewer
+	   ready than desired with no rollout under way, a failed rollout) */
+	char *health;
+	bool unhealthy;
 } rc_resource;
 
 typedef struct {
@@ -47,6 +53,9 @@ rc_resource *rc_resource_set_add(rc_resource_set *s, const char *env,
 				 const char *name, json_t *body);
 rc_resource *rc_resource_set_find(const rc_resource_set *s, const char *key);
 void rc_resource_add_dep(rc_resource *r, const char *key);
+/* Sets r's health text (printf-style) and whether it is unhealthy. */
+void rc_resource_set_health(rc_resource *r, bool unhealthy, const char *fmt,
+			    ...) RC_PRINTF(3, 4);
 void rc_resource_set_release(rc_resource_set *s);
 /* Releases the resources from index n on (keeps the first n). */
 void rc_resource_set_truncate(rc_resource_set *s, size_t n);
@@ -94,6 +103,7 @@ typedef struct {
 	bool adopt;   /* an update that takes over an object made outside
 			 reconcile (policy.adopt): apply() marks it ours */
 	char *reason; /* why a replace, a delete, an irreversible step */
+	char *health; /* the observed resource's health text, or NULL */
 } rc_action;
 
 /* Frees what an action holds (not a itself). */

@@ -63,6 +63,29 @@ static void set_reason(rc_action *a, const char *fmt, ...)
 	a->reason = rc_buf_detach(&b);
 }
 
+static void add_kept(rc_plan_kept **list, size_t *n, const rc_resource *a,
+		     bool precious)
+{
+	rc_plan_kept *k;
+
+	*list = rc_realloc(*list, (*n + 1) * sizeof(rc_plan_kept));
+	k = &(*list)[(*n)++];
+	k->env = rc_strdup(a->env);
+	k->key = rc_strdup(a->key);
+	k->precious = precious;
+	k->health = a->health ? rc_strdup(a->health) : NULL;
+}
+
+static void kept_release(rc_plan_kept *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].env);
+		free(list[i].key);
+		free(list[i].health);
+	}
+	free(list);
+}
+
 static void plan_resource(rc_plan *p, const rc_plan_input *in,
 			  const rc_resource *d, const rc_resource *a)
 {
@@ -100,8 +123,11 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 		rc_diff(&ch, d->body, last, a->body, ign, nign);
 		free(ign);
 	}
-	if (ch.n == 0 && !a->adopt)
+	if (ch.n == 0 && !a->adopt) {
+		if (a->unhealthy)
+			add_kept(&p->unhealthy, &p->nunhealthy, a, false);
 		return;
+	}
 	for (i = 0; i < ch.n && in->immutable; i++)
 		if (in->immutable(d->driver, d->kind, ch.items[i].path,
 				  in->immutable_arg))
@@ -113,6 +139,8 @@ static void plan_resource(rc_plan *p, const rc_plan_input *in,
 	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
 					  : rc_json_fingerprint(a->body);
 	act->changes = ch;
+	if (a->health)
+		act->health = rc_strdup(a->health);
 	if (a->adopt) {
 		act->adopt = true;
 		set_reason(act, "adopt: made outside reconcile, taken over "
@@ -142,6 +170,8 @@ static void plan_delete(rc_plan *p, const rc_plan_input *in,
 	act->actual = json_incref(a->body);
 	act->fingerprint = a->fingerprint ? rc_strdup(a->fingerprint)
 					  : rc_json_fingerprint(a->body);
+	if (a->health)
+		act->health = rc_strdup(a->health);
 	set_reason(act, "%s",
 		   in->destroy  ? "destroy"
 		   : pe->retire ? pe->retire
@@ -468,12 +498,7 @@ int rc_plan_build(rc_plan *p, const rc_plan_input *in)
 		    (ape->prune && (!a->precious || in->force))) {
 			plan_delete(p, in, ape, a);
 		} else {
-			p->kept = rc_realloc(p->kept,
-					     (p->nkept + 1) * sizeof(rc_plan_kept));
-			p->kept[p->nkept].env = rc_strdup(a->env);
-			p->kept[p->nkept].key = rc_strdup(a->key);
-			p->kept[p->nkept].precious = ape->prune;
-			p->nkept++;
+			add_kept(&p->kept, &p->nkept, a, ape->prune);
 		}
 	}
 	/* an empty source must not empty an environment by accident */
@@ -653,11 +678,8 @@ void rc_plan_release(rc_plan *p)
 	free(p->env_commits);
 	free(p->env_manual);
 	free(p->rollback_of);
-	for (i = 0; i < p->nkept; i++) {
-		free(p->kept[i].env);
-		free(p->kept[i].key);
-	}
-	free(p->kept);
+	kept_release(p->kept, p->nkept);
+	kept_release(p->unhealthy, p->nunhealthy);
 	for (i = 0; i < p->nnotes; i++)
 		free(p->notes[i]);
 	free(p->notes);

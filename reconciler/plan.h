@@ -81,6 +81,7 @@ typedef struct {
 	char *env;
 	char *key;
 	bool precious; /* kept although pruned: it holds data (--force) */
+	char *health;  /* the observed health text, or NULL */
 } rc_plan_kept;
 
 typedef struct {
@@ -102,6 +103,9 @@ typedef struct {
 	size_t n, cap;
 	rc_plan_kept *kept;   /* owned, undeclared, not pruned */
 	size_t nkept;
+	rc_plan_kept *unhealthy; /* no action planned, but the driver says
+				    it is not serving as declared */
+	size_t nunhealthy;
 	char **notes;         /* what the reviewer should know that is not an
 				 action (an environment waiting for its ttl) */
 	size_t nnotes;

@@ -63,7 +63,20 @@ static void put_value(rc_buf *out, const json_t *v)
 	free(s);
 }
 
-static void render_action(const rc_action *a, rc_buf *out, bool color)
+/* The health column: the observed health, after the line's "kind name"
+ * padded to width. */
+static void put_health(rc_buf *out, size_t used, size_t width,
+		       const char *health)
+{
+	if (!health)
+		return;
+	for (; used < width; used++)
+		rc_buf_putc(out, ' ');
+	rc_buf_printf(out, "  [%s]", health);
+}
+
+static void render_action(const rc_action *a, rc_buf *out, bool color,
+			  size_t width)
 {
 	size_t i;
 
@@ -73,6 +86,8 @@ static void render_action(const rc_action *a, rc_buf *out, bool color)
 	rc_buf_printf(out, "%c %s %s", op_sign(a->op), a->kind, a->name);
 	if (color)
 		rc_buf_puts(out, C_RESET);
+	put_health(out, strlen(a->kind) + strlen(a->name) + 1, width,
+		   a->health);
 	if (a->op == RC_OP_REPLACE || a->op == RC_OP_DELETE ||
 	    a->op == RC_OP_RUN || a->adopt)
 		if (a->reason)
@@ -134,9 +149,27 @@ static size_t *env_order(const rc_plan *p)
 	return ord;
 }
 
+/* The width of "kind name" of the widest line of env that has a health
+ * text, so that the health column lines up. */
+static size_t health_width(const rc_plan *p, const char *env)
+{
+	size_t w = 0, i, l;
+
+	for (i = 0; i < p->n; i++)
+		if (p->actions[i].health && !strcmp(p->actions[i].env, env) &&
+		    (l = strlen(p->actions[i].kind) +
+			 strlen(p->actions[i].name) + 1) > w)
+			w = l;
+	for (i = 0; i < p->nunhealthy; i++)
+		if (!strcmp(p->unhealthy[i].env, env) &&
+		    (l = strlen(p->unhealthy[i].key) - strlen(env) - 1) > w)
+			w = l;
+	return w;
+}
+
 void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 {
-	size_t counts[5], k, i, shown_envs = 0;
+	size_t counts[5], k, i, shown_envs = 0, width;
 	size_t *ord = env_order(p);
 
 	rc_plan_counts(p, counts);
@@ -148,8 +181,11 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 			any |= !strcmp(p->actions[i].env, p->envs[e]);
 		for (i = 0; i < p->nkept; i++)
 			any |= !strcmp(p->kept[i].env, p->envs[e]);
+		for (i = 0; i < p->nunhealthy; i++)
+			any |= !strcmp(p->unhealthy[i].env, p->envs[e]);
 		if (!any)
 			continue;
+		width = health_width(p, p->envs[e]);
 		if (shown_envs++)
 			rc_buf_putc(out, '\n');
 		if (color)
@@ -169,7 +205,23 @@ void rc_plan_render_text(const rc_plan *p, rc_buf *out, bool color)
 		rc_buf_putc(out, '\n');
 		for (i = 0; i < p->n; i++)
 			if (!strcmp(p->actions[i].env, p->envs[e]))
-				render_action(&p->actions[i], out, color);
+				render_action(&p->actions[i], out, color,
+					      width);
+		for (i = 0; i < p->nunhealthy; i++) {
+			const char *kn;
+
+			if (strcmp(p->unhealthy[i].env, p->envs[e]))
+				continue;
+			kn = p->unhealthy[i].key + strlen(p->envs[e]) + 1;
+			rc_buf_puts(out, "  * ");
+			for (; *kn; kn++)
+				rc_buf_putc(out, *kn == '/' ? ' ' : *kn);
+			put_health(out,
+				   strlen(p->unhealthy[i].key) -
+					   strlen(p->envs[e]) - 1,
+				   width, p->unhealthy[i].health);
+			rc_buf_puts(out, "  (unhealthy; no change planned)\n");
+		}
 		for (i = 0; i < p->nkept; i++) {
 			const char *kn = p->kept[i].key + strlen(p->envs[e]) + 1;
 			const char *slash = strchr(kn, '/');
@@ -296,6 +348,8 @@ json_t *rc_plan_to_json(const rc_plan *p)
 			json_object_set_new(x, "adopt", json_true());
 		json_object_set_new(x, "reason", a->reason ? json_string(a->reason)
 							   : json_null());
+		if (a->health)
+			json_object_set_new(x, "health", json_string(a->health));
 		json_array_append_new(arr, x);
 	}
 	json_object_set_new(o, "actions", arr);
@@ -310,6 +364,19 @@ json_t *rc_plan_to_json(const rc_plan *p)
 		json_array_append_new(arr, k);
 	}
 	json_object_set_new(o, "kept", arr);
+	arr = json_array();
+	for (i = 0; i < p->nunhealthy; i++) {
+		json_t *k = json_object();
+
+		json_object_set_new(k, "env", json_string(p->unhealthy[i].env));
+		json_object_set_new(k, "key", json_string(p->unhealthy[i].key));
+		json_object_set_new(k, "health",
+				    json_string(p->unhealthy[i].health
+							? p->unhealthy[i].health
+							: ""));
+		json_array_append_new(arr, k);
+	}
+	json_object_set_new(o, "unhealthy", arr);
 	arr = json_array();
 	for (i = 0; i < p->nnotes; i++)
 		json_array_append_new(arr, json_string(p->notes[i]));
@@ -336,6 +403,7 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 {
 	json_error_t err;
 	json_t *envs = NULL, *actions = NULL, *kept = NULL, *observed = NULL;
+	const json_t *unhealthy;
 	json_int_t version = 0;
 	size_t i, k;
 
@@ -401,6 +469,7 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 		a->name = dup_str(x, "name");
 		a->fingerprint = dup_str(x, "fingerprint");
 		a->reason = dup_str(x, "reason");
+		a->health = dup_str(x, "health");
 		a->desired = dup_ref(x, "desired");
 		a->actual = dup_ref(x, "actual");
 		a->irreversible = json_is_true(json_object_get(x, "irreversible"));
@@ -441,11 +510,30 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 		p->kept[p->nkept].key = dup_str(json_array_get(kept, i), "key");
 		p->kept[p->nkept].precious = json_is_true(
 			json_object_get(json_array_get(kept, i), "holds_data"));
+		p->kept[p->nkept].health = NULL;
 		p->nkept++;
 		if (!p->kept[p->nkept - 1].env || !p->kept[p->nkept - 1].key)
 			return rc_error_set(RC_EINVALID, RC_ECLASS_JSON,
 					    "saved plan: kept entry %zu is "
 					    "malformed",
+					    i);
+	}
+	unhealthy = json_object_get(j, "unhealthy");
+	for (i = 0; i < json_array_size(unhealthy); i++) {
+		const json_t *x = json_array_get(unhealthy, i);
+		rc_plan_kept *u;
+
+		p->unhealthy = rc_realloc(p->unhealthy, (p->nunhealthy + 1) *
+								sizeof(rc_plan_kept));
+		u = &p->unhealthy[p->nunhealthy++];
+		u->env = dup_str(x, "env");
+		u->key = dup_str(x, "key");
+		u->health = dup_str(x, "health");
+		u->precious = false;
+		if (!u->env || !u->key)
+			return rc_error_set(RC_EINVALID, RC_ECLASS_JSON,
+					    "saved plan: unhealthy entry %zu "
+					    "is malformed",
 					    i);
 	}
 	for (i = 0; i < json_array_size(json_object_get(j, "notes")); i++) {

@@ -59,6 +59,12 @@ static void load_set(rc_resource_set *s, const json_t *arr)
 
 		r->precious = json_is_true(json_object_get(x, "precious"));
 		r->adopt = json_is_true(json_object_get(x, "adopt"));
+		if (json_string_value(json_object_get(x, "health")))
+			rc_resource_set_health(
+				r,
+				json_is_true(json_object_get(x, "unhealthy")),
+				"%s",
+				json_string_value(json_object_get(x, "health")));
 		for (j = 0; j < json_array_size(deps); j++)
 			rc_resource_add_dep(r, json_string_value(
 						       json_array_get(deps, j)));

@@ -1848,6 +1848,51 @@ static void deletion_stuck_messages(void **state)
 	assert_false(rc_kube_dependent_kind("ConfigMap", &av, &kind));
 }
 
+
+static void health_of(const char *obj_json, const char *want, bool sick)
+{
+	json_t *o = json_loads(obj_json, 0, NULL);
+	bool unhealthy = !sick;
+	char *h;
+
+	assert_non_null(o);
+	h = rc_kube_health(o, &unhealthy);
+	if (!want) {
+		assert_null(h);
+	} else {
+		assert_non_null(h);
+		assert_string_equal(h, want);
+		assert_int_equal(unhealthy, sick);
+	}
+	free(h);
+	json_decref(o);
+}
+
+/* The plan's health column: ready/desired, a rollout under way is not
+ * unhealthy, fewer ready with nothing rolling out is. */
+static void workload_health(void **state)
+{
+	(void)state;
+	health_of("{\"kind\": \"Deployment\", \"metadata\": {\"generation\": 2},"
+		  " \"spec\": {\"replicas\": 3}, \"status\": {\"observedGeneration\": 2,"
+		  " \"replicas\": 3, \"updatedReplicas\": 3, \"readyReplicas\": 3}}",
+		  "ready 3/3", false);
+	health_of("{\"kind\": \"Deployment\", \"metadata\": {\"generation\": 2},"
+		  " \"spec\": {\"replicas\": 3}, \"status\": {\"observedGeneration\": 2,"
+		  " \"replicas\": 3, \"updatedReplicas\": 3, \"readyReplicas\": 1}}",
+		  "ready 1/3", true);
+	health_of("{\"kind\": \"Deployment\", \"metadata\": {\"generation\": 3},"
+		  " \"spec\": {\"replicas\": 2}, \"status\": {\"observedGeneration\": 2,"
+		  " \"replicas\": 2, \"readyReplicas\": 1}}",
+		  "ready 1/2, rolling out", false);
+	health_of("{\"kind\": \"StatefulSet\", \"spec\": {}, \"status\": {}}",
+		  "ready 0/1", true);
+	health_of("{\"kind\": \"DaemonSet\", \"status\": {\"desiredNumberScheduled\": 4,"
+		  " \"numberReady\": 4, \"updatedNumberScheduled\": 4}}",
+		  "ready 4/4", false);
+	health_of("{\"kind\": \"ConfigMap\"}", NULL, false);
+}
+
 int test_group_kube_map(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1872,6 +1917,7 @@ int test_group_kube_map(void)
 		cmocka_unit_test(hook_jobs),
 		cmocka_unit_test(hook_job_names),
 		cmocka_unit_test(deletion_stuck_messages),
+		cmocka_unit_test(workload_health),
 	};
 	return cmocka_run_group_tests_name("kube_map", tests, NULL, NULL);
 }
