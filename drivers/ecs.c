@@ -2,7 +2,7 @@
  * The ECS driver: an environment is one cluster, and per service one task
  * definition family and one service, through the ECS JSON 1.1 API signed
  * with SigV4 (drivers/aws_sigv4.h, credentials from drivers/aws_creds.h).
- * Ownership is ECS tags (reconcile.dev/project, reconcile.dev/environment).
+ * Ownership is ECS tags (reconcile:project, reconcile:environment).
  * Hooks with `where: target` are RunTask of the service's task definition.
  * The mapping is drivers/ecs_map.c; docs/drivers/ecs.md is the user's view.
  */

@@ -17,8 +17,8 @@
 #define RC_ECS_TASKDEF "task-definition"
 #define RC_ECS_SERVICE "service"
 
-#define RC_ECS_TAG_PROJECT "reconcile.dev/project"
-#define RC_ECS_TAG_ENV "reconcile.dev/environment"
+#define RC_ECS_TAG_PROJECT "reconcile:project"
+#define RC_ECS_TAG_ENV "reconcile:environment"
 
 /* "<project>-<env>-<service>" (new). */
 char *rc_ecs_family(const char *project, const char *env, const char *svc);
