@@ -47,4 +47,12 @@ char *rc_ecs_td_family(const char *ref);
 /* The last component of an ARN ("arn:...:cluster/x" -> "x"). */
 const char *rc_ecs_arn_name(const char *arn);
 
+/* Whether a change at path (a JSON pointer) of kind needs a new object:
+ * a service's launchType, schedulingStrategy, deploymentController, role
+ * (UpdateService does not take them). */
+bool rc_ecs_immutable(const char *kind, const char *path);
+/* "running R/D", with ", deploying" while a deployment is IN_PROGRESS, of
+ * a DescribeServices service (new). */
+char *rc_ecs_service_health(const json_t *svc);
+
 #endif
