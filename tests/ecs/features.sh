@@ -5,7 +5,8 @@
 # re-plan describes no revision, a corrupt entry is fetched again); a
 # rollback back to the revision the service ran (no copy registered);
 # a service made by hand refused without policy.adopt and taken over
-# with it; destroy deregisters reconcile's revisions and no others.
+# with it; a launch type change planned as a replace with its reason and
+# applied; destroy deregisters reconcile's revisions and no others.
 #   features.sh RECONCILE_BINARY SOURCE_ROOT
 set -u
 rc_bin=$(realpath "$1")
@@ -135,11 +136,24 @@ is "and runs reconcile's task definition" '[v["taskDefinition"].rsplit("/", 1)[1
 	"['feat-legacy-billing:1']"
 run 0 "clean after adoption" "$rc_bin" plan "$cfg" -e legacy && ok "clean after adoption"
 
+# === a field UpdateService does not take is a replace, with the reason
+sed -i '0,/launch_type: FARGATE/s//launch_type: EC2/' "$cfg/reconcile.yaml" && commit "dev on EC2"
+run 2 "plan a launch type change" "$rc_bin" plan "$cfg" -e dev && ok "plan launch type change"
+has "the service is replaced" "$out" "! service web"
+has "with the reason" "$out" "launchType cannot change in place"
+sed -i 's/^  dev:$/  dev:\n    policy: { allow_replace: true }/' "$cfg/reconcile.yaml" && commit "dev may replace"
+run 0 "apply the replace" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply replace"
+is "web is a new service on EC2" \
+	'[(v["launchType"], v["status"]) for v in s["services"] if v["serviceName"] == "web" and v["status"] != "INACTIVE"]' "[('EC2', 'ACTIVE')]"
+run 0 "clean after the replace" "$rc_bin" plan "$cfg" -e dev && ok "clean after replace"
+sed -i '0,/launch_type: EC2/s//launch_type: FARGATE/' "$cfg/reconcile.yaml" && commit "dev on FARGATE"
+run 0 "back to Fargate" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "back to Fargate"
+
 # === destroy deregisters reconcile's revisions, and only them
 run 0 "destroy dev" "$rc_bin" destroy "$cfg" -e dev --auto-approve && ok "destroy dev"
-is "every revision of dev's families is INACTIVE" \
+is "every revision of dev's families is INACTIVE (back on Fargate reused revision 1: no 4th)" \
 	'sorted((t["family"], t["revision"], t["status"]) for t in s["task_definitions"] if t["family"].startswith("feat-dev-"))' \
-	"[('feat-dev-web', 1, 'INACTIVE'), ('feat-dev-web', 2, 'INACTIVE'), ('feat-dev-worker', 1, 'INACTIVE')]"
+	"[('feat-dev-web', 1, 'INACTIVE'), ('feat-dev-web', 2, 'INACTIVE'), ('feat-dev-web', 3, 'INACTIVE'), ('feat-dev-worker', 1, 'INACTIVE'), ('feat-dev-worker', 2, 'INACTIVE')]"
 run 0 "destroy legacy" "$rc_bin" destroy "$cfg" -e legacy --auto-approve && ok "destroy legacy"
 is "reconcile's revision of the adopted service is deregistered" \
 	'[t["status"] for t in s["task_definitions"] if t["family"] == "feat-legacy-billing"]' "['INACTIVE']"
