@@ -560,11 +560,38 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 	return 0;
 }
 
+/* A List call paged through its nextToken: body (stolen) is the first
+ * page's request; the items of key are appended to into, until max of
+ * them (0: all). */
+static int ecs_list(rc_driver *d, const char *op, json_t *body,
+		    const char *key, size_t max, json_t *into)
+{
+	json_t *r = NULL;
+	int rc;
+
+	for (;;) {
+		json_t *req = json_deep_copy(body);
+
+		if (r && sget(r, "nextToken"))
+			json_object_set_new(req, "nextToken",
+					    json_string(sget(r, "nextToken")));
+		json_decref(r);
+		if ((rc = ecs_call(d, op, req, (rc_loc){0}, &r)) < 0)
+			break;
+		json_array_extend(into, json_object_get(r, key));
+		if (!sget(r, "nextToken") ||
+		    (max && json_array_size(into) >= max))
+			break;
+	}
+	json_decref(r);
+	json_decref(body);
+	return rc;
+}
+
 static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 		       rc_resource_set *out)
 {
 	json_t *r = NULL, *c, *arns = json_array();
-	char *next = NULL;
 	bool adopt;
 	int rc;
 
@@ -588,23 +615,11 @@ static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 			    d->cluster,
 			    json_pack("{s:s}", "clusterName", d->cluster))
 		->adopt = adopt && d->env->policy.adopt;
-	do {
-		json_t *body = json_pack("{s:s, s:i}", "cluster", d->cluster,
-					 "maxResults", 100);
-
-		if (next)
-			json_object_set_new(body, "nextToken",
-					    json_string(next));
-		free(next);
-		next = NULL;
-		json_decref(r);
-		r = NULL;
-		if ((rc = ecs_call(d, "ListServices", body, (rc_loc){0}, &r)) < 0)
-			goto done;
-		json_array_extend(arns, json_object_get(r, "serviceArns"));
-		if (sget(r, "nextToken"))
-			next = rc_strdup(sget(r, "nextToken"));
-	} while (next);
+	if ((rc = ecs_list(d, "ListServices",
+			   json_pack("{s:s, s:i}", "cluster", d->cluster,
+				     "maxResults", 100),
+			   "serviceArns", 0, arns)) < 0)
+		goto done;
 	for (size_t i = 0; i < json_array_size(arns); i += 10) {
 		json_t *batch = json_array(), *s;
 		size_t j;
@@ -625,7 +640,6 @@ static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 				goto done;
 	}
 done:
-	free(next);
 	json_decref(r);
 	json_decref(arns);
 	return rc;
@@ -720,42 +734,25 @@ static int cluster_apply(rc_driver *d, const rc_action *a)
 static int list_family(rc_driver *d, const char *family, size_t max,
 		       json_t **out)
 {
-	json_t *r = NULL, *v;
-	char *next = NULL;
+	json_t *all = json_array(), *v;
 	size_t i;
 	int rc;
 
 	*out = json_array();
-	do {
-		json_t *body = json_pack("{s:s, s:s, s:s}", "familyPrefix",
-					 family, "status", "ACTIVE", "sort",
-					 "DESC");
+	rc = ecs_list(d, "ListTaskDefinitions",
+		      json_pack("{s:s, s:s, s:s}", "familyPrefix", family,
+				"status", "ACTIVE", "sort", "DESC"),
+		      "taskDefinitionArns", max, all);
+	json_array_foreach(all, i, v) {
+		char *fam = rc_ecs_td_family(json_string_value(v));
 
-		if (next)
-			json_object_set_new(body, "nextToken",
-					    json_string(next));
-		free(next);
-		next = NULL;
-		json_decref(r);
-		r = NULL;
-		if ((rc = ecs_call(d, "ListTaskDefinitions", body, (rc_loc){0},
-				   &r)) < 0)
-			break;
-		json_array_foreach(json_object_get(r, "taskDefinitionArns"), i,
-				   v) {
-			char *fam = rc_ecs_td_family(json_string_value(v));
-
-			/* the whole family, not one that starts with it */
-			if (!strcmp(fam, family) &&
-			    (!max || json_array_size(*out) < max))
-				json_array_append(*out, v);
-			free(fam);
-		}
-		if (sget(r, "nextToken") &&
+		/* the whole family, not one that starts with it */
+		if (!strcmp(fam, family) &&
 		    (!max || json_array_size(*out) < max))
-			next = rc_strdup(sget(r, "nextToken"));
-	} while (next);
-	json_decref(r);
+			json_array_append(*out, v);
+		free(fam);
+	}
+	json_decref(all);
 	return rc;
 }
 
