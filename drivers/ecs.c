@@ -2,7 +2,7 @@
  * The ECS driver: an environment is one cluster, and per service one task
  * definition family and one service, through the ECS JSON 1.1 API signed
  * with SigV4 (drivers/aws_sigv4.h, credentials from drivers/aws_creds.h).
- * Ownership is ECS tags (reconcile.dev/project, reconcile.dev/environment).
+ * Ownership is ECS tags (reconcile:project, reconcile:environment).
  * Hooks with `where: target` are RunTask of the service's task definition.
  * The mapping is drivers/ecs_map.c; docs/drivers/ecs.md is the user's view.
  */
@@ -11,6 +11,7 @@
 #include "drivers/aws_creds.h"
 #include "drivers/aws_sigv4.h"
 #include "drivers/driver.h"
+#include "drivers/ecs_cache.h"
 #include "drivers/ecs_map.h"
 #include "drivers/http.h"
 #include "drivers/proc.h"
@@ -65,12 +66,15 @@ typedef struct {
 struct rc_driver {
 	const rc_env *env;
 	char *project, *config_dir, *run_id, *cluster;
+	char *state_dir; /* <state>, for the revision cache; may be NULL */
 	ecs_shared *shared;
 	bool own_shared;
 	ecs_client *c;
 	rc_driver_ctx ctx;
 	pthread_mutex_t mu;
 	json_t *waits; /* action key -> task definition ARN to wait for */
+	json_t *td_arns; /* service -> the revision its task definition's
+			    apply chose (registered or reused) */
 };
 
 static const char *sget(const json_t *o, const char *k)
@@ -385,6 +389,8 @@ static void ecs_close(rc_driver *d)
 	if (d->own_shared)
 		shared_free(d->shared);
 	json_decref(d->waits);
+	json_decref(d->td_arns);
+	free(d->state_dir);
 	pthread_mutex_destroy(&d->mu);
 	free(d->project);
 	free(d->config_dir);
@@ -408,6 +414,8 @@ static int ecs_open(rc_driver **out, const rc_env *env,
 	d->run_id = ctx->run_id ? rc_strdup(ctx->run_id) : NULL;
 	d->cluster = rc_ecs_cluster_name(d->project, env);
 	d->waits = json_object();
+	d->td_arns = json_object();
+	d->state_dir = ctx->state_dir ? rc_strdup(ctx->state_dir) : NULL;
 	d->ctx = *ctx;
 	if (ctx->shared) {
 		d->shared = ctx->shared;
@@ -471,24 +479,66 @@ static const json_t *desired_body(const rc_driver *d,
 	return r ? r->body : NULL;
 }
 
+/* The DescribeTaskDefinition answer ({taskDefinition, tags}) of a
+ * revision (*out new): from the cache when it holds it, else asked and
+ * kept there (revisions never change). */
+static int describe_td(rc_driver *d, const char *arn, json_t **out)
+{
+	const char *got;
+	int rc;
+
+	if ((*out = rc_ecs_cache_get(d->state_dir, arn)))
+		return 0;
+	rc = ecs_call(d, "DescribeTaskDefinition",
+		      json_pack("{s:s, s:[s]}", "taskDefinition", arn,
+				"include", "TAGS"),
+		      (rc_loc){0}, out);
+	got = sget(json_object_get(*out, "taskDefinition"),
+		   "taskDefinitionArn");
+	if (rc == 0 && got && !strcmp(got, arn))
+		rc_ecs_cache_put(d->state_dir, arn, *out);
+	return rc;
+}
+
 static int observe_service(rc_driver *d, const rc_resource_set *desired,
 			   const json_t *svc, rc_resource_set *out)
 {
 	const char *name = sget(svc, "serviceName");
+	const json_t *want;
 	json_t *tdr = NULL;
+	bool adopt = false;
+	char *health;
 	int rc;
 
-	if (!name || !tagged_ours(d, json_object_get(svc, "tags")))
+	if (!name ||
+	    strcmp(sget(svc, "status") ? sget(svc, "status") : "", "ACTIVE"))
 		return 0;
-	if (strcmp(sget(svc, "status") ? sget(svc, "status") : "", "ACTIVE"))
-		return 0;
+	want = desired_body(d, desired, RC_ECS_SERVICE, name);
+	if (!tagged_ours(d, json_object_get(svc, "tags"))) {
+		/* someone else's; taken over only when the configuration
+		   names it and policy.adopt says so */
+		if (!want)
+			return 0;
+		if (!d->env->policy.adopt) {
+			rc_driver_note(&d->ctx, d->env->name,
+				       "ecs: service %s exists in cluster %s "
+				       "without reconcile's tags: set "
+				       "policy.adopt: true to take it over",
+				       name, d->cluster);
+			return 0;
+		}
+		adopt = true;
+	}
 	rc_buf k = RC_BUF_INIT_MAX(1024);
 	rc_resource *res;
 
 	res = rc_resource_set_add(
 		out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE, name,
-		rc_ecs_service_from_api(
-			svc, desired_body(d, desired, RC_ECS_SERVICE, name)));
+		rc_ecs_service_from_api(svc, want));
+	res->adopt = adopt;
+	health = rc_ecs_service_health(svc);
+	RC_DEBUG("ecs: service %s: %s", name, health);
+	free(health);
 	/* deleted before its cluster and its task definition */
 	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_CLUSTER,
 		      d->cluster);
@@ -497,11 +547,9 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_TASKDEF, name);
 	rc_resource_add_dep(res, k.ptr);
 	rc_buf_release(&k);
-	rc = ecs_call(d, "DescribeTaskDefinition",
-		      json_pack("{s:s, s:[s]}", "taskDefinition",
-				sget(svc, "taskDefinition"), "include", "TAGS"),
-		      (rc_loc){0}, &tdr);
-	if (rc < 0)
+	if (adopt)
+		return 0; /* its task definition is not ours: a new family */
+	if ((rc = describe_td(d, sget(svc, "taskDefinition"), &tdr)) < 0)
 		return rc;
 	if (tagged_ours(d, json_object_get(tdr, "tags")))
 		rc_resource_set_add(out, d->env->name, RC_ECS_DRIVER,
@@ -512,11 +560,39 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 	return 0;
 }
 
+/* A List call paged through its nextToken: body (stolen) is the first
+ * page's request; the items of key are appended to into, until max of
+ * them (0: all). */
+static int ecs_list(rc_driver *d, const char *op, json_t *body,
+		    const char *key, size_t max, json_t *into)
+{
+	json_t *r = NULL;
+	int rc;
+
+	for (;;) {
+		json_t *req = json_deep_copy(body);
+
+		if (r && sget(r, "nextToken"))
+			json_object_set_new(req, "nextToken",
+					    json_string(sget(r, "nextToken")));
+		json_decref(r);
+		if ((rc = ecs_call(d, op, req, (rc_loc){0}, &r)) < 0)
+			break;
+		json_array_extend(into, json_object_get(r, key));
+		if (!sget(r, "nextToken") ||
+		    (max && json_array_size(into) >= max))
+			break;
+	}
+	json_decref(r);
+	json_decref(body);
+	return rc;
+}
+
 static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 		       rc_resource_set *out)
 {
 	json_t *r = NULL, *c, *arns = json_array();
-	char *next = NULL;
+	bool adopt;
 	int rc;
 
 	rc = ecs_call(d, "DescribeClusters",
@@ -529,31 +605,21 @@ static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 	if (!c || strcmp(sget(c, "status") ? sget(c, "status") : "",
 			 "ACTIVE"))
 		goto done;
-	if (!tagged_ours(d, json_object_get(c, "tags")))
+	adopt = !tagged_ours(d, json_object_get(c, "tags"));
+	if (adopt && !d->env->policy.adopt)
 		rc_driver_note(&d->ctx, d->env->name,
 			       "ecs: cluster %s exists without reconcile's "
 			       "tags: used as it is, never deleted",
 			       d->cluster);
 	rc_resource_set_add(out, d->env->name, RC_ECS_DRIVER, RC_ECS_CLUSTER,
 			    d->cluster,
-			    json_pack("{s:s}", "clusterName", d->cluster));
-	do {
-		json_t *body = json_pack("{s:s, s:i}", "cluster", d->cluster,
-					 "maxResults", 100);
-
-		if (next)
-			json_object_set_new(body, "nextToken",
-					    json_string(next));
-		free(next);
-		next = NULL;
-		json_decref(r);
-		r = NULL;
-		if ((rc = ecs_call(d, "ListServices", body, (rc_loc){0}, &r)) < 0)
-			goto done;
-		json_array_extend(arns, json_object_get(r, "serviceArns"));
-		if (sget(r, "nextToken"))
-			next = rc_strdup(sget(r, "nextToken"));
-	} while (next);
+			    json_pack("{s:s}", "clusterName", d->cluster))
+		->adopt = adopt && d->env->policy.adopt;
+	if ((rc = ecs_list(d, "ListServices",
+			   json_pack("{s:s, s:i}", "cluster", d->cluster,
+				     "maxResults", 100),
+			   "serviceArns", 0, arns)) < 0)
+		goto done;
 	for (size_t i = 0; i < json_array_size(arns); i += 10) {
 		json_t *batch = json_array(), *s;
 		size_t j;
@@ -574,7 +640,6 @@ static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 				goto done;
 	}
 done:
-	free(next);
 	json_decref(r);
 	json_decref(arns);
 	return rc;
@@ -623,8 +688,23 @@ static int cluster_apply(rc_driver *d, const rc_action *a)
 	json_t *r = NULL, *c;
 	int rc;
 
-	if (a->op == RC_OP_UPDATE)
+	if (a->op == RC_OP_UPDATE && !a->adopt)
 		return 0;
+	if (a->op == RC_OP_UPDATE) {
+		/* policy.adopt: the cluster is tagged ours from now on */
+		rc = ecs_call(d, "DescribeClusters",
+			      json_pack("{s:[s]}", "clusters", a->name),
+			      d->env->target.loc, &r);
+		c = json_array_get(json_object_get(r, "clusters"), 0);
+		if (rc == 0 && sget(c, "clusterArn"))
+			rc = ecs_call(d, "TagResource",
+				      json_pack("{s:s, s:o}", "resourceArn",
+						sget(c, "clusterArn"), "tags",
+						tags_json(d)),
+				      d->env->target.loc, NULL);
+		json_decref(r);
+		return rc;
+	}
 	if (a->op != RC_OP_DELETE)
 		return ecs_call(d, "CreateCluster",
 				json_pack("{s:s, s:o}", "clusterName", a->name,
@@ -649,23 +729,149 @@ static int cluster_apply(rc_driver *d, const rc_action *a)
 	return rc;
 }
 
+/* The family's ACTIVE revisions, newest first, at most max (0: all), as
+ * ARNs (*out new): ListTaskDefinitions, paged. */
+static int list_family(rc_driver *d, const char *family, size_t max,
+		       json_t **out)
+{
+	json_t *all = json_array(), *v;
+	size_t i;
+	int rc;
+
+	*out = json_array();
+	rc = ecs_list(d, "ListTaskDefinitions",
+		      json_pack("{s:s, s:s, s:s}", "familyPrefix", family,
+				"status", "ACTIVE", "sort", "DESC"),
+		      "taskDefinitionArns", max, all);
+	json_array_foreach(all, i, v) {
+		char *fam = rc_ecs_td_family(json_string_value(v));
+
+		/* the whole family, not one that starts with it */
+		if (!strcmp(fam, family) &&
+		    (!max || json_array_size(*out) < max))
+			json_array_append(*out, v);
+		free(fam);
+	}
+	json_decref(all);
+	return rc;
+}
+
+/* How many of a family's newest revisions are looked at for one equal
+ * to the one wanted before registering another. */
+#define ECS_REUSE_REVISIONS 10
+
+/* A recent ACTIVE revision of the family, registered by reconcile for
+ * this environment, whose normal form is body (*arn new, NULL when none):
+ * a rollback goes back to the revision the service ran, not a copy. */
+static int equal_revision(rc_driver *d, const char *family,
+			  const json_t *body, char **arn)
+{
+	json_t *arns = NULL, *v;
+	size_t i;
+	int rc;
+
+	*arn = NULL;
+	if ((rc = list_family(d, family, ECS_REUSE_REVISIONS, &arns)) < 0)
+		goto done;
+	json_array_foreach(arns, i, v) {
+		json_t *tdr = NULL, *nf;
+		bool same;
+
+		if ((rc = describe_td(d, json_string_value(v), &tdr)) < 0)
+			break;
+		nf = rc_ecs_taskdef_from_api(json_object_get(tdr,
+							     "taskDefinition"));
+		same = tagged_ours(d, json_object_get(tdr, "tags")) &&
+		       json_equal(nf, (json_t *)(uintptr_t)body);
+		json_decref(nf);
+		json_decref(tdr);
+		if (same) {
+			*arn = rc_strdup(json_string_value(v));
+			break;
+		}
+	}
+done:
+	json_decref(arns);
+	return rc;
+}
+
+/* Deleting a task definition: every ACTIVE revision of its family that
+ * carries reconcile's tags is deregistered (others are left alone). */
+static int taskdef_delete(rc_driver *d, const rc_action *a)
+{
+	char *fam = rc_ecs_family(d->project, d->env->name, a->name);
+	json_t *arns = NULL, *v;
+	size_t i, n = 0;
+	int rc;
+
+	if ((rc = list_family(d, fam, 0, &arns)) < 0)
+		goto done;
+	json_array_foreach(arns, i, v) {
+		json_t *tdr = NULL;
+		bool ours;
+
+		if ((rc = describe_td(d, json_string_value(v), &tdr)) < 0)
+			break;
+		ours = tagged_ours(d, json_object_get(tdr, "tags"));
+		json_decref(tdr);
+		if (!ours)
+			continue;
+		/* DeregisterTaskDefinition takes family:revision */
+		rc = ecs_call(d, "DeregisterTaskDefinition",
+			      json_pack("{s:s}", "taskDefinition",
+					rc_ecs_arn_name(json_string_value(v))),
+			      (rc_loc){0}, NULL);
+		if (rc < 0)
+			break;
+		n++;
+	}
+	RC_INFO("ecs: deregistered %zu revision(s) of %s", n, fam);
+done:
+	json_decref(arns);
+	free(fam);
+	return rc;
+}
+
 static int taskdef_apply(rc_driver *d, const rc_action *a)
 {
 	json_t *req, *r = NULL, *svc = NULL;
+	char *fam, *found = NULL;
 	const char *arn;
 	int rc;
 
 	if (a->op == RC_OP_DELETE)
-		return 0; /* revisions are left alone */
-	req = rc_ecs_taskdef_request(a->desired);
-	json_object_set_new(req, "tags", tags_json(d));
-	register_turn(d->c);
-	rc = ecs_call(d, "RegisterTaskDefinition", req,
-		      service_loc(d, a->name), &r);
+		return taskdef_delete(d, a);
+	fam = rc_ecs_family(d->project, d->env->name, a->name);
+	rc = equal_revision(d, fam, a->desired, &found);
+	free(fam);
 	if (rc < 0)
 		return rc;
+	if (found) {
+		r = json_pack("{s:{s:s}}", "taskDefinition",
+			      "taskDefinitionArn", found);
+		RC_INFO("ecs: %s is what %s needs: no new revision", found,
+			a->name);
+		free(found);
+	} else {
+		req = rc_ecs_taskdef_request(a->desired);
+		json_object_set_new(req, "tags", tags_json(d));
+		register_turn(d->c);
+		rc = ecs_call(d, "RegisterTaskDefinition", req,
+			      service_loc(d, a->name), &r);
+		if (rc < 0)
+			return rc;
+		arn = sget(json_object_get(r, "taskDefinition"),
+			   "taskDefinitionArn");
+		RC_INFO("ecs: registered %s", arn ? arn : "?");
+		/* the answer is the revision's description: cached, so the
+		   next plan need not ask for it */
+		if (arn && json_is_array(json_object_get(r, "tags")))
+			rc_ecs_cache_put(d->state_dir, arn, r);
+	}
 	arn = sget(json_object_get(r, "taskDefinition"), "taskDefinitionArn");
-	RC_INFO("ecs: registered %s", arn ? arn : "?");
+	pthread_mutex_lock(&d->mu);
+	json_object_set_new(d->td_arns, a->name, json_string(arn ? arn : ""));
+	pthread_mutex_unlock(&d->mu);
 	/* a running service moves to the new revision now */
 	if ((rc = describe_service(d, a->name, &svc)) == 0 && svc &&
 	    tagged_ours(d, json_object_get(svc, "tags"))) {
@@ -689,6 +895,9 @@ static bool td_changed(const rc_action *a)
 			return true;
 	return false;
 }
+
+static int wait_service(rc_driver *d, const rc_action *a, const char *name,
+			bool gone, long timeout);
 
 static int service_apply(rc_driver *d, const rc_action *a)
 {
@@ -715,10 +924,35 @@ static int service_apply(rc_driver *d, const rc_action *a)
 			RC_ECONFLICT, loc,
 			"ecs: a service named %s exists in cluster %s without "
 			"reconcile's tags (%s, %s): reconcile does not take it "
-			"over; rename the service or delete the other one",
+			"over unless the environment sets policy.adopt: true; "
+			"set it, rename the service or delete the other one",
 			a->name, d->cluster, RC_ECS_TAG_PROJECT, RC_ECS_TAG_ENV);
 	}
+	if (svc && a->op == RC_OP_REPLACE) {
+		/* a field UpdateService does not take: the old service goes
+		   first (the plan said why), then a new one is made */
+		rc = ecs_call(d, "DeleteService",
+			      json_pack("{s:s, s:s, s:b}", "cluster",
+					d->cluster, "service", a->name,
+					"force", 1),
+			      loc, NULL);
+		json_decref(svc);
+		svc = NULL;
+		if (rc < 0 ||
+		    (rc = wait_service(d, a, a->name, true,
+				       d->env->target.wait_timeout > 0
+					       ? d->env->target.wait_timeout
+					       : 300)) < 0)
+			return rc;
+	}
 	req = json_deep_copy(a->desired);
+	pthread_mutex_lock(&d->mu);
+	if (sget(d->td_arns, a->name) && *sget(d->td_arns, a->name))
+		/* the revision this run's task definition chose (a reused
+		   one is not the family's latest) */
+		json_object_set_new(req, "taskDefinition",
+				    json_string(sget(d->td_arns, a->name)));
+	pthread_mutex_unlock(&d->mu);
 	if (!svc) {
 		/* absent (also after a crash of an earlier attempt) */
 		json_object_set_new(req, "serviceName", json_string(a->name));
@@ -729,7 +963,13 @@ static int service_apply(rc_driver *d, const rc_action *a)
 							   : 0)));
 		rc = ecs_call(d, "CreateService", req, loc, NULL);
 	} else {
-		json_object_del(req, "launchType");
+		/* what only CreateService takes (rc_ecs_immutable) */
+		static const char *const create_only[] = {
+			"launchType", "schedulingStrategy",
+			"deploymentController", "role", "serviceName"};
+
+		for (size_t i = 0; i < RC_ARRAY_SIZE(create_only); i++)
+			json_object_del(req, create_only[i]);
 		if (!td_changed(a) && a->op == RC_OP_UPDATE)
 			json_object_del(req, "taskDefinition");
 		json_object_set_new(req, "service", json_string(a->name));
@@ -1100,6 +1340,7 @@ const rc_driver_ops rc_driver_ecs = {
 	.expand = ecs_expand,
 	.observe = ecs_observe,
 	.normalize = rc_ecs_normalize,
+	.immutable = rc_ecs_immutable,
 	.apply = ecs_apply,
 	.wait = ecs_wait,
 	.run = ecs_run,

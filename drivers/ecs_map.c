@@ -91,8 +91,15 @@ static json_t *health_json(const rc_service *s)
 			      s->port, h->http_path ? h->http_path : "/");
 		cmd = json_pack("[s, s]", "CMD-SHELL", b.ptr);
 		rc_buf_release(&b);
+	} else if (h->kind == RC_HEALTH_TCP && s->port) {
+		rc_buf b = RC_BUF_INIT_MAX(4096);
+
+		/* ECS has no TCP check of its own: a shell probe */
+		rc_buf_printf(&b, "nc -z localhost %d || exit 1", s->port);
+		cmd = json_pack("[s, s]", "CMD-SHELL", b.ptr);
+		rc_buf_release(&b);
 	} else {
-		return NULL; /* tcp: no container health check */
+		return NULL;
 	}
 	hc = json_pack("{s:o}", "command", cmd);
 	if (h->interval > 0)
@@ -191,6 +198,19 @@ static json_t *service_body(const rc_env *env, const rc_service *s,
 			    json_pack("{s:{s:b, s:b}}",
 				      "deploymentCircuitBreaker", "enable", 1,
 				      "rollback", 1));
+	if (json_is_string(json_object_get(native, "target_group")) &&
+	    s->port) {
+		/* validated by the loader: an ARN, and the service has a port */
+		json_object_set_new(
+			b, "loadBalancers",
+			json_pack("[{s:O, s:s, s:i}]", "targetGroupArn",
+				  json_object_get(native, "target_group"),
+				  "containerName", s->name, "containerPort",
+				  s->port));
+		if (s->health.grace > 0)
+			json_object_set_new(b, "healthCheckGracePeriodSeconds",
+					    json_integer(s->health.grace));
+	}
 	if (json_is_object(json_object_get(native, "service")))
 		merge_into(b, json_object_get(native, "service"));
 	rc_ecs_normalize(RC_ECS_SERVICE, b);
@@ -302,7 +322,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(x ? x : "", y ? y : "");
 }
 
-static void sort_strings(json_t *a)
+/* Sorts a JSON array in place by cmp. */
+static void sort_with(json_t *a, int (*cmp)(const void *, const void *))
 {
 	size_t n = json_array_size(a), i;
 	json_t **v;
@@ -312,11 +333,34 @@ static void sort_strings(json_t *a)
 	v = rc_calloc(n, sizeof(*v));
 	for (i = 0; i < n; i++)
 		v[i] = json_incref(json_array_get(a, i));
-	qsort(v, n, sizeof(*v), cmp_str);
+	qsort(v, n, sizeof(*v), cmp);
 	json_array_clear(a);
 	for (i = 0; i < n; i++)
 		json_array_append_new(a, v[i]);
 	free(v);
+}
+
+static void sort_strings(json_t *a)
+{
+	sort_with(a, cmp_str);
+}
+
+static int cmp_text(const void *a, const void *b)
+{
+	char *x = json_dumps(*(json_t *const *)a, JSON_SORT_KEYS | JSON_COMPACT);
+	char *y = json_dumps(*(json_t *const *)b, JSON_SORT_KEYS | JSON_COMPACT);
+	int r = strcmp(x ? x : "", y ? y : "");
+
+	free(x);
+	free(y);
+	return r;
+}
+
+/* Sorts a list of objects (load balancers) by their canonical text: the
+ * order ECS answers in is not the order given. */
+static void sort_by_text(json_t *a)
+{
+	sort_with(a, cmp_text);
 }
 
 static void normalize_container(json_t *c)
@@ -371,6 +415,8 @@ void rc_ecs_normalize(const char *kind, json_t *body)
 			drop(dc, "deploymentCircuitBreaker",
 			     json_pack("{s:b, s:b}", "enable", 0, "rollback", 0));
 		}
+		sort_by_text(json_object_get(body, "loadBalancers"));
+		drop(body, "healthCheckGracePeriodSeconds", json_integer(0));
 		if (vpc) {
 			sort_strings(json_object_get(vpc, "subnets"));
 			sort_strings(json_object_get(vpc, "securityGroups"));
@@ -479,4 +525,51 @@ json_t *rc_ecs_service_from_api(const json_t *svc, const json_t *desired)
 	free(fam);
 	rc_ecs_normalize(RC_ECS_SERVICE, b);
 	return b;
+}
+
+/* ------------------------------------------------ immutable, health */
+
+bool rc_ecs_immutable(const char *kind, const char *path)
+{
+	/* CreateService's members that UpdateService does not take
+	 * (ecs-service-2.json): a change of these is a new service */
+	static const char *const svc_fixed[] = {
+		"/launchType", "/schedulingStrategy", "/deploymentController",
+		"/role", "/serviceName"};
+
+	if (!kind || !path)
+		return false;
+	if (!strcmp(kind, RC_ECS_SERVICE)) {
+		for (size_t i = 0; i < RC_ARRAY_SIZE(svc_fixed); i++) {
+			size_t n = strlen(svc_fixed[i]);
+
+			if (!strncmp(path, svc_fixed[i], n) &&
+			    (path[n] == 0 || path[n] == '/'))
+				return true;
+		}
+	} else if (!strcmp(kind, RC_ECS_CLUSTER)) {
+		return !strcmp(path, "/clusterName");
+	}
+	return false; /* a task definition changes by a new revision */
+}
+
+char *rc_ecs_service_health(const json_t *svc)
+{
+	rc_buf b = RC_BUF_INIT_MAX(256);
+	const json_t *dep;
+	bool deploying = false;
+	size_t i;
+
+	json_array_foreach(json_object_get(svc, "deployments"), i, dep)
+		if (sget(dep, "rolloutState") &&
+		    !strcmp(sget(dep, "rolloutState"), "IN_PROGRESS"))
+			deploying = true;
+	rc_buf_printf(&b, "running %lld/%lld",
+		      (long long)json_integer_value(
+			      json_object_get(svc, "runningCount")),
+		      (long long)json_integer_value(
+			      json_object_get(svc, "desiredCount")));
+	if (deploying)
+		rc_buf_puts(&b, ", deploying");
+	return rc_buf_detach(&b);
 }

@@ -17,8 +17,8 @@
 #define RC_ECS_TASKDEF "task-definition"
 #define RC_ECS_SERVICE "service"
 
-#define RC_ECS_TAG_PROJECT "reconcile.dev/project"
-#define RC_ECS_TAG_ENV "reconcile.dev/environment"
+#define RC_ECS_TAG_PROJECT "reconcile:project"
+#define RC_ECS_TAG_ENV "reconcile:environment"
 
 /* "<project>-<env>-<service>" (new). */
 char *rc_ecs_family(const char *project, const char *env, const char *svc);
@@ -46,5 +46,13 @@ json_t *rc_ecs_service_from_api(const json_t *svc, const json_t *desired);
 char *rc_ecs_td_family(const char *ref);
 /* The last component of an ARN ("arn:...:cluster/x" -> "x"). */
 const char *rc_ecs_arn_name(const char *arn);
+
+/* Whether a change at path (a JSON pointer) of kind needs a new object:
+ * a service's launchType, schedulingStrategy, deploymentController, role
+ * (UpdateService does not take them). */
+bool rc_ecs_immutable(const char *kind, const char *path);
+/* "running R/D", with ", deploying" while a deployment is IN_PROGRESS, of
+ * a DescribeServices service (new). */
+char *rc_ecs_service_health(const json_t *svc);
 
 #endif

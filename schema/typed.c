@@ -782,12 +782,70 @@ static void type_health(rc_loader *L, rc_service *s, const rc_node *h,
 	s->health.retries = rc_get_int(&c, h, "retries", 3, 1, 100);
 }
 
+/* "arn:<partition>:elasticloadbalancing:<region>:<12 digits>:targetgroup/
+ * <name: 1-32 letters, digits, hyphens>/<16 hex digits>" */
+static bool target_group_arn(const char *a)
+{
+	const char *p = a, *e;
+	size_t n;
+
+	if (strncmp(p, "arn:aws", 7))
+		return false;
+	p = strchr(p + 4, ':');
+	if (!p || strncmp(p, ":elasticloadbalancing:", 22))
+		return false;
+	p += 22;
+	for (n = 0; *p && *p != ':'; p++, n++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    *p != '-')
+			return false;
+	if (!n || *p++ != ':')
+		return false;
+	for (n = 0; isdigit((unsigned char)*p); p++)
+		n++;
+	if (n != 12 || strncmp(p, ":targetgroup/", 13))
+		return false;
+	p += 13;
+	if (!(e = strchr(p, '/')) || e == p || e - p > 32)
+		return false;
+	for (; p < e; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return false;
+	for (n = 0, p = e + 1; isxdigit((unsigned char)*p); p++)
+		n++;
+	return n == 16 && !*p;
+}
+
+/* ecs.target_group: a target group's ARN, for a service with a port (the
+ * load balancer sends to that port of the service's container). */
+static void check_target_group(rc_loader *L, const rc_service *s,
+			       const rc_node *n, const char *what)
+{
+	if (n->kind != RC_NODE_SCALAR || rc_node_is_null(n)) {
+		rc_diag_error(L->diags, n->loc, n->span,
+			      "'target_group' in %s must be a string, not %s",
+			      what, rc_node_kind_name(n));
+		return;
+	}
+	if (!target_group_arn(n->str))
+		rc_diag_error(L->diags, n->loc, n->span,
+			      "'target_group' in %s is not a target group's "
+			      "ARN (arn:aws:elasticloadbalancing:REGION:"
+			      "ACCOUNT:targetgroup/NAME/ID)",
+			      what);
+	else if (!s->port)
+		rc_diag_error(L->diags, n->loc, n->span,
+			      "'target_group' in %s sends traffic to the "
+			      "service's port, but service '%s' has no 'port'",
+			      what, s->name);
+}
+
 static void type_native(rc_loader *L, rc_env *env, rc_service *s,
 			const rc_node *k, const rc_node *v, const char *what)
 {
 	static const char *const k8s_keys[] = {"deployment", "service"};
 	static const char *const ecs_keys[] = {"task_definition", "container",
-					       "service"};
+					       "service", "target_group"};
 	static const char *const heroku_keys[] = {"process_type"};
 	static const char *const local_keys[] = {"workdir"};
 	rc_buf w = RC_BUF_INIT_MAX(512);
@@ -817,7 +875,9 @@ static void type_native(rc_loader *L, rc_env *env, rc_service *s,
 		else
 			rc_check_keys(&c, v, ecs_keys, RC_ARRAY_SIZE(ecs_keys));
 		for (i = 0; i < v->n; i++)
-			if (v->vals[i]->kind != RC_NODE_MAP)
+			if (!strcmp(v->keys[i]->str, "target_group"))
+				check_target_group(L, s, v->vals[i], w.ptr);
+			else if (v->vals[i]->kind != RC_NODE_MAP)
 				rc_diag_error(L->diags, v->vals[i]->loc,
 					      v->vals[i]->span,
 					      "'%s' in %s must be a map, not "

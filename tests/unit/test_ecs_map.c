@@ -233,6 +233,123 @@ static void secrets_refused(void **state)
 	rc_config_free(cfg);
 }
 
+static const char *const LB_YAML =
+	"version: 1\n"
+	"project: shop\n"
+	"environments:\n"
+	"  dev:\n"
+	"    target: { driver: ecs, region: us-east-1, cluster: shop-dev,"
+	" subnets: [subnet-1] }\n"
+	"    services:\n"
+	"      web:\n"
+	"        image: shop/web:1\n"
+	"        port: 8080\n"
+	"        health: { tcp: true, grace: 45s }\n"
+	"        ecs:\n"
+	"          target_group: \"arn:aws:elasticloadbalancing:us-east-1:"
+	"123456789012:targetgroup/shop-web/0123456789abcdef\"\n";
+
+/* ecs.target_group -> loadBalancers and the grace period; health.tcp ->
+ * a CMD-SHELL probe of the port; both compare equal to what ECS answers. */
+static void load_balancer_and_tcp_health(void **state)
+{
+	char *dir = tmpdir_new(), *diag;
+	rc_config *cfg = NULL;
+	rc_resource_set set = {0};
+	rc_resource *r;
+	json_t *want, *api, *got;
+	int rc;
+
+	(void)state;
+	write_file(dir, "reconcile.yaml", LB_YAML);
+	diag = load_dir(dir, true, &cfg, &rc);
+	if (rc != 0)
+		fail_msg("%s", diag);
+	free(diag);
+	assert_int_equal(rc_ecs_expand(rc_config_env(cfg, "dev"), cfg->project,
+				       &set),
+			 0);
+	r = rc_resource_set_find(&set, "dev/service/web");
+	want = J("[{\"targetGroupArn\": \"arn:aws:elasticloadbalancing:"
+		 "us-east-1:123456789012:targetgroup/shop-web/0123456789abcdef\","
+		 " \"containerName\": \"web\", \"containerPort\": 8080}]");
+	assert_json_eq(json_object_get(r->body, "loadBalancers"), want);
+	json_decref(want);
+	assert_int_equal(json_integer_value(json_object_get(
+				 r->body, "healthCheckGracePeriodSeconds")),
+			 45);
+	/* DescribeServices answers the same, keys in another order */
+	api = J("{\"serviceName\": \"web\", \"clusterArn\": \"arn:aws:ecs:"
+		"us-east-1:123456789012:cluster/shop-dev\", \"taskDefinition\":"
+		" \"arn:aws:ecs:us-east-1:123456789012:task-definition/"
+		"shop-dev-web:2\", \"desiredCount\": 1, \"launchType\": "
+		"\"FARGATE\", \"healthCheckGracePeriodSeconds\": 45, "
+		"\"loadBalancers\": [{\"containerPort\": 8080, "
+		"\"containerName\": \"web\", \"targetGroupArn\": \"arn:aws:"
+		"elasticloadbalancing:us-east-1:123456789012:targetgroup/"
+		"shop-web/0123456789abcdef\"}], \"deploymentConfiguration\": "
+		"{\"deploymentCircuitBreaker\": {\"enable\": true, "
+		"\"rollback\": true}}, \"networkConfiguration\": "
+		"{\"awsvpcConfiguration\": {\"subnets\": [\"subnet-1\"], "
+		"\"securityGroups\": [], \"assignPublicIp\": \"DISABLED\"}}}");
+	got = rc_ecs_service_from_api(api, r->body);
+	assert_json_eq(got, r->body);
+	json_decref(got);
+	json_decref(api);
+	r = rc_resource_set_find(&set, "dev/task-definition/web");
+	want = J("{\"command\": [\"CMD-SHELL\", \"nc -z localhost 8080 || "
+		 "exit 1\"], \"interval\": 10, \"timeout\": 2, "
+		 "\"startPeriod\": 45}");
+	assert_json_eq(json_object_get(json_object_get(json_object_get(
+				r->body, "containers"), "web"), "healthCheck"),
+		       want);
+	json_decref(want);
+	rc_resource_set_release(&set);
+	rc_config_free(cfg);
+	tmpdir_remove(dir);
+}
+
+static void immutable_paths(void **state)
+{
+	(void)state;
+	assert_true(rc_ecs_immutable(RC_ECS_SERVICE, "/launchType"));
+	assert_true(rc_ecs_immutable(RC_ECS_SERVICE, "/schedulingStrategy"));
+	assert_true(rc_ecs_immutable(RC_ECS_SERVICE,
+				     "/deploymentController/type"));
+	assert_false(rc_ecs_immutable(RC_ECS_SERVICE, "/launchTypeX"));
+	assert_false(rc_ecs_immutable(RC_ECS_SERVICE, "/desiredCount"));
+	assert_false(rc_ecs_immutable(RC_ECS_SERVICE, "/loadBalancers"));
+	assert_false(rc_ecs_immutable(RC_ECS_SERVICE, "/networkConfiguration"));
+	assert_false(rc_ecs_immutable(RC_ECS_TASKDEF, "/containers/api/image"));
+	assert_false(rc_ecs_immutable(RC_ECS_TASKDEF, "/networkMode"));
+}
+
+static void service_health_text(void **state)
+{
+	json_t *svc;
+	char *s;
+
+	(void)state;
+	svc = J("{\"runningCount\": 1, \"desiredCount\": 3, \"deployments\":"
+		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
+		"\"IN_PROGRESS\"}, {\"status\": \"ACTIVE\", "
+		"\"rolloutState\": \"COMPLETED\"}]}");
+	s = rc_ecs_service_health(svc);
+	assert_string_equal(s, "running 1/3, deploying");
+	free(s);
+	json_decref(svc);
+	svc = J("{\"runningCount\": 2, \"desiredCount\": 2, \"deployments\":"
+		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
+		"\"COMPLETED\"}]}");
+	s = rc_ecs_service_health(svc);
+	assert_string_equal(s, "running 2/2");
+	free(s);
+	json_decref(svc);
+	/* the tags are the ones the issue names */
+	assert_string_equal(RC_ECS_TAG_PROJECT, "reconcile:project");
+	assert_string_equal(RC_ECS_TAG_ENV, "reconcile:environment");
+}
+
 int test_group_ecs_map(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +357,9 @@ int test_group_ecs_map(void)
 		cmocka_unit_test(expand_and_units),
 		cmocka_unit_test(normal_form_folds_server_defaults),
 		cmocka_unit_test(secrets_refused),
+		cmocka_unit_test(load_balancer_and_tcp_health),
+		cmocka_unit_test(immutable_paths),
+		cmocka_unit_test(service_health_text),
 	};
 
 	return cmocka_run_group_tests_name("ecs_map", tests, NULL, NULL);

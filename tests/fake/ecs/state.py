@@ -566,6 +566,29 @@ class Store:
             raise invalid('Task definition does not support launch_type FARGATE.')
         return nc
 
+    def check_load_balancers(self, td, lbs, grace):
+        # as ECS: each names a target group (or a classic load balancer)
+        # and a container and port of the task definition
+        if lbs is not None and not isinstance(lbs, list):
+            raise invalid('loadBalancers must be a list.')
+        for lb in lbs or []:
+            if not isinstance(lb, dict) or not (lb.get('targetGroupArn') or lb.get('loadBalancerName')):
+                raise invalid('loadBalancer should have one of targetGroupArn or loadBalancerName.')
+            tg = lb.get('targetGroupArn')
+            if tg and not re.match(r'^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:'
+                                   r'targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$', tg):
+                raise invalid('Target Group ARN %s is not valid.' % tg)
+            cname, cport = lb.get('containerName'), lb.get('containerPort')
+            c = [x for x in td.get('containerDefinitions', []) if x.get('name') == cname]
+            if not c:
+                raise invalid('The container %s does not exist in the task definition.' % cname)
+            if not any(pm.get('containerPort') == cport for pm in c[0].get('portMappings', [])):
+                raise invalid('The container %s did not have a container port %s defined.'
+                              % (cname, cport))
+        if grace and not lbs:
+            raise invalid('Health check grace period is only valid for services configured '
+                          'to use load balancers')
+
     def deployment_config(self, given, base=None):
         dc = copy.deepcopy(base) if base else {
             'deploymentCircuitBreaker': {'enable': False, 'rollback': False},
@@ -605,6 +628,7 @@ class Store:
             raise invalid('desiredCount must be specified for the REPLICA scheduling strategy.'
                           if desired is None else 'desiredCount must be 0 or more.')
         nc = self.check_network(td, b, launch)
+        self.check_load_balancers(td, b.get('loadBalancers'), b.get('healthCheckGracePeriodSeconds'))
         svc = {
             'serviceArn': self.arn('service', '%s/%s' % (c['clusterName'], name)),
             'serviceName': name, 'clusterArn': c['clusterArn'],
@@ -663,6 +687,12 @@ class Store:
             if not isinstance(n, int) or n < 0:
                 raise invalid('desiredCount must be 0 or more.')
             svc['desiredCount'] = n
+        if b.get('loadBalancers') is not None or new_td:
+            lbs = b['loadBalancers'] if b.get('loadBalancers') is not None else svc['loadBalancers']
+            grace = b.get('healthCheckGracePeriodSeconds', svc['healthCheckGracePeriodSeconds'])
+            self.check_load_balancers(td, lbs, grace)
+            if b.get('loadBalancers') is not None and lbs != svc['loadBalancers']:
+                redeploy = True
         if b.get('deploymentConfiguration') is not None:
             svc['deploymentConfiguration'] = self.deployment_config(
                 b['deploymentConfiguration'], svc['deploymentConfiguration'])
