@@ -508,6 +508,7 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 	json_t *tdr = NULL;
 	bool adopt = false;
 	char *health;
+	bool sick;
 	int rc;
 
 	if (!name ||
@@ -536,8 +537,8 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 		out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE, name,
 		rc_ecs_service_from_api(svc, want));
 	res->adopt = adopt;
-	health = rc_ecs_service_health(svc);
-	RC_DEBUG("ecs: service %s: %s", name, health);
+	health = rc_ecs_service_health(svc, &sick);
+	rc_resource_set_health(res, sick, "%s", health);
 	free(health);
 	/* deleted before its cluster and its task definition */
 	rc_buf_printf(&k, "%s/%s/%s", d->env->name, RC_ECS_CLUSTER,

@@ -553,23 +553,32 @@ bool rc_ecs_immutable(const char *kind, const char *path)
 	return false; /* a task definition changes by a new revision */
 }
 
-char *rc_ecs_service_health(const json_t *svc)
+char *rc_ecs_service_health(const json_t *svc, bool *unhealthy)
 {
 	rc_buf b = RC_BUF_INIT_MAX(256);
 	const json_t *dep;
-	bool deploying = false;
+	bool deploying = false, failed = false;
+	json_int_t running = json_integer_value(
+			   json_object_get(svc, "runningCount")),
+		   desired = json_integer_value(
+			   json_object_get(svc, "desiredCount"));
 	size_t i;
 
-	json_array_foreach(json_object_get(svc, "deployments"), i, dep)
-		if (sget(dep, "rolloutState") &&
-		    !strcmp(sget(dep, "rolloutState"), "IN_PROGRESS"))
+	json_array_foreach(json_object_get(svc, "deployments"), i, dep) {
+		const char *rs = sget(dep, "rolloutState");
+
+		if (rs && !strcmp(rs, "IN_PROGRESS"))
 			deploying = true;
-	rc_buf_printf(&b, "running %lld/%lld",
-		      (long long)json_integer_value(
-			      json_object_get(svc, "runningCount")),
-		      (long long)json_integer_value(
-			      json_object_get(svc, "desiredCount")));
+		if (rs && !strcmp(rs, "FAILED") && sget(dep, "status") &&
+		    !strcmp(sget(dep, "status"), "PRIMARY"))
+			failed = true;
+	}
+	rc_buf_printf(&b, "running %lld/%lld", (long long)running,
+		      (long long)desired);
 	if (deploying)
 		rc_buf_puts(&b, ", deploying");
+	if (failed)
+		rc_buf_puts(&b, ", rollout failed");
+	*unhealthy = failed || (running < desired && !deploying);
 	return rc_buf_detach(&b);
 }

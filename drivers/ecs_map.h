@@ -51,8 +51,10 @@ const char *rc_ecs_arn_name(const char *arn);
  * a service's launchType, schedulingStrategy, deploymentController, role
  * (UpdateService does not take them). */
 bool rc_ecs_immutable(const char *kind, const char *path);
-/* "running R/D", with ", deploying" while a deployment is IN_PROGRESS, of
- * a DescribeServices service (new). */
-char *rc_ecs_service_health(const json_t *svc);
+/* "running R/D", with ", deploying" while a deployment is IN_PROGRESS
+ * and ", rollout failed" when the primary one FAILED, of a
+ * DescribeServices service (new). *unhealthy: fewer running than desired
+ * with no deployment under way, or a failed rollout. */
+char *rc_ecs_service_health(const json_t *svc, bool *unhealthy);
 
 #endif

@@ -141,6 +141,7 @@ sed -i '0,/launch_type: FARGATE/s//launch_type: EC2/' "$cfg/reconcile.yaml" && c
 run 2 "plan a launch type change" "$rc_bin" plan "$cfg" -e dev && ok "plan launch type change"
 has "the service is replaced" "$out" "! service web"
 has "with the reason" "$out" "launchType cannot change in place"
+has "the plan shows the service's health from observation" "$out" "! service worker  [running 1/1]"
 sed -i 's/^  dev:$/  dev:\n    policy: { allow_replace: true }/' "$cfg/reconcile.yaml" && commit "dev may replace"
 run 0 "apply the replace" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply replace"
 is "web is a new service on EC2" \

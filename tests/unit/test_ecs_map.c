@@ -327,6 +327,7 @@ static void immutable_paths(void **state)
 static void service_health_text(void **state)
 {
 	json_t *svc;
+	bool sick = true;
 	char *s;
 
 	(void)state;
@@ -334,15 +335,34 @@ static void service_health_text(void **state)
 		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
 		"\"IN_PROGRESS\"}, {\"status\": \"ACTIVE\", "
 		"\"rolloutState\": \"COMPLETED\"}]}");
-	s = rc_ecs_service_health(svc);
+	s = rc_ecs_service_health(svc, &sick);
 	assert_string_equal(s, "running 1/3, deploying");
+	assert_false(sick);
 	free(s);
 	json_decref(svc);
 	svc = J("{\"runningCount\": 2, \"desiredCount\": 2, \"deployments\":"
 		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
 		"\"COMPLETED\"}]}");
-	s = rc_ecs_service_health(svc);
+	s = rc_ecs_service_health(svc, &sick);
 	assert_string_equal(s, "running 2/2");
+	assert_false(sick);
+	free(s);
+	json_decref(svc);
+	/* tasks that died with nothing deploying, and a failed rollout */
+	svc = J("{\"runningCount\": 1, \"desiredCount\": 2, \"deployments\":"
+		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
+		"\"COMPLETED\"}]}");
+	s = rc_ecs_service_health(svc, &sick);
+	assert_string_equal(s, "running 1/2");
+	assert_true(sick);
+	free(s);
+	json_decref(svc);
+	svc = J("{\"runningCount\": 0, \"desiredCount\": 2, \"deployments\":"
+		" [{\"status\": \"PRIMARY\", \"rolloutState\": "
+		"\"FAILED\"}]}");
+	s = rc_ecs_service_health(svc, &sick);
+	assert_string_equal(s, "running 0/2, rollout failed");
+	assert_true(sick);
 	free(s);
 	json_decref(svc);
 	/* the tags are the ones the issue names */
