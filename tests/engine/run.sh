@@ -100,6 +100,7 @@ print(hmac.new(bytes.fromhex(open(sys.argv[1]).read().strip()), sys.argv[2].enco
 journals=$(cat "$RECONCILE_STATE_DIR"/runs/*.journal)
 hasnt "the journal holds no plain SHA-256 of the secret" "$journals" "$plain"
 has "the journal holds the secret's keyed hash" "$journals" "\"hmac-sha256:$keyed\""
+hasnt "the journal never holds the key" "$journals" "$(head -c 64 "$key")"
 run 0 "validate" env RECONCILE_STATE_DIR="$work/state-v" "$rc_bin" validate "$work/cfg"
 run 0 "show" env RECONCILE_STATE_DIR="$work/state-v" "$rc_bin" show "$work/cfg"
 [ ! -e "$work/state-v" ] && ok "validate and show make no key" || bad "validate and show make no key" "$(ls -la "$work/state-v")"
