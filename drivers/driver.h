@@ -12,7 +12,9 @@
  *
  * Bodies (see drivers/resource.h) are JSON in the driver's normal form:
  * keyed lists as maps, server defaults and equivalent spellings folded by
- * normalize(), secrets as {"$secret": "<sha256>", "ref": "env:NAME"}.
+ * normalize(), secrets as {"$secret": "hmac-sha256:<hex>", "ref":
+ * "env:NAME"} made by schema/secrets.h (keyed: never hash a secret
+ * yourself; a hash kept on a platform, such as a tag, is rc_secret_hash()).
  * Resources the driver creates carry reconcile's ownership mark (labels,
  * tags or a state record naming project and environment); observe() returns
  * only marked resources, and the engine deletes nothing else. The one

@@ -27,7 +27,7 @@
  * /spec/jobTemplate/spec/template/spec; PodTemplate /template/spec. A list
  * with an element that has no key, or two elements with one key, stays a
  * list (atomic), and so do all other lists (envFrom, tolerations, ...).
- * A Secret's data holds secret objects ({"$secret": "sha256:<hex>",
+ * A Secret's data holds secret objects ({"$secret": "hmac-sha256:<hex>",
  * "ref": ...}), never a value; stringData is folded into data.
  *
  * Ownership: functions returning char * or json_t * hand over a new

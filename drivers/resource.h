@@ -7,9 +7,12 @@
  * treat every body as nested maps with atomic lists.
  *
  * Secrets never appear as values in a body: a secret is the object
- *   {"$secret": "<sha256 of the value>", "ref": "env:NAME"}
- * so that plans, saved plans and the journal can compare them without
- * holding them.
+ *   {"$secret": "hmac-sha256:<hex>", "ref": "env:NAME"}
+ * (an HMAC-SHA-256 of the value under the installation's key, see
+ * schema/secrets.h) so that plans, saved plans and the journal can compare
+ * them without holding them, and a guessable value cannot be found again
+ * from its hash. Hashes made under another key (a lost key) compare
+ * unequal, never equal: one extra update, never a wrong "no change".
  */
 #ifndef RC_RESOURCE_H
 #define RC_RESOURCE_H

@@ -9,7 +9,9 @@
 #include "state/history.h"
 #include "state/journal.h"
 #include "state/lock.h"
+#include "state/secret_key.h"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <sys/time.h>
 
@@ -168,6 +170,24 @@ int rc_engine_env_bind(rc_engine_env *ee, const rc_env *env)
 	return 0;
 }
 
+/* The key of the secrets' hashes, handed down to schema/secrets.c before
+ * any driver expands: read when it exists (or is mounted), made in the
+ * state directory only when an environment has secrets to hash. */
+static int engine_secret_key(rc_engine *e)
+{
+	unsigned char key[RC_SECRET_KEY_LEN];
+	bool need = false, found = false;
+	int rc;
+
+	for (size_t i = 0; i < e->nenvs && !need; i++)
+		need = e->envs[i].env->nsecrets > 0;
+	rc = rc_state_secret_key(key, e->state_dir, need, &found);
+	if (rc == 0 && found)
+		rc_secret_set_key(key);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
 int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 {
 	rc_engine *e = rc_calloc(1, sizeof(*e));
@@ -212,6 +232,8 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 	if (!opts->ref && (rc = rc_engine_read_branches(e)) < 0)
 		return rc;
 	if (!opts->keep_gone && (rc = rc_engine_track_generated(e)) < 0)
+		return rc;
+	if ((rc = engine_secret_key(e)) < 0)
 		return rc;
 	for (size_t i = 0; i < opts->nenvs; i++) {
 		bool found = false;
@@ -270,6 +292,7 @@ void rc_engine_free(rc_engine *e)
 	rc_source_free(e->src);
 	free(e->state_dir);
 	free(e);
+	rc_secret_clear_key();
 }
 
 /* Drivers add notes from their observe threads. */
@@ -737,6 +760,8 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	rc_engine_forget_empty(e);
 	for (i = 0; i < e->nnotes; i++)
 		rc_plan_note(plan, "%s", e->notes[i]);
+	if (rc_secret_key_id())
+		plan->secret_key = rc_strdup(rc_secret_key_id());
 	if (rc_source_commit(e->src))
 		plan->commit = rc_strdup(rc_source_commit(e->src));
 	if (rc_source_url(e->src)) {

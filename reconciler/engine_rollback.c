@@ -3,6 +3,7 @@
 #include "reconciler/engine.h"
 #include "state/history.h"
 #include "state/journal.h"
+#include "state/secret_key.h"
 
 int rc_engine_check_saved(rc_engine *e, const rc_plan *saved,
 			  const rc_plan *fresh)
@@ -44,6 +45,21 @@ int rc_engine_check_saved(rc_engine *e, const rc_plan *saved,
 			      was, now ? now : "(none)");
 		moved++;
 	}
+	if ((saved->secret_key == NULL) != (fresh->secret_key == NULL) ||
+	    (saved->secret_key &&
+	     strcmp(saved->secret_key, fresh->secret_key))) {
+		/* every secret's hash differs: what else changed cannot be
+		 * told from the hashes */
+		rc_buf_printf(&why,
+			      "\n  the hash key for secrets changed since the "
+			      "plan (key %s, now %s: %s or $%s was replaced "
+			      "or lost); every secret shows as changed once",
+			      saved->secret_key ? saved->secret_key : "(none)",
+			      fresh->secret_key ? fresh->secret_key : "(none)",
+			      RC_SECRET_KEY_FILE, RC_SECRET_KEY_ENV);
+		moved++;
+		goto done;
+	}
 	json_object_foreach(saved->observed, k, v) {
 		json_t *now = json_object_get(fresh->observed, k);
 
@@ -61,6 +77,7 @@ int rc_engine_check_saved(rc_engine *e, const rc_plan *saved,
 			moved++;
 		}
 	}
+done:
 	if (moved)
 		rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE,
 				  "the saved plan is stale; make a new one:%s",
@@ -608,6 +625,8 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 	plan->desired_digest = current.desired_digest
 				       ? rc_strdup(current.desired_digest)
 				       : NULL;
+	plan->secret_key = current.secret_key ? rc_strdup(current.secret_key)
+					      : NULL;
 	rc_plan_envs_copy(plan, &current);
 	rc_plan_release(&current);
 	rc = 0;

@@ -687,6 +687,7 @@ void rc_plan_release(rc_plan *p)
 	free(p->ref);
 	free(p->commit);
 	free(p->desired_digest);
+	free(p->secret_key);
 	json_decref(p->observed);
 	memset(p, 0, sizeof(*p));
 }

@@ -91,6 +91,8 @@ typedef struct {
 	char *ref;            /* the --ref it was planned at, or NULL */
 	char *commit;         /* the source's commit, or NULL */
 	char *desired_digest; /* sha256 of every desired body */
+	char *secret_key;     /* rc_secret_key_id() of the key its secrets
+				 were hashed with, or NULL */
 	json_t *observed;     /* key -> fingerprint of every observed resource */
 	char **envs;
 	size_t nenvs;

@@ -283,6 +283,9 @@ json_t *rc_plan_to_json(const rc_plan *p)
 	json_object_set_new(o, "desired_digest",
 			    json_string(p->desired_digest ? p->desired_digest
 							  : ""));
+	if (p->secret_key)
+		json_object_set_new(o, "secret_key",
+				    json_string(p->secret_key));
 	if (p->rollback_of)
 		json_object_set_new(o, "rollback_of",
 				    json_string(p->rollback_of));
@@ -423,6 +426,7 @@ int rc_plan_from_json(rc_plan *p, const json_t *j)
 	p->ref = dup_str(j, "ref");
 	p->commit = dup_str(j, "commit");
 	p->desired_digest = dup_str(j, "desired_digest");
+	p->secret_key = dup_str(j, "secret_key");
 	p->rollback_of = dup_str(j, "rollback_of");
 	p->observed = json_incref(observed);
 	rc_plan_envs_alloc(p, json_array_size(envs));

@@ -6,6 +6,9 @@
 #include "schema/secrets.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 
 static char *read_secret_file(const char *path)
 {
@@ -60,12 +63,77 @@ int rc_secret_value(char **out, const rc_secret *s, const char *config_dir)
 	return 0;
 }
 
+/* The key: set by the engine, else drawn at random once per process. */
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char hash_key[32];
+static bool key_set, key_random;
+static rc_buf key_id = RC_BUF_INIT_MAX(16);
+
+static void key_locked(unsigned char out[32])
+{
+	if (!key_set && !key_random) {
+		if (RAND_bytes(hash_key, sizeof(hash_key)) != 1) {
+			fprintf(stderr, "fatal: cannot draw random bytes for "
+					"a secret hash key\n");
+			abort();
+		}
+		key_random = true;
+	}
+	memcpy(out, hash_key, sizeof(hash_key));
+}
+
+void rc_secret_set_key(const unsigned char key[32])
+{
+	unsigned char id[RC_SHA256_LEN];
+	static const char what[] = "reconcile secret hash key id";
+
+	pthread_mutex_lock(&key_lock);
+	memcpy(hash_key, key, sizeof(hash_key));
+	key_set = true;
+	key_random = false;
+	rc_codec_hmac_sha256(id, hash_key, sizeof(hash_key), what,
+			     sizeof(what) - 1);
+	rc_buf_clear(&key_id);
+	rc_codec_hex_encode(&key_id, id, 8);
+	pthread_mutex_unlock(&key_lock);
+}
+
+void rc_secret_clear_key(void)
+{
+	pthread_mutex_lock(&key_lock);
+	OPENSSL_cleanse(hash_key, sizeof(hash_key));
+	key_set = key_random = false;
+	rc_buf_clear(&key_id);
+	pthread_mutex_unlock(&key_lock);
+}
+
+const char *rc_secret_key_id(void)
+{
+	return key_set ? key_id.ptr : NULL;
+}
+
+void rc_secret_hash(char out[RC_SECRET_HASH_LEN + 1], const char *value)
+{
+	unsigned char key[32], mac[RC_SHA256_LEN];
+	rc_buf hex = RC_BUF_INIT_MAX(RC_SECRET_HASH_LEN);
+
+	pthread_mutex_lock(&key_lock);
+	key_locked(key);
+	pthread_mutex_unlock(&key_lock);
+	rc_codec_hmac_sha256(mac, key, sizeof(key), value, strlen(value));
+	OPENSSL_cleanse(key, sizeof(key));
+	rc_buf_puts(&hex, RC_SECRET_HASH_PREFIX);
+	rc_codec_hex_encode(&hex, mac, sizeof(mac));
+	memcpy(out, hex.ptr, hex.len + 1);
+	rc_buf_release(&hex);
+}
+
 static json_t *secret_obj(const char *ref, const char *value)
 {
-	char digest[RC_SHA256_DIGEST_LEN + 1];
+	char digest[RC_SECRET_HASH_LEN + 1];
 	json_t *o = json_object();
 
-	rc_codec_sha256_digest(digest, value, strlen(value));
+	rc_secret_hash(digest, value);
 	json_object_set_new(o, "$secret", json_string(digest));
 	json_object_set_new(o, "ref", json_string(ref));
 	return o;

@@ -1,6 +1,6 @@
 /*
  * Secret references ({env: NAME}, {file: PATH}) resolved to values, only
- * where a value is needed: to compare (its SHA-256) and to hand to a
+ * where a value is needed: to compare (its keyed hash) and to hand to a
  * platform at apply time. Every value read is registered with the log
  * redactor before it is returned, so it cannot reach a log, an error, the
  * journal or a plan.
@@ -18,7 +18,34 @@
  * variable is unset or the file missing (the message names the reference,
  * never a value). */
 int rc_secret_value(char **out, const rc_secret *s, const char *config_dir);
-/* {"$secret": "sha256:<hex>", "ref": "env:NAME"} for a value (new ref). */
+/*
+ * The hash that stands for a secret value: "hmac-sha256:<hex>", an
+ * HMAC-SHA-256 under the installation's key (state/secret_key.h), so that
+ * a short or guessable value cannot be found again by hashing guesses.
+ * The engine hands the key down with rc_secret_set_key() before any
+ * driver expands or observes; until then (a test, a command that has no
+ * state directory) a random key of this process stands in, so a hash is
+ * never a plain SHA-256, and it compares unequal to any hash made under
+ * the real key: a lost or changed key shows every secret as changed once,
+ * never as unchanged.
+ */
+#define RC_SECRET_HASH_PREFIX "hmac-sha256:"
+#define RC_SECRET_HASH_LEN (12 + 64) /* the prefix and 64 hex digits */
+
+/* Copies the key (32 bytes) for every later hash; the caller wipes its
+ * copy. */
+void rc_secret_set_key(const unsigned char key[32]);
+/* Wipes the key (OPENSSL_cleanse); later hashes use a random key. */
+void rc_secret_clear_key(void);
+/* 16 hex digits that name the key without revealing it (an HMAC of a
+ * fixed text under it), for saved plans to notice a changed key; NULL
+ * when no key was set. */
+const char *rc_secret_key_id(void);
+/* The hash of value: RC_SECRET_HASH_PREFIX and 64 hex digits. */
+void rc_secret_hash(char out[RC_SECRET_HASH_LEN + 1], const char *value);
+
+/* {"$secret": "hmac-sha256:<hex>", "ref": "env:NAME"} for a value (new
+ * ref). */
 json_t *rc_secret_json(const rc_secret *s, const char *value);
 /* The same for a value observed on a platform, whose reference is known
  * from the desired body (new ref). */

@@ -91,6 +91,28 @@ run 2 "another saved plan" "$rc_bin" plan "$work/cfg" -o "$work/p2.json"
 kill -9 "$(owned_pids /dev/web | head -1)"; sleep 0.3
 run 1 "a stale saved plan is refused" "$rc_bin" apply "$work/p2.json" && has "naming what moved" "$out" "dev/service/web changed since the plan"
 
+# --- secrets are hashed under the installation's key, never plain SHA-256
+key=$RECONCILE_STATE_DIR/secret-hash.key
+[ "$(stat -c %a "$key" 2>&1)" = 600 ] && ok "the hash key file is private" || bad "the hash key file is private" "$(ls -l "$key" 2>&1)"
+plain=$(printf %s "$E2E_TOKEN" | sha256sum | cut -c1-64)
+keyed=$(python3 -c 'import hashlib, hmac, sys
+print(hmac.new(bytes.fromhex(open(sys.argv[1]).read().strip()), sys.argv[2].encode(), hashlib.sha256).hexdigest())' "$key" "$E2E_TOKEN")
+journals=$(cat "$RECONCILE_STATE_DIR"/runs/*.journal)
+hasnt "the journal holds no plain SHA-256 of the secret" "$journals" "$plain"
+has "the journal holds the secret's keyed hash" "$journals" "\"hmac-sha256:$keyed\""
+hasnt "the journal never holds the key" "$journals" "$(head -c 64 "$key")"
+run 0 "validate" env RECONCILE_STATE_DIR="$work/state-v" "$rc_bin" validate "$work/cfg"
+run 0 "show" env RECONCILE_STATE_DIR="$work/state-v" "$rc_bin" show "$work/cfg"
+[ ! -e "$work/state-v" ] && ok "validate and show make no key" || bad "validate and show make no key" "$(ls -la "$work/state-v")"
+# a lost key: a saved plan is refused, saying why; the next plan compares
+# the running processes' values again
+run 2 "a plan saved under the first key" "$rc_bin" plan "$work/cfg" -o "$work/p3.json"
+mv "$key" "$work/key.old"
+run 1 "a saved plan made under another key is refused" "$rc_bin" apply "$work/p3.json" && has "saying the hash key changed" "$out" "the hash key for secrets changed since the plan"
+[ -f "$key" ] && ! cmp -s "$key" "$work/key.old" && ok "a new key was made" || bad "a new key was made"
+run 2 "a plan under the new key" "$rc_bin" plan "$work/cfg" && hasnt "shows no secret value" "$out" "hunter2"
+mv "$work/key.old" "$key"
+
 # --- locks: a second apply while one runs
 write_config 2 hola "    hooks:
       pre_apply:

@@ -148,7 +148,7 @@ static void config_vars_filtered(void **state)
 	json_t *want = J("{\"MODE\": true, \"SECRET_KEY\": true, \"OLD\": true, "
 			 "\"GONE\": true}");
 	json_t *dvars = J("{\"MODE\": \"STAGING\", \"SECRET_KEY\": "
-			  "{\"$secret\": \"sha256:00\", \"ref\": \"env:SK\"}}");
+			  "{\"$secret\": \"hmac-sha256:00\", \"ref\": \"env:SK\"}}");
 	json_t *desired, *last, *b;
 	rc_changes ch = {0};
 	char *text;

@@ -819,7 +819,7 @@ static void normalize_folds_spellings(void **state)
 		       "\"RATIO\": 0.5, \"S\": \"x\"}}");
 	json_t *sec = J("{\"apiVersion\": \"v1\", \"kind\": \"Secret\", "
 			"\"metadata\": {\"name\": \"s\"}, \"data\": {\"K\": "
-			"{\"$secret\": \"sha256:00\", \"ref\": \"env:K\"}}}");
+			"{\"$secret\": \"hmac-sha256:00\", \"ref\": \"env:K\"}}}");
 	json_t *sec0 = json_deep_copy(sec), *once;
 
 	RC_UNUSED(state);

@@ -524,7 +524,7 @@ static void expand_maps_the_environment(void **state)
 	assert_string_equal(json_string_value(json_object_get(tok, "ref")),
 			    "env:RC_LOCAL_TEST_TOKEN");
 	assert_true(!strncmp(json_string_value(json_object_get(tok, "$secret")),
-			     "sha256:", 7));
+			     "hmac-sha256:", 12));
 	dump = json_dumps(b, JSON_COMPACT);
 	assert_null(strstr(dump, "tok-8f3a9c2e"));
 	free(dump);
