@@ -10,7 +10,7 @@ changes 1000).
 
 Prints, for each step, the wall time of the `reconcile` process, the API
 requests the fake counted (/fake/stats), per operation, and reconcile's
-peak RSS (wait4), and the CPU time the fake spent serving them (to show
+peak RSS and CPU time (wait4), and the CPU time the fake spent serving them (to show
 whether the fake, not reconcile, is what takes the time):
   (a) first apply of all;
   (b) plan with no changes;
@@ -150,7 +150,8 @@ def main():
         print("%d environments (clusters) x %d services = %d services; fake: "
               "RegisterTaskDefinition 1/s (burst 1), others 50/s, deployments %d ms"
               % (a.envs, a.services, nsvc, a.deployment_ms))
-        print("%-34s %8s %9s %10s %9s" % ("step", "wall", "requests", "peak RSS", "fake CPU"))
+        print("%-34s %8s %9s %10s %8s %9s" % ("step", "wall", "requests", "peak RSS", "CPU",
+                                              "fake CPU"))
 
         def step(name, argv, want):
             fake_api("POST", "/fake/stats/reset")
@@ -165,8 +166,9 @@ def main():
             code = os.waitstatus_to_exitcode(status)
             stats = fake_api("GET", "/fake/stats")
             total = stats.get("total", 0)
-            print("%-34s %7.2fs %9d %6.1f MiB %8.2fs%s" % (
-                name, wall, total, ru.ru_maxrss / 1024.0, cpu_s(fake.pid) - fake_cpu,
+            print("%-34s %7.2fs %9d %6.1f MiB %7.2fs %8.2fs%s" % (
+                name, wall, total, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime,
+                cpu_s(fake.pid) - fake_cpu,
                 "" if code == want else "  [exit %d, expected %d]" % (code, want)))
             ops = sorted(stats.get("requests", {}).items(), key=lambda kv: (-kv[1], kv[0]))
             print("    " + ", ".join("%s %d" % (k.replace(OP, ""), n) for k, n in ops))
