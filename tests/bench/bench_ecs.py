@@ -35,8 +35,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run_measured, wait_file  # noqa: E402
 
 PY = "/usr/bin/python3"
 AKID, SECRET = "AKIDBENCHECS00001", "bench-ecs-secret-5d1e9a"
@@ -50,17 +52,6 @@ def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_file(path, proc, what, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            return open(path).read().strip()
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("bench_ecs: %s did not start" % what)
 
 
 def image(env, svc, tag):
@@ -156,14 +147,7 @@ def main():
         def step(name, argv, want):
             fake_api("POST", "/fake/stats/reset")
             fake_cpu = cpu_s(fake.pid)
-            t0 = time.monotonic()
-            p = subprocess.Popen([rc_bin] + argv + [cfg], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            out = p.stdout.read().decode(errors="replace")
-            _, status, ru = os.wait4(p.pid, 0)
-            p.stdout.close()
-            wall = time.monotonic() - t0
-            code = os.waitstatus_to_exitcode(status)
+            out, code, wall, ru = run_measured([rc_bin] + argv + [cfg], env)
             stats = fake_api("GET", "/fake/stats")
             total = stats.get("total", 0)
             print("%-34s %7.2fs %9d %6.1f MiB %7.2fs %8.2fs%s" % (

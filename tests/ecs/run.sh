@@ -52,6 +52,8 @@ unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 fake() { curl -sS -X "$1" ${3:+-H "Content-Type: application/json" --data "$3"} "$base$2"; }
 q() { fake GET /fake/state | $py -c 'import json,sys; s=json.load(sys.stdin); print('"$1"')'; }
 count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
+# calls OPERATION N NAME: the fake counted N requests of OPERATION
+calls() { [ "$(count "$1")" = "$2" ] && ok "$3" || bad "$3" "$(fake GET /fake/stats)"; }
 total() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 is() { local got; got=$(q "$2"); [ "$got" = "$3" ] && ok "$1" || bad "$1" "got $got, expected $3"; }
 
@@ -92,8 +94,8 @@ fake POST /fake/stats/reset >/dev/null
 run 0 "apply the new image" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply image"
 has "the api's task definition changes" "$out" "task-definition api"
 hasnt "the worker is left alone" "$out" "worker"
-[ "$(count RegisterTaskDefinition)" = 1 ] && ok "exactly one new revision" || bad "one revision" "$(fake GET /fake/stats)"
-[ "$(count UpdateService)" = 1 ] && ok "exactly one UpdateService" || bad "one UpdateService" "$(fake GET /fake/stats)"
+calls RegisterTaskDefinition 1 "exactly one new revision"
+calls UpdateService 1 "exactly one UpdateService"
 run 0 "clean after the image change" "$rc_bin" plan "$cfg" -e dev && ok "clean after image"
 
 # === a failed deployment: the circuit breaker rolls back
@@ -114,8 +116,8 @@ fake POST /fake/stats/reset >/dev/null
 run 0 "apply a replicas change" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply replicas"
 has "the service is updated" "$out" "~ service worker"
 hasnt "no task definition changes" "$out" "task-definition"
-[ "$(count RegisterTaskDefinition)" = 0 ] && ok "replicas: no new revision" || bad "replicas: no revision" "$(fake GET /fake/stats)"
-[ "$(count UpdateService)" = 1 ] && ok "replicas: one UpdateService" || bad "replicas: one UpdateService" "$(fake GET /fake/stats)"
+calls RegisterTaskDefinition 0 "replicas: no new revision"
+calls UpdateService 1 "replicas: one UpdateService"
 is "the fake holds 4 workers" '[v["desiredCount"] for v in s["services"] if v["serviceName"] == "worker"]' "[4]"
 
 # === rollback: the service's previous task definition content and count
@@ -188,8 +190,8 @@ sed -i 's/replicas: 2/replicas: 3/' "$cfg/reconcile.yaml" && commit "3 api"
 fake POST /fake/stats/reset >/dev/null
 run 1 "a failing hook fails the apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "hook failure: exit 1"
 has "the hook's exit code is reported" "$out" "exited with status 3"
-[ "$(count RunTask)" = 1 ] && ok "one RunTask" || bad "one RunTask" "$(fake GET /fake/stats)"
-[ "$(count RegisterTaskDefinition)" = 0 ] && ok "a replicas change registers no revision" || bad "no revision" "$(fake GET /fake/stats)"
+calls RunTask 1 "one RunTask"
+calls RegisterTaskDefinition 0 "a replicas change registers no revision"
 
 # === errors
 fake POST /fake/deny "{\"access_key\": \"$akid\", \"action\": \"ecs:ListServices\"}" >/dev/null
