@@ -558,7 +558,7 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		"rate_reserve", "maintenance"};
 	/* bit per driver: local, kubernetes, heroku, ecs */
 	static const unsigned valid_for[] = {15, 2, 2, 4, 12, 4, 4, 4, 4,
-					     8,  8, 8, 8, 8, 8, 2, 2, 2, 2,
+					     8,  8, 8, 8, 8, 8, 2, 10, 2, 2,
 					     4,  4};
 	static const char *const regions_heroku[] = {
 		"us", "eu", "virginia", "oregon", "frankfurt", "tokyo",
@@ -718,6 +718,7 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 						   -1);
 		tg->execution_role_arn = rc_get_str(&c, t, "execution_role_arn",
 						    false, t->loc, 1);
+		tg->wait_timeout = rc_get_duration(&c, t, "wait_timeout", 0);
 		break;
 	}
 	case RC_DRIVER_LOCAL:

@@ -28,24 +28,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run_measured, wait_file  # noqa: E402
 
 PY = "/usr/bin/python3"
 TOKENS_PER_HOUR = 4500
 VARS = 20
-
-
-def wait_file(path, proc, what, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            return open(path).read().strip()
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("bench_heroku: %s did not start" % what)
 
 
 def main():
@@ -144,14 +135,7 @@ environments:
 
         def step(name, argv, want):
             fake_api("POST", "/fake/stats/reset")
-            t0 = time.monotonic()
-            p = subprocess.Popen([rc_bin] + argv + [cfg], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            out = p.stdout.read().decode(errors="replace")
-            _, status, ru = os.wait4(p.pid, 0)
-            p.stdout.close()
-            wall = time.monotonic() - t0
-            code = os.waitstatus_to_exitcode(status)
+            out, code, wall, ru = run_measured([rc_bin] + argv + [cfg], env)
             stats = fake_api("GET", "/fake/stats")
             total = stats.get("total", 0)
             print("%-30s %7.2fs %9d %7.1f MiB %11.1f%%%s" % (

@@ -3,9 +3,15 @@
 # configuration (tests/ecs/reconcile.yaml: a cluster, two Fargate services,
 # a target hook) planned, applied and re-planned clean; one image changed
 # -> exactly one new revision and one UpdateService; a circuit-breaker
-# failure reported with the service's events; a hook task's exit code;
-# AccessDenied naming the IAM action; a wrong secret; secrets refused at
-# plan; destroy; no secret key in any output or in the state directory.
+# failure reported with the service's events; replicas changed -> the
+# service alone, no new revision; rollback to the previous image and
+# count; a desired count changed behind reconcile's back shown and healed;
+# ThrottlingException bursts on ListServices, DescribeServices and
+# UpdateService survived; a deployment past target.wait_timeout; a 5xx
+# and a dropped connection retried, a malformed body refused; a hook
+# task's exit code; AccessDenied naming the IAM action; a wrong secret;
+# secrets refused at plan; destroy; no secret key in any output or in the
+# state directory.
 #   run.sh RECONCILE_BINARY SOURCE_ROOT
 set -u
 rc_bin=$(realpath "$1")
@@ -46,6 +52,8 @@ unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 fake() { curl -sS -X "$1" ${3:+-H "Content-Type: application/json" --data "$3"} "$base$2"; }
 q() { fake GET /fake/state | $py -c 'import json,sys; s=json.load(sys.stdin); print('"$1"')'; }
 count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
+# calls OPERATION N NAME: the fake counted N requests of OPERATION
+calls() { [ "$(count "$1")" = "$2" ] && ok "$3" || bad "$3" "$(fake GET /fake/stats)"; }
 total() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 is() { local got; got=$(q "$2"); [ "$got" = "$3" ] && ok "$1" || bad "$1" "got $got, expected $3"; }
 
@@ -86,8 +94,8 @@ fake POST /fake/stats/reset >/dev/null
 run 0 "apply the new image" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply image"
 has "the api's task definition changes" "$out" "task-definition api"
 hasnt "the worker is left alone" "$out" "worker"
-[ "$(count RegisterTaskDefinition)" = 1 ] && ok "exactly one new revision" || bad "one revision" "$(fake GET /fake/stats)"
-[ "$(count UpdateService)" = 1 ] && ok "exactly one UpdateService" || bad "one UpdateService" "$(fake GET /fake/stats)"
+calls RegisterTaskDefinition 1 "exactly one new revision"
+calls UpdateService 1 "exactly one UpdateService"
 run 0 "clean after the image change" "$rc_bin" plan "$cfg" -e dev && ok "clean after image"
 
 # === a failed deployment: the circuit breaker rolls back
@@ -102,14 +110,88 @@ sed -i 's/api:1.2.0-broken/api:1.1.0/' "$cfg/reconcile.yaml" && commit "api back
 run 0 "back to a working image" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply after failure"
 run 0 "clean after the repair" "$rc_bin" plan "$cfg" -e dev && ok "clean after repair"
 
+# === replicas changed: the service alone, no new revision
+sed -i '/^      worker:$/,/replicas:/s/replicas: 1/replicas: 4/' "$cfg/reconcile.yaml" && commit "4 workers"
+fake POST /fake/stats/reset >/dev/null
+run 0 "apply a replicas change" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply replicas"
+has "the service is updated" "$out" "~ service worker"
+hasnt "no task definition changes" "$out" "task-definition"
+calls RegisterTaskDefinition 0 "replicas: no new revision"
+calls UpdateService 1 "replicas: one UpdateService"
+is "the fake holds 4 workers" '[v["desiredCount"] for v in s["services"] if v["serviceName"] == "worker"]' "[4]"
+
+# === rollback: the service's previous task definition content and count
+# image and replicas of a service as the fake runs it
+svc_is() {
+	is "$1" '[(t["containerDefinitions"][0]["image"].split("/")[-1], v["desiredCount"]) for v in s["services"] if v["serviceName"] == "'"$2"'" for t in s["task_definitions"] if t["taskDefinitionArn"] == v["taskDefinition"]]' "$3"
+}
+svc_is "before: api 1.1.0, 2 tasks" api "[('api:1.1.0', 2)]"
+sed -i -e 's/api:1.1.0/api:1.3.0/' -e '/^      api:$/,/replicas:/s/replicas: 2/replicas: 5/' "$cfg/reconcile.yaml" && commit "api 1.3.0, 5 tasks"
+run 0 "apply api 1.3.0 and 5 tasks" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply before rollback"
+svc_is "applied: api 1.3.0, 5 tasks" api "[('api:1.3.0', 5)]"
+run 0 "rollback" "$rc_bin" rollback --source "$cfg" -e dev --auto-approve && ok "rollback"
+has "the rollback changes the api" "$out" "service api"
+svc_is "rolled back: api 1.1.0 again, 2 tasks" api "[('api:1.1.0', 2)]"
+sed -i -e 's/api:1.3.0/api:1.1.0/' -e '/^      api:$/,/replicas:/s/replicas: 5/replicas: 2/' "$cfg/reconcile.yaml" && commit "api 1.1.0, 2 tasks"
+run 0 "the rollback restored what the configuration says again" "$rc_bin" plan "$cfg" -e dev && ok "clean after rollback"
+
+# === drift: desired count changed behind reconcile's back, then healed
+fake POST /fake/services/desired '{"cluster": "shop-dev", "service": "worker", "desiredCount": 7}' >/dev/null
+run 2 "a plan sees the drift" "$rc_bin" plan "$cfg" -e dev && ok "drift: exit 2"
+has "the drifted service" "$out" "~ service worker"
+has "on desiredCount" "$out" "desiredCount"
+run 0 "apply heals the drift" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "drift healed"
+is "the fake holds 4 workers again" '[v["desiredCount"] for v in s["services"] if v["serviceName"] == "worker"]' "[4]"
+run 0 "clean after healing" "$rc_bin" plan "$cfg" -e dev && ok "clean after drift"
+
+# === throttling bursts on the calls of an apply are survived
+for op in ListServices DescribeServices UpdateService; do
+	fake POST /fake/faults "{\"target_regex\": \"$op\$\", \"type\": \"ThrottlingException\", \"status\": 400, \"count\": 2}" >/dev/null
+done
+: >"$work/fake.requests"
+sed -i '/^      worker:$/,/replicas:/s/replicas: 4/replicas: 3/' "$cfg/reconcile.yaml" && commit "3 workers"
+run 0 "an apply through throttling bursts" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "throttled apply"
+for op in ListServices DescribeServices UpdateService; do
+	l=$(grep -n "\.$op " "$work/fake.requests")
+	[ "$(grep -c " 400$" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200$" &&
+		ok "$op: two ThrottlingExceptions, then retried to 200" || bad "$op retried" "$l"
+done
+is "the fake holds 3 workers" '[v["desiredCount"] for v in s["services"] if v["serviceName"] == "worker"]' "[3]"
+fake DELETE /fake/faults >/dev/null
+
+# === a deployment that never completes, with a short wait_timeout
+fake POST /fake/settings '{"deployment_ms": 600000}' >/dev/null
+sed -i -e 's|^      driver: ecs$|&\n      wait_timeout: 2s|' -e 's/worker:1.0.0/worker:1.0.1/' "$cfg/reconcile.yaml" && commit "worker 1.0.1, 2 s"
+run 1 "a deployment past wait_timeout fails the apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "timeout: exit 1"
+has "the timeout names the service" "$out" "service worker did not reach a completed deployment within 2 s"
+has "the service's latest events" "$out" "(service worker) has reached a steady state"
+fake POST /fake/settings '{"deployment_ms": 300}' >/dev/null
+sed -i -e '/^      wait_timeout: 2s$/d' -e 's/worker:1.0.1/worker:1.0.0/' "$cfg/reconcile.yaml" && commit "worker 1.0.0"
+run 0 "the next deployment completes" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "apply after timeout"
+svc_is "worker 1.0.0 running" worker "[('worker:1.0.0', 3)]"
+
+# === a 5xx, a dropped connection, a malformed body
+: >"$work/fake.requests"
+fake POST /fake/faults '{"target_regex": "DescribeClusters$", "status": 500, "type": "ServerException", "count": 2}' >/dev/null
+fake POST /fake/faults '{"target_regex": "ListServices$", "drop": true, "count": 1}' >/dev/null
+run 0 "a plan through a ServerException and a dropped connection" "$rc_bin" plan "$cfg" -e dev && ok "5xx and drop retried"
+l=$(grep "\.DescribeClusters " "$work/fake.requests")
+[ "$(grep -c " 500$" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200$" && ok "two 500s, then 200" || bad "5xx retried" "$l"
+l=$(grep "\.ListServices " "$work/fake.requests")
+head -1 <<<"$l" | grep -q " 0$" && tail -1 <<<"$l" | grep -q " 200$" && ok "a dropped connection, then 200" || bad "drop retried" "$l"
+fake POST /fake/faults '{"target_regex": "DescribeServices$", "malformed": true, "count": 20}' >/dev/null
+run 1 "a malformed body fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "malformed: exit 1"
+has "the call and the status are named" "$out" "DescribeServices failed (HTTP 200"
+fake DELETE /fake/faults >/dev/null
+
 # === a hook's exit code
 fake POST /fake/tasks/script '{"match": "/app/migrate", "exit": 3, "count": 1}' >/dev/null
 sed -i 's/replicas: 2/replicas: 3/' "$cfg/reconcile.yaml" && commit "3 api"
 fake POST /fake/stats/reset >/dev/null
 run 1 "a failing hook fails the apply" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "hook failure: exit 1"
 has "the hook's exit code is reported" "$out" "exited with status 3"
-[ "$(count RunTask)" = 1 ] && ok "one RunTask" || bad "one RunTask" "$(fake GET /fake/stats)"
-[ "$(count RegisterTaskDefinition)" = 0 ] && ok "a replicas change registers no revision" || bad "no revision" "$(fake GET /fake/stats)"
+calls RunTask 1 "one RunTask"
+calls RegisterTaskDefinition 0 "a replicas change registers no revision"
 
 # === errors
 fake POST /fake/deny "{\"access_key\": \"$akid\", \"action\": \"ecs:ListServices\"}" >/dev/null

@@ -68,7 +68,7 @@ DRIVER_KEYS = {
     "kubernetes": ["context", "namespace", "kubeconfig", "wait_timeout", "qps", "burst"],
     "heroku": ["app", "region", "stack", "team", "pipeline", "stage"],
     "ecs": ["region", "cluster", "launch_type", "subnets", "security_groups",
-            "assign_public_ip", "execution_role_arn"],
+            "assign_public_ip", "execution_role_arn", "wait_timeout"],
 }
 DRIVER_REQUIRED = {"local": [], "kubernetes": ["namespace"], "heroku": ["app"],
                    "ecs": ["region", "cluster"]}
@@ -378,7 +378,7 @@ target_props = {
         "kubernetes: a kubeconfig file to use instead of $KUBECONFIG / ~/.kube/config "
         "(relative to the repository).")),
     "wait_timeout": ref("duration", description=(
-        "kubernetes: how long to wait for a rollout to become healthy (default 5m).")),
+        "kubernetes, ecs: how long to wait for a rollout to become healthy (default 5m).")),
     "qps": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
             "description": "kubernetes: requests per second to the API server (default 50)."},
     "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
