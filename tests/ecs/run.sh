@@ -4,8 +4,8 @@
 # a target hook) planned, applied and re-planned clean; one image changed
 # -> exactly one new revision and one UpdateService; a circuit-breaker
 # failure reported with the service's events; a hook task's exit code;
-# AccessDenied naming the IAM action; a wrong secret; secrets refused at
-# plan; destroy; no secret key in any output or in the state directory.
+# AccessDenied naming the IAM action; a wrong secret; an unset secret
+# refused at plan; destroy; no secret key in any output or in the state directory.
 #   run.sh RECONCILE_BINARY SOURCE_ROOT
 set -u
 rc_bin=$(realpath "$1")
@@ -42,6 +42,7 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 base=http://127.0.0.1:$port
 export AWS_ACCESS_KEY_ID=$akid AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1 AWS_ENDPOINT_URL_ECS=$base
+export AWS_ENDPOINT_URL_SECRETS_MANAGER=$base
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 fake() { curl -sS -X "$1" ${3:+-H "Content-Type: application/json" --data "$3"} "$base$2"; }
 q() { fake GET /fake/state | $py -c 'import json,sys; s=json.load(sys.stdin); print('"$1"')'; }
@@ -78,7 +79,7 @@ fake POST /fake/stats/reset >/dev/null
 run 0 "a second plan has no changes" "$rc_bin" plan "$cfg" -e dev && ok "re-plan clean"
 has "no changes" "$out" "No changes"
 n=$(total)
-[ "$n" -le 5 ] && ok "a no-change plan of 2 services costs 5 requests ($n)" || bad "no-change plan requests" "$n: $(fake GET /fake/stats)"
+[ "$n" -le 6 ] && ok "a no-change plan of 2 services costs 6 requests, ListSecrets included ($n)" || bad "no-change plan requests" "$n: $(fake GET /fake/stats)"
 
 # === one image changed: one revision, one UpdateService
 sed -i 's/api:1.0.0/api:1.1.0/' "$cfg/reconcile.yaml" && commit "api 1.1.0"
@@ -123,15 +124,15 @@ has "AWS's reason" "$out" "InvalidSignatureException"
 fake POST /fake/faults '{"target_regex": "DescribeClusters", "type": "ThrottlingException", "status": 400, "count": 2}' >/dev/null
 run 0 "throttling is retried" "$rc_bin" plan "$cfg" -e dev && ok "throttling retried"
 
-# === secrets are refused, not dropped
+# === a secret whose variable is unset is refused at plan, at its line
 cp "$cfg/reconcile.yaml" "$work/saved.yaml"
 cat >>"$cfg/reconcile.yaml" <<'YAML'
     secrets:
       DB_PASSWORD: { env: SHOP_DB_PASSWORD }
 YAML
 commit "a secret"
-SHOP_DB_PASSWORD=pw-e2e-0001 run 1 "a secret fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "secrets refused"
-has "secrets are not supported yet" "$out" "secrets are not supported by the ECS driver yet"
+run 1 "an unset secret fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "unset secret refused"
+has "the variable is named" "$out" "the variable 'SHOP_DB_PASSWORD' is not set"
 has "at the secret's line" "$out" "reconcile.yaml:"
 cp "$work/saved.yaml" "$cfg/reconcile.yaml" && commit "no secret"
 
