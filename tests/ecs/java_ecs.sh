@@ -5,7 +5,8 @@
 # definition, the state directory, the journals or any output; a changed
 # value -> one PutSecretValue, no new revision, the services redeployed;
 # {aws_secret: ARN} passed through as valueFrom; a missing variable
-# refused before anything is applied; destroy -> DeleteSecret with the
+# refused before anything is applied; a secret of the same name made
+# outside reconcile refused at its line; destroy -> DeleteSecret with the
 # recovery window, and an apply after it restores the secrets.
 #   java_ecs.sh RECONCILE_BINARY SOURCE_ROOT
 set -u
@@ -54,6 +55,38 @@ count() {
 	fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("'"$t"'", 0))'
 }
 is() { local got; got=$(q "$2"); [ "$got" = "$3" ] && ok "$1" || bad "$1" "got $got, expected $3"; }
+# sm OP JSON: a Secrets Manager call signed as a user outside reconcile
+# would make it; prints the answer's JSON
+sm() {
+	$py - "$base" "$1" "$2" <<'PY'
+import datetime, hashlib, hmac, os, sys, urllib.request
+base, op, body = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+akid, secret, region = os.environ['AWS_ACCESS_KEY_ID'], os.environ['AWS_SECRET_ACCESS_KEY'], 'us-east-1'
+now = datetime.datetime.now(datetime.timezone.utc)
+amz, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
+host = base.split('//', 1)[1]
+hdrs = {'content-type': 'application/x-amz-json-1.1', 'host': host, 'x-amz-date': amz,
+        'x-amz-target': 'secretsmanager.' + op}
+names = sorted(hdrs)
+creq = '\n'.join(['POST', '/', '', ''.join('%s:%s\n' % (n, hdrs[n]) for n in names), ';'.join(names),
+                  hashlib.sha256(body).hexdigest()])
+scope = '%s/%s/secretsmanager/aws4_request' % (day, region)
+sts = '\n'.join(['AWS4-HMAC-SHA256', amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
+k = hmac.new(('AWS4' + secret).encode(), day.encode(), hashlib.sha256).digest()
+for part in (region, 'secretsmanager', 'aws4_request'):
+    k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+hdrs['Authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (
+    akid, scope, ';'.join(names), sig)
+del hdrs['host']
+req = urllib.request.Request(base + '/', data=body, headers=hdrs, method='POST')
+try:
+    print(urllib.request.urlopen(req).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+PY
+}
+value_of() { sm GetSecretValue "{\"SecretId\": \"$1\"}" | $py -c 'import json,sys; print(json.load(sys.stdin).get("SecretString"))'; }
 counts() { # NAME "OP=N OP=N ...": the calls since the last reset
 	local name=$1 want got all=""
 	for want in $2; do
@@ -85,6 +118,9 @@ for e in dev staging; do
 done
 is "four secrets in Secrets Manager" 'sorted(x["Name"] for x in s["secrets"])' \
 	"['reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD', 'reconcile/retail-platform/dev/SPRING_RABBITMQ_PASSWORD', 'reconcile/retail-platform/staging/SPRING_DATASOURCE_PASSWORD', 'reconcile/retail-platform/staging/SPRING_RABBITMQ_PASSWORD']"
+[ "$(value_of reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD)" = "$dev_db" ] &&
+	[ "$(value_of reconcile/retail-platform/staging/SPRING_RABBITMQ_PASSWORD)" = "$stg_mq" ] &&
+	ok "Secrets Manager holds the values" || bad "the stored values" "$(value_of reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD)"
 is "the containers reference the secrets by ARN" \
 	'sorted(set(x["valueFrom"].rsplit("-", 1)[0] for td in s["task_definitions"] if td["family"].startswith("retail-platform-dev-") for c in td["containerDefinitions"] for x in c.get("secrets", [])))' \
 	"['arn:aws:secretsmanager:us-east-1:123456789012:secret:reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:reconcile/retail-platform/dev/SPRING_RABBITMQ_PASSWORD']"
@@ -101,6 +137,8 @@ for e in dev staging; do
 done
 
 # === a changed value: one PutSecretValue, no new revision, redeployed
+primary='dict((v["serviceName"], [d["id"] for d in v["deployments"] if d["status"] == "PRIMARY"]) for v in s["services"] if v["clusterArn"].endswith("/retail-dev"))'
+before=$(q "$primary")
 export RETAIL_DEV_DB_PASSWORD=$dev_db2
 run 2 "the plan after a rotation" "$rc_bin" plan "$cfg" -e dev && ok "rotation planned"
 has "the secret changes" "$out" "~ secret SPRING_DATASOURCE_PASSWORD"
@@ -111,10 +149,13 @@ fake POST /fake/stats/reset >/dev/null
 run 0 "apply the rotation" "$rc_bin" apply "$cfg" -e dev --auto-approve && ok "rotation applied"
 counts "one PutSecretValue, no revision, six redeploys" \
 	"sm:PutSecretValue=1 sm:CreateSecret=0 RegisterTaskDefinition=0 UpdateService=6"
-is "each dev service has a second deployment" \
-	'sorted(set(len(v["deployments"]) >= 1 and v["deployments"][0]["taskDefinition"].rsplit(":", 1)[1] for v in s["services"] if v["serviceName"] and v["clusterArn"].endswith("/retail-dev")))' "['1']"
-is "the new tasks started after the rotation: a forced deployment each" \
-	'len([v for v in s["services"] if v["clusterArn"].endswith("/retail-dev") and any(d.get("id") for d in v["deployments"])])' "6"
+is "the services still run revision 1" \
+	'sorted(set(v["taskDefinition"].rsplit(":", 1)[1] for v in s["services"] if v["clusterArn"].endswith("/retail-dev")))' "['1']"
+now=$(q "$primary")
+n=$($py -c 'import ast,sys; a,b=ast.literal_eval(sys.argv[1]),ast.literal_eval(sys.argv[2]); print(len([k for k in a if a[k]!=b.get(k)]))' "$before" "$now")
+[ "$n" = 6 ] && ok "each of the six services has a new deployment (forceNewDeployment)" || bad "new deployments" "$n changed: $before -> $now"
+[ "$(value_of reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD)" = "$dev_db2" ] &&
+	ok "Secrets Manager holds the new value" || bad "the new value" "$(value_of reconcile/retail-platform/dev/SPRING_DATASOURCE_PASSWORD)"
 run 0 "clean after the rotation" "$rc_bin" plan "$cfg" -e dev && ok "clean after rotation"
 has "no changes after the rotation" "$out" "No changes"
 
@@ -158,6 +199,18 @@ run 2 "the plan without a secret" "$rc_bin" plan "$cfg" -e dev && ok "secret rem
 has "the secret is kept (prune is off)" "$out" "= secret SPRING_RABBITMQ_PASSWORD"
 has "its deletion's recovery window is said" "$out" "30-day recovery window"
 git -C "$cfg" checkout -q HEAD~1 -- environments/dev.yaml && commit "mq password back"
+
+# === a secret of the same name made outside reconcile is not taken over
+sm CreateSecret '{"Name": "reconcile/retail-platform/staging/SPRING_SECURITY_TOKEN", "SecretString": "made-by-hand-0001"}' >/dev/null
+printf '  SPRING_SECURITY_TOKEN: { env: RETAIL_STAGING_DB_PASSWORD }\n' >>"$cfg/environments/staging.yaml" && commit "token"
+fake POST /fake/stats/reset >/dev/null
+run 1 "a secret made outside reconcile fails the apply" "$rc_bin" apply "$cfg" -e staging --auto-approve && ok "untagged secret refused"
+has "it says why" "$out" "without reconcile's tags"
+has "at the secret's line" "$out" "staging.yaml:"
+counts "the secret made by hand is left alone" "sm:PutSecretValue=0 sm:TagResource=0 sm:CreateSecret=0"
+[ "$(value_of reconcile/retail-platform/staging/SPRING_SECURITY_TOKEN)" = made-by-hand-0001 ] &&
+	ok "its value is untouched" || bad "the hand-made secret changed"
+git -C "$cfg" checkout -q HEAD~1 -- environments/staging.yaml && commit "no token"
 
 # === no secret value anywhere
 state=$(fake GET /fake/state)
