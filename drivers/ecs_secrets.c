@@ -418,6 +418,18 @@ static int store(rc_ecs_sm *sm, const rc_action *a)
 	if ((rc = rc_secret_resolve(&value, json_object_get(a->desired, "value"),
 				    sm->env, sm->config_dir)) < 0)
 		goto done;
+	/* the value stored must be the one the tag's digest says (a saved
+	   plan, a rollback to an older value): else plan again */
+	r = rc_secret_json_observed("", value);
+	if (strcmp(sget(r, "$secret") ? sget(r, "$secret") : "", hash)) {
+		rc = rc_error_set_at(RC_ECONFLICT, loc,
+				     "ecs: the value of secret %s is not the one "
+				     "this plan was made with: plan again",
+				     a->name);
+		goto done;
+	}
+	json_decref(r);
+	r = NULL;
 	request_token(token, a, hash);
 	if (!d) {
 		req = json_pack("{s:s, s:s, s:o}", "Name", name,

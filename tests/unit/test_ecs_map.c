@@ -398,6 +398,16 @@ static void aws_secret_arns(void **state)
 	assert_false(rc_aws_secret_arn_valid(
 		"arn:aws:secretsmanager:us-east-1:123456789012:secret:"));
 	assert_false(rc_aws_secret_arn_valid("reconcile/shop/dev/A"));
+	/* reconcile never reads one */
+	{
+		rc_secret sec = {(char *)(uintptr_t)"K", RC_SECRET_AWS,
+				 (char *)(uintptr_t)API_KEY_ARN, {0}};
+		char *v = NULL;
+
+		assert_int_equal(rc_secret_value(&v, &sec, "."), RC_EUNSUPPORTED);
+		assert_null(v);
+		rc_error_clear();
+	}
 }
 
 int test_group_ecs_map(void)
