@@ -13,6 +13,7 @@
 #include "drivers/driver.h"
 #include "drivers/ecs_cache.h"
 #include "drivers/ecs_map.h"
+#include "drivers/ecs_secrets.h"
 #include "drivers/http.h"
 #include "drivers/proc.h"
 #include "reconciler/base/log.h"
@@ -26,8 +27,25 @@
  * apart), so that a call held up on its way does not arrive early. */
 #define ECS_REGISTER_INTERVAL_MS 1200
 
+/* An AWS API the driver calls: ECS, and Secrets Manager for the secrets.
+ * A client is per region and API, with the same credentials. */
+typedef struct {
+	const char *endpoint_id;     /* AWS_ENDPOINT_URL_<id> */
+	const char *endpoint_prefix; /* <prefix>.<region>.amazonaws.com */
+	const char *signing;         /* SigV4's service */
+	const char *target;          /* X-Amz-Target's prefix */
+	const char *iam;             /* the IAM actions' prefix */
+} ecs_api;
+
+static const ecs_api api_ecs = {"ECS", "ecs", "ecs", ECS_TARGET_PREFIX,
+				"ecs"};
+static const ecs_api api_sm = {"SECRETS_MANAGER", "secretsmanager",
+			       "secretsmanager", "secretsmanager.",
+			       "secretsmanager"};
+
 typedef struct {
 	char *region, *endpoint;
+	const ecs_api *api;
 	rc_aws_provider *prov; /* the shared one */
 	rc_aws_signer *signer;
 	rc_http *http;
@@ -70,6 +88,8 @@ struct rc_driver {
 	ecs_shared *shared;
 	bool own_shared;
 	ecs_client *c;
+	ecs_client *smc; /* Secrets Manager, made on first use (under mu) */
+	rc_ecs_sm *sm;
 	rc_driver_ctx ctx;
 	pthread_mutex_t mu;
 	json_t *waits; /* action key -> task definition ARN to wait for */
@@ -118,7 +138,7 @@ static void client_free(ecs_client *c)
 }
 
 static int client_new(ecs_client **out, rc_aws_provider *prov,
-		      const char *region)
+		      const char *region, const ecs_api *api)
 {
 	ecs_client *c = rc_calloc(1, sizeof(*c));
 	rc_aws_signer_opts so = {0};
@@ -130,16 +150,17 @@ static int client_new(ecs_client **out, rc_aws_provider *prov,
 	*out = NULL;
 	pthread_mutex_init(&c->reg_mu, NULL);
 	c->region = rc_strdup(region);
+	c->api = api;
 	c->prov = prov;
-	if ((rc = rc_aws_endpoint_resolve(&c->endpoint, "ECS", "ecs",
-					  region)) < 0)
+	if ((rc = rc_aws_endpoint_resolve(&c->endpoint, api->endpoint_id,
+					  api->endpoint_prefix, region)) < 0)
 		goto fail;
 	if ((rc = rc_aws_ca_bundle(&ca)) < 0)
 		goto fail;
 	if ((rc = rc_aws_provider_get(prov, &cr)) < 0)
 		goto fail;
 	so.region = region;
-	so.service = "ecs";
+	so.service = api->signing;
 	so.creds.access_key_id = cr.access_key_id;
 	so.creds.secret_access_key = cr.secret_access_key;
 	so.creds.session_token = cr.session_token;
@@ -196,15 +217,17 @@ static void shared_free(ecs_shared *s)
 	free(s);
 }
 
-/* The run's client for a region, made on first use. */
-static int shared_client(ecs_shared *s, const char *region, ecs_client **out)
+/* The run's client for a region and API, made on first use. */
+static int shared_client(ecs_shared *s, const char *region,
+			 const ecs_api *api, ecs_client **out)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
 	*out = NULL;
 	for (size_t i = 0; i < s->nclients; i++)
-		if (!strcmp(s->clients[i]->region, region))
+		if (!strcmp(s->clients[i]->region, region) &&
+		    s->clients[i]->api == api)
 			*out = s->clients[i];
 	if (!*out) {
 		if (!s->prov)
@@ -214,7 +237,7 @@ static int shared_client(ecs_shared *s, const char *region, ecs_client **out)
 			rc = rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
 					  "ecs: more than %d regions in one run",
 					  ECS_MAX_CLIENTS);
-		else if ((rc = client_new(out, s->prov, region)) == 0)
+		else if ((rc = client_new(out, s->prov, region, api)) == 0)
 			s->clients[s->nclients++] = *out;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -238,9 +261,21 @@ static const char *err_message(const json_t *j)
 	return m ? m : sget(j, "Message") ? sget(j, "Message") : "";
 }
 
-/* One ECS call: body (stolen) to *out (new ref, may be NULL). loc is where
- * the configuration says what the call is about, for refusals. */
-static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
+/* Wipes a secret value (Secrets Manager's SecretString) before the
+ * request that carried it is freed. */
+static void wipe_value(json_t *body)
+{
+	json_t *v = json_object_get(body, "SecretString");
+
+	if (json_is_string(v))
+		explicit_bzero((char *)(uintptr_t)json_string_value(v),
+			       json_string_length(v));
+}
+
+/* One call of c's API: body (stolen) to *out (new ref, may be NULL). loc
+ * is where the configuration says what the call is about, for refusals.
+ * RC_ENOTFOUND for ResourceNotFoundException. */
+static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 		    json_t **out)
 {
 	char *payload = json_dumps(body, JSON_COMPACT);
@@ -249,10 +284,11 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 	rc_http_req req = {0};
 	int rc = 0;
 
+	wipe_value(body);
 	json_decref(body);
 	if (out)
 		*out = NULL;
-	rc_buf_printf(&target, "X-Amz-Target: " ECS_TARGET_PREFIX "%s", op);
+	rc_buf_printf(&target, "X-Amz-Target: %s%s", c->api->target, op);
 	hdrs[0] = target.ptr;
 	hdrs[1] = NULL;
 	req.method = "POST";
@@ -270,7 +306,7 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 		const char *type, *rid;
 
 		rc_http_resp_init(&resp);
-		rc = rc_http_do(d->c->http, &req, &resp);
+		rc = rc_http_do(c->http, &req, &resp);
 		if (rc < 0) {
 			rc_http_resp_release(&resp);
 			break;
@@ -289,7 +325,9 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 		type = err_type(j);
 		rid = rc_http_resp_header(&resp, "x-amzn-RequestId");
 		if ((!strcmp(type, "ThrottlingException") ||
-		     !strcmp(type, "ServerException") || resp.status >= 500) &&
+		     !strcmp(type, "ServerException") ||
+		     !strcmp(type, "InternalServiceError") ||
+		     resp.status >= 500) &&
 		    attempt < ECS_MAX_THROTTLE_RETRIES) {
 			long ms = 200L << attempt;
 
@@ -307,9 +345,14 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 			rc = rc_error_set(
 				RC_EAUTH, RC_ECLASS_PLATFORM,
 				"ecs: %s was refused (AccessDeniedException): "
-				"%s; allow the IAM action ecs:%s to the caller "
+				"%s; allow the IAM action %s:%s to the caller "
 				"(request id %s)",
-				op, err_message(j), op, rid ? rid : "none");
+				op, err_message(j), c->api->iam, op,
+				rid ? rid : "none");
+		else if (!strcmp(type, "ResourceNotFoundException"))
+			rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
+					  "ecs: %s: %s (request id %s)", op,
+					  err_message(j), rid ? rid : "none");
 		else if (resp.status == 403 ||
 			 !strcmp(type, "InvalidSignatureException") ||
 			 !strcmp(type, "UnrecognizedClientException") ||
@@ -323,7 +366,8 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 				op, type[0] ? type : "HTTP 403", err_message(j),
 				rid ? rid : "none");
 		else if ((!strcmp(type, "ClientException") ||
-			  !strcmp(type, "InvalidParameterException")) &&
+			  !strcmp(type, "InvalidParameterException") ||
+			  !strcmp(type, "InvalidRequestException")) &&
 			 loc.file)
 			rc = rc_error_set_at(RC_EINVALID, loc,
 					     "ecs: %s was refused (%s): %s "
@@ -341,9 +385,37 @@ static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
 		rc_http_resp_release(&resp);
 		break;
 	}
+	explicit_bzero(payload, strlen(payload));
 	free(payload);
 	rc_buf_release(&target);
 	return rc;
+}
+
+static int ecs_call(rc_driver *d, const char *op, json_t *body, rc_loc loc,
+		    json_t **out)
+{
+	return aws_call(d->c, op, body, loc, out);
+}
+
+/* Secrets Manager's calls (drivers/ecs_secrets.c): the client of the
+ * environment's region, made on first use. */
+static int sm_call(void *ctx, const char *op, json_t *body, rc_loc loc,
+		   json_t **out)
+{
+	rc_driver *d = ctx;
+	ecs_client *c;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->mu);
+	if (!d->smc)
+		rc = shared_client(d->shared, d->c->region, &api_sm, &d->smc);
+	c = d->smc;
+	pthread_mutex_unlock(&d->mu);
+	if (rc < 0) {
+		json_decref(body);
+		return rc;
+	}
+	return aws_call(c, op, body, loc, out);
 }
 
 static json_t *tags_json(const rc_driver *d)
@@ -386,6 +458,7 @@ static void ecs_close(rc_driver *d)
 {
 	if (!d)
 		return;
+	rc_ecs_sm_free(d->sm);
 	if (d->own_shared)
 		shared_free(d->shared);
 	json_decref(d->waits);
@@ -417,6 +490,8 @@ static int ecs_open(rc_driver **out, const rc_env *env,
 	d->td_arns = json_object();
 	d->state_dir = ctx->state_dir ? rc_strdup(ctx->state_dir) : NULL;
 	d->ctx = *ctx;
+	d->sm = rc_ecs_sm_new(sm_call, d, &d->ctx, d->project, env,
+			      d->config_dir);
 	if (ctx->shared) {
 		d->shared = ctx->shared;
 	} else {
@@ -433,7 +508,7 @@ static int ecs_open(rc_driver **out, const rc_env *env,
 				     env->name);
 		goto fail;
 	}
-	rc = shared_client(d->shared, region, &d->c);
+	rc = shared_client(d->shared, region, &api_ecs, &d->c);
 	free(region);
 	if (rc < 0)
 		goto fail;
@@ -461,7 +536,11 @@ static void ecs_shared_close(void *shared)
 
 static int ecs_expand(rc_driver *d, const rc_env *env, rc_resource_set *out)
 {
-	return rc_ecs_expand(env, d->project, out);
+	int rc = rc_ecs_expand(env, d->project, out);
+
+	return rc < 0 ? rc
+		      : rc_ecs_secrets_expand(env, d->project, d->config_dir,
+					      out);
 }
 
 /* ------------------------------------------------------------- observe */
@@ -537,6 +616,7 @@ static int observe_service(rc_driver *d, const rc_resource_set *desired,
 		out, d->env->name, RC_ECS_DRIVER, RC_ECS_SERVICE, name,
 		rc_ecs_service_from_api(svc, want));
 	res->adopt = adopt;
+	rc_ecs_secrets_service_observed(res->body, json_object_get(svc, "tags"));
 	health = rc_ecs_service_health(svc, &sick);
 	rc_resource_set_health(res, sick, "%s", health);
 	free(health);
@@ -596,6 +676,9 @@ static int ecs_observe(rc_driver *d, const rc_resource_set *desired,
 	bool adopt;
 	int rc;
 
+	/* the secrets first: they outlive a missing cluster */
+	if ((rc = rc_ecs_secrets_observe(d->sm, desired, out)) < 0)
+		goto done;
 	rc = ecs_call(d, "DescribeClusters",
 		      json_pack("{s:[s], s:[s]}", "clusters", d->cluster,
 				"include", "TAGS"),
@@ -855,6 +938,11 @@ static int taskdef_apply(rc_driver *d, const rc_action *a)
 		free(found);
 	} else {
 		req = rc_ecs_taskdef_request(a->desired);
+		if ((rc = rc_ecs_secrets_request(d->sm, req,
+						 service_loc(d, a->name))) < 0) {
+			json_decref(req);
+			return rc;
+		}
 		json_object_set_new(req, "tags", tags_json(d));
 		register_turn(d->c);
 		rc = ecs_call(d, "RegisterTaskDefinition", req,
@@ -902,7 +990,7 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 
 static int service_apply(rc_driver *d, const rc_action *a)
 {
-	json_t *svc = NULL, *req;
+	json_t *svc = NULL, *req, *stag;
 	rc_loc loc = service_loc(d, a->name);
 	int rc;
 
@@ -954,10 +1042,14 @@ static int service_apply(rc_driver *d, const rc_action *a)
 		json_object_set_new(req, "taskDefinition",
 				    json_string(sget(d->td_arns, a->name)));
 	pthread_mutex_unlock(&d->mu);
+	json_object_del(req, "secrets"); /* a tag, below */
+	stag = rc_ecs_secrets_service_tag(a->desired);
 	if (!svc) {
 		/* absent (also after a crash of an earlier attempt) */
 		json_object_set_new(req, "serviceName", json_string(a->name));
 		json_object_set_new(req, "tags", tags_json(d));
+		if (stag)
+			json_array_append(json_object_get(req, "tags"), stag);
 		json_object_set_new(req, "clientToken",
 				    json_string(a->id + (strlen(a->id) > 36
 							   ? strlen(a->id) - 36
@@ -974,7 +1066,25 @@ static int service_apply(rc_driver *d, const rc_action *a)
 		if (!td_changed(a) && a->op == RC_OP_UPDATE)
 			json_object_del(req, "taskDefinition");
 		json_object_set_new(req, "service", json_string(a->name));
+		/* ECS reads secrets when a task starts: new tasks */
+		if (rc_ecs_secrets_changed(a))
+			json_object_set_new(req, "forceNewDeployment",
+					    json_true());
 		rc = ecs_call(d, "UpdateService", req, loc, NULL);
+		if (rc == 0 && rc_ecs_secrets_changed(a))
+			rc = stag ? ecs_call(d, "TagResource",
+					     json_pack("{s:s, s:[O]}",
+						       "resourceArn",
+						       sget(svc, "serviceArn"),
+						       "tags", stag),
+					     loc, NULL)
+				  : ecs_call(d, "UntagResource",
+					     json_pack("{s:s, s:[s]}",
+						       "resourceArn",
+						       sget(svc, "serviceArn"),
+						       "tagKeys",
+						       RC_ECS_TAG_SECRETS_HASH),
+					     loc, NULL);
 		if (rc == 0 && a->adopt)
 			rc = ecs_call(d, "TagResource",
 				      json_pack("{s:s, s:o}", "resourceArn",
@@ -984,6 +1094,7 @@ static int service_apply(rc_driver *d, const rc_action *a)
 	}
 	if (rc == 0)
 		set_wait(d, a->key, NULL);
+	json_decref(stag);
 	json_decref(svc);
 	return rc;
 }
@@ -999,6 +1110,8 @@ static int ecs_apply(rc_driver *d, const rc_action *a, json_t **result)
 		rc = taskdef_apply(d, a);
 	else if (!strcmp(a->kind, RC_ECS_SERVICE))
 		rc = service_apply(d, a);
+	else if (!strcmp(a->kind, RC_ECS_SECRET))
+		rc = rc_ecs_secret_apply(d->sm, a);
 	else
 		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
 				    "ecs: unknown kind '%s'", a->kind);

@@ -2,6 +2,7 @@
  * The ECS driver's mapping: see drivers/ecs_map.h and docs/drivers/ecs.md.
  */
 #include "drivers/ecs_map.h"
+#include "drivers/ecs_secrets.h"
 
 #include "reconciler/base/buf.h"
 #include "schema/emit.h"
@@ -225,16 +226,6 @@ int rc_ecs_expand(const rc_env *env, const char *project,
 	rc_resource *r;
 	int rc = 0;
 
-	if (env->nsecrets) {
-		rc = rc_error_set_at(
-			RC_EUNSUPPORTED, env->secrets[0].loc,
-			"ecs: secrets are not supported by the ECS driver yet "
-			"(environment '%s' declares secret '%s'; it would need "
-			"AWS Secrets Manager): remove it or deploy this "
-			"environment with another driver",
-			env->name, env->secrets[0].name);
-		goto done;
-	}
 	r = rc_resource_set_add(out, env->name, RC_ECS_DRIVER, RC_ECS_CLUSTER,
 				cluster,
 				json_pack("{s:s}", "clusterName", cluster));
@@ -261,7 +252,6 @@ int rc_ecs_expand(const rc_env *env, const char *project,
 		json_decref(native);
 		free(fam);
 	}
-done:
 	rc_buf_release(&ckey);
 	rc_buf_release(&k);
 	free(cluster);
@@ -370,6 +360,7 @@ static void normalize_container(json_t *c)
 
 	drop(c, "cpu", json_integer(0));
 	drop(c, "essential", json_true());
+	rc_ecs_secrets_normalize(c); /* drivers/ecs_secrets.c */
 	json_object_foreach(pms, k, pm) {
 		json_t *cp = json_object_get(pm, "containerPort");
 

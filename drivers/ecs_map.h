@@ -25,9 +25,8 @@ char *rc_ecs_family(const char *project, const char *env, const char *svc);
 /* The cluster's name: target.cluster, else "<project>-<env>" (new). */
 char *rc_ecs_cluster_name(const char *project, const rc_env *env);
 
-/* The desired cluster, one task definition and one service per service.
- * An environment with secrets is refused (not supported yet), at the
- * secret's location. */
+/* The desired cluster, one task definition and one service per service
+ * (the secrets are added by rc_ecs_secrets_expand, drivers/ecs_secrets.h). */
 int rc_ecs_expand(const rc_env *env, const char *project,
 		  rc_resource_set *out);
 

@@ -1440,6 +1440,8 @@ int rc_local_run_hook(const rc_env *renv, const char *config_dir,
 	for (i = 0; i < renv->nsecrets && rc == 0; i++) {
 		char *val = NULL;
 
+		if (renv->secrets[i].kind == RC_SECRET_AWS)
+			continue; /* a reference only ECS reads (ecs driver) */
 		rc = rc_secret_value(&val, &renv->secrets[i], config_dir);
 		if (rc == 0) {
 			rc_local_env_set(&env, renv->secrets[i].name, val);

@@ -246,8 +246,9 @@ json_t *rc_env_to_json(const rc_env *e)
 		json_t *r = json_object();
 
 		json_object_set_new(r,
-				    e->secrets[i].kind == RC_SECRET_ENV ? "env"
-									: "file",
+				    e->secrets[i].kind == RC_SECRET_ENV    ? "env"
+				    : e->secrets[i].kind == RC_SECRET_FILE ? "file"
+									   : "aws_secret",
 				    json_string(e->secrets[i].ref));
 		json_object_set_new(m, e->secrets[i].name, r);
 	}

@@ -103,12 +103,14 @@ typedef struct {
 	char *process_type; /* heroku.process_type */
 } rc_service;
 
-typedef enum { RC_SECRET_ENV, RC_SECRET_FILE } rc_secret_kind;
+/* RC_SECRET_AWS: a secret already in AWS Secrets Manager, ref its ARN;
+ * reconcile passes it on as a reference and never reads it (ecs only). */
+typedef enum { RC_SECRET_ENV, RC_SECRET_FILE, RC_SECRET_AWS } rc_secret_kind;
 
 typedef struct {
 	char *name;
 	rc_secret_kind kind;
-	char *ref; /* the variable name or the file path; never a value */
+	char *ref; /* the variable name, the file path or the ARN; never a value */
 	rc_loc loc;
 } rc_secret;
 

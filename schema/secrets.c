@@ -35,9 +35,83 @@ static char *read_secret_file(const char *path)
 	return rc_buf_detach(&b);
 }
 
+/* n characters of s from the set (ok returns true). */
+static size_t span_of(const char *s, bool (*ok)(char))
+{
+	size_t n = 0;
+
+	while (s[n] && ok(s[n]))
+		n++;
+	return n;
+}
+
+static bool arn_word(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+static bool arn_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool arn_secret_name(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || strchr("/_+=.@-", c);
+}
+
+static bool arn_field(char c)
+{
+	return c != ':';
+}
+
+/* arn:<partition>:secretsmanager:<region>:<12 digits>:secret:<name>, and
+ * the optional :<json-key>:<version-stage>:<version-id> ECS reads. */
+bool rc_aws_secret_arn_valid(const char *a)
+{
+	size_t n;
+
+	if (strncmp(a, "arn:", 4))
+		return false;
+	a += 4;
+	if (!(n = span_of(a, arn_word)) || a[n] != ':')
+		return false;
+	a += n + 1;
+	if (strncmp(a, "secretsmanager:", 15))
+		return false;
+	a += 15;
+	if (!(n = span_of(a, arn_word)) || a[n] != ':')
+		return false;
+	a += n + 1;
+	if (span_of(a, arn_digit) != 12 || a[12] != ':')
+		return false;
+	a += 13;
+	if (strncmp(a, "secret:", 7))
+		return false;
+	a += 7;
+	if (!(n = span_of(a, arn_secret_name)))
+		return false;
+	a += n;
+	if (!*a)
+		return true;
+	for (int i = 0; i < 3; i++) {
+		if (*a != ':')
+			return false;
+		a += 1 + span_of(a + 1, arn_field);
+	}
+	return !*a;
+}
+
 int rc_secret_value(char **out, const rc_secret *s, const char *config_dir)
 {
 	*out = NULL;
+	if (s->kind == RC_SECRET_AWS)
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_INTERNAL,
+				    "secret '%s' is in AWS Secrets Manager: "
+				    "reconcile passes it on by its ARN and "
+				    "never reads it",
+				    s->name);
 	if (s->kind == RC_SECRET_ENV) {
 		const char *v = getenv(s->ref);
 
@@ -144,7 +218,10 @@ json_t *rc_secret_json(const rc_secret *s, const char *value)
 	rc_buf ref = RC_BUF_INIT_MAX(4096);
 	json_t *o;
 
-	rc_buf_printf(&ref, "%s:%s", s->kind == RC_SECRET_ENV ? "env" : "file",
+	rc_buf_printf(&ref, "%s:%s",
+		      s->kind == RC_SECRET_ENV    ? "env"
+		      : s->kind == RC_SECRET_FILE ? "file"
+						  : "aws_secret",
 		      s->ref);
 	o = secret_obj(ref.ptr, value);
 	rc_buf_release(&ref);
@@ -168,6 +245,9 @@ int rc_secret_resolve(char **out, const json_t *secret_obj_json,
 	for (size_t i = 0; i < env->nsecrets; i++) {
 		const rc_secret *s = &env->secrets[i];
 		size_t plen = s->kind == RC_SECRET_ENV ? 4 : 5;
+
+		if (s->kind == RC_SECRET_AWS)
+			continue;
 
 		if (!strncmp(ref, s->kind == RC_SECRET_ENV ? "env:" : "file:",
 			     plen) &&

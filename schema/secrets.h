@@ -55,4 +55,9 @@ json_t *rc_secret_json_observed(const char *ref, const char *value);
 int rc_secret_resolve(char **out, const json_t *secret_obj, const rc_env *env,
 		      const char *config_dir);
 
+/* An {aws_secret: ARN} reference's shape: arn:<partition>:secretsmanager:
+ * <region>:<12 digits>:secret:<name>, optionally followed by ECS's
+ * :<json-key>:<version-stage>:<version-id>. */
+bool rc_aws_secret_arn_valid(const char *arn);
+
 #endif

@@ -1,6 +1,7 @@
 /* Typing a merged environment body into rc_env, with every check the
  * language makes on its own (cross-environment checks are in load.c). */
 #include "reconciler/base/common.h"
+#include "schema/secrets.h"
 #include "schema/loader.h"
 
 /* ---- helpers ---- */
@@ -1100,7 +1101,8 @@ done:
 
 static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 {
-	static const char *const ref_keys[] = {"env", "file", "encrypted"};
+	static const char *const ref_keys[] = {"env", "file", "aws_secret",
+					       "encrypted"};
 	rc_ctx c = {L, "secrets", true};
 	size_t i;
 
@@ -1127,8 +1129,9 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 		if (v->kind != RC_NODE_MAP) {
 			rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
 				     "secret '%s' has a literal value; secrets "
-				     "must be references: {env: NAME} or "
-				     "{file: PATH} (the value is not shown)",
+				     "must be references: {env: NAME}, "
+				     "{file: PATH} or {aws_secret: ARN} (the "
+				     "value is not shown)",
 				     k->str);
 			continue;
 		}
@@ -1141,7 +1144,7 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 				known |= !strcmp(v->keys[j]->str, ref_keys[r]);
 			if (!known) {
 				const char *hint = rc_did_you_mean(
-					v->keys[j]->str, ref_keys, 2);
+					v->keys[j]->str, ref_keys, 3);
 
 				rc_diags_add(L->diags, RC_DIAG_ERROR,
 					     v->keys[j]->loc, v->keys[j]->span,
@@ -1163,7 +1166,7 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 		} else if (nref != 1) {
 			rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
 				     "secret '%s' must have exactly one of "
-				     "'env' or 'file'",
+				     "'env', 'file' or 'aws_secret'",
 				     k->str);
 		} else if ((ref = rc_node_get(v, "env")) != NULL) {
 			char *name = rc_scalar_text(&sc, ref, "env");
@@ -1182,6 +1185,41 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 				s->name = rc_strdup(k->str);
 				s->kind = RC_SECRET_ENV;
 				s->ref = name;
+				s->loc = k->loc;
+				env->nsecrets++;
+			}
+		} else if ((ref = rc_node_get(v, "aws_secret")) != NULL) {
+			char *arn = rc_scalar_text(&sc, ref, "aws_secret");
+
+			if (arn && env->target.driver != RC_DRIVER_ECS) {
+				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+					     ref->span, true,
+					     "secret '%s': {aws_secret: ARN} is "
+					     "read by ECS only, and this "
+					     "environment's driver is %s; use "
+					     "{env: NAME} or {file: PATH}",
+					     k->str,
+					     rc_driver_name(env->target.driver));
+				free(arn);
+				arn = NULL;
+			} else if (arn && !unresolved(arn) &&
+				   !rc_aws_secret_arn_valid(arn)) {
+				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+					     ref->span, true,
+					     "secret '%s': 'aws_secret' must be a "
+					     "Secrets Manager ARN: arn:<partition>:"
+					     "secretsmanager:<region>:<account, 12 "
+					     "digits>:secret:<name>, optionally "
+					     "followed by :<json-key>:"
+					     "<version-stage>:<version-id>",
+					     k->str);
+				free(arn);
+				arn = NULL;
+			}
+			if (arn) {
+				s->name = rc_strdup(k->str);
+				s->kind = RC_SECRET_AWS;
+				s->ref = arn;
 				s->loc = k->loc;
 				env->nsecrets++;
 			}

@@ -132,7 +132,8 @@ def main():
         env = dict(os.environ, RECONCILE_STATE_DIR=os.path.join(work, "state"),
                    XDG_CACHE_HOME=os.path.join(work, "cache"), HOME=os.path.join(work, "home"),
                    AWS_ACCESS_KEY_ID=AKID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1",
-                   AWS_ENDPOINT_URL_ECS=base, NO_COLOR="1")
+                   AWS_ENDPOINT_URL_ECS=base, AWS_ENDPOINT_URL_SECRETS_MANAGER=base,
+                   NO_COLOR="1")
         for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
             env.pop(k, None)
         os.makedirs(env["HOME"])

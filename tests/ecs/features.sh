@@ -15,36 +15,12 @@ py=/usr/bin/python3
 export NO_COLOR=1
 . "$root/tests/lib.sh"
 SHOW=3000
-command -v curl >/dev/null || { echo "skipped: curl is not installed"; exit 77; }
-[ -x $py ] || { echo "skipped: python3 is not installed"; exit 77; }
-work=$(mktemp -d /tmp/rc-ecsfeat-XXXXXX)
-export RECONCILE_STATE_DIR=$work/state HOME=$work/home XDG_CACHE_HOME=$work/cache
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
-mkdir -p "$HOME"
 akid=AKIDECSFEAT0001 secret=ecs-feat-secret-51d0b7e2aa
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
-
-$py "$root/tests/fake/ecs/fake_ecs.py" --credentials "$akid:$secret" --port-file "$work/port" \
-	--log "$work/fake.requests" --deployment-ms 150 --scale-ms 100 >"$work/fake.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "FAIL setup: the fake ECS did not start"; cat "$work/fake.log"; exit 1; }
-port=$(cat "$work/port")
-base=http://127.0.0.1:$port
-export AWS_ACCESS_KEY_ID=$akid AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1 AWS_ENDPOINT_URL_ECS=$base
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
-fake() { curl -sS -X "$1" ${3:+-H "Content-Type: application/json" --data "$3"} "$base$2"; }
-q() { fake GET /fake/state | $py -c 'import json,sys; s=json.load(sys.stdin); print('"$1"')'; }
+work_name=rc-ecsfeat
+fake_args="--deployment-ms 150 --scale-ms 100"
+. "$root/tests/ecs/fake.sh"
+export AWS_ENDPOINT_URL_ECS=$base AWS_ENDPOINT_URL_SECRETS_MANAGER=$base
 count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
-is() { local got; got=$(q "$2"); [ "$got" = "$3" ] && ok "$1" || bad "$1" "got $got, expected $3"; }
 # A signed ECS call made by someone else (not reconcile): OP JSON
 aws_ecs() {
 	$py - "$port" "$akid" "$secret" "$1" "$2" "$root/tests/fake/ecs" <<'PY'

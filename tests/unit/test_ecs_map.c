@@ -2,9 +2,12 @@
  * configuration, Fargate units, the normal form (the fake ECS's
  * DescribeTaskDefinition and DescribeServices answers for what the driver
  * registered and created normalise equal to the desired bodies), request
- * bodies, secrets refused at their location, names. */
+ * bodies, names; the secrets (drivers/ecs_secrets.c): resources, the
+ * containers' references, the services' digests, their normal form. */
 #include "tests/unit/helpers.h"
 #include "drivers/ecs_map.h"
+#include "drivers/ecs_secrets.h"
+#include "schema/secrets.h"
 
 static json_t *J(const char *text)
 {
@@ -25,6 +28,15 @@ static void assert_json_eq(const json_t *got, const json_t *want)
 		fail_msg("got  %s\nwant %s", g, w);
 	free(g);
 	free(w);
+}
+
+/* got equals the JSON text want. */
+static void assert_json_is(const json_t *got, const char *want)
+{
+	json_t *w = J(want);
+
+	assert_json_eq(got, w);
+	json_decref(w);
 }
 
 static rc_config *load_e2e(void)
@@ -205,29 +217,117 @@ static void normal_form_folds_server_defaults(void **state)
 	rc_config_free(cfg);
 }
 
-static void secrets_refused(void **state)
+/* dev of tests/ecs with DB_PASSWORD {env: SHOP_DB_PASSWORD} and API_KEY
+ * {aws_secret: ARN}; the caller frees sec's array (env keeps pointers). */
+#define API_KEY_ARN                                                         \
+	"arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/api-AbCdEf"
+
+static void with_secrets(rc_env *env, rc_secret sec[2])
+{
+	memset(sec, 0, 2 * sizeof(*sec));
+	sec[0].name = (char *)(uintptr_t)"DB_PASSWORD";
+	sec[0].kind = RC_SECRET_ENV;
+	sec[0].ref = (char *)(uintptr_t)"SHOP_DB_PASSWORD";
+	sec[0].loc.file = "reconcile.yaml";
+	sec[0].loc.line = 40;
+	sec[0].loc.col = 7;
+	sec[1].name = (char *)(uintptr_t)"API_KEY";
+	sec[1].kind = RC_SECRET_AWS;
+	sec[1].ref = (char *)(uintptr_t)API_KEY_ARN;
+	env->secrets = sec;
+	env->nsecrets = 2;
+}
+
+static json_t *expand_secrets(const rc_config *cfg, const rc_env *env,
+			      rc_resource_set *set)
+{
+	assert_int_equal(rc_ecs_expand(env, cfg->project, set), 0);
+	assert_int_equal(rc_ecs_secrets_expand(env, cfg->project, ".", set), 0);
+	return rc_resource_set_find(set, "dev/service/api")->body;
+}
+
+static void secrets_expand(void **state)
+{
+	rc_config *cfg = load_e2e();
+	rc_env *env = (rc_env *)(uintptr_t)rc_config_env(cfg, "dev");
+	rc_resource_set set = {0}, set2 = {0};
+	rc_secret sec[2];
+	rc_resource *r, *td;
+	json_t *svc1, *svc2;
+	bool dep = false;
+
+	(void)state;
+	with_secrets(env, sec);
+	setenv("SHOP_DB_PASSWORD", "pw-unit-0001", 1);
+	svc1 = expand_secrets(cfg, env, &set);
+	/* one secret resource: the {env:} one; the ARN is not stored */
+	assert_int_equal(set.n, 6);
+	r = rc_resource_set_find(&set, "dev/secret/DB_PASSWORD");
+	assert_non_null(r);
+	assert_int_equal(r->loc.line, 40);
+	assert_string_equal(json_string_value(json_object_get(r->body, "name")),
+			     "reconcile/shop/dev/DB_PASSWORD");
+	{
+		json_t *want = rc_secret_json(&sec[0], "pw-unit-0001");
+
+		assert_json_eq(json_object_get(r->body, "value"), want);
+		json_decref(want);
+	}
+	assert_null(rc_resource_set_find(&set, "dev/secret/API_KEY"));
+	/* the containers reference both, by a name that does not depend on
+	   AWS's ARN suffix, and by the ARN as given */
+	td = rc_resource_set_find(&set, "dev/task-definition/api");
+	assert_json_is(json_object_get(json_object_get(json_object_get(
+				   td->body, "containers"), "api"), "secrets"),
+		       "{\"DB_PASSWORD\": \"reconcile/shop/dev/DB_PASSWORD\", "
+		       "\"API_KEY\": \"" API_KEY_ARN "\"}");
+	assert_null(json_object_get(json_object_get(json_object_get(json_object_get(
+		td->body, "containers"), "api"), "environment"), "DB_PASSWORD"));
+	for (size_t i = 0; i < td->ndeps; i++)
+		dep |= !strcmp(td->deps[i], "dev/secret/DB_PASSWORD");
+	assert_true(dep);
+	/* the service carries a digest over its secrets */
+	assert_non_null(json_object_get(json_object_get(svc1, "secrets"), "$secret"));
+	for (size_t i = 0; i < set.n; i++) {
+		char *text = json_dumps(set.items[i].body, 0);
+
+		assert_null(strstr(text, "pw-unit-0001"));
+		free(text);
+	}
+	/* a new value: the secret and the service change, the task
+	   definition does not */
+	setenv("SHOP_DB_PASSWORD", "pw-unit-0002", 1);
+	svc2 = expand_secrets(cfg, env, &set2);
+	assert_false(json_equal(json_object_get(svc1, "secrets"),
+				json_object_get(svc2, "secrets")));
+	assert_json_eq(rc_resource_set_find(&set2, "dev/task-definition/api")->body,
+		       td->body);
+	unsetenv("SHOP_DB_PASSWORD");
+	rc_resource_set_release(&set);
+	rc_resource_set_release(&set2);
+	env->secrets = NULL;
+	env->nsecrets = 0;
+	rc_config_free(cfg);
+}
+
+static void secrets_unset_variable_refused(void **state)
 {
 	rc_config *cfg = load_e2e();
 	rc_env *env = (rc_env *)(uintptr_t)rc_config_env(cfg, "dev");
 	rc_resource_set set = {0};
-	rc_secret sec = {0};
+	rc_secret sec[2];
 
 	(void)state;
-	sec.name = (char *)(uintptr_t)"DB_PASSWORD";
-	sec.kind = RC_SECRET_ENV;
-	sec.ref = (char *)(uintptr_t)"SHOP_DB_PASSWORD";
-	sec.loc.file = "reconcile.yaml";
-	sec.loc.line = 40;
-	sec.loc.col = 7;
-	env->secrets = &sec;
-	env->nsecrets = 1;
-	assert_int_equal(rc_ecs_expand(env, cfg->project, &set),
-			 RC_EUNSUPPORTED);
+	with_secrets(env, sec);
+	unsetenv("SHOP_DB_PASSWORD");
+	assert_int_equal(rc_ecs_expand(env, cfg->project, &set), 0);
+	assert_int_equal(rc_ecs_secrets_expand(env, cfg->project, ".", &set),
+			 RC_ENOTFOUND);
 	assert_non_null(strstr(rc_error_last()->message,
-			       "secrets are not supported"));
-	assert_int_equal(rc_error_last()->loc.line, 40);
-	assert_int_equal(set.n, 0);
+			       "the variable 'SHOP_DB_PASSWORD' is not set"));
+	assert_non_null(strstr(rc_error_last()->message, "reconcile.yaml:40:7"));
 	rc_error_clear();
+	rc_resource_set_release(&set);
 	env->secrets = NULL;
 	env->nsecrets = 0;
 	rc_config_free(cfg);
@@ -370,16 +470,96 @@ static void service_health_text(void **state)
 	assert_string_equal(RC_ECS_TAG_ENV, "reconcile:environment");
 }
 
+static void secrets_normal_form(void **state)
+{
+	json_t *api = J(
+		"{\"family\": \"shop-dev-api\", \"containerDefinitions\": [{"
+		"\"name\": \"api\", \"image\": \"x\", \"secrets\": ["
+		"{\"name\": \"DB_PASSWORD\", \"valueFrom\": \"arn:aws:"
+		"secretsmanager:us-east-1:123456789012:secret:reconcile/shop/dev/"
+		"DB_PASSWORD-x1Y2z3\"},"
+		"{\"name\": \"API_KEY\", \"valueFrom\": \"" API_KEY_ARN "\"},"
+		"{\"name\": \"KEYED\", \"valueFrom\": \"arn:aws:"
+		"secretsmanager:us-east-1:123456789012:secret:reconcile/shop/dev/"
+		"DB_PASSWORD-x1Y2z3:user::\"}]}]}");
+	json_t *got = rc_ecs_taskdef_from_api(api), *req, *svc, *tags;
+
+	(void)state;
+	assert_json_is(
+		json_object_get(json_object_get(json_object_get(got, "containers"),
+						"api"),
+				"secrets"),
+		       "{\"DB_PASSWORD\": \"reconcile/shop/dev/DB_PASSWORD\", "
+		  "\"API_KEY\": \"" API_KEY_ARN "\", \"KEYED\": \"arn:aws:"
+		  "secretsmanager:us-east-1:123456789012:secret:reconcile/shop/dev/"
+		  "DB_PASSWORD-x1Y2z3:user::\"}");
+	/* ARNs go out as ECS's list unchanged, with no client needed */
+	json_object_del(json_object_get(json_object_get(json_object_get(got,
+			"containers"), "api"), "secrets"), "DB_PASSWORD");
+	req = rc_ecs_taskdef_request(got);
+	assert_int_equal(rc_ecs_secrets_request(NULL, req, (rc_loc){0}), 0);
+	assert_json_is(json_object_get(json_array_get(json_object_get(req,
+				       "containerDefinitions"), 0), "secrets"),
+		       "[{\"name\": \"API_KEY\", \"valueFrom\": \"" API_KEY_ARN
+			 "\"}, {\"name\": \"KEYED\", \"valueFrom\": \"arn:aws:"
+			 "secretsmanager:us-east-1:123456789012:secret:reconcile/"
+			 "shop/dev/DB_PASSWORD-x1Y2z3:user::\"}]");
+	/* a service's secrets digest is its tag */
+	svc = json_object();
+	tags = J("[{\"key\": \"reconcile:secrets-hash\", "
+		 "\"value\": \"sha256:00ff\"}]");
+	rc_ecs_secrets_service_observed(svc, tags);
+	json_decref(tags);
+	assert_json_is(svc,
+		       "{\"secrets\": {\"$secret\": \"sha256:00ff\", "
+			      "\"ref\": \"secrets\"}}");
+	json_decref(svc);
+	json_decref(req);
+	json_decref(got);
+	json_decref(api);
+}
+
+static void aws_secret_arns(void **state)
+{
+	(void)state;
+	assert_true(rc_aws_secret_arn_valid(API_KEY_ARN));
+	assert_true(rc_aws_secret_arn_valid(
+		"arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:a/b"));
+	assert_true(rc_aws_secret_arn_valid(API_KEY_ARN ":password:AWSCURRENT:"));
+	assert_true(rc_aws_secret_arn_valid(API_KEY_ARN ":::"));
+	assert_false(rc_aws_secret_arn_valid(API_KEY_ARN ":password"));
+	assert_false(rc_aws_secret_arn_valid(
+		"arn:aws:secretsmanager:us-east-1:1234:secret:a"));
+	assert_false(rc_aws_secret_arn_valid(
+		"arn:aws:ssm:us-east-1:123456789012:parameter/a"));
+	assert_false(rc_aws_secret_arn_valid(
+		"arn:aws:secretsmanager:us-east-1:123456789012:secret:"));
+	assert_false(rc_aws_secret_arn_valid("reconcile/shop/dev/A"));
+	/* reconcile never reads one */
+	{
+		rc_secret sec = {(char *)(uintptr_t)"K", RC_SECRET_AWS,
+				 (char *)(uintptr_t)API_KEY_ARN, {0}};
+		char *v = NULL;
+
+		assert_int_equal(rc_secret_value(&v, &sec, "."), RC_EUNSUPPORTED);
+		assert_null(v);
+		rc_error_clear();
+	}
+}
+
 int test_group_ecs_map(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(names),
 		cmocka_unit_test(expand_and_units),
 		cmocka_unit_test(normal_form_folds_server_defaults),
-		cmocka_unit_test(secrets_refused),
 		cmocka_unit_test(load_balancer_and_tcp_health),
 		cmocka_unit_test(immutable_paths),
 		cmocka_unit_test(service_health_text),
+		cmocka_unit_test(secrets_expand),
+		cmocka_unit_test(secrets_unset_variable_refused),
+		cmocka_unit_test(secrets_normal_form),
+		cmocka_unit_test(aws_secret_arns),
 	};
 
 	return cmocka_run_group_tests_name("ecs_map", tests, NULL, NULL);
