@@ -1,16 +1,17 @@
 #include "reconciler/controller/shard.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 
 uint64_t rc_shard_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	const unsigned char *p = (const unsigned char *)s;
+	unsigned char d[RC_SHA256_LEN];
+	uint64_t h = 0;
+	int i;
 
-	for (; p && *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
+	rc_codec_sha256(d, s ? s : "", s ? strlen(s) : 0);
+	for (i = 0; i < 8; i++)
+		h = h << 8 | d[i];
 	return h;
 }
 

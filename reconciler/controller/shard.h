@@ -3,12 +3,16 @@
  * (docs/controller.md, "HA and sharding"). With N shards, shard K owns
  * the environments whose name hashes to K:
  *
- *     owner(name) = FNV-1a-64(name as UTF-8 bytes) mod N
+ *     owner(name) = (the first 8 bytes of SHA-256(name as UTF-8 bytes),
+ *                    read as a big-endian unsigned 64-bit number) mod N
  *
- * FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) is
- * fixed here on purpose: every replica, every version and any script
- * (the docs give the formula) computes the same owner, so the split never
- * depends on the order or the number of environments; only N moves them.
+ * The formula is fixed here on purpose: every replica, every version and
+ * any script (docs/controller.md gives a shell line) computes the same
+ * owner, so the split never depends on the order or the number of
+ * environments; only N moves them. SHA-256 rather than a faster hash
+ * such as FNV-1a: FNV modulo a power of two depends only on the low bits
+ * of each byte ("app-a" and "app-i" always fall together with 8 shards),
+ * and hashing a few names per cycle costs nothing.
  * Each shard elects its leader on its own Lease, "<name>-shard-K".
  */
 #ifndef RC_CONTROLLER_SHARD_H
@@ -24,7 +28,7 @@ typedef struct {
 	int index; /* K, 0 <= K < N */
 } rc_shard;
 
-/* FNV-1a 64 of s's bytes. */
+/* The first 8 bytes of SHA-256 of s's bytes, big-endian. */
 uint64_t rc_shard_hash(const char *s);
 
 /* The shard (0..count-1) that owns the environment name; 0 when

@@ -3,13 +3,13 @@
 #include "reconciler/controller/lease.h"
 #include "reconciler/controller/shard.h"
 
-/* The published FNV-1a 64 vectors: the formula the docs give. */
-static void shard_hash_is_fnv1a64(void **state)
+/* SHA-256's first 8 bytes, big-endian: the formula the docs give
+ * (`printf %s NAME | sha256sum | cut -c1-16`). */
+static void shard_hash_is_sha256_prefix(void **state)
 {
 	RC_UNUSED(state);
-	assert_true(rc_shard_hash("") == 0xcbf29ce484222325ULL);
-	assert_true(rc_shard_hash("a") == 0xaf63dc4c8601ec8cULL);
-	assert_true(rc_shard_hash("foobar") == 0x85944171f73967e8ULL);
+	assert_true(rc_shard_hash("") == 0xe3b0c44298fc1c14ULL);
+	assert_true(rc_shard_hash("abc") == 0xba7816bf8f01cfeaULL);
 }
 
 /* The owner depends on the name and N only: the same every time, and
@@ -18,15 +18,13 @@ static void shard_owner_is_stable(void **state)
 {
 	RC_UNUSED(state);
 	/* fixed answers: a change here moves environments between shards */
-	assert_int_equal(rc_shard_of("production", 4),
-			 (int)(rc_shard_hash("production") % 4));
-	assert_int_equal(rc_shard_of("production", 4), 2);
-	assert_int_equal(rc_shard_of("staging", 4), 2);
-	assert_int_equal(rc_shard_of("pr-1234", 3), 2);
+	assert_int_equal(rc_shard_of("production", 4), 1);
+	assert_int_equal(rc_shard_of("staging", 4), 0);
+	assert_int_equal(rc_shard_of("pr-1234", 3), 0);
 	assert_int_equal(rc_shard_of("anything", 1), 0);
 	assert_int_equal(rc_shard_of("anything", 0), 0);
 	for (int i = 0; i < 100; i++)
-		assert_int_equal(rc_shard_of("staging", 4), 2);
+		assert_int_equal(rc_shard_of("production", 4), 1);
 }
 
 /* Exactly one shard owns each name. */
@@ -50,38 +48,77 @@ static void shard_exactly_one_owner(void **state)
 	assert_true(rc_shard_owns(&(rc_shard){1, 0}, "x"));
 }
 
-/* 1,000 names of the shapes fleets use, split 2, 3, 4 and 8 ways: every
- * shard within 12% of the even share (a random split of 1,000 has a
- * standard deviation of 3 to 9%; the worst seen is printed). */
+/* Names that differ only in the high bits of a byte spread too (FNV-1a
+ * modulo 8 puts "app-a" and "app-i" together, always). */
+static void shard_uses_every_bit(void **state)
+{
+	bool seen[8] = {false};
+	char name[8];
+	int used = 0;
+
+	RC_UNUSED(state);
+	for (char c = 'a'; c <= 'z'; c++) {
+		snprintf(name, sizeof(name), "app-%c", c);
+		seen[rc_shard_of(name, 8)] = true;
+	}
+	for (int k = 0; k < 8; k++)
+		used += seen[k];
+	assert_true(used >= 6);
+	assert_int_not_equal(rc_shard_of("app-a", 8), rc_shard_of("app-i", 8));
+}
+
+/* 1,000 names of each of four shapes fleets use, split 2, 3, 4 and 8
+ * ways. Each split is within 3.5 standard deviations of an even one (a
+ * random split is, but for one time in 2,000), and the 4,000 names
+ * together split 2, 3 and 4 ways within 5% of the even share. The worst
+ * deviations are printed. */
 static void shard_is_balanced(void **state)
 {
 	static const int ns[] = {2, 3, 4, 8};
 	static const char *const fmt[] = {"env-%d", "pr-%d", "customer-%04d",
 					  "shop-%d-staging"};
+	int all[RC_ARRAY_SIZE(ns)][8] = {{0}};
 	char name[48];
 
 	RC_UNUSED(state);
 	for (size_t f = 0; f < RC_ARRAY_SIZE(fmt); f++) {
 		for (size_t j = 0; j < RC_ARRAY_SIZE(ns); j++) {
 			int n = ns[j], count[8] = {0};
-			double share = 1000.0 / n, worst = 0;
+			double p = 1.0 / n, var = 1000 * p * (1 - p);
+			double worst = 0;
 
 			for (int i = 0; i < 1000; i++) {
 				snprintf(name, sizeof(name), fmt[f], i);
 				count[rc_shard_of(name, n)]++;
 			}
 			for (int k = 0; k < n; k++) {
-				double dev = (count[k] - share) / share;
+				double d = count[k] - 1000 * p;
 
-				if (dev < 0)
-					dev = -dev;
-				if (dev > worst)
-					worst = dev;
+				all[j][k] += count[k];
+				if (d * d > worst * worst)
+					worst = d < 0 ? -d : d;
 			}
-			printf("# shard balance %-16s N=%d worst %.1f%%\n",
-			       fmt[f], n, worst * 100);
-			assert_true(worst <= 0.12);
+			printf("# %-16s N=%d: worst %.1f%% (deviation^2/variance %.2f)\n",
+			       fmt[f], n, 100 * worst / (1000 * p),
+			       worst * worst / var);
+			/* 3.5 standard deviations */
+			assert_true(worst * worst <= 3.5 * 3.5 * var);
 		}
+	}
+	for (size_t j = 0; j < 3; j++) {
+		double share = 4000.0 / ns[j], worst = 0;
+
+		for (int k = 0; k < ns[j]; k++) {
+			double d = (all[j][k] - share) / share;
+
+			if (d < 0)
+				d = -d;
+			if (d > worst)
+				worst = d;
+		}
+		printf("# all 4000 names N=%d: worst %.1f%%\n", ns[j],
+		       100 * worst);
+		assert_true(worst <= 0.05);
 	}
 }
 
@@ -175,7 +212,8 @@ static void lease_identity_is_unique(void **state)
 int test_group_shard(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(shard_hash_is_fnv1a64),
+		cmocka_unit_test(shard_hash_is_sha256_prefix),
+		cmocka_unit_test(shard_uses_every_bit),
 		cmocka_unit_test(shard_owner_is_stable),
 		cmocka_unit_test(shard_exactly_one_owner),
 		cmocka_unit_test(shard_is_balanced),
