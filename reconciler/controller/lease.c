@@ -48,6 +48,7 @@ struct rc_lease {
 	char *acquire_time;  /* its acquireTime */
 	long long transitions;
 	char *last_err; /* the last error logged, not to repeat it */
+	bool refused;   /* the last error was a 4xx reply (not 408, 429) */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -189,6 +190,8 @@ static int reply_error(rc_lease *l, const char *verb, const rc_http_resp *r)
 	const char *msg = json_string_value(json_object_get(st, "message"));
 	int rc;
 
+	l->refused = r->status >= 400 && r->status < 500 &&
+		     r->status != 408 && r->status != 429;
 	switch (r->status) {
 	case 401:
 		rc = rc_error_set(RC_EAUTH, RC_ECLASS_PLATFORM,
@@ -359,6 +362,7 @@ static int try_acquire(rc_lease *l)
 	long long dur;
 	int rc;
 
+	l->refused = false;
 	rc_http_resp_init(&r);
 	rc = lease_send(l, "GET", l->path, NULL, &r);
 	if (rc < 0)
@@ -655,7 +659,7 @@ int rc_lease_start(rc_lease **out, const rc_lease_opts *o)
 	l->path = rc_buf_detach(&b);
 
 	rc = try_acquire(l);
-	if (rc == RC_EAUTH || rc == RC_EINVALID)
+	if (rc < 0 && (l->refused || rc == RC_EINVALID))
 		goto fail;
 	note_error(l, rc);
 	l->leader = rc == 1;

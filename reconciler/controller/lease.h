@@ -84,9 +84,11 @@ void rc_lease_opts_init(rc_lease_opts *o);
  * needs) and starts the election's thread. Returns 0, or:
  * RC_EINVALID for a bad option or a reply that is not a Lease,
  * RC_EAUTH for 401 and 403 (the message names the verbs needed on
- * leases in coordination.k8s.io and the namespace), or the connection's
- * error (drivers/kube_config.h). A timeout or an unreachable server at
- * start is not an error: it is logged and the election retries.
+ * leases in coordination.k8s.io and the namespace), another error for
+ * another 4xx reply (a namespace that does not exist), or the
+ * connection's error (drivers/kube_config.h). A timeout, a 5xx or an
+ * unreachable server at start is not an error: it is logged and the
+ * election retries.
  */
 int rc_lease_start(rc_lease **out, const rc_lease_opts *o);
 

@@ -6,8 +6,9 @@
 # takeover time is printed); a leader stopped with SIGTERM releases, and
 # a standby takes over at once; a leader that cannot reach the server
 # steps down at its renew deadline, before the lease expires; a user
-# without rights on leases gets the RBAC rule; the namespace comes from
-# the pod's service account; a shard has its own Lease.
+# without rights on leases gets the RBAC rule, a missing namespace an
+# error at start; the namespace comes from the pod's service account; a
+# shard has its own Lease.
 #   run.sh LEASE_TOOL FAKE_KUBE_BINARY
 set -u
 tool=$(realpath "$1")
@@ -158,6 +159,9 @@ has "403 names the resource" "$out" 'resources: ["leases"]'
 has "403 names the namespace" "$out" "in namespace 'team'"
 has "403 keeps the server's message" "$out" 'User "bob" cannot get resource "leases"'
 hasnt "403 never shows the token" "$out" bob-token
+
+run 1 "a missing namespace fails the start" "$tool" --lease nope/ctl
+has "a missing namespace is named" "$out" 'lease nope/ctl: create answered 404: namespaces "nope" not found'
 
 # --- the namespace of the pod; the Lease of a shard
 mkdir -p "$work/sa"
