@@ -49,6 +49,8 @@ struct rc_lease {
 	long long transitions;
 	char *last_err; /* the last error logged, not to repeat it */
 	bool refused;   /* the last error was a 4xx reply (not 408, 429) */
+	long long deadline; /* monotonic ms: a renewal must end by then;
+			       0: none */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -245,8 +247,20 @@ static int lease_send(rc_lease *l, const char *method, const char *path,
 		 * repeated update a stale resourceVersion */
 		.idempotent = true,
 	};
+	long long left = l->deadline ? l->deadline - rc_local_now_ms() : 0;
 	int rc;
 
+	/* a renewal ends by the renew deadline, not a request timeout
+	 * later: the leader must step down before a standby may take over */
+	if (l->deadline && left <= 0) {
+		free(text);
+		return rc_error_set(RC_ETIMEOUT, RC_ECLASS_HTTP,
+				    "lease %s: the renew deadline (%ld ms) "
+				    "passed",
+				    l->full, l->renew_deadline_ms);
+	}
+	if (l->deadline && left < l->renew_deadline_ms / 2)
+		req.timeout_ms = (long)left;
 	rc = rc_http_do(l->http, &req, resp);
 	free(text);
 	if (rc < 0)
@@ -500,7 +514,9 @@ static bool lead(rc_lease *l)
 	int rc;
 
 	while (!wait_ms(l, l->retry_ms)) {
+		l->deadline = last_ok + l->renew_deadline_ms;
 		rc = try_acquire(l);
+		l->deadline = 0;
 		note_error(l, rc);
 		if (rc == 1) {
 			last_ok = rc_local_now_ms();

@@ -64,7 +64,9 @@ int rc_shard_resolve(rc_shard *out, int count, int index,
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				    "--shards %d: must be from 1 to %d", count,
 				    RC_SHARD_MAX);
-	if (index < 0) {
+	if (index < 0 && count == 1) {
+		index = 0;
+	} else if (index < 0) {
 		if (!hostname) {
 			if (gethostname(host, sizeof(host)) < 0)
 				return rc_error_set_os("gethostname");

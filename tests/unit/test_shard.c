@@ -163,7 +163,9 @@ static void shard_resolve_flags(void **state)
 			       "--shards 2"));
 	assert_int_equal(rc_shard_resolve(&s, 0, 0, NULL), RC_EINVALID);
 	assert_non_null(strstr(rc_error_last()->message, "--shards 0"));
-	assert_int_equal(rc_shard_resolve(&s, 1, -1, "no-ordinal"),
+	assert_int_equal(rc_shard_resolve(&s, 1, -1, "no-ordinal"), 0);
+	assert_int_equal(s.index, 0);
+	assert_int_equal(rc_shard_resolve(&s, 2, -1, "no-ordinal"),
 			 RC_EINVALID);
 }
 
