@@ -347,8 +347,8 @@ static int write_lease(rc_lease *l, bool create, json_t *obj)
 	int rc;
 
 	rc_http_resp_init(&r);
-	rc = lease_send(l, create ? "POST" : "PUT", create ? l->coll : l->path, obj,
-		  &r);
+	rc = lease_send(l, create ? "POST" : "PUT",
+			create ? l->coll : l->path, obj, &r);
 	if (rc == 0 && r.status == 409) {
 		rc = 0;
 	} else if (rc == 0 && r.status >= 200 && r.status < 300) {

@@ -28,6 +28,20 @@
  *
  * Ownership: the options' strings are copied by rc_lease_start(). An
  * rc_lease is freed by rc_lease_stop().
+ *
+ * Use, in the controller (--leader-elect, --lease, --shards, --shard):
+ *
+ *	rc_lease_opts o;
+ *
+ *	rc_lease_opts_init(&o);
+ *	o.lease = lease_flag;                    (NULL: "reconcile")
+ *	o.shard = shard.count > 1 ? shard.index : -1;   (shard.h)
+ *	o.on_change = on_leadership;             (wake the loop)
+ *	o.ctx = ctl;
+ *	if (rc_lease_start(&lease, &o) < 0)
+ *		fail with rc_error_last()->message;
+ *	... plan and apply only while rc_lease_is_leader(lease) ...
+ *	rc_lease_stop(lease);   (on SIGTERM, once the running action ended)
  */
 #ifndef RC_CONTROLLER_LEASE_H
 #define RC_CONTROLLER_LEASE_H
@@ -45,8 +59,8 @@ typedef struct rc_lease rc_lease;
 /*
  * Called on the election's thread when this process becomes the leader
  * (leader true) or stops being it (leader false: it lost the Lease), and
- * on the thread of rc_lease_stop() when that releases it. holder is the identity the Lease names
- * now (NULL when unknown), borrowed for the call.
+ * on the thread of rc_lease_stop() when that releases it. holder is the
+ * identity the Lease names now (NULL when unknown), borrowed for the call.
  */
 typedef void (*rc_lease_fn)(void *ctx, bool leader, const char *holder);
 

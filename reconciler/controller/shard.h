@@ -49,8 +49,9 @@ int rc_shard_ordinal(const char *hostname, int *out);
 /*
  * The shard of this process from --shards N and --shard K: K as given
  * (index >= 0), or, when index < 0, the ordinal of hostname (NULL: the
- * machine's, gethostname()); with N = 1, 0 whatever the hostname. RC_EINVALID with a message naming the flag
- * when N is not 1..RC_SHARD_MAX or K is not below N.
+ * machine's, gethostname()); with N = 1, 0 whatever the hostname.
+ * RC_EINVALID with a message naming the flag when N is not 1..RC_SHARD_MAX
+ * or K is not below N.
  */
 int rc_shard_resolve(rc_shard *out, int count, int index,
 		     const char *hostname);
