@@ -7,8 +7,8 @@
 # a standby takes over at once; a leader that cannot reach the server
 # steps down at its renew deadline, before the lease expires; a user
 # without rights on leases gets the RBAC rule, a missing namespace an
-# error at start; the namespace comes from the pod's service account; a
-# shard has its own Lease.
+# error at start; the namespace comes from the pod's service account;
+# each shard elects a leader on its own Lease.
 #   run.sh LEASE_TOOL FAKE_KUBE_BINARY
 set -u
 tool=$(realpath "$1")
@@ -177,6 +177,16 @@ has "the pod's namespace and the shard's Lease" "$(cat "$work/e.out")" "lease=ku
 	ok "the shard's Lease is held" || bad "the shard's Lease is held" "$(lease_json kube-system reconcile-shard-2)"
 kill -TERM "$pid_e"
 wait "$pid_e"
+# two shards: each elects its own leader, on its own Lease
+start f --shard 0
+start g --shard 1
+wait_line f leader 10 >/dev/null && wait_line g leader 10 >/dev/null &&
+	ok "each shard has its own leader" || bad "each shard has its own leader" "$(cat "$work"/f.* "$work"/g.*)"
+[ "$(lease_json default reconcile-shard-0 | spec holderIdentity)" = f ] &&
+	[ "$(lease_json default reconcile-shard-1 | spec holderIdentity)" = g ] &&
+	ok "the shards' Leases name their leaders" || bad "the shards' Leases name their leaders"
+kill -TERM "$pid_f" "$pid_g"
+wait "$pid_f" "$pid_g"
 run 1 "a bad Lease name is refused" "$tool" --lease "Bad_Name"
 has "a bad Lease name is named" "$out" "'Bad_Name' is not a Lease name"
 
