@@ -121,7 +121,9 @@ const char *rc_lease_self(const rc_lease *l);
  * Stops the election: wakes its thread, releases the Lease when this
  * process holds it (calling on_change with leader false), joins the
  * thread and frees l (NULL is fine). Returns 0, or the error of the
- * release (the Lease then expires on its own).
+ * release (the Lease then expires on its own). When the API server does
+ * not answer this takes up to the renew deadline: half for the request
+ * in flight, half for the release.
  */
 int rc_lease_stop(rc_lease *l);
 
