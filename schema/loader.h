@@ -122,7 +122,6 @@ bool rc_type_secret_ref(rc_loader *L, const char *what, const rc_node *v,
 void rc_type_notify(rc_loader *L, const rc_node *list);
 /* Checks notify's environments against the environments loaded. */
 void rc_check_notify(rc_loader *L);
-void rc_notify_targets_free(rc_notify_target *t, size_t n);
 void rc_argv_free(rc_argv *a);
 void rc_kvlist_free(rc_kvlist *l);
 void rc_kvlist_add(rc_kvlist *l, const char *key, const char *value,

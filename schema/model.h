@@ -231,6 +231,8 @@ typedef struct {
  * entry `entry`, or NULL). */
 bool rc_notify_target_wants(const rc_notify_target *t, const char *env,
 			    const char *entry);
+/* Frees n targets and the array. */
+void rc_notify_targets_free(rc_notify_target *t, size_t n);
 
 typedef struct {
 	char *dir; /* the configuration repository, as given */
