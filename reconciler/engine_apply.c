@@ -449,7 +449,7 @@ static void notify_env(executor *x, size_t ei, const rc_apply_report *rep,
 	const char *env = plan->envs[ei];
 	const rc_env *cfg_env = rc_config_env(x->e->cfg, env);
 	const char *counted[] = {"create", "update", "delete", "replace",
-				 "run"};
+				 "hook run"};
 	size_t nops[RC_ARRAY_SIZE(counted)] = {0}, total = 0, nfailed = 0,
 	       nskipped = 0, nchanges = 0;
 	const char **changes = rc_calloc(plan->n + 1, sizeof(char *));

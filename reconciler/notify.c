@@ -206,8 +206,8 @@ static uint32_t next_rnd(rc_notifier *n)
 	return n->rnd = x ? x : 0x9e3779b9u;
 }
 
-/* Waits ms unless the notifier is stopped (lock held); false if it was. */
-static bool pause_ms(rc_notifier *n, long ms)
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline(long ms)
 {
 	struct timespec until;
 
@@ -218,6 +218,14 @@ static bool pause_ms(rc_notifier *n, long ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	return until;
+}
+
+/* Waits ms unless the notifier is stopped (lock held); false if it was. */
+static bool pause_ms(rc_notifier *n, long ms)
+{
+	struct timespec until = deadline(ms);
+
 	while (!n->stop)
 		if (pthread_cond_timedwait(&n->cv, &n->mu, &until) == ETIMEDOUT)
 			break;
@@ -456,18 +464,11 @@ void rc_notifier_send(rc_notifier *n, const rc_notify_event *ev)
 
 int rc_notifier_flush(rc_notifier *n, long timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = deadline(timeout_ms);
 	size_t pending;
 
 	if (!n)
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&n->mu);
 	while (n->len || n->busy)
 		if (pthread_cond_timedwait(&n->cv, &n->mu, &until) == ETIMEDOUT)
