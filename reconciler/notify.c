@@ -34,6 +34,7 @@ struct rc_notifier {
 	bool stop;     /* rc_notifier_free was called */
 	bool detached; /* ... while a request was in flight: the thread
 			  frees the notifier */
+	bool dropping; /* the last send found the queue full (warned) */
 	uint32_t rnd;
 	rc_notify_stats st;
 };
@@ -446,17 +447,24 @@ void rc_notifier_send(rc_notifier *n, const rc_notify_event *ev)
 		}
 		pthread_mutex_lock(&n->mu);
 		if (n->len == RC_NOTIFY_QUEUE || n->stop) {
+			bool warned = n->dropping;
+
 			n->st.dropped++;
+			n->dropping = true;
 			pthread_mutex_unlock(&n->mu);
-			RC_WARN("notify '%s': %s dropped: %d notifications "
-				"are already waiting",
-				t->name, it.what, RC_NOTIFY_QUEUE);
+			/* once until the queue takes one again */
+			if (!warned)
+				RC_WARN("notify '%s': %s dropped: %d "
+					"notifications are already waiting "
+					"(more are dropped until they go)",
+					t->name, it.what, RC_NOTIFY_QUEUE);
 			free(it.body);
 			free(it.what);
 			continue;
 		}
 		n->q[(n->head + n->len) % RC_NOTIFY_QUEUE] = it;
 		n->len++;
+		n->dropping = false;
 		pthread_cond_broadcast(&n->cv);
 		pthread_mutex_unlock(&n->mu);
 	}

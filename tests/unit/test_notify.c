@@ -2,6 +2,11 @@
 #include "reconciler/base/log.h"
 #include "reconciler/notify.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+
 static const char *const changes[] = {"create staging/service/web",
 				      "update staging/addon/db"};
 
@@ -208,6 +213,62 @@ static void without_targets_nothing_runs(void **state)
 	rc_notifier_free(n);
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* An endpoint that takes connections and never answers: the first
+ * notification hangs, the queue fills, the caller is never held up. */
+static void a_dead_endpoint_never_blocks(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char url[64], name[] = "chat", var[] = "RC_UNIT_NOTIFY_URL", un[] = "url";
+	rc_notify_target t = {.name = name, .kind = RC_NOTIFY_WEBHOOK,
+			      .events = RC_NOTIFY_ALL_EVENTS};
+	rc_config cfg = {0};
+	rc_notifier *n;
+	rc_notify_stats st;
+	rc_notify_event ev = applied();
+	double t0;
+
+	RC_UNUSED(state);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook",
+		 ntohs(a.sin_port));
+	setenv(var, url, 1);
+	t.url.name = un;
+	t.url.kind = RC_SECRET_ENV;
+	t.url.ref = var;
+	cfg.notify = &t;
+	cfg.nnotify = 1;
+	assert_int_equal(rc_notifier_new(&n, &cfg, "."), 0);
+	assert_non_null(n);
+	t0 = now_s();
+	for (int i = 0; i < RC_NOTIFY_QUEUE + 50; i++)
+		rc_notifier_send(n, &ev);
+	assert_true(now_s() - t0 < 1.0);
+	assert_int_equal(rc_notifier_flush(n, 200), RC_ETIMEOUT);
+	rc_error_clear();
+	rc_notifier_stats(n, &st);
+	assert_int_equal(st.sent, 0);
+	/* one in flight, a full queue, the rest dropped */
+	assert_in_range(st.dropped, 49, 50);
+	rc_notifier_free(n);
+	assert_true(now_s() - t0 < 2.0);
+	unsetenv(var);
+	close(fd);
+	rc_secret_clear();
+}
+
 int test_group_notify(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +282,7 @@ int test_group_notify(void)
 		cmocka_unit_test(retry_after_is_respected),
 		cmocka_unit_test(filters_by_environment),
 		cmocka_unit_test(without_targets_nothing_runs),
+		cmocka_unit_test(a_dead_endpoint_never_blocks),
 	};
 	return cmocka_run_group_tests_name("notify", tests, NULL, NULL);
 }
