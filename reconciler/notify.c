@@ -357,10 +357,14 @@ static bool open_target(target *t, rc_notify_target *f,
 	rc_http_opts o;
 
 	if (rc_secret_value(&t->url, &cfg->url, config_dir) < 0) {
-		RC_WARN("notify '%s': its url (%s:%s) cannot be read, so it "
-			"is not told anything: %s",
-			cfg->name, cfg->url.kind == RC_SECRET_ENV ? "env" : "file",
-			cfg->url.ref, rc_error_last()->message);
+		if (cfg->url.kind == RC_SECRET_ENV)
+			RC_WARN("notify '%s' is not told anything: the "
+				"variable '%s' that holds its url is not set",
+				cfg->name, cfg->url.ref);
+		else
+			RC_WARN("notify '%s' is not told anything: cannot "
+				"read the file '%s' that holds its url",
+				cfg->name, cfg->url.ref);
 		rc_error_clear();
 		return false;
 	}
