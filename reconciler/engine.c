@@ -253,10 +253,33 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 	return 0;
 }
 
+void rc_engine_notify(rc_engine *e, const rc_notify_event *ev)
+{
+	rc_notifier *n = e->opts.notifier;
+
+	if (!n && !e->own_notifier && e->cfg && e->cfg->nnotify) {
+		if (rc_notifier_new(&e->own_notifier, e->cfg,
+				    e->src ? rc_source_dir(e->src)
+					   : e->cfg->dir) < 0) {
+			RC_WARN("%s", rc_error_last()->message);
+			rc_error_clear();
+		}
+	}
+	rc_notifier_send(n ? n : e->own_notifier, ev);
+}
+
 void rc_engine_free(rc_engine *e)
 {
 	if (!e)
 		return;
+	if (e->own_notifier) {
+		rc_notifier_flush(e->own_notifier,
+				  e->opts.notify_wait_ms > 0
+					  ? e->opts.notify_wait_ms
+					  : RC_NOTIFY_FLUSH_MS);
+		rc_error_clear();
+		rc_notifier_free(e->own_notifier);
+	}
 	for (size_t i = 0; i < e->nenvs; i++) {
 		rc_engine_env *ee = &e->envs[i];
 

@@ -7,6 +7,7 @@
 #define RC_ENGINE_H
 
 #include "drivers/driver.h"
+#include "reconciler/notify.h"
 #include "reconciler/plan.h"
 #include "reconciler/source.h"
 #include "schema/diag.h"
@@ -31,6 +32,11 @@ typedef struct {
 	int concurrency;       /* apply: actions at once (default 8) */
 	bool progress;         /* apply: live display (a terminal) */
 	FILE *out;             /* apply progress and messages (stdout) */
+	rc_notifier *notifier; /* where an apply's notifications go (the
+				  controller's, borrowed); NULL: the engine
+				  makes its own from the configuration and
+				  waits for it when freed */
+	long notify_wait_ms;   /* that wait; 0: RC_NOTIFY_FLUSH_MS */
 } rc_engine_opts;
 
 typedef struct rc_engine_env {
@@ -72,6 +78,7 @@ typedef struct {
 	   under the engine's note lock */
 	void (*progress_fn)(void *ctx, const char *action_id, const char *text);
 	void *progress_ctx;
+	rc_notifier *own_notifier; /* made at the first apply that notifies */
 } rc_engine;
 
 /* Opens the source and loads the configuration. On RC_EINVALID the
@@ -119,6 +126,10 @@ int rc_engine_rollback_plan(rc_engine *e, const char *run_id, bool force,
 char *rc_plan_id(const rc_plan *p);
 /* The run that applied the plan with this id successfully, or NULL. */
 char *rc_engine_find_plan_run(rc_engine *e, const char *plan_id);
+
+/* Sends ev through the engine's notifier (opts.notifier, else its own,
+ * made from the configuration the first time). */
+void rc_engine_notify(rc_engine *e, const rc_notify_event *ev);
 
 /* Internals shared by engine*.c. */
 /* Sets how a load lists the branches of `self` for this engine's source. */

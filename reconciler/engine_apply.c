@@ -440,6 +440,116 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The notification of one environment at the end of a run: applied,
+ * rolled_back or failed, with what changed and the first error. */
+static void notify_env(executor *x, size_t ei, const rc_apply_report *rep,
+		       const char *run_error)
+{
+	const rc_plan *plan = x->plan;
+	const char *env = plan->envs[ei];
+	const rc_env *cfg_env = rc_config_env(x->e->cfg, env);
+	const char *counted[] = {"create", "update", "delete", "replace",
+				 "hook run"};
+	size_t nops[RC_ARRAY_SIZE(counted)] = {0}, total = 0, nfailed = 0,
+	       nskipped = 0, nchanges = 0;
+	const char **changes = rc_calloc(plan->n + 1, sizeof(char *));
+	char **lines = rc_calloc(plan->n + 1, sizeof(char *));
+	rc_buf summary = RC_BUF_INIT_MAX(4096), error = RC_BUF_INIT_MAX(4096);
+	rc_notify_event ev = {0};
+
+	for (size_t i = 0; i < plan->n; i++) {
+		const rc_action *a = &plan->actions[i];
+		act_state st = x->st ? x->st[i] : ST_PENDING;
+		rc_buf l = RC_BUF_INIT_MAX(1024);
+
+		if (strcmp(a->env, env))
+			continue;
+		total++;
+		nfailed += st == ST_FAILED;
+		nskipped += st == ST_SKIPPED;
+		if (st == ST_FAILED && !error.len)
+			rc_buf_printf(&error, "%s %s: %s", rc_op_name(a->op),
+				      a->key,
+				      x->errors[i] ? x->errors[i] : "failed");
+		if (st != ST_OK)
+			continue;
+		if ((size_t)a->op < RC_ARRAY_SIZE(counted))
+			nops[a->op]++;
+		rc_buf_printf(&l, "%s %s", rc_op_name(a->op), a->key);
+		lines[nchanges] = rc_buf_detach(&l);
+		changes[nchanges] = lines[nchanges];
+		nchanges++;
+	}
+	if (!total)
+		goto out;
+	if (nfailed || nskipped || !x->st) {
+		ev.kind = RC_NOTIFY_FAILED;
+		if (!x->st)
+			rc_buf_puts(&error, run_error ? run_error
+						      : "the run did not start");
+		rc_buf_printf(&summary, "%zu of %zu action%s failed, %zu "
+					"skipped%s%s",
+			      nfailed, total, total == 1 ? "" : "s", nskipped,
+			      plan->rollback_of ? ", rolling back run " : "",
+			      plan->rollback_of ? plan->rollback_of : "");
+	} else {
+		ev.kind = plan->rollback_of ? RC_NOTIFY_ROLLED_BACK
+					    : RC_NOTIFY_APPLIED;
+		if (plan->rollback_of)
+			rc_buf_printf(&summary, "run %s undone: ",
+				      plan->rollback_of);
+		rc_buf_printf(&summary, "%zu change%s", nchanges,
+			      nchanges == 1 ? "" : "s");
+		for (size_t k = 0, first = 1; k < RC_ARRAY_SIZE(counted); k++)
+			if (nops[k]) {
+				rc_buf_printf(&summary, "%s%zu %s",
+					      first ? " (" : ", ", nops[k],
+					      counted[k]);
+				first = 0;
+			}
+		if (nchanges)
+			rc_buf_puts(&summary, ")");
+	}
+	ev.project = x->e->cfg ? x->e->cfg->project : NULL;
+	ev.environment = env;
+	ev.entry = cfg_env ? cfg_env->generator : NULL;
+	ev.commit = plan->env_commits && plan->env_commits[ei]
+			    ? plan->env_commits[ei]
+			    : plan->commit;
+	ev.run_id = rep->run_id;
+	ev.summary = summary.ptr;
+	ev.changes = changes;
+	ev.nchanges = nchanges;
+	ev.error = error.len ? error.ptr : NULL;
+	rc_engine_notify(x->e, &ev);
+out:
+	for (size_t i = 0; i < nchanges; i++)
+		free(lines[i]);
+	free(lines);
+	free(changes);
+	rc_buf_release(&summary);
+	rc_buf_release(&error);
+}
+
+/* Tells the notify: targets how the run went, per environment, keeping
+ * the run's error as it was. */
+static void notify_run(executor *x, const rc_apply_report *rep, int rc)
+{
+	const rc_error *le = rc_error_last();
+	char *msg = rc < 0 && le && le->message ? rc_strdup(le->message) : NULL;
+	rc_error_class klass = le ? le->klass : RC_ECLASS_INTERNAL;
+
+	if (!x->e->opts.notifier && (!x->e->cfg || !x->e->cfg->nnotify)) {
+		free(msg);
+		return;
+	}
+	for (size_t i = 0; i < x->plan->nenvs; i++)
+		notify_env(x, i, rep, msg);
+	if (rc < 0)
+		rc_error_set(rc, klass, "%s", msg ? msg : "apply failed");
+	free(msg);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -565,6 +675,8 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	pthread_mutex_destroy(&x.mu);
 	pthread_cond_destroy(&x.cv);
 out:
+	if (rep->run_id)
+		notify_run(&x, rep, rc);
 	for (i = 0; x.errors && i < plan->n; i++)
 		free(x.errors[i]);
 	free(x.errors);

@@ -300,6 +300,37 @@ json_t *rc_env_to_json(const rc_env *e)
 	return o;
 }
 
+/* The notify: list, URLs as their references. */
+static json_t *notify_json(const rc_config *cfg)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < cfg->nnotify; i++) {
+		const rc_notify_target *t = &cfg->notify[i];
+		json_t *o = json_object(), *ev = json_array(), *url;
+		rc_argv envs = {t->environments, t->nenvironments};
+
+		set_str(o, "name", t->name);
+		url = json_pack("{s:{s:s?}}", "url",
+				t->url.kind == RC_SECRET_ENV ? "env" : "file",
+				t->url.ref);
+		json_object_set_new(o, t->kind == RC_NOTIFY_SLACK ? "slack"
+								  : "webhook",
+				    url);
+		for (int k = 0; k < RC_NOTIFY_NEVENTS; k++)
+			if (t->events & (1u << k))
+				json_array_append_new(
+					ev, json_string(rc_notify_event_name(
+						    (rc_notify_event_kind)k)));
+		json_object_set_new(o, "events", ev);
+		if (t->nenvironments)
+			json_object_set_new(o, "environments",
+					    argv_json(&envs));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 json_t *rc_config_to_json(const rc_config *cfg, const char *const *only,
 			  size_t n)
 {
@@ -319,6 +350,8 @@ json_t *rc_config_to_json(const rc_config *cfg, const char *const *only,
 			json_array_append_new(arr, rc_env_to_json(e));
 	}
 	json_object_set_new(o, "environments", arr);
+	if (cfg->nnotify)
+		json_object_set_new(o, "notify", notify_json(cfg));
 	return o;
 }
 

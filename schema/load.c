@@ -7,7 +7,7 @@
 #include <git2.h>
 
 static const char *const root_keys[] = {"version", "project", "repositories",
-					"allow_env", "environments"};
+					"allow_env", "notify", "environments"};
 static const char *const entry_only_keys[] = {"file", "for_each", "name",
 					      "ttl"};
 static const char *const entry_keys[] = {
@@ -787,6 +787,8 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 			L->cfg->nallow_env = a.n;
 		}
 	}
+	if ((n = rc_node_get(root, "notify")) != NULL)
+		rc_type_notify(L, n);
 	n = rc_node_get(root, "environments");
 	if (!n) {
 		rc_diag_error(L->diags, at, 1,
@@ -1022,6 +1024,7 @@ int rc_config_load(rc_config **out, const char *dir, const rc_load_opts *opts,
 			load_root(&L, doc, at);
 			check_names(&L);
 			check_depends(&L, envs);
+			rc_check_notify(&L);
 		}
 	}
 done:
@@ -1059,6 +1062,7 @@ void rc_config_free(rc_config *cfg)
 	for (i = 0; i < cfg->nallow_env; i++)
 		free(cfg->allow_env[i]);
 	free(cfg->allow_env);
+	rc_notify_targets_free(cfg->notify, cfg->nnotify);
 	for (i = 0; i < cfg->ngenerators; i++)
 		free(cfg->generators[i]);
 	free(cfg->generators);

@@ -113,6 +113,18 @@ long rc_get_duration(rc_ctx *c, const rc_node *map, const char *key, long def);
 int rc_get_enum(rc_ctx *c, const rc_node *map, const char *key,
 		const char *const *values, size_t n, int def);
 char *rc_scalar_text(rc_ctx *c, const rc_node *n, const char *field);
+/* A secret reference ({env: NAME}, {file: PATH}, or for an ecs
+ * environment {aws_secret: ARN}) at v into s's kind and ref; env is the
+ * environment it belongs to (NULL: reconcile itself needs the value, so
+ * aws_secret is refused); `what` names it in messages ("secret
+ * 'API_KEY'"). A literal is an error whose source line is never shown.
+ * false after diagnostics. */
+bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
+			const rc_node *v, rc_secret *s);
+/* The top-level notify: list (notify.c). */
+void rc_type_notify(rc_loader *L, const rc_node *list);
+/* Checks notify's environments against the environments loaded. */
+void rc_check_notify(rc_loader *L);
 void rc_argv_free(rc_argv *a);
 void rc_kvlist_free(rc_kvlist *l);
 void rc_kvlist_add(rc_kvlist *l, const char *key, const char *value,

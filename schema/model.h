@@ -199,6 +199,43 @@ typedef struct {
 	rc_loc loc;
 } rc_repository;
 
+/* What a notification tells: an apply that succeeded or failed, drift
+ * seen, a plan waiting for approval, a rollback run. */
+typedef enum {
+	RC_NOTIFY_APPLIED,
+	RC_NOTIFY_FAILED,
+	RC_NOTIFY_DRIFT,
+	RC_NOTIFY_WAITING,
+	RC_NOTIFY_ROLLED_BACK,
+	RC_NOTIFY_NEVENTS
+} rc_notify_event_kind;
+
+#define RC_NOTIFY_ALL_EVENTS ((1u << RC_NOTIFY_NEVENTS) - 1)
+
+/* "applied", "failed", "drift", "waiting", "rolled_back". */
+const char *rc_notify_event_name(rc_notify_event_kind k);
+
+typedef enum { RC_NOTIFY_SLACK, RC_NOTIFY_WEBHOOK } rc_notify_kind;
+
+/* One entry of the top-level `notify:` list. */
+typedef struct {
+	char *name;
+	rc_loc loc;
+	rc_notify_kind kind;
+	rc_secret url;       /* a reference (name "url"), never a value */
+	unsigned events;     /* bit (1 << rc_notify_event_kind) per event */
+	char **environments; /* names, generator entry keys or fnmatch
+				patterns; none: every environment */
+	size_t nenvironments;
+} rc_notify_target;
+
+/* Whether target t wants events of environment env (made by generator
+ * entry `entry`, or NULL). */
+bool rc_notify_target_wants(const rc_notify_target *t, const char *env,
+			    const char *entry);
+/* Frees n targets and the array. */
+void rc_notify_targets_free(rc_notify_target *t, size_t n);
+
 typedef struct {
 	char *dir; /* the configuration repository, as given */
 	int version;
@@ -207,6 +244,8 @@ typedef struct {
 	size_t nrepositories;
 	char **allow_env;
 	size_t nallow_env;
+	rc_notify_target *notify; /* the top-level notify: list */
+	size_t nnotify;
 	rc_env *envs;
 	size_t nenvs, capenvs;
 	/* the generator entries expanded by this load (their items listed,

@@ -1099,10 +1099,124 @@ done:
 	rc_buf_release(&what);
 }
 
-static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
+bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
+			const rc_node *v, rc_secret *s)
 {
 	static const char *const ref_keys[] = {"env", "file", "aws_secret",
 					       "encrypted"};
+	rc_ctx sc = {L, what, true};
+	const rc_node *ref;
+	size_t nref = 0;
+
+	if (v->kind != RC_NODE_MAP) {
+		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
+			     "%s has a literal value; secrets must be "
+			     "references: {env: NAME}, {file: PATH} or "
+			     "{aws_secret: ARN} (the value is not shown)",
+			     what);
+		return false;
+	}
+	for (size_t j = 0; j < v->n; j++) {
+		bool known = false;
+
+		for (size_t r = 0; r < RC_ARRAY_SIZE(ref_keys); r++)
+			known |= !strcmp(v->keys[j]->str, ref_keys[r]);
+		if (!known) {
+			const char *hint =
+				rc_did_you_mean(v->keys[j]->str, ref_keys, 3);
+
+			rc_diags_add(L->diags, RC_DIAG_ERROR, v->keys[j]->loc,
+				     v->keys[j]->span, true,
+				     "unknown key '%s' in %s%s%s%s",
+				     v->keys[j]->str, what,
+				     hint ? "; did you mean '" : "",
+				     hint ? hint : "", hint ? "'?" : "");
+		} else {
+			nref++;
+		}
+	}
+	if ((ref = rc_node_get(v, "encrypted")) != NULL) {
+		rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc, 1, true,
+			     "%s: encrypted secrets are not supported yet; "
+			     "use {env: NAME} or {file: PATH}",
+			     what);
+	} else if (nref != 1) {
+		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
+			     "%s must have exactly one of 'env', 'file' or "
+			     "'aws_secret'",
+			     what);
+	} else if ((ref = rc_node_get(v, "env")) != NULL) {
+		char *name = rc_scalar_text(&sc, ref, "env");
+
+		if (name && !rc_is_var_name(name)) {
+			rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+				     ref->span, true,
+				     "%s: 'env' must name a process variable "
+				     "(letters, digits and '_'; the value is "
+				     "not shown)",
+				     what);
+			free(name);
+			return false;
+		}
+		if (name) {
+			s->kind = RC_SECRET_ENV;
+			s->ref = name;
+			return true;
+		}
+	} else if ((ref = rc_node_get(v, "aws_secret")) != NULL) {
+		char *arn = rc_scalar_text(&sc, ref, "aws_secret");
+
+		if (arn && (!env || env->target.driver != RC_DRIVER_ECS)) {
+			rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+				     ref->span, true,
+				     "%s: {aws_secret: ARN} is read by ECS "
+				     "only, and %s%s; use {env: NAME} or "
+				     "{file: PATH}",
+				     what,
+				     env ? "this environment's driver is "
+					 : "reconcile itself needs the value",
+				     env ? rc_driver_name(env->target.driver)
+					 : "");
+			free(arn);
+			return false;
+		}
+		if (arn && !unresolved(arn) && !rc_aws_secret_arn_valid(arn)) {
+			rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
+				     ref->span, true,
+				     "%s: 'aws_secret' must be a Secrets Manager "
+				     "ARN: arn:<partition>:secretsmanager:"
+				     "<region>:<account, 12 digits>:secret:"
+				     "<name>, optionally followed by "
+				     ":<json-key>:<version-stage>:<version-id>",
+				     what);
+			free(arn);
+			return false;
+		}
+		if (arn) {
+			s->kind = RC_SECRET_AWS;
+			s->ref = arn;
+			return true;
+		}
+	} else if ((ref = rc_node_get(v, "file")) != NULL) {
+		char *p = rc_scalar_text(&sc, ref, "file"), *rel;
+
+		L->sensitive_paths = true;
+		rel = p ? rc_loader_resolve_path(L, NULL, p, ref->loc,
+						 ref->span, false)
+			: NULL;
+		L->sensitive_paths = false;
+		free(p);
+		if (rel) {
+			s->kind = RC_SECRET_FILE;
+			s->ref = rel;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
+{
 	rc_ctx c = {L, "secrets", true};
 	size_t i;
 
@@ -1113,9 +1227,6 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 		const rc_node *k = m->keys[i], *v = m->vals[i];
 		rc_secret *s = &env->secrets[env->nsecrets];
 		rc_buf what = RC_BUF_INIT_MAX(512);
-		rc_ctx sc = {L, NULL, true};
-		const rc_node *ref;
-		size_t nref = 0;
 
 		if (!rc_is_var_name(k->str)) {
 			rc_diags_add(L->diags, RC_DIAG_ERROR, k->loc, k->span,
@@ -1126,120 +1237,11 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 				     k->str);
 			continue;
 		}
-		if (v->kind != RC_NODE_MAP) {
-			rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
-				     "secret '%s' has a literal value; secrets "
-				     "must be references: {env: NAME}, "
-				     "{file: PATH} or {aws_secret: ARN} (the "
-				     "value is not shown)",
-				     k->str);
-			continue;
-		}
 		rc_buf_printf(&what, "secret '%s'", k->str);
-		sc.what = what.ptr;
-		for (size_t j = 0; j < v->n; j++) {
-			bool known = false;
-
-			for (size_t r = 0; r < RC_ARRAY_SIZE(ref_keys); r++)
-				known |= !strcmp(v->keys[j]->str, ref_keys[r]);
-			if (!known) {
-				const char *hint = rc_did_you_mean(
-					v->keys[j]->str, ref_keys, 3);
-
-				rc_diags_add(L->diags, RC_DIAG_ERROR,
-					     v->keys[j]->loc, v->keys[j]->span,
-					     true,
-					     "unknown key '%s' in secret '%s'%s%s%s",
-					     v->keys[j]->str, k->str,
-					     hint ? "; did you mean '" : "",
-					     hint ? hint : "", hint ? "'?" : "");
-			} else {
-				nref++;
-			}
-		}
-		if ((ref = rc_node_get(v, "encrypted")) != NULL) {
-			rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc, 1, true,
-				     "secret '%s': encrypted secrets are not "
-				     "supported yet; use {env: NAME} or "
-				     "{file: PATH}",
-				     k->str);
-		} else if (nref != 1) {
-			rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
-				     "secret '%s' must have exactly one of "
-				     "'env', 'file' or 'aws_secret'",
-				     k->str);
-		} else if ((ref = rc_node_get(v, "env")) != NULL) {
-			char *name = rc_scalar_text(&sc, ref, "env");
-
-			if (name && !rc_is_var_name(name)) {
-				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
-					     ref->span, true,
-					     "secret '%s': 'env' must name a "
-					     "process variable (letters, digits "
-					     "and '_'; the value is not shown)",
-					     k->str);
-				free(name);
-				name = NULL;
-			}
-			if (name) {
-				s->name = rc_strdup(k->str);
-				s->kind = RC_SECRET_ENV;
-				s->ref = name;
-				s->loc = k->loc;
-				env->nsecrets++;
-			}
-		} else if ((ref = rc_node_get(v, "aws_secret")) != NULL) {
-			char *arn = rc_scalar_text(&sc, ref, "aws_secret");
-
-			if (arn && env->target.driver != RC_DRIVER_ECS) {
-				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
-					     ref->span, true,
-					     "secret '%s': {aws_secret: ARN} is "
-					     "read by ECS only, and this "
-					     "environment's driver is %s; use "
-					     "{env: NAME} or {file: PATH}",
-					     k->str,
-					     rc_driver_name(env->target.driver));
-				free(arn);
-				arn = NULL;
-			} else if (arn && !unresolved(arn) &&
-				   !rc_aws_secret_arn_valid(arn)) {
-				rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc,
-					     ref->span, true,
-					     "secret '%s': 'aws_secret' must be a "
-					     "Secrets Manager ARN: arn:<partition>:"
-					     "secretsmanager:<region>:<account, 12 "
-					     "digits>:secret:<name>, optionally "
-					     "followed by :<json-key>:"
-					     "<version-stage>:<version-id>",
-					     k->str);
-				free(arn);
-				arn = NULL;
-			}
-			if (arn) {
-				s->name = rc_strdup(k->str);
-				s->kind = RC_SECRET_AWS;
-				s->ref = arn;
-				s->loc = k->loc;
-				env->nsecrets++;
-			}
-		} else if ((ref = rc_node_get(v, "file")) != NULL) {
-			char *p = rc_scalar_text(&sc, ref, "file"), *rel;
-
-			L->sensitive_paths = true;
-			rel = p ? rc_loader_resolve_path(L, NULL, p, ref->loc,
-							 ref->span, false)
-				: NULL;
-			L->sensitive_paths = false;
-
-			free(p);
-			if (rel) {
-				s->name = rc_strdup(k->str);
-				s->kind = RC_SECRET_FILE;
-				s->ref = rel;
-				s->loc = k->loc;
-				env->nsecrets++;
-			}
+		if (rc_type_secret_ref(L, env, what.ptr, v, s)) {
+			s->name = rc_strdup(k->str);
+			s->loc = k->loc;
+			env->nsecrets++;
 		}
 		rc_buf_release(&what);
 	}
