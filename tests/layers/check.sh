@@ -7,7 +7,8 @@
 #                           and history (neither includes the other)
 #   2  drivers/             the driver contract, the resource model, drivers
 #   3  reconciler/          the engine: source, plan, diff, apply, rollback
-#   4  reconciler/cli/      the commands
+#   4  reconciler/controller/  the controller: loop, HTTP API, webhooks
+#   5  reconciler/cli/      the commands
 #
 # Usage: check.sh ROOT. Prints one line per include that breaks the rule,
 # "FILE:LINE: LAYER includes 'HEADER' from LAYER above it", and exits 1
@@ -23,7 +24,8 @@ layer_of() {
 	schema/*) echo "1 schema" ;;
 	state/*) echo "1 state" ;;
 	drivers/*) echo "2 drivers" ;;
-	reconciler/cli/*) echo "4 reconciler/cli" ;;
+	reconciler/controller/*) echo "4 reconciler/controller" ;;
+	reconciler/cli/*) echo "5 reconciler/cli" ;;
 	reconciler/*/*) echo "9 ${1%/*}" ;; # a folder without a layer
 	reconciler/*) echo "3 reconciler" ;;
 	*) echo "" ;;

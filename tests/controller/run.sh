@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The controller end to end: a configuration repository served by a real
+# `git daemon` on loopback, the local driver (a python service), and
+# `reconcile controller` following it.
+#   run.sh RECONCILE_BINARY
+# The first commit applied; a push applied by polling (1 s); the
+# endpoints (health without a token, status and metrics with one);
+# SIGTERM exiting 0; then a controller that polls hourly: a bad webhook
+# signature refused (401, body not logged), a ping answered, a push
+# applied through a GitHub-signed webhook (the latency from the webhook
+# to the apply's first journaled action is printed), GitLab and generic
+# webhooks; the journal read back with `reconcile history`.
+set -u
+rc_bin=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+export NO_COLOR=1
+. "$here/../lib.sh"
+work=$(mktemp -d /tmp/rc-ctl-XXXXXX)
+export RECONCILE_STATE_DIR=$work/state
+export XDG_CACHE_HOME=$work/cache
+export RECONCILE_CONTROLLER_TOKEN=ctl-token-e2e-7f3a
+export RECONCILE_WEBHOOK_SECRET=hook-secret-e2e-91bc
+project=ctle2e$$
+daemon_pid= ctl_pid=
+gport=$((20000 + RANDOM % 10000))
+hport=$((30000 + RANDOM % 10000))
+sport=$((40000 + RANDOM % 10000))
+url=git://127.0.0.1:$gport/cfg
+api=http://127.0.0.1:$hport
+cleanup() {
+	[ -n "$ctl_pid" ] && kill -9 "$ctl_pid" 2>/dev/null
+	"$rc_bin" destroy "$url" --state-dir "$RECONCILE_STATE_DIR" --auto-approve >/dev/null 2>&1
+	for p in $(owned_by "$project/"); do kill -9 "$p" 2>/dev/null; done
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+repo=$work/git/cfg
+commit() { # greeting
+	cat >"$repo/reconcile.yaml" <<YAML
+version: 1
+project: $project
+environments:
+  dev:
+    target: { driver: local }
+    policy: { prune: true }
+    services:
+      web:
+        command: [python3, server.py]
+        port: $sport
+        env: { GREETING: "$1" }
+        health: { http: /health, interval: 1s, retries: 20 }
+YAML
+	git -C "$repo" add -A && git -C "$repo" -c user.name=t -c user.email=t@e commit -q -m "$1"
+	git -C "$repo" rev-parse HEAD
+}
+mkdir -p "$repo"
+git -C "$repo" init -q -b main
+cp "$here/../engine/server.py" "$repo/"
+sha1=$(commit one)
+git daemon --reuseaddr --base-path="$work/git" --export-all --listen=127.0.0.1 --port=$gport "$work/git" >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 50); do git ls-remote "$url" >/dev/null 2>&1 && break; sleep 0.1; done
+
+get() { curl -s --max-time 2 "http://127.0.0.1:$sport/" 2>/dev/null; }
+# wait_for SECONDS CMD...: until CMD succeeds; false after SECONDS
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+serves() { [ "$(get)" = "$1" ]; }
+code() { curl -s -o "$work/body" -w '%{http_code}' --max-time 5 "$@"; }
+start() { # log poll
+	"$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll "$2" \
+		--state-dir "$RECONCILE_STATE_DIR" --log-format json >"$1" 2>&1 &
+	ctl_pid=$!
+}
+stop() { # name: SIGTERM, exit 0
+	kill -TERM "$ctl_pid"
+	local rc=0
+	wait "$ctl_pid" || rc=$?
+	ctl_pid=
+	[ $rc -eq 0 ] && ok "$1" || bad "$1" "exit $rc" "$(tail -5 "$work/ctl1.log" "$work/ctl2.log" 2>/dev/null)"
+}
+
+# --- usage
+run 1 "--leader-elect is refused for now" "$rc_bin" controller "$url" --leader-elect && has "says it is not available" "$out" "not available in this build yet"
+run 129 "a bad duration is wrong usage" "$rc_bin" controller --poll 5x && has "names the duration" "$out" "5x"
+out=$(RECONCILE_CONTROLLER_TOKEN= "$rc_bin" controller "$url" --listen 0.0.0.0:$hport 2>&1)
+[ $? -eq 129 ] && has "no token off loopback is refused" "$out" "RECONCILE_CONTROLLER_TOKEN" || bad "no token off loopback is refused" "$out"
+
+# --- the first commit, then a push seen by polling
+start "$work/ctl1.log" 1s
+wait_for 30 serves one && ok "the first commit is applied" || bad "the first commit is applied" "$(get)" "$(tail -20 "$work/ctl1.log")"
+[ "$(code "$api/healthz")" = 200 ] && ok "/healthz without a token" || bad "/healthz without a token" "$(cat "$work/body")"
+[ "$(code "$api/readyz")" = 200 ] && ok "/readyz once the source was read" || bad "/readyz" "$(cat "$work/body")"
+[ "$(code "$api/api/v1/status")" = 401 ] && ok "/api/v1/status needs the token" || bad "/api/v1/status needs the token" "$(cat "$work/body")"
+[ "$(code -H "Authorization: Bearer wrong" "$api/api/v1/status")" = 401 ] && ok "a wrong token is refused" || bad "a wrong token is refused"
+[ "$(code "$api/metrics")" = 401 ] && ok "/metrics needs the token" || bad "/metrics needs the token"
+sha2=$(commit two)
+t0=$(date +%s%N)
+wait_for 20 serves two && ok "a push is applied by polling, without a webhook ($(( ($(date +%s%N) - t0) / 1000000 )) ms)" || bad "a push is applied by polling" "$(get)" "$(tail -20 "$work/ctl1.log")"
+status() { code -H "Authorization: Bearer $RECONCILE_CONTROLLER_TOKEN" "$api/api/v1/status" >/dev/null; cat "$work/body"; }
+in_sync_at() { status | SHA=$1 /usr/bin/python3 -c '
+import json, os, sys
+d = json.load(sys.stdin)
+e = [x for x in d["environments"] if x["name"] == "dev"][0]
+sys.exit(0 if e["commit"] == os.environ["SHA"] and e["state"] == "in-sync" and e["last"]["result"] == "succeeded" and e["last"]["run"] and e["drift"] is not None and d["ready"] else 1)'; }
+wait_for 10 in_sync_at "$sha2" && ok "/api/v1/status: dev in sync at the pushed commit, with its last run" || bad "/api/v1/status" "$(status)"
+hasnt "status shows no secret" "$(status)" "$RECONCILE_CONTROLLER_TOKEN"
+code -H "Authorization: Bearer $RECONCILE_CONTROLLER_TOKEN" "$api/metrics" >/dev/null
+cp "$work/body" "$work/metrics.txt"
+has "metrics count dev's runs" "$(cat "$work/metrics.txt")" 'reconcile_runs_total{environment="dev",result="succeeded"}'
+has "metrics have the apply histogram" "$(cat "$work/metrics.txt")" 'reconcile_apply_duration_seconds_bucket{le="+Inf"}'
+has "metrics have the process's memory" "$(cat "$work/metrics.txt")" 'process_resident_memory_bytes'
+if command -v promtool >/dev/null; then
+	out=$(promtool check metrics <"$work/metrics.txt" 2>&1) && ok "promtool check metrics" || bad "promtool check metrics" "$out"
+else
+	out=$(/usr/bin/python3 "$here/check_metrics.py" "$work/metrics.txt" 2>&1) && ok "metrics parse (promtool not installed: $out)" || bad "metrics parse" "$out"
+fi
+stop "SIGTERM stops the first controller with exit 0"
+
+# --- webhooks, with polling out of the way
+start "$work/ctl2.log" 1h
+wait_for 20 bash -c "curl -sf $api/readyz >/dev/null" || bad "second controller ready" "$(tail "$work/ctl2.log")"
+sleep 1 # its first cycle (nothing to do) ends
+sign() { printf '%s' "$1" | openssl dgst -sha256 -hmac "$RECONCILE_WEBHOOK_SECRET" -r | cut -d' ' -f1; }
+body='{"ref":"refs/heads/main","secret-payload-marker":"x9q"}'
+[ "$(code -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=$(sign "tampered")" --data "$body" "$api/hooks/github")" = 401 ] && ok "a bad GitHub signature is 401" || bad "a bad GitHub signature is 401" "$(cat "$work/body")"
+[ "$(code -X POST -H "X-GitHub-Event: push" --data "$body" "$api/hooks/github")" = 401 ] && ok "a missing signature is 401" || bad "a missing signature is 401"
+sleep 0.2
+has "the refusal is logged" "$(cat "$work/ctl2.log")" "refused"
+hasnt "the refused body is not logged" "$(cat "$work/ctl2.log")" "secret-payload-marker"
+hasnt "the secret is not logged" "$(cat "$work/ctl2.log")" "$RECONCILE_WEBHOOK_SECRET"
+ping='{"zen":"Keep it logically awesome."}'
+[ "$(code -X POST -H "X-GitHub-Event: ping" -H "X-Hub-Signature-256: sha256=$(sign "$ping")" --data "$ping" "$api/hooks/github")" = 200 ] && ok "a GitHub ping is answered" || bad "a GitHub ping is answered" "$(cat "$work/body")"
+[ "$(code -X POST -H "X-Gitlab-Token: wrong" --data '{}' "$api/hooks/gitlab")" = 401 ] && ok "a wrong GitLab token is 401" || bad "a wrong GitLab token is 401"
+[ "$(code -X POST -H "Authorization: Bearer wrong" --data '{}' "$api/hooks/generic")" = 401 ] && ok "a wrong generic bearer is 401" || bad "a wrong generic bearer is 401"
+head -c 1100000 /dev/zero | tr '\0' a >"$work/big"
+[ "$(code -X POST -H "X-Hub-Signature-256: sha256=00" --data-binary @"$work/big" "$api/hooks/github")" = 413 ] && ok "a body over 1 MiB is 413" || bad "a body over 1 MiB is 413" "$(cat "$work/body")"
+
+# a push announced by a signed webhook: latency to the first action
+runs_before=$(ls "$RECONCILE_STATE_DIR/runs" | wc -l)
+sha3=$(commit three)
+first_action() {
+	local f
+	for f in "$RECONCILE_STATE_DIR"/runs/*.journal; do
+		grep -q '"type":"intent"' "$f" 2>/dev/null && grep -q "$sha3" "$f" && return 0
+	done
+	return 1
+}
+push='{"ref":"refs/heads/main","after":"'$sha3'"}'
+t0=$(date +%s%N)
+c=$(code -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=$(sign "$push")" --data "$push" "$api/hooks/github")
+while ! first_action && [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 10000 ]; do sleep 0.01; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$c" = 202 ] && ok "a signed push webhook is accepted" || bad "a signed push webhook is accepted" "$c $(cat "$work/body")"
+echo "webhook -> first action: $ms ms"
+[ "$ms" -le 1000 ] && ok "webhook to first action within 1 s ($ms ms)" || bad "webhook to first action within 1 s" "$ms ms" "$(tail -20 "$work/ctl2.log")"
+wait_for 20 serves three && ok "the webhook's push is applied" || bad "the webhook's push is applied" "$(get)"
+sha4=$(commit four)
+[ "$(code -X POST -H "X-Gitlab-Token: $RECONCILE_WEBHOOK_SECRET" --data '{}' "$api/hooks/gitlab")" = 202 ] && ok "a GitLab webhook is accepted" || bad "a GitLab webhook is accepted"
+wait_for 10 serves four && ok "the GitLab webhook's push is applied" || bad "the GitLab webhook's push is applied" "$(get)"
+sha5=$(commit five)
+[ "$(code -X POST -H "Authorization: Bearer $RECONCILE_WEBHOOK_SECRET" --data '{}' "$api/hooks/generic")" = 202 ] && ok "a generic webhook is accepted" || bad "a generic webhook is accepted"
+wait_for 10 serves five && ok "the generic webhook's push is applied" || bad "the generic webhook's push is applied" "$(get)"
+wait_for 10 in_sync_at "$sha5" || true
+stop "SIGTERM stops the second controller with exit 0"
+
+# --- the logs and the journal
+if /usr/bin/python3 - "$work/ctl1.log" "$work/ctl2.log" <<'PY'
+import json, sys
+n = with_run = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        o = json.loads(line)
+        assert {"time", "level", "message"} <= set(o), line
+        n += 1
+        with_run += o.get("environment") == "dev" and bool(o.get("run"))
+assert with_run > 0, "no line carries the environment and the run"
+PY
+then ok "--log-format json: every line is a JSON object, some with environment and run"; else bad "--log-format json" "$(head -5 "$work/ctl1.log")"; fi
+run 0 "reconcile history reads the controller's runs" "$rc_bin" history --state-dir "$RECONCILE_STATE_DIR" --output json
+if printf '%s' "$out" | /usr/bin/python3 -c '
+import json, sys
+runs = json.load(sys.stdin)
+assert len(runs) >= 5, len(runs)
+assert all(r["status"] == "succeeded" for r in runs), [r["status"] for r in runs]'; then ok "five applies, all succeeded, in the journal"; else bad "five applies in the journal" "$out"; fi
+finish
