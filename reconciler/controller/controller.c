@@ -282,8 +282,7 @@ static int refresh(rc_ctl *c)
 		/* a plain directory is re-read at every poll */
 		if (!ec || !ce->commit || strcmp(ce->commit, ec)) {
 			set_str(&ce->commit, ec);
-			if (ce->backoff == 0)
-				ce->due = 0;
+			ce->due = 0; /* a new commit is tried at once */
 		}
 	}
 	for (size_t i = 0; i < c->nenvs;) {
@@ -479,11 +478,10 @@ static void *worker(void *arg)
 			ce->drift = drift;
 			ce->has_drift = true;
 		}
-		if (!strcmp(result, "pending")) {
+		if (!strcmp(result, "pending"))
 			set_str(&ce->pending_plan, pending);
-		} else if (strcmp(result, "failed")) {
+		else if (!failed)
 			set_str(&ce->pending_plan, NULL);
-		}
 		if (failed) {
 			ce->backoff = ce->backoff ? ce->backoff * 2 : BACKOFF_MIN;
 			if (ce->backoff > BACKOFF_MAX)
@@ -494,6 +492,11 @@ static void *worker(void *arg)
 		} else {
 			ce->backoff = 0;
 			ce->due = mono() + jittered(c->o.resync);
+		}
+		/* the commit moved while it ran: again, at once */
+		if (ce->commit && (!w->commit || strcmp(ce->commit, w->commit)))
+			ce->due = 0;
+		if (!failed) {
 			ce->state = !strcmp(result, "pending")	 ? "pending-approval"
 				    : !strcmp(result, "drift") ? "drifted"
 							       : "in-sync";

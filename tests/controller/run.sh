@@ -44,13 +44,29 @@ project: $project
 environments:
   dev:
     target: { driver: local }
-    policy: { prune: true }
+    policy: { prune: true, drift: heal }
     services:
       web:
         command: [python3, server.py]
         port: $sport
         env: { GREETING: "$1" }
         health: { http: /health, interval: 1s, retries: 20 }
+  stage:
+    target: { driver: local }
+    policy: { drift: report }
+    services:
+      web:
+        command: [python3, server.py]
+        port: $((sport + 1))
+        env: { GREETING: "stage" }
+  prod:
+    target: { driver: local }
+    policy: { apply: manual }
+    services:
+      web:
+        command: [python3, server.py]
+        port: $((sport + 2))
+        env: { GREETING: "prod" }
 YAML
 	git -C "$repo" add -A && git -C "$repo" -c user.name=t -c user.email=t@e commit -q -m "$1"
 	git -C "$repo" rev-parse HEAD
@@ -63,7 +79,7 @@ git daemon --reuseaddr --base-path="$work/git" --export-all --listen=127.0.0.1 -
 daemon_pid=$!
 for _ in $(seq 50); do git ls-remote "$url" >/dev/null 2>&1 && break; sleep 0.1; done
 
-get() { curl -s --max-time 2 "http://127.0.0.1:$sport/" 2>/dev/null; }
+get() { curl -s --max-time 2 "http://127.0.0.1:$((sport + ${1:-0}))/" 2>/dev/null; }
 # wait_for SECONDS CMD...: until CMD succeeds; false after SECONDS
 wait_for() {
 	local end=$((SECONDS + $1))
@@ -71,10 +87,10 @@ wait_for() {
 	while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.1; done
 	return 1
 }
-serves() { [ "$(get)" = "$1" ]; }
+serves() { [ "$(get "${2:-0}")" = "$1" ]; } # greeting [port offset]
 code() { curl -s -o "$work/body" -w '%{http_code}' --max-time 5 "$@"; }
-start() { # log poll
-	"$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll "$2" \
+start() { # log poll [resync]
+	"$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll "$2" --resync "${3:-10m}" \
 		--state-dir "$RECONCILE_STATE_DIR" --log-format json >"$1" 2>&1 &
 	ctl_pid=$!
 }
@@ -93,7 +109,7 @@ out=$(RECONCILE_CONTROLLER_TOKEN= "$rc_bin" controller "$url" --listen 0.0.0.0:$
 [ $? -eq 129 ] && has "no token off loopback is refused" "$out" "RECONCILE_CONTROLLER_TOKEN" || bad "no token off loopback is refused" "$out"
 
 # --- the first commit, then a push seen by polling
-start "$work/ctl1.log" 1s
+start "$work/ctl1.log" 1s 2s
 wait_for 30 serves one && ok "the first commit is applied" || bad "the first commit is applied" "$(get)" "$(tail -20 "$work/ctl1.log")"
 [ "$(code "$api/healthz")" = 200 ] && ok "/healthz without a token" || bad "/healthz without a token" "$(cat "$work/body")"
 [ "$(code "$api/readyz")" = 200 ] && ok "/readyz once the source was read" || bad "/readyz" "$(cat "$work/body")"
@@ -121,6 +137,26 @@ if command -v promtool >/dev/null; then
 else
 	out=$(/usr/bin/python3 "$here/check_metrics.py" "$work/metrics.txt" 2>&1) && ok "metrics parse (promtool not installed: $out)" || bad "metrics parse" "$out"
 fi
+env_is() { # env jq-ish python condition on e (the environment) and d
+	status | COND=$2 ENV=$1 /usr/bin/python3 -c '
+import json, os, sys
+d = json.load(sys.stdin)
+e = [x for x in d["environments"] if x["name"] == os.environ["ENV"]][0]
+sys.exit(0 if eval(os.environ["COND"]) else 1)'; }
+# manual: planned, saved as pending, not applied
+wait_for 10 env_is prod 'e["state"] == "pending-approval" and e["pending_plan"] and e["drift"] == 1' && ok "a manual environment waits with its pending plan" || bad "a manual environment waits" "$(status)"
+[ -f "$RECONCILE_STATE_DIR/controller/pending/prod.json" ] && ok "the pending plan is saved under the state directory" || bad "the pending plan is saved" "$(ls -R "$RECONCILE_STATE_DIR")"
+[ -z "$(get 2)" ] && ok "the manual environment is not applied" || bad "the manual environment is not applied" "$(get 2)"
+code -H "Authorization: Bearer $RECONCILE_CONTROLLER_TOKEN" "$api/metrics" >/dev/null
+has "metrics count the pending plan" "$(cat "$work/body")" "reconcile_plans_pending 1"
+# drift: healed under drift: heal at the resync, reported under drift: report
+wait_for 10 serves stage 1 && ok "another environment is applied beside it" || bad "stage is applied" "$(get 1)"
+for p in $(owned_by "$project/dev/web") $(owned_by "$project/stage/web"); do kill -9 "$p"; done
+wait_for 15 serves two && ok "drift is healed at the resync (drift: heal)" || bad "drift is healed" "$(get)" "$(tail -20 "$work/ctl1.log")"
+wait_for 10 env_is stage 'e["state"] == "drifted" and e["drift"] == 1' && ok "drift is only reported under drift: report" || bad "drift is reported" "$(status)"
+[ -z "$(get 1)" ] && ok "reported drift is left alone" || bad "reported drift is left alone" "$(get 1)"
+code -H "Authorization: Bearer $RECONCILE_CONTROLLER_TOKEN" "$api/metrics" >/dev/null
+has "metrics show the drift" "$(cat "$work/body")" 'reconcile_drift{environment="stage"} 1'
 stop "SIGTERM stops the first controller with exit 0"
 
 # --- webhooks, with polling out of the way
@@ -187,6 +223,6 @@ run 0 "reconcile history reads the controller's runs" "$rc_bin" history --state-
 if printf '%s' "$out" | /usr/bin/python3 -c '
 import json, sys
 runs = json.load(sys.stdin)
-assert len(runs) >= 5, len(runs)
-assert all(r["status"] == "succeeded" for r in runs), [r["status"] for r in runs]'; then ok "five applies, all succeeded, in the journal"; else bad "five applies in the journal" "$out"; fi
+assert len(runs) >= 6, len(runs)
+assert all(r["status"] == "succeeded" for r in runs), [r["status"] for r in runs]'; then ok "every apply (pushes, a heal) succeeded, in the journal"; else bad "every apply in the journal" "$out"; fi
 finish
