@@ -1,5 +1,6 @@
 #include "reconciler/base/common.h"
 #include "reconciler/controller/metrics.h"
+#include "drivers/http.h"
 
 #include <pthread.h>
 #include <sys/resource.h>
@@ -168,6 +169,17 @@ static void env_sample(rc_buf *out, const char *name, const char *env)
 	rc_buf_puts(out, "\"}");
 }
 
+static void api_sample(void *arg, const char *driver, long status,
+		       uint64_t n)
+{
+	rc_buf *out = arg;
+
+	rc_buf_puts(out, "reconcile_api_requests_total{driver=\"");
+	put_label(out, driver);
+	rc_buf_printf(out, "\",status=\"%ld\"} %llu\n", status,
+		      (unsigned long long)n);
+}
+
 /* The process's resident set (bytes) and CPU time (seconds). */
 static void process_metrics(rc_buf *out)
 {
@@ -243,5 +255,8 @@ void rc_metrics_render(rc_metrics *m, rc_buf *out)
 	       "Plans waiting for approval.");
 	rc_buf_printf(out, "reconcile_plans_pending %ld\n", m->pending);
 	pthread_mutex_unlock(&m->lock);
+	header(out, "reconcile_api_requests_total", "counter",
+	       "Platform API attempts by driver and HTTP status (0: no reply).");
+	rc_http_requests_each(api_sample, out);
 	process_metrics(out);
 }

@@ -8,6 +8,7 @@
  *   reconcile_last_success_timestamp_seconds{environment}  gauge
  *   reconcile_apply_duration_seconds                 histogram
  *   reconcile_plans_pending                          gauge
+ *   reconcile_api_requests_total{driver,status}      counter (drivers/http.c)
  *   process_resident_memory_bytes, process_cpu_seconds_total
  */
 #ifndef RC_CTL_METRICS_H
@@ -22,7 +23,7 @@ rc_metrics *rc_metrics_new(void);
 void rc_metrics_free(rc_metrics *m);
 
 /* One cycle of env ended with result ("succeeded", "failed",
- * "unchanged", "pending"). */
+ * "unchanged", "pending", "drift"). */
 void rc_metrics_run(rc_metrics *m, const char *env, const char *result);
 /* An apply took seconds (the histogram). */
 void rc_metrics_apply_duration(rc_metrics *m, double seconds);
