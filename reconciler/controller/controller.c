@@ -44,7 +44,7 @@ struct rc_ctl {
 	char *commit;       /* the source's commit, NULL for a plain dir */
 	char *state_dir;
 	bool ready, wake;
-	const char *wake_why;
+	char wake_why[64];
 	double last_tick;
 	int running;        /* workers */
 	FILE *devnull;
@@ -396,14 +396,6 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 		goto out;
 	}
 	idx = rc_plan_env_index(&p, env);
-	if (!w->commit_moved && e->nenvs == 1 && e->envs[0].env &&
-	    e->envs[0].env->policy.drift == RC_DRIFT_REPORT) {
-		RC_WARN("%ld resource%s drifted; not healed (policy.drift: "
-			"report)",
-			*drift, *drift == 1 ? "" : "s");
-		result = "drift";
-		goto out;
-	}
 	if (idx != SIZE_MAX && p.env_manual[idx]) {
 		char *id = rc_plan_id(&p);
 
@@ -412,10 +404,18 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 			goto out;
 		}
 		RC_INFO("%zu change%s wait for approval (policy.apply: "
-			"manual): plan %.12s",
+			"manual): plan %s",
 			p.n, p.n == 1 ? "" : "s", id);
 		*pending = id;
 		result = "pending";
+		goto out;
+	}
+	if (!w->commit_moved && e->nenvs == 1 && e->envs[0].env &&
+	    e->envs[0].env->policy.drift == RC_DRIFT_REPORT) {
+		RC_WARN("%ld resource%s drifted; not healed (policy.drift: "
+			"report)",
+			*drift, *drift == 1 ? "" : "s");
+		result = "drift";
 		goto out;
 	}
 	set_state(c, env, "applying");
@@ -632,9 +632,14 @@ struct rc_metrics *rc_ctl_metrics(rc_ctl *c)
 
 void rc_ctl_wake(rc_ctl *c, const char *why)
 {
+	size_t n = strlen(why);
+
+	if (n >= sizeof(c->wake_why))
+		n = sizeof(c->wake_why) - 1;
 	pthread_mutex_lock(&c->lock);
 	c->wake = true;
-	c->wake_why = why;
+	memcpy(c->wake_why, why, n);
+	c->wake_why[n] = '\0';
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -751,6 +756,7 @@ int rc_controller_run(const rc_ctl_opts *o)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART; /* a fetch under way is not cut short */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
