@@ -385,6 +385,9 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 	eo.state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
 	eo.cache_dir = c->o.cache_dir;
 	eo.offline = !c->is_dir; /* the loop fetched */
+	/* workers run side by side: none rewrites the registry of generated
+	   environments (retiring gone ones is left to reconcile apply) */
+	eo.keep_gone = true;
 	eo.envs = envs;
 	eo.nenvs = 1;
 	eo.out = c->devnull;
