@@ -8,7 +8,7 @@
 #include <getopt.h>
 
 enum { OPT_LISTEN = 256, OPT_POLL, OPT_RESYNC, OPT_STATE, OPT_LOG_FORMAT,
-       OPT_LEADER, OPT_LEASE, OPT_SHARDS, OPT_SHARD };
+       OPT_LEADER, OPT_LEASE, OPT_SHARDS, OPT_SHARD, OPT_CONFIG };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -43,6 +43,7 @@ int rc_cmd_controller(int argc, char **argv)
 		{"lease", required_argument, NULL, OPT_LEASE},
 		{"shards", required_argument, NULL, OPT_SHARDS},
 		{"shard", required_argument, NULL, OPT_SHARD},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	rc_ctl_opts o;
@@ -94,6 +95,9 @@ int rc_cmd_controller(int argc, char **argv)
 						   "from 0, not '%s'",
 						   optarg);
 			break;
+		case OPT_CONFIG:
+			o.config = optarg;
+			break;
 		case 'h':
 			rc_command_usage(rc_command_find("controller"), stdout);
 			return RC_EXIT_OK;
@@ -113,11 +117,16 @@ int rc_cmd_controller(int argc, char **argv)
 		return rc_error_last()->code == RC_EUNSUPPORTED ? RC_EXIT_FAIL
 								: RC_EXIT_USAGE;
 	}
-	if (o.log_json)
-		rc_log_set_format(RC_LOG_JSON);
 	/* a controller says what it does unless asked for less */
 	if (rc_log_threshold == RC_LOG_WARN)
 		rc_log_threshold = RC_LOG_INFO;
+	if (o.log_json)
+		rc_log_set_format(RC_LOG_JSON);
+	/* the flags file wins over the command line, now and at SIGHUP */
+	if (o.config && rc_ctl_read_config(&o, o.config) < 0) {
+		fprintf(stderr, "error: %s\n", rc_error_last()->message);
+		return RC_EXIT_FAIL;
+	}
 	if (rc_controller_run(&o) < 0) {
 		RC_ERR("%s", rc_error_last()->message);
 		return RC_EXIT_FAIL;

@@ -116,6 +116,72 @@ double rc_ctl_duration(const char *s)
 	return -1;
 }
 
+/* One line of the flags file into o. */
+static int config_line(rc_ctl_opts *o, int *level, char *line,
+		       const char *path, int lineno)
+{
+	char *name, *value, *end;
+	double d;
+
+	line[strcspn(line, "#\r\n")] = '\0';
+	name = line + strspn(line, " \t");
+	if (!*name)
+		return 0;
+	value = name + strcspn(name, " \t");
+	if (*value)
+		*value++ = '\0';
+	value += strspn(value, " \t");
+	end = value + strlen(value);
+	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	if (!strncmp(name, "--", 2))
+		name += 2;
+	if (!strcmp(name, "poll") || !strcmp(name, "resync")) {
+		if ((d = rc_ctl_duration(value)) <= 0)
+			goto bad;
+		*(!strcmp(name, "poll") ? &o->poll : &o->resync) = d;
+	} else if (!strcmp(name, "log-format")) {
+		if (strcmp(value, "text") && strcmp(value, "json"))
+			goto bad;
+		o->log_json = !strcmp(value, "json");
+	} else if (!strcmp(name, "log-level")) {
+		if ((*level = rc_log_level_parse(value)) < 0)
+			goto bad;
+	} else {
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "%s:%d: '%s' cannot be set in the flags "
+				    "file (poll, resync, log-format, log-level "
+				    "can)",
+				    path, lineno, name);
+	}
+	return 0;
+bad:
+	return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+			    "%s:%d: '%s' is not a value for %s", path, lineno,
+			    value, name);
+}
+
+int rc_ctl_read_config(rc_ctl_opts *o, const char *path)
+{
+	rc_ctl_opts n = *o;
+	char line[1024];
+	int lineno = 0, level = -1, rc = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return rc_error_set_os("cannot read the flags file '%s'", path);
+	while (rc == 0 && fgets(line, sizeof(line), f))
+		rc = config_line(&n, &level, line, path, ++lineno);
+	fclose(f);
+	if (rc < 0)
+		return rc;
+	*o = n;
+	if (level >= 0)
+		rc_log_threshold = (rc_log_level)level;
+	rc_log_set_format(o->log_json ? RC_LOG_JSON : RC_LOG_TEXT);
+	return 0;
+}
+
 int rc_ctl_opts_check(const rc_ctl_opts *o)
 {
 	struct sockaddr_storage ss;
@@ -595,7 +661,18 @@ static void loop(rc_ctl *c)
 		c->last_tick = now;
 		if (got_hup) {
 			got_hup = 0;
-			RC_WARN("SIGHUP: no --config file to re-read; ignored");
+			if (!c->o.config)
+				RC_WARN("SIGHUP: no --config file to re-read; "
+					"ignored");
+			else if (rc_ctl_read_config(&c->o, c->o.config) < 0)
+				RC_ERR("SIGHUP: %s; the flags are kept as they "
+				       "were",
+				       rc_error_last()->message);
+			else
+				RC_INFO("SIGHUP: re-read %s (poll %gs, resync "
+					"%gs)",
+					c->o.config, c->o.poll, c->o.resync);
+			next_poll = now; /* the new interval from now */
 		}
 		if (c->wake || now >= next_poll) {
 			char *digest;

@@ -35,6 +35,7 @@ typedef struct {
 	double grace;           /* seconds a running apply gets at exit (30) */
 	const char *token;      /* RECONCILE_CONTROLLER_TOKEN, or NULL */
 	const char *hook_secret; /* RECONCILE_WEBHOOK_SECRET, or NULL */
+	const char *config;     /* --config FILE: re-read on SIGHUP */
 } rc_ctl_opts;
 
 /* Sets the defaults. */
@@ -42,6 +43,10 @@ void rc_ctl_opts_init(rc_ctl_opts *o);
 /* Checks the options together; RC_EINVALID or RC_EUNSUPPORTED saying
  * what is wrong. */
 int rc_ctl_opts_check(const rc_ctl_opts *o);
+/* Reads the flags file path into o: one "name value" a line, for poll,
+ * resync, log-format and log-level ('#' starts a comment). RC_EINVALID
+ * naming the line when one is wrong, and then o is left as it was. */
+int rc_ctl_read_config(rc_ctl_opts *o, const char *path);
 /* Parses "90s", "5m", "1h", "250ms", "2" (seconds); -1 when invalid. */
 double rc_ctl_duration(const char *s);
 

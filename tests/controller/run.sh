@@ -11,7 +11,8 @@
 # signature refused (401, body not logged), a ping answered, a push
 # applied through a GitHub-signed webhook (the latency from the webhook
 # to the apply's first journaled action is printed), GitLab and generic
-# webhooks; the journal read back with `reconcile history`.
+# webhooks; SIGHUP re-reading --config; SIGTERM during an apply; the
+# journal read back with `reconcile history`.
 set -u
 rc_bin=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -102,9 +103,11 @@ wait_for() {
 }
 serves() { [ "$(get "${2:-0}")" = "$1" ]; } # greeting [port offset]
 code() { curl -s -o "$work/body" -w '%{http_code}' --max-time 5 "$@"; }
-start() { # log poll [resync]
-	"$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll "$2" --resync "${3:-10m}" \
-		--state-dir "$RECONCILE_STATE_DIR" --log-format json >"$1" 2>&1 &
+start() { # log poll [resync [more flags...]]
+	local log=$1 poll=$2 resync=${3:-10m}
+	shift 3 2>/dev/null || shift $#
+	"$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll "$poll" --resync "$resync" "$@" \
+		--state-dir "$RECONCILE_STATE_DIR" --log-format json >"$log" 2>&1 &
 	ctl_pid=$!
 }
 stop() { # name: SIGTERM, exit 0
@@ -181,7 +184,10 @@ stop "SIGTERM stops the first controller with exit 0"
 
 # --- webhooks, with polling out of the way (and the broken environment)
 broken=
-start "$work/ctl2.log" 1h
+printf 'listen 0.0.0.0:1\n' >"$work/bad-flags"
+run 1 "a flags file with what it cannot set is refused" "$rc_bin" controller "$url" --config "$work/bad-flags" && has "naming the line" "$out" "bad-flags:1: 'listen' cannot be set"
+printf '# re-read at SIGHUP\npoll 1h\n' >"$work/flags"
+start "$work/ctl2.log" 1s 10m --config "$work/flags"
 wait_for 20 bash -c "curl -sf $api/readyz >/dev/null" || bad "second controller ready" "$(tail "$work/ctl2.log")"
 sleep 1 # its first cycle (nothing to do) ends
 sign() { printf '%s' "$1" | openssl dgst -sha256 -hmac "$RECONCILE_WEBHOOK_SECRET" -r | cut -d' ' -f1; }
@@ -233,6 +239,13 @@ sha5=$(commit five)
 [ "$(code -X POST -H "Authorization: Bearer $RECONCILE_WEBHOOK_SECRET" --data '{}' "$api/hooks/generic")" = 202 ] && ok "a generic webhook is accepted" || bad "a generic webhook is accepted"
 wait_for 10 serves five && ok "the generic webhook's push is applied" || bad "the generic webhook's push is applied" "$(get)"
 wait_for 10 in_sync_at "$sha5" || true
+
+# SIGHUP re-reads the flags file: a poll of 1 s finds the next push
+printf 'poll 1s\n' >"$work/flags"
+kill -HUP "$ctl_pid"
+commit five-b >/dev/null
+wait_for 10 serves five-b && ok "SIGHUP re-reads --config: the new poll finds a push" || bad "SIGHUP re-reads --config" "$(get)" "$(tail -5 "$work/ctl2.log")"
+has "the re-read is logged" "$(cat "$work/ctl2.log")" "SIGHUP: re-read"
 
 # SIGTERM in the middle of an apply: the apply finishes, then exit 0
 sha6=$(commit six '    hooks: { pre_apply: [ { name: slow, where: local, run: [sleep, "2"] } ] }')

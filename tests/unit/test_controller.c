@@ -219,6 +219,33 @@ static void options(void **state)
 	rc_error_clear();
 }
 
+static void flags_file(void **state)
+{
+	char *dir = tmpdir_new();
+	char path[512];
+	rc_ctl_opts o;
+	rc_log_level was = rc_log_threshold;
+
+	RC_UNUSED(state);
+	snprintf(path, sizeof(path), "%s/flags", dir);
+	rc_ctl_opts_init(&o);
+	write_file(dir, "flags", "# comment\npoll 5s  \n--resync 2m # inline\n"
+				 "\nlog-level debug\n");
+	assert_int_equal(rc_ctl_read_config(&o, path), 0);
+	assert_true(o.poll == 5 && o.resync == 120);
+	assert_int_equal(rc_log_threshold, RC_LOG_DEBUG);
+	write_file(dir, "flags", "poll 1s\nresync often\n");
+	assert_int_equal(rc_ctl_read_config(&o, path), RC_EINVALID);
+	assert_non_null(strstr(rc_error_last()->message, "flags:2: 'often'"));
+	assert_true(o.poll == 5); /* nothing applied from a bad file */
+	write_file(dir, "flags", "state-dir /x\n");
+	assert_int_equal(rc_ctl_read_config(&o, path), RC_EINVALID);
+	assert_non_null(strstr(rc_error_last()->message, "cannot be set"));
+	rc_log_threshold = was;
+	rc_error_clear();
+	tmpdir_remove(dir);
+}
+
 static void json_log_lines(void **state)
 {
 	FILE *f = tmpfile();
@@ -268,6 +295,7 @@ int test_group_controller(void)
 		cmocka_unit_test(bearer),
 		cmocka_unit_test(metrics_text),
 		cmocka_unit_test(options),
+		cmocka_unit_test(flags_file),
 		cmocka_unit_test(json_log_lines),
 	};
 	return cmocka_run_group_tests_name("controller", tests, NULL, NULL);
