@@ -577,6 +577,7 @@ static void *worker(void *arg)
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	rc_log_context(NULL, NULL);
+	rc_error_clear(); /* its message is the thread's, freed with it */
 	free(run);
 	free(pending);
 	free(w->env);
