@@ -161,6 +161,7 @@ cp "$work/body" "$work/metrics.txt"
 has "metrics count dev's runs" "$(cat "$work/metrics.txt")" 'reconcile_runs_total{environment="dev",result="succeeded"}'
 has "metrics have the apply histogram" "$(cat "$work/metrics.txt")" 'reconcile_apply_duration_seconds_bucket{le="+Inf"}'
 has "metrics have the process's memory" "$(cat "$work/metrics.txt")" 'process_resident_memory_bytes'
+echo "controller RSS with 4 environments: $(awk '/^process_resident_memory_bytes/ {printf "%.1f MiB", $2 / 1048576}' "$work/metrics.txt")"
 if command -v promtool >/dev/null; then
 	out=$(promtool check metrics <"$work/metrics.txt" 2>&1) && ok "promtool check metrics" || bad "promtool check metrics" "$out"
 else
