@@ -175,6 +175,7 @@ static int client_new(ecs_client **out, rc_aws_provider *prov,
 	ho.sign_ctx = c;
 	ho.accept = "application/json";
 	ho.user_agent = "reconcile";
+	ho.driver = "ecs";
 	ho.max_retries = RC_HTTP_MAX_RETRIES;
 	ho.qps = 20;
 	ho.burst = 40;

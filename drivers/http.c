@@ -34,6 +34,7 @@ struct rc_http {
 	rc_http_refresh_fn refresh;
 	void *sign_ctx;
 	char *user_agent;
+	char *driver;   /* the label of its attempts in the process's table */
 	struct curl_slist *headers; /* Accept, defaults, "Expect:" */
 	long connect_timeout_ms, timeout_ms;
 	int max_retries;
@@ -247,6 +248,46 @@ static int check_base_url(const char *url)
 	return rc;
 }
 
+/* The process's attempts by driver and status: a small table, one lock
+ * (a few drivers times a few statuses). */
+static pthread_mutex_t requests_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct request_count {
+	char *driver;
+	long status;
+	uint64_t n;
+} *requests;
+static size_t nrequests, caprequests;
+
+static void count_request(const char *driver, long status)
+{
+	size_t i;
+
+	pthread_mutex_lock(&requests_lock);
+	for (i = 0; i < nrequests; i++)
+		if (requests[i].status == status &&
+		    !strcmp(requests[i].driver, driver))
+			break;
+	if (i == nrequests) {
+		RC_GROW(requests, caprequests, nrequests + 1);
+		requests[i].driver = rc_strdup(driver);
+		requests[i].status = status;
+		requests[i].n = 0;
+		nrequests++;
+	}
+	requests[i].n++;
+	pthread_mutex_unlock(&requests_lock);
+}
+
+void rc_http_requests_each(void (*fn)(void *arg, const char *driver,
+				      long status, uint64_t n),
+			   void *arg)
+{
+	pthread_mutex_lock(&requests_lock);
+	for (size_t i = 0; i < nrequests; i++)
+		fn(arg, requests[i].driver, requests[i].status, requests[i].n);
+	pthread_mutex_unlock(&requests_lock);
+}
+
 int rc_http_open(rc_http **out, const rc_http_opts *o)
 {
 	rc_buf b = RC_BUF_INIT_MAX(1 << 20);
@@ -309,6 +350,7 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 	else
 		rc_buf_puts(&b, "reconcile/" RC_VERSION);
 	h->user_agent = rc_buf_detach(&b);
+	h->driver = rc_strdup(o->driver && *o->driver ? o->driver : "other");
 	rc_buf_printf(&b, "Accept: %s",
 		      o->accept && *o->accept ? o->accept : "application/json");
 	h->headers = curl_slist_append(NULL, b.ptr);
@@ -401,6 +443,7 @@ void rc_http_close(rc_http *h)
 	free(h->proxy);
 	free_secret(h->auth_header);
 	free(h->user_agent);
+	free(h->driver);
 	free(h);
 }
 
@@ -1092,6 +1135,7 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 	h->stats.bytes_received += (uint64_t)(hdrsize > 0 ? hdrsize : 0) +
 				   (uint64_t)(down > 0 ? down : 0);
 	pthread_mutex_unlock(&h->stats_lock);
+	count_request(h->driver, a->cc == CURLE_OK ? a->status : 0);
 	return 0;
 }
 

@@ -138,6 +138,8 @@ typedef struct {
 
 	const char *accept;     /* "application/json" */
 	const char *user_agent; /* "reconcile/<version>" */
+	const char *driver;     /* who asks, for rc_http_requests_each()
+				   ("kubernetes"); NULL: "other" */
 	const char *const *headers; /* more "Name: value" lines for every
 				       request, NULL-terminated, or NULL */
 
@@ -238,6 +240,13 @@ int rc_http_do(rc_http *h, const rc_http_req *req, rc_http_resp *resp);
 typedef int (*rc_http_line_fn)(void *ctx, const char *line, size_t n);
 int rc_http_stream(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		   rc_http_line_fn on_line, void *ctx);
+
+/* The attempts of every client since the process started, by driver
+ * (rc_http_opts.driver) and HTTP status (0: no reply came): fn is called
+ * once per pair, under the table's lock (the controller's metrics). */
+void rc_http_requests_each(void (*fn)(void *arg, const char *driver,
+				      long status, uint64_t n),
+			   void *arg);
 
 /* A snapshot of the client's counters, from its open. */
 void rc_http_stats(rc_http *h, rc_http_counters *out);

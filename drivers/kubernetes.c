@@ -454,6 +454,7 @@ static int client_get(struct kube_client **out, const char *kubeconfig,
 		ho.qps = qps > 0 ? qps : KUBE_QPS;
 		ho.burst = burst > 0 ? burst : KUBE_BURST;
 		ho.accept = "application/json";
+		ho.driver = "kubernetes";
 		rc = rc_http_open(&c->http, &ho);
 	}
 	if (rc < 0) {

@@ -812,6 +812,7 @@ static int endpoint_get(rc_oci *c, const char *registry,
 		o.ca_file = c->ca_file;
 		o.accept = accept_manifests;
 		o.user_agent = c->user_agent;
+		o.driver = "registry";
 		o.timeout_ms = c->timeout_ms;
 		o.max_retries = c->max_retries;
 		o.max_body = MANIFEST_MAX;

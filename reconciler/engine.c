@@ -203,6 +203,7 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 		e->opts.concurrency = 8;
 	rc_diags_init(&e->diags);
 	so.cache_dir = opts->cache_dir;
+	so.offline = opts->offline;
 	rc = rc_source_open(&e->src, opts->source ? opts->source : ".",
 			    opts->ref, &so);
 	if (rc < 0)

@@ -22,6 +22,8 @@ typedef struct {
 	const char *state_dir; /* NULL: $RECONCILE_STATE_DIR, else
 				  <config repository>/.reconcile */
 	const char *cache_dir; /* git cache, NULL for the default */
+	bool offline;          /* a URL source: use what the cache has, do
+				  not fetch (the controller fetched) */
 	bool destroy;          /* plan the removal of everything owned */
 	bool force;            /* allow emptying an environment */
 	bool server_dry_run;   /* plan: ask the platforms what each create and

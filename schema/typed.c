@@ -1111,9 +1111,10 @@ bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 	if (v->kind != RC_NODE_MAP) {
 		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
 			     "%s has a literal value; secrets must be "
-			     "references: {env: NAME}, {file: PATH} or "
-			     "{aws_secret: ARN} (the value is not shown)",
-			     what);
+			     "references: {env: NAME}%s {file: PATH}%s (the "
+			     "value is not shown)",
+			     what, env ? "," : " or",
+			     env ? " or {aws_secret: ARN}" : "");
 		return false;
 	}
 	for (size_t j = 0; j < v->n; j++) {
@@ -1142,9 +1143,9 @@ bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 			     what);
 	} else if (nref != 1) {
 		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
-			     "%s must have exactly one of 'env', 'file' or "
-			     "'aws_secret'",
-			     what);
+			     "%s must have exactly one of 'env'%s 'file'%s",
+			     what, env ? "," : " or",
+			     env ? " or 'aws_secret'" : "");
 	} else if ((ref = rc_node_get(v, "env")) != NULL) {
 		char *name = rc_scalar_text(&sc, ref, "env");
 

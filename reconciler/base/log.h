@@ -36,6 +36,14 @@ void rc_log_write(rc_log_level level, const char *file, int line,
 		  const char *fmt, ...) RC_PRINTF(4, 5);
 /* Where log lines go (default stderr); NULL restores stderr. */
 void rc_log_set_stream(FILE *f);
+/* How lines are written: "warning: message" (text, the default), or one
+ * JSON object per line {"time", "level", "message", "environment",
+ * "run"} (the last two when the thread's context has them). */
+typedef enum { RC_LOG_TEXT, RC_LOG_JSON } rc_log_format;
+void rc_log_set_format(rc_log_format f);
+/* The calling thread's context, added to its lines: the environment and
+ * the run it works on (copied; NULL forgets one). */
+void rc_log_context(const char *env, const char *run);
 /* Parses "error", "warn", "info", "debug", "trace"; -1 if unknown. */
 int rc_log_level_parse(const char *s);
 

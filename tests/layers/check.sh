@@ -7,7 +7,7 @@
 #                           and history (neither includes the other)
 #   2  drivers/             the driver contract, the resource model, drivers
 #   3  reconciler/          the engine: source, plan, diff, apply, rollback
-#   4  reconciler/controller/  the controller: the loop, its HTTP API,
+#   4  reconciler/controller/  the controller: loop, HTTP API, webhooks,
 #                           leader election, shards
 #   5  reconciler/cli/      the commands
 #

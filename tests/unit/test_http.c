@@ -1300,10 +1300,47 @@ static void http_rate_header(void **state)
 	rc_http_resp_release(&r);
 }
 
+static void count_one(void *arg, const char *driver, long status, uint64_t n)
+{
+	uint64_t *counts = arg;
+
+	if (!strcmp(driver, "unit-counted") && (status == 404 || status == 200))
+		counts[status == 200] = n;
+}
+
+/* Every attempt is counted by driver and status for the controller's
+ * metrics (reconcile_api_requests_total). */
+static void http_requests_counted_by_driver(void **state)
+{
+	rc_http_opts o;
+	rc_http *h = NULL;
+	rc_http_resp r = {0};
+	uint64_t counts[2] = {0, 0};
+
+	RC_UNUSED(state);
+	opts_for(&o, srv);
+	o.driver = "unit-counted";
+	assert_int_equal(rc_http_open(&h, &o), 0);
+	script1(404, "{}", NULL);
+	assert_int_equal(get(h, "/a", &r), 0);
+	rc_http_resp_release(&r);
+	script1(200, "{}", NULL);
+	assert_int_equal(get(h, "/b", &r), 0);
+	rc_http_resp_release(&r);
+	script1(200, "{}", NULL);
+	assert_int_equal(get(h, "/c", &r), 0);
+	rc_http_resp_release(&r);
+	rc_http_requests_each(count_one, counts);
+	assert_int_equal(counts[0], 1);
+	assert_int_equal(counts[1], 2);
+	rc_http_close(h);
+}
+
 int test_group_http(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(http_keepalive),
+		cmocka_unit_test(http_requests_counted_by_driver),
 		cmocka_unit_test(http_methods_and_bodies),
 		cmocka_unit_test(http_ca_file_and_data),
 		cmocka_unit_test(http_untrusted_not_retried),

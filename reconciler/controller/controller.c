@@ -1,0 +1,890 @@
+/* The controller's loop: cheap source checks, per-environment workers. */
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
+#include "reconciler/engine.h"
+#include "reconciler/controller/controller.h"
+#include "reconciler/controller/http_api.h"
+#include "reconciler/controller/metrics.h"
+#include "schema/loader.h"
+#include "state/internal.h"
+
+#include <git2.h>
+#include <pthread.h>
+#include <signal.h>
+
+#define BACKOFF_MIN 5.0
+#define BACKOFF_MAX 300.0
+
+typedef struct {
+	char *name;
+	char *commit;      /* the commit the source has for it now */
+	char *done_commit; /* the commit its last successful cycle saw */
+	const char *state; /* "waiting", "planning", "applying", "in-sync",
+			      "pending-approval", "failed" */
+	char *last_run, *last_result, *last_time, *last_error;
+	char *pending_plan;
+	long drift;
+	bool has_drift;
+	double due;        /* monotonic seconds: resync or backoff */
+	double backoff;
+	bool busy, seen;
+} ctl_env;
+
+struct rc_ctl {
+	rc_ctl_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	rc_metrics *metrics;
+	ctl_env *envs;
+	size_t nenvs, capenvs;
+	bool is_dir;        /* the source is a directory */
+	char *source_digest; /* what the cheap check saw last */
+	char *commit;       /* the source's commit, NULL for a plain dir */
+	char *state_dir;
+	bool ready, wake;
+	char wake_why[64];
+	double last_tick;
+	int running;        /* workers */
+	FILE *devnull;
+};
+
+static volatile sig_atomic_t got_stop, got_hup;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_stop = 1;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v ? rc_strdup(v) : NULL;
+}
+
+void rc_ctl_opts_init(rc_ctl_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->source = ".";
+	o->listen = "127.0.0.1:8080";
+	o->poll = 60;
+	o->resync = 600;
+	o->shard = -1;
+	o->workers = 4;
+	o->grace = 30;
+}
+
+double rc_ctl_duration(const char *s)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || v < 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "ms"))
+		return v / 1000;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	return -1;
+}
+
+/* One line of the flags file into o. */
+static int config_line(rc_ctl_opts *o, int *level, char *line,
+		       const char *path, int lineno)
+{
+	char *name, *value, *end;
+	double d;
+
+	line[strcspn(line, "#\r\n")] = '\0';
+	name = line + strspn(line, " \t");
+	if (!*name)
+		return 0;
+	value = name + strcspn(name, " \t");
+	if (*value)
+		*value++ = '\0';
+	value += strspn(value, " \t");
+	end = value + strlen(value);
+	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	if (!strncmp(name, "--", 2))
+		name += 2;
+	if (!strcmp(name, "poll") || !strcmp(name, "resync")) {
+		if ((d = rc_ctl_duration(value)) <= 0)
+			goto bad;
+		*(!strcmp(name, "poll") ? &o->poll : &o->resync) = d;
+	} else if (!strcmp(name, "log-format")) {
+		if (strcmp(value, "text") && strcmp(value, "json"))
+			goto bad;
+		o->log_json = !strcmp(value, "json");
+	} else if (!strcmp(name, "log-level")) {
+		if ((*level = rc_log_level_parse(value)) < 0)
+			goto bad;
+	} else {
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "%s:%d: '%s' cannot be set in the flags "
+				    "file (poll, resync, log-format, log-level "
+				    "can)",
+				    path, lineno, name);
+	}
+	return 0;
+bad:
+	return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+			    "%s:%d: '%s' is not a value for %s", path, lineno,
+			    value, name);
+}
+
+int rc_ctl_read_config(rc_ctl_opts *o, const char *path)
+{
+	rc_ctl_opts n = *o;
+	char line[1024];
+	int lineno = 0, level = -1, rc = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return rc_error_set_os("cannot read the flags file '%s'", path);
+	while (rc == 0 && fgets(line, sizeof(line), f))
+		rc = config_line(&n, &level, line, path, ++lineno);
+	fclose(f);
+	if (rc < 0)
+		return rc;
+	*o = n;
+	if (level >= 0)
+		rc_log_threshold = (rc_log_level)level;
+	rc_log_set_format(o->log_json ? RC_LOG_JSON : RC_LOG_TEXT);
+	return 0;
+}
+
+int rc_ctl_opts_check(const rc_ctl_opts *o)
+{
+	struct sockaddr_storage ss;
+	bool loopback;
+
+	if (o->poll <= 0 || o->resync <= 0)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "--poll and --resync must be positive "
+				    "durations");
+	if (o->lease && !o->leader_elect)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "--lease needs --leader-elect");
+	if (o->lease && (!strchr(o->lease, '/') || o->lease[0] == '/' ||
+			 strchr(o->lease, '/')[1] == '\0' ||
+			 strchr(strchr(o->lease, '/') + 1, '/')))
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "--lease wants NAMESPACE/NAME, not '%s'",
+				    o->lease);
+	if ((o->shards > 0) != (o->shard >= 0))
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "--shards N and --shard K go together");
+	if (o->shards > 0 && o->shard >= o->shards)
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "--shard %d is not below --shards %d",
+				    o->shard, o->shards);
+	if (rc_http_listen_addr(o->listen, &ss, &loopback) < 0)
+		return RC_EINVALID;
+	if (!loopback && (!o->token || !*o->token))
+		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				    "refusing to listen on %s without "
+				    "RECONCILE_CONTROLLER_TOKEN: set it, or "
+				    "listen on loopback",
+				    o->listen);
+	if (o->leader_elect)
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
+				    "--leader-elect is not available in this "
+				    "build yet");
+	if (o->shards > 0)
+		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
+				    "--shards is not available in this build "
+				    "yet");
+	return 0;
+}
+
+/* --- the cheap check --- */
+
+/* What the source looks like now without fetching anything: the remote's
+ * branches and their tips, a work tree's HEAD commit; NULL for a plain
+ * directory (re-read at every poll) or when the check failed (then the
+ * loop fetches). New string. */
+static char *source_digest(rc_ctl *c)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 22);
+	char *out;
+
+	if (c->is_dir) {
+		git_repository *repo = NULL;
+		git_oid oid;
+		char sha[GIT_OID_HEXSZ + 1];
+
+		if (git_repository_open_ext(&repo, c->o.source, 0, NULL) < 0 ||
+		    git_reference_name_to_id(&oid, repo, "HEAD") < 0) {
+			git_repository_free(repo);
+			rc_buf_release(&b);
+			return NULL;
+		}
+		git_oid_tostr(sha, sizeof(sha), &oid);
+		git_repository_free(repo);
+		rc_buf_puts(&b, sha);
+	} else {
+		rc_branch *br = NULL;
+		size_t n = 0;
+
+		if (rc_git_list_branches(&br, &n, c->o.source) < 0) {
+			RC_WARN("cannot list the refs of the source: %s; "
+				"fetching instead",
+				rc_error_last()->message);
+			rc_error_clear();
+			rc_buf_release(&b);
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++)
+			rc_buf_printf(&b, "%s %s\n", br[i].sha, br[i].name);
+		rc_branches_free(br, n);
+	}
+	out = rc_buf_detach(&b);
+	rc_buf_release(&b);
+	return out;
+}
+
+static void env_release(ctl_env *ce)
+{
+	free(ce->name);
+	free(ce->commit);
+	free(ce->done_commit);
+	free(ce->last_run);
+	free(ce->last_result);
+	free(ce->last_time);
+	free(ce->last_error);
+	free(ce->pending_plan);
+}
+
+static ctl_env *env_find(rc_ctl *c, const char *name)
+{
+	for (size_t i = 0; i < c->nenvs; i++)
+		if (!strcmp(c->envs[i].name, name))
+			return &c->envs[i];
+	return NULL;
+}
+
+static double jittered(double s)
+{
+	return s * (0.9 + 0.2 * ((double)rand() / RAND_MAX));
+}
+
+/* Fetches and reads the configuration: the environments and the commit
+ * of each; those whose commit moved become due at once. */
+static int refresh(rc_ctl *c)
+{
+	rc_engine_opts eo = {0};
+	rc_engine *e = NULL;
+	const char *commit;
+	int rc;
+
+	eo.source = c->o.source;
+	eo.state_dir = c->o.state_dir;
+	eo.cache_dir = c->o.cache_dir;
+	eo.keep_gone = true;
+	eo.out = c->devnull;
+	if ((rc = rc_engine_open(&e, &eo)) < 0) {
+		if (e && e->diags.n)
+			RC_ERR("the configuration at %s is invalid (%zu "
+			       "errors): run 'reconcile validate'",
+			       c->o.source, e->diags.nerrors);
+		else
+			RC_ERR("cannot read the source %s: %s", c->o.source,
+			       rc_error_last()->message);
+		rc_engine_free(e);
+		return rc;
+	}
+	commit = rc_source_commit(e->src);
+	pthread_mutex_lock(&c->lock);
+	if (!c->commit || !commit || strcmp(c->commit, commit))
+		RC_INFO("source %s at commit %.12s", c->o.source,
+			commit ? commit : "(no git)");
+	set_str(&c->commit, commit);
+	if (!c->state_dir)
+		c->state_dir = rc_strdup(e->state_dir);
+	for (size_t i = 0; i < c->nenvs; i++)
+		c->envs[i].seen = false;
+	for (size_t i = 0; i < e->nenvs; i++) {
+		const rc_engine_env *ee = &e->envs[i];
+		const char *ec = ee->commit ? ee->commit : commit;
+		ctl_env *ce = env_find(c, ee->env->name);
+
+		if (!ce) {
+			RC_GROW(c->envs, c->capenvs, c->nenvs + 1);
+			ce = &c->envs[c->nenvs++];
+			memset(ce, 0, sizeof(*ce));
+			ce->name = rc_strdup(ee->env->name);
+			ce->state = "waiting";
+		}
+		ce->seen = true;
+		/* a plain directory is re-read at every poll */
+		if (!ec || !ce->commit || strcmp(ce->commit, ec)) {
+			set_str(&ce->commit, ec);
+			ce->due = 0; /* a new commit is tried at once */
+		}
+	}
+	for (size_t i = 0; i < c->nenvs;) {
+		ctl_env *ce = &c->envs[i];
+
+		if (ce->seen || ce->busy) {
+			i++;
+			continue;
+		}
+		RC_INFO("environment %s is gone from the configuration",
+			ce->name);
+		rc_metrics_forget(c->metrics, ce->name);
+		env_release(ce);
+		c->envs[i] = c->envs[--c->nenvs];
+	}
+	c->ready = true;
+	pthread_mutex_unlock(&c->lock);
+	rc_engine_free(e);
+	return 0;
+}
+
+/* --- a worker: one environment's cycle --- */
+
+typedef struct {
+	rc_ctl *c;
+	char *env;
+	char *commit;       /* the commit it is planned at */
+	bool commit_moved;  /* since its last good cycle */
+} work;
+
+static long count_drift(const rc_plan *p)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		if (p->actions[i].op != RC_OP_RUN)
+			n++;
+	return n;
+}
+
+/* Saves p as env's pending plan: <state>/controller/pending/<env>.json. */
+static int save_pending(rc_ctl *c, const char *env, const rc_plan *p)
+{
+	rc_buf dir = RC_BUF_INIT_MAX(PATH_MAX), path = RC_BUF_INIT_MAX(PATH_MAX),
+	       tmp = RC_BUF_INIT_MAX(PATH_MAX);
+	json_t *j = rc_plan_to_json(p);
+	int rc = 0;
+
+	rc_buf_printf(&dir, "%s/controller/pending", c->state_dir);
+	rc_buf_printf(&path, "%s/%s.json", dir.ptr, env);
+	rc_buf_printf(&tmp, "%s.tmp", path.ptr);
+	if (rc_state_mkdirs(dir.ptr) < 0 ||
+	    json_dump_file(j, tmp.ptr, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
+	    rename(tmp.ptr, path.ptr) < 0)
+		rc = rc_error_set_os("cannot save the pending plan '%s'",
+				     path.ptr);
+	json_decref(j);
+	rc_buf_release(&dir);
+	rc_buf_release(&path);
+	rc_buf_release(&tmp);
+	return rc;
+}
+
+static long count_pending(rc_ctl *c)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < c->nenvs; i++)
+		n += c->envs[i].pending_plan != NULL;
+	return n;
+}
+
+static void set_state(rc_ctl *c, const char *env, const char *state)
+{
+	ctl_env *ce;
+
+	pthread_mutex_lock(&c->lock);
+	if ((ce = env_find(c, env)))
+		ce->state = state;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Plans env and applies (auto) or saves the plan (manual). The result
+ * ("succeeded", "unchanged", "pending", "failed"); *run the run's id. */
+static const char *cycle(rc_ctl *c, const work *w, char **run,
+			 char **pending, long *drift, double *apply_s)
+{
+	const char *env = w->env;
+	const char *const envs[] = {env};
+	rc_engine_opts eo = {0};
+	rc_engine *e = NULL;
+	rc_plan p;
+	rc_apply_report rep = {0};
+	const char *result = "failed";
+	size_t idx;
+	double t0;
+
+	memset(&p, 0, sizeof(p));
+	eo.source = c->o.source;
+	eo.state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
+	eo.cache_dir = c->o.cache_dir;
+	eo.offline = !c->is_dir; /* the loop fetched */
+	/* workers run side by side: none rewrites the registry of generated
+	   environments (retiring gone ones is left to reconcile apply) */
+	eo.keep_gone = true;
+	eo.envs = envs;
+	eo.nenvs = 1;
+	eo.out = c->devnull;
+	if (rc_engine_open(&e, &eo) < 0 || rc_engine_plan(e, &p) < 0)
+		goto out;
+	*drift = count_drift(&p);
+	if (p.n == 0) {
+		result = "unchanged";
+		goto out;
+	}
+	idx = rc_plan_env_index(&p, env);
+	if (idx != SIZE_MAX && p.env_manual[idx]) {
+		char *id = rc_plan_id(&p);
+
+		if (save_pending(c, env, &p) < 0) {
+			free(id);
+			goto out;
+		}
+		RC_INFO("%zu change%s wait for approval (policy.apply: "
+			"manual): plan %s",
+			p.n, p.n == 1 ? "" : "s", id);
+		*pending = id;
+		result = "pending";
+		goto out;
+	}
+	if (!w->commit_moved && e->nenvs == 1 && e->envs[0].env &&
+	    e->envs[0].env->policy.drift == RC_DRIFT_REPORT) {
+		RC_WARN("%ld resource%s drifted; not healed (policy.drift: "
+			"report)",
+			*drift, *drift == 1 ? "" : "s");
+		result = "drift";
+		goto out;
+	}
+	set_state(c, env, "applying");
+	RC_INFO("applying %zu change%s at commit %.12s", p.n,
+		p.n == 1 ? "" : "s", p.commit ? p.commit : "-");
+	t0 = mono();
+	if (rc_engine_apply(e, &p, &rep) == 0)
+		result = "succeeded";
+	*apply_s = mono() - t0;
+	if (rep.run_id) {
+		*run = rc_strdup(rep.run_id);
+		rc_log_context(env, rep.run_id);
+	}
+	RC_INFO("run %s: %zu ok, %zu failed, %zu skipped in %.2fs",
+		rep.run_id ? rep.run_id : "-", rep.ok, rep.failed, rep.skipped,
+		*apply_s);
+out:
+	if (!strcmp(result, "failed") && rc_error_last())
+		RC_ERR("%s", rc_error_last()->message);
+	rc_apply_report_release(&rep);
+	rc_plan_release(&p);
+	rc_engine_free(e);
+	return result;
+}
+
+static void *worker(void *arg)
+{
+	work *w = arg;
+	rc_ctl *c = w->c;
+	char *run = NULL, *pending = NULL, now[RC_TIME_SIZE];
+	long drift = -1;
+	double apply_s = -1;
+	const char *result;
+	ctl_env *ce;
+
+	rc_log_context(w->env, NULL);
+	rc_error_clear();
+	result = cycle(c, w, &run, &pending, &drift, &apply_s);
+	rc_time_now(now);
+	rc_metrics_run(c->metrics, w->env, result);
+	if (drift >= 0)
+		rc_metrics_drift(c->metrics, w->env, drift);
+	if (apply_s >= 0)
+		rc_metrics_apply_duration(c->metrics, apply_s);
+	if (!strcmp(result, "succeeded"))
+		rc_metrics_success(c->metrics, w->env, wall());
+	pthread_mutex_lock(&c->lock);
+	if ((ce = env_find(c, w->env))) {
+		bool failed = !strcmp(result, "failed");
+
+		ce->busy = false;
+		set_str(&ce->last_result, result);
+		set_str(&ce->last_time, now);
+		if (run)
+			set_str(&ce->last_run, run);
+		set_str(&ce->last_error,
+			failed && rc_error_last() ? rc_error_last()->message
+						  : NULL);
+		if (drift >= 0) {
+			ce->drift = drift;
+			ce->has_drift = true;
+		}
+		if (!strcmp(result, "pending"))
+			set_str(&ce->pending_plan, pending);
+		else if (!failed)
+			set_str(&ce->pending_plan, NULL);
+		if (failed) {
+			ce->backoff = ce->backoff ? ce->backoff * 2 : BACKOFF_MIN;
+			if (ce->backoff > BACKOFF_MAX)
+				ce->backoff = BACKOFF_MAX;
+			ce->due = mono() + ce->backoff;
+			ce->state = "failed";
+			RC_LOG(RC_LOG_WARN, "retrying in %.0fs", ce->backoff);
+		} else {
+			ce->backoff = 0;
+			ce->due = mono() + jittered(c->o.resync);
+		}
+		/* the commit moved while it ran: again, at once */
+		if (ce->commit && (!w->commit || strcmp(ce->commit, w->commit)))
+			ce->due = 0;
+		if (!failed) {
+			ce->state = !strcmp(result, "pending")	 ? "pending-approval"
+				    : !strcmp(result, "drift") ? "drifted"
+							       : "in-sync";
+			set_str(&ce->done_commit, w->commit);
+		}
+		rc_metrics_pending(c->metrics, count_pending(c));
+	}
+	c->running--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	rc_log_context(NULL, NULL);
+	rc_error_clear(); /* its message is the thread's, freed with it */
+	free(run);
+	free(pending);
+	free(w->env);
+	free(w->commit);
+	free(w);
+	return NULL;
+}
+
+/* Starts the workers of the environments that are due; under the lock. */
+static void dispatch(rc_ctl *c, double now)
+{
+	for (size_t i = 0; i < c->nenvs && c->running < c->o.workers; i++) {
+		ctl_env *ce = &c->envs[i];
+		work *w;
+		pthread_t t;
+		pthread_attr_t at;
+
+		if (ce->busy || ce->due > now)
+			continue;
+		w = rc_calloc(1, sizeof(*w));
+		w->c = c;
+		w->env = rc_strdup(ce->name);
+		w->commit = ce->commit ? rc_strdup(ce->commit) : NULL;
+		w->commit_moved = !ce->commit || !ce->done_commit ||
+				  strcmp(ce->commit, ce->done_commit);
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &at, worker, w) != 0) {
+			RC_ERR("cannot start a worker for %s", ce->name);
+			free(w->env);
+			free(w->commit);
+			free(w);
+			pthread_attr_destroy(&at);
+			break;
+		}
+		pthread_attr_destroy(&at);
+		ce->busy = true;
+		ce->state = "planning";
+		c->running++;
+	}
+}
+
+/* The earliest time something is due (the next poll at the latest). */
+static double next_wake(rc_ctl *c, double next_poll)
+{
+	double t = next_poll;
+
+	for (size_t i = 0; i < c->nenvs; i++)
+		if (!c->envs[i].busy && c->envs[i].due < t)
+			t = c->envs[i].due;
+	return t;
+}
+
+static void wait_until(rc_ctl *c, double t)
+{
+	struct timespec ts;
+	double now = mono(), d = t - now;
+
+	/* wake at least every 200 ms to see signals */
+	if (d > 0.2)
+		d = 0.2;
+	if (d <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)d;
+	ts.tv_nsec += (long)((d - (double)(time_t)d) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
+static void loop(rc_ctl *c)
+{
+	double next_poll = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (!got_stop) {
+		double now = mono();
+
+		c->last_tick = now;
+		if (got_hup) {
+			got_hup = 0;
+			if (!c->o.config)
+				RC_WARN("SIGHUP: no --config file to re-read; "
+					"ignored");
+			else if (rc_ctl_read_config(&c->o, c->o.config) < 0)
+				RC_ERR("SIGHUP: %s; the flags are kept as they "
+				       "were",
+				       rc_error_last()->message);
+			else
+				RC_INFO("SIGHUP: re-read %s (poll %gs, resync "
+					"%gs)",
+					c->o.config, c->o.poll, c->o.resync);
+			next_poll = now; /* the new interval from now */
+		}
+		if (c->wake || now >= next_poll) {
+			char *digest;
+			bool moved;
+
+			if (c->wake)
+				RC_INFO("woken by %s: checking the source",
+					c->wake_why);
+			c->wake = false;
+			next_poll = now + c->o.poll;
+			pthread_mutex_unlock(&c->lock);
+			digest = source_digest(c);
+			moved = !digest || !c->source_digest ||
+				strcmp(digest, c->source_digest);
+			if (moved && refresh(c) == 0) {
+				free(c->source_digest);
+				c->source_digest = digest;
+				digest = NULL;
+			}
+			free(digest);
+			pthread_mutex_lock(&c->lock);
+			now = mono();
+			c->last_tick = now;
+		}
+		dispatch(c, now);
+		wait_until(c, next_wake(c, next_poll));
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* --- what the HTTP API reads --- */
+
+struct rc_metrics *rc_ctl_metrics(rc_ctl *c)
+{
+	return c->metrics;
+}
+
+void rc_ctl_wake(rc_ctl *c, const char *why)
+{
+	size_t n = strlen(why);
+
+	if (n >= sizeof(c->wake_why))
+		n = sizeof(c->wake_why) - 1;
+	pthread_mutex_lock(&c->lock);
+	c->wake = true;
+	memcpy(c->wake_why, why, n);
+	c->wake_why[n] = '\0';
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool rc_ctl_alive(rc_ctl *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	/* a tick at least every 200 ms, except while the source is fetched
+	   and read, which gets the poll interval and a minute */
+	ok = mono() - c->last_tick < c->o.poll + 60;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+bool rc_ctl_ready(rc_ctl *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	ok = c->ready;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *rc_ctl_status(rc_ctl *c)
+{
+	json_t *st = json_object(), *envs = json_array();
+	double now_m, now_w = wall();
+
+	pthread_mutex_lock(&c->lock);
+	now_m = mono();
+	json_object_set_new(st, "ready", json_boolean(c->ready));
+	json_object_set_new(st, "commit", str_or_null(c->commit));
+	for (size_t i = 0; i < c->nenvs; i++) {
+		const ctl_env *ce = &c->envs[i];
+		json_t *o = json_object(), *last = json_object();
+
+		json_object_set_new(o, "name", json_string(ce->name));
+		json_object_set_new(o, "commit", str_or_null(ce->commit));
+		json_object_set_new(o, "state", json_string(ce->state));
+		json_object_set_new(last, "run", str_or_null(ce->last_run));
+		json_object_set_new(last, "result", str_or_null(ce->last_result));
+		json_object_set_new(last, "time", str_or_null(ce->last_time));
+		json_object_set_new(last, "error", str_or_null(ce->last_error));
+		json_object_set_new(o, "last", last);
+		json_object_set_new(o, "pending_plan",
+				    str_or_null(ce->pending_plan));
+		json_object_set_new(o, "drift", ce->has_drift
+							? json_integer(ce->drift)
+							: json_null());
+		if (ce->busy) {
+			json_object_set_new(o, "next_attempt", json_null());
+		} else {
+			time_t at = (time_t)(now_w + (ce->due > now_m
+							      ? ce->due - now_m
+							      : 0));
+			char buf[RC_TIME_SIZE];
+			struct tm tm;
+
+			gmtime_r(&at, &tm);
+			strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			json_object_set_new(o, "next_attempt", json_string(buf));
+		}
+		json_object_set_new(o, "backoff_seconds",
+				    json_real(ce->backoff));
+		json_array_append_new(envs, o);
+	}
+	pthread_mutex_unlock(&c->lock);
+	json_object_set_new(st, "environments", envs);
+	return st;
+}
+
+/* --- running it --- */
+
+static bool is_directory(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int rc_controller_run(const rc_ctl_opts *o)
+{
+	rc_ctl *c = rc_calloc(1, sizeof(*c));
+	rc_http_api *api = NULL;
+	struct sigaction sa;
+	pthread_condattr_t ca;
+	double end;
+	int rc;
+
+	c->o = *o;
+	c->metrics = rc_metrics_new();
+	c->is_dir = is_directory(o->source);
+	c->devnull = fopen("/dev/null", "w");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->last_tick = mono();
+	srand((unsigned)(getpid() ^ (unsigned)time(NULL)));
+	git_libgit2_init();
+	if (o->token)
+		rc_secret_register(o->token);
+	if (o->hook_secret)
+		rc_secret_register(o->hook_secret);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART; /* a fetch under way is not cut short */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = rc_http_api_start(&api, c, o->listen, o->token,
+				    o->hook_secret)) < 0)
+		return rc;
+	if (!o->token || !*o->token)
+		RC_WARN("no RECONCILE_CONTROLLER_TOKEN: the API on %s (loopback "
+			"only) needs no token",
+			o->listen);
+	RC_INFO("controller listening on %s, following %s (poll %gs, resync "
+		"%gs)",
+		o->listen, o->source, o->poll, o->resync);
+	loop(c);
+
+	RC_INFO("stopping: no new work; waiting up to %gs for %d running "
+		"environment%s",
+		o->grace, c->running, c->running == 1 ? "" : "s");
+	end = mono() + o->grace;
+	pthread_mutex_lock(&c->lock);
+	while (c->running > 0 && mono() < end)
+		wait_until(c, end);
+	rc = c->running;
+	pthread_mutex_unlock(&c->lock);
+	rc_http_api_stop(api);
+	if (rc > 0) {
+		/* the journal tells the next run what was left unfinished */
+		RC_WARN("%d environment%s still running after %gs: left as "
+			"interrupted",
+			rc, rc == 1 ? "" : "s", o->grace);
+		return 0;
+	}
+	RC_INFO("stopped");
+	for (size_t i = 0; i < c->nenvs; i++)
+		env_release(&c->envs[i]);
+	free(c->envs);
+	free(c->source_digest);
+	free(c->commit);
+	free(c->state_dir);
+	if (c->devnull)
+		fclose(c->devnull);
+	rc_metrics_free(c->metrics);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return 0;
+}
