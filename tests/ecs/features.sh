@@ -20,7 +20,6 @@ work_name=rc-ecsfeat
 fake_args="--deployment-ms 150 --scale-ms 100"
 . "$root/tests/ecs/fake.sh"
 export AWS_ENDPOINT_URL_ECS=$base AWS_ENDPOINT_URL_SECRETS_MANAGER=$base
-count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
 # A signed ECS call made by someone else (not reconcile): OP JSON
 aws_ecs() {
 	$py - "$port" "$akid" "$secret" "$1" "$2" "$root/tests/fake/ecs" <<'PY'
