@@ -12,12 +12,7 @@
 set -u
 rc_bin=$(realpath "$1")
 root=$(realpath "$2")
-py=/usr/bin/python3
-export NO_COLOR=1
-. "$root/tests/lib.sh"
-SHOW=3000
-akid=AKIDECSEDGE0001 secret=ecs-edge-secret-9f3c1a77d2
-work_name=rc-ecs-edge
+akid=AKIDECSEDGE0001 secret=ecs-edge-secret-9f3c1a77d2 work_name=rc-ecs-edge
 . "$root/tests/ecs/fake.sh"
 export AWS_ENDPOINT_URL_ECS=$base AWS_ENDPOINT_URL_SECRETS_MANAGER=$base
 

@@ -1,12 +1,16 @@
-# What the ECS end-to-end scripts share: a work directory (the state, HOME
-# and the cache; removed on exit unless KEEP is set), run() that also keeps
-# every output in $outputs, the fake ECS and Secrets Manager
-# (tests/fake/ecs) started on a loopback port for the credentials
-# $akid:$secret, the AWS variables that reach it, fake/q/is to drive it
-# and check its state, and count/calls/counts/total for the requests it
-# counted. Source it after tests/lib.sh, with root, py, akid,
-# secret and work_name set (fake_args: more options for the fake); it sets
+# What the ECS end-to-end scripts share: tests/lib.sh, the system python
+# ($py), a work directory (the state, HOME and the cache; removed on exit
+# unless KEEP is set), run() that also keeps every output in $outputs,
+# the fake ECS and Secrets Manager (tests/fake/ecs) started on a loopback
+# port for the credentials $akid:$secret, the AWS variables that reach
+# it, fake/q/is to drive it and check its state, and count/counts/total
+# for the requests it counted. Source it with root, akid, secret
+# and work_name set (fake_args: more options for the fake); it sets py,
 # work, outputs, pids, port and base.
+py=/usr/bin/python3
+export NO_COLOR=1
+. "$root/tests/lib.sh"
+SHOW=3000
 command -v curl >/dev/null || { echo "skipped: curl is not installed"; exit 77; }
 [ -x "$py" ] || { echo "skipped: python3 is not installed"; exit 77; }
 work=$(mktemp -d "/tmp/$work_name-XXXXXX")

@@ -12,12 +12,7 @@
 set -u
 rc_bin=$(realpath "$1")
 root=$(realpath "$2")
-py=/usr/bin/python3
-export NO_COLOR=1
-. "$root/tests/lib.sh"
-SHOW=3000
-akid=AKIDJAVAECS0001 secret=java-ecs-secret-4b8e0c21aa
-work_name=rc-java-ecs
+akid=AKIDJAVAECS0001 secret=java-ecs-secret-4b8e0c21aa work_name=rc-java-ecs
 . "$root/tests/ecs/fake.sh"
 export AWS_ENDPOINT_URL=$base
 unset SLACK_WEBHOOK_URL

@@ -16,12 +16,7 @@
 set -u
 rc_bin=$(realpath "$1")
 root=$(realpath "$2")
-py=/usr/bin/python3
-export NO_COLOR=1
-. "$root/tests/lib.sh"
-SHOW=3000
-akid=AKIDECSE2E0001 secret=ecs-e2e-secret-9f3c1a77d2
-work_name=rc-ecs
+akid=AKIDECSE2E0001 secret=ecs-e2e-secret-9f3c1a77d2 work_name=rc-ecs
 . "$root/tests/ecs/fake.sh"
 export AWS_ENDPOINT_URL=$base
 unset SLACK_WEBHOOK_URL
