@@ -325,6 +325,22 @@ static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 		}
 		type = err_type(j);
 		rid = rc_http_resp_header(&resp, "x-amzn-RequestId");
+		if (!j && resp.status >= 200 && resp.status < 300) {
+			/* never the body: it could hold a secret, or
+			 * anything a proxy on the way put there */
+			const char *ct =
+				rc_http_resp_header(&resp, "Content-Type");
+
+			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+					  "ecs: %s: the reply was not JSON "
+					  "(HTTP %ld, %zu bytes of %s) "
+					  "(request id %s)",
+					  op, resp.status, resp.body.len,
+					  ct ? ct : "no content type",
+					  rid ? rid : "none");
+			rc_http_resp_release(&resp);
+			break;
+		}
 		if ((!strcmp(type, "ThrottlingException") ||
 		     !strcmp(type, "ServerException") ||
 		     !strcmp(type, "InternalServiceError") ||
@@ -380,7 +396,9 @@ static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 					  "ecs: %s failed (HTTP %ld %s): %s "
 					  "(request id %s)",
 					  op, resp.status,
-					  type[0] ? type : "no error type",
+					  type[0] ? type :
+					  j ? "no error type" :
+					      "a reply that is not JSON",
 					  err_message(j), rid ? rid : "none");
 		json_decref(j);
 		rc_http_resp_release(&resp);

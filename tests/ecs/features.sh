@@ -11,16 +11,10 @@
 set -u
 rc_bin=$(realpath "$1")
 root=$(realpath "$2")
-py=/usr/bin/python3
-export NO_COLOR=1
-. "$root/tests/lib.sh"
-SHOW=3000
-akid=AKIDECSFEAT0001 secret=ecs-feat-secret-51d0b7e2aa
-work_name=rc-ecsfeat
+akid=AKIDECSFEAT0001 secret=ecs-feat-secret-51d0b7e2aa work_name=rc-ecsfeat
 fake_args="--deployment-ms 150 --scale-ms 100"
 . "$root/tests/ecs/fake.sh"
 export AWS_ENDPOINT_URL_ECS=$base AWS_ENDPOINT_URL_SECRETS_MANAGER=$base
-count() { fake GET /fake/stats | $py -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("AmazonEC2ContainerServiceV20141113.'"$1"'", 0))'; }
 # A signed ECS call made by someone else (not reconcile): OP JSON
 aws_ecs() {
 	$py - "$port" "$akid" "$secret" "$1" "$2" "$root/tests/fake/ecs" <<'PY'
