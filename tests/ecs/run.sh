@@ -23,11 +23,12 @@ unset SLACK_WEBHOOK_URL
 
 cfg=$work/java-ecs
 cp -r "$root/examples/java-ecs" "$cfg"
-# The example's only hook is local (the chat notification); a migration
-# hook run as a task of the access service is added to the copy (to
-# base.yaml, so every environment runs it) for the hook scenario.
-sed -i '/^  post_apply:$/a\    - name: migrate\n      where: target\n      service: access-service\n      run: [/app/migrate, --yes]\n      timeout: 30s' \
-	"$cfg/environments/base.yaml"
+# The example has no hook (its chat is told through notify:); a
+# migration hook run as a task of the access service is added to the copy
+# (to base.yaml, so every environment runs it) for the hook scenario.
+printf '%s\n' 'hooks:' '  post_apply:' '    - name: migrate' '      where: target' \
+	'      service: access-service' '      run: [/app/migrate, --yes]' '      timeout: 30s' \
+	>>"$cfg/environments/base.yaml"
 git -C "$cfg" init -q -b main && git -C "$cfg" add -A && git -C "$cfg" commit -qm config
 commit() { git -C "$cfg" add -A && git -C "$cfg" commit -qm "$1"; }
 
@@ -56,7 +57,8 @@ run 0 "one apply of every environment" "$rc_bin" apply "$cfg" --auto-approve && 
 has "prod is left for approval" "$out" "environment 'prod' is applied only when approved"
 has "with the commands that apply it" "$out" "reconcile apply prod-plan.json"
 has "the target hook ran as a task" "$out" "hook migrate: ok"
-has "the local hook ran" "$out" "notify-chat: retail-platform/dev deployed at"
+has "the chat is not told without its webhook, and says so" "$out" \
+	"notify 'team-chat' is not told anything: the variable 'SLACK_WEBHOOK_URL' that holds its url is not set"
 is "dev and staging run six services each, prod none yet" \
 	'sorted((c["clusterName"], len([v for v in s["services"] if v["clusterArn"] == c["clusterArn"] and v["status"] == "ACTIVE"])) for c in s["clusters"])' \
 	"[('retail-dev', 6), ('retail-staging', 6)]"
