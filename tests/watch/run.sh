@@ -165,7 +165,7 @@ kill -TERM "$tool_pid"
 wait "$tool_pid"; st=$?
 tool_pid=
 stop_ms=$(awk '/ stopped / {print $5}' "$work/out")
-if [ "$st" = 0 ] && [ -n "$stop_ms" ] && [ "$stop_ms" -le 1500 ]; then
+if [ "$st" = 0 ] && [ -n "$stop_ms" ] && [ "$stop_ms" -le 2000 ]; then
 	ok "stopped in $stop_ms ms"
 else
 	bad "stop: exit $st, ${stop_ms:-no} ms"; cat "$work/out"
