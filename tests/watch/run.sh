@@ -11,7 +11,9 @@ set -u
 rc_bin=$(realpath "$1")
 tool=$(realpath "$2")
 fake_bin=$(realpath "$3")
+root=$(realpath "$4")
 export NO_COLOR=1
+. "$root/tests/lib.sh"
 work=$(mktemp -d /tmp/rc-watch-XXXXXX)
 export RECONCILE_STATE_DIR=$work/state XDG_CACHE_HOME=$work/cache
 # the server ends each WATCH after 2 s: the re-WATCH (and the re-LIST
@@ -27,20 +29,13 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# the checks say "ok - ..." and "FAIL - ..." (not lib.sh's counters)
 ok() { echo "ok - $*"; }
 bad() { echo "FAIL - $*"; failed=1; }
 
 mkdir -p "$fake" "$cfg"
-"$fake_bin" --dir "$fake" --controller-delay-ms 20 >"$work/fake.log" 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do [ -e "$fake/ready" ] && break; sleep 0.05; done
-[ -e "$fake/ready" ] || { echo "the fake API server did not start"; cat "$work/fake.log"; exit 1; }
-port=$(cat "$fake/port")
-api() { # METHOD PATH [BODY [CONTENT-TYPE]]: the fake, as an admin
-	curl -s --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
-		-X "$1" ${3:+-H "Content-Type: ${4:-application/json}"} ${3:+--data "$3"} \
-		"https://127.0.0.1:$port$2"
-}
+kube_fake_start "$fake_bin" "$fake" "$work/fake.log" --controller-delay-ms 20
+api() { kube_api "$@"; }
 verb_count() { # VERB: requests of that verb since the last reset
 	api GET /fake/stats | /usr/bin/python3 -c 'import json,sys
 print(json.load(sys.stdin)["by_verb"].get(sys.argv[1], 0))' "$1"
@@ -91,28 +86,24 @@ for _ in $(seq 1 100); do
 done
 if [ "$kinds" -ge 4 ]; then ok "listed $kinds kinds once"; else bad "the watch did not start"; cat "$work/out" "$work/err"; fi
 
-# --- a ConfigMap changed behind reconcile's back
+# expect_report KEY WHAT METHOD PATH BODY: a merge patch made by hand is
+# reported within 1 s, with its latency
+expect_report() {
+	local t0 t1
+	t0=$(now_ms)
+	api "$3" "$4" "$5" application/merge-patch+json >/dev/null
+	if wait_line "changed prod $1" 1; then
+		t1=$(awk -v k="$1" '$2 == "changed" && $4 == k {print $1; exit}' "$work/out")
+		ok "$2 is reported in $((t1 - t0)) ms"
+	else
+		bad "$2 is not reported within 1 s"; cat "$work/out"
+	fi
+}
 sleep 0.5
-t0=$(now_ms)
-api PATCH /api/v1/namespaces/shop/configmaps/reconcile-config \
-	'{"data":{"GREETING":"changed by hand"}}' application/merge-patch+json >/dev/null
-if wait_line "changed prod prod/ConfigMap/reconcile-config" 1; then
-	t1=$(awk '/changed prod prod\/ConfigMap\/reconcile-config/ {print $1; exit}' "$work/out")
-	ok "a ConfigMap changed by hand is reported in $((t1 - t0)) ms"
-else
-	bad "a ConfigMap changed by hand is not reported within 1 s"; cat "$work/out"
-fi
-
-# --- a Deployment scaled by hand
-t0=$(now_ms)
-api PATCH /apis/apps/v1/namespaces/shop/deployments/web \
-	'{"spec":{"replicas":5}}' application/merge-patch+json >/dev/null
-if wait_line "changed prod prod/Deployment/web" 1; then
-	t1=$(awk '/changed prod prod\/Deployment\/web/ {print $1; exit}' "$work/out")
-	ok "a Deployment scaled by hand is reported in $((t1 - t0)) ms"
-else
-	bad "a Deployment scaled by hand is not reported within 1 s"; cat "$work/out"
-fi
+expect_report prod/ConfigMap/reconcile-config "a ConfigMap changed by hand" \
+	PATCH /api/v1/namespaces/shop/configmaps/reconcile-config '{"data":{"GREETING":"changed by hand"}}'
+expect_report prod/Deployment/web "a Deployment scaled by hand" \
+	PATCH /apis/apps/v1/namespaces/shop/deployments/web '{"spec":{"replicas":5}}'
 sleep 0.5 # the fake's controller writes the Deployment's status
 
 # --- a status-only change is not reported
