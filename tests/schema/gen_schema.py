@@ -382,7 +382,7 @@ target_props = {
     "drift_interval": ref("duration", description=(
         "all drivers: how often `reconcile controller` re-plans the environment to find drift "
         "when its driver cannot watch (Heroku, ECS, local); at least 1s (default: the "
-        "controller's). A driver that watches (Kubernetes) ignores it.")),
+        "controller's). A driver that watches (Kubernetes) uses it only while its watch fails.")),
     "qps": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
             "description": "kubernetes: requests per second to the API server (default 50)."},
     "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
