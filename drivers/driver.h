@@ -9,6 +9,8 @@
  *   open -> expand (desired resources) -> observe (actual, batched)
  *   -> [engine: normalize both, diff, plan] -> apply each action -> wait
  *   (healthy, or gone for a delete) -> run (hooks) -> close
+ * and, in `reconcile controller`, watch (optional) from another thread
+ * between runs, to learn of drift without observing again.
  *
  * Bodies (see drivers/resource.h) are JSON in the driver's normal form:
  * keyed lists as maps, server defaults and equivalent spellings folded by
@@ -147,6 +149,38 @@ typedef struct {
 	 * that action. An error is what the platform would refuse (a
 	 * validation, an admission webhook, a conflict). May be NULL. */
 	int (*dry_run)(rc_driver *d, const rc_action *a, json_t **result);
+
+	/* Optional: watches the environment for changes made outside
+	 * reconcile, so that `reconcile controller` re-plans only the
+	 * environment that changed instead of re-listing everything; a
+	 * driver without it is re-planned every target.drift_interval.
+	 *
+	 * Blocks in the caller's thread (the controller gives each watched
+	 * environment one) until *stop becomes nonzero, then returns 0
+	 * within about a second; or returns a negative RC_E* code on an
+	 * error it cannot ride out (a denied watch, a kind not served),
+	 * after which the controller polls that environment. Failures it
+	 * can ride out (a dropped connection, an expired resourceVersion,
+	 * a 5xx) it retries with backoff, saying so in the log.
+	 *
+	 * desired is what expand() returned (the kinds to watch, and the
+	 * fields that matter: the same view observe() gives). The baseline
+	 * is what the driver lists when it starts, so start (or restart) it
+	 * after an apply: a change of reconcile's own made while it runs is
+	 * reported like any other, and the re-plan finds nothing to do.
+	 *
+	 * changed(arg, env, key) is called from the watch's threads, never
+	 * two calls at once, for each resource key whose body (normal form,
+	 * as observe() returns it) appeared, disappeared or differs from the
+	 * last one seen; changes that do not touch the body (status, the
+	 * resourceVersion, managedFields) are not reported. Reports are
+	 * debounced per environment: a burst of changes arrives once, a
+	 * short while (about 200 ms) after its first change, each key once.
+	 * changed must return quickly (queue the work). */
+	int (*watch)(rc_driver *d, const rc_resource_set *desired,
+		     void (*changed)(void *arg, const char *env,
+				     const char *key),
+		     void *arg, volatile int *stop);
 } rc_driver_ops;
 
 /* The registered driver of that name, or NULL. */

@@ -628,6 +628,20 @@ struct xfer {
 	int read_rc;     /* the body source's error */
 };
 
+/* curl calls it often while data moves and about once a second when
+ * none does: the request's cancel flag is seen that soon. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct xfer *x = ud;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return x->req->cancel && *x->req->cancel;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
@@ -1075,6 +1089,11 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	if (req->cancel) {
+		curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+		curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (h->connect_to)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, h->connect_to);
 	if (h->proxy)
@@ -1213,6 +1232,13 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 			rc_error_prefix("%s", m.ptr);
 			rc_buf_release(&m);
 			rc = x.read_rc;
+			goto done;
+		}
+		if (req->cancel && *req->cancel &&
+		    a.cc == CURLE_ABORTED_BY_CALLBACK) {
+			RC_DEBUG("http: %s %s: cancelled (%ld ms)", method,
+				 path, ms);
+			rc = 0;
 			goto done;
 		}
 		if (x.stopped) {

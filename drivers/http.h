@@ -91,6 +91,11 @@ typedef struct {
 	 * sign callback's, req->headers') are sent only to the first host;
 	 * curl drops them when the host or port changes. */
 	bool follow_redirects;
+	/* When set, the request stops within about a second of *cancel
+	 * becoming nonzero (also while a stream waits for its next line)
+	 * and the call returns 0 as if the server had ended the reply;
+	 * it is not retried. */
+	const volatile int *cancel;
 } rc_http_req;
 
 /*

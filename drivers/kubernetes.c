@@ -12,6 +12,7 @@
 #include "drivers/kube_config.h"
 #include "drivers/kube_map.h"
 #include "drivers/proc.h" /* files, clocks, local hooks */
+#include "reconciler/base/json.h"
 #include "reconciler/base/log.h"
 #include "schema/secrets.h"
 #include "state/envreg.h"
@@ -645,10 +646,33 @@ static void set_uid(rc_driver *d, const char *key, const json_t *obj)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Lists every object of kind k in the environment (one LIST per page). */
+/* The body of a listed or watched object of the environment (new ref),
+ * its key in *key; NULL for one without a name or being deleted (as good
+ * as gone), or (with an error) one that cannot be read. */
+static json_t *item_body(rc_driver *d, json_t *item, const char *av,
+			 const char *kind, const char *kk,
+			 const rc_resource_set *desired, rc_buf *key)
+{
+	const json_t *md = json_object_get(item, "metadata");
+	const char *name = json_string_value(json_object_get(md, "name"));
+	const rc_resource *want;
+
+	rc_buf_clear(key);
+	if (!name || json_object_get(md, "deletionTimestamp"))
+		return NULL;
+	/* a list's items carry no kind */
+	json_object_set_new(item, "apiVersion", json_string(av));
+	json_object_set_new(item, "kind", json_string(kind));
+	rc_buf_printf(key, "%s/%s/%s", d->env->name, kk, name);
+	want = rc_resource_set_find(desired, key->ptr);
+	return rc_kube_to_body(item, want ? want->body : NULL);
+}
+
+/* Lists every object of kind k in the environment (one LIST per page);
+ * with rv, the list's resourceVersion goes to *rv (new string). */
 static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 		     const char *kind, const rc_resource_set *desired,
-		     rc_resource_set *out)
+		     rc_resource_set *out, char **rv)
 {
 	size_t n0 = out->n;
 	char *cont = NULL;
@@ -684,26 +708,27 @@ static int list_kind(rc_driver *d, const kube_kind *k, const char *av,
 			rc = status_error(d, &r, "list", k, NULL, (rc_loc){0});
 		if (rc == 0 && !(j = reply_json(&r, "GET", path.ptr)))
 			rc = RC_EINVALID;
-		json_array_foreach(json_object_get(j, "items"), i, item) {
-			const json_t *md = json_object_get(item, "metadata");
-			const char *name = json_string_value(
-				json_object_get(md, "name"));
-			rc_buf key = RC_BUF_INIT_MAX(1024);
-			const rc_resource *want;
-			json_t *body;
+		if (rc == 0 && rv && !*rv) {
+			const char *v = json_string_value(json_object_get(
+				json_object_get(j, "metadata"),
+				"resourceVersion"));
 
-			if (!name || json_object_get(md, "deletionTimestamp"))
+			if (v)
+				*rv = rc_strdup(v);
+		}
+		json_array_foreach(json_object_get(j, "items"), i, item) {
+			rc_buf key = RC_BUF_INIT_MAX(1024);
+			json_t *body = item_body(d, item, av, kind, kk, desired,
+						 &key);
+
+			if (!key.len) {
+				rc_buf_release(&key);
 				continue; /* going away: as good as gone */
-			/* a list's items carry no kind */
-			json_object_set_new(item, "apiVersion", json_string(av));
-			json_object_set_new(item, "kind", json_string(kind));
-			rc_buf_printf(&key, "%s/%s/%s", d->env->name, kk, name);
-			want = rc_resource_set_find(desired, key.ptr);
-			body = rc_kube_to_body(item, want ? want->body : NULL);
+			}
 			if (body) {
 				rc_resource *res = rc_resource_set_add(
 					out, d->env->name, RC_KUBE_DRIVER, kk,
-					name, body);
+					strrchr(key.ptr, '/') + 1, body);
 				bool sick;
 				char *health = rc_kube_health(item, &sick);
 
@@ -833,14 +858,13 @@ static bool applied_here(rc_driver *d, const char *av, const char *kind)
 	return yes;
 }
 
-static int kube_observe(rc_driver *d, const rc_resource_set *desired,
-			rc_resource_set *out)
+/* The kinds to observe (and watch): "apiVersion\nKind" -> true for what
+ * the mapping makes, what is declared, what was applied (new ref). */
+static json_t *observed_kinds(rc_driver *d, const rc_resource_set *desired)
 {
 	json_t *kinds = json_object(), *v;
 	const char *kk;
-	int rc = 0;
 
-	/* what the mapping makes, what is declared, what was applied */
 	want_kind(kinds, "v1", "ConfigMap");
 	want_kind(kinds, "v1", "Secret");
 	want_kind(kinds, "v1", "Service");
@@ -862,6 +886,16 @@ static int kube_observe(rc_driver *d, const rc_resource_set *desired,
 		want_kind(kinds, json_string_value(v), kind.ptr);
 		rc_buf_release(&kind);
 	}
+	return kinds;
+}
+
+static int kube_observe(rc_driver *d, const rc_resource_set *desired,
+			rc_resource_set *out)
+{
+	json_t *kinds = observed_kinds(d, desired), *v;
+	const char *kk;
+	int rc = 0;
+
 	json_object_foreach(kinds, kk, v) {
 		char *av = rc_strdup(kk), *kind = strchr(av, '\n');
 		kube_kind k;
@@ -870,7 +904,7 @@ static int kube_observe(rc_driver *d, const rc_resource_set *desired,
 		if (!strcmp(kind, "Namespace")) {
 			rc = observe_namespace(d, out);
 		} else if ((rc = disc_kind(d, av, kind, &k)) == 0) {
-			rc = list_kind(d, &k, av, kind, desired, out);
+			rc = list_kind(d, &k, av, kind, desired, out, NULL);
 			kind_release(&k);
 		} else if (rc == RC_ENOTFOUND && !applied_here(d, av, kind)) {
 			/* not served and never applied here: nothing to
@@ -1567,6 +1601,432 @@ done:
 	return rc;
 }
 
+/* --------------------------------------------------------------- watch */
+
+#define KUBE_WATCH_DEBOUNCE_MS 200
+#define KUBE_WATCH_TIMEOUT_S 300
+#define KUBE_WATCH_BACKOFF_MAX_MS 30000L
+
+struct kwatch;
+
+/* One kind's LIST and WATCH, in its own thread. */
+struct kwatch_kind {
+	struct kwatch *w;
+	kube_kind k;
+	char *av, *kind, *kk;
+	json_t *seen;     /* name -> fingerprint of its body */
+	bool listed;      /* seen is a baseline */
+	char *rv;         /* where the next WATCH starts; NULL: LIST first */
+	bool expired;     /* the stream said 410 */
+	char *failure;    /* an ERROR event other than 410 */
+	pthread_t th;
+	bool started;
+};
+
+/* One environment's watch. */
+struct kwatch {
+	rc_driver *d;
+	const rc_resource_set *desired;
+	void (*changed)(void *arg, const char *env, const char *key);
+	void *arg;
+	long timeout_s;    /* the WATCH's timeoutSeconds */
+	volatile int quit; /* the kinds' threads stop */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	json_t *pending;   /* key -> true, not reported yet */
+	long long first_ms; /* when the first pending change came */
+	int rc;            /* the first error no retry rides out */
+	char *err;
+};
+
+static void kwatch_fail(struct kwatch *w, int rc)
+{
+	pthread_mutex_lock(&w->mu);
+	if (!w->rc) {
+		w->rc = rc;
+		w->err = rc_strdup(rc_error_last()->message);
+	}
+	w->quit = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void kwatch_mark(struct kwatch_kind *kk, const char *name)
+{
+	struct kwatch *w = kk->w;
+	rc_buf key = RC_BUF_INIT_MAX(1024);
+
+	rc_buf_printf(&key, "%s/%s/%s", w->d->env->name, kk->kk, name);
+	RC_DEBUG("kubernetes: %s changed", key.ptr);
+	pthread_mutex_lock(&w->mu);
+	if (!json_object_size(w->pending))
+		w->first_ms = rc_local_now_ms();
+	json_object_set_new(w->pending, key.ptr, json_true());
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	rc_buf_release(&key);
+}
+
+/* Records name's fingerprint (NULL: gone); marks it when it changed. */
+static void kwatch_see(struct kwatch_kind *kk, const char *name,
+		       const char *fp)
+{
+	const char *was =
+		json_string_value(json_object_get(kk->seen, name));
+
+	if (fp && was && !strcmp(fp, was))
+		return;
+	if (!fp && !was)
+		return;
+	if (fp)
+		json_object_set_new(kk->seen, name, json_string(fp));
+	else
+		json_object_del(kk->seen, name);
+	if (kk->listed)
+		kwatch_mark(kk, name);
+}
+
+/* The fingerprint of a body in normal form (new string). */
+static char *body_fingerprint(const char *kind, json_t *body)
+{
+	rc_kube_normalize(kind, body);
+	return rc_json_fingerprint(body);
+}
+
+/* LISTs the kind: the new baseline, and after a first one, what differs
+ * from the last one seen is reported (what changed while no WATCH ran). */
+static int kwatch_list(struct kwatch_kind *kk)
+{
+	struct kwatch *w = kk->w;
+	rc_resource_set got = {0};
+	json_t *now = json_object(), *v;
+	const char *name;
+	void *tmp;
+	int rc;
+
+	free(kk->rv);
+	kk->rv = NULL;
+	rc = list_kind(w->d, &kk->k, kk->av, kk->kind, w->desired, &got,
+		       &kk->rv);
+	if (rc == 0 && !kk->rv)
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
+				  "the list of %s has no resourceVersion",
+				  kk->k.resource);
+	for (size_t i = 0; rc == 0 && i < got.n; i++) {
+		char *fp = body_fingerprint(kk->kind, got.items[i].body);
+
+		json_object_set_new(now, got.items[i].name, json_string(fp));
+		free(fp);
+	}
+	if (rc == 0) {
+		json_object_foreach_safe(kk->seen, tmp, name, v)
+			if (!json_object_get(now, name))
+				kwatch_see(kk, name, NULL);
+		json_object_foreach(now, name, v)
+			kwatch_see(kk, name, json_string_value(v));
+		kk->listed = true;
+		RC_INFO("kubernetes: %s: watching %s from resourceVersion %s "
+			"(%zu listed)",
+			w->d->env->name, kk->k.resource, kk->rv,
+			json_object_size(now));
+	}
+	json_decref(now);
+	rc_resource_set_release(&got);
+	return rc;
+}
+
+static int kwatch_line(void *ctx, const char *line, size_t n)
+{
+	struct kwatch_kind *kk = ctx;
+	json_t *ev = json_loadb(line, n, 0, NULL), *obj;
+	const char *type, *rv, *name;
+	int stop = 0;
+
+	if (!ev)
+		return 0; /* not an event: ignore it */
+	type = json_string_value(json_object_get(ev, "type"));
+	obj = json_object_get(ev, "object");
+	rv = json_string_value(json_object_get(
+		json_object_get(obj, "metadata"), "resourceVersion"));
+	name = json_string_value(
+		json_object_get(json_object_get(obj, "metadata"), "name"));
+	if (!type) {
+		/* nothing */
+	} else if (!strcmp(type, "ERROR")) {
+		if (json_integer_value(json_object_get(obj, "code")) == 410) {
+			kk->expired = true;
+		} else {
+			const char *m = json_string_value(
+				json_object_get(obj, "message"));
+
+			free(kk->failure);
+			kk->failure = rc_strdup(m ? m : "an ERROR event");
+		}
+		stop = 1;
+	} else if (!strcmp(type, "BOOKMARK")) {
+		/* only the resourceVersion moves */
+	} else if (name && (!strcmp(type, "ADDED") ||
+			    !strcmp(type, "MODIFIED") ||
+			    !strcmp(type, "DELETED"))) {
+		rc_buf key = RC_BUF_INIT_MAX(1024);
+		json_t *body = NULL;
+		char *fp = NULL;
+
+		if (strcmp(type, "DELETED"))
+			body = item_body(kk->w->d, obj, kk->av, kk->kind,
+					 kk->kk, kk->w->desired, &key);
+		if (body)
+			fp = body_fingerprint(kk->kind, body);
+		else if (key.len)
+			rc_error_clear(); /* unreadable: as if gone */
+		kwatch_see(kk, name, fp);
+		free(fp);
+		json_decref(body);
+		rc_buf_release(&key);
+	}
+	if (rv && !stop && kk->rv && strcmp(rv, kk->rv)) {
+		free(kk->rv);
+		kk->rv = rc_strdup(rv);
+	}
+	json_decref(ev);
+	return stop;
+}
+
+/* One WATCH from kk->rv until the server ends it (timeoutSeconds), it
+ * says 410, or the watch stops. A reply that is not a stream is an
+ * error; a 410 reply or event makes the next round LIST again. */
+static int kwatch_stream(struct kwatch_kind *kk)
+{
+	struct kwatch *w = kk->w;
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	rc_http_req q = {0};
+	rc_http_resp r;
+	int rc;
+
+	obj_path(&path, w->d, &kk->k, NULL);
+	rc_http_query_add(&path, "labelSelector", w->d->selector);
+	rc_http_query_add(&path, "watch", "1");
+	rc_http_query_add(&path, "resourceVersion", kk->rv);
+	rc_http_query_add(&path, "allowWatchBookmarks", "true");
+	rc_buf_printf(&path, "&timeoutSeconds=%ld", w->timeout_s);
+	q.method = "GET";
+	q.path = path.ptr;
+	q.timeout_ms = (w->timeout_s + 30) * 1000;
+	q.cancel = &w->quit;
+	rc_http_resp_init(&r);
+	kk->expired = false;
+	rc = rc_http_stream(w->d->http, &q, &r, kwatch_line, kk);
+	if (rc == 0 && r.status == 410)
+		kk->expired = true;
+	else if (rc == 0 && r.status && r.status != 200)
+		rc = status_error(w->d, &r, "watch", &kk->k, NULL,
+				  (rc_loc){0});
+	else if (rc == 0 && kk->failure)
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "watching %s: %s", kk->k.resource,
+				  kk->failure);
+	if (kk->expired) {
+		RC_INFO("kubernetes: %s: resourceVersion %s of %s expired; "
+			"listing again",
+			w->d->env->name, kk->rv, kk->k.resource);
+		free(kk->rv);
+		kk->rv = NULL;
+	}
+	free(kk->failure);
+	kk->failure = NULL;
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* Whether an error is the user's to fix (RBAC, a kind not served) rather
+ * than one a retry rides out. */
+static bool kwatch_fatal(int rc)
+{
+	return rc == RC_EAUTH || rc == RC_ENOTFOUND || rc == RC_EINVALID;
+}
+
+static void *kwatch_kind_run(void *arg)
+{
+	struct kwatch_kind *kk = arg;
+	struct kwatch *w = kk->w;
+	long backoff = 0;
+
+	while (!w->quit) {
+		int rc = kk->rv ? kwatch_stream(kk) : kwatch_list(kk);
+
+		if (rc < 0 && kwatch_fatal(rc)) {
+			kwatch_fail(w, rc);
+			break;
+		}
+		if (rc < 0) {
+			backoff = backoff ? backoff * 2 : 1000;
+			if (backoff > KUBE_WATCH_BACKOFF_MAX_MS)
+				backoff = KUBE_WATCH_BACKOFF_MAX_MS;
+			RC_WARN("kubernetes: %s: watching %s: %s (again in "
+				"%ld ms)",
+				w->d->env->name, kk->k.resource,
+				rc_error_last()->message, backoff);
+			rc_error_clear();
+			for (long t = 0; t < backoff && !w->quit; t += 100)
+				rc_local_sleep_ms(100);
+		} else {
+			backoff = 0;
+		}
+	}
+	return NULL;
+}
+
+static void kwatch_kind_free(struct kwatch_kind *kk)
+{
+	kind_release(&kk->k);
+	free(kk->av);
+	free(kk->kk);
+	free(kk->rv);
+	free(kk->failure);
+	json_decref(kk->seen);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reports what is pending once the debounce time has passed since its
+ * first change; returns with the lock held, as it was taken. */
+static void kwatch_flush(struct kwatch *w)
+{
+	size_t n = json_object_size(w->pending), i = 0;
+	const char **keys;
+	json_t *p = w->pending, *v;
+	const char *key;
+
+	w->pending = json_object();
+	pthread_mutex_unlock(&w->mu);
+	keys = rc_calloc(n + 1, sizeof(*keys));
+	json_object_foreach(p, key, v)
+		keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (i = 0; i < n; i++)
+		w->changed(w->arg, w->d->env->name, keys[i]);
+	free(keys);
+	json_decref(p);
+	pthread_mutex_lock(&w->mu);
+}
+
+static long watch_timeout_s(void)
+{
+	const char *e = getenv("RECONCILE_KUBE_WATCH_TIMEOUT");
+	char *end;
+	long v;
+
+	if (!e || !*e)
+		return KUBE_WATCH_TIMEOUT_S;
+	v = strtol(e, &end, 10);
+	return *end || v < 1 || v > 3600 ? KUBE_WATCH_TIMEOUT_S : v;
+}
+
+static int kube_watch(rc_driver *d, const rc_resource_set *desired,
+		      void (*changed)(void *arg, const char *env,
+				      const char *key),
+		      void *arg, volatile int *stop)
+{
+	struct kwatch w;
+	struct kwatch_kind *kinds = NULL;
+	size_t n = 0, cap = 0;
+	json_t *want = observed_kinds(d, desired), *v;
+	const char *key;
+	int rc = 0;
+
+	memset(&w, 0, sizeof(w));
+	w.d = d;
+	w.desired = desired;
+	w.changed = changed;
+	w.arg = arg;
+	w.timeout_s = watch_timeout_s();
+	w.pending = json_object();
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	json_object_foreach(want, key, v) {
+		char *av = rc_strdup(key), *kind = strchr(av, '\n');
+		struct kwatch_kind *kk;
+		kube_kind k;
+
+		*kind++ = '\0';
+		/* the namespace is not watched: it is reconcile's alone,
+		 * and a change to it shows in its objects */
+		if (!strcmp(kind, "Namespace") ||
+		    (rc = disc_kind(d, av, kind, &k)) < 0) {
+			if (rc == RC_ENOTFOUND && !applied_here(d, av, kind)) {
+				rc_error_clear();
+				rc = 0;
+			}
+			free(av);
+			if (rc < 0)
+				break;
+			continue;
+		}
+		RC_GROW(kinds, cap, n + 1);
+		kk = &kinds[n++];
+		memset(kk, 0, sizeof(*kk));
+		kk->w = &w;
+		kk->k = k;
+		kk->av = av;
+		kk->kind = kind;
+		kk->kk = rc_kube_kind_key(av, kind);
+		kk->seen = json_object();
+	}
+	json_decref(want);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (pthread_create(&kinds[i].th, NULL, kwatch_kind_run,
+				   &kinds[i])) {
+			rc = rc_error_set(RC_ERROR, RC_ECLASS_INTERNAL,
+					  "kubernetes: cannot start a watch "
+					  "thread");
+			break;
+		}
+		kinds[i].started = true;
+	}
+	pthread_mutex_lock(&w.mu);
+	while (rc == 0 && !*stop && !w.rc) {
+		long long now = rc_local_now_ms(), wait = 50;
+		struct timespec ts;
+
+		if (json_object_size(w.pending)) {
+			long long due = w.first_ms + KUBE_WATCH_DEBOUNCE_MS;
+
+			if (now >= due) {
+				kwatch_flush(&w);
+				continue;
+			}
+			if (due - now < wait)
+				wait = due - now;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += wait * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&w.cv, &w.mu, &ts);
+	}
+	w.quit = 1;
+	pthread_mutex_unlock(&w.mu);
+	for (size_t i = 0; i < n; i++) {
+		if (kinds[i].started)
+			pthread_join(kinds[i].th, NULL);
+		kwatch_kind_free(&kinds[i]);
+	}
+	free(kinds);
+	if (rc == 0 && w.rc) {
+		rc = rc_error_set(w.rc, RC_ECLASS_PLATFORM, "%s", w.err);
+		rc_error_prefix("kubernetes: watching %s", d->env->name);
+	}
+	free(w.err);
+	json_decref(w.pending);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	return rc;
+}
+
 /* ------------------------------------------------------------ registry */
 
 static bool kube_immutable(const char *kind, const char *path)
@@ -1587,4 +2047,5 @@ const rc_driver_ops rc_driver_kubernetes = {
 	.wait = kube_wait,
 	.run = kube_run,
 	.dry_run = kube_dry_run,
+	.watch = kube_watch,
 };

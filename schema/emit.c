@@ -117,6 +117,12 @@ json_t *rc_target_to_json(const rc_target *t)
 		rc_duration_format(t->wait_timeout, d, sizeof(d));
 		json_object_set_new(o, "wait_timeout", json_string(d));
 	}
+	if (t->drift_interval > 0) {
+		char d[32];
+
+		rc_duration_format(t->drift_interval, d, sizeof(d));
+		json_object_set_new(o, "drift_interval", json_string(d));
+	}
 	if (t->qps > 0)
 		json_object_set_new(o, "qps", json_integer(t->qps));
 	if (t->burst > 0)

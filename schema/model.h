@@ -50,6 +50,10 @@ typedef struct {
 typedef struct {
 	rc_driver_kind driver;
 	rc_loc loc;
+	/* every driver: seconds between the controller's re-plans that look
+	 * for drift when the driver cannot watch; 0 = the controller's
+	 * default */
+	long drift_interval;
 	/* kubernetes */
 	char *context, *namespace;
 	char *kubeconfig;   /* a kubeconfig file (relative to the repository) */

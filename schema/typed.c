@@ -556,11 +556,11 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 		"stage",   "cluster",  "launch_type", "subnets",
 		"security_groups", "assign_public_ip", "execution_role_arn",
 		"kubeconfig", "wait_timeout", "qps", "burst",
-		"rate_reserve", "maintenance"};
+		"rate_reserve", "maintenance", "drift_interval"};
 	/* bit per driver: local, kubernetes, heroku, ecs */
 	static const unsigned valid_for[] = {15, 2, 2, 4, 12, 4, 4, 4, 4,
 					     8,  8, 8, 8, 8, 8, 2, 10, 2, 2,
-					     4,  4};
+					     4,  4, 15};
 	static const char *const regions_heroku[] = {
 		"us", "eu", "virginia", "oregon", "frankfurt", "tokyo",
 		"sydney", "dublin", "montreal", "mumbai", "singapore"};
@@ -601,6 +601,16 @@ static void type_target(rc_loader *L, rc_env *env, const rc_node *t,
 	if (d < 0)
 		return;
 	tg->driver = (rc_driver_kind)d;
+	tg->drift_interval = rc_get_duration(&c, t, "drift_interval", 0);
+	if (tg->drift_interval == 0 && rc_node_get(t, "drift_interval")) {
+		const rc_node *n = rc_node_get(t, "drift_interval");
+
+		if (n->kind == RC_NODE_SCALAR && !rc_node_is_null(n) &&
+		    rc_duration_parse(n->str) == 0)
+			rc_diag_error(L->diags, n->loc, n->span,
+				      "'drift_interval' in target must be at "
+				      "least 1s");
+	}
 	for (i = 0; i < t->n; i++) {
 		for (j = 0; j < RC_ARRAY_SIZE(all_keys); j++) {
 			if (strcmp(t->keys[i]->str, all_keys[j]))

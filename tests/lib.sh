@@ -37,3 +37,23 @@ finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 }
+# kube_fake_start BINARY DIR LOG [ARGS...]: starts the fake Kubernetes API
+# server (tests/fake/kube) writing into DIR and its output into LOG, waits
+# until it is ready and sets fake_pid and port (exits 1 when it does not
+# start; the caller stops it). kube_api METHOD PATH [BODY [CONTENT-TYPE]]
+# then sends a request to it as the admin.
+kube_fake_start() {
+	local bin=$1 dir=$2 log=$3
+	shift 3
+	"$bin" --dir "$dir" "$@" >"$log" 2>&1 &
+	fake_pid=$!
+	for _ in $(seq 1 100); do [ -e "$dir/ready" ] && break; sleep 0.05; done
+	[ -e "$dir/ready" ] || { echo "the fake API server did not start"; cat "$log"; exit 1; }
+	port=$(cat "$dir/port")
+	kube_fake_dir=$dir
+}
+kube_api() {
+	curl -s --cacert "$kube_fake_dir/ca.pem" -H "Authorization: Bearer fake-admin-token" \
+		-X "$1" ${3:+-H "Content-Type: ${4:-application/json}"} ${3:+--data "$3"} \
+		"https://127.0.0.1:$port$2"
+}

@@ -31,17 +31,9 @@ trap cleanup EXIT
 
 # --- the fake API server
 mkdir -p "$fake"
-"$fake_bin" --dir "$fake" --controller-delay-ms 20 \
-	--token limited=limited-token:deny=delete/deployments >"$work/fake.log" 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 100); do [ -e "$fake/ready" ] && break; sleep 0.05; done
-[ -e "$fake/ready" ] || { echo "the fake API server did not start"; cat "$work/fake.log"; exit 1; }
-port=$(cat "$fake/port")
-api() { # METHOD PATH [BODY [CONTENT-TYPE]]: the fake, as an admin
-	curl -s --cacert "$fake/ca.pem" -H "Authorization: Bearer fake-admin-token" \
-		-X "$1" ${3:+-H "Content-Type: ${4:-application/json}"} ${3:+--data "$3"} \
-		"https://127.0.0.1:$port$2"
-}
+kube_fake_start "$fake_bin" "$fake" "$work/fake.log" --controller-delay-ms 20 \
+	--token limited=limited-token:deny=delete/deployments
+api() { kube_api "$@"; } # METHOD PATH [BODY [CONTENT-TYPE]]: the fake, as an admin
 field() { /usr/bin/python3 -c 'import json,sys
 o=json.load(sys.stdin)
 for k in sys.argv[1].split("."):

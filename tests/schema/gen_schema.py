@@ -379,6 +379,10 @@ target_props = {
         "(relative to the repository).")),
     "wait_timeout": ref("duration", description=(
         "kubernetes, ecs: how long to wait for a rollout to become healthy (default 5m).")),
+    "drift_interval": ref("duration", description=(
+        "all drivers: how often `reconcile controller` re-plans the environment to find drift "
+        "when its driver cannot watch (Heroku, ECS, local); at least 1s (default: the "
+        "controller's). A driver that watches (Kubernetes) uses it only while its watch fails.")),
     "qps": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
             "description": "kubernetes: requests per second to the API server (default 50)."},
     "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000,
@@ -386,7 +390,7 @@ target_props = {
 }
 per_driver = []
 for d in DRIVERS:
-    own = ["driver"] + DRIVER_KEYS[d]
+    own = ["driver", "drift_interval"] + DRIVER_KEYS[d]
     then = {"properties": {k: True for k in own},
             "additionalProperties": {"type": "null",
                                      "errorMessage": "key is not valid for driver '%s'" % d}}

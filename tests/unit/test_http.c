@@ -754,6 +754,51 @@ static void http_stream(void **state)
 	rc_http_resp_release(&r);
 }
 
+static void *cancel_later(void *arg)
+{
+	usleep(300 * 1000);
+	*(volatile int *)arg = 1;
+	return NULL;
+}
+
+/* A stream waiting for its next line stops within about a second of its
+ * cancel flag, returns 0 with the lines so far, and is not retried. */
+static void http_stream_cancel(void **state)
+{
+	static const char *const chunks[] = {
+		"{\"type\":\"ADDED\",\"n\":2}\n",
+		NULL,
+	};
+	rc_testsrv_step st = {.status = 200,
+			      .body = "{\"type\":\"ADDED\",\"n\":1}\n",
+			      .chunks = chunks, .chunk_delay_ms = 5000};
+	rc_http *h = client_for(srv);
+	rc_http_resp r;
+	volatile int cancel = 0;
+	rc_http_req req = {.path = "/api/v1/pods?watch=1", .cancel = &cancel};
+	struct lines l;
+	pthread_t th;
+	long long t0, ms;
+
+	RC_UNUSED(state);
+	rc_http_resp_init(&r);
+	memset(&l, 0, sizeof(l));
+	rc_testsrv_script(srv, &st, 1);
+	t0 = now_ms();
+	assert_int_equal(pthread_create(&th, NULL, cancel_later,
+					(void *)&cancel), 0);
+	assert_int_equal(rc_http_stream(h, &req, &r, on_line, &l), 0);
+	ms = now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(r.attempts, 1);
+	assert_true(ms >= 300);
+	assert_true(ms < 2500);
+	lines_release(&l);
+	rc_http_close(h);
+	rc_http_resp_release(&r);
+}
+
 struct worker {
 	rc_http *h;
 	int id, n, failures;
@@ -1355,6 +1400,7 @@ int test_group_http(void)
 		cmocka_unit_test(http_timeout),
 		cmocka_unit_test(http_body_cap),
 		cmocka_unit_test(http_stream),
+		cmocka_unit_test(http_stream_cancel),
 		cmocka_unit_test(http_rate_limit),
 		cmocka_unit_test(http_threads),
 		cmocka_unit_test(http_sign_and_refresh),

@@ -16,7 +16,14 @@ struct kf_watch {
 	bool end;
 	bool has_deadline;
 	struct timespec deadline;
+	bool bookmarks;       /* allowWatchBookmarks */
+	bool last_bookmark;   /* the one before the deadline was sent */
+	struct timespec next_bookmark;
 };
+
+/* How often a watch that allows bookmarks gets one (a real server: about
+ * a minute). */
+#define KF_BOOKMARK_MS 1000
 
 const char *kf_arg(struct kf_req *r, const char *key)
 {
@@ -306,6 +313,34 @@ static json_t *too_old(uint64_t rv, uint64_t horizon)
 	return s;
 }
 
+/* A BOOKMARK: the kind and the resourceVersion the watch has reached. */
+static void watch_bookmark(struct kf_watch *w)
+{
+	char rv[32];
+	json_t *ev;
+	char *s;
+
+	snprintf(rv, sizeof(rv), "%llu", (unsigned long long)w->cursor);
+	ev = json_pack("{s:s,s:{s:s,s:s,s:{s:s,s:n}}}", "type", "BOOKMARK",
+		       "object", "kind", w->kind->kind, "apiVersion",
+		       w->kind->api_version, "metadata", "resourceVersion",
+		       rv, "creationTimestamp");
+	s = json_dumps(ev, JSON_COMPACT);
+	rc_buf_puts(&w->out, s);
+	rc_buf_putc(&w->out, '\n');
+	free(s);
+	json_decref(ev);
+}
+
+static bool passed(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > t->tv_sec ||
+	       (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
 static bool watch_wants(struct kf_watch *w, json_t *obj)
 {
 	return obj && kf_selector_match(w->labels, obj) &&
@@ -376,6 +411,7 @@ void kf_do_watch(struct kf_server *srv, struct kf_req *r, struct kf_reply *out)
 	struct kf_watch *w;
 	const char *rvs = kf_arg(r, "resourceVersion");
 	const char *timeout = kf_arg(r, "timeoutSeconds");
+	const char *bm;
 	json_t *err;
 
 	w = rc_calloc(1, sizeof(*w));
@@ -387,6 +423,11 @@ void kf_do_watch(struct kf_server *srv, struct kf_req *r, struct kf_reply *out)
 		kf_watch_free(w);
 		kf_reply_error(out, err);
 		return;
+	}
+	bm = kf_arg(r, "allowWatchBookmarks");
+	if (bm && (!strcmp(bm, "true") || !strcmp(bm, "1"))) {
+		w->bookmarks = true;
+		kf_deadline(&w->next_bookmark, KF_BOOKMARK_MS);
 	}
 	if (timeout && strtol(timeout, NULL, 10) > 0) {
 		w->has_deadline = true;
@@ -444,19 +485,33 @@ size_t kf_watch_read(struct kf_watch *w, char *buf, size_t max)
 		watch_collect(w);
 		if (w->out.len)
 			continue;
-		if (w->has_deadline) {
-			struct timespec now;
-
-			clock_gettime(CLOCK_REALTIME, &now);
-			if (now.tv_sec > w->deadline.tv_sec ||
-			    (now.tv_sec == w->deadline.tv_sec &&
-			     now.tv_nsec >= w->deadline.tv_nsec))
+		if (w->has_deadline && passed(&w->deadline)) {
+			/* the position reached, before the stream ends */
+			if (!w->bookmarks || w->last_bookmark)
 				break;
+			w->last_bookmark = true;
+			watch_bookmark(w);
+			continue;
+		}
+		if (w->bookmarks && passed(&w->next_bookmark)) {
+			watch_bookmark(w);
+			kf_deadline(&w->next_bookmark, KF_BOOKMARK_MS);
+			continue;
+		}
+		if (w->bookmarks && (!w->has_deadline ||
+				     w->next_bookmark.tv_sec <
+					     w->deadline.tv_sec ||
+				     (w->next_bookmark.tv_sec ==
+					      w->deadline.tv_sec &&
+				      w->next_bookmark.tv_nsec <
+					      w->deadline.tv_nsec)))
+			pthread_cond_timedwait(&srv->changed, &srv->lock,
+					       &w->next_bookmark);
+		else if (w->has_deadline)
 			pthread_cond_timedwait(&srv->changed, &srv->lock,
 					       &w->deadline);
-		} else {
+		else
 			pthread_cond_wait(&srv->changed, &srv->lock);
-		}
 	}
 	pthread_mutex_unlock(&srv->lock);
 	return n;

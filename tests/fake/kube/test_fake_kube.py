@@ -835,6 +835,29 @@ def behaviour_watch(f):
           len(body.splitlines()) == 4 and 0.8 < time.time() - t0 < 5,
           len(body.splitlines()), time.time() - t0)
 
+    st, lst = f.call("GET", "/api/v1/namespaces/w/configmaps")
+    rv = lst["metadata"]["resourceVersion"]
+    conn = f.connect(timeout=10)
+    conn.request("GET", "/api/v1/namespaces/w/configmaps?watch=1&"
+                 "resourceVersion=%s&allowWatchBookmarks=true&"
+                 "timeoutSeconds=2" % rv,
+                 headers={"Authorization": "Bearer " + ADMIN})
+    r = conn.getresponse()
+    f.call("POST", "/api/v1/namespaces", {"metadata": {"name": "w2"}})
+    body = r.read()
+    conn.close()
+    evs = [json.loads(l) for l in body.splitlines()]
+    st, ns = f.call("GET", "/api/v1/namespaces/w2")
+    check("allowWatchBookmarks: a BOOKMARK every second and one before "
+          "timeoutSeconds ends the watch, at the resourceVersion reached",
+          len(evs) >= 2 and all(e["type"] == "BOOKMARK" and
+                                e["object"]["kind"] == "ConfigMap" and
+                                e["object"]["apiVersion"] == "v1"
+                                for e in evs) and
+          evs[-1]["object"]["metadata"]["resourceVersion"] ==
+          ns["metadata"]["resourceVersion"],
+          evs, ns["metadata"]["resourceVersion"])
+
 
 def behaviour_controllers(f):
     dp = "/apis/apps/v1/namespaces/ns/deployments"
