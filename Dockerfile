@@ -27,8 +27,8 @@ RUN apt-get update -q \
 		ca-certificates libcurl4 libyaml-0-2 libjansson4 libgit2-1.5 \
 		libssl3 libuuid1 libmicrohttpd12 openssh-client \
 	&& rm -rf /var/lib/apt/lists/* \
-	&& groupadd --system --gid 65532 reconcile \
-	&& useradd --system --uid 65532 --gid 65532 --home-dir /var/lib/reconcile \
+	&& groupadd --gid 65532 reconcile \
+	&& useradd --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/reconcile \
 		--shell /usr/sbin/nologin reconcile \
 	&& install -d -o 65532 -g 65532 -m 0750 /var/lib/reconcile
 COPY --from=build /out/usr/local/bin/reconcile /usr/local/bin/reconcile
