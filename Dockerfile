@@ -11,7 +11,7 @@ RUN apt-get update -q \
 		gcc libc6-dev make cmake pkg-config ca-certificates \
 		libcurl4-openssl-dev libyaml-dev libjansson-dev libgit2-dev \
 		libssl-dev uuid-dev libmicrohttpd-dev \
-	&& rm -rf /var/lib/apt/lists/*
+	&& apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRECONCILE_TESTS=OFF \
@@ -26,7 +26,7 @@ RUN apt-get update -q \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		ca-certificates libcurl4 libyaml-0-2 libjansson4 libgit2-1.5 \
 		libssl3 libuuid1 libmicrohttpd12 openssh-client \
-	&& rm -rf /var/lib/apt/lists/* \
+	&& apt-get clean && rm -rf /var/lib/apt/lists/* \
 	&& groupadd --gid 65532 reconcile \
 	&& useradd --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/reconcile \
 		--shell /usr/sbin/nologin reconcile \
