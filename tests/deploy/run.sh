@@ -145,4 +145,18 @@ sec=$(api POST /api/v1/namespaces/reconcile-system/secrets "$(cat "$root/$k/secr
 has "secret.example.yaml is accepted by the API server" "$sec" '"RECONCILE_CONTROLLER_TOKEN":'
 run 0 "plan after the Secret: still no changes" "$rc_bin" plan "$cfg" && has "the out-of-band Secret is not reconcile's" "$out" "No changes"
 
+# switching to the two-replica overlay: the Deployment changes in place,
+# the claim must be replaced (what examples/controller/README.md says)
+if command -v kubectl >/dev/null && kubectl kustomize "$root/examples/controller/kubernetes-ha" >"$work/ha.yaml" 2>"$work/err"; then
+	cp "$work/ha.yaml" "$cfg/k8s/ha.yaml"
+	printf 'version: 1\nproject: reconcile-controller\nenvironments:\n  controller:\n    target: { driver: kubernetes, namespace: reconcile-system }\n    resources:\n      - file: k8s/ha.yaml\n' >"$cfg/reconcile.yaml"
+	run 2 "plan the kubernetes-ha overlay over the default" "$rc_bin" plan "$cfg" && {
+		has "kubernetes-ha: the Deployment updated in place" "$out" "~ Deployment reconcile"
+		has "kubernetes-ha: the claim replaced (its access mode)" "$out" "! PersistentVolumeClaim reconcile-state  (spec.accessModes cannot change in place"
+		has "kubernetes-ha: nothing else" "$out" "Plan: 0 to create, 1 to update, 1 to replace, 0 to delete"
+	}
+else
+	echo "skip: the kubernetes-ha overlay (no kubectl to build it)"
+fi
+
 finish
