@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # reconcile in a container: `reconcile controller` by default.
 #   docker build -t reconcile:0.1.0 .
 #   docker run --rm reconcile:0.1.0 --version
