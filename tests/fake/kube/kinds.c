@@ -895,6 +895,13 @@ static void namespace_defaults(json_t *obj)
 	set_default(kf_jmkobj(obj, "status"), "phase", json_string("Active"));
 }
 
+static void pvc_defaults(json_t *obj)
+{
+	set_default(kf_jmkobj(obj, "spec"), "volumeMode",
+		    json_string("Filesystem"));
+	set_default(kf_jmkobj(obj, "status"), "phase", json_string("Pending"));
+}
+
 static void pod_defaults(json_t *obj)
 {
 	json_t *spec = kf_jmkobj(obj, "spec");
@@ -931,6 +938,12 @@ const struct kf_kind kf_kinds[] = {
 	 true, KF_NAME_SUBDOMAIN, "Background",
 	 "{\"spec\":{\"containers\":null},\"status\":{}}", pod_defaults,
 	 validate_pod},
+	{"", "v1", "v1", "serviceaccounts", "ServiceAccount", true, false, false,
+	 false, false, true, true, KF_NAME_SUBDOMAIN, "Background", "{}", NULL,
+	 NULL},
+	{"", "v1", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true,
+	 true, false, false, false, true, true, KF_NAME_SUBDOMAIN, "Background",
+	 "{\"spec\":{},\"status\":{}}", pvc_defaults, NULL},
 	{"apps", "v1", "apps/v1", "deployments", "Deployment", true, true, true,
 	 true, false, true, true, KF_NAME_SUBDOMAIN, "Background",
 	 "{\"spec\":{\"selector\":null," POD_TEMPLATE
@@ -949,6 +962,18 @@ const struct kf_kind kf_kinds[] = {
 	 KF_NAME_SUBDOMAIN, "Background",
 	 "{\"spec\":{},\"status\":{\"loadBalancer\":{}}}", NULL,
 	 validate_ingress},
+	{"rbac.authorization.k8s.io", "v1", "rbac.authorization.k8s.io/v1",
+	 "clusterroles", "ClusterRole", false, false, false, false, true, true,
+	 true, KF_NAME_SUBDOMAIN, "Background", "{}", NULL, NULL},
+	{"rbac.authorization.k8s.io", "v1", "rbac.authorization.k8s.io/v1",
+	 "clusterrolebindings", "ClusterRoleBinding", false, false, false, false,
+	 true, true, true, KF_NAME_SUBDOMAIN, "Background", "{}", NULL, NULL},
+	{"rbac.authorization.k8s.io", "v1", "rbac.authorization.k8s.io/v1",
+	 "roles", "Role", true, false, false, false, true, true, true,
+	 KF_NAME_SUBDOMAIN, "Background", "{}", NULL, NULL},
+	{"rbac.authorization.k8s.io", "v1", "rbac.authorization.k8s.io/v1",
+	 "rolebindings", "RoleBinding", true, false, false, false, true, true,
+	 true, KF_NAME_SUBDOMAIN, "Background", "{}", NULL, NULL},
 	{"example.com", "v1", "example.com/v1", "widgets", "Widget", true, true,
 	 true, false, false, true, true, KF_NAME_SUBDOMAIN, "Background", "{}",
 	 NULL, NULL},

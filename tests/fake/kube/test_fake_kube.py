@@ -1197,8 +1197,29 @@ def behaviour_patches_kinds(f):
     st, got = f.call("POST", "/apis/networking.k8s.io/v1/namespaces/ns/"
                      "ingresses", ing)
     check("an Ingress is created", st == 201, st, got)
+    cr = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+          "metadata": {"name": "reader"}, "rules": [{"apiGroups": [""],
+          "resources": ["pods"], "verbs": ["get", "list"]}]}
+    st, got = f.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles/reader",
+                      cr)
+    check("a ClusterRole applies, without a namespace", st == 201 and
+          got["rules"] == cr["rules"] and "namespace" not in got["metadata"],
+          st, got)
+    st, got = f.apply("/api/v1/namespaces/ns/serviceaccounts/app",
+                      {"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "app"}})
+    check("a ServiceAccount applies", st == 201, st, got)
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": "data"}, "spec": {
+               "accessModes": ["ReadWriteOnce"],
+               "resources": {"requests": {"storage": "1Gi"}}}}
+    st, got = f.apply("/api/v1/namespaces/ns/persistentvolumeclaims/data", pvc)
+    check("a PersistentVolumeClaim applies, Filesystem and Pending",
+          st == 201 and got["spec"]["volumeMode"] == "Filesystem" and
+          got["status"] == {"phase": "Pending"}, st, got)
     for path in ("/apis/batch/v1", "/apis/networking.k8s.io/v1",
-                 "/apis/example.com/v1", "/apis/apps"):
+                 "/apis/example.com/v1", "/apis/apps",
+                 "/apis/rbac.authorization.k8s.io/v1"):
         st, got = f.call("GET", path)
         check("discovery " + path, st == 200 and isinstance(got, dict) and
               got.get("kind") in ("APIResourceList", "APIGroup"), st, got)
