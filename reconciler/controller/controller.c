@@ -6,7 +6,9 @@
 #include "reconciler/engine.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/http_api.h"
+#include "reconciler/controller/lease.h"
 #include "reconciler/controller/metrics.h"
+#include "reconciler/controller/shard.h"
 #include "schema/loader.h"
 #include "state/internal.h"
 
@@ -30,7 +32,34 @@ typedef struct {
 	double due;        /* monotonic seconds: resync or backoff */
 	double backoff;
 	bool busy, seen;
+	double drift_interval; /* target.drift_interval (s); 0: --resync */
+	bool watchable;        /* its driver watches (ops->watch) */
+	struct ctl_watch *watch; /* the watcher following it, or NULL */
+	char *told_drift;      /* the drift last notified (a plan id) */
+	char *told_waiting;    /* the pending plan last notified */
+	char *watch_failed_commit; /* its watch gave up at this commit */
 } ctl_env;
+
+/* A notifier made from one commit's notify: targets, shared by the
+ * workers of that commit: freed when a newer one replaced it and no
+ * worker holds it any more. */
+typedef struct {
+	rc_notifier *n;
+	int refs;
+	bool retired;
+} ctl_notifier;
+
+/* A thread following one environment through its driver's watch
+ * operation (drivers/driver.h): a change outside reconcile makes the
+ * environment due at once. */
+typedef struct ctl_watch {
+	struct rc_ctl *c;
+	char *env;
+	char *commit;      /* the commit its desired resources are from */
+	volatile int stop;
+	bool ended;        /* the watch returned (an error: polled now) */
+	pthread_t thread;
+} ctl_watch;
 
 struct rc_ctl {
 	rc_ctl_opts o;
@@ -48,6 +77,10 @@ struct rc_ctl {
 	double last_tick;
 	int running;        /* workers */
 	FILE *devnull;
+	rc_shard shard;     /* --shards/--shard; count 1: everything */
+	rc_lease *lease;    /* --leader-elect, or NULL */
+	ctl_notifier *notifier; /* the current commit's, or NULL */
+	char *notifier_key; /* the commit it was made at */
 };
 
 static volatile sig_atomic_t got_stop, got_hup;
@@ -194,15 +227,20 @@ int rc_ctl_opts_check(const rc_ctl_opts *o)
 	if (o->lease && !o->leader_elect)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				    "--lease needs --leader-elect");
-	if (o->lease && (!strchr(o->lease, '/') || o->lease[0] == '/' ||
-			 strchr(o->lease, '/')[1] == '\0' ||
-			 strchr(strchr(o->lease, '/') + 1, '/')))
+	if (o->lease) {
+		char *ns = NULL, *name = NULL;
+		int rc = rc_lease_parse_name(o->lease, -1, &ns, &name);
+
+		free(ns);
+		free(name);
+		if (rc < 0)
+			return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+					    "--lease wants NAMESPACE/NAME: %s",
+					    rc_error_last()->message);
+	}
+	if (o->shard >= 0 && o->shards <= 0)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
-				    "--lease wants NAMESPACE/NAME, not '%s'",
-				    o->lease);
-	if ((o->shards > 0) != (o->shard >= 0))
-		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
-				    "--shards N and --shard K go together");
+				    "--shard K needs --shards N");
 	if (o->shards > 0 && o->shard >= o->shards)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				    "--shard %d is not below --shards %d",
@@ -215,14 +253,6 @@ int rc_ctl_opts_check(const rc_ctl_opts *o)
 				    "RECONCILE_CONTROLLER_TOKEN: set it, or "
 				    "listen on loopback",
 				    o->listen);
-	if (o->leader_elect)
-		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
-				    "--leader-elect is not available in this "
-				    "build yet");
-	if (o->shards > 0)
-		return rc_error_set(RC_EUNSUPPORTED, RC_ECLASS_CONFIG,
-				    "--shards is not available in this build "
-				    "yet");
 	return 0;
 }
 
@@ -282,6 +312,9 @@ static void env_release(ctl_env *ce)
 	free(ce->last_time);
 	free(ce->last_error);
 	free(ce->pending_plan);
+	free(ce->told_drift);
+	free(ce->told_waiting);
+	free(ce->watch_failed_commit);
 }
 
 static ctl_env *env_find(rc_ctl *c, const char *name)
@@ -295,6 +328,52 @@ static ctl_env *env_find(rc_ctl *c, const char *name)
 static double jittered(double s)
 {
 	return s * (0.9 + 0.2 * ((double)rand() / RAND_MAX));
+}
+
+/* --- notifications --- */
+
+/* The current notifier, held (under the lock). */
+static ctl_notifier *notifier_hold(rc_ctl *c)
+{
+	if (c->notifier)
+		c->notifier->refs++;
+	return c->notifier;
+}
+
+/* Lets go of a notifier held (under the lock): a replaced one is freed
+ * with its last holder (rc_notifier_free never waits on the network). */
+static void notifier_release(ctl_notifier *cn)
+{
+	if (cn && --cn->refs <= 0 && cn->retired) {
+		rc_notifier_free(cn->n);
+		free(cn);
+	}
+}
+
+/* Makes the notifier of e's configuration the current one when the
+ * commit moved (a plain directory's notify: is read once, at start);
+ * under the lock. */
+static void notifier_refresh(rc_ctl *c, rc_engine *e, const char *commit)
+{
+	const char *key = commit ? commit : "(directory)";
+	ctl_notifier *cn;
+
+	if (c->notifier_key && !strcmp(c->notifier_key, key))
+		return;
+	set_str(&c->notifier_key, key);
+	cn = rc_calloc(1, sizeof(*cn));
+	if (e->cfg->nnotify &&
+	    rc_notifier_new(&cn->n, e->cfg,
+			    e->src ? rc_source_dir(e->src) : e->cfg->dir) < 0) {
+		RC_WARN("%s", rc_error_last()->message);
+		rc_error_clear();
+	}
+	if (c->notifier) {
+		c->notifier->retired = true;
+		c->notifier->refs++;
+		notifier_release(c->notifier);
+	}
+	c->notifier = cn;
 }
 
 /* Fetches and reads the configuration: the environments and the commit
@@ -332,11 +411,14 @@ static int refresh(rc_ctl *c)
 		c->state_dir = rc_strdup(e->state_dir);
 	for (size_t i = 0; i < c->nenvs; i++)
 		c->envs[i].seen = false;
+	notifier_refresh(c, e, commit);
 	for (size_t i = 0; i < e->nenvs; i++) {
 		const rc_engine_env *ee = &e->envs[i];
 		const char *ec = ee->commit ? ee->commit : commit;
 		ctl_env *ce = env_find(c, ee->env->name);
 
+		if (!rc_shard_owns(&c->shard, ee->env->name))
+			continue; /* another shard's */
 		if (!ce) {
 			RC_GROW(c->envs, c->capenvs, c->nenvs + 1);
 			ce = &c->envs[c->nenvs++];
@@ -345,6 +427,8 @@ static int refresh(rc_ctl *c)
 			ce->state = "waiting";
 		}
 		ce->seen = true;
+		ce->watchable = ee->ops && ee->ops->watch;
+		ce->drift_interval = (double)ee->env->target.drift_interval;
 		/* a plain directory is re-read at every poll */
 		if (!ec || !ce->commit || strcmp(ce->commit, ec)) {
 			set_str(&ce->commit, ec);
@@ -354,7 +438,7 @@ static int refresh(rc_ctl *c)
 	for (size_t i = 0; i < c->nenvs;) {
 		ctl_env *ce = &c->envs[i];
 
-		if (ce->seen || ce->busy) {
+		if (ce->seen || ce->busy || ce->watch) {
 			i++;
 			continue;
 		}
@@ -377,7 +461,52 @@ typedef struct {
 	char *env;
 	char *commit;       /* the commit it is planned at */
 	bool commit_moved;  /* since its last good cycle */
+	ctl_notifier *notifier; /* held for the cycle, or NULL */
+	char *told_drift, *told_waiting; /* what was last notified; the
+					    cycle replaces them */
 } work;
+
+/* Tells the notify: targets about a plan the controller does not apply
+ * at once (drift reported, a plan waiting for approval), once per plan:
+ * *told is the id last told, replaced by this one. */
+static void notify_plan(rc_engine *e, const rc_plan *p, const char *env,
+			rc_notify_event_kind kind, const char *plan_id,
+			char **told)
+{
+	rc_notify_event ev = {0};
+	const char **changes;
+	rc_buf summary = RC_BUF_INIT_MAX(256);
+	rc_buf *lines;
+	size_t i;
+
+	if (*told && !strcmp(*told, plan_id))
+		return; /* told already: a resync found the same plan */
+	free(*told);
+	*told = rc_strdup(plan_id);
+	changes = rc_calloc(p->n + 1, sizeof(char *));
+	lines = rc_calloc(p->n + 1, sizeof(rc_buf));
+	for (i = 0; i < p->n; i++) {
+		lines[i] = (rc_buf)RC_BUF_INIT_MAX(4096);
+		rc_buf_printf(&lines[i], "%s %s", rc_op_name(p->actions[i].op),
+			      p->actions[i].key);
+		changes[i] = lines[i].ptr;
+	}
+	rc_buf_printf(&summary, "%zu change%s", p->n, p->n == 1 ? "" : "s");
+	ev.kind = kind;
+	ev.project = e->cfg ? e->cfg->project : NULL;
+	ev.environment = env;
+	ev.commit = p->commit;
+	ev.plan_id = kind == RC_NOTIFY_WAITING ? plan_id : NULL;
+	ev.summary = summary.ptr;
+	ev.changes = changes;
+	ev.nchanges = p->n;
+	rc_engine_notify(e, &ev);
+	for (i = 0; i < p->n; i++)
+		rc_buf_release(&lines[i]);
+	free(lines);
+	free(changes);
+	rc_buf_release(&summary);
+}
 
 static long count_drift(const rc_plan *p)
 {
@@ -433,7 +562,7 @@ static void set_state(rc_ctl *c, const char *env, const char *state)
 
 /* Plans env and applies (auto) or saves the plan (manual). The result
  * ("succeeded", "unchanged", "pending", "failed"); *run the run's id. */
-static const char *cycle(rc_ctl *c, const work *w, char **run,
+static const char *cycle(rc_ctl *c, work *w, char **run,
 			 char **pending, long *drift, double *apply_s)
 {
 	const char *env = w->env;
@@ -457,6 +586,7 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 	eo.envs = envs;
 	eo.nenvs = 1;
 	eo.out = c->devnull;
+	eo.notifier = w->notifier ? w->notifier->n : NULL;
 	if (rc_engine_open(&e, &eo) < 0 || rc_engine_plan(e, &p) < 0)
 		goto out;
 	*drift = count_drift(&p);
@@ -475,17 +605,32 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 		RC_INFO("%zu change%s wait for approval (policy.apply: "
 			"manual): plan %s",
 			p.n, p.n == 1 ? "" : "s", id);
+		notify_plan(e, &p, env, RC_NOTIFY_WAITING, id,
+			    &w->told_waiting);
 		*pending = id;
 		result = "pending";
 		goto out;
 	}
 	if (!w->commit_moved && e->nenvs == 1 && e->envs[0].env &&
 	    e->envs[0].env->policy.drift == RC_DRIFT_REPORT) {
+		char *id = rc_plan_id(&p);
+
 		RC_WARN("%ld resource%s drifted; not healed (policy.drift: "
 			"report)",
 			*drift, *drift == 1 ? "" : "s");
+		notify_plan(e, &p, env, RC_NOTIFY_DRIFT, id,
+			    &w->told_drift);
+		free(id);
 		result = "drift";
 		goto out;
+	}
+	if (!w->commit_moved) {
+		/* drift, healed: told before the applied event */
+		char *id = rc_plan_id(&p);
+
+		notify_plan(e, &p, env, RC_NOTIFY_DRIFT, id,
+			    &w->told_drift);
+		free(id);
 	}
 	set_state(c, env, "applying");
 	RC_INFO("applying %zu change%s at commit %.12s", p.n,
@@ -559,9 +704,17 @@ static void *worker(void *arg)
 			ce->state = "failed";
 			RC_LOG(RC_LOG_WARN, "retrying in %.0fs", ce->backoff);
 		} else {
+			/* a watched environment is told of drift; others are
+			   re-planned every drift_interval, when it is set */
+			double every = !ce->watch && ce->drift_interval > 0
+					       ? ce->drift_interval
+					       : c->o.resync;
+
 			ce->backoff = 0;
-			ce->due = mono() + jittered(c->o.resync);
+			ce->due = mono() + jittered(every);
 		}
+		set_str(&ce->told_drift, w->told_drift);
+		set_str(&ce->told_waiting, w->told_waiting);
 		/* the commit moved while it ran: again, at once */
 		if (ce->commit && (!w->commit || strcmp(ce->commit, w->commit)))
 			ce->due = 0;
@@ -574,6 +727,7 @@ static void *worker(void *arg)
 		rc_metrics_pending(c->metrics, count_pending(c));
 	}
 	c->running--;
+	notifier_release(w->notifier);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	rc_log_context(NULL, NULL);
@@ -582,6 +736,8 @@ static void *worker(void *arg)
 	free(pending);
 	free(w->env);
 	free(w->commit);
+	free(w->told_drift);
+	free(w->told_waiting);
 	free(w);
 	return NULL;
 }
@@ -589,13 +745,15 @@ static void *worker(void *arg)
 /* Starts the workers of the environments that are due; under the lock. */
 static void dispatch(rc_ctl *c, double now)
 {
+	if (c->lease && !rc_lease_is_leader(c->lease))
+		return; /* a standby plans and applies nothing */
 	for (size_t i = 0; i < c->nenvs && c->running < c->o.workers; i++) {
 		ctl_env *ce = &c->envs[i];
 		work *w;
 		pthread_t t;
 		pthread_attr_t at;
 
-		if (ce->busy || ce->due > now)
+		if (ce->busy || ce->due > now || !ce->seen)
 			continue;
 		w = rc_calloc(1, sizeof(*w));
 		w->c = c;
@@ -603,12 +761,19 @@ static void dispatch(rc_ctl *c, double now)
 		w->commit = ce->commit ? rc_strdup(ce->commit) : NULL;
 		w->commit_moved = !ce->commit || !ce->done_commit ||
 				  strcmp(ce->commit, ce->done_commit);
+		w->told_drift = ce->told_drift ? rc_strdup(ce->told_drift) : NULL;
+		w->told_waiting =
+			ce->told_waiting ? rc_strdup(ce->told_waiting) : NULL;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		w->notifier = notifier_hold(c);
 		if (pthread_create(&t, &at, worker, w) != 0) {
 			RC_ERR("cannot start a worker for %s", ce->name);
+			notifier_release(w->notifier);
 			free(w->env);
 			free(w->commit);
+			free(w->told_drift);
+			free(w->told_waiting);
 			free(w);
 			pthread_attr_destroy(&at);
 			break;
@@ -618,6 +783,133 @@ static void dispatch(rc_ctl *c, double now)
 		ce->state = "planning";
 		c->running++;
 	}
+}
+
+/* --- watchers: drift told by the driver (ops->watch) --- */
+
+static void on_watch_change(void *arg, const char *env, const char *key)
+{
+	ctl_watch *w = arg;
+	rc_ctl *c = w->c;
+	ctl_env *ce;
+
+	pthread_mutex_lock(&c->lock);
+	if ((ce = env_find(c, w->env)) && !w->stop) {
+		RC_INFO("%s: %s changed outside this run: planning it again",
+			env ? env : w->env, key ? key : "an object");
+		ce->due = 0;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *watch_main(void *arg)
+{
+	ctl_watch *w = arg;
+	rc_ctl *c = w->c;
+	const char *const envs[] = {w->env};
+	rc_engine_opts eo = {0};
+	rc_engine *e = NULL;
+	rc_plan p;
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	rc_log_context(w->env, NULL);
+	eo.source = c->o.source;
+	eo.state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
+	eo.cache_dir = c->o.cache_dir;
+	eo.offline = !c->is_dir;
+	eo.keep_gone = true;
+	eo.envs = envs;
+	eo.nenvs = 1;
+	eo.out = c->devnull;
+	/* the desired resources it follows: a plan's expansion */
+	if (rc_engine_open(&e, &eo) == 0 && rc_engine_plan(e, &p) == 0 &&
+	    e->nenvs == 1 && e->envs[0].ops->watch && e->envs[0].drv) {
+		RC_INFO("watching for drift through the %s driver",
+			e->envs[0].ops->name);
+		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
+					   on_watch_change, w, &w->stop);
+	}
+	if (rc < 0 && !w->stop)
+		RC_WARN("cannot watch for drift (%s): re-planned every %s "
+			"instead",
+			rc_error_last() ? rc_error_last()->message : "?",
+			"drift_interval (else --resync)");
+	rc_plan_release(&p);
+	rc_engine_free(e);
+	pthread_mutex_lock(&c->lock);
+	w->ended = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	rc_log_context(NULL, NULL);
+	rc_error_clear();
+	return NULL;
+}
+
+/* Stops and frees a watcher; called without the lock. */
+static void watch_stop(ctl_watch *w)
+{
+	w->stop = 1;
+	pthread_join(w->thread, NULL);
+	free(w->env);
+	free(w->commit);
+	free(w);
+}
+
+/* Starts, restarts (its commit moved) or stops the environments'
+ * watchers; a standby and a stopping controller watch nothing. Under the
+ * lock, which it drops while joining threads. */
+static void sync_watchers(rc_ctl *c)
+{
+	bool lead = !c->lease || rc_lease_is_leader(c->lease);
+	ctl_watch *stop[64];
+	size_t nstop = 0, i;
+
+	for (i = 0; i < c->nenvs && nstop < RC_ARRAY_SIZE(stop); i++) {
+		ctl_env *ce = &c->envs[i];
+		ctl_watch *w = ce->watch;
+		bool want = lead && !got_stop && ce->seen && ce->watchable &&
+			    ce->done_commit;
+
+		if (w && (!want || (ce->commit && w->commit &&
+				    strcmp(ce->commit, w->commit)))) {
+			stop[nstop++] = w;
+			ce->watch = NULL;
+			w = NULL;
+		}
+		if (!w && want && !(ce->watch_failed_commit &&
+				     ce->commit &&
+				     !strcmp(ce->watch_failed_commit,
+					     ce->commit))) {
+			pthread_attr_t at;
+
+			w = rc_calloc(1, sizeof(*w));
+			w->c = c;
+			w->env = rc_strdup(ce->name);
+			w->commit = ce->commit ? rc_strdup(ce->commit) : NULL;
+			pthread_attr_init(&at);
+			if (pthread_create(&w->thread, &at, watch_main, w) != 0) {
+				free(w->env);
+				free(w->commit);
+				free(w);
+				w = NULL;
+			}
+			pthread_attr_destroy(&at);
+			ce->watch = w;
+		} else if (w && w->ended) {
+			/* it gave up: this commit is polled */
+			set_str(&ce->watch_failed_commit, ce->commit);
+			stop[nstop++] = w;
+			ce->watch = NULL;
+		}
+	}
+	if (!nstop)
+		return;
+	pthread_mutex_unlock(&c->lock);
+	for (i = 0; i < nstop; i++)
+		watch_stop(stop[i]);
+	pthread_mutex_lock(&c->lock);
 }
 
 /* The earliest time something is due (the next poll at the latest). */
@@ -698,9 +990,11 @@ static void loop(rc_ctl *c)
 			now = mono();
 			c->last_tick = now;
 		}
+		sync_watchers(c);
 		dispatch(c, now);
 		wait_until(c, next_wake(c, next_poll));
 	}
+	sync_watchers(c); /* got_stop: stops them all */
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -744,6 +1038,13 @@ bool rc_ctl_ready(rc_ctl *c)
 	pthread_mutex_lock(&c->lock);
 	ok = c->ready;
 	pthread_mutex_unlock(&c->lock);
+	if (ok && c->lease) {
+		/* ready once it knows who leads, itself or another */
+		char *holder = rc_lease_holder(c->lease);
+
+		ok = rc_lease_is_leader(c->lease) || (holder && *holder);
+		free(holder);
+	}
 	return ok;
 }
 
@@ -761,6 +1062,23 @@ json_t *rc_ctl_status(rc_ctl *c)
 	now_m = mono();
 	json_object_set_new(st, "ready", json_boolean(c->ready));
 	json_object_set_new(st, "commit", str_or_null(c->commit));
+	if (c->shard.count > 1)
+		json_object_set_new(st, "shard",
+				    json_pack("{s:i, s:i}", "index",
+					      c->shard.index, "count",
+					      c->shard.count));
+	if (c->lease) {
+		char *holder = rc_lease_holder(c->lease);
+
+		json_object_set_new(
+			st, "leader",
+			json_pack("{s:s, s:b, s:s, s:o}", "lease",
+				  rc_lease_name(c->lease), "is_leader",
+				  rc_lease_is_leader(c->lease), "self",
+				  rc_lease_self(c->lease), "holder",
+				  str_or_null(holder)));
+		free(holder);
+	}
 	for (size_t i = 0; i < c->nenvs; i++) {
 		const ctl_env *ce = &c->envs[i];
 		json_t *o = json_object(), *last = json_object();
@@ -793,6 +1111,8 @@ json_t *rc_ctl_status(rc_ctl *c)
 		}
 		json_object_set_new(o, "backoff_seconds",
 				    json_real(ce->backoff));
+		json_object_set_new(o, "drift_detection",
+				    json_string(ce->watch ? "watch" : "poll"));
 		json_array_append_new(envs, o);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -801,6 +1121,25 @@ json_t *rc_ctl_status(rc_ctl *c)
 }
 
 /* --- running it --- */
+
+/* The Lease's news: this process leads (it plans from now on) or not. */
+static void on_leadership(void *ctx, bool leader, const char *holder)
+{
+	rc_ctl *c = ctx;
+
+	if (leader)
+		RC_INFO("leading (Lease %s): planning and applying",
+			rc_lease_name(c->lease));
+	else
+		RC_INFO("not leading (the Lease names %s): standing by",
+			holder && *holder ? holder : "nobody");
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nenvs; i++)
+		if (leader)
+			c->envs[i].due = 0; /* a new leader looks at once */
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
 
 static bool is_directory(const char *p)
 {
@@ -844,9 +1183,29 @@ int rc_controller_run(const rc_ctl_opts *o)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((rc = rc_shard_resolve(&c->shard, o->shards > 0 ? o->shards : 1,
+				   o->shard, NULL)) < 0)
+		return rc;
+	if (c->shard.count > 1)
+		RC_INFO("shard %d of %d: only the environments whose name "
+			"hashes to it",
+			c->shard.index, c->shard.count);
 	if ((rc = rc_http_api_start(&api, c, o->listen, o->token,
 				    o->hook_secret)) < 0)
 		return rc;
+	if (o->leader_elect) {
+		rc_lease_opts lo;
+
+		rc_lease_opts_init(&lo);
+		lo.lease = o->lease;
+		lo.shard = c->shard.count > 1 ? c->shard.index : -1;
+		lo.on_change = on_leadership;
+		lo.ctx = c;
+		if ((rc = rc_lease_start(&c->lease, &lo)) < 0) {
+			rc_http_api_stop(api);
+			return rc;
+		}
+	}
 	if (!o->token || !*o->token)
 		RC_WARN("no RECONCILE_CONTROLLER_TOKEN: the API on %s (loopback "
 			"only) needs no token",
@@ -866,6 +1225,9 @@ int rc_controller_run(const rc_ctl_opts *o)
 	rc = c->running;
 	pthread_mutex_unlock(&c->lock);
 	rc_http_api_stop(api);
+	/* released only once nothing runs: a standby takes over at once */
+	if (c->lease && rc == 0)
+		rc_lease_stop(c->lease);
 	if (rc > 0) {
 		/* the journal tells the next run what was left unfinished */
 		RC_WARN("%d environment%s still running after %gs: left as "
@@ -880,6 +1242,15 @@ int rc_controller_run(const rc_ctl_opts *o)
 	free(c->source_digest);
 	free(c->commit);
 	free(c->state_dir);
+	if (c->notifier) {
+		/* what the last runs told is delivered, within a bound */
+		if (c->notifier->n)
+			rc_notifier_flush(c->notifier->n, 5000);
+		c->notifier->retired = true;
+		c->notifier->refs++;
+		notifier_release(c->notifier);
+	}
+	free(c->notifier_key);
 	if (c->devnull)
 		fclose(c->devnull);
 	rc_metrics_free(c->metrics);

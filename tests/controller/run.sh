@@ -127,7 +127,8 @@ e = [x for x in d["environments"] if x["name"] == os.environ["ENV"]][0]
 sys.exit(0 if eval(os.environ["COND"]) else 1)'; }
 
 # --- usage
-run 1 "--leader-elect is refused for now" "$rc_bin" controller "$url" --leader-elect && has "says it is not available" "$out" "not available in this build yet"
+KUBECONFIG=/nonexistent/kubeconfig run 1 "--leader-elect without a cluster fails at start" "$rc_bin" controller "$url" --leader-elect &&
+	has "naming the kubeconfig it could not read" "$out" "/nonexistent/kubeconfig"
 run 129 "a bad duration is wrong usage" "$rc_bin" controller --poll 5x && has "names the duration" "$out" "5x"
 out=$(RECONCILE_CONTROLLER_TOKEN= "$rc_bin" controller "$url" --listen 0.0.0.0:$hport 2>&1)
 [ $? -eq 129 ] && has "no token off loopback is refused" "$out" "RECONCILE_CONTROLLER_TOKEN" || bad "no token off loopback is refused" "$out"

@@ -203,19 +203,23 @@ static void options(void **state)
 	o.lease = "ns/name";
 	assert_int_equal(rc_ctl_opts_check(&o), RC_EINVALID); /* no --leader-elect */
 	o.leader_elect = true;
-	o.lease = "nsname";
+	o.lease = "Not_A/Name";
 	assert_int_equal(rc_ctl_opts_check(&o), RC_EINVALID);
+	assert_non_null(strstr(rc_error_last()->message, "--lease"));
 	o.lease = "ns/name";
-	assert_int_equal(rc_ctl_opts_check(&o), RC_EUNSUPPORTED);
-	assert_non_null(strstr(rc_error_last()->message, "not available"));
+	assert_int_equal(rc_ctl_opts_check(&o), 0);
+	o.lease = "name"; /* the namespace: the pod's, else the context's */
+	assert_int_equal(rc_ctl_opts_check(&o), 0);
 	o.leader_elect = false;
 	o.lease = NULL;
-	o.shards = 2;
-	assert_int_equal(rc_ctl_opts_check(&o), RC_EINVALID); /* no --shard */
+	o.shards = 2; /* --shard: the StatefulSet ordinal of the hostname */
+	assert_int_equal(rc_ctl_opts_check(&o), 0);
 	o.shard = 2;
 	assert_int_equal(rc_ctl_opts_check(&o), RC_EINVALID);
 	o.shard = 1;
-	assert_int_equal(rc_ctl_opts_check(&o), RC_EUNSUPPORTED);
+	assert_int_equal(rc_ctl_opts_check(&o), 0);
+	o.shards = 0;
+	assert_int_equal(rc_ctl_opts_check(&o), RC_EINVALID); /* K without N */
 	rc_error_clear();
 }
 
