@@ -33,6 +33,33 @@ owned_by() {
 		[[ $env == *"${nl}RECONCILE_OWNER=$1"* && $env == *"${nl}RECONCILE_STATE=$state$nl"* ]] && basename "$(dirname "$e")"
 	done
 }
+# free_ports N: a port P such that P .. P+N-1 are free on 127.0.0.1, below
+# the kernel's ephemeral range (which starts at 32768), so that no client
+# socket of a test running beside this one takes it between the check and
+# the use; each test picks at random from 20000-32000 and checks.
+free_ports() {
+	/usr/bin/python3 - "${1:-1}" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    p = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for i in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p + i))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(p)
+    sys.exit(0)
+sys.exit("no free ports")
+PY
+}
+
 finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ]

@@ -185,7 +185,7 @@ mkdir -p "$work/git/app"
 	cd "$work/git/app" && git init -q -b main && git -c user.name=t -c user.email=t@e commit -q --allow-empty -m init &&
 	git branch pr-10 && git branch pr-11 && git branch feature/x
 ) || bad "git setup"
-port=$((20000 + RANDOM % 20000))
+port=$(free_ports 2)
 git daemon --reuseaddr --base-path="$work/git" --export-all --listen=127.0.0.1 --port=$port "$work/git" >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 50); do

@@ -25,9 +25,9 @@ export RECONCILE_CONTROLLER_TOKEN=ctl-token-e2e-7f3a
 export RECONCILE_WEBHOOK_SECRET=hook-secret-e2e-91bc
 project=ctle2e$$
 daemon_pid= ctl_pid=
-gport=$((20000 + RANDOM % 10000))
-hport=$((30000 + RANDOM % 10000))
-sport=$((40000 + RANDOM % 10000))
+gport=$(free_ports 1)
+hport=$(free_ports 1)
+sport=$(free_ports 8)
 url=git://127.0.0.1:$gport/cfg
 api=http://127.0.0.1:$hport
 cleanup() {

@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$((30000 + RANDOM % 20000))
+port=$(free_ports 4)
 write_config() { # replicas greeting [hook]
 	mkdir -p "$work/cfg"
 	cp "$here/server.py" "$work/cfg/"
