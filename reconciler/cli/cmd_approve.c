@@ -157,7 +157,7 @@ static int call(const approve_opts *o, const char *method, const char *path,
 				: "refused");
 	rc_http_resp_release(&resp);
 	rc_http_close(h);
-	return resp.status >= 200 && resp.status < 300 ? 0 : RC_EXIT_FAIL;
+	return *status >= 200 && *status < 300 ? 0 : RC_EXIT_FAIL;
 }
 
 /* The path /api/v1/approvals/<env>, the environment URL-encoded. */
