@@ -395,19 +395,23 @@ void rc_history_free(rc_run_summary *runs, size_t n)
 
 json_t *rc_run_summary_json(const rc_run_summary *r)
 {
-	json_t *envs = json_array();
+	json_t *envs = json_array(), *j;
 	size_t i;
 
 	for (i = 0; i < r->nenvs; i++)
 		json_array_append_new(envs, json_string(r->envs[i]));
-	return json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I}, "
-			 "s:b, s:s?, s:s?, s:s?}",
-			 "id", r->id, "time", r->time, "commit", r->commit,
-			 "environments", envs, "status",
-			 rc_run_status_name(r->status), "counts", "ok",
-			 (json_int_t)r->ok, "failed", (json_int_t)r->failed,
-			 "skipped", (json_int_t)r->skipped, "pending",
-			 (json_int_t)r->pending, "torn", (int)r->torn, "error",
-			 r->error, "approved_by", r->approved_by, "rejected_by",
-			 r->rejected_by);
+	j = json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I}, "
+		      "s:b, s:s?}",
+		      "id", r->id, "time", r->time, "commit", r->commit,
+		      "environments", envs, "status",
+		      rc_run_status_name(r->status), "counts", "ok",
+		      (json_int_t)r->ok, "failed", (json_int_t)r->failed,
+		      "skipped", (json_int_t)r->skipped, "pending",
+		      (json_int_t)r->pending, "torn", (int)r->torn, "error",
+		      r->error);
+	if (r->approved_by)
+		json_object_set_new(j, "approved_by", json_string(r->approved_by));
+	if (r->rejected_by)
+		json_object_set_new(j, "rejected_by", json_string(r->rejected_by));
+	return j;
 }

@@ -66,8 +66,8 @@ void rc_history_free(rc_run_summary *runs, size_t n);
 /* The summary as JSON (new ref) for `reconcile history --output json`:
  * {id, time, commit, environments[], status ("succeeded", "failed",
  * "interrupted", "running", "rejected"), counts{ok, failed, skipped,
- * pending}, torn, error, approved_by, rejected_by}; absent values are
- * null. */
+ * pending}, torn, error}; absent values are null; approved_by and
+ * rejected_by only when the run has them. */
 json_t *rc_run_summary_json(const rc_run_summary *r);
 
 #endif
