@@ -927,8 +927,11 @@ void rc_ctl_give(rc_ctl *c, const char *env, const rc_ctl_outcome *out)
 			    : out->rejected ? "rejected"
 			    : failed	    ? "failed"
 					    : "in-sync";
-		/* a failed apply is planned again after the first backoff */
-		ce->due = mono() + (failed ? BACKOFF_MIN : jittered(c->o.resync));
+		/* a failed apply is planned again after the first backoff; a
+		   commit that moved meanwhile (due 0) at once */
+		if (ce->due != 0)
+			ce->due = mono() + (failed ? BACKOFF_MIN
+						   : jittered(c->o.resync));
 		rc_metrics_pending(c->metrics, count_pending(c));
 	}
 	c->running--;
