@@ -280,6 +280,24 @@ static unsigned refusal(int code, json_t **body, const char *pending)
 				      : 500;
 }
 
+/* Takes env for an approval or a rejection: 0 and *id, or the HTTP
+ * status of the refusal with *body. */
+static unsigned take(rc_ctl *c, const char *env, const char *plan,
+		     const char *state, json_t **body, char **id)
+{
+	int rc;
+
+	if (!state) {
+		rc_error_set(RC_ELOCKED, RC_ECLASS_STATE,
+			     "the source was not read yet");
+		return refusal(RC_ELOCKED, body, NULL);
+	}
+	if ((rc = rc_ctl_take(c, env, plan, TAKE_WAIT_S, id)) < 0)
+		return refusal(rc, body, NULL);
+	rc_log_context(env, NULL);
+	return 0;
+}
+
 /* "what moved" of rc_engine_check_saved's message: its indented lines,
  * joined with "; ". */
 static void what_moved(rc_buf *b, const char *msg)
@@ -355,20 +373,15 @@ unsigned rc_approval_approve(rc_ctl *c, const char *env, const char *plan,
 	rc_engine *e = NULL;
 	rc_plan saved, fresh;
 	char *id = NULL, *done = NULL;
-	unsigned status = 200;
+	unsigned status;
 	int rc;
 
 	memset(&saved, 0, sizeof(saved));
 	memset(&fresh, 0, sizeof(fresh));
-	if (!state) {
-		rc_error_set(RC_ELOCKED, RC_ECLASS_STATE,
-			     "the source was not read yet");
-		return refusal(RC_ELOCKED, body, NULL);
-	}
-	if ((rc = rc_ctl_take(c, env, plan, TAKE_WAIT_S, &id)) < 0)
-		return refusal(rc, body, NULL);
-	rc_log_context(env, NULL);
+	if ((status = take(c, env, plan, state, body, &id)) != 0)
+		return status;
 	RC_INFO("plan %s approved by %s", id, by);
+	status = 200;
 	rc_ctl_engine_opts(c, &eo, envs, true);
 	eo.approved_by = by;
 	if (rc_pending_load(state, env, &saved, NULL) < 0 ||
@@ -487,18 +500,12 @@ unsigned rc_approval_reject(rc_ctl *c, const char *env, const char *plan,
 	const char *state = rc_ctl_state_dir(c);
 	rc_ctl_outcome out = {"rejected", NULL, NULL, NULL, NULL};
 	char *id = NULL, *run = NULL;
-	unsigned status = 200;
+	unsigned status;
 	rc_plan p;
-	int rc;
 
-	if (!state) {
-		rc_error_set(RC_ELOCKED, RC_ECLASS_STATE,
-			     "the source was not read yet");
-		return refusal(RC_ELOCKED, body, NULL);
-	}
-	if ((rc = rc_ctl_take(c, env, plan, TAKE_WAIT_S, &id)) < 0)
-		return refusal(rc, body, NULL);
-	rc_log_context(env, NULL);
+	if ((status = take(c, env, plan, state, body, &id)) != 0)
+		return status;
+	status = 200;
 	if (rc_pending_load(state, env, &p, NULL) < 0 ||
 	    journal_rejection(state, env, &p, id, by, &run) < 0) {
 		out.result = "failed";

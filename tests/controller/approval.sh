@@ -166,7 +166,7 @@ wait_for 5 prod "e['state'] == 'rejected' and e['pending_plan'] is None and e['r
 [ "$(get)" = two ] && ok "a rejected plan is not applied" || bad "a rejected plan is not applied" "$(get)"
 run 0 "history after the rejection" "$rc_bin" history --state-dir "$RECONCILE_STATE_DIR"
 has "history names who rejected" "$out" "rejected by bob"
-has "history: outcome rejected" "$out" "rejected "
+has "history: outcome rejected, no action" "$out" "rejected     0 ok, 0 failed, 0 skipped"
 # re-planned (resync 2s) at the same commit and state: the same plan,
 # not proposed again
 sleep 5
