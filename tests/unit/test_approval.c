@@ -89,13 +89,30 @@ static void token_list_errors(void **state)
 	}
 }
 
+/* An action of a local service "prod/service/<name>". */
+static void add_action(rc_plan *p, const char *id, rc_op op, const char *name)
+{
+	rc_action *a = &p->actions[p->n++];
+	rc_buf key = RC_BUF_INIT_MAX(256);
+
+	rc_buf_printf(&key, "prod/service/%s", name);
+	a->id = rc_strdup(id);
+	a->op = op;
+	a->key = rc_buf_detach(&key);
+	a->env = rc_strdup("prod");
+	a->driver = rc_strdup("local");
+	a->kind = rc_strdup("service");
+	a->name = rc_strdup(name);
+	a->desired = json_pack("{s:s}", "image", "x");
+	rc_buf_release(&key);
+}
+
 static void pending_files(void **state)
 {
 	char *dir = tmpdir_new(), *path;
 	rc_plan p, back;
 	json_t *sum;
 	time_t mtime = 0;
-	rc_action *a;
 
 	RC_UNUSED(state);
 	memset(&p, 0, sizeof(p));
@@ -105,24 +122,8 @@ static void pending_files(void **state)
 	p.observed = json_object();
 	p.actions = rc_calloc(2, sizeof(rc_action));
 	p.cap = 2;
-	a = &p.actions[p.n++];
-	a->id = rc_strdup("a1");
-	a->op = RC_OP_CREATE;
-	a->key = rc_strdup("prod/service/web");
-	a->env = rc_strdup("prod");
-	a->driver = rc_strdup("local");
-	a->kind = rc_strdup("service");
-	a->name = rc_strdup("web");
-	a->desired = json_pack("{s:s}", "image", "x");
-	a = &p.actions[p.n++];
-	a->id = rc_strdup("a2");
-	a->op = RC_OP_UPDATE;
-	a->key = rc_strdup("prod/service/api");
-	a->env = rc_strdup("prod");
-	a->driver = rc_strdup("local");
-	a->kind = rc_strdup("service");
-	a->name = rc_strdup("api");
-	a->desired = json_pack("{s:s}", "image", "x");
+	add_action(&p, "a1", RC_OP_CREATE, "web");
+	add_action(&p, "a2", RC_OP_UPDATE, "api");
 
 	assert_int_equal(rc_pending_load(dir, "prod", &back, NULL), RC_ENOTFOUND);
 	rc_plan_release(&back);
