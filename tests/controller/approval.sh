@@ -4,7 +4,8 @@
 # controller that polls hourly (a generic webhook wakes it), and the
 # `reconcile pending / approve / reject` commands with named tokens.
 #   approval.sh RECONCILE_BINARY
-# A manual environment waits; `pending` lists it; a wrong token is 401;
+# An https URL is verified (refused, then trusted through
+# RECONCILE_CONTROLLER_CA). A manual environment waits; `pending` lists it; a wrong token is 401;
 # a plan id that is not the pending one is refused; a stale approval
 # (a commit pushed after the plan was made) is refused with a new pending
 # plan, which is then approved and applied, `history` naming the
@@ -23,7 +24,7 @@ bob=appr-bob-77a0f2
 ctl_tokens="alice:$alice, bob:$bob"
 export RECONCILE_WEBHOOK_SECRET=appr-hook-5e2b
 project=appre2e$$
-daemon_pid= ctl_pid=
+daemon_pid= ctl_pid= tls_pid=
 gport=$((20000 + RANDOM % 10000))
 hport=$((30000 + RANDOM % 10000))
 sport=$((40000 + RANDOM % 10000))
@@ -32,6 +33,8 @@ api=http://127.0.0.1:$hport
 export RECONCILE_CONTROLLER_URL=$api
 cleanup() {
 	[ -n "$ctl_pid" ] && kill -9 "$ctl_pid" 2>/dev/null
+	[ -n "$tls_pid" ] && kill "$tls_pid" 2>/dev/null
+tls_pid=
 	"$rc_bin" destroy "$url" --state-dir "$RECONCILE_STATE_DIR" --auto-approve >/dev/null 2>&1
 	for p in $(owned_by "$project/"); do kill -9 "$p" 2>/dev/null; done
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null
@@ -79,7 +82,7 @@ as() { # TOKEN CMD...: the command with that token
 	shift
 	RECONCILE_CONTROLLER_TOKEN=$t "$@"
 }
-status() { code -H "Authorization: Bearer $alice" "$api/api/v1/status" >/dev/null; cat "$work/body"; }
+status() { code -H "Authorization: Bearer $alice" "$api/api/v1/status" >/dev/null; cat "$work/body" 2>/dev/null; }
 prod() { # a python expression on e (prod's status)
 	status | COND=$1 /usr/bin/python3 -c '
 import json, os, sys
@@ -99,6 +102,33 @@ out=$(RECONCILE_CONTROLLER_TOKEN="alice:x,bob:y" "$rc_bin" pending 2>&1)
 out=$(RECONCILE_CONTROLLER_TOKEN="alice:x,:y" "$rc_bin" controller "$url" --listen 127.0.0.1:$hport 2>&1)
 [ $? -eq 129 ] && has "a bad token list stops the controller, naming the entry" "$out" "entry 2" || bad "a bad token list is wrong usage" "$out"
 hasnt "the message shows no token" "$out" "alice:x"
+
+# --- an https controller (behind an ingress): the certificate is verified
+tport=$((hport + 1))
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" -days 1 \
+	-subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1
+/usr/bin/python3 - "$work/tls.crt" "$work/tls.key" "$tport" <<'PY' >"$work/tls.log" 2>&1 &
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Bearer tls-token"
+        body = b'{"approvals": []}' if ok else b"unauthorized"
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[3])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+PY
+tls_pid=$!
+wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$tport" 2>/dev/null
+run 1 "https: an unknown certificate is refused" as tls-token "$rc_bin" pending --controller "https://127.0.0.1:$tport" && has "says the certificate is not trusted" "$out" "certificate is not trusted"
+run 0 "https: trusted through RECONCILE_CONTROLLER_CA" env RECONCILE_CONTROLLER_CA="$work/tls.crt" RECONCILE_CONTROLLER_TOKEN=tls-token "$rc_bin" pending --controller "https://127.0.0.1:$tport" && has "https: the answer is read" "$out" "No plan waits for approval."
+kill "$tls_pid" 2>/dev/null
+tls_pid=
 
 # --- a manual environment waits
 RECONCILE_CONTROLLER_TOKEN=$ctl_tokens "$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll 1h --resync 2s \
