@@ -205,6 +205,56 @@ void rc_pending_drop(const char *state_dir, const char *env)
 	free(path);
 }
 
+static char *rejected_path(const char *state_dir, const char *env)
+{
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX);
+	char *s;
+
+	rc_buf_printf(&b, "%s/controller/pending/%s.rejected", state_dir, env);
+	s = rc_buf_detach(&b);
+	rc_buf_release(&b);
+	return s;
+}
+
+int rc_pending_reject_save(const char *state_dir, const char *env,
+			   const char *id)
+{
+	rc_buf dir = RC_BUF_INIT_MAX(PATH_MAX), tmp = RC_BUF_INIT_MAX(PATH_MAX);
+	char *path = rejected_path(state_dir, env);
+	FILE *f = NULL;
+	int rc = 0;
+
+	rc_buf_printf(&dir, "%s/controller/pending", state_dir);
+	rc_buf_printf(&tmp, "%s.tmp", path);
+	if (rc_state_mkdirs(dir.ptr) < 0 || !(f = fopen(tmp.ptr, "w")) ||
+	    fprintf(f, "%s\n", id) < 0 || fclose(f) != 0 ||
+	    rename(tmp.ptr, path) < 0)
+		rc = rc_error_set_os("cannot record the rejected plan '%s'",
+				     path);
+	free(path);
+	rc_buf_release(&dir);
+	rc_buf_release(&tmp);
+	return rc;
+}
+
+char *rc_pending_reject_load(const char *state_dir, const char *env)
+{
+	char *path = rejected_path(state_dir, env), line[256];
+	FILE *f = fopen(path, "r");
+	char *id = NULL;
+
+	free(path);
+	if (!f)
+		return NULL;
+	if (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (*line)
+			id = rc_strdup(line);
+	}
+	fclose(f);
+	return id;
+}
+
 json_t *rc_pending_summary(const rc_plan *p)
 {
 	json_t *s = json_object(), *counts = json_object(),
@@ -518,6 +568,11 @@ unsigned rc_approval_reject(rc_ctl *c, const char *env, const char *plan,
 	} else {
 		RC_INFO("plan %s rejected by %s (run %s)", id, by, run);
 		rc_pending_drop(state, env);
+		if (rc_pending_reject_save(state, env, id) < 0) {
+			/* the journal has it: only a restart forgets it */
+			RC_WARN("%s", rc_error_last()->message);
+			rc_error_clear();
+		}
 		out.run = run;
 		out.rejected = id;
 		*body = json_pack("{s:s, s:s, s:s, s:s}", "environment", env,

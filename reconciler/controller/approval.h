@@ -61,6 +61,13 @@ int rc_pending_load(const char *state_dir, const char *env, rc_plan *p,
 		    time_t *mtime);
 /* Removes env's pending plan (none is fine). */
 void rc_pending_drop(const char *state_dir, const char *env);
+/* Records plan id as env's rejected plan (<state>/controller/pending/
+ * <env>.rejected), so that a restarted controller does not propose it
+ * again either. */
+int rc_pending_reject_save(const char *state_dir, const char *env,
+			   const char *id);
+/* env's rejected plan id (new string), or NULL. */
+char *rc_pending_reject_load(const char *state_dir, const char *env);
 /* What a plan changes, without a body or a value (new ref):
  * {"counts": {"create": n, ...}, "changes": ["<op> <key>", ...]}. */
 json_t *rc_pending_summary(const rc_plan *p);

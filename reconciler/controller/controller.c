@@ -434,16 +434,24 @@ void rc_ctl_engine_opts(rc_ctl *c, rc_engine_opts *eo,
 	eo->out = c->devnull;
 }
 
-/* Whether plan id is the one rejected for env. */
-static bool was_rejected(rc_ctl *c, const char *env, const char *id)
+/* Whether plan id is the one rejected for env (remembered, else as
+ * recorded by a controller before this one). */
+static bool was_rejected(rc_ctl *c, const char *env, const char *state,
+			 const char *id)
 {
+	char *recorded = rc_pending_reject_load(state, env);
 	ctl_env *ce;
 	bool yes;
 
 	pthread_mutex_lock(&c->lock);
 	ce = env_find(c, env);
+	if (ce && !ce->rejected_plan && recorded) {
+		ce->rejected_plan = recorded;
+		recorded = NULL;
+	}
 	yes = ce && ce->rejected_plan && !strcmp(ce->rejected_plan, id);
 	pthread_mutex_unlock(&c->lock);
+	free(recorded);
 	return yes;
 }
 
@@ -476,7 +484,7 @@ static const char *cycle(rc_ctl *c, const work *w, char **run,
 	if (idx != SIZE_MAX && p.env_manual[idx]) {
 		char *id = rc_plan_id(&p);
 
-		if (was_rejected(c, env, id)) {
+		if (was_rejected(c, env, eo.state_dir, id)) {
 			RC_INFO("plan %s was rejected; waiting for a new "
 				"commit or a change of the actual state",
 				id);

@@ -10,7 +10,7 @@
 # (a commit pushed after the plan was made) is refused with a new pending
 # plan, which is then approved and applied, `history` naming the
 # approver; a rejection is journaled and the rejected plan is not
-# proposed again until the commit changes.
+# proposed again until the commit changes, also by a restarted controller.
 set -u
 rc_bin=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,9 +25,13 @@ ctl_tokens="alice:$alice, bob:$bob"
 export RECONCILE_WEBHOOK_SECRET=appr-hook-5e2b
 project=appre2e$$
 daemon_pid= ctl_pid= tls_pid=
-gport=$((20000 + RANDOM % 10000))
-hport=$((30000 + RANDOM % 10000))
-sport=$((40000 + RANDOM % 10000))
+# ports free now (other tests run beside this one): git, the API, the
+# https stand-in, the service
+read -r gport hport tport sport < <(/usr/bin/python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
 url=git://127.0.0.1:$gport/cfg
 api=http://127.0.0.1:$hport
 export RECONCILE_CONTROLLER_URL=$api
@@ -104,7 +108,6 @@ out=$(RECONCILE_CONTROLLER_TOKEN="alice:x,:y" "$rc_bin" controller "$url" --list
 hasnt "the message shows no token" "$out" "alice:x"
 
 # --- an https controller (behind an ingress): the certificate is verified
-tport=$((hport + 1))
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" -days 1 \
 	-subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1
 /usr/bin/python3 - "$work/tls.crt" "$work/tls.key" "$tport" <<'PY' >"$work/tls.log" 2>&1 &
@@ -202,6 +205,12 @@ has "history: outcome rejected, no action" "$out" "rejected     0 ok, 0 failed, 
 sleep 5
 prod 'e["pending_plan"] is None and e["state"] == "rejected" and e["last"]["result"] == "rejected"' && ok "the rejected plan stays dropped when re-planned" || bad "the rejected plan stays dropped" "$(status)"
 run 0 "the rejected environment has nothing pending" as "$bob" "$rc_bin" pending && has "none listed" "$out" "No plan waits for approval."
+# a restarted controller does not propose it either
+kill -TERM "$ctl_pid"; wait "$ctl_pid"
+RECONCILE_CONTROLLER_TOKEN=$ctl_tokens "$rc_bin" controller "$url" --listen 127.0.0.1:$hport --poll 1h --resync 2s \
+	--state-dir "$RECONCILE_STATE_DIR" --log-format json >>"$work/ctl.log" 2>&1 &
+ctl_pid=$!
+wait_for 30 prod 'e["last"]["result"] is not None' && prod 'e["state"] == "rejected" and e["pending_plan"] is None and e["rejected_plan"] == "'"$id3"'"' && ok "a restarted controller keeps the rejection" || bad "a restarted controller keeps the rejection" "$(status)"
 commit four >/dev/null
 wake
 wait_for 30 prod 'e["state"] == "pending-approval"' && ok "a new commit proposes a plan again" || bad "a new commit proposes a plan again" "$(status)"
