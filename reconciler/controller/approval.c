@@ -131,15 +131,22 @@ const char *rc_ctl_tokens_match(const rc_ctl_tokens *t,
 
 /* --- pending plan files --- */
 
-char *rc_pending_path(const char *state_dir, const char *env)
+/* <state>/controller/pending/<env><ext> (new string). */
+static char *pending_file(const char *state_dir, const char *env,
+			  const char *ext)
 {
 	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX);
 	char *s;
 
-	rc_buf_printf(&b, "%s/controller/pending/%s.json", state_dir, env);
+	rc_buf_printf(&b, "%s/controller/pending/%s%s", state_dir, env, ext);
 	s = rc_buf_detach(&b);
 	rc_buf_release(&b);
 	return s;
+}
+
+char *rc_pending_path(const char *state_dir, const char *env)
+{
+	return pending_file(state_dir, env, ".json");
 }
 
 int rc_pending_save(const char *state_dir, const char *env, const rc_plan *p)
@@ -205,22 +212,11 @@ void rc_pending_drop(const char *state_dir, const char *env)
 	free(path);
 }
 
-static char *rejected_path(const char *state_dir, const char *env)
-{
-	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX);
-	char *s;
-
-	rc_buf_printf(&b, "%s/controller/pending/%s.rejected", state_dir, env);
-	s = rc_buf_detach(&b);
-	rc_buf_release(&b);
-	return s;
-}
-
 int rc_pending_reject_save(const char *state_dir, const char *env,
 			   const char *id)
 {
 	rc_buf dir = RC_BUF_INIT_MAX(PATH_MAX), tmp = RC_BUF_INIT_MAX(PATH_MAX);
-	char *path = rejected_path(state_dir, env);
+	char *path = pending_file(state_dir, env, ".rejected");
 	FILE *f = NULL;
 	int rc = 0;
 
@@ -239,7 +235,7 @@ int rc_pending_reject_save(const char *state_dir, const char *env,
 
 char *rc_pending_reject_load(const char *state_dir, const char *env)
 {
-	char *path = rejected_path(state_dir, env), line[256];
+	char *path = pending_file(state_dir, env, ".rejected"), line[256];
 	FILE *f = fopen(path, "r");
 	char *id = NULL;
 

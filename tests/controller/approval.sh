@@ -162,7 +162,9 @@ run 1 "an unknown environment" as "$alice" "$rc_bin" approve nope && has "says t
 
 # --- a stale approval: a commit pushed after the plan was made
 sha2=$(commit two)
+t0=$(date +%s%N)
 run 1 "a stale approval is refused" as "$alice" "$rc_bin" approve prod --plan "$id1"
+echo "# a stale approval refused (fetch + plan + check + new pending plan): $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 has "stale: says why" "$out" "the plan is stale: the source moved"
 has "stale: asks for the new plan" "$out" "a new plan is pending: sha256:"
 [ -z "$(get)" ] && ok "the stale plan was not applied" || bad "the stale plan was not applied" "$(get)"
@@ -171,7 +173,9 @@ id2=$(pending_plan)
 run 0 "reconcile pending shows the new plan" as "$alice" "$rc_bin" pending && has "at the new commit" "$out" "${sha2:0:12}"
 
 # --- the new plan approved (as alice, with a one-entry 'name:token')
+t0=$(date +%s%N)
 run 0 "the new plan is approved" as "alice:$alice" "$rc_bin" approve prod --plan "${id2#sha256:}"
+echo "# reconcile approve, fetch + plan + staleness check + apply of one service (healthy): $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 has "approve: says the run succeeded" "$out" "succeeded (1 ok, 0 failed, 0 skipped)"
 run_id=$(printf '%s\n' "$out" | sed -n 's/.*: run \([^ ]*\) succeeded.*/\1/p')
 [ "$(get)" = two ] && ok "the approved plan is applied" || bad "the approved plan is applied" "$(get)"
