@@ -39,6 +39,9 @@ typedef struct {
 				  makes its own from the configuration and
 				  waits for it when freed */
 	long notify_wait_ms;   /* that wait; 0: RC_NOTIFY_FLUSH_MS */
+	const char *approved_by; /* apply: who approved the plan (the
+				    controller's token name), journaled in
+				    the run-start; NULL: nobody was asked */
 } rc_engine_opts;
 
 typedef struct rc_engine_env {

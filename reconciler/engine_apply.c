@@ -603,6 +603,9 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 			"environments", envs,
 			"host", hostname, "pid", (int)getpid(), "plan", plan_id);
 	free(plan_id);
+	if (e->opts.approved_by)
+		json_object_set_new(rec, "approved_by",
+				    json_string(e->opts.approved_by));
 	if (plan->rollback_of)
 		json_object_set_new(rec, "rollback_of",
 				    json_string(plan->rollback_of));

@@ -28,6 +28,8 @@ const char *rc_run_status_name(rc_run_status s)
 		return "interrupted";
 	case RC_RUN_RUNNING:
 		return "running";
+	case RC_RUN_REJECTED:
+		return "rejected";
 	}
 	return "unknown";
 }
@@ -66,7 +68,8 @@ static void action_key(rc_buf *b, json_t *action)
 static int keep_summary_fields(void *ctx, json_t *rec)
 {
 	static const char *const fields[] = {"type", "action", "status", "time",
-					     "commit", "environments"};
+					     "commit", "environments",
+					     "approved_by", "rejected_by"};
 	rc_journal_contents *c = ctx;
 	json_t *small = json_object();
 
@@ -186,6 +189,10 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 			s->time = rc_strdup(str_field(start, "time"));
 		if (str_field(start, "commit"))
 			s->commit = rc_strdup(str_field(start, "commit"));
+		if (str_field(start, "approved_by"))
+			s->approved_by = rc_strdup(str_field(start, "approved_by"));
+		if (str_field(start, "rejected_by"))
+			s->rejected_by = rc_strdup(str_field(start, "rejected_by"));
 		envs = json_object_get(start, "environments");
 		s->envs = rc_calloc(json_array_size(envs) + 1, sizeof(char *));
 		json_array_foreach(envs, i, v)
@@ -197,9 +204,10 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 	s->torn = c->torn;
 	if (end) {
 		status = str_field(end, "status");
-		s->status = status && !strcmp(status, "succeeded")
-				    ? RC_RUN_SUCCEEDED
-				    : RC_RUN_FAILED;
+		s->status = !status			 ? RC_RUN_FAILED
+			    : !strcmp(status, "succeeded") ? RC_RUN_SUCCEEDED
+			    : !strcmp(status, "rejected")  ? RC_RUN_REJECTED
+							   : RC_RUN_FAILED;
 	} else {
 		s->status = run_is_live(s, state_dir) ? RC_RUN_RUNNING
 						      : RC_RUN_INTERRUPTED;
@@ -230,6 +238,8 @@ static void summary_release(rc_run_summary *s)
 	free(s->id);
 	free(s->time);
 	free(s->commit);
+	free(s->approved_by);
+	free(s->rejected_by);
 	for (i = 0; i < s->nenvs; i++)
 		free(s->envs[i]);
 	free(s->envs);
@@ -385,18 +395,23 @@ void rc_history_free(rc_run_summary *runs, size_t n)
 
 json_t *rc_run_summary_json(const rc_run_summary *r)
 {
-	json_t *envs = json_array();
+	json_t *envs = json_array(), *j;
 	size_t i;
 
 	for (i = 0; i < r->nenvs; i++)
 		json_array_append_new(envs, json_string(r->envs[i]));
-	return json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I}, "
-			 "s:b, s:s?}",
-			 "id", r->id, "time", r->time, "commit", r->commit,
-			 "environments", envs, "status",
-			 rc_run_status_name(r->status), "counts", "ok",
-			 (json_int_t)r->ok, "failed", (json_int_t)r->failed,
-			 "skipped", (json_int_t)r->skipped, "pending",
-			 (json_int_t)r->pending, "torn", (int)r->torn, "error",
-			 r->error);
+	j = json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I}, "
+		      "s:b, s:s?}",
+		      "id", r->id, "time", r->time, "commit", r->commit,
+		      "environments", envs, "status",
+		      rc_run_status_name(r->status), "counts", "ok",
+		      (json_int_t)r->ok, "failed", (json_int_t)r->failed,
+		      "skipped", (json_int_t)r->skipped, "pending",
+		      (json_int_t)r->pending, "torn", (int)r->torn, "error",
+		      r->error);
+	if (r->approved_by)
+		json_object_set_new(j, "approved_by", json_string(r->approved_by));
+	if (r->rejected_by)
+		json_object_set_new(j, "rejected_by", json_string(r->rejected_by));
+	return j;
 }

@@ -9,7 +9,10 @@
  *     when the journal has no readable run-start);
  *   - ok, failed, skipped: its outcome records by status;
  *   - pending: intents without an outcome for the same "action";
- *   - status: the run-end record's ("succeeded", anything else is FAILED);
+ *   - approved_by, rejected_by: from its run-start (a plan approved or
+ *     rejected through the controller: the token's name), else NULL;
+ *   - status: the run-end record's ("succeeded", "rejected", anything else
+ *     is FAILED);
  *     without one, RUNNING while a live process holds the lock of one of
  *     its environments for this run (or for a run the lock file does not
  *     name), else INTERRUPTED;
@@ -31,7 +34,8 @@ typedef enum {
 	RC_RUN_SUCCEEDED,
 	RC_RUN_FAILED,
 	RC_RUN_INTERRUPTED,
-	RC_RUN_RUNNING /* no run-end yet, and its lock is held */
+	RC_RUN_RUNNING, /* no run-end yet, and its lock is held */
+	RC_RUN_REJECTED /* a pending plan rejected (no action ran) */
 } rc_run_status;
 
 typedef struct {
@@ -45,6 +49,7 @@ typedef struct {
 	size_t pending; /* intents without an outcome (interrupted runs) */
 	bool torn;      /* the journal's last record was torn */
 	char *error;    /* corruption found reading it, or NULL */
+	char *approved_by, *rejected_by; /* the controller's approver */
 } rc_run_summary;
 
 const char *rc_run_status_name(rc_run_status s);
@@ -60,8 +65,9 @@ int rc_history_order(rc_run_summary **out, size_t *n, const char *state_dir);
 void rc_history_free(rc_run_summary *runs, size_t n);
 /* The summary as JSON (new ref) for `reconcile history --output json`:
  * {id, time, commit, environments[], status ("succeeded", "failed",
- * "interrupted", "running"), counts{ok, failed, skipped, pending}, torn,
- * error}; absent values are null. */
+ * "interrupted", "running", "rejected"), counts{ok, failed, skipped,
+ * pending}, torn, error}; absent values are null; approved_by and
+ * rejected_by only when the run has them. */
 json_t *rc_run_summary_json(const rc_run_summary *r);
 
 #endif

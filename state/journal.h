@@ -25,12 +25,15 @@
  *
  * Record kinds (the "type" field) written by the engine:
  *   run-start  {run, time, commit, source, environments[], host, pid,
- *               command}
+ *               command, plan, approved_by (an approval through the
+ *               controller: the approver's token name)}
+ *   rejected   {plan, by} (the controller's run of a rejection: run-start
+ *               with rejected_by, this record, run-end "rejected")
  *   intent     {seq, action, env, key, op, snapshot (what it overwrites),
  *               desired, irreversible}
  *   outcome    {seq, action, status: "ok"|"failed"|"skipped", error,
  *               result}
- *   run-end    {status: "succeeded"|"failed", counts{...}}
+ *   run-end    {status: "succeeded"|"failed"|"rejected", counts{...}}
  * rc_journal_append() adds "type"-independent fields: "seq" (1, 2, ...)
  * and "time" (RFC 3339 UTC, with milliseconds) when the record has none,
  * and writes "seq", "time" and "type" first. An intent and its outcome

@@ -25,6 +25,9 @@ int rc_cmd_destroy(int argc, char **argv);
 int rc_cmd_history(int argc, char **argv);
 int rc_cmd_rollback(int argc, char **argv);
 int rc_cmd_controller(int argc, char **argv);
+int rc_cmd_approve(int argc, char **argv);
+int rc_cmd_reject(int argc, char **argv);
+int rc_cmd_pending(int argc, char **argv);
 
 /* Whether to colour output written to f (a terminal, NO_COLOR unset). */
 bool rc_use_color(FILE *f);

@@ -648,6 +648,10 @@ int rc_cmd_history(int argc, char **argv)
 			       rc_run_status_name(runs[i].status), runs[i].ok,
 			       runs[i].failed, runs[i].skipped,
 			       runs[i].pending ? ", unfinished" : "", envs.ptr);
+			if (runs[i].approved_by)
+				printf("    approved by %s\n", runs[i].approved_by);
+			if (runs[i].rejected_by)
+				printf("    rejected by %s\n", runs[i].rejected_by);
 			if (runs[i].error)
 				printf("    %s\n", runs[i].error);
 			rc_buf_release(&envs);

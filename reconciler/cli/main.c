@@ -25,6 +25,9 @@ static const char main_usage[] =
 	"\n"
 	"Following a repository:\n"
 	"   controller  Follow a git source and keep its environments applied\n"
+	"   pending     List the plans a controller holds for approval\n"
+	"   approve     Apply a pending plan through the controller\n"
+	"   reject      Drop a pending plan\n"
 	"\n"
 	"Global options:\n"
 	"   -C <dir>             Run as if started in <dir>\n"
@@ -42,6 +45,15 @@ static const char main_usage[] =
 	"   --ref <ref>             A branch, tag or commit of the source\n"       \
 	"   --state-dir <dir>       Where the journal and locks live (default:\n" \
 	"                           $RECONCILE_STATE_DIR, else <source>/.reconcile)\n"
+
+#define CONTROLLER_CLIENT                                                       \
+	"   --controller URL        The controller's API (default:\n"           \
+	"                           $RECONCILE_CONTROLLER_URL)\n"               \
+	"\n"                                                                   \
+	"Environment: RECONCILE_CONTROLLER_URL, RECONCILE_CONTROLLER_TOKEN (the\n" \
+	"bearer token: yours, or a one-entry 'name:token'),\n"                 \
+	"RECONCILE_CONTROLLER_CA (a CA file for an https URL; default: the\n"  \
+	"system's). See docs/controller.md, \"Approvals\".\n"
 
 static const rc_command commands[] = {
 	{"validate", "Check a configuration repository",
@@ -219,6 +231,45 @@ static const rc_command commands[] = {
 	 "\n"
 	 "Exit status: 0 stopped by a signal, 1 failure, 129 wrong usage.\n",
 	 rc_cmd_controller},
+	{"pending", "List the plans waiting for approval",
+	 "usage: reconcile pending [--controller URL]\n"
+	 "\n"
+	 "Lists the plans of policy.apply: manual environments that a running\n"
+	 "controller holds for approval: environment, plan id (short), commit,\n"
+	 "age and the changes per operation.\n"
+	 "\n"
+	 "Options:\n" CONTROLLER_CLIENT
+	 "\n"
+	 "Exit status: 0 listed, 1 failure, 129 wrong usage.\n",
+	 rc_cmd_pending},
+	{"approve", "Apply a pending plan through the controller",
+	 "usage: reconcile approve <env> [--plan ID] [--controller URL]\n"
+	 "\n"
+	 "Asks the controller to apply exactly the pending plan of <env> (with\n"
+	 "--plan, only if ID - the plan id or 8 or more of its hex digits - is\n"
+	 "still the pending one) and waits for the apply to end. A plan made\n"
+	 "stale by a new commit or by resources that moved is refused; the\n"
+	 "controller then makes a new pending plan to approve. The run\n"
+	 "records you (your token's name) as the approver.\n"
+	 "\n"
+	 "Options:\n"
+	 "   --plan ID               Approve only this plan\n"
+	 CONTROLLER_CLIENT
+	 "\n"
+	 "Exit status: 0 applied, 1 refused or failed, 129 wrong usage.\n",
+	 rc_cmd_approve},
+	{"reject", "Drop a pending plan",
+	 "usage: reconcile reject <env> [--controller URL]\n"
+	 "\n"
+	 "Rejects the pending plan of <env>: the rejection is journaled (a run\n"
+	 "with outcome 'rejected' in 'reconcile history', naming you) and the\n"
+	 "same plan is not proposed again until the commit or the actual\n"
+	 "state changes.\n"
+	 "\n"
+	 "Options:\n" CONTROLLER_CLIENT
+	 "\n"
+	 "Exit status: 0 rejected, 1 refused or failed, 129 wrong usage.\n",
+	 rc_cmd_reject},
 };
 
 const rc_command *rc_command_find(const char *name)

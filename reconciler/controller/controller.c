@@ -4,6 +4,7 @@
 #include "reconciler/base/log.h"
 #include "reconciler/base/rctime.h"
 #include "reconciler/engine.h"
+#include "reconciler/controller/approval.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/http_api.h"
 #include "reconciler/controller/lease.h"
@@ -27,6 +28,7 @@ typedef struct {
 			      "pending-approval", "failed" */
 	char *last_run, *last_result, *last_time, *last_error;
 	char *pending_plan;
+	char *rejected_plan; /* not proposed again while the plan is the same */
 	long drift;
 	bool has_drift;
 	double due;        /* monotonic seconds: resync or backoff */
@@ -247,6 +249,13 @@ int rc_ctl_opts_check(const rc_ctl_opts *o)
 				    o->shard, o->shards);
 	if (rc_http_listen_addr(o->listen, &ss, &loopback) < 0)
 		return RC_EINVALID;
+	if (o->token) {
+		rc_ctl_tokens t;
+
+		if (rc_ctl_tokens_parse(&t, o->token) < 0)
+			return RC_EINVALID;
+		rc_ctl_tokens_release(&t);
+	}
 	if (!loopback && (!o->token || !*o->token))
 		return rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
 				    "refusing to listen on %s without "
@@ -315,6 +324,7 @@ static void env_release(ctl_env *ce)
 	free(ce->told_drift);
 	free(ce->told_waiting);
 	free(ce->watch_failed_commit);
+	free(ce->rejected_plan);
 }
 
 static ctl_env *env_find(rc_ctl *c, const char *name)
@@ -518,29 +528,6 @@ static long count_drift(const rc_plan *p)
 	return n;
 }
 
-/* Saves p as env's pending plan: <state>/controller/pending/<env>.json. */
-static int save_pending(rc_ctl *c, const char *env, const rc_plan *p)
-{
-	rc_buf dir = RC_BUF_INIT_MAX(PATH_MAX), path = RC_BUF_INIT_MAX(PATH_MAX),
-	       tmp = RC_BUF_INIT_MAX(PATH_MAX);
-	json_t *j = rc_plan_to_json(p);
-	int rc = 0;
-
-	rc_buf_printf(&dir, "%s/controller/pending", c->state_dir);
-	rc_buf_printf(&path, "%s/%s.json", dir.ptr, env);
-	rc_buf_printf(&tmp, "%s.tmp", path.ptr);
-	if (rc_state_mkdirs(dir.ptr) < 0 ||
-	    json_dump_file(j, tmp.ptr, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
-	    rename(tmp.ptr, path.ptr) < 0)
-		rc = rc_error_set_os("cannot save the pending plan '%s'",
-				     path.ptr);
-	json_decref(j);
-	rc_buf_release(&dir);
-	rc_buf_release(&path);
-	rc_buf_release(&tmp);
-	return rc;
-}
-
 static long count_pending(rc_ctl *c)
 {
 	long n = 0;
@@ -560,8 +547,46 @@ static void set_state(rc_ctl *c, const char *env, const char *state)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void rc_ctl_engine_opts(rc_ctl *c, rc_engine_opts *eo,
+			const char *const *env, bool fetch)
+{
+	memset(eo, 0, sizeof(*eo));
+	eo->source = c->o.source;
+	eo->state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
+	eo->cache_dir = c->o.cache_dir;
+	eo->offline = !c->is_dir && !fetch; /* the loop fetched */
+	/* workers run side by side: none rewrites the registry of generated
+	   environments (retiring gone ones is left to reconcile apply) */
+	eo->keep_gone = true;
+	eo->envs = env;
+	eo->nenvs = 1;
+	eo->out = c->devnull;
+}
+
+/* Whether plan id is the one rejected for env (remembered, else as
+ * recorded by a controller before this one). */
+static bool was_rejected(rc_ctl *c, const char *env, const char *state,
+			 const char *id)
+{
+	char *recorded = rc_pending_reject_load(state, env);
+	ctl_env *ce;
+	bool yes;
+
+	pthread_mutex_lock(&c->lock);
+	ce = env_find(c, env);
+	if (ce && !ce->rejected_plan && recorded) {
+		ce->rejected_plan = recorded;
+		recorded = NULL;
+	}
+	yes = ce && ce->rejected_plan && !strcmp(ce->rejected_plan, id);
+	pthread_mutex_unlock(&c->lock);
+	free(recorded);
+	return yes;
+}
+
 /* Plans env and applies (auto) or saves the plan (manual). The result
- * ("succeeded", "unchanged", "pending", "failed"); *run the run's id. */
+ * ("succeeded", "unchanged", "pending", "rejected", "drift", "failed");
+ * *run the run's id. */
 static const char *cycle(rc_ctl *c, work *w, char **run,
 			 char **pending, long *drift, double *apply_s)
 {
@@ -576,16 +601,7 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 	double t0;
 
 	memset(&p, 0, sizeof(p));
-	eo.source = c->o.source;
-	eo.state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
-	eo.cache_dir = c->o.cache_dir;
-	eo.offline = !c->is_dir; /* the loop fetched */
-	/* workers run side by side: none rewrites the registry of generated
-	   environments (retiring gone ones is left to reconcile apply) */
-	eo.keep_gone = true;
-	eo.envs = envs;
-	eo.nenvs = 1;
-	eo.out = c->devnull;
+	rc_ctl_engine_opts(c, &eo, envs, false);
 	eo.notifier = w->notifier ? w->notifier->n : NULL;
 	if (rc_engine_open(&e, &eo) < 0 || rc_engine_plan(e, &p) < 0)
 		goto out;
@@ -598,7 +614,16 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 	if (idx != SIZE_MAX && p.env_manual[idx]) {
 		char *id = rc_plan_id(&p);
 
-		if (save_pending(c, env, &p) < 0) {
+		if (was_rejected(c, env, eo.state_dir, id)) {
+			RC_INFO("plan %s was rejected; waiting for a new "
+				"commit or a change of the actual state",
+				id);
+			rc_pending_drop(eo.state_dir, env);
+			free(id);
+			result = "rejected";
+			goto out;
+		}
+		if (rc_pending_save(eo.state_dir, env, &p) < 0) {
 			free(id);
 			goto out;
 		}
@@ -721,6 +746,7 @@ static void *worker(void *arg)
 		if (!failed) {
 			ce->state = !strcmp(result, "pending")	 ? "pending-approval"
 				    : !strcmp(result, "drift") ? "drifted"
+				    : !strcmp(result, "rejected") ? "rejected"
 							       : "in-sync";
 			set_str(&ce->done_commit, w->commit);
 		}
@@ -815,14 +841,7 @@ static void *watch_main(void *arg)
 
 	memset(&p, 0, sizeof(p));
 	rc_log_context(w->env, NULL);
-	eo.source = c->o.source;
-	eo.state_dir = c->o.state_dir ? c->o.state_dir : c->state_dir;
-	eo.cache_dir = c->o.cache_dir;
-	eo.offline = !c->is_dir;
-	eo.keep_gone = true;
-	eo.envs = envs;
-	eo.nenvs = 1;
-	eo.out = c->devnull;
+	rc_ctl_engine_opts(c, &eo, envs, false);
 	/* the desired resources it follows: a plan's expansion */
 	if (rc_engine_open(&e, &eo) == 0 && rc_engine_plan(e, &p) == 0 &&
 	    e->nenvs == 1 && e->envs[0].ops->watch && e->envs[0].drv) {
@@ -1093,6 +1112,8 @@ json_t *rc_ctl_status(rc_ctl *c)
 		json_object_set_new(o, "last", last);
 		json_object_set_new(o, "pending_plan",
 				    str_or_null(ce->pending_plan));
+		json_object_set_new(o, "rejected_plan",
+				    str_or_null(ce->rejected_plan));
 		json_object_set_new(o, "drift", ce->has_drift
 							? json_integer(ce->drift)
 							: json_null());
@@ -1118,6 +1139,125 @@ json_t *rc_ctl_status(rc_ctl *c)
 	pthread_mutex_unlock(&c->lock);
 	json_object_set_new(st, "environments", envs);
 	return st;
+}
+
+/* --- approvals (approval.c) --- */
+
+const char *rc_ctl_state_dir(rc_ctl *c)
+{
+	const char *d;
+
+	pthread_mutex_lock(&c->lock);
+	d = c->o.state_dir ? c->o.state_dir : c->state_dir;
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+json_t *rc_ctl_pending(rc_ctl *c)
+{
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nenvs; i++)
+		if (c->envs[i].pending_plan)
+			json_array_append_new(
+				a, json_pack("{s:s, s:s, s:s?}", "name",
+					     c->envs[i].name, "plan",
+					     c->envs[i].pending_plan, "commit",
+					     c->envs[i].commit));
+	pthread_mutex_unlock(&c->lock);
+	return a;
+}
+
+/* Whether plan names the plan id: the id, or 8 or more of its hex. */
+static bool names_plan(const char *plan, const char *id)
+{
+	const char *hex = strchr(id, ':') ? strchr(id, ':') + 1 : id;
+	size_t n = strlen(plan);
+
+	return !strcmp(plan, id) ||
+	       (n >= 8 && (!strncmp(plan, id, n) || !strncmp(plan, hex, n)));
+}
+
+int rc_ctl_take(rc_ctl *c, const char *env, const char *plan, double wait_s,
+		char **pending)
+{
+	double end = mono() + wait_s;
+	ctl_env *ce;
+	int rc = 0;
+
+	*pending = NULL;
+	pthread_mutex_lock(&c->lock);
+	while ((ce = env_find(c, env)) && ce->busy && !got_stop &&
+	       mono() < end)
+		wait_until(c, end);
+	if (!ce)
+		rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+				  "no environment '%s' in the configuration",
+				  env);
+	else if (got_stop)
+		rc = rc_error_set(RC_ELOCKED, RC_ECLASS_STATE,
+				  "the controller is stopping");
+	else if (ce->busy)
+		rc = rc_error_set(RC_ELOCKED, RC_ECLASS_STATE,
+				  "environment '%s' is still being worked on "
+				  "after %gs; try again",
+				  env, wait_s);
+	else if (!ce->pending_plan)
+		rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_STATE,
+				  "environment '%s' has no plan waiting for "
+				  "approval",
+				  env);
+	else if (plan && !names_plan(plan, ce->pending_plan))
+		rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE,
+				  "plan %s is not the pending plan of '%s'; "
+				  "the pending plan is %s",
+				  plan, env, ce->pending_plan);
+	if (rc == 0) {
+		*pending = rc_strdup(ce->pending_plan);
+		ce->busy = true;
+		ce->state = "applying";
+		c->running++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void rc_ctl_give(rc_ctl *c, const char *env, const rc_ctl_outcome *out)
+{
+	char now[RC_TIME_SIZE];
+	ctl_env *ce;
+	bool failed = !strcmp(out->result, "failed");
+
+	rc_time_now(now);
+	rc_metrics_run(c->metrics, env, out->result);
+	if (!strcmp(out->result, "succeeded"))
+		rc_metrics_success(c->metrics, env, wall());
+	pthread_mutex_lock(&c->lock);
+	if ((ce = env_find(c, env))) {
+		ce->busy = false;
+		set_str(&ce->last_result, out->result);
+		set_str(&ce->last_time, now);
+		if (out->run)
+			set_str(&ce->last_run, out->run);
+		set_str(&ce->last_error, out->error);
+		set_str(&ce->pending_plan, out->pending);
+		if (out->rejected)
+			set_str(&ce->rejected_plan, out->rejected);
+		ce->state = out->pending    ? "pending-approval"
+			    : out->rejected ? "rejected"
+			    : failed	    ? "failed"
+					    : "in-sync";
+		/* a failed apply is planned again after the first backoff; a
+		   commit that moved meanwhile (due 0) at once */
+		if (ce->due != 0)
+			ce->due = mono() + (failed ? BACKOFF_MIN
+						   : jittered(c->o.resync));
+		rc_metrics_pending(c->metrics, count_pending(c));
+	}
+	c->running--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* --- running it --- */

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "reconciler/base/common.h"
+#include "reconciler/engine.h"
 
 typedef struct {
 	const char *source;     /* a git URL or a directory ("." default) */
@@ -65,5 +66,35 @@ bool rc_ctl_alive(rc_ctl *c);
 bool rc_ctl_ready(rc_ctl *c);
 /* The status document of /api/v1/status (new ref). */
 json_t *rc_ctl_status(rc_ctl *c);
+
+/* For approvals (approval.c). */
+typedef struct {
+	const char *result;   /* "succeeded", "failed", "pending",
+				 "rejected", "unchanged" */
+	const char *run;      /* the run it made, or NULL */
+	const char *pending;  /* the plan pending now, or NULL */
+	const char *rejected; /* a plan not to propose again, or NULL */
+	const char *error;    /* a failure's message, or NULL */
+} rc_ctl_outcome;
+
+/* The state directory; NULL until the source was read. */
+const char *rc_ctl_state_dir(rc_ctl *c);
+/* The options of an engine for the one environment *env as the workers
+ * open it; fetch: a git source is fetched first (else the cache is used,
+ * as the loop fetched). */
+void rc_ctl_engine_opts(rc_ctl *c, rc_engine_opts *eo,
+			const char *const *env, bool fetch);
+/* The environments with a pending plan (new ref): [{name, plan, commit}]. */
+json_t *rc_ctl_pending(rc_ctl *c);
+/* Takes env away from the workers for an approval or a rejection: waits
+ * up to wait_s while a worker has it, then checks that plan (NULL: any;
+ * else the id or a prefix of at least 8 of its hex digits) is its pending
+ * plan. 0 and *pending (new string); RC_ENOTFOUND (no such environment,
+ * or no pending plan), RC_ECONFLICT (another plan is pending), RC_ELOCKED
+ * (still busy, or stopping), each with its message. */
+int rc_ctl_take(rc_ctl *c, const char *env, const char *plan, double wait_s,
+		char **pending);
+/* Gives env back with what came of it. */
+void rc_ctl_give(rc_ctl *c, const char *env, const rc_ctl_outcome *out);
 
 #endif

@@ -3,6 +3,7 @@
 #include "reconciler/base/buf.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
+#include "reconciler/controller/approval.h"
 #include "reconciler/controller/http_api.h"
 #include "reconciler/controller/metrics.h"
 #include "reconciler/controller/webhook.h"
@@ -19,7 +20,7 @@
 struct rc_http_api {
 	struct MHD_Daemon *d;
 	rc_ctl *ctl;
-	char *token;
+	rc_ctl_tokens tokens; /* none: no token (loopback only) */
 	char *hook_secret;
 };
 
@@ -150,11 +151,65 @@ static enum MHD_Result hook(rc_http_api *api, struct MHD_Connection *conn,
 	return send_msg(conn, MHD_HTTP_ACCEPTED, "accepted");
 }
 
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status,
+				 json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	rc_buf b = RC_BUF_INIT_MAX(16 << 20);
+	enum MHD_Result ret;
+
+	rc_buf_printf(&b, "%s\n", s ? s : "{}");
+	rc_redact(&b);
+	ret = send_text(conn, status, "application/json", b.ptr, b.len);
+	rc_buf_release(&b);
+	free(s);
+	json_decref(j);
+	return ret;
+}
+
+/* /api/v1/approvals/<env>: POST approves, DELETE rejects; the body's
+ * optional {"plan": "<id>"} names the plan. */
+static enum MHD_Result approval(rc_http_api *api, struct MHD_Connection *conn,
+				const char *env, const char *method,
+				const char *by, request *req)
+{
+	bool post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+	const char *plan = NULL;
+	json_t *in = NULL, *out = NULL;
+	unsigned status;
+
+	if (!post && !del)
+		return send_msg(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+				"POST (approve) or DELETE (reject)");
+	if (!*env || strchr(env, '/'))
+		return send_msg(conn, MHD_HTTP_NOT_FOUND, "not found");
+	if (req->body.len) {
+		json_error_t jerr;
+
+		in = json_loadb(req->body.ptr, req->body.len, 0, &jerr);
+		plan = json_string_value(json_object_get(in, "plan"));
+		if (!json_is_object(in) ||
+		    (json_object_get(in, "plan") && !plan)) {
+			json_decref(in);
+			return send_json(conn, MHD_HTTP_BAD_REQUEST,
+					 json_pack("{s:s}", "error",
+						   "the body is not "
+						   "{\"plan\": \"<id>\"}"));
+		}
+	}
+	status = post ? rc_approval_approve(api->ctl, env, plan, by, &out)
+		      : rc_approval_reject(api->ctl, env, plan, by, &out);
+	json_decref(in);
+	return send_json(conn, status, out);
+}
+
 static enum MHD_Result route(rc_http_api *api, struct MHD_Connection *conn,
 			     const char *url, const char *method, request *req)
 {
+	static const char approvals[] = "/api/v1/approvals";
 	int kind = rc_webhook_kind_of(url);
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	const char *by;
 
 	if (!strcmp(url, "/healthz") && get)
 		return rc_ctl_alive(api->ctl)
@@ -172,8 +227,10 @@ static enum MHD_Result route(rc_http_api *api, struct MHD_Connection *conn,
 					"POST only");
 		return hook(api, conn, kind, url, req);
 	}
-	if (api->token && !rc_bearer_ok(header_of(conn, "Authorization"),
-					api->token))
+	by = api->tokens.n ? rc_ctl_tokens_match(&api->tokens,
+						 header_of(conn, "Authorization"))
+			   : RC_CTL_TOKEN_NONE;
+	if (!by)
 		return send_msg(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
 	if (!strcmp(url, "/metrics") && get) {
 		rc_buf b = RC_BUF_INIT_MAX(16 << 20);
@@ -186,21 +243,14 @@ static enum MHD_Result route(rc_http_api *api, struct MHD_Connection *conn,
 		rc_buf_release(&b);
 		return ret;
 	}
-	if (!strcmp(url, "/api/v1/status") && get) {
-		json_t *st = rc_ctl_status(api->ctl);
-		char *s = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		rc_buf b = RC_BUF_INIT_MAX(16 << 20);
-		enum MHD_Result ret;
-
-		rc_buf_printf(&b, "%s\n", s ? s : "{}");
-		rc_redact(&b);
-		ret = send_text(conn, MHD_HTTP_OK, "application/json", b.ptr,
-				b.len);
-		rc_buf_release(&b);
-		free(s);
-		json_decref(st);
-		return ret;
-	}
+	if (!strcmp(url, "/api/v1/status") && get)
+		return send_json(conn, MHD_HTTP_OK, rc_ctl_status(api->ctl));
+	if (!strcmp(url, approvals) && get)
+		return send_json(conn, MHD_HTTP_OK, rc_approvals_list(api->ctl));
+	if (!strncmp(url, approvals, sizeof(approvals) - 1) &&
+	    url[sizeof(approvals) - 1] == '/')
+		return approval(api, conn, url + sizeof(approvals), method, by,
+				req);
 	return send_msg(conn, MHD_HTTP_NOT_FOUND, "not found");
 }
 
@@ -255,7 +305,10 @@ int rc_http_api_start(rc_http_api **out, rc_ctl *ctl, const char *listen,
 	struct sockaddr_storage ss;
 	bool loopback;
 	rc_http_api *api;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* a thread per connection: an approval applies a plan before it
+	   answers, and the health checks go on meanwhile */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
 	*out = NULL;
 	if (rc_http_listen_addr(listen, &ss, &loopback) < 0)
@@ -264,7 +317,12 @@ int rc_http_api_start(rc_http_api **out, rc_ctl *ctl, const char *listen,
 		flags |= MHD_USE_IPv6;
 	api = rc_calloc(1, sizeof(*api));
 	api->ctl = ctl;
-	api->token = token && *token ? rc_strdup(token) : NULL;
+	if (rc_ctl_tokens_parse(&api->tokens, token) < 0) {
+		free(api);
+		return RC_EINVALID;
+	}
+	for (size_t i = 0; i < api->tokens.n; i++)
+		rc_secret_register(api->tokens.v[i].token);
 	api->hook_secret = hook_secret && *hook_secret ? rc_strdup(hook_secret)
 						       : NULL;
 	api->d = MHD_start_daemon(
@@ -274,7 +332,7 @@ int rc_http_api_start(rc_http_api **out, rc_ctl *ctl, const char *listen,
 		CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
 		MHD_OPTION_NOTIFY_COMPLETED, done, NULL, MHD_OPTION_END);
 	if (!api->d) {
-		free(api->token);
+		rc_ctl_tokens_release(&api->tokens);
 		free(api->hook_secret);
 		free(api);
 		return rc_error_set(RC_ERROR, RC_ECLASS_OS,
@@ -291,7 +349,7 @@ void rc_http_api_stop(rc_http_api *api)
 	if (!api)
 		return;
 	MHD_stop_daemon(api->d);
-	free(api->token);
+	rc_ctl_tokens_release(&api->tokens);
 	free(api->hook_secret);
 	free(api);
 }
