@@ -705,8 +705,16 @@ out:
 
 char *rc_plan_id(const rc_plan *p)
 {
-	json_t *j = rc_plan_to_json(p);
-	char *id = rc_json_fingerprint(j);
+	json_t *j = rc_plan_to_json(p), *a;
+	char *id;
+	size_t i;
+
+	/* health is what was seen, not what the plan does: two plans of the
+	   same changes are the same plan while a replica starts */
+	json_object_del(j, "unhealthy");
+	json_array_foreach(json_object_get(j, "actions"), i, a)
+		json_object_del(a, "health");
+	id = rc_json_fingerprint(j);
 
 	json_decref(j);
 	return id;

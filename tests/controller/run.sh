@@ -25,9 +25,10 @@ export RECONCILE_CONTROLLER_TOKEN=ctl-token-e2e-7f3a
 export RECONCILE_WEBHOOK_SECRET=hook-secret-e2e-91bc
 project=ctle2e$$
 daemon_pid= ctl_pid=
-gport=$(free_ports 1)
-hport=$(free_ports 1)
-sport=$(free_ports 8)
+base=$(free_ports 10)
+gport=$base
+hport=$((base + 1))
+sport=$((base + 2))
 url=git://127.0.0.1:$gport/cfg
 api=http://127.0.0.1:$hport
 cleanup() {
