@@ -170,9 +170,18 @@ print(int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000) if t else 
 lease_flags=(--leader-elect --lease default/cl --resync 3s)
 start a $hport "$url" "$state" "${lease_flags[@]}"
 start b $((hport + 1)) "$url" "$state" "${lease_flags[@]}"
-one_leads() { st a 'd["leader"]["is_leader"]' || st b 'd["leader"]["is_leader"]'; }
-wait_for 20 one_leads || bad "a leader is elected" "$(tail -5 "$work/a.log" "$work/b.log")"
-if st a 'd["leader"]["is_leader"]'; then L=a S=b; else L=b S=a; fi
+# sets L (the leader) and S (the standby) once each status says so
+one_leads() {
+	local x y
+	for x in a b; do
+		y=$([ $x = a ] && echo b || echo a)
+		st $x 'd["leader"]["is_leader"] is True' && st $y 'd["leader"]["is_leader"] is False' &&
+			L=$x S=$y && return 0
+	done
+	return 1
+}
+L=a S=b
+wait_for 20 one_leads || bad "a leader is elected" "$(status a)" "$(status b)" "$(tail -5 "$work/a.log" "$work/b.log")"
 wait_for 30 st $L 'envs["ha"]["state"] == "in-sync" and envs["rep"]["state"] == "in-sync" and envs["man"]["state"] == "pending-approval"' &&
 	ok "the leader applies the Kubernetes environments (and keeps the manual one waiting)" ||
 	bad "the leader applies" "$(status $L)" "$(tail -20 "$work/$L.log")"
@@ -272,9 +281,9 @@ fi
 
 # === 1. (cont.) kill -9 the leader: the standby takes over
 old_pid=${pid[$L]}
+disown "$old_pid"
 kill -9 "$old_pid"
 killed=$(now_ms)
-{ wait "$old_pid"; } 2>/dev/null
 unset "pid[$L]"
 sha2=$(commit two)
 
