@@ -285,7 +285,6 @@ disown "$old_pid"
 kill -9 "$old_pid"
 killed=$(now_ms)
 unset "pid[$L]"
-sha2=$(commit two)
 
 # === 2. shards, while the Lease expires
 repo2=$work/git/shards
@@ -347,6 +346,13 @@ took=$(($(log_ms "$work/$S.log" leading) - killed))
 echo "takeover after kill -9: ${took:-?} ms (lease duration 15000 ms, retry period 2000 ms)"
 [ -n "$took" ] && [ "$took" -ge 12500 ] && [ "$took" -le 21000 ] && ok "the standby takes over within the lease duration and retries (${took} ms)" ||
 	bad "the standby takes over within the lease duration" "${took:-none} ms"
+# it resumes from the journal: the commit applied is not new to it, so
+# the reported drift stays reported, and what is in sync stays untouched
+wait_for 15 st $S 'envs["rep"]["state"] == "drifted" and envs["ha"]["state"] == "in-sync" and envs["ha"]["last"]["result"] == "unchanged"' &&
+	[ "$(cm cl-rep)" = "by hand" ] && ok "the new leader resumes from the journal: reported drift is still only reported" ||
+	bad "the new leader resumes from the journal" "$(cm cl-rep)" "$(status $S)"
+has "resuming is logged" "$(cat "$work/$S.log")" "resuming: the journal shows commit ${sha1:0:12} applied"
+sha2=$(commit two)
 ha_two() { [ "$(cm cl-ha)" = two ]; }
 wait_for 30 ha_two &&
 	ok "the new leader applies the commit pushed after the kill" || bad "the new leader applies the new commit" "$(cm cl-ha)" "$(tail -10 "$work/$S.log")"
