@@ -7,7 +7,8 @@
 # - Leader election: two controllers on one Lease and one state directory;
 #   exactly one leads and applies (status, /readyz, the journals' pids);
 #   the leader killed with -9, the standby takes over (the time is
-#   printed) and applies a commit pushed after the kill; SIGTERM makes the
+#   printed), resumes from the journal (reported drift stays reported)
+#   and applies a commit pushed after the kill; SIGTERM makes the
 #   new leader release the Lease and exit 0, and a third takes over at once.
 # - Drift through the watch: a ConfigMap changed behind reconcile's back is
 #   healed under drift: heal (the latency is printed), only reported under
