@@ -11,6 +11,7 @@
 #include "reconciler/controller/shard.h"
 #include "schema/loader.h"
 #include "state/history.h"
+#include "state/journal.h"
 #include "state/internal.h"
 
 #include <git2.h>
@@ -682,6 +683,50 @@ static bool journal_applied(const char *state_dir, const char *env,
 	return yes;
 }
 
+/* rc_journal_scan's callback: the first failed outcome, as
+ * "ACTION: ERROR" into *ctx. */
+static int first_failure(void *ctx, json_t *rec)
+{
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	const char *action = json_string_value(json_object_get(rec, "action"));
+	const char *err = json_string_value(json_object_get(rec, "error"));
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+	if (!type || strcmp(type, "outcome") || !status ||
+	    strcmp(status, "failed") || !err)
+		return 0;
+	rc_buf_printf(&b, "%s: %s", action ? action : "an action", err);
+	*(char **)ctx = rc_buf_detach(&b);
+	rc_buf_release(&b);
+	return 1;
+}
+
+/* A failed apply's error says which action failed and why, as the
+ * journal has it (the engine prints that to its output, which the
+ * controller does not keep): logged, and in the status's last.error. */
+static void explain_failure(rc_ctl *c, const char *run)
+{
+	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX);
+	char *why = NULL, *summary;
+
+	rc_buf_printf(&path, "%s/runs/%s.journal",
+		      c->o.state_dir ? c->o.state_dir : c->state_dir, run);
+	summary = rc_strdup(rc_error_last() ? rc_error_last()->message
+					    : "the apply failed");
+	if (rc_journal_scan(path.ptr, first_failure, &why, NULL, NULL) == 0 &&
+	    why) {
+		RC_ERR("%s", why);
+		rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM, "%s: %s", summary,
+			     why);
+	} else {
+		rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM, "%s", summary);
+	}
+	free(why);
+	free(summary);
+	rc_buf_release(&path);
+}
+
 static void *worker(void *arg)
 {
 	work *w = arg;
@@ -702,6 +747,8 @@ static void *worker(void *arg)
 		w->commit_moved = false;
 	}
 	result = cycle(c, w, &run, &pending, &drift, &apply_s);
+	if (!strcmp(result, "failed") && run)
+		explain_failure(c, run);
 	rc_time_now(now);
 	rc_metrics_run(c->metrics, w->env, result);
 	if (drift >= 0)

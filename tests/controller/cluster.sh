@@ -84,6 +84,10 @@ environments:
     target: { driver: kubernetes, namespace: cl-rep, kubeconfig: $KUBECONFIG }
     policy: { drift: report }
     config: { GREETING: report }
+  edit:
+    target: { driver: kubernetes, namespace: cl-edit, kubeconfig: $KUBECONFIG }
+    policy: { drift: heal }
+    config: { GREETING: edit }
   man:
     target: { driver: kubernetes, namespace: cl-man, kubeconfig: $KUBECONFIG }
     policy: { apply: manual }
@@ -183,7 +187,7 @@ one_leads() {
 }
 L=a S=b
 wait_for 20 one_leads || bad "a leader is elected" "$(status a)" "$(status b)" "$(tail -5 "$work/a.log" "$work/b.log")"
-wait_for 30 st $L 'envs["ha"]["state"] == "in-sync" and envs["rep"]["state"] == "in-sync" and envs["man"]["state"] == "pending-approval"' &&
+wait_for 30 st $L 'envs["ha"]["state"] == "in-sync" and envs["rep"]["state"] == "in-sync" and envs["edit"]["state"] == "in-sync" and envs["man"]["state"] == "pending-approval"' &&
 	ok "the leader applies the Kubernetes environments (and keeps the manual one waiting)" ||
 	bad "the leader applies" "$(status $L)" "$(tail -20 "$work/$L.log")"
 [ "$(cm cl-ha)" = one ] && [ "$(cm cl-rep)" = report ] && ok "the ConfigMaps are on the API server" ||
@@ -209,9 +213,9 @@ run 0 "reconcile history reads the leader's runs" "$rc_bin" history --state-dir 
 	printf '%s' "$out" | $py -c '
 import json, sys
 runs = json.load(sys.stdin)
-assert {tuple(r["environments"]) for r in runs} == {("ha",), ("rep",)}, runs
+assert sorted(tuple(r["environments"]) for r in runs) == [("edit",), ("ha",), ("rep",)], runs
 assert all(r["status"] == "succeeded" for r in runs), runs' &&
-	ok "history: one succeeded run each for ha and rep" || bad "history: the leader's runs" "$out"
+	ok "history: one succeeded run each for edit, ha and rep" || bad "history: the leader's runs" "$out"
 
 # === 3. drift through the watch
 wait_for 10 st $L 'envs["ha"]["drift_detection"] == "watch" and envs["rep"]["drift_detection"] == "watch"' &&
@@ -230,6 +234,14 @@ else
 fi
 has "the watch told the controller" "$(cat "$work/$L.log")" "ha/ConfigMap/reconcile-config changed outside this run"
 [ "${heal_ms:-99999}" -le 2500 ] && ok "healed within 2.5 s" || bad "healed within 2.5 s" "${heal_ms:-none} ms"
+# without policy.force_conflicts, the fields another client changed are
+# its own: the heal fails, and says why and what to do
+kube_api PATCH /api/v1/namespaces/cl-edit/configmaps/reconcile-config '{"data":{"GREETING":"by hand"}}' application/merge-patch+json >/dev/null
+wait_for 10 st $L 'envs["edit"]["state"] == "failed" and "conflict with \"curl\"" in envs["edit"]["last"]["error"] and "policy.force_conflicts: true" in envs["edit"]["last"]["error"]' &&
+	ok "a heal refused by a field conflict fails, naming the manager and force_conflicts in last.error" ||
+	bad "a heal refused by a field conflict" "$(status $L)"
+has "the log names the failed action and why" "$(cat "$work/$L.log")" 'update:edit/ConfigMap/reconcile-config: configmaps reconcile-config: fields owned by another manager'
+[ "$(cm cl-edit)" = "by hand" ] && ok "the conflicting change is left" || bad "the conflicting change is left" "$(cm cl-edit)"
 kube_api PATCH /api/v1/namespaces/cl-rep/configmaps/reconcile-config '{"data":{"GREETING":"by hand"}}' application/merge-patch+json >/dev/null
 t0=$(now_ms)
 if wait_for 10 st $L 'envs["rep"]["state"] == "drifted" and envs["rep"]["drift"] == 1'; then
@@ -259,6 +271,7 @@ for line in open(os.environ["LOG"]):
     if b.get("event") == "applied" and b.get("environment") == "ha" and b.get("commit", "").startswith(sys.argv[1][:12]):
         sys.exit(0)
 sys.exit(1)' "$sha1" && ok "the applied event carries the commit" || bad "the applied event carries the commit" "$(cat "$LOG")"
+[ "$(events failed edit)" -ge 1 ] && ok "notify: failed for the heal refused" || bad "notify: failed" "$(cat "$LOG")"
 [ "$(events drift rep)" = 1 ] && ok "notify: drift for rep once, however many resyncs" || bad "notify: drift once" "drift events: $(events drift rep)" "$(cat "$LOG")"
 [ "$(events drift ha)" -ge 1 ] && ok "notify: drift for the healed environment too" || bad "notify: drift for ha" "$(cat "$LOG")"
 plan=$(status $L | $py -c 'import json,sys; print([e for e in json.load(sys.stdin)["environments"] if e["name"] == "man"][0]["pending_plan"])')
