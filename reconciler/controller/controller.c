@@ -11,6 +11,8 @@
 #include "reconciler/controller/metrics.h"
 #include "reconciler/controller/shard.h"
 #include "schema/loader.h"
+#include "state/history.h"
+#include "state/journal.h"
 #include "state/internal.h"
 
 #include <git2.h>
@@ -471,6 +473,7 @@ typedef struct {
 	char *env;
 	char *commit;       /* the commit it is planned at */
 	bool commit_moved;  /* since its last good cycle */
+	bool first;         /* no good cycle yet in this process */
 	ctl_notifier *notifier; /* held for the cycle, or NULL */
 	char *told_drift, *told_waiting; /* what was last notified; the
 					    cycle replaces them */
@@ -680,6 +683,75 @@ out:
 	return result;
 }
 
+/* Whether env's newest run in the journals, by whatever process,
+ * succeeded at commit. A controller that starts (restarted, or a standby
+ * that became the leader) then resumes from it: its first plan is not
+ * taken for a new commit, which would heal drift that policy.drift:
+ * report only reports. */
+static bool journal_applied(const char *state_dir, const char *env,
+			    const char *commit)
+{
+	rc_run_summary *runs = NULL;
+	size_t n = 0, i;
+	bool yes = false;
+
+	if (!commit || rc_history_load(&runs, &n, state_dir, env) < 0) {
+		rc_error_clear();
+		return false;
+	}
+	for (i = 0; i < n && !runs[i].nenvs; i++)
+		; /* no run-start: its environments are unknown */
+	if (i < n)
+		yes = runs[i].status == RC_RUN_SUCCEEDED && runs[i].commit &&
+		      !strcmp(runs[i].commit, commit);
+	rc_history_free(runs, n);
+	return yes;
+}
+
+/* rc_journal_scan's callback: the first failed outcome, as
+ * "ACTION: ERROR" into *ctx. */
+static int first_failure(void *ctx, json_t *rec)
+{
+	const char *type = json_string_value(json_object_get(rec, "type"));
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	const char *action = json_string_value(json_object_get(rec, "action"));
+	const char *err = json_string_value(json_object_get(rec, "error"));
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+	if (!type || strcmp(type, "outcome") || !status ||
+	    strcmp(status, "failed") || !err)
+		return 0;
+	rc_buf_printf(&b, "%s: %s", action ? action : "an action", err);
+	*(char **)ctx = rc_buf_detach(&b);
+	rc_buf_release(&b);
+	return 1;
+}
+
+/* A failed apply's error says which action failed and why, as the
+ * journal has it (the engine prints that to its output, which the
+ * controller does not keep): logged, and in the status's last.error. */
+static void explain_failure(rc_ctl *c, const char *run)
+{
+	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX);
+	char *why = NULL, *summary;
+
+	rc_buf_printf(&path, "%s/runs/%s.journal",
+		      c->o.state_dir ? c->o.state_dir : c->state_dir, run);
+	summary = rc_strdup(rc_error_last() ? rc_error_last()->message
+					    : "the apply failed");
+	if (rc_journal_scan(path.ptr, first_failure, &why, NULL, NULL) == 0 &&
+	    why) {
+		RC_ERR("%s", why);
+		rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM, "%s: %s", summary,
+			     why);
+	} else {
+		rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM, "%s", summary);
+	}
+	free(why);
+	free(summary);
+	rc_buf_release(&path);
+}
+
 static void *worker(void *arg)
 {
 	work *w = arg;
@@ -692,7 +764,16 @@ static void *worker(void *arg)
 
 	rc_log_context(w->env, NULL);
 	rc_error_clear();
+	if (w->first && w->commit_moved &&
+	    journal_applied(c->o.state_dir ? c->o.state_dir : c->state_dir,
+			    w->env, w->commit)) {
+		RC_INFO("resuming: the journal shows commit %.12s applied",
+			w->commit);
+		w->commit_moved = false;
+	}
 	result = cycle(c, w, &run, &pending, &drift, &apply_s);
+	if (!strcmp(result, "failed") && run)
+		explain_failure(c, run);
 	rc_time_now(now);
 	rc_metrics_run(c->metrics, w->env, result);
 	if (drift >= 0)
@@ -787,6 +868,7 @@ static void dispatch(rc_ctl *c, double now)
 		w->commit = ce->commit ? rc_strdup(ce->commit) : NULL;
 		w->commit_moved = !ce->commit || !ce->done_commit ||
 				  strcmp(ce->commit, ce->done_commit);
+		w->first = !ce->done_commit;
 		w->told_drift = ce->told_drift ? rc_strdup(ce->told_drift) : NULL;
 		w->told_waiting =
 			ce->told_waiting ? rc_strdup(ce->told_waiting) : NULL;
@@ -1262,14 +1344,16 @@ void rc_ctl_give(rc_ctl *c, const char *env, const rc_ctl_outcome *out)
 
 /* --- running it --- */
 
-/* The Lease's news: this process leads (it plans from now on) or not. */
+/* The Lease's news: this process leads (it plans from now on) or not.
+ * It may come from rc_lease_start()'s first attempt, before c->lease is
+ * set: it does not touch c->lease. */
 static void on_leadership(void *ctx, bool leader, const char *holder)
 {
 	rc_ctl *c = ctx;
 
 	if (leader)
-		RC_INFO("leading (Lease %s): planning and applying",
-			rc_lease_name(c->lease));
+		RC_INFO("leading (the Lease names %s): planning and applying",
+			holder && *holder ? holder : "this process");
 	else
 		RC_INFO("not leading (the Lease names %s): standing by",
 			holder && *holder ? holder : "nobody");
