@@ -1372,6 +1372,32 @@ static bool is_directory(const char *p)
 	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Frees what the controller holds once nothing of it runs. */
+static void ctl_free(rc_ctl *c)
+{
+	for (size_t i = 0; i < c->nenvs; i++)
+		env_release(&c->envs[i]);
+	free(c->envs);
+	free(c->source_digest);
+	free(c->commit);
+	free(c->state_dir);
+	if (c->notifier) {
+		/* what the last runs told is delivered, within a bound */
+		if (c->notifier->n)
+			rc_notifier_flush(c->notifier->n, 5000);
+		c->notifier->retired = true;
+		c->notifier->refs++;
+		notifier_release(c->notifier);
+	}
+	free(c->notifier_key);
+	if (c->devnull)
+		fclose(c->devnull);
+	rc_metrics_free(c->metrics);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
 int rc_controller_run(const rc_ctl_opts *o)
 {
 	rc_ctl *c = rc_calloc(1, sizeof(*c));
@@ -1408,15 +1434,19 @@ int rc_controller_run(const rc_ctl_opts *o)
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((rc = rc_shard_resolve(&c->shard, o->shards > 0 ? o->shards : 1,
-				   o->shard, NULL)) < 0)
+				   o->shard, NULL)) < 0) {
+		ctl_free(c);
 		return rc;
+	}
 	if (c->shard.count > 1)
 		RC_INFO("shard %d of %d: only the environments whose name "
 			"hashes to it",
 			c->shard.index, c->shard.count);
 	if ((rc = rc_http_api_start(&api, c, o->listen, o->token,
-				    o->hook_secret)) < 0)
+				    o->hook_secret)) < 0) {
+		ctl_free(c);
 		return rc;
+	}
 	if (o->leader_elect) {
 		rc_lease_opts lo;
 
@@ -1427,6 +1457,7 @@ int rc_controller_run(const rc_ctl_opts *o)
 		lo.ctx = c;
 		if ((rc = rc_lease_start(&c->lease, &lo)) < 0) {
 			rc_http_api_stop(api);
+			ctl_free(c);
 			return rc;
 		}
 	}
@@ -1460,26 +1491,6 @@ int rc_controller_run(const rc_ctl_opts *o)
 		return 0;
 	}
 	RC_INFO("stopped");
-	for (size_t i = 0; i < c->nenvs; i++)
-		env_release(&c->envs[i]);
-	free(c->envs);
-	free(c->source_digest);
-	free(c->commit);
-	free(c->state_dir);
-	if (c->notifier) {
-		/* what the last runs told is delivered, within a bound */
-		if (c->notifier->n)
-			rc_notifier_flush(c->notifier->n, 5000);
-		c->notifier->retired = true;
-		c->notifier->refs++;
-		notifier_release(c->notifier);
-	}
-	free(c->notifier_key);
-	if (c->devnull)
-		fclose(c->devnull);
-	rc_metrics_free(c->metrics);
-	pthread_cond_destroy(&c->cond);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	ctl_free(c);
 	return 0;
 }
