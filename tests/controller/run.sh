@@ -128,7 +128,8 @@ e = [x for x in d["environments"] if x["name"] == os.environ["ENV"]][0]
 sys.exit(0 if eval(os.environ["COND"]) else 1)'; }
 
 # --- usage
-KUBECONFIG=/nonexistent/kubeconfig run 1 "--leader-elect without a cluster fails at start" "$rc_bin" controller "$url" --leader-elect &&
+KUBECONFIG=/nonexistent/kubeconfig run 1 "--leader-elect without a cluster fails at start" "$rc_bin" controller "$url" --leader-elect \
+	--listen 127.0.0.1:$hport &&
 	has "naming the kubeconfig it could not read" "$out" "/nonexistent/kubeconfig"
 run 129 "a bad duration is wrong usage" "$rc_bin" controller --poll 5x && has "names the duration" "$out" "5x"
 out=$(RECONCILE_CONTROLLER_TOKEN= "$rc_bin" controller "$url" --listen 0.0.0.0:$hport 2>&1)
