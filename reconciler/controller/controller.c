@@ -1018,6 +1018,12 @@ static double next_wake(rc_ctl *c, double next_poll)
 {
 	double t = next_poll;
 
+	/* a due environment that cannot start waits for a worker to end
+	   (which wakes the loop) or for the Lease: not a spin that holds
+	   the lock the workers need to end */
+	if (c->running >= c->o.workers ||
+	    (c->lease && !rc_lease_is_leader(c->lease)))
+		return t;
 	for (size_t i = 0; i < c->nenvs; i++)
 		if (!c->envs[i].busy && c->envs[i].due < t)
 			t = c->envs[i].due;
