@@ -39,7 +39,7 @@ import hmac
 import hashlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import wait_file  # noqa: E402
+from benchlib import wait_file, write_kube_maps  # noqa: E402
 
 TOKEN = "bench-ctl-token-5d1e"
 SECRET = "bench-hook-secret-a7c2"
@@ -327,31 +327,8 @@ def kube_part(a, root, work, git, env):
                 return json.loads(r.read() or b"null")
 
         repo = git.repo("kube")
-        os.makedirs(os.path.join(repo, "k8s"), exist_ok=True)
-        with open(os.path.join(repo, "k8s", "maps.yaml"), "w") as f:
-            for i in range(a.per):
-                f.write("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                        "  name: map-%03d\ndata:\n  index: \"%d\"\n"
-                        "  owner: \"{{ item.name }}\"\n" % (i, i))
-        items = "\n".join("        - { name: b%03d }" % i for i in range(a.envs))
-        with open(os.path.join(repo, "reconcile.yaml"), "w") as f:
-            f.write("""version: 1
-project: benchctl
-environments:
-  bench:
-    for_each:
-      list:
-%s
-    name: "bench-{{ item.name }}"
-    target:
-      driver: kubernetes
-      namespace: "bench-{{ item.name }}"
-      qps: 10000
-      burst: 10000
-    policy: { prune: true, force_conflicts: true, drift: report }
-    resources:
-      - file: k8s/maps.yaml
-""" % items)
+        write_kube_maps(repo, a.envs, a.per, "benchctl",
+                        "{ prune: true, force_conflicts: true, drift: report }")
         sha = git.commit(repo, "maps")
         kenv = dict(env, KUBECONFIG=os.path.join(fake_dir, "kubeconfig"),
                     RECONCILE_STATE_DIR=os.path.join(work, "state-kube"))
