@@ -948,6 +948,14 @@ static void *watch_main(void *arg)
 		rc_resource_set_release(&e->actual);
 		json_decref(e->last);
 		e->last = NULL;
+		/* nor the configuration of the other environments (the
+		   whole file was loaded, with every environment's resources) */
+		for (size_t i = 0; i < e->cfg->nenvs; i++)
+			if (&e->cfg->envs[i] != e->envs[0].env) {
+				rc_env_release(&e->cfg->envs[i]);
+				memset(&e->cfg->envs[i], 0,
+				       sizeof(e->cfg->envs[i]));
+			}
 		trim_heap();
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
 					   on_watch_change, w, &w->stop);
