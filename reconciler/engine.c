@@ -10,6 +10,7 @@
 #include "state/journal.h"
 #include "state/lock.h"
 #include "state/secret_key.h"
+#include "state/snapshot.h"
 
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -514,7 +515,30 @@ json_t *rc_engine_replay(const char *state_dir, const char *before,
 
 json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 {
-	return rc_engine_replay(state_dir, before, NULL);
+	json_t *journals, *last, *again;
+
+	if (before)
+		return rc_engine_replay(state_dir, before, NULL);
+	/* the snapshot when it was made from the journals as they are now;
+	   else the replay, saved as the snapshot when no journal moved
+	   while it ran */
+	journals = rc_snapshot_journals(state_dir);
+	if ((last = rc_snapshot_load(state_dir, journals))) {
+		json_decref(journals);
+		return last;
+	}
+	last = rc_engine_replay(state_dir, NULL, NULL);
+	again = journals ? rc_snapshot_journals(state_dir) : NULL;
+	if (again && json_object_size(again) &&
+	    json_equal(journals, again) &&
+	    rc_snapshot_save(state_dir, journals, last) < 0) {
+		RC_DEBUG("last-applied snapshot not saved: %s",
+			 rc_error_last()->message);
+		rc_error_clear();
+	}
+	json_decref(again);
+	json_decref(journals);
+	return last;
 }
 
 static bool engine_immutable(const char *driver, const char *kind,

@@ -700,6 +700,10 @@ out:
 	free(locks);
 	free(names);
 	json_decref(envs);
+	/* the next plan reads what this run applied from the snapshot
+	   instead of replaying every journal (a failed run's is made then) */
+	if (rc == 0 && rep->run_id)
+		json_decref(rc_engine_last_applied(e->state_dir, NULL));
 	return rc;
 }
 

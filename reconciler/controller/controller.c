@@ -16,8 +16,17 @@
 #include "state/internal.h"
 
 #include <git2.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+
+/* Gives the memory freed after a large engine back to the system: glibc
+ * keeps freed chunks in each thread's arena otherwise, and a controller
+ * runs for weeks. */
+static void trim_heap(void)
+{
+	malloc_trim(0);
+}
 
 #define BACKOFF_MIN 5.0
 #define BACKOFF_MAX 300.0
@@ -463,6 +472,7 @@ static int refresh(rc_ctl *c)
 	c->ready = true;
 	pthread_mutex_unlock(&c->lock);
 	rc_engine_free(e);
+	trim_heap();
 	return 0;
 }
 
@@ -680,6 +690,7 @@ out:
 	rc_apply_report_release(&rep);
 	rc_plan_release(&p);
 	rc_engine_free(e);
+	trim_heap();
 	return result;
 }
 
@@ -929,6 +940,23 @@ static void *watch_main(void *arg)
 	    e->nenvs == 1 && e->envs[0].ops->watch && e->envs[0].drv) {
 		RC_INFO("watching for drift through the %s driver",
 			e->envs[0].ops->name);
+		/* held for weeks: keep only what the watch follows (the
+		   desired set and the driver), not the plan, the observed
+		   objects or what was applied last */
+		rc_plan_release(&p);
+		memset(&p, 0, sizeof(p));
+		rc_resource_set_release(&e->actual);
+		json_decref(e->last);
+		e->last = NULL;
+		/* nor the configuration of the other environments (the
+		   whole file was loaded, with every environment's resources) */
+		for (size_t i = 0; i < e->cfg->nenvs; i++)
+			if (&e->cfg->envs[i] != e->envs[0].env) {
+				rc_env_release(&e->cfg->envs[i]);
+				memset(&e->cfg->envs[i], 0,
+				       sizeof(e->cfg->envs[i]));
+			}
+		trim_heap();
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
 					   on_watch_change, w, &w->stop);
 	}
@@ -1018,6 +1046,12 @@ static double next_wake(rc_ctl *c, double next_poll)
 {
 	double t = next_poll;
 
+	/* a due environment that cannot start waits for a worker to end
+	   (which wakes the loop) or for the Lease: not a spin that holds
+	   the lock the workers need to end */
+	if (c->running >= c->o.workers ||
+	    (c->lease && !rc_lease_is_leader(c->lease)))
+		return t;
 	for (size_t i = 0; i < c->nenvs; i++)
 		if (!c->envs[i].busy && c->envs[i].due < t)
 			t = c->envs[i].due;

@@ -306,8 +306,10 @@ int rc_http_api_start(rc_http_api **out, rc_ctl *ctl, const char *listen,
 	bool loopback;
 	rc_http_api *api;
 	/* a thread per connection: an approval applies a plan before it
-	   answers, and the health checks go on meanwhile */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	   answers, and the health checks go on meanwhile; poll(), not
+	   select(): a controller watching many environments holds more
+	   than FD_SETSIZE descriptors, and select() refuses the rest */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
 	*out = NULL;

@@ -20,6 +20,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import write_kube_maps  # noqa: E402
+
 
 def main():
     rc_bin, fake_bin = os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])
@@ -47,31 +50,7 @@ def main():
                 return json.loads(r.read() or b"null")
 
         cfg = os.path.join(work, "cfg")
-        os.makedirs(os.path.join(cfg, "k8s"))
-        with open(os.path.join(cfg, "k8s", "maps.yaml"), "w") as f:
-            for i in range(per):
-                f.write("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                        "  name: map-%03d\ndata:\n  index: \"%d\"\n"
-                        "  owner: \"{{ item.name }}\"\n" % (i, i))
-        items = "\n".join("        - { name: b%03d }" % i for i in range(nenv))
-        with open(os.path.join(cfg, "reconcile.yaml"), "w") as f:
-            f.write("""version: 1
-project: bench
-environments:
-  bench:
-    for_each:
-      list:
-%s
-    name: "bench-{{ item.name }}"
-    target:
-      driver: kubernetes
-      namespace: "bench-{{ item.name }}"
-      qps: 10000
-      burst: 10000
-    policy: { prune: true, force_conflicts: true }
-    resources:
-      - file: k8s/maps.yaml
-""" % items)
+        write_kube_maps(cfg, nenv, per, "bench", "{ prune: true, force_conflicts: true }")
         env = dict(os.environ, KUBECONFIG=os.path.join(fake_dir, "kubeconfig"),
                    RECONCILE_STATE_DIR=os.path.join(work, "state"), NO_COLOR="1")
 

@@ -29,3 +29,33 @@ def run_measured(argv, env):
     _, status, ru = os.wait4(p.pid, 0)
     p.stdout.close()
     return out, os.waitstatus_to_exitcode(status), time.monotonic() - t0, ru
+
+
+def write_kube_maps(cfg, nenv, per, project, policy):
+    """A configuration at cfg of nenv environments (a list generator),
+    each a namespace bench-bNNN holding per raw ConfigMaps."""
+    os.makedirs(os.path.join(cfg, "k8s"), exist_ok=True)
+    with open(os.path.join(cfg, "k8s", "maps.yaml"), "w") as f:
+        for i in range(per):
+            f.write("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                    "  name: map-%03d\ndata:\n  index: \"%d\"\n"
+                    "  owner: \"{{ item.name }}\"\n" % (i, i))
+    items = "\n".join("        - { name: b%03d }" % i for i in range(nenv))
+    with open(os.path.join(cfg, "reconcile.yaml"), "w") as f:
+        f.write("""version: 1
+project: %s
+environments:
+  bench:
+    for_each:
+      list:
+%s
+    name: "bench-{{ item.name }}"
+    target:
+      driver: kubernetes
+      namespace: "bench-{{ item.name }}"
+      qps: 10000
+      burst: 10000
+    policy: %s
+    resources:
+      - file: k8s/maps.yaml
+""" % (project, items, policy))

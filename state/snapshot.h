@@ -1,0 +1,25 @@
+/*
+ * The last-applied snapshot: what the journals' replay gave (key -> body),
+ * saved as <state>/last-applied.json beside the sizes of the journals it
+ * was replayed from. It is a cache, never the source of truth: it is
+ * trusted only while the journals are exactly those it names, at the same
+ * sizes (journals are append-only, so a record added, a run started or a
+ * journal removed all show); otherwise the journals are replayed again.
+ */
+#ifndef RC_STATE_SNAPSHOT_H
+#define RC_STATE_SNAPSHOT_H
+#include "reconciler/base/common.h"
+
+#include <jansson.h>
+
+/* Every journal under <state>/runs as {run id: size in bytes} (new ref),
+ * or NULL when the directory cannot be read (no error is left set). */
+json_t *rc_snapshot_journals(const char *state_dir);
+/* The snapshot's key -> body when it was made from exactly journals
+ * (new ref); NULL when there is none, it is unreadable or stale. */
+json_t *rc_snapshot_load(const char *state_dir, const json_t *journals);
+/* Saves last as replayed from journals, atomically (a temporary file
+ * renamed over the old one). Returns 0 or an error. */
+int rc_snapshot_save(const char *state_dir, const json_t *journals,
+		     const json_t *last);
+#endif
