@@ -95,36 +95,6 @@ void rc_aws_strv_free(char **v)
 	free(v);
 }
 
-/* "~/..." for a path under $HOME, for messages. */
-static char *display_path(const char *path)
-{
-	const char *home = getenv("HOME");
-	size_t n = home ? strlen(home) : 0;
-	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
-
-	while (n > 1 && home[n - 1] == '/')
-		n--;
-	if (n > 1 && !strncmp(path, home, n) && path[n] == '/')
-		rc_buf_printf(&b, "~%s", path + n);
-	else
-		rc_buf_puts(&b, path);
-	return rc_buf_detach(&b);
-}
-
-static void trim_buf(rc_buf *b)
-{
-	size_t start = 0;
-
-	while (b->len && isspace((unsigned char)b->ptr[b->len - 1]))
-		b->ptr[--b->len] = '\0';
-	while (start < b->len && isspace((unsigned char)b->ptr[start]))
-		start++;
-	if (start) {
-		memmove(b->ptr, b->ptr + start, b->len - start + 1);
-		b->len -= start;
-	}
-}
-
 /* ------------------------------------------------------------------ URLs */
 
 struct url_host {
@@ -367,7 +337,7 @@ static int ini_load(struct ini *f, const char *env, const char *rel,
 		rc_buf_printf(&b, "%s/%s", home && *home ? home : ".", rel);
 		f->path = rc_buf_detach(&b);
 	}
-	f->shown = display_path(f->path);
+	f->shown = rc_local_display_path(f->path);
 	rc = rc_local_read_file(f->path, FILE_MAX, &b);
 	if (rc == RC_ENOTFOUND) {
 		rc_error_clear(); /* no file: no profiles from it */
@@ -808,7 +778,7 @@ static int fetch_process(rc_aws_provider *p, rc_aws_creds *out)
 				      &timed_out)) < 0)
 		goto done;
 	rc_redact(&e);
-	trim_buf(&e);
+	rc_local_trim(&e);
 	if (timed_out) {
 		rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_CONFIG,
 				  "%s: '%s' did not finish within %ld ms",
@@ -1067,7 +1037,7 @@ static int container_target(char **url, char **auth, rc_buf *tried)
 					  tfile);
 		if (rc < 0)
 			goto fail;
-		trim_buf(&b);
+		rc_local_trim(&b);
 		*auth = rc_buf_detach(&b);
 	} else if (tok) {
 		*auth = rc_strdup(tok);
@@ -1209,7 +1179,7 @@ static int imds_token(rc_aws_provider *p, const char *ep, bool renew)
 		rc_error_prefix("no instance metadata service at %s", ep);
 		goto done;
 	}
-	trim_buf(&body);
+	rc_local_trim(&body);
 	if (status != 200 || !body.len || strpbrk(body.ptr, "\r\n")) {
 		rc = rc_error_set(RC_EAUTH, RC_ECLASS_PLATFORM,
 				  "PUT %s answered %ld%s (IMDSv2 session "
@@ -1286,7 +1256,7 @@ static int fetch_imds(rc_aws_provider *p, rc_aws_creds *out, rc_buf *tried)
 		return rc;
 	if ((rc = imds_get(p, ep, IMDS_ROLES_PATH, &body)) < 0)
 		goto done;
-	trim_buf(&body);
+	rc_local_trim(&body);
 	role = rc_strndup(body.ptr, strcspn(body.ptr, "\r\n"));
 	if (!*role || strpbrk(role, "/?# ")) {
 		rc = rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,

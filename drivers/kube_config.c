@@ -66,36 +66,6 @@ static void free_strv(char **v, bool secret)
 	free(v);
 }
 
-/* "~/..." for a path under $HOME, for messages. */
-static char *display_path(const char *path)
-{
-	const char *home = getenv("HOME");
-	size_t n = home ? strlen(home) : 0;
-	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
-
-	while (n > 1 && home[n - 1] == '/')
-		n--;
-	if (n > 1 && !strncmp(path, home, n) && path[n] == '/')
-		rc_buf_printf(&b, "~%s", path + n);
-	else
-		rc_buf_puts(&b, path);
-	return rc_buf_detach(&b);
-}
-
-static void trim(rc_buf *b)
-{
-	size_t start = 0;
-
-	while (b->len && isspace((unsigned char)b->ptr[b->len - 1]))
-		rc_buf_truncate(b, b->len - 1);
-	while (start < b->len && isspace((unsigned char)b->ptr[start]))
-		start++;
-	if (start) {
-		memmove(b->ptr, b->ptr + start, b->len - start);
-		rc_buf_truncate(b, b->len - start);
-	}
-}
-
 /* ----------------------------------------------------------------- files */
 
 struct kfile {
@@ -223,7 +193,7 @@ static int load_file(struct loader *l, const char *path, bool *found)
 	*found = true;
 	rc = rc_local_read_file(path, RC_YAML_MAX_FILE_SIZE, &text);
 	if (rc < 0) {
-		char *disp = display_path(path);
+		char *disp = rc_local_display_path(path);
 
 		rc_buf_release(&text);
 		rc_error_prefix("kubeconfig %s", disp);
@@ -234,7 +204,7 @@ static int load_file(struct loader *l, const char *path, bool *found)
 	f = &l->files[l->n++];
 	memset(f, 0, sizeof(*f));
 	f->path = rc_strdup(path);
-	f->display = display_path(path);
+	f->display = rc_local_display_path(path);
 	f->dir = abs_dir(path);
 	name = rc_diags_add_source(&l->diags, f->display,
 				   rc_strndup(text.ptr, text.len), text.len);
@@ -814,7 +784,7 @@ static int load_in_cluster(rc_kube_conn *c)
 
 		if (access(b.ptr, R_OK) == 0 &&
 		    rc_local_read_file(b.ptr, 4096, &ns) == 0) {
-			trim(&ns);
+			rc_local_trim(&ns);
 			if (ns.len)
 				c->namespace = rc_buf_detach(&ns);
 		}
@@ -845,7 +815,7 @@ static void source_of(struct loader *l, const char *const *listed, size_t n)
 
 	rc_buf_puts(&b, "kubeconfig ");
 	for (size_t i = 0; i < n; i++) {
-		char *d = display_path(listed[i]);
+		char *d = rc_local_display_path(listed[i]);
 
 		rc_buf_printf(&b, "%s%s", i ? ":" : "", d);
 		free(d);
@@ -1250,7 +1220,7 @@ static int token_file_refresh(rc_kube_conn *c)
 
 	rc = rc_local_read_file(c->token_file, TOKEN_FILE_MAX, &b);
 	if (rc == 0) {
-		trim(&b);
+		rc_local_trim(&b);
 		if (!b.len)
 			rc = rc_error_set(RC_EAUTH, RC_ECLASS_CONFIG,
 					  "the token file '%s' is empty",

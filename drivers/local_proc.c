@@ -1574,3 +1574,32 @@ done:
 		close(devnull);
 	return rc;
 }
+
+char *rc_local_display_path(const char *path)
+{
+	const char *home = getenv("HOME");
+	size_t n = home ? strlen(home) : 0;
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
+
+	while (n > 1 && home[n - 1] == '/')
+		n--;
+	if (n > 1 && !strncmp(path, home, n) && path[n] == '/')
+		rc_buf_printf(&b, "~%s", path + n);
+	else
+		rc_buf_puts(&b, path);
+	return rc_buf_detach(&b);
+}
+
+void rc_local_trim(rc_buf *b)
+{
+	size_t start = 0;
+
+	while (b->len && isspace((unsigned char)b->ptr[b->len - 1]))
+		rc_buf_truncate(b, b->len - 1);
+	while (start < b->len && isspace((unsigned char)b->ptr[start]))
+		start++;
+	if (start) {
+		memmove(b->ptr, b->ptr + start, b->len - start);
+		rc_buf_truncate(b, b->len - start);
+	}
+}

@@ -28,6 +28,10 @@ int rc_local_read_json(json_t **out, const char *path);
 /* The whole file at path into out (at most max bytes: RC_ETOOBIG past
  * them; RC_ENOTFOUND when it does not exist), with the error set. */
 int rc_local_read_file(const char *path, size_t max, rc_buf *out);
+/* path with a leading $HOME shown as "~", for messages (new string). */
+char *rc_local_display_path(const char *path);
+/* Strips leading and trailing white space from b in place. */
+void rc_local_trim(rc_buf *b);
 /* Writes a JSON document atomically (pretty, sorted keys). */
 int rc_local_write_json(const char *path, const json_t *doc);
 /* path as an absolute path (new string): relative to the working
