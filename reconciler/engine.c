@@ -475,12 +475,17 @@ static int replay_record(void *ctx, json_t *rec)
 	return 0;
 }
 
-json_t *rc_engine_replay(const char *state_dir, const char *before,
-			 const rc_replay_observer *obs)
+/* The replay, from base (taken; NULL: nothing applied) over the runs
+ * not in known ({run: size}, NULL: none): NULL when a run in known comes
+ * after one that is not (the journals are not base's plus newer ones). */
+static json_t *replay_runs(const char *state_dir, const char *before,
+			   const rc_replay_observer *obs, json_t *base,
+			   const json_t *known)
 {
-	replay r = {json_object(), NULL, NULL, false, obs};
+	replay r = {base ? base : json_object(), NULL, NULL, false, obs};
 	rc_run_summary *runs = NULL;
 	size_t n = 0;
+	bool newer = false;
 
 	if (rc_history_order(&runs, &n, state_dir) < 0) {
 		rc_error_clear();
@@ -492,6 +497,15 @@ json_t *rc_engine_replay(const char *state_dir, const char *before,
 
 		if (before && !strcmp(runs[i].id, before))
 			break;
+		if (known && json_object_get(known, runs[i].id)) {
+			if (newer) {
+				json_decref(r.last);
+				r.last = NULL;
+				break;
+			}
+			continue; /* in base already */
+		}
+		newer = true;
 		r.intents = json_object();
 		r.run = runs[i].id;
 		r.first = true;
@@ -513,22 +527,76 @@ json_t *rc_engine_replay(const char *state_dir, const char *before,
 	return r.last;
 }
 
-json_t *rc_engine_last_applied(const char *state_dir, const char *before)
+json_t *rc_engine_replay(const char *state_dir, const char *before,
+			 const rc_replay_observer *obs)
 {
-	json_t *journals, *last, *again;
+	return replay_runs(state_dir, before, obs, NULL, NULL);
+}
 
-	if (before)
-		return rc_engine_replay(state_dir, before, NULL);
-	/* the snapshot when it was made from the journals as they are now;
-	   else the replay, saved as the snapshot when no journal moved
-	   while it ran */
+/* Whether every journal of from is in now at the same size: a snapshot
+ * made from `from` is then brought up to date by the newer runs alone. */
+static bool journals_grew(const json_t *from, const json_t *now)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)from, k, v)
+		if (!json_equal(v, json_object_get(now, k)))
+			return false;
+	return true;
+}
+
+/* Only the keys of the environments in envs (in place). */
+static void keep_envs(json_t *last, const char *const *envs, size_t nenvs)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(last, tmp, k, v) {
+		size_t len = strcspn(k, "/"), i;
+
+		for (i = 0; i < nenvs; i++)
+			if (strlen(envs[i]) == len &&
+			    !memcmp(envs[i], k, len))
+				break;
+		if (i == nenvs)
+			json_object_del(last, k);
+	}
+}
+
+json_t *rc_engine_last_applied_for(const char *state_dir,
+				   const char *const *envs, size_t nenvs)
+{
+	json_t *journals, *last, *from = NULL, *again;
+
+	/* the snapshot when it was made from the journals as they are now
+	   (only the lines of envs read); else brought up to date by the
+	   newer runs when only runs were added, else the whole replay; saved
+	   when no journal moved while it ran */
 	journals = rc_snapshot_journals(state_dir);
-	if ((last = rc_snapshot_load(state_dir, journals))) {
+	if (!journals)
+		return rc_engine_replay(state_dir, NULL, NULL);
+	last = rc_snapshot_read(state_dir, envs, nenvs, &from);
+	if (last && json_equal(from, journals)) {
+		json_decref(from);
 		json_decref(journals);
 		return last;
 	}
-	last = rc_engine_replay(state_dir, NULL, NULL);
-	again = journals ? rc_snapshot_journals(state_dir) : NULL;
+	if (last && nenvs) {
+		json_decref(last);
+		json_decref(from);
+		last = rc_snapshot_read(state_dir, NULL, 0, &from);
+	}
+	if (last && journals_grew(from, journals))
+		last = replay_runs(state_dir, NULL, NULL, last, from);
+	else if (last) {
+		json_decref(last);
+		last = NULL;
+	}
+	if (!last)
+		last = rc_engine_replay(state_dir, NULL, NULL);
+	again = rc_snapshot_journals(state_dir);
 	if (again && json_object_size(again) &&
 	    json_equal(journals, again) &&
 	    rc_snapshot_save(state_dir, journals, last) < 0) {
@@ -536,9 +604,19 @@ json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 			 rc_error_last()->message);
 		rc_error_clear();
 	}
+	if (nenvs)
+		keep_envs(last, envs, nenvs);
 	json_decref(again);
+	json_decref(from);
 	json_decref(journals);
 	return last;
+}
+
+json_t *rc_engine_last_applied(const char *state_dir, const char *before)
+{
+	if (before)
+		return rc_engine_replay(state_dir, before, NULL);
+	return rc_engine_last_applied_for(state_dir, NULL, 0);
 }
 
 static bool engine_immutable(const char *driver, const char *kind,
@@ -791,7 +869,18 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 			nh++;
 		}
 	}
-	e->last = rc_engine_last_applied(e->state_dir, NULL);
+	if (e->opts.nenvs) {
+		/* -e: only those environments' lines of the snapshot */
+		const char **names = rc_calloc(e->nenvs + 1, sizeof(*names));
+
+		for (i = 0; i < e->nenvs; i++)
+			names[i] = e->envs[i].env->name;
+		e->last = rc_engine_last_applied_for(e->state_dir, names,
+						     e->nenvs);
+		free(names);
+	} else {
+		e->last = rc_engine_last_applied(e->state_dir, NULL);
+	}
 	in.desired = &e->desired;
 	in.actual = &e->actual;
 	in.last = e->last;

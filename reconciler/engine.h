@@ -171,6 +171,12 @@ int rc_engine_env_bind(rc_engine_env *ee, const rc_env *env);
 /* key -> the body reconcile last applied, from the journals of the runs
  * before run `before` (NULL: all runs) (new ref). */
 json_t *rc_engine_last_applied(const char *state_dir, const char *before);
+/* The same for all runs, only the keys of the environments in envs when
+ * nenvs > 0: from the snapshot (state/snapshot.h) reading only their
+ * lines while it stands; brought up to date by the newer runs when runs
+ * were only added; else every journal replayed. */
+json_t *rc_engine_last_applied_for(const char *state_dir,
+				   const char *const *envs, size_t nenvs);
 
 /* What a replay of the journals reports as it goes, oldest run first. */
 typedef struct {

@@ -229,6 +229,15 @@ static bool env_in_scope(const rc_engine_opts *o, const char *name,
 	return false;
 }
 
+/* Whether the load named env without building it (not in -e). */
+static bool unbuilt(const rc_config *cfg, const char *env)
+{
+	for (size_t i = 0; i < cfg->nunbuilt; i++)
+		if (!strcmp(cfg->unbuilt[i], env))
+			return true;
+	return false;
+}
+
 static bool generator_expanded(const rc_config *cfg, const char *g)
 {
 	for (size_t i = 0; i < cfg->ngenerators; i++)
@@ -354,7 +363,7 @@ int rc_engine_track_generated(rc_engine *e)
 		long ttl;
 		char ttls[32], when[32];
 
-		if (rc_config_env(e->cfg, name))
+		if (rc_config_env(e->cfg, name) || unbuilt(e->cfg, name))
 			continue;
 		/* another project's, sharing the state directory: not gone */
 		if (proj && e->cfg->project && strcmp(proj, e->cfg->project))

@@ -511,6 +511,19 @@ static bool generator_items(rc_loader *L, const rc_node *fe, item_set *out)
 	}
 }
 
+/* Whether the caller wants the environment `name` made by generator
+ * `key`: it named neither (rc_load_opts.only) or one of them. */
+static bool only_wants(const rc_loader *L, const char *key, const char *name)
+{
+	if (!L->opts.nonly)
+		return true;
+	for (size_t i = 0; i < L->opts.nonly; i++)
+		if (!strcmp(L->opts.only[i], key) ||
+		    !strcmp(L->opts.only[i], name))
+			return true;
+	return false;
+}
+
 static void expand_generator(rc_loader *L, const rc_node *key,
 			     const rc_node *entry, const rc_node *body,
 			     const char *file)
@@ -571,6 +584,17 @@ static void expand_generator(rc_loader *L, const rc_node *key,
 				      "letters, digits and '-' (at most 63)",
 				      nm->str,
 				      rc_kvlist_get(&items.items[i], "name"));
+			rc_node_free(nm);
+			continue;
+		}
+		if (!only_wants(L, key->str, nm->str) && !items.sample) {
+			/* named, not built: the caller wants others (a
+			   controller's cycle of one environment) */
+			L->cfg->unbuilt = rc_realloc(
+				L->cfg->unbuilt,
+				(L->cfg->nunbuilt + 1) * sizeof(char *));
+			L->cfg->unbuilt[L->cfg->nunbuilt++] =
+				rc_strdup(nm->str);
 			rc_node_free(nm);
 			continue;
 		}
@@ -1066,6 +1090,9 @@ void rc_config_free(rc_config *cfg)
 	for (i = 0; i < cfg->ngenerators; i++)
 		free(cfg->generators[i]);
 	free(cfg->generators);
+	for (i = 0; i < cfg->nunbuilt; i++)
+		free(cfg->unbuilt[i]);
+	free(cfg->unbuilt);
 	free(cfg->project);
 	free(cfg->dir);
 	free(cfg);

@@ -256,6 +256,10 @@ typedef struct {
 	   whether or not they made any environment) */
 	char **generators;
 	size_t ngenerators;
+	/* environments those generators made that this load did not build:
+	   the caller named others (rc_load_opts.only); they exist */
+	char **unbuilt;
+	size_t nunbuilt;
 } rc_config;
 
 void rc_config_free(rc_config *cfg);

@@ -5,6 +5,11 @@
  * trusted only while the journals are exactly those it names, at the same
  * sizes (journals are append-only, so a record added, a run started or a
  * journal removed all show); otherwise the journals are replayed again.
+ *
+ * The file is JSON lines: {"format_version": 2, "journals": {...}}, then
+ * one line per environment, {"env": NAME, "last": {key: body}}, so that
+ * a reader that wants one environment (the controller's cycle) parses its
+ * line and skips the others by their first bytes.
  */
 #ifndef RC_STATE_SNAPSHOT_H
 #define RC_STATE_SNAPSHOT_H
@@ -16,8 +21,15 @@
  * or NULL when the directory cannot be read (no error is left set). */
 json_t *rc_snapshot_journals(const char *state_dir);
 /* The snapshot's key -> body when it was made from exactly journals
- * (new ref); NULL when there is none, it is unreadable or stale. */
+ * (new ref), every environment's; NULL when there is none, it is
+ * unreadable or stale. */
 json_t *rc_snapshot_load(const char *state_dir, const json_t *journals);
+/* The snapshot's key -> body whatever journals it was made from (new
+ * ref), only the environments in envs when nenvs > 0; *from (new ref) the
+ * journals it names. NULL (and *from NULL) when there is none or it is
+ * unreadable. */
+json_t *rc_snapshot_read(const char *state_dir, const char *const *envs,
+			 size_t nenvs, json_t **from);
 /* Saves last as replayed from journals, atomically (a temporary file
  * renamed over the old one). Returns 0 or an error. */
 int rc_snapshot_save(const char *state_dir, const json_t *journals,

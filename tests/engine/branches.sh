@@ -90,6 +90,10 @@ expect_count "prod runs the production branch's 2 replicas" prod 2
 expect_count "rev-pr-1 runs" rev-pr-1 1
 expect_count "rev-pr-2 runs" rev-pr-2 1
 run 0 "converged" "$rc_bin" plan "$repo"
+# -e one generated environment builds only that one; its siblings exist
+run 0 "plan -e one generated environment" "$rc_bin" plan "$repo" -e rev-pr-1
+hasnt "-e rev-pr-1 takes no sibling for gone" "$out" "is gone since"
+hasnt "-e rev-pr-1 records no sibling as gone" "$(cat "$RECONCILE_STATE_DIR/environments.json")" "\"gone_since\": \"2"
 run 2 "plan from a file:// URL" "$rc_bin" plan "file://$repo"
 has "a URL source lists the branches of self" "$out" "rev-pr-1 (local)"
 run 2 "plan from a file:// URL, JSON" "$rc_bin" plan "file://$repo" --output json

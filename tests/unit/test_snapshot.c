@@ -128,11 +128,84 @@ static void snapshot_not_trusted_once_a_journal_moved(void **st)
 	tmpdir_remove(dir);
 }
 
+/* A run added after the snapshot: the snapshot is brought up to date by
+ * that run alone; a run ordered before the snapshot's: replayed whole. */
+static void snapshot_brought_up_to_date_by_newer_runs(void **st)
+{
+	char *dir = tmpdir_new();
+
+	(void)st;
+	run(dir, "r1", "2026-12-05T10:00:00Z", "dev/svc/web", "one", false);
+	assert_string_equal(applied(dir, "dev/svc/web"), "one");
+	forge(dir, "dev/svc/web", "kept");
+	run(dir, "r2", "2026-12-05T11:00:00Z", "dev/svc/db", "db", false);
+	assert_string_equal(applied(dir, "dev/svc/db"), "db");
+	assert_string_equal(applied(dir, "dev/svc/web"), "kept");
+	/* a journal older than the snapshot's newest: not a plain append */
+	run(dir, "r0", "2026-12-05T09:00:00Z", "dev/svc/web", "zero", false);
+	assert_string_equal(applied(dir, "dev/svc/web"), "one");
+	tmpdir_remove(dir);
+}
+
+/* Reading one environment's keys parses its line alone. */
+static void snapshot_read_for_one_environment(void **st)
+{
+	char *dir = tmpdir_new(), path[PATH_MAX];
+	json_t *journals, *last, *from = NULL;
+	const char *const dev[] = {"dev"};
+	rc_buf b = RC_BUF_INIT;
+	FILE *f;
+
+	(void)st;
+	run(dir, "r1", "2026-12-05T10:00:00Z", "dev/svc/web", "one", false);
+	run(dir, "r2", "2026-12-05T11:00:00Z", "prod/svc/web", "two", false);
+	run(dir, "r3", "2026-12-05T12:00:00Z", "dev-2/svc/web", "three",
+	    false);
+	last = rc_engine_last_applied_for(dir, dev, 1);
+	assert_int_equal(json_object_size(last), 1);
+	assert_non_null(json_object_get(last, "dev/svc/web"));
+	json_decref(last);
+	/* the file: a line per environment; prod's made unreadable */
+	snprintf(path, sizeof(path), "%s/last-applied.json", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	{
+		char line[4096];
+
+		while (fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "{\"env\":\"prod\",", 14))
+				rc_buf_puts(&b, "{\"env\":\"prod\",broken\n");
+			else
+				rc_buf_puts(&b, line);
+		}
+	}
+	fclose(f);
+	assert_non_null(strstr(b.ptr, "{\"env\":\"dev-2\",\"last\":{"));
+	write_file(dir, "last-applied.json", b.ptr);
+	rc_buf_release(&b);
+	journals = rc_snapshot_journals(dir);
+	last = rc_snapshot_read(dir, dev, 1, &from);
+	assert_non_null(last);
+	assert_true(json_equal(from, journals));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(last, "dev/svc/web"), "v")),
+			    "one");
+	assert_int_equal(json_object_size(last), 1);
+	json_decref(last);
+	json_decref(from);
+	/* the whole file is needed: the broken line makes it unreadable */
+	assert_null(rc_snapshot_load(dir, journals));
+	json_decref(journals);
+	tmpdir_remove(dir);
+}
+
 int test_group_snapshot(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(snapshot_used_while_journals_stand),
 		cmocka_unit_test(snapshot_not_trusted_once_a_journal_moved),
+		cmocka_unit_test(snapshot_brought_up_to_date_by_newer_runs),
+		cmocka_unit_test(snapshot_read_for_one_environment),
 	};
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }
