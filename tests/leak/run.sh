@@ -182,26 +182,30 @@ for k, v in sorted(os.environ.items()):
         print(f"{k}: token {base64.urlsafe_b64encode(b).decode().rstrip('=')}")
         print(f"{k}: url https://user:{urllib.parse.quote(v, safe='')}@db.example/")
 PY
-write_local() { # greeting
-	cat >"$local_cfg/reconcile.yaml" <<YAML
+# local_yaml DIR ENV PORT GREETING [HOOKS]: a local environment with one
+# service and the secrets of $secrets_yaml
+local_yaml() {
+	cat >"$1/reconcile.yaml" <<YAML
 version: 1
 project: $project
 environments:
-  dev:
+  $2:
     target: { driver: local }
-    policy: { prune: true }
+    policy: { prune: true, drift: heal }
     services:
       web:
         command: [python3, server.py]
-        port: $lport
-        env: { GREETING: "$1" }
+        port: $3
+        env: { GREETING: "$4" }
         health: { http: /health, interval: 1s, retries: 20 }
-    hooks:
-      post_apply:
-        - { name: show-secrets, run: [python3, show_secrets.py] }
+${5:-}
 $secrets_yaml
 YAML
 }
+hooks_yaml="    hooks:
+      post_apply:
+        - { name: show-secrets, run: [python3, show_secrets.py] }"
+write_local() { local_yaml "$local_cfg" dev "$lport" "$1" "$hooks_yaml"; } # greeting
 plant_secrets "$local_cfg" local
 write_local one
 cmd "validate" 0 "$rc_bin" validate "$local_cfg"
@@ -287,21 +291,7 @@ mkdir -p "$ctl_cfg"
 cp "$root/tests/engine/server.py" "$ctl_cfg/"
 plant_secrets "$ctl_cfg" ctl
 printf 'secrets/\n' >"$ctl_cfg/.gitignore"
-cat >"$ctl_cfg/reconcile.yaml" <<YAML
-version: 1
-project: $project
-environments:
-  ctl:
-    target: { driver: local }
-    policy: { drift: heal }
-    services:
-      web:
-        command: [python3, server.py]
-        port: $((lport + 2))
-        env: { GREETING: ctl }
-        health: { http: /health, interval: 1s, retries: 20 }
-$secrets_yaml
-YAML
+local_yaml "$ctl_cfg" ctl $((lport + 2)) ctl
 git -C "$ctl_cfg" init -q -b main && git -C "$ctl_cfg" add -A && git -C "$ctl_cfg" commit -qm leak
 hport=$((lport + 3))
 api=http://127.0.0.1:$hport
