@@ -233,18 +233,14 @@ static int span_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* The first occurrence of f at or after from in b, or SIZE_MAX. */
+/* The first occurrence of f at or after from in b, or SIZE_MAX. b is a C
+ * string: text after a NUL byte is not searched (as printf would not
+ * print it). */
 static size_t find_from(const rc_buf *b, size_t from, const secret_form *f)
 {
-	const char *p = b->ptr + from, *end = b->ptr + b->len;
+	const char *p = strstr(b->ptr + from, f->s);
 
-	while ((size_t)(end - p) >= f->len &&
-	       (p = memchr(p, f->s[0], (size_t)(end - p) - f->len + 1))) {
-		if (!memcmp(p, f->s, f->len))
-			return (size_t)(p - b->ptr);
-		p++;
-	}
-	return SIZE_MAX;
+	return p ? (size_t)(p - b->ptr) : SIZE_MAX;
 }
 
 static void redact(rc_buf *b, bool json)
