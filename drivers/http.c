@@ -12,6 +12,7 @@
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/codec.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/http.h"
@@ -1336,24 +1337,7 @@ int rc_http_stream(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 
 int rc_http_url_encode(rc_buf *out, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		int r;
-
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' ||
-		    c == '~') {
-			r = rc_buf_putc(out, (char)c);
-		} else {
-			char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
-
-			r = rc_buf_put(out, enc, 3);
-		}
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return rc_codec_percent_encode(out, s, strlen(s));
 }
 
 int rc_http_query_add(rc_buf *path, const char *key, const char *value)

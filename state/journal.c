@@ -217,7 +217,7 @@ static int frame(rc_buf *line, rc_journal *j, json_t *record, long long *seq)
 	/* Keys and values were redacted one by one; what is left to find
 	 * is a secret that spans JSON syntax. Redacting it may leave text
 	 * that is not JSON: such a record is refused, not written. */
-	rc_redact(&body);
+	rc_redact_json(&body);
 	if (body.len != strlen(text) || memcmp(body.ptr, text, body.len)) {
 		json_t *check = json_loadb(body.ptr, body.len, 0, NULL);
 

@@ -19,7 +19,8 @@
  * The journal never holds a secret value: every record passes through
  * rc_redact() before it is written (registered secret values become
  * "(sensitive)"), and callers store secret references, not values. Each
- * string, key and number is redacted, then the encoded text; a record in
+ * string, key and number is redacted (rc_redact()), then the encoded
+ * text (rc_redact_json()); a record in
  * which a secret spans JSON syntax (so that redacting it would leave
  * something that is not JSON) is refused with RC_EINVALID.
  *

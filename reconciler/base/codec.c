@@ -300,6 +300,40 @@ int rc_codec_hex_encode(rc_buf *out, const void *data, size_t len)
 	return 0;
 }
 
+/* RFC 3986's unreserved characters, whatever the locale. */
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	       c == '~';
+}
+
+int rc_codec_percent_encode(rc_buf *out, const void *data, size_t len)
+{
+	static const char upper[] = "0123456789ABCDEF";
+	const unsigned char *p = data;
+	size_t i, n = 0;
+	char *dst;
+	int rc;
+
+	for (i = 0; i < len; i++)
+		n += unreserved(p[i]) ? 1 : 3;
+	if ((rc = rc_buf_grow(out, n)) < 0)
+		return rc;
+	dst = out->ptr + out->len;
+	for (i = 0; i < len; i++) {
+		if (unreserved(p[i])) {
+			*dst++ = (char)p[i];
+		} else {
+			*dst++ = '%';
+			*dst++ = upper[p[i] >> 4];
+			*dst++ = upper[p[i] & 15];
+		}
+	}
+	buf_added(out, n);
+	return 0;
+}
+
 static int hex_value(unsigned char c)
 {
 	return digit_value(hex_digits, 16, (unsigned char)tolower(c));

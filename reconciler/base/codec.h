@@ -1,8 +1,8 @@
 /*
  * Digests and encodings, once, over OpenSSL: SHA-256 (FIPS 180-4),
  * HMAC-SHA-256 (RFC 2104), base64 and base64url (RFC 4648 sections 4
- * and 5), lowercase hex (RFC 4648 section 8), and a constant-time
- * comparison.
+ * and 5), lowercase hex (RFC 4648 section 8), percent-encoding (RFC 3986
+ * section 2.1), and a constant-time comparison.
  *
  * Ownership: inputs are borrowed (pointer and length: they may hold NUL
  * bytes and need no terminator); outputs go into caller arrays of the
@@ -95,6 +95,11 @@ int rc_codec_hex_encode(rc_buf *out, const void *data, size_t len);
  * 0, RC_EINVALID (an odd length, a character that is not a hex digit) or
  * RC_ETOOBIG. */
 int rc_codec_hex_decode(rc_buf *out, const char *s, size_t len);
+
+/* Appends data percent-encoded (RFC 3986 section 2.1): the unreserved
+ * characters (letters, digits, '-', '.', '_', '~') as they are, every
+ * other byte as '%' and two uppercase hex digits; 0 or RC_ETOOBIG. */
+int rc_codec_percent_encode(rc_buf *out, const void *data, size_t len);
 
 /* Whether a and b hold the same bytes, in a time that depends only on
  * the lengths (CRYPTO_memcmp): for MACs, signatures and tokens. Strings

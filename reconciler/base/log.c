@@ -4,6 +4,9 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include <openssl/crypto.h>
+
+#include "reconciler/base/codec.h"
 #include "reconciler/base/rctime.h"
 
 rc_log_level rc_log_threshold = RC_LOG_WARN;
@@ -11,11 +14,17 @@ static FILE *log_stream;
 static rc_log_format log_format = RC_LOG_TEXT;
 static _Thread_local char ctx_env[128], ctx_run[64];
 
+/* Every registered value and what it becomes encoded (base64, percent):
+ * a run registers hundreds of tokens, and the journal redacts every
+ * string, so each form keeps its length. */
+typedef struct {
+	char *s;
+	size_t len;
+	bool whole_field; /* shorter than RC_REDACT_MIN_LEN: log.h */
+} secret_form;
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **secrets;
-static size_t *secret_lens; /* strlen of each: a run registers hundreds of
-			       tokens, and the journal redacts every string */
-static size_t nsecrets, capsecrets;
+static secret_form *forms;
+static size_t nforms, capforms;
 
 static const char *level_names[] = {"error", "warning", "info", "debug",
 				    "trace"};
@@ -84,27 +93,57 @@ int rc_log_level_parse(const char *s)
 	return -1;
 }
 
+/* Adds one form of a secret unless it is there already (locked). */
+static void form_add_locked(const char *s, size_t len, bool whole_field)
+{
+	size_t i;
+
+	for (i = 0; i < nforms; i++)
+		if (forms[i].len == len && !memcmp(forms[i].s, s, len)) {
+			forms[i].whole_field &= whole_field;
+			return;
+		}
+	if (nforms == capforms) {
+		capforms = capforms ? 2 * capforms : 16;
+		forms = rc_realloc(forms, capforms * sizeof(*forms));
+	}
+	forms[nforms].s = rc_malloc(len + 1);
+	memcpy(forms[nforms].s, s, len);
+	forms[nforms].s[len] = '\0';
+	forms[nforms].len = len;
+	forms[nforms].whole_field = whole_field;
+	nforms++;
+}
+
 void rc_secret_register(const char *value)
 {
+	static const unsigned b64_flags[] = {
+		0, RC_BASE64_NOPAD, RC_BASE64_URL,
+		RC_BASE64_URL | RC_BASE64_NOPAD};
+	rc_buf enc = RC_BUF_INIT;
 	size_t i, len;
 
 	if (!value || !*value)
 		return;
 	len = strlen(value);
 	pthread_mutex_lock(&secrets_lock);
-	for (i = 0; i < nsecrets; i++)
-		if (secret_lens[i] == len && !memcmp(secrets[i], value, len))
-			goto out;
-	if (nsecrets == capsecrets) {
-		capsecrets = capsecrets ? 2 * capsecrets : 16;
-		secrets = rc_realloc(secrets, capsecrets * sizeof(*secrets));
-		secret_lens = rc_realloc(secret_lens,
-					 capsecrets * sizeof(*secret_lens));
+	form_add_locked(value, len, len < RC_REDACT_MIN_LEN);
+	/* what a value becomes in an Authorization header, a Secret's
+	 * data, a URL: masked everywhere once long enough to be told from
+	 * ordinary text */
+	for (i = 0; i <= RC_ARRAY_SIZE(b64_flags); i++) {
+		rc_buf_clear(&enc);
+		if (i < RC_ARRAY_SIZE(b64_flags))
+			rc_codec_base64_encode(&enc, value, len, b64_flags[i]);
+		else
+			rc_codec_percent_encode(&enc, value, len);
+		if (enc.len >= RC_REDACT_MIN_LEN &&
+		    (enc.len != len || memcmp(enc.ptr, value, len)))
+			form_add_locked(enc.ptr, enc.len, false);
 	}
-	secret_lens[nsecrets] = len;
-	secrets[nsecrets++] = rc_strdup(value);
-out:
 	pthread_mutex_unlock(&secrets_lock);
+	OPENSSL_cleanse(enc.ptr, enc.len);
+	rc_buf_release(&enc);
 }
 
 void rc_secret_clear(void)
@@ -112,42 +151,152 @@ void rc_secret_clear(void)
 	size_t i;
 
 	pthread_mutex_lock(&secrets_lock);
-	for (i = 0; i < nsecrets; i++)
-		free(secrets[i]);
-	free(secrets);
-	free(secret_lens);
-	secrets = NULL;
-	secret_lens = NULL;
-	nsecrets = capsecrets = 0;
+	for (i = 0; i < nforms; i++) {
+		OPENSSL_cleanse(forms[i].s, forms[i].len);
+		free(forms[i].s);
+	}
+	free(forms);
+	forms = NULL;
+	nforms = capforms = 0;
 	pthread_mutex_unlock(&secrets_lock);
 }
 
-void rc_redact(rc_buf *b)
+/* The characters that bound a whole field (log.h). */
+static bool field_delim(char c)
+{
+	return c && strchr(" \t\n\r\v\f\"'`=:,;&/?@#|[]{}()<>", c);
+}
+
+/* Whether a short value's hit [at, end) in b stands as a whole field. In
+ * a JSON text, an escape of a delimiter (\" \/ \n \t \r \f) bounds it too. */
+static bool whole_field(const rc_buf *b, size_t at, size_t end, bool json)
+{
+	const char *p = b->ptr;
+	bool before = !at || field_delim(p[at - 1]),
+	     after = end == b->len || field_delim(p[end]);
+
+	if (json && !before && at >= 2 && strchr("ntrf", p[at - 1])) {
+		size_t bs = 0;
+
+		while (bs < at - 1 && p[at - 2 - bs] == '\\')
+			bs++;
+		before = bs % 2 == 1;
+	}
+	if (json && !after && p[end] == '\\' && p[end + 1] &&
+	    strchr("\"/ntrf", p[end + 1]))
+		after = true;
+	return before && after;
+}
+
+/* Whether position i of a JSON text is inside a string (computed once per
+ * text, on the first short match that needs it). */
+static const bool *json_in_string(const rc_buf *b, bool **cache)
+{
+	bool in = false;
+
+	if (*cache)
+		return *cache;
+	*cache = rc_calloc(b->len + 1, sizeof(**cache));
+	for (size_t i = 0; i < b->len; i++) {
+		if (b->ptr[i] == '"') {
+			size_t bs = 0;
+
+			while (bs < i && b->ptr[i - 1 - bs] == '\\')
+				bs++;
+			if (bs % 2 == 0) {
+				in = !in;
+				continue; /* a quote is outside */
+			}
+		}
+		(*cache)[i] = in;
+	}
+	return *cache;
+}
+
+/* Whether a value reads as one JSON number or literal by itself. */
+static bool json_scalar_like(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("+-.", s[i]))
+			return false;
+	return true;
+}
+
+typedef struct {
+	size_t start, end;
+} span;
+
+static int span_cmp(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The first occurrence of f at or after from in b, or SIZE_MAX. b is a C
+ * string: text after a NUL byte is not searched (as printf would not
+ * print it). */
+static size_t find_from(const rc_buf *b, size_t from, const secret_form *f)
+{
+	const char *p = strstr(b->ptr + from, f->s);
+
+	return p ? (size_t)(p - b->ptr) : SIZE_MAX;
+}
+
+static void redact(rc_buf *b, bool json)
 {
 	static const char mask[] = "(sensitive)";
-	size_t i;
+	span *spans = NULL;
+	size_t nspans = 0, capspans = 0, i, at, done = 0;
+	bool *in_string = NULL;
+	rc_buf out;
 
 	pthread_mutex_lock(&secrets_lock);
-	for (i = 0; i < nsecrets; i++) {
-		size_t slen = secret_lens[i];
-		char *hit;
-		rc_buf out;
-		const char *p = b->ptr;
+	for (i = 0; i < nforms; i++) {
+		const secret_form *f = &forms[i];
 
-		/* most texts are shorter than most secrets (tokens) */
-		if (slen > b->len || !strstr(b->ptr, secrets[i]))
-			continue;
-		out = (rc_buf)RC_BUF_INIT_MAX(b->max + 64 * sizeof(mask));
-		while ((hit = strstr(p, secrets[i])) != NULL) {
-			rc_buf_put(&out, p, (size_t)(hit - p));
-			rc_buf_puts(&out, mask);
-			p = hit + slen;
+		for (at = 0; f->len <= b->len &&
+			     (at = find_from(b, at, f)) != SIZE_MAX;
+		     at++) {
+			size_t end = at + f->len;
+
+			if (f->whole_field && !whole_field(b, at, end, json))
+				continue;
+			if (f->whole_field && json &&
+			    !json_in_string(b, &in_string)[at] &&
+			    json_scalar_like(f->s, f->len))
+				continue;
+			if (nspans == capspans) {
+				capspans = capspans ? 2 * capspans : 8;
+				spans = rc_realloc(spans,
+						   capspans * sizeof(*spans));
+			}
+			spans[nspans++] = (span){at, end};
 		}
-		rc_buf_puts(&out, p);
-		rc_buf_release(b);
-		*b = out;
 	}
 	pthread_mutex_unlock(&secrets_lock);
+	free(in_string);
+	if (!nspans)
+		return;
+	/* overlapping and adjacent hits become one mask: no part of either
+	 * value is left between two masks */
+	qsort(spans, nspans, sizeof(*spans), span_cmp);
+	out = (rc_buf)RC_BUF_INIT_MAX(b->max + nspans * sizeof(mask));
+	for (i = 0; i < nspans; i++) {
+		size_t start = spans[i].start, end = spans[i].end;
+
+		while (i + 1 < nspans && spans[i + 1].start <= end)
+			if (spans[++i].end > end)
+				end = spans[i].end;
+		rc_buf_put(&out, b->ptr + done, start - done);
+		rc_buf_puts(&out, mask);
+		done = end;
+	}
+	rc_buf_put(&out, b->ptr + done, b->len - done);
+	OPENSSL_cleanse(b->ptr, b->len);
+	rc_buf_release(b);
+	*b = out;
+	free(spans);
 }
 
 void rc_log_write(rc_log_level level, const char *file, int line,
@@ -175,4 +324,14 @@ void rc_log_write(rc_log_level level, const char *file, int line,
 	fwrite(b.ptr, 1, b.len, out);
 	fflush(out);
 	rc_buf_release(&b);
+}
+
+void rc_redact(rc_buf *b)
+{
+	redact(b, false);
+}
+
+void rc_redact_json(rc_buf *b)
+{
+	redact(b, true);
 }

@@ -159,7 +159,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status,
 	enum MHD_Result ret;
 
 	rc_buf_printf(&b, "%s\n", s ? s : "{}");
-	rc_redact(&b);
+	rc_redact_json(&b);
 	ret = send_text(conn, status, "application/json", b.ptr, b.len);
 	rc_buf_release(&b);
 	free(s);

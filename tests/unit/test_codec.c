@@ -468,6 +468,22 @@ static void codec_equal_constant_time(void **state)
 	assert_false(rc_codec_equal("a\0b", 3, "a\0c", 3));
 }
 
+/* RFC 3986 section 2.1: unreserved characters kept, every other byte
+ * (a NUL, a byte above 127 too) as %XX in uppercase. */
+static void codec_percent_encode(void **state)
+{
+	rc_buf b = RC_BUF_INIT;
+
+	RC_UNUSED(state);
+	assert_int_equal(rc_codec_percent_encode(&b, "aZ09-._~", 8), 0);
+	assert_string_equal(b.ptr, "aZ09-._~");
+	rc_buf_clear(&b);
+	assert_int_equal(rc_codec_percent_encode(&b, "p@ss w/rd+\0\xff", 12),
+			 0);
+	assert_string_equal(b.ptr, "p%40ss%20w%2Frd%2B%00%FF");
+	rc_buf_release(&b);
+}
+
 int test_group_codec(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +498,7 @@ int test_group_codec(void)
 		cmocka_unit_test(codec_hex_rfc4648),
 		cmocka_unit_test(codec_hex_refusals),
 		cmocka_unit_test(codec_equal_constant_time),
+		cmocka_unit_test(codec_percent_encode),
 	};
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }

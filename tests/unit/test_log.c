@@ -49,8 +49,8 @@ static void redact_every_occurrence(void **state)
 	rc_buf b = RC_BUF_INIT;
 
 	RC_UNUSED(state);
-	rc_secret_register("abc");
-	rc_buf_puts(&b, "abc-abc-xabcx");
+	rc_secret_register("abcdefgh");
+	rc_buf_puts(&b, "abcdefgh-abcdefgh-xabcdefghx");
 	rc_redact(&b);
 	assert_string_equal(b.ptr,
 			    "(sensitive)-(sensitive)-x(sensitive)x");
