@@ -279,6 +279,50 @@ static void count_request(const char *driver, long status)
 	pthread_mutex_unlock(&requests_lock);
 }
 
+/* The last rate budget each client saw, by driver, origin and source:
+ * kept after the client closes (a controller's engines come and go). */
+static struct budget {
+	char *driver, *origin;
+	const char *source; /* "client" (qps) or "server" (rate_header) */
+	double remaining;
+} *budgets;
+static size_t nbudgets, capbudgets;
+
+static void budget_set(const rc_http *h, const char *source, double v)
+{
+	size_t i;
+
+	if (v < 0)
+		v = 0;
+	pthread_mutex_lock(&requests_lock);
+	for (i = 0; i < nbudgets; i++)
+		if (budgets[i].source == source &&
+		    !strcmp(budgets[i].driver, h->driver) &&
+		    !strcmp(budgets[i].origin, h->origin ? h->origin : ""))
+			break;
+	if (i == nbudgets) {
+		RC_GROW(budgets, capbudgets, nbudgets + 1);
+		budgets[i].driver = rc_strdup(h->driver);
+		budgets[i].origin = rc_strdup(h->origin ? h->origin : "");
+		budgets[i].source = source;
+		nbudgets++;
+	}
+	budgets[i].remaining = v;
+	pthread_mutex_unlock(&requests_lock);
+}
+
+void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
+				     const char *origin, const char *source,
+				     double remaining),
+			  void *arg)
+{
+	pthread_mutex_lock(&requests_lock);
+	for (size_t i = 0; i < nbudgets; i++)
+		fn(arg, budgets[i].driver, budgets[i].origin,
+		   budgets[i].source, budgets[i].remaining);
+	pthread_mutex_unlock(&requests_lock);
+}
+
 void rc_http_requests_each(void (*fn)(void *arg, const char *driver,
 				      long status, uint64_t n),
 			   void *arg)
@@ -536,6 +580,10 @@ static void rate_wait(rc_http *h)
 		h->rate_remaining = est - 1;
 		h->rate_at_ns = at;
 	}
+	if (h->qps > 0)
+		budget_set(h, "client", h->tokens);
+	if (h->rate_header && h->rate_known)
+		budget_set(h, "server", h->rate_remaining);
 	pthread_mutex_unlock(&h->rate_lock);
 	if (wait > 0) {
 		pthread_mutex_lock(&h->stats_lock);
@@ -570,6 +618,7 @@ static void rate_record(rc_http *h, const rc_http_resp *resp)
 	h->rate_known = true;
 	h->rate_remaining = d;
 	h->rate_at_ns = now_ns();
+	budget_set(h, "server", d);
 	pthread_mutex_unlock(&h->rate_lock);
 }
 
@@ -1077,6 +1126,12 @@ static int attempt_once(rc_http *h, const rc_http_req *req,
 	e = pool_take(h);
 	a->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, url);
+	/* request bodies are handed whole (POSTFIELDS): libcurl's upload
+	   buffer only copies the headers over TLS, so its smallest size
+	   (64 KiB by default, per handle); a stream (a watch held open for
+	   minutes, hundreds at once in a controller) reads small events */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, x->on_line ? 4096L : 16384L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);

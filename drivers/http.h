@@ -252,6 +252,15 @@ int rc_http_stream(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 void rc_http_requests_each(void (*fn)(void *arg, const char *driver,
 				      long status, uint64_t n),
 			   void *arg);
+/* The rate budget each client saw last, by driver, origin
+ * ("https://host:port") and source: "client" for its own token bucket
+ * (qps, burst: the tokens left), "server" for what the platform reports
+ * in rate_header (the estimate after the last attempt). Kept after a
+ * client closes; fn is called under the table's lock. */
+void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
+				     const char *origin, const char *source,
+				     double remaining),
+			  void *arg);
 
 /* A snapshot of the client's counters, from its open. */
 void rc_http_stats(rc_http *h, rc_http_counters *out);

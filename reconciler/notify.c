@@ -8,6 +8,20 @@
 #include "schema/secrets.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+
+/* every notifier's counts since the process started (the controller's
+   metrics: its notifiers come and go with commits) */
+static atomic_ulong totals_sent, totals_retries, totals_failed,
+	totals_dropped;
+
+void rc_notify_totals(rc_notify_stats *out)
+{
+	out->sent = atomic_load(&totals_sent);
+	out->retries = atomic_load(&totals_retries);
+	out->failed = atomic_load(&totals_failed);
+	out->dropped = atomic_load(&totals_dropped);
+}
 
 typedef struct {
 	rc_http *http;
@@ -261,6 +275,7 @@ static void deliver(rc_notifier *n, const item *it)
 			rc_http_resp_release(&resp);
 			pthread_mutex_lock(&n->mu);
 			n->st.sent++;
+			atomic_fetch_add(&totals_sent, 1);
 			pthread_mutex_unlock(&n->mu);
 			RC_DEBUG("notify '%s': %s delivered", name,
 				 it->what);
@@ -279,6 +294,7 @@ static void deliver(rc_notifier *n, const item *it)
 		RC_DEBUG("notify '%s': %s: %s, again in %ld ms", name,
 			 it->what, cause.ptr, wait);
 		n->st.retries++;
+		atomic_fetch_add(&totals_retries, 1);
 		if (!pause_ms(n, wait)) {
 			pthread_mutex_unlock(&n->mu);
 			rc_buf_puts(&cause, ", then stopped");
@@ -291,6 +307,7 @@ static void deliver(rc_notifier *n, const item *it)
 give_up:
 	pthread_mutex_lock(&n->mu);
 	n->st.failed++;
+	atomic_fetch_add(&totals_failed, 1);
 	pthread_mutex_unlock(&n->mu);
 	RC_WARN("notify '%s': %s not delivered after %d attempt%s (%s)",
 		name, it->what, attempt, attempt == 1 ? "" : "s",
@@ -454,6 +471,7 @@ void rc_notifier_send(rc_notifier *n, const rc_notify_event *ev)
 			bool warned = n->dropping;
 
 			n->st.dropped++;
+			atomic_fetch_add(&totals_dropped, 1);
 			n->dropping = true;
 			pthread_mutex_unlock(&n->mu);
 			/* once until the queue takes one again */

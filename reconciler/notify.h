@@ -81,6 +81,8 @@ void rc_notifier_send(rc_notifier *n, const rc_notify_event *ev);
  * when not. */
 int rc_notifier_flush(rc_notifier *n, long timeout_ms);
 void rc_notifier_stats(rc_notifier *n, rc_notify_stats *out);
+/* The same summed over every notifier since the process started. */
+void rc_notify_totals(rc_notify_stats *out);
 /* Stops the thread; what is still queued is dropped, a request in flight
  * is left to finish on its own (a detached thread that frees what it
  * holds), so this never waits on the network. */

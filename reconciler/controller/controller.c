@@ -955,6 +955,15 @@ static void *watch_main(void *arg)
 				rc_env_release(&e->cfg->envs[i]);
 				memset(&e->cfg->envs[i], 0,
 				       sizeof(e->cfg->envs[i]));
+			} else {
+				/* nor its manifests' YAML trees: the desired
+				   set holds what they made */
+				rc_env *own = &e->cfg->envs[i];
+
+				for (size_t k = 0; k < own->nresources; k++) {
+					rc_node_free(own->resources[k].manifest);
+					own->resources[k].manifest = NULL;
+				}
 			}
 		trim_heap();
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
@@ -1441,6 +1450,10 @@ int rc_controller_run(const rc_ctl_opts *o)
 	double end;
 	int rc;
 
+	/* hundreds of mostly idle threads (watches, workers): glibc's
+	   default of 8 arenas per core keeps each one's free pages; two
+	   hold the same live data in far less memory */
+	mallopt(M_ARENA_MAX, 2);
 	c->o = *o;
 	c->metrics = rc_metrics_new();
 	c->is_dir = is_directory(o->source);

@@ -1,6 +1,7 @@
 #include "reconciler/base/common.h"
 #include "reconciler/controller/metrics.h"
 #include "drivers/http.h"
+#include "reconciler/notify.h"
 
 #include <pthread.h>
 #include <sys/resource.h>
@@ -180,6 +181,18 @@ static void api_sample(void *arg, const char *driver, long status,
 		      (unsigned long long)n);
 }
 
+static void budget_sample(void *arg, const char *driver, const char *origin,
+			  const char *source, double remaining)
+{
+	rc_buf *out = arg;
+
+	rc_buf_puts(out, "reconcile_api_rate_budget_remaining{driver=\"");
+	put_label(out, driver);
+	rc_buf_puts(out, "\",endpoint=\"");
+	put_label(out, origin);
+	rc_buf_printf(out, "\",source=\"%s\"} %.3f\n", source, remaining);
+}
+
 /* The process's resident set (bytes) and CPU time (seconds). */
 static void process_metrics(rc_buf *out)
 {
@@ -258,5 +271,30 @@ void rc_metrics_render(rc_metrics *m, rc_buf *out)
 	header(out, "reconcile_api_requests_total", "counter",
 	       "Platform API attempts by driver and HTTP status (0: no reply).");
 	rc_http_requests_each(api_sample, out);
+	header(out, "reconcile_api_rate_budget_remaining", "gauge",
+	       "Requests a platform's rate budget had left at the last "
+	       "attempt: source client is reconcile's own limit (target.qps), "
+	       "server the platform's count (Heroku's RateLimit-Remaining).");
+	rc_http_budgets_each(budget_sample, out);
+	{
+		rc_notify_stats ns;
+
+		rc_notify_totals(&ns);
+		header(out, "reconcile_notifications_total", "counter",
+		       "Notifications by result: sent (a 2xx reply), failed "
+		       "(given up after retries), dropped (the queue was "
+		       "full).");
+		rc_buf_printf(out,
+			      "reconcile_notifications_total{result=\"sent\"} %llu\n"
+			      "reconcile_notifications_total{result=\"failed\"} %llu\n"
+			      "reconcile_notifications_total{result=\"dropped\"} %llu\n",
+			      (unsigned long long)ns.sent,
+			      (unsigned long long)ns.failed,
+			      (unsigned long long)ns.dropped);
+		header(out, "reconcile_notification_retries_total", "counter",
+		       "Notification attempts after a first one.");
+		rc_buf_printf(out, "reconcile_notification_retries_total %llu\n",
+			      (unsigned long long)ns.retries);
+	}
 	process_metrics(out);
 }

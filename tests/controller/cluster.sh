@@ -287,6 +287,14 @@ sys.exit(0 if first and any(o["status"] == 200 and key(o) == key(seen[first[0]])
 hasnt "the webhook's URL is not logged" "$(cat "$work/a.log" "$work/b.log")" cl-hook-token-8c2
 
 # === 5. /metrics
+metrics $L >"$work/metrics.txt"
+grep -q '^reconcile_notifications_total{result="sent"} [1-9]' "$work/metrics.txt" && ok "metrics count the notifications sent" ||
+	bad "reconcile_notifications_total sent" "$(grep reconcile_notif "$work/metrics.txt")"
+grep -q '^reconcile_notification_retries_total [1-9]' "$work/metrics.txt" && ok "metrics count the notification retried after its 500" ||
+	bad "reconcile_notification_retries_total" "$(grep reconcile_notif "$work/metrics.txt")"
+grep -Eq '^reconcile_api_rate_budget_remaining\{driver="kubernetes",endpoint="https://127\.0\.0\.1:[0-9]+",source="client"\} [0-9.]+$' "$work/metrics.txt" &&
+	ok "metrics show the Kubernetes client's rate budget left" ||
+	bad "reconcile_api_rate_budget_remaining" "$(grep rate_budget "$work/metrics.txt")"
 if command -v promtool >/dev/null; then
 	out=$(promtool check metrics <"$work/metrics.txt" 2>&1) && ok "promtool check metrics" || bad "promtool check metrics" "$out"
 else
