@@ -43,13 +43,21 @@ static int RC_PRINTF(2, 3) refuse(const check *c, const char *fmt, ...)
 	return RC_EAUTH;
 }
 
-static char *anchor(const char *var, const char *rel, const char *dir)
+static bool getenv_set(const char *var)
 {
 	const char *e = getenv(var);
+
+	return e && *e;
+}
+
+/* The file to use: the variable's (outside the repository), else rel in
+ * dir, else NULL. */
+static char *anchor(const char *var, const char *rel, const char *dir)
+{
 	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX * 2);
 
-	if (e && *e)
-		return rc_strdup(e);
+	if (getenv_set(var))
+		return rc_strdup(getenv(var));
 	if (!rel)
 		return NULL;
 	rc_buf_printf(&b, "%s/%s", dir, rel);
@@ -264,7 +272,12 @@ int rc_verify_commit(rc_source *src, const char *commit, bool dirty,
 			   c.v ? v->allowed_signers : NULL, dir);
 	c.keyring = anchor("RECONCILE_OPENPGP_KEYRING",
 			   c.v ? v->keyring : NULL, dir);
-	c.require = c.v ? v->require : RC_VERIFY_SIGNED;
+	/* an anchor from outside the repository: the commit cannot relax
+	   the rule either */
+	c.require = c.v && !getenv_set("RECONCILE_ALLOWED_SIGNERS") &&
+				    !getenv_set("RECONCILE_OPENPGP_KEYRING")
+			    ? v->require
+			    : RC_VERIFY_SIGNED;
 	if (!c.v && !c.signers && !c.keyring)
 		return 0;
 	rc_buf_init(&c.sig, 1 << 16);
@@ -326,7 +339,8 @@ int rc_verify_engine(rc_engine *e)
 		const rc_verify *v = &ee->env->policy.verify;
 		const char *commit = ee->commit ? ee->commit
 						: rc_source_commit(e->src);
-		bool dirty = !ee->commit && rc_source_dirty(e->src);
+		/* read from the work tree (its own branch included) */
+		bool dirty = !ee->config_dir && rc_source_dirty(e->src);
 		char *who = NULL;
 
 		if (ee->owned)

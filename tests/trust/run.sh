@@ -78,6 +78,8 @@ ssh_commit alice "config, signed by alice"
 
 run 2 "ed25519 signed by a trusted key plans" "$rc_bin" plan
 has "ed25519: the plan" "$out" "+ service web"
+run 2 "--log-level info: who signed" "$rc_bin" --log-level info plan
+has "info: the signer" "$out" "commit $(git rev-parse --short=7 HEAD) signed by ssh key $(fp alice) (alice@example.com)"
 
 ssh_commit bob "bob's ecdsa"
 run 2 "ecdsa-sha2-nistp256 plans" "$rc_bin" plan
@@ -123,6 +125,18 @@ git reset -q --hard "$good"
 run 1 "--ref of an unsigned commit is refused" "$rc_bin" plan --ref "$unsigned"
 has "--ref unsigned: the reason" "$out" "commit ${unsigned:0:7}: unsigned"
 
+run 1 "rollback --to an unsigned commit is refused" "$rc_bin" rollback \
+	--to "$unsigned" -o "$work/rollback.json"
+has "rollback --to: the reason" "$out" "commit ${unsigned:0:7}: unsigned"
+run 2 "rollback --to a signed commit plans" "$rc_bin" rollback --to "$good" \
+	-o "$work/rollback.json"
+git checkout -q "$unsigned"
+run 1 "apply of an unsigned commit is refused" "$rc_bin" apply --auto-approve
+has "apply: the reason" "$out" "unsigned (policy.verify requires signed commits)"
+[ -z "$(ls .reconcile/runs 2>/dev/null)" ] && ok "apply refused: nothing journaled" ||
+	bad "apply refused: nothing journaled" "$(ls .reconcile/runs)"
+git checkout -q main
+
 echo "# an uncommitted change" >>reconcile.yaml
 run 1 "a dirty work tree is refused" "$rc_bin" plan
 has "dirty: the reason" "$out" "the working tree has uncommitted changes; signatures can only vouch for commits"
@@ -133,6 +147,9 @@ write_config "    ssh: { allowed_signers: allowed_signers }
     require: any"
 git commit -q -am "require any, unsigned"
 run 2 "require: any plans an unsigned commit" "$rc_bin" plan
+RECONCILE_ALLOWED_SIGNERS=$repo/allowed_signers run 1 \
+	"require: any is ignored under RECONCILE_ALLOWED_SIGNERS" "$rc_bin" plan
+has "anchor: require any ignored" "$out" "unsigned (policy.verify requires signed commits)"
 ssh_commit mallory "require any, untrusted"
 run 1 "require: any still refuses an untrusted key" "$rc_bin" plan
 has "require any: untrusted named" "$out" "signed by an unknown key $(fp mallory)"
@@ -172,10 +189,10 @@ gpgb --passphrase '' --quick-gen-key "Dana <dana@example.com>" ed25519 sign 1y >
 gpgb --passphrase '' --quick-gen-key "Eve <eve@example.com>" ed25519 sign 1y >/dev/null 2>&1
 gpgb --faked-system-time 20200101T000000 --passphrase '' \
 	--quick-gen-key "Fred <fred@example.com>" ed25519 sign 1d >/dev/null 2>&1
-gpgfp() { gpg --with-colons --fingerprint "$1" | awk -F: '/^fpr/ {print $10; exit}'; }
+gpgfp() { gpg --with-colons --fingerprint "$1" 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}'; }
 dana=$(gpgfp dana@example.com) eve=$(gpgfp eve@example.com) fred=$(gpgfp fred@example.com)
-gpg --export -a "$dana" "$fred" >keyring.asc
-gpg --export "$dana" >"$work/dana.gpg"
+gpg --export -a "$dana" "$fred" >keyring.asc 2>/dev/null
+gpg --export "$dana" >"$work/dana.gpg" 2>/dev/null
 write_config "    openpgp: { keyring: keyring.asc }"
 git add keyring.asc
 pgp_commit() {
