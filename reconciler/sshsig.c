@@ -4,6 +4,7 @@
 #include "reconciler/sshsig.h"
 #include "reconciler/base/buf.h"
 #include "reconciler/base/codec.h"
+#include "reconciler/base/rctime.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -630,21 +631,12 @@ int rc_allowed_signers_parse(rc_allowed_signers *out, const char *text,
 	return 0;
 }
 
-static void fmt_time(char out[32], long long t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
 int rc_allowed_signers_check(const rc_allowed_signers *a, const void *key,
 			     size_t keylen, const char *ns, long long when,
 			     const char **who)
 {
 	int rc = RC_ENOTFOUND;
-	char t[32];
+	char t[RC_TIME_SIZE];
 
 	*who = NULL;
 	for (size_t i = 0; i < a->n; i++) {
@@ -665,12 +657,12 @@ int rc_allowed_signers_check(const rc_allowed_signers *a, const void *key,
 					  "namespace %s",
 					  e->principals, ns);
 		} else if (e->valid_after && when < e->valid_after) {
-			fmt_time(t, e->valid_after);
+			rc_time_utc(t, e->valid_after);
 			rc = rc_error_set(RC_EAUTH, RC_ECLASS_NONE,
 					  "signer %s is valid only after %s",
 					  e->principals, t);
 		} else if (e->valid_before && when > e->valid_before) {
-			fmt_time(t, e->valid_before);
+			rc_time_utc(t, e->valid_before);
 			rc = rc_error_set(RC_EAUTH, RC_ECLASS_NONE,
 					  "signer %s was valid only before %s",
 					  e->principals, t);

@@ -4,6 +4,7 @@
 #include "reconciler/verify.h"
 #include "drivers/proc.h"
 #include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "reconciler/sshsig.h"
 
 #include <ftw.h>
@@ -135,21 +136,12 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-static void day(char out[16], unsigned long t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
 /* What the verification of one signature says, as a reason or a signer. */
 static int pgp_result(check *c, gpgme_ctx_t ctx, gpgme_signature_t g,
 		      char **who)
 {
 	gpgme_key_t key = NULL;
-	char d[16];
+	char d[RC_TIME_SIZE];
 	int rc;
 
 	gpgme_get_key(ctx, g->fpr, &key, 0);
@@ -182,14 +174,14 @@ static int pgp_result(check *c, gpgme_ctx_t ctx, gpgme_signature_t g,
 	case GPG_ERR_KEY_EXPIRED:
 	expired:
 		if (key && key->subkeys && key->subkeys->expires) {
-			day(d, (unsigned long)key->subkeys->expires);
+			rc_time_utc(d, (long long)key->subkeys->expires);
 			rc = refuse(c, "key expired on %s (%s)", d, g->fpr);
 		} else {
 			rc = refuse(c, "key expired (%s)", g->fpr);
 		}
 		break;
 	case GPG_ERR_SIG_EXPIRED:
-		day(d, g->exp_timestamp);
+		rc_time_utc(d, (long long)g->exp_timestamp);
 		rc = refuse(c, "signature expired on %s (key %s)", d, g->fpr);
 		break;
 	default:
