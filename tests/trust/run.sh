@@ -208,6 +208,15 @@ has "OpenPGP untrusted: its fingerprint" "$out" "signed by an unknown key $eve"
 GPG_FAKED_TIME=20200101T120000 pgp_commit "$fred" "openpgp, fred (expired)"
 run 1 "OpenPGP: an expired key is refused" "$rc_bin" plan
 has "OpenPGP expired: the reason" "$out" "key expired on 2020-01-02"
+# a key revoked after it signed: its revocation certificate imported
+gpgb --passphrase '' --quick-gen-key "Gina <gina@example.com>" ed25519 sign 1y >/dev/null 2>&1
+gina=$(gpgfp gina@example.com)
+pgp_commit "$gina" "openpgp, gina"
+sed 's/^:-----/-----/' "$GNUPGHOME/openpgp-revocs.d/$gina.rev" | gpgb --import >/dev/null 2>&1
+gpg --export -a "$gina" >"$work/revoked.asc" 2>/dev/null
+RECONCILE_OPENPGP_KEYRING=$work/revoked.asc run 1 \
+	"OpenPGP: a revoked key is refused" "$rc_bin" plan
+has "OpenPGP revoked: the reason" "$out" "key revoked ($gina)"
 pgp_commit "$dana" "dana again"
 dana_good=$(git rev-parse HEAD)
 bad_commit=$(git cat-file commit HEAD | sed 's/^dana again$/dana evil/' |
