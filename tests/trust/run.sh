@@ -137,6 +137,17 @@ has "apply: the reason" "$out" "unsigned (policy.verify requires signed commits)
 	bad "apply refused: nothing journaled" "$(ls .reconcile/runs)"
 git checkout -q main
 
+# the controller opens the same engine: it refuses the commit, applies
+# nothing, and says why
+git clone -q "$repo" "$work/ctl" && git -C "$work/ctl" checkout -q "$unsigned"
+port=$(free_ports 1)
+(cd "$work/ctl" && RECONCILE_CONTROLLER_TOKEN= timeout -s TERM 4 "$rc_bin" \
+	controller . --listen "127.0.0.1:$port" --poll 1s >"$work/ctl.log" 2>&1)
+has "controller: the reason" "$(cat "$work/ctl.log")" \
+	"environment 'dev': commit ${unsigned:0:7}: unsigned (policy.verify requires signed commits)"
+[ -z "$(ls "$work/ctl/.reconcile/runs" 2>/dev/null)" ] && ok "controller: nothing applied" ||
+	bad "controller: nothing applied" "$(ls "$work/ctl/.reconcile/runs")"
+
 echo "# an uncommitted change" >>reconcile.yaml
 run 1 "a dirty work tree is refused" "$rc_bin" plan
 has "dirty: the reason" "$out" "the working tree has uncommitted changes; signatures can only vouch for commits"
