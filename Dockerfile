@@ -9,7 +9,7 @@ RUN apt-get update -q \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		gcc libc6-dev make cmake pkg-config ca-certificates \
 		libcurl4-openssl-dev libyaml-dev libjansson-dev libgit2-dev \
-		libssl-dev uuid-dev libmicrohttpd-dev \
+		libssl-dev uuid-dev libmicrohttpd-dev libgpgme-dev \
 	&& apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -24,7 +24,7 @@ FROM debian:12-slim
 RUN apt-get update -q \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		ca-certificates libcurl4 libyaml-0-2 libjansson4 libgit2-1.5 \
-		libssl3 libuuid1 libmicrohttpd12 openssh-client \
+		libssl3 libuuid1 libmicrohttpd12 libgpgme11 gpg openssh-client \
 	&& apt-get clean && rm -rf /var/lib/apt/lists/* \
 	&& groupadd --gid 65532 reconcile \
 	&& useradd --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/reconcile \

@@ -4,6 +4,7 @@
 #include "reconciler/engine.h"
 #include "reconciler/base/log.h"
 #include "reconciler/base/rctime.h"
+#include "reconciler/verify.h"
 #include "schema/secrets.h"
 #include "schema/load.h"
 #include "state/history.h"
@@ -232,6 +233,9 @@ int rc_engine_open(rc_engine **out, const rc_engine_opts *opts)
 			return rc;
 	}
 	if (!opts->ref && (rc = rc_engine_read_branches(e)) < 0)
+		return rc;
+	/* policy.verify: before anything is recorded or planned */
+	if ((rc = rc_verify_engine(e)) < 0)
 		return rc;
 	if (!opts->keep_gone && (rc = rc_engine_track_generated(e)) < 0)
 		return rc;

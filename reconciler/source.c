@@ -1056,6 +1056,38 @@ const char *rc_source_work_branch(const rc_source *s)
 	return s->work_branch;
 }
 
+int rc_source_commit_signature(rc_source *s, const char *commit, rc_buf *sig,
+			       rc_buf *data, long long *when)
+{
+	git_buf gs = GIT_BUF_INIT, gd = GIT_BUF_INIT;
+	git_commit *c = NULL;
+	git_oid id;
+	int err;
+
+	if (!s->repo || git_oid_fromstr(&id, commit) < 0 ||
+	    git_commit_lookup(&c, s->repo, &id) < 0) {
+		git_error_clear();
+		return rc_error_set(RC_ENOTFOUND, RC_ECLASS_GIT,
+				    "no commit %.7s in '%s'", commit, s->where);
+	}
+	*when = (long long)git_commit_committer(c)->when.time;
+	git_commit_free(c);
+	err = git_commit_extract_signature(&gs, &gd, s->repo, &id, "gpgsig");
+	if (err == GIT_ENOTFOUND) {
+		git_error_clear();
+		return RC_ENOTFOUND;
+	}
+	if (err < 0)
+		return source_error(s, RC_ERROR, true,
+				    "cannot read the signature of commit %.7s",
+				    commit);
+	err = rc_buf_put(sig, gs.ptr, gs.size) < 0 ||
+	      rc_buf_put(data, gd.ptr, gd.size) < 0;
+	git_buf_dispose(&gs);
+	git_buf_dispose(&gd);
+	return err ? RC_ETOOBIG : 0;
+}
+
 int rc_source_tree(char **dir_out, char **commit_out, rc_source *s,
 		   const char *ref)
 {

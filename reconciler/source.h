@@ -39,6 +39,7 @@
 #define RC_SOURCE_H
 
 #include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "reconciler/base/error.h"
 
 typedef struct {
@@ -100,6 +101,15 @@ typedef struct {
 } rc_source_branch;
 int rc_source_branches(rc_source_branch **out, size_t *n, rc_source *s);
 void rc_source_branches_free(rc_source_branch *b, size_t n);
+
+/* The signature of a commit (40 hex) of the source's repository, for
+ * policy.verify: the gpgsig header's value into *sig, the commit object
+ * without it (what was signed) into *data, the committer's time (Unix
+ * seconds) into *when. RC_ENOTFOUND, with no error set, when the commit
+ * is unsigned; RC_ENOTFOUND with one for a plain directory or an unknown
+ * commit. */
+int rc_source_commit_signature(rc_source *s, const char *commit, rc_buf *sig,
+			       rc_buf *data, long long *when);
 
 /* url with any "user:password@" removed, and for http(s) a lone "user@"
  * too (it is often a token); ssh://user@ and scp-style user@host:path keep

@@ -202,6 +202,24 @@ static json_t *hooks_json(const rc_hook *h, size_t n)
 	return arr;
 }
 
+/* policy.verify, its paths as written (repository-relative). */
+static json_t *verify_json(const rc_verify *v)
+{
+	json_t *o = json_object();
+
+	if (v->allowed_signers)
+		json_object_set_new(o, "ssh",
+				    json_pack("{ss}", "allowed_signers",
+					      v->allowed_signers));
+	if (v->keyring)
+		json_object_set_new(o, "openpgp",
+				    json_pack("{ss}", "keyring", v->keyring));
+	json_object_set_new(o, "require",
+			    json_string(v->require == RC_VERIFY_ANY ? "any"
+								    : "signed"));
+	return o;
+}
+
 json_t *rc_env_to_json(const rc_env *e)
 {
 	json_t *o = json_object(), *m;
@@ -236,6 +254,8 @@ json_t *rc_env_to_json(const rc_env *e)
 		json_object_set_new(m, "allow_replace", json_true());
 	if (e->policy.adopt)
 		json_object_set_new(m, "adopt", json_true());
+	if (e->policy.verify.require)
+		json_object_set_new(m, "verify", verify_json(&e->policy.verify));
 	json_object_set_new(o, "policy", m);
 	m = json_array();
 	for (i = 0; i < e->ndepends_on; i++)

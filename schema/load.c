@@ -7,7 +7,8 @@
 #include <git2.h>
 
 static const char *const root_keys[] = {"version", "project", "repositories",
-					"allow_env", "notify", "environments"};
+					"allow_env", "notify", "policy",
+					"environments"};
 static const char *const entry_only_keys[] = {"file", "for_each", "name",
 					      "ttl"};
 static const char *const entry_keys[] = {
@@ -813,6 +814,8 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 	}
 	if ((n = rc_node_get(root, "notify")) != NULL)
 		rc_type_notify(L, n);
+	if ((n = rc_node_get(root, "policy")) != NULL)
+		rc_type_root_policy(L, n);
 	n = rc_node_get(root, "environments");
 	if (!n) {
 		rc_diag_error(L->diags, at, 1,
@@ -1086,6 +1089,7 @@ void rc_config_free(rc_config *cfg)
 	for (i = 0; i < cfg->nallow_env; i++)
 		free(cfg->allow_env[i]);
 	free(cfg->allow_env);
+	rc_verify_release(&cfg->verify);
 	rc_notify_targets_free(cfg->notify, cfg->nnotify);
 	for (i = 0; i < cfg->ngenerators; i++)
 		free(cfg->generators[i]);

@@ -123,6 +123,9 @@ bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 			const rc_node *v, rc_secret *s);
 /* The top-level notify: list (notify.c). */
 void rc_type_notify(rc_loader *L, const rc_node *list);
+/* policy.verify at n into v (verify.c); the top-level policy: map. */
+void rc_type_verify(rc_loader *L, rc_verify *v, const rc_node *n);
+void rc_type_root_policy(rc_loader *L, const rc_node *n);
 /* Checks notify's environments against the environments loaded. */
 void rc_check_notify(rc_loader *L);
 void rc_argv_free(rc_argv *a);

@@ -156,6 +156,20 @@ typedef struct {
 typedef enum { RC_APPLY_AUTO, RC_APPLY_MANUAL } rc_apply_mode;
 typedef enum { RC_DRIFT_REPORT, RC_DRIFT_HEAL } rc_drift_mode;
 
+/* policy.verify: which commits may be planned (docs/trust.md). */
+typedef enum {
+	RC_VERIFY_NONE,   /* no policy.verify */
+	RC_VERIFY_SIGNED, /* a valid signature by a trusted key */
+	RC_VERIFY_ANY     /* unsigned accepted; a bad signature is not */
+} rc_verify_require;
+
+typedef struct {
+	rc_verify_require require;
+	char *allowed_signers; /* ssh.allowed_signers, repository-relative */
+	char *keyring;         /* openpgp.keyring, repository-relative */
+	rc_loc loc;            /* of the verify key */
+} rc_verify;
+
 typedef struct {
 	char *branch;
 	rc_apply_mode apply;
@@ -165,6 +179,7 @@ typedef struct {
 	bool allow_replace;   /* apply a planned replace */
 	bool adopt;           /* take over objects made outside reconcile
 				 that the configuration names */
+	rc_verify verify;     /* its own, else the top-level policy's */
 } rc_policy;
 
 typedef struct {
@@ -249,6 +264,7 @@ typedef struct {
 	char **allow_env;
 	size_t nallow_env;
 	rc_notify_target *notify; /* the top-level notify: list */
+	rc_verify verify;         /* the top-level policy.verify */
 	size_t nnotify;
 	rc_env *envs;
 	size_t nenvs, capenvs;
@@ -266,6 +282,10 @@ void rc_config_free(rc_config *cfg);
 /* Frees what one environment holds (not env itself). */
 void rc_env_release(rc_env *env);
 const rc_env *rc_config_env(const rc_config *cfg, const char *name);
+
+/* Copies src into dst (new strings); frees what v holds. */
+void rc_verify_copy(rc_verify *dst, const rc_verify *src);
+void rc_verify_release(rc_verify *v);
 
 /* Parses "90s", "5m", "72h", "7d" into seconds; -1 if malformed. */
 long rc_duration_parse(const char *s);

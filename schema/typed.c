@@ -1599,7 +1599,7 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 {
 	static const char *const keys[] = {"branch", "apply", "prune",
 					   "drift", "force_conflicts",
-					   "allow_replace", "adopt"};
+					   "allow_replace", "adopt", "verify"};
 	static const char *const applies[] = {"auto", "manual"};
 	static const char *const drifts[] = {"report", "heal"};
 	rc_ctx c = {L, "policy", false};
@@ -1617,6 +1617,8 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 		rc_get_bool(&c, m, "force_conflicts", 0) == 1;
 	env->policy.allow_replace = rc_get_bool(&c, m, "allow_replace", 0) == 1;
 	env->policy.adopt = rc_get_bool(&c, m, "adopt", 0) == 1;
+	if ((m = rc_node_get(m, "verify")) != NULL)
+		rc_type_verify(L, &env->policy.verify, m);
 }
 
 void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
@@ -1654,6 +1656,8 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 		type_hooks(L, env, n);
 	if ((n = rc_node_get(body, "policy")) != NULL)
 		type_policy(L, env, n);
+	if (!env->policy.verify.require && L->cfg->verify.require)
+		rc_verify_copy(&env->policy.verify, &L->cfg->verify);
 	if ((n = rc_node_get(body, "resources")) != NULL) {
 		rc_subst_vars vars = {0};
 
@@ -1777,6 +1781,7 @@ void rc_env_release(rc_env *env)
 	}
 	free(env->resources);
 	free(env->policy.branch);
+	rc_verify_release(&env->policy.verify);
 	for (i = 0; i < env->ndepends_on; i++)
 		free(env->depends_on[i]);
 	free(env->depends_on);

@@ -50,14 +50,27 @@ static void buf_added(rc_buf *out, size_t n)
 
 /* ---------------------------------------------------------------- digests */
 
-void rc_codec_sha256(unsigned char out[RC_SHA256_LEN], const void *data,
-		     size_t len)
+/* out (want bytes) = md(data) */
+static void digest(unsigned char *out, unsigned int want, const void *data,
+		   size_t len, const EVP_MD *md, const char *name)
 {
 	unsigned int n = 0;
 
-	if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 ||
-	    n != RC_SHA256_LEN)
-		crypto_failed("SHA-256");
+	if (EVP_Digest(len ? data : "", len, out, &n, md, NULL) != 1 ||
+	    n != want)
+		crypto_failed(name);
+}
+
+void rc_codec_sha256(unsigned char out[RC_SHA256_LEN], const void *data,
+		     size_t len)
+{
+	digest(out, RC_SHA256_LEN, data, len, EVP_sha256(), "SHA-256");
+}
+
+void rc_codec_sha512(unsigned char out[RC_SHA512_LEN], const void *data,
+		     size_t len)
+{
+	digest(out, RC_SHA512_LEN, data, len, EVP_sha512(), "SHA-512");
 }
 
 void rc_codec_sha256_hex(char out[RC_SHA256_HEX_LEN + 1], const void *data,

@@ -5,6 +5,15 @@
 #include <ctype.h>
 #include <time.h>
 
+void rc_time_utc(char out[RC_TIME_SIZE], long long secs)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, RC_TIME_SIZE, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
 void rc_time_now(char out[RC_TIME_SIZE])
 {
 	struct timespec ts;
