@@ -60,6 +60,16 @@ void rc_codec_sha256(unsigned char out[RC_SHA256_LEN], const void *data,
 		crypto_failed("SHA-256");
 }
 
+void rc_codec_sha512(unsigned char out[RC_SHA512_LEN], const void *data,
+		     size_t len)
+{
+	unsigned int n = 0;
+
+	if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha512(), NULL) != 1 ||
+	    n != RC_SHA512_LEN)
+		crypto_failed("SHA-512");
+}
+
 void rc_codec_sha256_hex(char out[RC_SHA256_HEX_LEN + 1], const void *data,
 			 size_t len)
 {
