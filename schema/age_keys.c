@@ -940,14 +940,15 @@ static void x25519_wrap_key(unsigned char key[32], const unsigned char shared[32
 }
 
 /* agessh: the shared secret is tweaked by X25519 with a scalar derived
- * from the ssh key blob. */
+ * from the ssh key blob, HKDF(ikm = empty, salt = blob), as
+ * hkdf.New(sha256.New, nil, sshKey.Marshal(), label) reads. */
 static int ed25519_tweak(unsigned char shared[32], const unsigned char *blob,
 			 size_t len)
 {
 	unsigned char tweak[32], t[32];
 	int rc;
 
-	rc_age_hkdf(tweak, 32, NULL, 0, blob, len, ED25519_LABEL);
+	rc_age_hkdf(tweak, 32, blob, len, NULL, 0, ED25519_LABEL);
 	rc = rc_age_x25519(t, tweak, shared);
 	memcpy(shared, t, 32);
 	OPENSSL_cleanse(t, sizeof(t));
