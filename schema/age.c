@@ -270,15 +270,6 @@ static int header_parse(header *h, const char *s, size_t len)
 	}
 }
 
-/* Describes h's stanzas: "2 recipients (X25519, ssh-ed25519)". */
-static void describe(rc_buf *out, rc_age_stanza *st, size_t count)
-{
-	rc_buf_printf(out, "%zu recipient%s (", count, count == 1 ? "" : "s");
-	for (size_t i = 0; i < count; i++)
-		rc_buf_printf(out, "%s%s", i ? ", " : "", st[i].args[0]);
-	rc_buf_putc(out, ')');
-}
-
 /* ------------------------------------------------------------ payload */
 
 static void chunk_nonce(unsigned char nonce[RC_AGE_NONCE_LEN], uint64_t counter,
@@ -424,8 +415,13 @@ int rc_age_decrypt(rc_buf *out, const void *data, size_t len,
 		goto cleanup;
 	if (rc == 0) {
 		rc_buf d = RC_BUF_INIT;
+		rc_age_info info = {rc_calloc(h.count + 1, sizeof(char *)),
+				    h.count, false};
 
-		describe(&d, h.stanzas, h.count);
+		for (size_t i = 0; i < h.count; i++)
+			info.types[i] = h.stanzas[i].args[0]; /* borrowed */
+		rc_age_info_describe(&d, &info);
+		free(info.types);
 		rc = rc_error_set(RC_EAUTH, RC_ECLASS_NONE,
 				  "no identity matched: the file is encrypted to %s",
 				  d.ptr);
