@@ -306,15 +306,16 @@ static int payload_decrypt(rc_buf *out, const unsigned char *p, size_t len,
 
 	if (len == PAYLOAD_NONCE_LEN)
 		return payload_fail("no chunks");
+	/* grown once, so that no copy of the plaintext is left behind in
+	 * memory a reallocation freed */
+	if (rc_buf_grow(out, len - PAYLOAD_NONCE_LEN))
+		return rc_error_set(RC_ETOOBIG, RC_ECLASS_NONE,
+				    "age payload: larger than the output's limit");
 	payload_key(key, fkey, p);
 	for (;;) {
 		size = len - off < ENC_CHUNK ? len - off : ENC_CHUNK;
 		if (size < RC_AGE_TAG_LEN) {
 			rc = payload_fail("a chunk is truncated");
-			break;
-		}
-		if (rc_buf_grow(out, size)) {
-			rc = RC_ETOOBIG;
 			break;
 		}
 		last = size < ENC_CHUNK;

@@ -165,6 +165,8 @@ int rc_age_bech32_decode(rc_buf *hrp, rc_buf *out, const char *s, size_t len)
 	if (lower && upperc)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_NONE,
 				    "bech32: mixed case");
+	if (rc_buf_grow(out, len)) /* once: the data may be a secret key */
+		return RC_ETOOBIG;
 	if (sep == 0 || sep >= sizeof(h) || len - sep - 1 < 6)
 		return rc_error_set(RC_EINVALID, RC_ECLASS_NONE,
 				    "bech32: no separator or too short");
@@ -486,7 +488,8 @@ int rc_age_identity_passphrase(rc_age_identity **out, const char *pass,
 	memcpy(id->pass, pass, len);
 	id->pass[len] = '\0';
 	id->pass_len = len;
-	id->max_log_n = max_log_n > 0 ? max_log_n : RC_AGE_SCRYPT_MAX_LOG_N;
+	id->max_log_n = max_log_n > 0 && max_log_n < RC_AGE_SCRYPT_MAX_LOG_N ?
+				max_log_n : RC_AGE_SCRYPT_MAX_LOG_N;
 	*out = id;
 	return 0;
 }
@@ -807,6 +810,10 @@ static int read_key_file(rc_buf *b, const char *path)
 
 	if (!f)
 		return rc_error_set_os("cannot read age key file '%s'", path);
+	/* grown once: a reallocation would leave a copy of the keys */
+	if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 &&
+	    (size_t)st.st_size < KEY_FILE_MAX)
+		rc_buf_grow(b, (size_t)st.st_size + 1);
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
 		RC_WARN("age key file '%s' can be read by group or others "
 			"(mode %03o): run chmod 600 '%s'",

@@ -44,7 +44,8 @@ rc_age_key_type rc_age_recipient_type(const rc_age_recipient *r);
  * (`AGE-SECRET-KEY-PQ-1...`). */
 int rc_age_identity_parse(rc_age_identity **out, const char *text);
 /* A passphrase identity for scrypt stanzas (len bytes, copied), with the
- * highest work factor it accepts (log2 N; RC_AGE_SCRYPT_MAX_LOG_N when 0). */
+ * highest work factor it accepts (log2 N; RC_AGE_SCRYPT_MAX_LOG_N when 0
+ * or above it). */
 int rc_age_identity_passphrase(rc_age_identity **out, const char *pass,
 			       size_t len, int max_log_n);
 /* An unencrypted OpenSSH private key (`-----BEGIN OPENSSH PRIVATE
