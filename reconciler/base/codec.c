@@ -50,24 +50,27 @@ static void buf_added(rc_buf *out, size_t n)
 
 /* ---------------------------------------------------------------- digests */
 
-void rc_codec_sha256(unsigned char out[RC_SHA256_LEN], const void *data,
-		     size_t len)
+/* One-shot digest md of data into out (want bytes). */
+static void digest(const EVP_MD *md, unsigned char *out, unsigned int want,
+		   const void *data, size_t len, const char *name)
 {
 	unsigned int n = 0;
 
-	if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 ||
-	    n != RC_SHA256_LEN)
-		crypto_failed("SHA-256");
+	if (EVP_Digest(len ? data : "", len, out, &n, md, NULL) != 1 ||
+	    n != want)
+		crypto_failed(name);
+}
+
+void rc_codec_sha256(unsigned char out[RC_SHA256_LEN], const void *data,
+		     size_t len)
+{
+	digest(EVP_sha256(), out, RC_SHA256_LEN, data, len, "SHA-256");
 }
 
 void rc_codec_sha512(unsigned char out[RC_SHA512_LEN], const void *data,
 		     size_t len)
 {
-	unsigned int n = 0;
-
-	if (EVP_Digest(len ? data : "", len, out, &n, EVP_sha512(), NULL) != 1 ||
-	    n != RC_SHA512_LEN)
-		crypto_failed("SHA-512");
+	digest(EVP_sha512(), out, RC_SHA512_LEN, data, len, "SHA-512");
 }
 
 void rc_codec_sha256_hex(char out[RC_SHA256_HEX_LEN + 1], const void *data,
