@@ -536,8 +536,9 @@ static int ssh_private(rc_age_identity *id, wire *priv)
 	if (id->type == RC_AGE_SSH_ED25519) {
 		if (!wire_is(&t, "ssh-ed25519") || wire_string(priv, &k) ||
 		    k.n != 32 || wire_string(priv, &seed) || seed.n != 64 ||
-		    memcmp(seed.p + 32, k.p, 32) != 0)
-			return -1;
+		    memcmp(seed.p + 32, k.p, 32) != 0 || id->blob_len != 51 ||
+		    memcmp(id->blob + 19, k.p, 32) != 0)
+			return -1; /* 19: the blob's "ssh-ed25519" string */
 		/* RFC 8032 5.1.5: the scalar is the clamped first half of
 		 * SHA-512(seed); X25519 clamps it again, harmlessly */
 		rc_codec_sha512(md, seed.p, 32);
@@ -577,7 +578,7 @@ static int ssh_private(rc_age_identity *id, wire *priv)
 int rc_age_identity_ssh_parse(rc_age_identity **out, const char *text,
 			      size_t len, const char *what)
 {
-	rc_buf b64 = RC_BUF_INIT, raw = RC_BUF_INIT;
+	rc_buf raw = RC_BUF_INIT;
 	const char *begin, *end;
 	rc_age_identity *id = NULL;
 	wire w, cipher, kdf, opts, pubblob, priv;
@@ -640,7 +641,6 @@ cleanup:
 	rc_age_identity_free(id);
 	OPENSSL_cleanse(raw.ptr, raw.len);
 	rc_buf_release(&raw);
-	rc_buf_release(&b64);
 	return rc;
 }
 
