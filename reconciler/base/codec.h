@@ -41,8 +41,8 @@ void rc_codec_sha256_hex(char out[RC_SHA256_HEX_LEN + 1], const void *data,
 /* "sha256:<64 lowercase hex digits>" and a NUL. */
 void rc_codec_sha256_digest(char out[RC_SHA256_DIGEST_LEN + 1],
 			    const void *data, size_t len);
-#define RC_SHA512_LEN 64
-/* SHA-512 of data (ssh signatures hash with it). */
+#define RC_SHA512_LEN 64 /* bytes of a SHA-512 */
+/* SHA-512 of data (ssh signatures; age's ssh-ed25519 keys). */
 void rc_codec_sha512(unsigned char out[RC_SHA512_LEN], const void *data,
 		     size_t len);
 /* SHA-256 of a stream fed in pieces (a blob too large for memory):
