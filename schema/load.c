@@ -8,13 +8,13 @@
 
 static const char *const root_keys[] = {"version", "project", "repositories",
 					"allow_env", "notify", "policy",
-					"environments"};
+					"recipients", "environments"};
 static const char *const entry_only_keys[] = {"file", "for_each", "name",
 					      "ttl"};
 static const char *const entry_keys[] = {
 	"file",    "for_each", "name",      "ttl",    "extends", "target",
 	"services", "config",  "secrets",   "addons", "hooks",
-	"resources", "policy", "depends_on", "ignore"};
+	"resources", "policy", "depends_on", "ignore", "recipients"};
 
 /* ---- overlays ---- */
 
@@ -812,6 +812,9 @@ static void load_root(rc_loader *L, const rc_node *root, rc_loc at)
 			L->cfg->nallow_env = a.n;
 		}
 	}
+	if ((n = rc_node_get(root, "recipients")) != NULL)
+		rc_type_recipients(L, n, "recipients in reconcile.yaml",
+				   &L->cfg->recipients, &L->cfg->recipients_loc);
 	if ((n = rc_node_get(root, "notify")) != NULL)
 		rc_type_notify(L, n);
 	if ((n = rc_node_get(root, "policy")) != NULL)
@@ -1094,6 +1097,8 @@ void rc_config_free(rc_config *cfg)
 	for (i = 0; i < cfg->ngenerators; i++)
 		free(cfg->generators[i]);
 	free(cfg->generators);
+	rc_argv_free(&cfg->recipients);
+	free(cfg->recipients_loc);
 	for (i = 0; i < cfg->nunbuilt; i++)
 		free(cfg->unbuilt[i]);
 	free(cfg->unbuilt);

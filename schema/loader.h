@@ -129,6 +129,11 @@ void rc_type_root_policy(rc_loader *L, const rc_node *n);
 /* Checks notify's environments against the environments loaded. */
 void rc_check_notify(rc_loader *L);
 void rc_argv_free(rc_argv *a);
+/* Types a `recipients:` list (top level or an environment's): each an
+ * age public key the age format can encrypt to (schema/age_keys.h), an
+ * error at the item otherwise. */
+void rc_type_recipients(rc_loader *L, const rc_node *n, const char *what,
+			rc_argv *out, rc_loc **locs);
 void rc_kvlist_free(rc_kvlist *l);
 void rc_kvlist_add(rc_kvlist *l, const char *key, const char *value,
 		   rc_loc loc);

@@ -210,6 +210,12 @@ typedef struct {
 	size_t ndepends_on;
 	rc_ignore_rule *ignore;
 	size_t nignore;
+	/* who can decrypt its encrypted secrets: its own `recipients:`, else
+	   the top level's (copied); each an age1..., ssh-ed25519 or ssh-rsa
+	   public key, checked when loaded */
+	rc_argv recipients;
+	rc_loc *recipients_loc; /* of each, where it is written */
+	bool recipients_own;    /* written in the environment */
 } rc_env;
 
 typedef struct {
@@ -276,6 +282,9 @@ typedef struct {
 	   the caller named others (rc_load_opts.only); they exist */
 	char **unbuilt;
 	size_t nunbuilt;
+	/* the top-level `recipients:` (see rc_env.recipients) */
+	rc_argv recipients;
+	rc_loc *recipients_loc;
 } rc_config;
 
 void rc_config_free(rc_config *cfg);

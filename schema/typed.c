@@ -2,6 +2,7 @@
  * language makes on its own (cross-environment checks are in load.c). */
 #include "reconciler/base/common.h"
 #include "schema/secrets.h"
+#include "schema/age_keys.h"
 #include "schema/loader.h"
 
 /* ---- helpers ---- */
@@ -474,7 +475,7 @@ const char *rc_driver_name(rc_driver_kind d)
 
 static const char *const body_keys[] = {
 	"extends", "target", "services", "config", "secrets", "addons",
-	"hooks",   "resources", "policy", "depends_on", "ignore"};
+	"hooks",   "resources", "policy", "depends_on", "ignore", "recipients"};
 
 static const char *const driver_names[] = {"local", "kubernetes", "heroku",
 					   "ecs"};
@@ -1695,7 +1696,62 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 			}
 		}
 	}
+	if ((n = rc_node_get(body, "recipients")) != NULL) {
+		rc_buf w = RC_BUF_INIT_MAX(512);
+
+		rc_buf_printf(&w, "recipients in %s", what.ptr);
+		rc_type_recipients(L, n, w.ptr, &env->recipients,
+				   &env->recipients_loc);
+		env->recipients_own = true;
+		rc_buf_release(&w);
+	} else if (L->cfg->recipients.n) {
+		const rc_argv *top = &L->cfg->recipients;
+
+		env->recipients.v = rc_calloc(top->n + 1, sizeof(char *));
+		env->recipients_loc = rc_calloc(top->n + 1, sizeof(rc_loc));
+		for (i = 0; i < top->n; i++) {
+			env->recipients.v[i] = rc_strdup(top->v[i]);
+			env->recipients_loc[i] = L->cfg->recipients_loc[i];
+		}
+		env->recipients.n = top->n;
+	}
 	rc_buf_release(&what);
+}
+
+void rc_type_recipients(rc_loader *L, const rc_node *n, const char *what,
+			rc_argv *out, rc_loc **locs)
+{
+	rc_ctx c = {L, what, false};
+
+	memset(out, 0, sizeof(*out));
+	*locs = NULL;
+	if (n->kind != RC_NODE_SEQ) {
+		rc_diag_error(L->diags, n->loc, n->span,
+			      "%s must be a list of public keys (age1..., "
+			      "ssh-ed25519 ..., ssh-rsa ...), not %s",
+			      what, rc_node_kind_name(n));
+		return;
+	}
+	out->v = rc_calloc(n->n + 1, sizeof(char *));
+	*locs = rc_calloc(n->n + 1, sizeof(rc_loc));
+	for (size_t i = 0; i < n->n; i++) {
+		char *s = rc_scalar_text(&c, n->vals[i], "recipient");
+		rc_age_recipient *r = NULL;
+
+		if (!s)
+			continue;
+		if (rc_age_recipient_parse(&r, s) < 0) {
+			rc_diag_error(L->diags, n->vals[i]->loc,
+				      n->vals[i]->span, "%s: %s", what,
+				      rc_error_last()->message);
+			rc_error_clear();
+			free(s);
+			continue;
+		}
+		rc_age_recipient_free(r);
+		(*locs)[out->n] = n->vals[i]->loc;
+		out->v[out->n++] = s;
+	}
 }
 
 static void service_release(rc_service *s)
@@ -1720,6 +1776,8 @@ void rc_env_release(rc_env *env)
 
 	free(env->name);
 	free(env->generator);
+	rc_argv_free(&env->recipients);
+	free(env->recipients_loc);
 	rc_kvlist_free(&env->item);
 	free(env->file);
 	free(t->context);
