@@ -1614,8 +1614,11 @@ static void type_policy(rc_loader *L, rc_env *env, const rc_node *m)
 	env->policy.prune = rc_get_bool(&c, m, "prune", 0) == 1;
 	env->policy.drift = (rc_drift_mode)rc_get_enum(&c, m, "drift", drifts,
 						       2, 0);
+	/* drift: heal means the configuration wins: fields another client
+	   took are taken back unless force_conflicts says otherwise */
 	env->policy.force_conflicts =
-		rc_get_bool(&c, m, "force_conflicts", 0) == 1;
+		rc_get_bool(&c, m, "force_conflicts",
+			    env->policy.drift == RC_DRIFT_HEAL) == 1;
 	env->policy.allow_replace = rc_get_bool(&c, m, "allow_replace", 0) == 1;
 	env->policy.adopt = rc_get_bool(&c, m, "adopt", 0) == 1;
 	if ((m = rc_node_get(m, "verify")) != NULL)

@@ -51,6 +51,9 @@ typedef struct {
 	char *told_drift;      /* the drift last notified (a plan id) */
 	char *told_waiting;    /* the pending plan last notified */
 	char *watch_failed_commit; /* its watch gave up at this commit */
+	bool gone;             /* generated, gone from the configuration
+				  past its ttl: its cycle deletes what it
+				  owns (the engine retires it) */
 } ctl_env;
 
 /* A notifier made from one commit's notify: targets, shared by the
@@ -94,6 +97,10 @@ struct rc_ctl {
 	rc_lease *lease;    /* --leader-elect, or NULL */
 	ctl_notifier *notifier; /* the current commit's, or NULL */
 	char *notifier_key; /* the commit it was made at */
+	int retiring;       /* workers retiring a gone environment: they
+			       write the registry of generated ones */
+	double next_refresh; /* the source is read again at this time even
+				if no ref moved (a gone environment's ttl) */
 };
 
 static volatile sig_atomic_t got_stop, got_hup;
@@ -409,7 +416,13 @@ static int refresh(rc_ctl *c)
 	eo.source = c->o.source;
 	eo.state_dir = c->o.state_dir;
 	eo.cache_dir = c->o.cache_dir;
-	eo.keep_gone = true;
+	/* the generated environments are tracked here, in the loop's
+	   thread (new ones recorded, gone ones timed and, past their ttl,
+	   retired by a worker), unless a worker retiring one writes the
+	   registry now */
+	pthread_mutex_lock(&c->lock);
+	eo.keep_gone = c->retiring > 0;
+	pthread_mutex_unlock(&c->lock);
 	eo.out = c->devnull;
 	if ((rc = rc_engine_open(&e, &eo)) < 0) {
 		if (e && e->diags.n)
@@ -448,7 +461,13 @@ static int refresh(rc_ctl *c)
 			ce->state = "waiting";
 		}
 		ce->seen = true;
-		ce->watchable = ee->ops && ee->ops->watch;
+		if (ee->retire && !ce->gone) {
+			RC_INFO("environment %s: %s; deleting what it owns",
+				ce->name, ee->retire);
+			ce->due = 0; /* retired at once */
+		}
+		ce->gone = ee->retire != NULL;
+		ce->watchable = ee->ops && ee->ops->watch && !ce->gone;
 		ce->drift_interval = (double)ee->env->target.drift_interval;
 		/* a plain directory is re-read at every poll */
 		if (!ec || !ce->commit || strcmp(ce->commit, ec)) {
@@ -484,6 +503,7 @@ typedef struct {
 	char *commit;       /* the commit it is planned at */
 	bool commit_moved;  /* since its last good cycle */
 	bool first;         /* no good cycle yet in this process */
+	bool gone;          /* retiring a gone generated environment */
 	ctl_notifier *notifier; /* held for the cycle, or NULL */
 	char *told_drift, *told_waiting; /* what was last notified; the
 					    cycle replaces them */
@@ -616,6 +636,9 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 	memset(&p, 0, sizeof(p));
 	rc_ctl_engine_opts(c, &eo, envs, false);
 	eo.notifier = w->notifier ? w->notifier->n : NULL;
+	/* a gone environment exists only in the registry: the engine adds
+	   it (and forgets it once it owns nothing) */
+	eo.keep_gone = !w->gone;
 	if (rc_engine_open(&e, &eo) < 0 || rc_engine_plan(e, &p) < 0)
 		goto out;
 	*drift = count_drift(&p);
@@ -649,7 +672,7 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 		result = "pending";
 		goto out;
 	}
-	if (!w->commit_moved && e->nenvs == 1 && e->envs[0].env &&
+	if (!w->commit_moved && !w->gone && e->nenvs == 1 && e->envs[0].env &&
 	    e->envs[0].env->policy.drift == RC_DRIFT_REPORT) {
 		char *id = rc_plan_id(&p);
 
@@ -662,7 +685,7 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 		result = "drift";
 		goto out;
 	}
-	if (!w->commit_moved) {
+	if (!w->commit_moved && !w->gone) {
 		/* drift, healed: told before the applied event */
 		char *id = rc_plan_id(&p);
 
@@ -845,6 +868,8 @@ static void *worker(void *arg)
 		rc_metrics_pending(c->metrics, count_pending(c));
 	}
 	c->running--;
+	if (w->gone)
+		c->retiring--;
 	notifier_release(w->notifier);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -880,6 +905,9 @@ static void dispatch(rc_ctl *c, double now)
 		w->commit_moved = !ce->commit || !ce->done_commit ||
 				  strcmp(ce->commit, ce->done_commit);
 		w->first = !ce->done_commit;
+		w->gone = ce->gone;
+		if (w->gone)
+			c->retiring++;
 		w->told_drift = ce->told_drift ? rc_strdup(ce->told_drift) : NULL;
 		w->told_waiting =
 			ce->told_waiting ? rc_strdup(ce->told_waiting) : NULL;
@@ -888,6 +916,8 @@ static void dispatch(rc_ctl *c, double now)
 		w->notifier = notifier_hold(c);
 		if (pthread_create(&t, &at, worker, w) != 0) {
 			RC_ERR("cannot start a worker for %s", ce->name);
+			if (w->gone)
+				c->retiring--;
 			notifier_release(w->notifier);
 			free(w->env);
 			free(w->commit);
@@ -1123,7 +1153,12 @@ static void loop(rc_ctl *c)
 			pthread_mutex_unlock(&c->lock);
 			digest = source_digest(c);
 			moved = !digest || !c->source_digest ||
-				strcmp(digest, c->source_digest);
+				strcmp(digest, c->source_digest) ||
+				now >= c->next_refresh;
+			/* read again at every --resync even when no ref
+			   moved: a gone environment's ttl passes with time */
+			if (moved)
+				c->next_refresh = now + c->o.resync;
 			if (moved && refresh(c) == 0) {
 				free(c->source_digest);
 				c->source_digest = digest;

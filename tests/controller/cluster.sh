@@ -78,7 +78,7 @@ notify:
 environments:
   ha:
     target: { driver: kubernetes, namespace: cl-ha, kubeconfig: $KUBECONFIG }
-    policy: { drift: heal, force_conflicts: true }
+    policy: { drift: heal }
     config: { GREETING: "$1" }
   rep:
     target: { driver: kubernetes, namespace: cl-rep, kubeconfig: $KUBECONFIG }
@@ -86,7 +86,7 @@ environments:
     config: { GREETING: report }
   edit:
     target: { driver: kubernetes, namespace: cl-edit, kubeconfig: $KUBECONFIG }
-    policy: { drift: heal }
+    policy: { drift: heal, force_conflicts: false }
     config: { GREETING: edit }
   man:
     target: { driver: kubernetes, namespace: cl-man, kubeconfig: $KUBECONFIG }
@@ -234,8 +234,8 @@ else
 fi
 has "the watch told the controller" "$(cat "$work/$L.log")" "ha/ConfigMap/reconcile-config changed outside this run"
 [ "${heal_ms:-99999}" -le 2500 ] && ok "healed within 2.5 s" || bad "healed within 2.5 s" "${heal_ms:-none} ms"
-# without policy.force_conflicts, the fields another client changed are
-# its own: the heal fails, and says why and what to do
+# with policy.force_conflicts: false, the fields another client changed
+# are its own: the heal fails, and says why and what to do
 kube_api PATCH /api/v1/namespaces/cl-edit/configmaps/reconcile-config '{"data":{"GREETING":"by hand"}}' application/merge-patch+json >/dev/null
 wait_for 10 st $L 'envs["edit"]["state"] == "failed" and "conflict with \"curl\"" in envs["edit"]["last"]["error"] and "policy.force_conflicts: true" in envs["edit"]["last"]["error"]' &&
 	ok "a heal refused by a field conflict fails, naming the manager and force_conflicts in last.error" ||
