@@ -27,6 +27,7 @@
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "reconciler/source.h"
+#include "schema/git.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -35,8 +36,6 @@
 
 #include <git2.h>
 
-/* Calls of the credentials callback before it gives up. */
-#define RC_CRED_ATTEMPTS 3
 #define RC_PATH_MAX_BUF ((size_t)PATH_MAX * 4)
 
 struct rc_source {
@@ -330,87 +329,6 @@ static void remove_stale_clones(const char *repos, const char *hash)
 
 /* --- fetching ---------------------------------------------------------- */
 
-typedef struct {
-	int attempts;
-	unsigned int tried; /* GIT_CREDENTIAL_* types already offered */
-	const char *gave_up; /* why the callback refused, or NULL */
-} cred_state;
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-/*
- * Each kind of credential is offered once: libgit2 asks again when the
- * server refused it, and asking the agent or sending the same token
- * again would loop for ever.
- */
-static int credentials_cb(git_credential **out, const char *url,
-			  const char *username_from_url,
-			  unsigned int allowed, void *payload)
-{
-	cred_state *c = payload;
-	const char *user = username_from_url && *username_from_url
-				   ? username_from_url
-				   : "git";
-
-	RC_UNUSED(url);
-	if (++c->attempts > RC_CRED_ATTEMPTS) {
-		c->gave_up = "the server refused every credential offered";
-		return GIT_EUSER;
-	}
-	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
-		const char *key = env_nonempty("RECONCILE_SSH_KEY");
-		const char *pass = env_nonempty("RECONCILE_SSH_KEY_PASSPHRASE");
-
-		if (c->tried & GIT_CREDENTIAL_SSH_KEY) {
-			c->gave_up = key ? "the ssh key in RECONCILE_SSH_KEY "
-					   "was refused"
-					 : "no key of the ssh-agent was "
-					   "accepted (or set "
-					   "RECONCILE_SSH_KEY)";
-			return GIT_EUSER;
-		}
-		c->tried |= GIT_CREDENTIAL_SSH_KEY;
-		if (key) {
-			rc_secret_register(pass);
-			return git_credential_ssh_key_new(out, user, NULL, key,
-							  pass);
-		}
-		return git_credential_ssh_key_from_agent(out, user);
-	}
-	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
-		const char *token = env_nonempty("RECONCILE_GIT_TOKEN");
-		const char *name = env_nonempty("RECONCILE_GIT_USER");
-
-		if (!token) {
-			c->gave_up = "authentication required: set "
-				     "RECONCILE_GIT_TOKEN";
-			return GIT_EUSER;
-		}
-		if (c->tried & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
-			c->gave_up = "the token in RECONCILE_GIT_TOKEN was "
-				     "refused";
-			return GIT_EUSER;
-		}
-		c->tried |= GIT_CREDENTIAL_USERPASS_PLAINTEXT;
-		rc_secret_register(token);
-		return git_credential_userpass_plaintext_new(
-			out, name ? name : "x-access-token", token);
-	}
-	if ((allowed & GIT_CREDENTIAL_USERNAME) &&
-	    !(c->tried & GIT_CREDENTIAL_USERNAME)) {
-		c->tried |= GIT_CREDENTIAL_USERNAME;
-		return git_credential_username_new(out, user);
-	}
-	c->gave_up = "the server asks for a kind of authentication that "
-		     "reconcile does not offer";
-	return GIT_EUSER;
-}
-
 /* Points refs/remotes/origin/HEAD at the remote's default branch. */
 static void set_origin_head(git_repository *repo, const char *head)
 {
@@ -448,7 +366,7 @@ static int fetch(rc_source *s, git_repository *repo)
 	git_fetch_options fo;
 	git_proxy_options po;
 	git_buf head = {0};
-	cred_state cs = {0};
+	rc_git_cred_state cs = {0};
 	bool have_head = false;
 	int err, rc = 0;
 
@@ -460,7 +378,7 @@ static int fetch(rc_source *s, git_repository *repo)
 	ro.repository = repo;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
 		   GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-	cbs.credentials = credentials_cb;
+	cbs.credentials = rc_git_credentials_cb;
 	cbs.payload = &cs;
 	po.type = GIT_PROXY_AUTO;
 	if (git_remote_create_with_opts(&remote, s->raw_url, &ro) < 0) {

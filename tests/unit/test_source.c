@@ -7,6 +7,7 @@
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "reconciler/source.h"
+#include "schema/loader.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -835,6 +836,20 @@ static void refused_credentials_give_up(void **state)
 	assert_null(strstr(e->message, "tok-9f8e7d"));
 	assert_int_equal(http_with_token, 1);
 	assert_true(http_requests <= 4);
+
+	/* the controller's cheap check (ls-remote) offers the same token */
+	{
+		rc_branch *br = NULL;
+		size_t n = 0;
+
+		http_with_token = 0;
+		assert_int_equal(rc_git_list_branches(&br, &n, url.ptr),
+				 RC_EAUTH);
+		assert_non_null(strstr(rc_error_last()->message,
+				       "RECONCILE_GIT_TOKEN was refused"));
+		assert_int_equal(http_with_token, 1);
+		rc_error_clear();
+	}
 
 	if (saved)
 		setenv("RECONCILE_GIT_TOKEN", saved, 1);
