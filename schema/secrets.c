@@ -187,27 +187,31 @@ static int identities(const rc_age_identity_list **out)
 	return rc;
 }
 
+/* A variable that names a key file, for an error: its path or "not
+ * set". */
+static void key_path_var(rc_buf *b, const char *var)
+{
+	const char *v = getenv(var);
+
+	if (v && *v)
+		rc_buf_printf(b, "%s ('%s')", var, v);
+	else
+		rc_buf_printf(b, "%s (not set)", var);
+}
+
 /* Where the identities come from, for an error: each source and whether
  * it was set (paths only, never a key). */
 static void key_sources(rc_buf *b)
 {
 	const char *key = getenv("RECONCILE_AGE_KEY");
-	const char *file = getenv("RECONCILE_AGE_KEY_FILE");
-	const char *ssh = getenv("RECONCILE_AGE_SSH_KEY");
 	const char *xdg = getenv("XDG_CONFIG_HOME");
 
 	rc_buf_printf(b, "RECONCILE_AGE_KEY (%s), ",
 		      key && *key ? "set" : "not set");
-	if (file && *file)
-		rc_buf_printf(b, "RECONCILE_AGE_KEY_FILE ('%s'), ", file);
-	else
-		rc_buf_puts(b, "RECONCILE_AGE_KEY_FILE (not set), ");
-	rc_buf_printf(b, "%s/reconcile/age/keys.txt, ",
+	key_path_var(b, "RECONCILE_AGE_KEY_FILE");
+	rc_buf_printf(b, ", %s/reconcile/age/keys.txt, ",
 		      xdg && *xdg ? "$XDG_CONFIG_HOME" : "~/.config");
-	if (ssh && *ssh)
-		rc_buf_printf(b, "RECONCILE_AGE_SSH_KEY ('%s')", ssh);
-	else
-		rc_buf_puts(b, "RECONCILE_AGE_SSH_KEY (not set)");
+	key_path_var(b, "RECONCILE_AGE_SSH_KEY");
 }
 
 /* "secret 'NAME' (file:line:col)" */
