@@ -7,6 +7,7 @@
 #include "reconciler/base/log.h"
 #include "schema/age.h"
 #include "schema/secrets.h"
+#include "drivers/ecs_secrets.h"
 
 static char *identity, *recipient;
 
@@ -196,6 +197,35 @@ static void a_nul_byte_is_refused(void **state)
 	rc_buf_release(&ct);
 }
 
+/* ECS stores an encrypted value in Secrets Manager like the other kinds:
+ * a secret resource holding its keyed hash under its reference. */
+static void ecs_stores_encrypted_values(void **state)
+{
+	rc_buf ct = encrypt_to(recipient, "ecs-encrypted-value", true);
+	rc_secret s = {(char *)(uintptr_t)"DB", RC_SECRET_AGE,
+		       (char *)(uintptr_t)"DB", {"reconcile.yaml", 3, 5},
+		       ct.ptr, false};
+	rc_env env = {0};
+	rc_resource_set set = {0};
+	rc_resource *r;
+	json_t *want;
+
+	RC_UNUSED(state);
+	env.name = (char *)(uintptr_t)"dev";
+	env.secrets = &s;
+	env.nsecrets = 1;
+	assert_int_equal(rc_ecs_secrets_expand(&env, "shop", ".", &set), 0);
+	r = rc_resource_set_find(&set, "dev/secret/DB");
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r->body, "name")),
+			    "reconcile/shop/dev/DB");
+	want = rc_secret_json(&s, "ecs-encrypted-value");
+	assert_true(json_equal(json_object_get(r->body, "value"), want));
+	json_decref(want);
+	rc_resource_set_release(&set);
+	rc_buf_release(&ct);
+}
+
 int test_group_secret_age(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +234,7 @@ int test_group_secret_age(void)
 		cmocka_unit_test(resolve_finds_encrypted_and_age_files),
 		cmocka_unit_test(another_key_is_a_clear_error),
 		cmocka_unit_test(a_nul_byte_is_refused),
+		cmocka_unit_test(ecs_stores_encrypted_values),
 	};
 	return cmocka_run_group_tests_name("secret_age", tests, setup, teardown);
 }
