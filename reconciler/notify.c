@@ -378,10 +378,13 @@ static bool open_target(target *t, rc_notify_target *f,
 			RC_WARN("notify '%s' is not told anything: the "
 				"variable '%s' that holds its url is not set",
 				cfg->name, cfg->url.ref);
-		else
+		else if (cfg->url.kind == RC_SECRET_FILE && !cfg->url.encrypted)
 			RC_WARN("notify '%s' is not told anything: cannot "
 				"read the file '%s' that holds its url",
 				cfg->name, cfg->url.ref);
+		else
+			RC_WARN("notify '%s' is not told anything: %s",
+				cfg->name, rc_error_last()->message);
 		rc_error_clear();
 		return false;
 	}

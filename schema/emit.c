@@ -1,5 +1,6 @@
 #include "reconciler/base/common.h"
 #include "schema/emit.h"
+#include "schema/secrets.h"
 
 #include <yaml.h>
 
@@ -54,6 +55,13 @@ static json_t *argv_json(const rc_argv *a)
 	for (size_t i = 0; i < a->n; i++)
 		json_array_append_new(arr, json_string(a->v[i]));
 	return arr;
+}
+
+/* A secret's reference as written: the name, the path, the ARN, or an
+ * encrypted value's armored text (never a value). */
+static json_t *secret_ref_json(const rc_secret *s)
+{
+	return json_string(s->kind == RC_SECRET_AGE ? s->ciphertext : s->ref);
 }
 
 static json_t *kv_json(const rc_kvlist *l)
@@ -271,11 +279,8 @@ json_t *rc_env_to_json(const rc_env *e)
 	for (i = 0; i < e->nsecrets; i++) {
 		json_t *r = json_object();
 
-		json_object_set_new(r,
-				    e->secrets[i].kind == RC_SECRET_ENV    ? "env"
-				    : e->secrets[i].kind == RC_SECRET_FILE ? "file"
-									   : "aws_secret",
-				    json_string(e->secrets[i].ref));
+		json_object_set_new(r, rc_secret_kind_name(e->secrets[i].kind),
+				    secret_ref_json(&e->secrets[i]));
 		json_object_set_new(m, e->secrets[i].name, r);
 	}
 	json_object_set_new(o, "secrets", m);
@@ -337,9 +342,9 @@ static json_t *notify_json(const rc_config *cfg)
 		rc_argv envs = {t->environments, t->nenvironments};
 
 		set_str(o, "name", t->name);
-		url = json_pack("{s:{s:s?}}", "url",
-				t->url.kind == RC_SECRET_ENV ? "env" : "file",
-				t->url.ref);
+		url = json_pack("{s:{s:o}}", "url",
+				rc_secret_kind_name(t->url.kind),
+				secret_ref_json(&t->url));
 		json_object_set_new(o, t->kind == RC_NOTIFY_SLACK ? "slack"
 								  : "webhook",
 				    url);
@@ -452,8 +457,9 @@ static int emit_value(yaml_emitter_t *em, const json_t *v)
 		yaml_scalar_event_initialize(
 			&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)s,
 			(int)json_string_length(v), 1, 1,
-			needs_quotes(s) ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
-					: YAML_ANY_SCALAR_STYLE);
+			needs_quotes(s)	   ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+			: strchr(s, '\n') ? YAML_LITERAL_SCALAR_STYLE
+					   : YAML_ANY_SCALAR_STYLE);
 		return yaml_emitter_emit(em, &ev) ? 0 : -1;
 	}
 	case JSON_INTEGER:

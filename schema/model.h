@@ -108,14 +108,24 @@ typedef struct {
 } rc_service;
 
 /* RC_SECRET_AWS: a secret already in AWS Secrets Manager, ref its ARN;
- * reconcile passes it on as a reference and never reads it (ecs only). */
-typedef enum { RC_SECRET_ENV, RC_SECRET_FILE, RC_SECRET_AWS } rc_secret_kind;
+ * reconcile passes it on as a reference and never reads it (ecs only).
+ * RC_SECRET_AGE: an age file written in the configuration
+ * ({encrypted: <armored text>}), ref the secret's name ("url" for a
+ * notify URL); decrypted only where the value is needed. */
+typedef enum {
+	RC_SECRET_ENV,
+	RC_SECRET_FILE,
+	RC_SECRET_AWS,
+	RC_SECRET_AGE
+} rc_secret_kind;
 
 typedef struct {
 	char *name;
 	rc_secret_kind kind;
 	char *ref; /* the variable name, the file path or the ARN; never a value */
 	rc_loc loc;
+	char *ciphertext; /* RC_SECRET_AGE: the armored age file */
+	bool encrypted;   /* RC_SECRET_FILE: an age file when it was loaded */
 } rc_secret;
 
 typedef struct {

@@ -58,8 +58,8 @@ static bool type_endpoint(rc_loader *L, rc_notify_target *t, const char *key,
 	}
 	rc_buf_clear(&what);
 	rc_buf_printf(&what, "the url of notify '%s'", t->name);
+	t->url.name = rc_strdup("url");
 	if (rc_type_secret_ref(L, NULL, what.ptr, u, &t->url)) {
-		t->url.name = rc_strdup("url");
 		t->url.loc = u->loc;
 		ok = true;
 	}
@@ -199,6 +199,7 @@ void rc_notify_targets_free(rc_notify_target *t, size_t n)
 		free(t[i].name);
 		free(t[i].url.name);
 		free(t[i].url.ref);
+		free(t[i].url.ciphertext);
 		for (size_t j = 0; j < t[i].nenvironments; j++)
 			free(t[i].environments[j]);
 		free(t[i].environments);

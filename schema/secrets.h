@@ -11,13 +11,32 @@
 #include <jansson.h>
 
 #include "reconciler/base/common.h"
+#include "reconciler/base/buf.h"
 #include "schema/model.h"
 
 /* The value of one secret of env (new string), read from the process
- * environment or from the file under config_dir. RC_ENOTFOUND when the
- * variable is unset or the file missing (the message names the reference,
- * never a value). */
+ * environment or from the file under config_dir, or decrypted: an
+ * {encrypted:} value, or a file that is an age file (armored or binary,
+ * whatever the load saw), with this process's age identities
+ * (rc_age_identities_load(), once per process, wiped at exit). A
+ * trailing newline of a file or of a decrypted value is not part of it.
+ * RC_ENOTFOUND when the variable is unset or the file missing, RC_EAUTH
+ * when no key opens an age file: the message names the secret, where it
+ * is written, what it is encrypted to and where keys were looked for,
+ * never a value. The caller wipes the value (explicit_bzero) and frees
+ * it. */
 int rc_secret_value(char **out, const rc_secret *s, const char *config_dir);
+/* "env", "file", "aws_secret", "encrypted": the key of the reference,
+ * and the prefix of its name in bodies ("encrypted:NAME"). */
+const char *rc_secret_kind_name(rc_secret_kind kind);
+/* Whether data is an age file: it starts with the binary header's first
+ * line ("age-encryption.org/v1\n"), or the armor's first line after
+ * whitespace. */
+bool rc_secret_is_age(const void *data, size_t len);
+/* A secret's file at path, read whole into out (at most 1 MiB) when it
+ * is an age file: 1; 0 when it is not one (only its first bytes were
+ * read, and wiped); -1 when it cannot be read. */
+int rc_secret_file_age(rc_buf *out, const char *path);
 /*
  * The hash that stands for a secret value: "hmac-sha256:<hex>", an
  * HMAC-SHA-256 under the installation's key (state/secret_key.h), so that

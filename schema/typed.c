@@ -2,6 +2,7 @@
  * language makes on its own (cross-environment checks are in load.c). */
 #include "reconciler/base/common.h"
 #include "schema/secrets.h"
+#include "schema/age.h"
 #include "schema/age_keys.h"
 #include "schema/loader.h"
 
@@ -1110,6 +1111,107 @@ done:
 	rc_buf_release(&what);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether an age file's stanzas and the recipients have the same count
+ * and the same types, in any order. */
+static bool age_matches(const rc_age_info *file, const rc_age_info *want)
+{
+	bool same = file->count == want->count;
+	char **a, **b;
+
+	if (!same)
+		return false;
+	a = rc_calloc(file->count + 1, sizeof(char *));
+	b = rc_calloc(want->count + 1, sizeof(char *));
+	memcpy(a, file->types, file->count * sizeof(char *));
+	memcpy(b, want->types, want->count * sizeof(char *));
+	qsort(a, file->count, sizeof(char *), cmp_str);
+	qsort(b, want->count, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < file->count && same; i++)
+		same = !strcmp(a[i], b[i]);
+	free(a);
+	free(b);
+	return same;
+}
+
+/*
+ * An encrypted value (data, len) of `what`, written at v: an error
+ * when it is not a well-formed age file (armored when `armored`), a
+ * warning when its stanzas do not match the recipients of env (NULL:
+ * the top level's) by count and types. No key is needed for either.
+ */
+static bool check_age(rc_loader *L, const rc_env *env, const char *what,
+		      const rc_node *v, const char *data, size_t len,
+		      bool armored)
+{
+	const rc_argv *rs = env ? &env->recipients : &L->cfg->recipients;
+	rc_age_info info = {0}, want = {0};
+	rc_buf where = RC_BUF_INIT_MAX(512), have = RC_BUF_INIT_MAX(1024),
+	       need = RC_BUF_INIT_MAX(1024);
+
+	if (rc_age_inspect(&info, data, len) < 0) {
+		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, v->span, true,
+			     "%s is not a well-formed age file: %s", what,
+			     rc_error_last()->message);
+		rc_error_clear();
+		rc_age_info_release(&info);
+		return false;
+	}
+	if (armored && !info.armored) {
+		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, v->span, true,
+			     "%s: an 'encrypted' value must be ASCII-armored "
+			     "(-----BEGIN AGE ENCRYPTED FILE-----, as `age -a` "
+			     "writes it); a binary age file can be a {file: "
+			     "PATH}",
+			     what);
+		rc_age_info_release(&info);
+		return false;
+	}
+	if (env)
+		rc_buf_printf(&where, "environment '%s'", env->name);
+	else
+		rc_buf_puts(&where, "reconcile.yaml");
+	if (!rs->n) {
+		rc_diags_add(L->diags, RC_DIAG_WARNING, v->loc, v->span, true,
+			     "%s is encrypted, but %s has no recipients: list "
+			     "the public keys that may decrypt under "
+			     "'recipients:', then run `reconcile secret rekey`",
+			     what, where.ptr);
+		goto done;
+	}
+	want.types = rc_calloc(rs->n + 1, sizeof(char *));
+	for (size_t i = 0; i < rs->n; i++) {
+		rc_age_recipient *r = NULL;
+
+		if (rc_age_recipient_parse(&r, rs->v[i]) < 0) {
+			rc_error_clear();
+			continue;
+		}
+		want.types[want.count++] = rc_strdup(
+			rc_age_key_type_name(rc_age_recipient_type(r)));
+		rc_age_recipient_free(r);
+	}
+	if (!age_matches(&info, &want)) {
+		rc_age_info_describe(&have, &info);
+		rc_age_info_describe(&need, &want);
+		rc_diags_add(L->diags, RC_DIAG_WARNING, v->loc, v->span, true,
+			     "%s is encrypted to %s, but %s has %s: run "
+			     "`reconcile secret rekey` to encrypt it to them",
+			     what, have.ptr, where.ptr, need.ptr);
+	}
+done:
+	rc_age_info_release(&info);
+	rc_age_info_release(&want);
+	rc_buf_release(&where);
+	rc_buf_release(&have);
+	rc_buf_release(&need);
+	return true;
+}
+
 bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 			const rc_node *v, rc_secret *s)
 {
@@ -1147,16 +1249,22 @@ bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 			nref++;
 		}
 	}
-	if ((ref = rc_node_get(v, "encrypted")) != NULL) {
-		rc_diags_add(L->diags, RC_DIAG_ERROR, ref->loc, 1, true,
-			     "%s: encrypted secrets are not supported yet; "
-			     "use {env: NAME} or {file: PATH}",
-			     what);
-	} else if (nref != 1) {
+	if (nref != 1) {
 		rc_diags_add(L->diags, RC_DIAG_ERROR, v->loc, 1, true,
-			     "%s must have exactly one of 'env'%s 'file'%s",
-			     what, env ? "," : " or",
-			     env ? " or 'aws_secret'" : "");
+			     "%s must have exactly one of 'env', 'file'%s or "
+			     "'encrypted'",
+			     what, env ? ", 'aws_secret'" : "");
+	} else if ((ref = rc_node_get(v, "encrypted")) != NULL) {
+		char *text = rc_scalar_text(&sc, ref, "encrypted");
+
+		if (text && check_age(L, env, what, ref, text, strlen(text),
+				      true)) {
+			s->kind = RC_SECRET_AGE;
+			s->ciphertext = text;
+			s->ref = rc_strdup(s->name ? s->name : "value");
+			return true;
+		}
+		free(text);
 	} else if ((ref = rc_node_get(v, "env")) != NULL) {
 		char *name = rc_scalar_text(&sc, ref, "env");
 
@@ -1219,6 +1327,23 @@ bool rc_type_secret_ref(rc_loader *L, const rc_env *env, const char *what,
 		L->sensitive_paths = false;
 		free(p);
 		if (rel) {
+			rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
+			rc_buf data = RC_BUF_INIT_MAX(1 << 20);
+			bool ok = true;
+
+			/* an age file is checked now; a plain one is not read */
+			rc_buf_printf(&path, "%s/%s", L->dir, rel);
+			if (rc_secret_file_age(&data, path.ptr) == 1) {
+				s->encrypted = true;
+				ok = check_age(L, env, what, ref, data.ptr,
+					       data.len, false);
+			}
+			rc_buf_release(&path);
+			rc_buf_release(&data);
+			if (!ok) {
+				free(rel);
+				return false;
+			}
 			s->kind = RC_SECRET_FILE;
 			s->ref = rel;
 			return true;
@@ -1250,10 +1375,13 @@ static void type_secrets(rc_loader *L, rc_env *env, const rc_node *m)
 			continue;
 		}
 		rc_buf_printf(&what, "secret '%s'", k->str);
+		s->name = rc_strdup(k->str);
 		if (rc_type_secret_ref(L, env, what.ptr, v, s)) {
-			s->name = rc_strdup(k->str);
 			s->loc = k->loc;
 			env->nsecrets++;
+		} else {
+			free(s->name);
+			memset(s, 0, sizeof(*s));
 		}
 		rc_buf_release(&what);
 	}
@@ -1645,6 +1773,26 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 				     n->keys[i], n->vals[i]);
 	}
 	rc_get_kvlist(&c, body, "config", &env->config, true);
+	/* before the secrets: an encrypted one is checked against them */
+	if ((n = rc_node_get(body, "recipients")) != NULL) {
+		rc_buf w = RC_BUF_INIT_MAX(512);
+
+		rc_buf_printf(&w, "recipients in %s", what.ptr);
+		rc_type_recipients(L, n, w.ptr, &env->recipients,
+				   &env->recipients_loc);
+		env->recipients_own = true;
+		rc_buf_release(&w);
+	} else if (L->cfg->recipients.n) {
+		const rc_argv *top = &L->cfg->recipients;
+
+		env->recipients.v = rc_calloc(top->n + 1, sizeof(char *));
+		env->recipients_loc = rc_calloc(top->n + 1, sizeof(rc_loc));
+		for (i = 0; i < top->n; i++) {
+			env->recipients.v[i] = rc_strdup(top->v[i]);
+			env->recipients_loc[i] = L->cfg->recipients_loc[i];
+		}
+		env->recipients.n = top->n;
+	}
 	if ((n = rc_node_get(body, "secrets")) != NULL)
 		type_secrets(L, env, n);
 	for (i = 0; i < env->nsecrets; i++) {
@@ -1698,25 +1846,6 @@ void rc_type_env(rc_loader *L, rc_env *env, const rc_node *body, rc_loc at,
 				env->depends_on[env->ndepends_on++] = s;
 			}
 		}
-	}
-	if ((n = rc_node_get(body, "recipients")) != NULL) {
-		rc_buf w = RC_BUF_INIT_MAX(512);
-
-		rc_buf_printf(&w, "recipients in %s", what.ptr);
-		rc_type_recipients(L, n, w.ptr, &env->recipients,
-				   &env->recipients_loc);
-		env->recipients_own = true;
-		rc_buf_release(&w);
-	} else if (L->cfg->recipients.n) {
-		const rc_argv *top = &L->cfg->recipients;
-
-		env->recipients.v = rc_calloc(top->n + 1, sizeof(char *));
-		env->recipients_loc = rc_calloc(top->n + 1, sizeof(rc_loc));
-		for (i = 0; i < top->n; i++) {
-			env->recipients.v[i] = rc_strdup(top->v[i]);
-			env->recipients_loc[i] = L->cfg->recipients_loc[i];
-		}
-		env->recipients.n = top->n;
 	}
 	rc_buf_release(&what);
 }
@@ -1804,6 +1933,7 @@ void rc_env_release(rc_env *env)
 	for (i = 0; i < env->nsecrets; i++) {
 		free(env->secrets[i].name);
 		free(env->secrets[i].ref);
+		free(env->secrets[i].ciphertext);
 	}
 	free(env->secrets);
 	for (i = 0; i < env->naddons; i++) {

@@ -13,6 +13,10 @@
 #               unparsable (a YAML-level problem the schema checker cannot
 #               even read); used by tests/schema/check.py, not here
 #   README      optional, one line: what the case tests
+#   status      optional, one line: the exit status validate must end
+#               with, when not 1: 0 for a valid configuration whose
+#               warnings (or their absence) are the point; stdout then
+#               holds validate's "valid" line
 #   prepare.sh  optional: run with bash in the temporary copy of the case
 #               before `reconcile validate`, for inputs that cannot or should
 #               not be committed (a file over 4 MiB, a named pipe)
@@ -21,8 +25,8 @@
 # links stay links) to a temporary directory, prepare.sh runs there, then
 # `NO_COLOR=1 RECONCILE_BINARY validate` runs there with no DIR argument.
 # A case passes when stderr equals `expected` byte for byte, the exit status
-# is exactly 1 (an invalid configuration; not a crash, not a usage error),
-# stdout is empty, the run finishes within RECONCILE_CASE_TIMEOUT seconds
+# is exactly 1 (an invalid configuration; not a crash, not a usage error)
+# or the one `status` names, stdout is empty (unless the status is 0), the run finishes within RECONCILE_CASE_TIMEOUT seconds
 # (default 30), and the string "hunter2" (the fake secret the corpus uses)
 # appears in neither stdout nor stderr. The committed tree is never written.
 #
@@ -69,6 +73,14 @@ while IFS= read -r -d '' dir; do
 	if [ ! -f "$dir/expected" ]; then
 		reasons+=("no 'expected' file")
 	fi
+	want_status=1
+	if [ -f "$dir/status" ]; then
+		want_status=$(head -n 1 "$dir/status")
+		case $want_status in
+		0 | 1) ;;
+		*) reasons+=("the file 'status' must hold 0 or 1"); want_status=1 ;;
+		esac
+	fi
 	kind=$(head -n 1 "$dir/schema" 2>/dev/null)
 	case $kind in
 	valid | invalid | unparsable) ;;
@@ -86,10 +98,10 @@ while IFS= read -r -d '' dir; do
 		status=$?
 		if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
 			reasons+=("timed out after ${timeout_s}s (exit status $status)")
-		elif [ "$status" -ne 1 ]; then
-			reasons+=("exit status $status, expected 1")
+		elif [ "$status" -ne "$want_status" ]; then
+			reasons+=("exit status $status, expected $want_status")
 		fi
-		if [ -s "$tmp/stdout" ]; then
+		if [ "$want_status" -ne 0 ] && [ -s "$tmp/stdout" ]; then
 			reasons+=("stdout is not empty: $(head -c 500 "$tmp/stdout" | tr '\000' '@' |
 				sed 's/hunter2/hunter*/g')")
 		fi

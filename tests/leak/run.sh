@@ -64,7 +64,7 @@ canary() {
 # DIR: it puts VALUE where the reference finds it and sets $ref to the
 # YAML of the reference. Another kind is one more entry here and one more
 # function.
-secret_kinds=(env file)
+secret_kinds=(env file encrypted)
 planted=() # what the plant functions wrote, left out of the sweep
 plant_env() {
 	export "LEAK_$1=$2"
@@ -75,6 +75,20 @@ plant_file() {
 	printf '%s\n' "$2" >"$3/secrets/$1"
 	planted+=("$3/secrets/$1")
 	ref="{ file: secrets/$1 }"
+}
+# encrypted: an armored age file written by Debian's age into the
+# configuration itself, to this run's key, which reconcile reads from
+# RECONCILE_AGE_KEY_FILE (the controller too)
+command -v age >/dev/null && command -v age-keygen >/dev/null ||
+	{ echo "FAIL age is not installed (the Debian package age)"; exit 1; }
+mkdir -p "$work/age"
+age-keygen -o "$work/age/keys.txt" 2>/dev/null && chmod 600 "$work/age/keys.txt"
+export RECONCILE_AGE_KEY_FILE=$work/age/keys.txt
+age_recipient=$(age-keygen -y "$work/age/keys.txt")
+plant_encrypted() {
+	local armored
+	armored=$(printf '%s' "$2" | age -a -r "$age_recipient") || exit 1
+	ref="{ encrypted: \"${armored//$'\n'/\\n}\\n\" }"
 }
 # plant_secrets DIR TAG: new canaries of every shape as every kind, for
 # the configuration in DIR; sets $secrets_yaml (the secrets: entries,
@@ -188,6 +202,7 @@ local_yaml() {
 	cat >"$1/reconcile.yaml" <<YAML
 version: 1
 project: $project
+recipients: [ $age_recipient ]
 environments:
   $2:
     target: { driver: local }
@@ -209,6 +224,7 @@ write_local() { local_yaml "$local_cfg" dev "$lport" "$1" "$hooks_yaml"; } # gre
 plant_secrets "$local_cfg" local
 write_local one
 cmd "validate" 0 "$rc_bin" validate "$local_cfg"
+hasnt "validate has no warning (the values match the recipients)" "$out" "warning"
 cmd "show" 0 "$rc_bin" show "$local_cfg"
 has "show names the references" "$out" "LEAK_LOCAL_ENV_LONG"
 cmd "plan" 2 "$rc_bin" --log-level debug plan "$local_cfg"
@@ -219,6 +235,9 @@ cmd "apply the saved plan (debug logs)" 0 "$rc_bin" --log-level debug apply "$wo
 has "the hook's output is shown, redacted" "$out" "LOCAL_ENV_SHORT=(sensitive)"
 has "with the base64 forms masked" "$out" "LOCAL_FILE_SPECIAL: Authorization: Basic (sensitive)"
 has "and the percent-encoded ones" "$out" "LOCAL_ENV_SPECIAL: url https://user:(sensitive)@db.example/"
+has "decrypted values reach the hook, redacted" "$out" "LOCAL_ENCRYPTED_LONG=(sensitive)"
+has "a short decrypted value too" "$out" "LOCAL_ENCRYPTED_SHORT=(sensitive)"
+has "and a decrypted value's base64" "$out" "LOCAL_ENCRYPTED_SPECIAL: Authorization: Basic (sensitive)"
 cmd "a plan after the apply has no changes" 0 "$rc_bin" plan "$local_cfg"
 # a changed value of every secret
 plant_secrets "$local_cfg" local
@@ -255,6 +274,7 @@ write_kube() { # image tag
 	cat >"$kube_cfg/reconcile.yaml" <<YAML
 version: 1
 project: $project
+recipients: [ $age_recipient ]
 environments:
   k8s:
     target: { driver: kubernetes, context: fake, namespace: leak }
@@ -276,6 +296,12 @@ cmd "kubernetes: apply (trace logs)" 0 "$rc_bin" --log-level trace apply "$work/
 sec=$(kube_api GET /api/v1/namespaces/leak/secrets/reconcile-secrets)
 b64=$(printf '%s' "${canaries[${#canaries[@]} - 1]}" | base64 -w0)
 has "the platform received a value (its Secret's data)" "$sec" "$b64"
+# every value planted for it, each kind (the encrypted ones decrypted)
+missing=0
+for v in "${canaries[@]:${#canaries[@]} - 3 * ${#secret_kinds[@]}}"; do
+	case $sec in *"$(printf '%s' "$v" | base64 -w0)"*) ;; *) missing=$((missing + 1)) ;; esac
+done
+[ "$missing" -eq 0 ] && ok "the platform received every value, of every kind" || bad "the platform received every value, of every kind" "$missing missing"
 plant_secrets "$kube_cfg" kube
 write_kube 1.1
 cmd "kubernetes: changed secrets are planned" 2 "$rc_bin" --log-level debug plan "$kube_cfg"

@@ -538,7 +538,8 @@ static void aws_secret_arns(void **state)
 	/* reconcile never reads one */
 	{
 		rc_secret sec = {(char *)(uintptr_t)"K", RC_SECRET_AWS,
-				 (char *)(uintptr_t)API_KEY_ARN, {0}};
+				 (char *)(uintptr_t)API_KEY_ARN, {0}, NULL,
+				 false};
 		char *v = NULL;
 
 		assert_int_equal(rc_secret_value(&v, &sec, "."), RC_EUNSUPPORTED);

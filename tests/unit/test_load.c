@@ -150,7 +150,8 @@ static void literal_secrets_are_never_printed(void **state)
 	assert_int_equal(rc, -1);
 	assert_null(strstr(msg, "hunter2"));
 	assert_non_null(strstr(msg, "secret 'PW' has a literal value"));
-	assert_non_null(strstr(msg, "encrypted secrets are not supported yet"));
+	assert_non_null(strstr(msg, "secret 'ENC' is not a well-formed age "
+				    "file: not an age file"));
 	assert_non_null(strstr(msg, "unknown key 'value' in secret 'BAD'"));
 	assert_non_null(strstr(msg, "path '(the secret's file)' is absolute"));
 	assert_non_null(strstr(msg, "'env' in secret 'NESTED' must be a string"));
