@@ -337,6 +337,13 @@ static int decrypt_text(rc_buf *out, const char *data, size_t len,
 
 /* ------------------------------------------------------------ encrypt */
 
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static bool secret_name_ok(const char *s)
 {
 	if (!*s)
@@ -435,6 +442,14 @@ static int secret_encrypt(int argc, char **argv)
 				"from standard input, never from the command "
 				"line\n",
 			name);
+		return RC_EXIT_USAGE;
+	}
+	if (!is_dir(dir)) {
+		/* not echoed: it may be a value typed in the wrong place */
+		fprintf(stderr, "error: the argument after the name must be "
+				"the configuration's directory; the value is "
+				"read from standard input, never from the "
+				"command line\n");
 		return RC_EXIT_USAGE;
 	}
 	if (config_open(&cfg, dir) < 0)
