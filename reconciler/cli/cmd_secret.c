@@ -401,13 +401,53 @@ static int read_value(rc_buf *v, const char *name)
 	return rc;
 }
 
+/* Puts the entry under the secrets of environment env in its file (its
+ * own, else reconcile.yaml under environments: ENTRY:). */
+static int write_entry(const rc_config *cfg, const char *dir, const char *env,
+		       const char *name, const char *armored)
+{
+	const rc_env *e = NULL;
+	const char *path[2] = {"environments", NULL};
+	rc_buf file = RC_BUF_INIT, text = RC_BUF_INIT, out = RC_BUF_INIT;
+	int rc;
+
+	for (size_t i = 0; i < cfg->nenvs && !e; i++)
+		if (env_is(&cfg->envs[i], env))
+			e = &cfg->envs[i];
+	if (!e)
+		return rc_error_set(RC_ENOTFOUND, RC_ECLASS_CONFIG,
+				    "no environment '%s' in the configuration",
+				    env);
+	path[1] = e->generator ? e->generator : e->name;
+	rc_buf_printf(&file, "%s/%s", dir, e->file ? e->file : "reconcile.yaml");
+	rc = read_path(&text, file.ptr);
+	if (rc == 0) {
+		rc = rc_yaml_secret_put(&out, text.ptr, text.len, path,
+					e->file ? 0 : 2, name, armored);
+		if (rc < 0)
+			rc_error_prefix("%s", e->file ? e->file
+						       : "reconcile.yaml");
+	}
+	if (rc == 0)
+		rc = write_atomic(file.ptr, out.ptr, out.len);
+	if (rc == 0)
+		fprintf(stderr, "wrote %s to %s (environment '%s')\n", name,
+			e->file ? e->file : "reconcile.yaml", path[1]);
+	rc_buf_release(&file);
+	rc_buf_release(&text);
+	rc_buf_release(&out);
+	return rc;
+}
+
 static int secret_encrypt(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"env", required_argument, NULL, 'e'},
+		{"write", no_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	const char *env = NULL, *name, *dir = ".", *who = NULL;
+	bool write = false;
 	const rc_argv *ra;
 	rc_age_recipient_list rs = {0};
 	rc_config *cfg = NULL;
@@ -415,10 +455,13 @@ static int secret_encrypt(int argc, char **argv)
 	int c, code = RC_EXIT_FAIL;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "e:wh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			env = optarg;
+			break;
+		case 'w':
+			write = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -429,8 +472,13 @@ static int secret_encrypt(int argc, char **argv)
 		}
 	}
 	if (optind >= argc || argc - optind > 2) {
-		fprintf(stderr, "usage: reconcile secret encrypt [-e <env>] "
-				"<name> [<dir>] < value\n");
+		fprintf(stderr, "usage: reconcile secret encrypt [-e <env> "
+				"[--write]] <name> [<dir>] < value\n");
+		return RC_EXIT_USAGE;
+	}
+	if (write && !env) {
+		fprintf(stderr, "error: --write needs the environment (-e): "
+				"the entry goes under its secrets:\n");
 		return RC_EXIT_USAGE;
 	}
 	name = argv[optind];
@@ -474,10 +522,13 @@ static int secret_encrypt(int argc, char **argv)
 	if (rc_age_encrypt(&armored, value.ptr, value.len, &rs,
 			   RC_AGE_ARMOR) < 0)
 		goto fail;
-	printf("%s:\n  encrypted: |\n", name);
-	{
+	if (write) {
+		if (write_entry(cfg, dir, env, name, armored.ptr) < 0)
+			goto fail;
+	} else {
 		rc_buf lines = RC_BUF_INIT;
 
+		printf("%s:\n  encrypted: |\n", name);
 		rc_yaml_indent_lines(&lines, armored.ptr, 4, true);
 		fputs(lines.ptr, stdout);
 		rc_buf_release(&lines);

@@ -137,25 +137,42 @@ static void add_block(rc_yaml_block **out, size_t *n, size_t *cap,
 		b->path[i] = rc_strdup(s->v[i].key);
 }
 
-void rc_yaml_blocks_find(const char *text, size_t len, rc_yaml_block **out,
-			 size_t *n)
+/* One significant line of the scan (not blank, not a comment). */
+typedef struct {
+	const stack *s;     /* the keys down to this line's (if it has one) */
+	size_t start;       /* the line's offset */
+	size_t end;         /* past the line, or past its block scalar's
+			       last non-blank content line */
+	int lineno;
+	int indent;         /* the line's leading spaces */
+	int col;            /* the column of the key (or item's value) */
+	bool is_key;
+	const char *val, *val_end; /* the text after the key's colon */
+	bool block;         /* the value is a block scalar ... */
+	char style;         /* '|' or '>' */
+	size_t cstart;      /* ... whose content starts here */
+	int cind;           /* ... indented so (0: no content) */
+} scan_line;
+
+typedef void (*scan_fn)(void *ctx, const scan_line *l);
+
+/* Calls fn for each significant line of text, in order, skipping the
+ * content of block scalars. */
+static void scan(const char *text, size_t len, scan_fn fn, void *ctx)
 {
 	stack s = {0};
-	size_t pos = 0, cap = 0;
+	size_t pos = 0;
 	int lineno = 0;
 
-	*out = NULL;
-	*n = 0;
 	while (pos < len) {
 		size_t e = line_end(text, len, pos);
-		const char *p = text + pos, *end = text + e, *key = NULL,
-			   *val;
+		const char *p = text + pos, *end = text + e, *key = NULL;
 		size_t klen = 0;
-		int col = spaces(p, end), parent, explicit, cind = 0;
-		char style;
-		bool is_key;
+		int col = spaces(p, end), parent, explicit = 0;
+		scan_line l = {.s = &s, .start = pos, .end = e < len ? e + 1 : len};
 
 		lineno++;
+		l.lineno = lineno;
 		pos = e + 1;
 		if (blank(p, end) || p[col] == '#')
 			continue;
@@ -164,6 +181,7 @@ void rc_yaml_blocks_find(const char *text, size_t len, rc_yaml_block **out,
 			pop_to(&s, -1);
 			continue;
 		}
+		l.indent = col;
 		p += col;
 		pop_to(&s, col);
 		parent = col;
@@ -180,47 +198,78 @@ void rc_yaml_blocks_find(const char *text, size_t len, rc_yaml_block **out,
 			p += extra;
 			col += extra;
 		}
-		is_key = parse_key(p, end, &key, &klen, &val);
-		if (is_key) {
+		l.is_key = parse_key(p, end, &key, &klen, &l.val);
+		if (l.is_key) {
 			pop_to(&s, col);
 			push(&s, col, key, klen);
 			parent = col;
 		} else {
-			val = p;
+			l.val = p;
 		}
-		if (!block_header(val, end, &style, &explicit))
-			continue;
-		/* the content: blank lines, and lines indented deeper than
-		 * the parent */
-		size_t start = pos, last_end = pos, q = pos;
+		l.val_end = end;
+		l.col = col;
+		l.block = block_header(l.val, end, &l.style, &explicit);
+		if (l.block) {
+			/* the content: blank lines, and lines indented
+			 * deeper than the parent */
+			size_t q = pos;
 
-		if (explicit)
-			cind = parent + explicit;
-		while (q < len) {
-			size_t qe = line_end(text, len, q);
-			int ind = spaces(text + q, text + qe);
+			l.cstart = pos;
+			if (explicit)
+				l.cind = parent + explicit;
+			while (q < len) {
+				size_t qe = line_end(text, len, q);
+				int ind = spaces(text + q, text + qe);
 
-			if (!blank(text + q, text + qe)) {
-				if (ind <= parent || (cind && ind < cind))
-					break;
-				if (!cind)
-					cind = ind;
-				last_end = qe < len ? qe + 1 : len;
+				if (!blank(text + q, text + qe)) {
+					if (ind <= parent ||
+					    (l.cind && ind < l.cind))
+						break;
+					if (!l.cind)
+						l.cind = ind;
+					l.end = qe < len ? qe + 1 : len;
+				}
+				q = qe + 1;
 			}
-			q = qe + 1;
+			if (l.end < l.cstart)
+				l.end = l.cstart;
+			/* go on after the content (trailing blank lines are
+			 * then skipped as blank) */
+			for (; pos < l.end; pos++)
+				if (text[pos] == '\n')
+					lineno++;
 		}
-		if (is_key && klen == 9 && !strncmp(key, "encrypted", 9) &&
-		    style == '|' && cind)
-			add_block(out, n, &cap, &s, text, lineno, start,
-				  last_end, cind);
-		/* go on after the content (trailing blank lines are then
-		 * skipped as blank) */
-		for (; pos < last_end; pos++)
-			if (text[pos] == '\n')
-				lineno++;
+		fn(ctx, &l);
 	}
 	pop_to(&s, -1);
 	free(s.v);
+}
+
+typedef struct {
+	const char *text;
+	rc_yaml_block *out;
+	size_t n, cap;
+} find_ctx;
+
+static void find_block(void *ctx, const scan_line *l)
+{
+	find_ctx *f = ctx;
+	const level *top = l->s->n ? &l->s->v[l->s->n - 1] : NULL;
+
+	if (l->is_key && l->block && l->style == '|' && l->cind && top &&
+	    !strcmp(top->key, "encrypted"))
+		add_block(&f->out, &f->n, &f->cap, l->s, f->text, l->lineno,
+			  l->cstart, l->end, l->cind);
+}
+
+void rc_yaml_blocks_find(const char *text, size_t len, rc_yaml_block **out,
+			 size_t *n)
+{
+	find_ctx f = {.text = text};
+
+	scan(text, len, find_block, &f);
+	*out = f.out;
+	*n = f.n;
 }
 
 void rc_yaml_blocks_free(rc_yaml_block *b, size_t n)
@@ -277,4 +326,154 @@ void rc_yaml_blocks_replace(rc_buf *out, const char *text, size_t len,
 		pos = b->end;
 	}
 	rc_buf_put(out, text + pos, len - pos);
+}
+
+/* ------------------------------------------------------ putting entries */
+
+typedef struct {
+	const char *const *path;
+	size_t npath;
+	bool found, done;
+	size_t start, end;
+	int col;       /* the key's column (-1: the document) */
+	int child;     /* the first child line's indentation (-1: none) */
+	int lineno;
+	const char *val, *val_end;
+} entry_ctx;
+
+static bool stack_is(const stack *s, const char *const *path, size_t n)
+{
+	if (s->n != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s->v[i].key, path[i]))
+			return false;
+	return true;
+}
+
+static void find_entry(void *ctx, const scan_line *l)
+{
+	entry_ctx *e = ctx;
+
+	if (e->done)
+		return;
+	if (e->found) {
+		if (l->indent <= e->col) {
+			e->done = true;
+			return;
+		}
+		if (e->child < 0)
+			e->child = l->indent;
+		e->end = l->end;
+		return;
+	}
+	if (l->is_key && stack_is(l->s, e->path, e->npath)) {
+		e->found = true;
+		e->start = l->start;
+		e->end = l->end;
+		e->col = l->col;
+		e->lineno = l->lineno;
+		e->val = l->val;
+		e->val_end = l->val_end;
+	}
+}
+
+/* The entry at path in text (npath 0: the whole document). */
+static void entry_find(entry_ctx *e, const char *text, size_t len,
+		       const char *const *path, size_t npath)
+{
+	memset(e, 0, sizeof(*e));
+	e->path = path;
+	e->npath = npath;
+	e->child = -1;
+	if (!npath) {
+		e->found = true;
+		e->col = -1;
+	}
+	scan(text, len, find_entry, e);
+}
+
+/* Whether the entry's value is written on its key's line (other than a
+ * comment). */
+static bool entry_inline(const entry_ctx *e)
+{
+	const char *p = e->val;
+
+	if (!p)
+		return false;
+	while (p < e->val_end && (*p == ' ' || *p == '\t' || *p == '\r'))
+		p++;
+	return p < e->val_end && *p != '#';
+}
+
+static void put_entry(rc_buf *out, int ind, const char *name,
+		      const char *armored)
+{
+	rc_buf_putn(out, ' ', (size_t)ind);
+	rc_buf_printf(out, "%s:\n", name);
+	rc_buf_putn(out, ' ', (size_t)ind + 2);
+	rc_buf_puts(out, "encrypted: |\n");
+	rc_yaml_indent_lines(out, armored, ind + 4, true);
+}
+
+int rc_yaml_secret_put(rc_buf *out, const char *text, size_t len,
+		       const char *const *path, size_t npath,
+		       const char *name, const char *armored)
+{
+	const char **p = rc_calloc(npath + 3, sizeof(char *));
+	entry_ctx m, sec, ent;
+	rc_buf add = RC_BUF_INIT;
+	size_t at, cut;
+	int rc = 0;
+
+	memcpy(p, path, npath * sizeof(char *));
+	p[npath] = "secrets";
+	p[npath + 1] = name;
+	entry_find(&m, text, len, path, npath);
+	if (!m.found) {
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				  "no '%s' mapping to add to", path[npath - 1]);
+		goto done;
+	}
+	if (entry_inline(&m)) {
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				  "'%s' is written on one line (flow style) at "
+				  "line %d: add the entry by hand",
+				  path[npath - 1], m.lineno);
+		goto done;
+	}
+	entry_find(&sec, text, len, p, npath + 1);
+	if (sec.found && entry_inline(&sec)) {
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_CONFIG,
+				  "'secrets' is written on one line (flow "
+				  "style) at line %d: add the entry by hand",
+				  sec.lineno);
+		goto done;
+	}
+	entry_find(&ent, text, len, p, npath + 2);
+	if (ent.found) {
+		at = ent.start;
+		cut = ent.end;
+		put_entry(&add, ent.col, name, armored);
+	} else if (sec.found) {
+		at = cut = sec.end;
+		put_entry(&add, sec.child >= 0 ? sec.child : sec.col + 2, name,
+			  armored);
+	} else {
+		int ind = m.child >= 0 ? m.child : m.col + 2;
+
+		at = cut = m.found && npath ? m.end : len;
+		rc_buf_putn(&add, ' ', (size_t)ind);
+		rc_buf_puts(&add, "secrets:\n");
+		put_entry(&add, ind + 2, name, armored);
+	}
+	rc_buf_put(out, text, at);
+	if (at && text[at - 1] != '\n')
+		rc_buf_putc(out, '\n');
+	rc_buf_put(out, add.ptr, add.len);
+	rc_buf_put(out, text + cut, len - cut);
+done:
+	rc_buf_release(&add);
+	free(p);
+	return rc;
 }

@@ -16,6 +16,7 @@
 
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
+#include "reconciler/base/error.h"
 
 typedef struct {
 	int line;       /* 1-based line of the `encrypted: |` key */
@@ -48,5 +49,17 @@ void rc_yaml_indent_lines(rc_buf *out, const char *value, int indent, bool nl);
 void rc_yaml_blocks_replace(rc_buf *out, const char *text, size_t len,
 			    const rc_yaml_block *blocks, size_t n,
 			    const char *const *values);
+
+/*
+ * Appends text with the entry `name: {encrypted: |<armored>}` (block
+ * style) under the `secrets:` of the mapping at path (npath keys; none:
+ * the document's top level): in place of name's entry when there is
+ * one, else after the last of the secrets, else in a new `secrets:` at
+ * the end of the mapping. 0, or RC_EINVALID when the mapping is not
+ * there or it or its secrets are written on one line (flow style).
+ */
+int rc_yaml_secret_put(rc_buf *out, const char *text, size_t len,
+		       const char *const *path, size_t npath,
+		       const char *name, const char *armored);
 
 #endif

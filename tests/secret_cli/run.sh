@@ -8,14 +8,14 @@
 # it write nothing). The canary value must never appear in any output.
 # usage: run.sh PATH/TO/reconcile
 set -u
-rc_bin=$1
+rc_bin=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 for t in age age-keygen ssh-keygen; do
 	command -v "$t" >/dev/null || { echo "secret.cli: '$t' not found (Debian packages age, openssh-client)"; exit 1; }
 done
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 cd "$tmp"
 export HOME=$tmp/home XDG_CONFIG_HOME= XDG_RUNTIME_DIR=$tmp/run
 unset RECONCILE_AGE_KEY RECONCILE_AGE_KEY_FILE RECONCILE_AGE_SSH_KEY
@@ -117,13 +117,29 @@ mkdir norec && printf 'version: 1\nproject: x\nenvironments:\n  a:\n    target: 
 printf 'v' | "$rc_bin" secret encrypt DB norec >/dev/null 2>err
 [ $? -eq 1 ] && grep -q "add 'recipients:'" err && ok "encrypt: no recipients says to add them" || bad "encrypt: no recipients" "$(cat err)"
 
-# place the values: DB inline in reconcile.yaml, API in the prod file
-{ cat cfg/reconcile.yaml | sed -n '1,12p'; echo "    secrets:"; printf '%s\n' "$entry" | sed 's/^/      /'; sed -n '13,$p' cfg/reconcile.yaml; } >r.yaml && mv r.yaml cfg/reconcile.yaml
-out=$(printf '%s' "$canary2" | "$rc_bin" secret encrypt -e prod API cfg 2>&1)
+# place the values with --write: DB inline in reconcile.yaml (dev has no
+# secrets: yet), API in the prod file (after OTHER); nothing else moves
+cp cfg/reconcile.yaml r.before
+printf '%s\n' "$canary" | "$rc_bin" secret encrypt -e dev --write DB cfg >out.txt 2>&1
+st=$?
+out=$(cat out.txt)
 keep
+[ $st -eq 0 ] && ok "encrypt --write: exit 0" || bad "encrypt --write: exit 0" "$out"
+has "encrypt --write: says where" "$out" "wrote DB to reconcile.yaml (environment 'dev')"
+[ -z "$(diff r.before cfg/reconcile.yaml | grep '^<')" ] && ok "encrypt --write: only lines added" || bad "encrypt --write: only lines added" "$(diff r.before cfg/reconcile.yaml)"
+has "encrypt --write: under the environment's secrets" "$(cat cfg/reconcile.yaml)" $'        command: [sleep, "1000"]\n    secrets:\n      DB:\n        encrypted: |\n          -----BEGIN AGE ENCRYPTED FILE-----'
+has "encrypt --write: the next environment follows" "$(cat cfg/reconcile.yaml)" $'-----END AGE ENCRYPTED FILE-----\n  prod:\n    file: envs/prod.yaml'
+# written again: replaced, not added
+printf '%s\n' "$canary" | "$rc_bin" secret encrypt -e dev --write DB cfg >/dev/null 2>&1
+[ "$(grep -c 'DB:' cfg/reconcile.yaml)" = 1 ] && ok "encrypt --write: an existing entry is replaced" || bad "encrypt --write: replaced" "$(cat cfg/reconcile.yaml)"
 printf '  # the API token\n' >>cfg/envs/prod.yaml
-printf '%s\n' "$out" | sed 's/^/  /' >>cfg/envs/prod.yaml
+cp cfg/envs/prod.yaml p.before
+out=$(printf '%s' "$canary2" | "$rc_bin" secret encrypt -e prod -w API cfg 2>&1)
+keep
+has "encrypt --write: the environment's own file" "$out" "wrote API to envs/prod.yaml (environment 'prod')"
+[ -z "$(diff p.before cfg/envs/prod.yaml | grep '^<')" ] && ok "encrypt --write: env file, only lines added" || bad "encrypt --write: env file" "$(diff p.before cfg/envs/prod.yaml)"
 printf '  TAIL: {env: TAIL} # after\n' >>cfg/envs/prod.yaml
+run 129 "encrypt --write needs -e" "$rc_bin" secret encrypt --write DB cfg
 # a {file:} secret that is a binary age file
 printf 'file-canary-%s' "$RANDOM" >plainfile
 age -r "$alice" -o cfg/cert.age plainfile

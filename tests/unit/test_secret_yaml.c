@@ -1,4 +1,5 @@
 #include "tests/unit/helpers.h"
+#include "reconciler/base/error.h"
 #include "reconciler/cli/secret_yaml.h"
 
 static const char doc[] =
@@ -112,12 +113,91 @@ static void secret_yaml_none(void **state)
 	rc_yaml_blocks_free(b, n);
 }
 
+static char *put(const char *text, const char *const *path, size_t n,
+		 const char *name, int *rc)
+{
+	rc_buf out = RC_BUF_INIT;
+
+	*rc = rc_yaml_secret_put(&out, text, strlen(text), path, n, name,
+				 "-----BEGIN X-----\nQQ==\n-----END X-----\n");
+	return rc_buf_detach(&out);
+}
+
+static void secret_yaml_put_entries(void **state)
+{
+	static const char *const top[] = {NULL};
+	static const char *const prod[] = {"environments", "prod"};
+	static const char *const flow[] = {"environments", "flow"};
+	static const char envfile[] = "# prod\nsecrets:\n  # a\n  A: {env: A}\n"
+				      "  B:\n    env: B\n\n# end\ntarget: x\n";
+	static const char root[] = "environments:\n  prod:\n    target: x # t\n"
+				   "  flow: {file: f}\n  other:\n    secrets: {}\n";
+	char *got;
+	int rc;
+
+	RC_UNUSED(state);
+	/* a new entry after the last one, comments kept */
+	got = put(envfile, top, 0, "C", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(got, "# prod\nsecrets:\n  # a\n  A: {env: A}\n"
+				 "  B:\n    env: B\n  C:\n    encrypted: |\n"
+				 "      -----BEGIN X-----\n      QQ==\n"
+				 "      -----END X-----\n\n# end\ntarget: x\n");
+	free(got);
+	/* an existing entry replaced, one line or several */
+	got = put(envfile, top, 0, "A", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(got, "# prod\nsecrets:\n  # a\n  A:\n"
+				 "    encrypted: |\n      -----BEGIN X-----\n"
+				 "      QQ==\n      -----END X-----\n  B:\n"
+				 "    env: B\n\n# end\ntarget: x\n");
+	free(got);
+	got = put(envfile, top, 0, "B", &rc);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(got, "  A: {env: A}\n  B:\n    encrypted: |\n"));
+	assert_null(strstr(got, "env: B"));
+	free(got);
+	/* no secrets yet: a new mapping at the end of the environment */
+	got = put(root, prod, 2, "DB", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(got, "environments:\n  prod:\n    target: x # t\n"
+				 "    secrets:\n      DB:\n        encrypted: |\n"
+				 "          -----BEGIN X-----\n          QQ==\n"
+				 "          -----END X-----\n"
+				 "  flow: {file: f}\n  other:\n    secrets: {}\n");
+	free(got);
+	/* flow style and missing mappings are refused */
+	got = put(root, flow, 2, "DB", &rc);
+	assert_int_equal(rc, RC_EINVALID);
+	free(got);
+	{
+		static const char *const other[] = {"environments", "other"};
+		static const char *const none[] = {"environments", "none"};
+
+		got = put(root, other, 2, "DB", &rc);
+		assert_int_equal(rc, RC_EINVALID);
+		free(got);
+		got = put(root, none, 2, "DB", &rc);
+		assert_int_equal(rc, RC_EINVALID);
+		free(got);
+	}
+	/* a file without a final newline */
+	got = put("secrets:\n  A: {env: A}", top, 0, "B", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(got, "secrets:\n  A: {env: A}\n  B:\n    encrypted: |\n"
+				 "      -----BEGIN X-----\n      QQ==\n"
+				 "      -----END X-----\n");
+	free(got);
+	rc_error_clear();
+}
+
 int test_group_secret_yaml(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(secret_yaml_finds_blocks),
 		cmocka_unit_test(secret_yaml_replaces_only_blocks),
 		cmocka_unit_test(secret_yaml_none),
+		cmocka_unit_test(secret_yaml_put_entries),
 	};
 
 	return cmocka_run_group_tests_name("secret_yaml", tests, NULL, NULL);
