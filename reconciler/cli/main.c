@@ -275,7 +275,7 @@ static const rc_command commands[] = {
 	 "Exit status: 0 rejected, 1 refused or failed, 129 wrong usage.\n",
 	 rc_cmd_reject},
 	{"secret", "Encrypted values: encrypt, decrypt, edit, rekey, keygen",
-	 "usage: reconcile secret encrypt [-e <env>] <name> [<dir>] < value\n"
+	 "usage: reconcile secret encrypt [-e <env> [--write]] <name> [<dir>] < value\n"
 	 "       reconcile secret decrypt [-e <env>] [--force] <name> [<dir>]\n"
 	 "       reconcile secret decrypt [--force] <file>\n"
 	 "       reconcile secret edit [-r <recipient>]... <file>\n"
@@ -290,7 +290,9 @@ static const rc_command commands[] = {
 	 "            end of the line; a pipe or file to its end, less one\n"
 	 "            final newline), encrypts it to the recipients of <env>\n"
 	 "            (without -e: the top-level recipients) and prints the\n"
-	 "            entry to paste under the environment's secrets:\n"
+	 "            entry to paste under the environment's secrets:, or\n"
+	 "            with --write puts it there (in the environment's file,\n"
+	 "            else in reconcile.yaml), replacing one of that name\n"
 	 "   decrypt  Prints the value <name> (of <env>: its encrypted: value\n"
 	 "            or its {file:} age file), or the age <file>, only to a\n"
 	 "            terminal unless --force\n"
@@ -311,6 +313,7 @@ static const rc_command commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "   -e, --env <env>          The environment (or generator entry)\n"
+	 "   -w, --write              encrypt: write the entry into the file\n"
 	 "   -f, --force              decrypt: print to a file or pipe too\n"
 	 "   -r, --recipient <key>    edit: an age1..., ssh-ed25519 or ssh-rsa\n"
 	 "                            public key; may be repeated\n"
