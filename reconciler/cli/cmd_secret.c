@@ -21,6 +21,7 @@
 #include "reconciler/base/rctime.h"
 #include "schema/age.h"
 #include "schema/load.h"
+#include "state/internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -104,24 +105,6 @@ static int read_path(rc_buf *b, const char *path)
 	return rc;
 }
 
-/* Writes all of data to fd; -1 with errno. */
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replaces path with data through a temporary file beside it and
  * rename(), keeping path's mode. */
 static int write_atomic(const char *path, const void *data, size_t len)
@@ -140,7 +123,7 @@ static int write_atomic(const char *path, const void *data, size_t len)
 		rc = rc_error_set_os("cannot write '%s'", path);
 		goto done;
 	}
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
+	if (fchmod(fd, mode) < 0 || rc_state_write_all(fd, data, len) < 0 ||
 	    fsync(fd) < 0) {
 		rc = rc_error_set_os("cannot write '%s'", tmp.ptr);
 		close(fd);
@@ -155,11 +138,8 @@ static int write_atomic(const char *path, const void *data, size_t len)
 	}
 	rc_buf_put(&dir, path, slash ? (size_t)(slash - path) + 1 : 0);
 	rc_buf_puts(&dir, ".");
-	fd = open(dir.ptr, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	if (rc_state_fsync_dir(dir.ptr) < 0)
+		rc_error_clear(); /* the file is in place */
 done:
 	rc_buf_release(&tmp);
 	rc_buf_release(&dir);
@@ -992,7 +972,7 @@ static int secret_edit(int argc, char **argv)
 		goto restore;
 	}
 	memcpy(edit_file, tmpl.ptr, tmpl.len + 1);
-	if (fchmod(fd, 0600) < 0 || write_all(fd, plain.ptr, plain.len) < 0) {
+	if (fchmod(fd, 0600) < 0 || rc_state_write_all(fd, plain.ptr, plain.len) < 0) {
 		rc_error_set_os("cannot write '%s'", edit_file);
 		close(fd);
 		goto restore;
@@ -1328,7 +1308,7 @@ static int secret_keygen(int argc, char **argv)
 	rc_time_now(now);
 	rc_buf_printf(&body, "# created: %s\n# public key: %s\n%s\n", now,
 		      recipient, identity);
-	if (fchmod(fd, 0600) < 0 || write_all(fd, body.ptr, body.len) < 0 ||
+	if (fchmod(fd, 0600) < 0 || rc_state_write_all(fd, body.ptr, body.len) < 0 ||
 	    fsync(fd) < 0) {
 		rc_error_set_os("cannot write '%s'", path.ptr);
 		unlink(path.ptr);
