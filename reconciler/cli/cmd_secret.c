@@ -334,12 +334,24 @@ static bool secret_name_ok(const char *s)
 	return true;
 }
 
+/* The terminal's settings while a value is read without echo, put back
+ * when a signal ends the command. */
+static struct termios tty_saved;
+
+static void tty_signal(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSANOW, &tty_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* The value from standard input: a terminal is read without echo up to
  * the end of the line; anything else to its end, less one final
  * newline. */
 static int read_value(rc_buf *v, const char *name)
 {
 	struct termios old, quiet;
+	struct sigaction sa, old_int, old_term;
 	int rc;
 
 	if (!isatty(STDIN_FILENO)) {
@@ -350,12 +362,18 @@ static int read_value(rc_buf *v, const char *name)
 	}
 	if (tcgetattr(STDIN_FILENO, &old) < 0)
 		return rc_error_set_os("cannot read the terminal");
+	tty_saved = old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tty_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
 	fprintf(stderr, "Value of %s (not shown): ", name);
 	fflush(stderr);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
 	rc_buf_init(v, SECRET_MAX);
 	rc_buf_grow(v, 4096);
 	rc = 0;
@@ -377,7 +395,9 @@ static int read_value(rc_buf *v, const char *name)
 		v->ptr[v->len] = '\0';
 		c = 0;
 	}
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
 	return rc;
 }
 

@@ -11,8 +11,8 @@ set -u
 rc_bin=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
-for t in age age-keygen ssh-keygen; do
-	command -v "$t" >/dev/null || { echo "secret.cli: '$t' not found (Debian packages age, openssh-client)"; exit 1; }
+for t in age age-keygen ssh-keygen script; do
+	command -v "$t" >/dev/null || { echo "secret.cli: '$t' not found (Debian packages age, openssh-client, bsdutils)"; exit 1; }
 done
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
@@ -101,6 +101,14 @@ blocks entry.yaml
 age -d -i bob blk.1 | od -c | grep -q '\\n' && bad "encrypt: one final newline stripped" || ok "encrypt: one final newline stripped"
 # the value is never an argument: a second word is the directory, and
 # what is there is not echoed
+# on a terminal (script(1) gives it one): asked for without echo, one line
+typed="typed-canary-$RANDOM$RANDOM"
+(sleep 1; printf '%s\n' "$typed") | script -qc "'$rc_bin' secret encrypt -e dev TT cfg" /dev/null >tty.out 2>&1
+tr -d '\r' <tty.out >tty.txt
+has "encrypt on a terminal: the prompt" "$(cat tty.txt)" "Value of TT (not shown): "
+hasnt "encrypt on a terminal: the value is not echoed" "$(cat tty.txt)" "$typed"
+blocks tty.txt
+[ "$(age -d -i bob blk.1)" = "$typed" ] && ok "encrypt on a terminal: the line, without its newline" || bad "encrypt on a terminal: the value" "$(cat tty.txt)"
 run 129 "encrypt: no value on the command line" "$rc_bin" secret encrypt DB "$canary"
 keep
 has "encrypt: says where the value comes from" "$out" "read from standard input"
@@ -264,7 +272,7 @@ run 0 "help secret" "$rc_bin" help secret
 run 129 "secret: unknown" "$rc_bin" secret frobnicate
 
 # ---- no output ever held a value
-for v in "$canary" "$canary2" "$newval"; do
+for v in "$canary" "$canary2" "$newval" "$typed"; do
 	hasnt "no output holds a value" "$all" "$v"
 done
 finish
