@@ -125,6 +125,14 @@ mkdir norec && printf 'version: 1\nproject: x\nenvironments:\n  a:\n    target: 
 printf 'v' | "$rc_bin" secret encrypt DB norec >/dev/null 2>err
 [ $? -eq 1 ] && grep -q "add 'recipients:'" err && ok "encrypt: no recipients says to add them" || bad "encrypt: no recipients" "$(cat err)"
 
+# a wrong recipient stops the commands; other problems do not
+mkdir badrec && printf 'version: 1\nproject: x\nrecipients:\n  - age1notakey\nenvironments:\n  a:\n    target: { driver: local }\n    no_such_key: 1\n' >badrec/reconcile.yaml
+printf 'v' | "$rc_bin" secret encrypt DB badrec >/dev/null 2>err
+[ $? -eq 1 ] && grep -q "reconcile.yaml:4:5: error: recipients in reconcile.yaml: malformed age recipient" err && ok "encrypt: a wrong recipient is an error, with its place" || bad "encrypt: wrong recipient" "$(cat err)"
+sed -i "s|age1notakey|$carol|" badrec/reconcile.yaml
+printf 'v' | "$rc_bin" secret encrypt DB badrec >/dev/null 2>err
+[ $? -eq 0 ] && ok "encrypt: another problem of the configuration does not stop it" || bad "encrypt: other problems" "$(cat err)"
+
 # place the values with --write: DB inline in reconcile.yaml (dev has no
 # secrets: yet), API in the prod file (after OTHER); nothing else moves
 cp cfg/reconcile.yaml r.before
