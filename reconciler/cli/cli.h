@@ -28,6 +28,7 @@ int rc_cmd_controller(int argc, char **argv);
 int rc_cmd_approve(int argc, char **argv);
 int rc_cmd_reject(int argc, char **argv);
 int rc_cmd_pending(int argc, char **argv);
+int rc_cmd_secret(int argc, char **argv);
 
 /* Whether to colour output written to f (a terminal, NO_COLOR unset). */
 bool rc_use_color(FILE *f);
