@@ -123,14 +123,16 @@ api PATCH "/apis/apps/v1/namespaces/acme-staging/deployments/web?fieldManager=ku
 	'{"spec":{"replicas":5}}' application/merge-patch+json >/dev/null
 run 2 "drift shows in the plan" "$rc_bin" plan "$cfg" -e acme-staging
 has "the edited field is shown" "$out" "replicas: 5 -> 3"
-run 1 "apply refuses to take over another manager's field" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+set_policy "  drift: heal
+  prune: true
+  force_conflicts: false"
+run 1 "apply refuses to take over another manager's field (force_conflicts: false)" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
 has "the conflict names the field" "$out" ".spec.replicas"
 has "the conflict names the other manager" "$out" "kubectl-edit"
 has "the conflict says how to force" "$out" "policy.force_conflicts"
 set_policy "  drift: heal
-  prune: true
-  force_conflicts: true"
-run 0 "with force_conflicts the apply takes it back" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
+  prune: true"
+run 0 "drift: heal takes it back (force_conflicts by default)" "$rc_bin" apply "$cfg" -e acme-staging --auto-approve
 [ "$(api GET /apis/apps/v1/namespaces/acme-staging/deployments/web | field spec.replicas)" = 3 ] &&
 	ok "replicas are back to 3" || bad "replicas are back to 3"
 
