@@ -77,6 +77,26 @@ static const char SIG_ED25519_SHA256[] =
 #define FP_ECDSA "SHA256:VnRZlUtrMhQDQVNsvnVYqHRsmBtFSySTgYuuHsnMITA"
 #define FP_RSA "SHA256:BGDyQeDpWCgg14VQqBMW8teJoN0ILVUcNLpDAFBeVi0"
 
+/* rsa-sha2-256, which ssh-keygen -Y sign never makes (it signs RSA with
+ * rsa-sha2-512): made over MSG by a script with a 2048-bit key, and
+ * accepted by ssh-keygen -Y verify. */
+static const char SIG_RSA256[] =
+	"-----BEGIN SSH SIGNATURE-----\n"
+	"U1NIU0lHAAAAAQAAARcAAAAHc3NoLXJzYQAAAAMBAAEAAAEBALeBU/oDcrW2wr4BiJRrBw\n"
+	"hbKab0pUlLDbEQ5fhxyMtuKHTedFRu0jOUlqneQNg8ufAlZISRChJomCYPP4xY9GIqWzto\n"
+	"WNKna8fWBc8YTTOQ0J6t0riVdeIGyKcIDu/sc7yv1LVMQMyKOE74G8UJzB0z23TKhSUwFN\n"
+	"B0KZsfHvcPJAk51tKm1g8w2o8PM+vXYy+fvcfRf1lh92WAIaNwMgm9Uk3p61cmCvleaMVl\n"
+	"SZJZ+ofWS+s3OvP3gUYIOZjoMI2vTL+ctbYMIolg9EyE2UrK3Oht2mW5V1vDgbQq1MGzKS\n"
+	"jZqye0WK+GswLlVGuOHC0eh7rLVHkUd7MotDi0pHsAAAADZ2l0AAAAAAAAAAZzaGE1MTIA\n"
+	"AAEUAAAADHJzYS1zaGEyLTI1NgAAAQC2JKLmnsQGcG02uM2Lt5Kew3xCdAOs5Emnz761Yg\n"
+	"ZUJc1V6woxJKCzlKLWSHmPhRpOpUhFaOrxNO4fOhifpHMYZIK0OeTLAu5xvFDe7ytM73tZ\n"
+	"rXJOlD7FruKKQZgRGqN4vnIUqRCTuXkK4o9+Jjh35n5hLELvVWOQyBF2TE0/89RKpjKqxB\n"
+	"4Sy/YsmQCu9rBQQ6tphI9eZYXYJ6JB34Q4XKvmpoIChwspRUfajpMLBUFuK1cQfH47DMc2\n"
+	"QR1E4v9qM+SB68JaVqYuxOLDEfQ/ASpcetwOt+525ARQOG9ypftViRGprvmp51F9Dg8qVN\n"
+	"MmGAlwfpBHJNJp5GdFiROF\n"
+	"-----END SSH SIGNATURE-----\n";
+static const char FP_RSA256[] = "SHA256:dgLuIpPm+qlFubJ2xFp3keBJM7rV93DyQK9j4JKiwjE";
+
 static void verify_ok(const char *armored, const char *type, const char *fp,
 		      const char *hash)
 {
@@ -98,13 +118,14 @@ static void sshsig_verifies_each_key_type(void **state)
 	verify_ok(SIG_ED25519_SHA256, "ssh-ed25519", FP_ED25519, "sha256");
 	verify_ok(SIG_ECDSA, "ecdsa-sha2-nistp256", FP_ECDSA, "sha512");
 	verify_ok(SIG_RSA, "ssh-rsa", FP_RSA, "sha512");
+	verify_ok(SIG_RSA256, "ssh-rsa", FP_RSA256, "sha512");
 }
 
 /* A changed message, and a message signed for another namespace checked
  * as git (what a signature made with -n file would be taken for). */
 static void sshsig_refuses_a_changed_message(void **state)
 {
-	const char *sigs[] = {SIG_ED25519, SIG_ECDSA, SIG_RSA};
+	const char *sigs[] = {SIG_ED25519, SIG_ECDSA, SIG_RSA, SIG_RSA256};
 	rc_sshsig s;
 
 	RC_UNUSED(state);
