@@ -164,12 +164,18 @@ typedef struct {
 	 * a 5xx) it retries with backoff, saying so in the log.
 	 *
 	 * desired is what expand() returned (the kinds to watch, and the
-	 * fields that matter: the same view observe() gives). The baseline
+	 * fields that matter: the same view observe() gives). It is
+	 * borrowed until the driver calls changed(arg, NULL, NULL), once,
+	 * to say it copied what it needs (a watch held for weeks keeps a
+	 * compact form, not every body); the caller may then release it. A
+	 * driver that never calls it reads desired for the whole call. The
+	 * baseline
 	 * is what the driver lists when it starts, so start (or restart) it
 	 * after an apply: a change of reconcile's own made while it runs is
 	 * reported like any other, and the re-plan finds nothing to do.
 	 *
-	 * changed(arg, env, key) is called from the watch's threads, never
+	 * changed(arg, env, key) is called from the watch's threads (and
+	 * changed(arg, NULL, NULL) as above, from the caller's), never
 	 * two calls at once, for each resource key whose body (normal form,
 	 * as observe() returns it) appeared, disappeared or differs from the
 	 * last one seen; changes that do not touch the body (status, the

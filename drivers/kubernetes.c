@@ -1607,9 +1607,24 @@ done:
 #define KUBE_WATCH_TIMEOUT_S 300
 #define KUBE_WATCH_BACKOFF_MAX_MS 30000L
 
-struct kwatch;
+static long watch_timeout_s(void)
+{
+	const char *e = getenv("RECONCILE_KUBE_WATCH_TIMEOUT");
+	char *end;
+	long v;
 
-/* One kind's LIST and WATCH, in its own thread. */
+	if (!e || !*e)
+		return KUBE_WATCH_TIMEOUT_S;
+	v = strtol(e, &end, 10);
+	return *end || v < 1 || v > 3600 ? KUBE_WATCH_TIMEOUT_S : v;
+}
+
+struct kwatch;
+struct khub;
+
+/* One kind's LIST and WATCH, in its own thread. Its events come from the
+ * cluster's shared WATCH of the kind (struct khub) when the credentials
+ * may watch every namespace, else from a WATCH of its own namespace. */
 struct kwatch_kind {
 	struct kwatch *w;
 	kube_kind k;
@@ -1621,12 +1636,20 @@ struct kwatch_kind {
 	char *failure;    /* an ERROR event other than 410 */
 	pthread_t th;
 	bool started;
+	/* under hubs_mu: */
+	struct khub *hub;          /* the shared WATCH it follows, or NULL */
+	struct kwatch_kind *hub_next;
+	bool need_list;  /* LIST its namespace again (joined, or events lost) */
+	bool ready;      /* listed since: the hub's events apply at once */
+	json_t *held;    /* events that came while it listed, in order */
 };
 
 /* One environment's watch. */
 struct kwatch {
 	rc_driver *d;
-	const rc_resource_set *desired;
+	rc_resource_set secrets; /* the desired Secrets (copies): how their
+				    observed values are told apart */
+	char *env_label;   /* the environment's label value */
 	void (*changed)(void *arg, const char *env, const char *key);
 	void *arg;
 	long timeout_s;    /* the WATCH's timeoutSeconds */
@@ -1706,7 +1729,7 @@ static int kwatch_list(struct kwatch_kind *kk)
 
 	free(kk->rv);
 	kk->rv = NULL;
-	rc = list_kind(w->d, &kk->k, kk->av, kk->kind, w->desired, &got,
+	rc = list_kind(w->d, &kk->k, kk->av, kk->kind, &w->secrets, &got,
 		       &kk->rv);
 	if (rc == 0 && !kk->rv)
 		rc = rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
@@ -1735,11 +1758,42 @@ static int kwatch_list(struct kwatch_kind *kk)
 	return rc;
 }
 
+/* An ADDED, MODIFIED or DELETED event of one of kk's objects. */
+static void kwatch_object(struct kwatch_kind *kk, const char *type,
+			  json_t *obj)
+{
+	const char *name = json_string_value(
+		json_object_get(json_object_get(obj, "metadata"), "name"));
+	rc_buf key = RC_BUF_INIT_MAX(1024);
+	json_t *body = NULL;
+	char *fp = NULL;
+
+	if (!name)
+		return;
+	if (strcmp(type, "DELETED"))
+		body = item_body(kk->w->d, obj, kk->av, kk->kind, kk->kk,
+				 &kk->w->secrets, &key);
+	if (body)
+		fp = body_fingerprint(kk->kind, body);
+	else if (key.len)
+		rc_error_clear(); /* unreadable: as if gone */
+	kwatch_see(kk, name, fp);
+	free(fp);
+	json_decref(body);
+	rc_buf_release(&key);
+}
+
+static bool object_event(const char *type)
+{
+	return type && (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED") ||
+			!strcmp(type, "DELETED"));
+}
+
 static int kwatch_line(void *ctx, const char *line, size_t n)
 {
 	struct kwatch_kind *kk = ctx;
 	json_t *ev = json_loadb(line, n, 0, NULL), *obj;
-	const char *type, *rv, *name;
+	const char *type, *rv;
 	int stop = 0;
 
 	if (!ev)
@@ -1748,8 +1802,6 @@ static int kwatch_line(void *ctx, const char *line, size_t n)
 	obj = json_object_get(ev, "object");
 	rv = json_string_value(json_object_get(
 		json_object_get(obj, "metadata"), "resourceVersion"));
-	name = json_string_value(
-		json_object_get(json_object_get(obj, "metadata"), "name"));
 	if (!type) {
 		/* nothing */
 	} else if (!strcmp(type, "ERROR")) {
@@ -1763,26 +1815,8 @@ static int kwatch_line(void *ctx, const char *line, size_t n)
 			kk->failure = rc_strdup(m ? m : "an ERROR event");
 		}
 		stop = 1;
-	} else if (!strcmp(type, "BOOKMARK")) {
-		/* only the resourceVersion moves */
-	} else if (name && (!strcmp(type, "ADDED") ||
-			    !strcmp(type, "MODIFIED") ||
-			    !strcmp(type, "DELETED"))) {
-		rc_buf key = RC_BUF_INIT_MAX(1024);
-		json_t *body = NULL;
-		char *fp = NULL;
-
-		if (strcmp(type, "DELETED"))
-			body = item_body(kk->w->d, obj, kk->av, kk->kind,
-					 kk->kk, kk->w->desired, &key);
-		if (body)
-			fp = body_fingerprint(kk->kind, body);
-		else if (key.len)
-			rc_error_clear(); /* unreadable: as if gone */
-		kwatch_see(kk, name, fp);
-		free(fp);
-		json_decref(body);
-		rc_buf_release(&key);
+	} else if (object_event(type)) {
+		kwatch_object(kk, type, obj);
 	}
 	if (rv && !stop && kk->rv && strcmp(rv, kk->rv)) {
 		free(kk->rv);
@@ -1846,12 +1880,432 @@ static bool kwatch_fatal(int rc)
 	return rc == RC_EAUTH || rc == RC_ENOTFOUND || rc == RC_EINVALID;
 }
 
+/*
+ * One WATCH per cluster connection, kind and project, shared by every
+ * environment's watch of that kind: a controller following a hundred
+ * environments on one cluster holds a stream per kind, not a hundred.
+ * The stream covers every namespace (the project's selector); each event
+ * goes to the environment whose namespace and label it carries.
+ *
+ * No event falls between the two: an environment lists its namespace
+ * only once the shared stream has a resourceVersion to start from (its
+ * LIST is then as new as the stream's start or newer), and the events
+ * that come while it lists are held and applied after the LIST (an
+ * older one may report a change that is not one: a re-plan finds
+ * nothing). When the stream's resourceVersion expires (410), every
+ * environment lists again, as a watch of its own would. Credentials that
+ * may not list every namespace (403) make each environment watch its own
+ * namespace instead.
+ */
+struct khub {
+	struct kube_client *client; /* a reference of its own */
+	char *key;       /* client, kind, project */
+	char *path;      /* the kind's collection over every namespace */
+	char *selector;  /* the project's objects, hooks left out */
+	char *resource;  /* for messages */
+	int refs;        /* its environments */
+	pthread_t th;
+	volatile int quit;
+	char *rv;        /* where the stream (re)starts; NULL: not yet */
+	bool denied;     /* every-namespace access refused: watch alone */
+	struct kwatch_kind *subs;
+	struct khub *next;
+};
+
+static pthread_mutex_t hubs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct khub *hubs;
+
+/* Every environment of the hub lists again (under hubs_mu). */
+static void hub_relist(struct khub *h)
+{
+	for (struct kwatch_kind *kk = h->subs; kk; kk = kk->hub_next) {
+		kk->need_list = true;
+		kk->ready = false;
+		json_array_clear(kk->held);
+	}
+}
+
+/* The environment an object belongs to among the hub's (under hubs_mu). */
+static struct kwatch_kind *hub_sub_of(struct khub *h, json_t *obj)
+{
+	const json_t *md = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *env = json_string_value(json_object_get(
+		json_object_get(md, "labels"), RC_KUBE_LABEL_ENV));
+
+	if (!env)
+		return NULL;
+	for (struct kwatch_kind *kk = h->subs; kk; kk = kk->hub_next)
+		if (!strcmp(kk->w->env_label, env) &&
+		    (!kk->k.namespaced ||
+		     (ns && !strcmp(kk->w->d->ns, ns))))
+			return kk;
+	return NULL;
+}
+
+static int hub_line(void *ctx, const char *line, size_t n)
+{
+	struct khub *h = ctx;
+	json_t *ev = json_loadb(line, n, 0, NULL), *obj;
+	const char *type, *rv;
+	struct kwatch_kind *kk;
+	int stop = 0;
+
+	if (!ev)
+		return 0;
+	type = json_string_value(json_object_get(ev, "type"));
+	obj = json_object_get(ev, "object");
+	rv = json_string_value(json_object_get(
+		json_object_get(obj, "metadata"), "resourceVersion"));
+	pthread_mutex_lock(&hubs_mu);
+	if (type && !strcmp(type, "ERROR")) {
+		if (json_integer_value(json_object_get(obj, "code")) == 410) {
+			RC_INFO("kubernetes: resourceVersion %s of %s expired; "
+				"listing again",
+				h->rv, h->resource);
+			free(h->rv);
+			h->rv = NULL; /* expired: start again, list again */
+		} else {
+			RC_WARN("kubernetes: watching %s: %s", h->resource,
+				json_string_value(json_object_get(obj,
+								  "message")));
+		}
+		stop = 1;
+	} else if (object_event(type) && (kk = hub_sub_of(h, obj)) != NULL) {
+		if (kk->ready)
+			kwatch_object(kk, type, obj);
+		else
+			json_array_append(kk->held, ev);
+	}
+	if (rv && !stop && h->rv && strcmp(rv, h->rv)) {
+		free(h->rv);
+		h->rv = rc_strdup(rv);
+	}
+	pthread_mutex_unlock(&hubs_mu);
+	json_decref(ev);
+	return stop;
+}
+
+/* Where a shared stream starts: the collection's resourceVersion, from a
+ * LIST of one item. 1 when every-namespace access is refused. */
+static int hub_start(struct khub *h)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	rc_http_req q = {0};
+	rc_http_resp r;
+	json_t *j = NULL;
+	const char *rv;
+	int rc;
+
+	rc_buf_puts(&path, h->path);
+	rc_http_query_add(&path, "labelSelector", h->selector);
+	rc_buf_puts(&path, "&limit=1");
+	q.method = "GET";
+	q.path = path.ptr;
+	rc_http_resp_init(&r);
+	rc = rc_http_do(h->client->http, &q, &r);
+	if (rc == 0 && (r.status == 401 || r.status == 403)) {
+		rc = 1;
+	} else if (rc == 0 && r.status != 200) {
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "listing %s in every namespace: HTTP %ld",
+				  h->resource, r.status);
+	} else if (rc == 0) {
+		j = json_loadb(r.body.ptr, r.body.len, 0, NULL);
+		rv = json_string_value(json_object_get(
+			json_object_get(j, "metadata"), "resourceVersion"));
+		if (!rv)
+			rc = rc_error_set(RC_EINVALID, RC_ECLASS_PLATFORM,
+					  "the list of %s has no "
+					  "resourceVersion",
+					  h->resource);
+		else {
+			pthread_mutex_lock(&hubs_mu);
+			free(h->rv);
+			h->rv = rc_strdup(rv);
+			hub_relist(h);
+			pthread_mutex_unlock(&hubs_mu);
+			RC_INFO("kubernetes: watching %s in every namespace "
+				"from resourceVersion %s (shared by the "
+				"environments on this cluster)",
+				h->resource, rv);
+		}
+	}
+	json_decref(j);
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+static int hub_stream(struct khub *h)
+{
+	rc_buf path = RC_BUF_INIT_MAX(8192);
+	rc_http_req q = {0};
+	rc_http_resp r;
+	long timeout_s = watch_timeout_s();
+	int rc;
+
+	rc_buf_puts(&path, h->path);
+	rc_http_query_add(&path, "labelSelector", h->selector);
+	rc_http_query_add(&path, "watch", "1");
+	pthread_mutex_lock(&hubs_mu);
+	rc_http_query_add(&path, "resourceVersion", h->rv);
+	pthread_mutex_unlock(&hubs_mu);
+	rc_http_query_add(&path, "allowWatchBookmarks", "true");
+	rc_buf_printf(&path, "&timeoutSeconds=%ld", timeout_s);
+	q.method = "GET";
+	q.path = path.ptr;
+	q.timeout_ms = (timeout_s + 30) * 1000;
+	q.cancel = &h->quit;
+	rc_http_resp_init(&r);
+	rc = rc_http_stream(h->client->http, &q, &r, hub_line, h);
+	if (rc == 0 && r.status == 410) {
+		pthread_mutex_lock(&hubs_mu);
+		RC_INFO("kubernetes: resourceVersion %s of %s expired; "
+			"listing again",
+			h->rv ? h->rv : "?", h->resource);
+		free(h->rv);
+		h->rv = NULL;
+		pthread_mutex_unlock(&hubs_mu);
+	} else if (rc == 0 && r.status && r.status != 200) {
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "watching %s in every namespace: HTTP %ld",
+				  h->resource, r.status);
+	}
+	rc_http_resp_release(&r);
+	rc_buf_release(&path);
+	return rc;
+}
+
+static void *hub_run(void *arg)
+{
+	struct khub *h = arg;
+	long backoff = 0;
+
+	while (!h->quit) {
+		bool started;
+		int rc;
+
+		pthread_mutex_lock(&hubs_mu);
+		started = h->rv != NULL;
+		pthread_mutex_unlock(&hubs_mu);
+		rc = started ? hub_stream(h) : hub_start(h);
+		if (rc == 1) {
+			pthread_mutex_lock(&hubs_mu);
+			h->denied = true;
+			pthread_mutex_unlock(&hubs_mu);
+			RC_INFO("kubernetes: %s cannot be listed in every "
+				"namespace with these credentials: each "
+				"environment watches its own namespace",
+				h->resource);
+			break;
+		}
+		if (rc < 0) {
+			backoff = backoff ? backoff * 2 : 1000;
+			if (backoff > KUBE_WATCH_BACKOFF_MAX_MS)
+				backoff = KUBE_WATCH_BACKOFF_MAX_MS;
+			RC_WARN("kubernetes: watching %s: %s (again in %ld ms)",
+				h->resource, rc_error_last()->message,
+				backoff);
+			rc_error_clear();
+			/* the stream starts again from where it was: if that
+			   is too old now, the 410 makes everyone list again */
+			for (long t = 0; t < backoff && !h->quit; t += 100)
+				rc_local_sleep_ms(100);
+		} else {
+			backoff = 0;
+		}
+	}
+	return NULL;
+}
+
+/* Joins kk to the shared stream of its kind (starting it); 0, or -1 when
+ * there is none to share (kk then watches alone). */
+static int hub_join(struct kwatch_kind *kk)
+{
+	rc_driver *d = kk->w->d;
+	rc_buf key = RC_BUF_INIT_MAX(8192), path = RC_BUF_INIT_MAX(1024);
+	struct khub *h;
+	char *p;
+
+	if (!kk->k.namespaced || getenv("RECONCILE_KUBE_WATCH_PER_NAMESPACE"))
+		return -1;
+	rc_buf_printf(&key, "%p\n%s\n%s\n%s", (void *)d->client,
+		      kk->k.group_version, kk->k.resource, d->project);
+	pthread_mutex_lock(&hubs_mu);
+	for (h = hubs; h; h = h->next)
+		if (!strcmp(h->key, key.ptr))
+			break;
+	if (h && h->denied) {
+		pthread_mutex_unlock(&hubs_mu);
+		rc_buf_release(&key);
+		return -1;
+	}
+	if (!h) {
+		h = rc_calloc(1, sizeof(*h));
+		h->key = rc_buf_detach(&key);
+		h->client = d->client;
+		pthread_mutex_lock(&clients_mu);
+		d->client->refs++;
+		pthread_mutex_unlock(&clients_mu);
+		rc_buf_printf(&path, "%s%s/%s", *kk->k.group ? "/apis/" : "/api/",
+			      kk->k.group_version, kk->k.resource);
+		h->path = rc_buf_detach(&path);
+		h->resource = rc_strdup(kk->k.resource);
+		p = rc_kube_label_value(d->project);
+		rc_buf_printf(&path, "%s=%s,%s=%s,!%s",
+			      RC_KUBE_LABEL_MANAGED_BY, RC_KUBE_MANAGED_BY,
+			      RC_KUBE_LABEL_PROJECT, p, RC_KUBE_LABEL_HOOK);
+		free(p);
+		h->selector = rc_buf_detach(&path);
+		if (pthread_create(&h->th, NULL, hub_run, h)) {
+			pthread_mutex_unlock(&hubs_mu);
+			client_put(h->client);
+			free(h->key);
+			free(h->path);
+			free(h->resource);
+			free(h->selector);
+			free(h);
+			return -1;
+		}
+		h->next = hubs;
+		hubs = h;
+	}
+	h->refs++;
+	kk->hub = h;
+	kk->hub_next = h->subs;
+	h->subs = kk;
+	kk->need_list = true;
+	kk->ready = false;
+	kk->held = json_array();
+	pthread_mutex_unlock(&hubs_mu);
+	rc_buf_release(&key);
+	rc_buf_release(&path);
+	return 0;
+}
+
+/* Leaves the shared stream; the last one out stops it. */
+static void hub_leave(struct kwatch_kind *kk)
+{
+	struct khub *h = kk->hub, **p;
+	bool last;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&hubs_mu);
+	for (struct kwatch_kind **q = &h->subs; *q; q = &(*q)->hub_next)
+		if (*q == kk) {
+			*q = kk->hub_next;
+			break;
+		}
+	last = --h->refs == 0;
+	if (last)
+		for (p = &hubs; *p; p = &(*p)->next)
+			if (*p == h) {
+				*p = h->next;
+				break;
+			}
+	kk->hub = NULL;
+	json_decref(kk->held);
+	kk->held = NULL;
+	pthread_mutex_unlock(&hubs_mu);
+	if (!last)
+		return;
+	h->quit = 1;
+	pthread_join(h->th, NULL);
+	client_put(h->client);
+	free(h->key);
+	free(h->path);
+	free(h->resource);
+	free(h->selector);
+	free(h->rv);
+	free(h);
+}
+
+/* kk's part of a shared stream: its namespace listed whenever the stream
+ * (re)starts, the held events applied, until the watch stops (0) or
+ * every-namespace access is refused (-1: it watches alone). */
+static int hub_follow(struct kwatch_kind *kk)
+{
+	struct kwatch *w = kk->w;
+	long backoff = 0;
+
+	while (!w->quit) {
+		bool list, denied, armed;
+
+		pthread_mutex_lock(&hubs_mu);
+		list = kk->need_list;
+		denied = kk->hub->denied;
+		armed = kk->hub->rv != NULL;
+		kk->need_list = false;
+		pthread_mutex_unlock(&hubs_mu);
+		if (denied)
+			return -1;
+		if (!list || !armed) {
+			if (list) {
+				pthread_mutex_lock(&hubs_mu);
+				kk->need_list = true;
+				pthread_mutex_unlock(&hubs_mu);
+			}
+			rc_local_sleep_ms(50);
+			continue;
+		}
+		if (kwatch_list(kk) < 0) {
+			int rc = rc_error_last()->code;
+
+			if (kwatch_fatal(rc)) {
+				kwatch_fail(w, rc);
+				return 0;
+			}
+			backoff = backoff ? backoff * 2 : 1000;
+			if (backoff > KUBE_WATCH_BACKOFF_MAX_MS)
+				backoff = KUBE_WATCH_BACKOFF_MAX_MS;
+			RC_WARN("kubernetes: %s: listing %s: %s (again in %ld "
+				"ms)",
+				w->d->env->name, kk->k.resource,
+				rc_error_last()->message, backoff);
+			rc_error_clear();
+			pthread_mutex_lock(&hubs_mu);
+			kk->need_list = true;
+			pthread_mutex_unlock(&hubs_mu);
+			for (long t = 0; t < backoff && !w->quit; t += 100)
+				rc_local_sleep_ms(100);
+			continue;
+		}
+		backoff = 0;
+		pthread_mutex_lock(&hubs_mu);
+		if (!kk->need_list) {
+			/* the events that came while it listed */
+			size_t i;
+			json_t *ev;
+
+			json_array_foreach(kk->held, i, ev)
+				kwatch_object(kk, json_string_value(json_object_get(ev, "type")),
+					      json_object_get(ev, "object"));
+			json_array_clear(kk->held);
+			kk->ready = true;
+		}
+		pthread_mutex_unlock(&hubs_mu);
+	}
+	return 0;
+}
+
+
 static void *kwatch_kind_run(void *arg)
 {
 	struct kwatch_kind *kk = arg;
 	struct kwatch *w = kk->w;
 	long backoff = 0;
 
+	if (hub_join(kk) == 0) {
+		int rc = hub_follow(kk);
+
+		hub_leave(kk);
+		if (rc == 0)
+			return NULL;
+		free(kk->rv);
+		kk->rv = NULL; /* watched alone from here: LIST first */
+	}
 	while (!w->quit) {
 		int rc = kk->rv ? kwatch_stream(kk) : kwatch_list(kk);
 
@@ -1914,17 +2368,6 @@ static void kwatch_flush(struct kwatch *w)
 	pthread_mutex_lock(&w->mu);
 }
 
-static long watch_timeout_s(void)
-{
-	const char *e = getenv("RECONCILE_KUBE_WATCH_TIMEOUT");
-	char *end;
-	long v;
-
-	if (!e || !*e)
-		return KUBE_WATCH_TIMEOUT_S;
-	v = strtol(e, &end, 10);
-	return *end || v < 1 || v > 3600 ? KUBE_WATCH_TIMEOUT_S : v;
-}
 
 static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 		      void (*changed)(void *arg, const char *env,
@@ -1940,7 +2383,18 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 
 	memset(&w, 0, sizeof(w));
 	w.d = d;
-	w.desired = desired;
+	w.env_label = rc_kube_label_value(d->env->name);
+	/* what it needs of desired: the kinds (below) and the Secrets */
+	for (size_t i = 0; i < desired->n; i++) {
+		const rc_resource *r = &desired->items[i];
+		const char *k = json_string_value(json_object_get(r->body,
+								  "kind"));
+
+		if (!strcmp(r->env, d->env->name) && k && !strcmp(k, "Secret"))
+			rc_resource_set_add(&w.secrets, r->env, r->driver,
+					    r->kind, r->name,
+					    json_deep_copy(r->body));
+	}
 	w.changed = changed;
 	w.arg = arg;
 	w.timeout_s = watch_timeout_s();
@@ -1977,6 +2431,9 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 		kk->seen = json_object();
 	}
 	json_decref(want);
+	/* desired is not read again: the caller may release it */
+	if (rc == 0)
+		changed(arg, NULL, NULL);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (pthread_create(&kinds[i].th, NULL, kwatch_kind_run,
 				   &kinds[i])) {
@@ -2021,6 +2478,8 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 		rc_error_prefix("kubernetes: watching %s", d->env->name);
 	}
 	free(w.err);
+	free(w.env_label);
+	rc_resource_set_release(&w.secrets);
 	json_decref(w.pending);
 	pthread_cond_destroy(&w.cv);
 	pthread_mutex_destroy(&w.mu);

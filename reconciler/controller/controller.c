@@ -75,6 +75,8 @@ typedef struct ctl_watch {
 	volatile int stop;
 	bool ended;        /* the watch returned (an error: polled now) */
 	pthread_t thread;
+	rc_resource_set *desired; /* what the watch was given, until it says
+				     it will not read it again */
 } ctl_watch;
 
 struct rc_ctl {
@@ -942,6 +944,12 @@ static void on_watch_change(void *arg, const char *env, const char *key)
 	rc_ctl *c = w->c;
 	ctl_env *ce;
 
+	if (!env && !key) {
+		/* the driver keeps what it needs: the desired bodies go */
+		rc_resource_set_release(w->desired);
+		trim_heap();
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	if ((ce = env_find(c, w->env)) && !w->stop) {
 		RC_INFO("%s: %s changed outside this run: planning it again",
@@ -996,6 +1004,7 @@ static void *watch_main(void *arg)
 				}
 			}
 		trim_heap();
+		w->desired = &e->desired;
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
 					   on_watch_change, w, &w->stop);
 	}

@@ -6,12 +6,17 @@
 # latency is printed); a status-only change is not; in steady state no
 # LIST is made; after /fake/compact, a WATCH from an expired
 # resourceVersion lists again and still reports; stop is prompt.
-#   run.sh RECONCILE_BINARY WATCH_TOOL FAKE_KUBE_BINARY SOURCE_ROOT
+# SCOPE "every" (the default): the credentials may list every namespace,
+# so each kind is followed by the cluster's shared WATCH; "namespace":
+# they may not (a Role per namespace, no ClusterRole: the fake denies
+# requests across namespaces), so the environment watches its own.
+#   run.sh RECONCILE_BINARY WATCH_TOOL FAKE_KUBE_BINARY SOURCE_ROOT [SCOPE]
 set -u
 rc_bin=$(realpath "$1")
 tool=$(realpath "$2")
 fake_bin=$(realpath "$3")
 root=$(realpath "$4")
+scope=${5:-every}
 export NO_COLOR=1
 . "$root/tests/lib.sh"
 work=$(mktemp -d /tmp/rc-watch-XXXXXX)
@@ -34,7 +39,14 @@ ok() { echo "ok - $*"; }
 bad() { echo "FAIL - $*"; failed=1; }
 
 mkdir -p "$fake" "$cfg"
-kube_fake_start "$fake_bin" "$fake" "$work/fake.log" --controller-delay-ms 20
+if [ "$scope" = namespace ]; then
+	kube_fake_start "$fake_bin" "$fake" "$work/fake.log" --controller-delay-ms 20 \
+		--token 'admin=fake-admin-token:deny=list/*@cluster,deny=watch/*@cluster'
+	cm_path=/api/v1/namespaces/shop/configmaps
+else
+	kube_fake_start "$fake_bin" "$fake" "$work/fake.log" --controller-delay-ms 20
+	cm_path=/api/v1/configmaps
+fi
 api() { kube_api "$@"; }
 verb_count() { # VERB: requests of that verb since the last reset
 	api GET /fake/stats | /usr/bin/python3 -c 'import json,sys
@@ -85,6 +97,15 @@ for _ in $(seq 1 100); do
 	sleep 0.05
 done
 if [ "$kinds" -ge 4 ]; then ok "listed $kinds kinds once"; else bad "the watch did not start"; cat "$work/out" "$work/err"; fi
+if [ "$scope" = namespace ]; then
+	grep -q "configmaps cannot be listed in every namespace with these credentials: each environment watches its own namespace" "$work/err" &&
+		ok "denied every namespace, the environment watches its own" || bad "no fallback to the namespace logged"
+else
+	grep -q "watching configmaps in every namespace from resourceVersion" "$work/err" &&
+		ok "configmaps are followed by the cluster's shared WATCH" || bad "no shared WATCH"
+fi
+grep -q " ready$" "$work/out" && ok "the driver said it keeps what it needs of desired (released)" ||
+	bad "no ready from the driver"
 
 # expect_report KEY WHAT METHOD PATH BODY: a merge patch made by hand is
 # reported within 1 s, with its latency
@@ -126,7 +147,7 @@ n0=$(grep -c " changed " "$work/out")
 # --- compaction while the ConfigMaps' WATCH is down (503s): the change
 # made meanwhile comes in no stream; the next WATCH, from a compacted
 # resourceVersion, gets 410, and the re-LIST finds and reports it
-api POST /fake/faults '{"rules":[{"match":"GET /api/v1/namespaces/shop/configmaps","status":503}]}' >/dev/null
+api POST /fake/faults "{\"rules\":[{\"match\":\"GET $cm_path\",\"status\":503}]}" >/dev/null
 sleep 2.5 # the open WATCH ends (timeoutSeconds=2); the next ones fail
 api POST /fake/compact >/dev/null
 api PATCH /api/v1/namespaces/shop/configmaps/reconcile-config \

@@ -5,6 +5,9 @@
  * since the epoch, so that the script can measure latencies:
  *
  *   <ms> watching <env>
+ *   <ms> ready                 (the driver will not read desired again:
+ *                               the tool releases it, as the controller
+ *                               does, so a sanitizer build catches a read)
  *   <ms> changed <env> <key>
  *   <ms> stopped <env> in <ms> ms
  *   error: <message>           (and exit 1)
@@ -33,8 +36,12 @@ static long long wall_ms(void)
 
 static void on_changed(void *arg, const char *env, const char *key)
 {
-	RC_UNUSED(arg);
-	printf("%lld changed %s %s\n", wall_ms(), env, key);
+	if (!env && !key) {
+		rc_resource_set_release(arg);
+		printf("%lld ready\n", wall_ms());
+	} else {
+		printf("%lld changed %s %s\n", wall_ms(), env, key);
+	}
 	fflush(stdout);
 }
 
@@ -51,7 +58,8 @@ static void *run_watch(void *arg)
 {
 	struct job *j = arg;
 
-	j->rc = j->ops->watch(j->d, j->desired, on_changed, NULL, &j->stop);
+	j->rc = j->ops->watch(j->d, j->desired, on_changed,
+			      (void *)j->desired, &j->stop);
 	if (j->rc < 0)
 		j->err = rc_strdup(rc_error_last()->message);
 	return NULL;

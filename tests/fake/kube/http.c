@@ -198,17 +198,26 @@ static bool glob_eq(const char *pattern, const char *s, size_t n)
 	       (strlen(s) == n && !strncmp(pattern, s, n));
 }
 
+/* A rule VERB/RESOURCE, or VERB/RESOURCE@cluster for a request across
+ * every namespace only (a namespaced kind listed or watched without
+ * one): what a Role in each namespace, without a ClusterRole, allows. */
 static bool denied(const struct kf_token *t, const char *verb,
-		   const char *resource)
+		   const char *resource, bool every_namespace)
 {
 	for (size_t i = 0; t && i < t->ndeny; i++) {
-		const char *rule = t->deny[i];
-		size_t vl = strcspn(rule, "/");
+		const char *rule = t->deny[i], *res;
+		size_t vl = strcspn(rule, "/"), rl;
 
 		if (!rule[vl])
 			continue;
-		if (glob_eq(rule, verb, vl) &&
-		    glob_eq(rule + vl + 1, resource, strlen(rule + vl + 1)))
+		res = rule + vl + 1;
+		rl = strlen(res);
+		if (rl > 8 && !strcmp(res + rl - 8, "@cluster")) {
+			if (!every_namespace)
+				continue;
+			rl -= 8;
+		}
+		if (glob_eq(rule, verb, vl) && glob_eq(res, resource, rl))
 			return true;
 	}
 	return false;
@@ -890,7 +899,8 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 		rc_buf_puts(&res, rt.kind->resource);
 		if (rt.sub)
 			rc_buf_printf(&res, "/%s", rt.sub);
-		deny = denied(tok, rverb, res.ptr);
+		deny = denied(tok, rverb, res.ptr,
+			      rt.kind->namespaced && !rt.ns);
 		rc_buf_release(&res);
 		if (deny) {
 			json_t *s = forbidden(user, rverb, &rt);
