@@ -1642,6 +1642,8 @@ struct kwatch_kind {
 	bool need_list;  /* LIST its namespace again (joined, or events lost) */
 	bool ready;      /* listed since: the hub's events apply at once */
 	json_t *held;    /* events that came while it listed, in order */
+	long backoff;          /* a failed LIST of a shared kind: */
+	long long next_try_ms; /* tried again then */
 };
 
 /* One environment's watch. */
@@ -2184,14 +2186,15 @@ static int hub_join(struct kwatch_kind *kk)
 	return 0;
 }
 
-/* Leaves the shared stream; the last one out stops it. */
-static void hub_leave(struct kwatch_kind *kk)
+/* Leaves the shared stream; the last one out asks it to stop and gets it
+ * back, for hub_end (NULL: others still follow it). */
+static struct khub *hub_leave(struct kwatch_kind *kk)
 {
 	struct khub *h = kk->hub, **p;
 	bool last;
 
 	if (!h)
-		return;
+		return NULL;
 	pthread_mutex_lock(&hubs_mu);
 	for (struct kwatch_kind **q = &h->subs; *q; q = &(*q)->hub_next)
 		if (*q == kk) {
@@ -2210,8 +2213,16 @@ static void hub_leave(struct kwatch_kind *kk)
 	kk->held = NULL;
 	pthread_mutex_unlock(&hubs_mu);
 	if (!last)
-		return;
+		return NULL;
 	h->quit = 1;
+	return h;
+}
+
+/* Waits for a stream hub_leave stopped, and frees it (NULL is fine). */
+static void hub_end(struct khub *h)
+{
+	if (!h)
+		return;
 	pthread_join(h->th, NULL);
 	client_put(h->client);
 	free(h->key);
@@ -2222,74 +2233,66 @@ static void hub_leave(struct kwatch_kind *kk)
 	free(h);
 }
 
-/* kk's part of a shared stream: its namespace listed whenever the stream
- * (re)starts, the held events applied, until the watch stops (0) or
- * every-namespace access is refused (-1: it watches alone). */
-static int hub_follow(struct kwatch_kind *kk)
+/* kk's part of a shared stream, one step, in the watch's own thread (no
+ * thread per environment and kind): when the stream has a
+ * resourceVersion and asks for it, its namespace is listed and the events
+ * held meanwhile applied. 1 when every-namespace access was refused (kk
+ * must watch alone), else 0. */
+static int hub_step(struct kwatch_kind *kk)
 {
 	struct kwatch *w = kk->w;
-	long backoff = 0;
+	long long now = rc_local_now_ms();
+	bool list, denied;
 
-	while (!w->quit) {
-		bool list, denied, armed;
-
-		pthread_mutex_lock(&hubs_mu);
-		list = kk->need_list;
-		denied = kk->hub->denied;
-		armed = kk->hub->rv != NULL;
+	pthread_mutex_lock(&hubs_mu);
+	denied = kk->hub->denied;
+	list = !denied && kk->need_list && kk->hub->rv &&
+	       now >= kk->next_try_ms;
+	if (list)
 		kk->need_list = false;
-		pthread_mutex_unlock(&hubs_mu);
-		if (denied)
-			return -1;
-		if (!list || !armed) {
-			if (list) {
-				pthread_mutex_lock(&hubs_mu);
-				kk->need_list = true;
-				pthread_mutex_unlock(&hubs_mu);
-			}
-			rc_local_sleep_ms(50);
-			continue;
-		}
-		if (kwatch_list(kk) < 0) {
-			int rc = rc_error_last()->code;
+	pthread_mutex_unlock(&hubs_mu);
+	if (denied)
+		return 1;
+	if (!list)
+		return 0;
+	if (kwatch_list(kk) < 0) {
+		int rc = rc_error_last()->code;
 
-			if (kwatch_fatal(rc)) {
-				kwatch_fail(w, rc);
-				return 0;
-			}
-			backoff = backoff ? backoff * 2 : 1000;
-			if (backoff > KUBE_WATCH_BACKOFF_MAX_MS)
-				backoff = KUBE_WATCH_BACKOFF_MAX_MS;
-			RC_WARN("kubernetes: %s: listing %s: %s (again in %ld "
-				"ms)",
-				w->d->env->name, kk->k.resource,
-				rc_error_last()->message, backoff);
-			rc_error_clear();
-			pthread_mutex_lock(&hubs_mu);
-			kk->need_list = true;
-			pthread_mutex_unlock(&hubs_mu);
-			for (long t = 0; t < backoff && !w->quit; t += 100)
-				rc_local_sleep_ms(100);
-			continue;
+		if (kwatch_fatal(rc)) {
+			kwatch_fail(w, rc);
+			return 0;
 		}
-		backoff = 0;
+		kk->backoff = kk->backoff ? kk->backoff * 2 : 1000;
+		if (kk->backoff > KUBE_WATCH_BACKOFF_MAX_MS)
+			kk->backoff = KUBE_WATCH_BACKOFF_MAX_MS;
+		RC_WARN("kubernetes: %s: listing %s: %s (again in %ld ms)",
+			w->d->env->name, kk->k.resource,
+			rc_error_last()->message, kk->backoff);
+		rc_error_clear();
+		kk->next_try_ms = now + kk->backoff;
 		pthread_mutex_lock(&hubs_mu);
-		if (!kk->need_list) {
-			/* the events that came while it listed */
-			size_t i;
-			json_t *ev;
-
-			json_array_foreach(kk->held, i, ev)
-				kwatch_object(kk, json_string_value(json_object_get(ev, "type")),
-					      json_object_get(ev, "object"));
-			json_array_clear(kk->held);
-			kk->ready = true;
-		}
+		kk->need_list = true;
 		pthread_mutex_unlock(&hubs_mu);
+		return 0;
 	}
+	kk->backoff = 0;
+	pthread_mutex_lock(&hubs_mu);
+	if (!kk->need_list) {
+		/* the events that came while it listed */
+		size_t i;
+		json_t *ev;
+
+		json_array_foreach(kk->held, i, ev)
+			kwatch_object(kk,
+				      json_string_value(
+					      json_object_get(ev, "type")),
+				      json_object_get(ev, "object"));
+		json_array_clear(kk->held);
+		kk->ready = true;
+	}
+	pthread_mutex_unlock(&hubs_mu);
 	return 0;
 }
-
 
 static void *kwatch_kind_run(void *arg)
 {
@@ -2297,15 +2300,6 @@ static void *kwatch_kind_run(void *arg)
 	struct kwatch *w = kk->w;
 	long backoff = 0;
 
-	if (hub_join(kk) == 0) {
-		int rc = hub_follow(kk);
-
-		hub_leave(kk);
-		if (rc == 0)
-			return NULL;
-		free(kk->rv);
-		kk->rv = NULL; /* watched alone from here: LIST first */
-	}
 	while (!w->quit) {
 		int rc = kk->rv ? kwatch_stream(kk) : kwatch_list(kk);
 
@@ -2435,6 +2429,8 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 	if (rc == 0)
 		changed(arg, NULL, NULL);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (hub_join(&kinds[i]) == 0)
+			continue; /* followed from this thread */
 		if (pthread_create(&kinds[i].th, NULL, kwatch_kind_run,
 				   &kinds[i])) {
 			rc = rc_error_set(RC_ERROR, RC_ECLASS_INTERNAL,
@@ -2448,6 +2444,27 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 	while (rc == 0 && !*stop && !w.rc) {
 		long long now = rc_local_now_ms(), wait = 50;
 		struct timespec ts;
+
+		/* the kinds the cluster's shared streams follow */
+		pthread_mutex_unlock(&w.mu);
+		for (size_t i = 0; i < n; i++) {
+			if (!kinds[i].hub || hub_step(&kinds[i]) == 0)
+				continue;
+			/* denied every namespace: this kind watches alone */
+			hub_end(hub_leave(&kinds[i]));
+			if (pthread_create(&kinds[i].th, NULL, kwatch_kind_run,
+					   &kinds[i]) == 0)
+				kinds[i].started = true;
+			else
+				kwatch_fail(&w, rc_error_set(
+						       RC_ERROR,
+						       RC_ECLASS_INTERNAL,
+						       "kubernetes: cannot "
+						       "start a watch thread"));
+		}
+		pthread_mutex_lock(&w.mu);
+		if (w.rc)
+			break;
 
 		if (json_object_size(w.pending)) {
 			long long due = w.first_ms + KUBE_WATCH_DEBOUNCE_MS;
@@ -2467,10 +2484,19 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 	}
 	w.quit = 1;
 	pthread_mutex_unlock(&w.mu);
-	for (size_t i = 0; i < n; i++) {
-		if (kinds[i].started)
-			pthread_join(kinds[i].th, NULL);
-		kwatch_kind_free(&kinds[i]);
+	{
+		/* every stream asked to stop first, then waited for */
+		struct khub **ending = rc_calloc(n + 1, sizeof(*ending));
+
+		for (size_t i = 0; i < n; i++)
+			ending[i] = hub_leave(&kinds[i]);
+		for (size_t i = 0; i < n; i++) {
+			if (kinds[i].started)
+				pthread_join(kinds[i].th, NULL);
+			hub_end(ending[i]);
+			kwatch_kind_free(&kinds[i]);
+		}
+		free(ending);
 	}
 	free(kinds);
 	if (rc == 0 && w.rc) {

@@ -1003,6 +1003,13 @@ static void *watch_main(void *arg)
 					own->resources[k].manifest = NULL;
 				}
 			}
+		/* nor the source (a libgit2 repository), its diagnostics,
+		   notes and the registry: the driver copied what it uses */
+		rc_source_free(e->src);
+		e->src = NULL;
+		rc_diags_release(&e->diags);
+		json_decref(e->envreg);
+		e->envreg = NULL;
 		trim_heap();
 		w->desired = &e->desired;
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
