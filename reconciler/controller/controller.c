@@ -1003,11 +1003,10 @@ static void *watch_main(void *arg)
 					own->resources[k].manifest = NULL;
 				}
 			}
-		/* nor the source (a libgit2 repository), its diagnostics,
-		   notes and the registry: the driver copied what it uses */
+		/* nor the source (a libgit2 repository) and the registry
+		   (the diagnostics stay: locations point into them) */
 		rc_source_free(e->src);
 		e->src = NULL;
-		rc_diags_release(&e->diags);
 		json_decref(e->envreg);
 		e->envreg = NULL;
 		trim_heap();
