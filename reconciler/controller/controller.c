@@ -1500,10 +1500,15 @@ int rc_controller_run(const rc_ctl_opts *o)
 	double end;
 	int rc;
 
-	/* hundreds of mostly idle threads (watches, workers): glibc's
-	   default of 8 arenas per core keeps each one's free pages; two
-	   hold the same live data in far less memory */
-	mallopt(M_ARENA_MAX, 2);
+	/* a process held for weeks whose busy moments (a first apply, a
+	   commit of the whole fleet) allocate far more than it keeps:
+	   glibc's default of 8 arenas per core, and its mmap threshold
+	   that grows with every large block freed (so that later large
+	   replies and snapshots come from the heap and leave holes there),
+	   keep the free pages of those moments resident. One arena and a
+	   fixed threshold: large blocks go back to the system when freed */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	c->o = *o;
 	c->metrics = rc_metrics_new();
 	c->is_dir = is_directory(o->source);
