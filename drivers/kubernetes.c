@@ -1924,6 +1924,7 @@ static void hub_relist(struct khub *h)
 		kk->need_list = true;
 		kk->ready = false;
 		json_array_clear(kk->held);
+		pthread_cond_signal(&kk->w->cv); /* its loop lists */
 	}
 }
 
@@ -2095,6 +2096,9 @@ static void *hub_run(void *arg)
 		if (rc == 1) {
 			pthread_mutex_lock(&hubs_mu);
 			h->denied = true;
+			for (struct kwatch_kind *kk = h->subs; kk;
+			     kk = kk->hub_next)
+				pthread_cond_signal(&kk->w->cv);
 			pthread_mutex_unlock(&hubs_mu);
 			RC_INFO("kubernetes: %s cannot be listed in every "
 				"namespace with these credentials: each "
@@ -2442,7 +2446,10 @@ static int kube_watch(rc_driver *d, const rc_resource_set *desired,
 	}
 	pthread_mutex_lock(&w.mu);
 	while (rc == 0 && !*stop && !w.rc) {
-		long long now = rc_local_now_ms(), wait = 50;
+		/* woken by a change to report, a shared stream that asks
+		   for a LIST, or twice a second to see *stop and retry a
+		   failed LIST */
+		long long now = rc_local_now_ms(), wait = 500;
 		struct timespec ts;
 
 		/* the kinds the cluster's shared streams follow */

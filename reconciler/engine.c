@@ -670,6 +670,7 @@ typedef struct {
 	rc_error_class *klass;
 	rc_loc *loc;
 	char **msg;
+	bool expand_only; /* the desired set alone (rc_engine_expand) */
 } observe_pool;
 
 static void expand_observe_one(observe_pool *p, size_t i)
@@ -681,7 +682,8 @@ static void expand_observe_one(observe_pool *p, size_t i)
 	/* a gone environment declares nothing */
 	if ((!ee->retire &&
 	     (rc = ee->ops->expand(ee->drv, ee->env, &p->des[i])) < 0) ||
-	    (rc = ee->ops->observe(ee->drv, &p->des[i], &p->act[i])) < 0) {
+	    (!p->expand_only &&
+	     (rc = ee->ops->observe(ee->drv, &p->des[i], &p->act[i])) < 0)) {
 		const rc_error *err = rc_error_last();
 
 		rc_error_prefix("environment '%s'", ee->env->name);
@@ -734,7 +736,7 @@ static void move_resources(rc_resource_set *to, rc_resource_set *from)
 	memset(from, 0, sizeof(*from));
 }
 
-static int expand_observe_all(rc_engine *e)
+static int expand_observe_all(rc_engine *e, bool expand_only)
 {
 	observe_pool p;
 	pthread_t th[RC_OBSERVE_THREADS];
@@ -745,6 +747,7 @@ static int expand_observe_all(rc_engine *e)
 
 	memset(&p, 0, sizeof(p));
 	p.e = e;
+	p.expand_only = expand_only;
 	pthread_mutex_init(&p.mu, NULL);
 	p.des = rc_calloc(e->nenvs + 1, sizeof(rc_resource_set));
 	p.act = rc_calloc(e->nenvs + 1, sizeof(rc_resource_set));
@@ -781,6 +784,15 @@ static int expand_observe_all(rc_engine *e)
 	free(p.loc);
 	pthread_mutex_destroy(&p.mu);
 	return rc;
+}
+
+int rc_engine_expand(rc_engine *e)
+{
+	int rc;
+
+	if ((rc = rc_engine_open_drivers(e, NULL)) < 0)
+		return rc;
+	return expand_observe_all(e, true);
 }
 
 /* Asks each driver what its creates and updates would make; the changes
@@ -826,7 +838,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 	if ((rc = rc_engine_open_drivers(e, NULL)) < 0)
 		goto done;
-	if ((rc = expand_observe_all(e)) < 0)
+	if ((rc = expand_observe_all(e, false)) < 0)
 		goto done;
 	for (i = 0; i < e->nenvs; i++) {
 		rc_engine_env *ee = &e->envs[i];

@@ -102,6 +102,10 @@ void rc_engine_progress_to(rc_engine *e,
 
 /* Expands and observes every environment in scope and builds the plan. */
 int rc_engine_plan(rc_engine *e, rc_plan *plan);
+/* The desired resources alone, in e->desired (drivers opened, each
+ * environment expanded and normalized, nothing observed): what the
+ * controller's watchers follow. */
+int rc_engine_expand(rc_engine *e);
 
 typedef struct {
 	char *run_id;

@@ -967,27 +967,20 @@ static void *watch_main(void *arg)
 	const char *const envs[] = {w->env};
 	rc_engine_opts eo = {0};
 	rc_engine *e = NULL;
-	rc_plan p;
 	int rc = -1;
 
-	memset(&p, 0, sizeof(p));
 	rc_log_context(w->env, NULL);
 	rc_ctl_engine_opts(c, &eo, envs, false);
-	/* the desired resources it follows: a plan's expansion */
-	if (rc_engine_open(&e, &eo) == 0 && rc_engine_plan(e, &p) == 0 &&
+	/* the desired resources it follows (expanded; not observed: the
+	   watch lists what it follows itself) */
+	if (rc_engine_open(&e, &eo) == 0 && rc_engine_expand(e) == 0 &&
 	    e->nenvs == 1 && e->envs[0].ops->watch && e->envs[0].drv) {
 		RC_INFO("watching for drift through the %s driver",
 			e->envs[0].ops->name);
 		/* held for weeks: keep only what the watch follows (the
-		   desired set and the driver), not the plan, the observed
-		   objects or what was applied last */
-		rc_plan_release(&p);
-		memset(&p, 0, sizeof(p));
-		rc_resource_set_release(&e->actual);
-		json_decref(e->last);
-		e->last = NULL;
-		/* nor the configuration of the other environments (the
-		   whole file was loaded, with every environment's resources) */
+		   desired set, until the driver copied what it needs, and
+		   the driver), not the configuration of other environments
+		   (a configuration without generators loads them all) */
 		for (size_t i = 0; i < e->cfg->nenvs; i++)
 			if (&e->cfg->envs[i] != e->envs[0].env) {
 				rc_env_release(&e->cfg->envs[i]);
@@ -1019,7 +1012,6 @@ static void *watch_main(void *arg)
 			"instead",
 			rc_error_last() ? rc_error_last()->message : "?",
 			"drift_interval (else --resync)");
-	rc_plan_release(&p);
 	rc_engine_free(e);
 	pthread_mutex_lock(&c->lock);
 	w->ended = true;
@@ -1054,6 +1046,11 @@ static void sync_watchers(rc_ctl *c)
 		ctl_watch *w = ce->watch;
 		bool want = lead && !got_stop && ce->seen && ce->watchable &&
 			    ce->done_commit;
+		/* a watch held for weeks starts when no worker runs: its
+		   state then fills the heap the workers' cycles freed, not
+		   pages between their transient data (at 10,000 objects,
+		   starting during the first apply left 30 MiB more) */
+		bool start = want && c->running == 0;
 
 		if (w && (!want || (ce->commit && w->commit &&
 				    strcmp(ce->commit, w->commit)))) {
@@ -1061,7 +1058,7 @@ static void sync_watchers(rc_ctl *c)
 			ce->watch = NULL;
 			w = NULL;
 		}
-		if (!w && want && !(ce->watch_failed_commit &&
+		if (!w && start && !(ce->watch_failed_commit &&
 				     ce->commit &&
 				     !strcmp(ce->watch_failed_commit,
 					     ce->commit))) {
@@ -1500,15 +1497,10 @@ int rc_controller_run(const rc_ctl_opts *o)
 	double end;
 	int rc;
 
-	/* a process held for weeks whose busy moments (a first apply, a
-	   commit of the whole fleet) allocate far more than it keeps:
-	   glibc's default of 8 arenas per core, and its mmap threshold
-	   that grows with every large block freed (so that later large
-	   replies and snapshots come from the heap and leave holes there),
-	   keep the free pages of those moments resident. One arena and a
-	   fixed threshold: large blocks go back to the system when freed */
-	mallopt(M_ARENA_MAX, 1);
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/* hundreds of mostly idle threads (watches, workers): glibc's
+	   default of 8 arenas per core keeps each one's free pages; two
+	   hold the same live data in far less memory */
+	mallopt(M_ARENA_MAX, 2);
 	c->o = *o;
 	c->metrics = rc_metrics_new();
 	c->is_dir = is_directory(o->source);
