@@ -1,0 +1,77 @@
+/*
+ * Fuzz target for the decoding of Heroku replies (drivers/heroku_map.c,
+ * drivers/heroku_api.c). An optional first line "NNN" is the reply's
+ * status, the rest its body. The body is parsed as JSON and put in
+ * normal form as an app, an add-on, a formation list and config vars
+ * (with the vars as what is wanted), each folded by rc_heroku_normalize();
+ * the reply goes through rc_heroku_fail() (the error text of a refusal,
+ * with a Next-Range, a Request-Id and a Retry-After), and the whole
+ * input is read as a netrc file by rc_heroku_netrc_password().
+ */
+#include "reconciler/base/common.h"
+#include "reconciler/base/error.h"
+#include "reconciler/base/log.h"
+#include "drivers/heroku_api.h"
+#include "drivers/heroku_map.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void normal(json_t *body, const char *kind)
+{
+	if (!body)
+		return;
+	rc_heroku_normalize(kind, body);
+	json_decref(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static rc_heroku_api *api;
+	rc_heroku_reply r;
+	char *text, *pw;
+	size_t skip = 0;
+
+	if (!api) {
+		setenv("HEROKU_API_KEY", "fuzz-key-0123456789", 1);
+		if (rc_heroku_api_open(&api, NULL, NULL) < 0)
+			abort();
+	}
+	memset(&r, 0, sizeof(r));
+	r.status = 200;
+	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
+	    isdigit(data[1]) && isdigit(data[2])) {
+		r.status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
+			   (data[2] - '0');
+		skip = 4;
+	}
+	r.json = json_loadb((const char *)data + skip, size - skip, 0, NULL);
+	if (r.json) {
+		normal(rc_heroku_app_body(r.json, true), RC_HEROKU_APP);
+		normal(rc_heroku_app_body(r.json, false), RC_HEROKU_APP);
+		normal(rc_heroku_addon_body(r.json), RC_HEROKU_ADDON);
+		normal(rc_heroku_formation_body(r.json, NULL),
+		       RC_HEROKU_FORMATION);
+		normal(rc_heroku_formation_body(r.json, r.json),
+		       RC_HEROKU_FORMATION);
+		normal(rc_heroku_config_body(r.json, r.json, r.json, NULL),
+		       RC_HEROKU_CONFIG);
+	}
+	r.request_id = rc_strdup("01234567-89ab-cdef-0123-456789abcdef");
+	r.range_next = rc_strdup("]id ..; max=1000");
+	r.retry_after = rc_strdup("5");
+	r.attempts = 3;
+	rc_heroku_fail(api, &r, "create app 'fuzz'", size & 1 ? "team" : NULL,
+		       (rc_loc){0});
+	rc_heroku_reply_release(&r);
+	rc_error_clear();
+
+	text = rc_strndup((const char *)data, size);
+	pw = rc_heroku_netrc_password(text, "api.heroku.com");
+	if (pw) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	free(text);
+	rc_secret_clear();
+	return 0;
+}
