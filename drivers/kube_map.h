@@ -264,4 +264,15 @@ bool rc_kube_dependent_kind(const char *kind, const char **api_version,
 void rc_kube_deletion_stuck(rc_buf *out, const char *resource,
 			    const json_t *obj, long waited, const json_t *deps);
 
+/*
+ * The error of a Kubernetes API reply that is not a success (a Status, or
+ * any body): the message the driver's requests give, set as the current
+ * error, for a patch of deployments.apps 'web' (the kind left out when
+ * status is even) in namespace "fuzz", without a location. Returns the
+ * code. Defined in drivers/kubernetes.c, where the requests' Status
+ * replies are read; exported only for the fuzz target of Status replies
+ * (tests/fuzz/fuzz_kube_map.c).
+ */
+int rc_kube_status_error(long status, const char *body, size_t len);
+
 #endif

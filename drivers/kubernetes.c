@@ -219,6 +219,31 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 	return rc;
 }
 
+int rc_kube_status_error(long status, const char *body, size_t len)
+{
+	static char ns[] = "fuzz", res[] = "deployments", grp[] = "apps",
+		    gv[] = "apps/v1";
+	const kube_kind k = {.group_version = gv, .resource = res,
+			     .group = grp, .namespaced = true};
+	rc_driver d;
+	rc_http_resp r;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	d.ns = ns;
+	rc_http_resp_init(&r);
+	r.status = status;
+	r.attempts = 2;
+	if (len && rc_buf_put(&r.body, body, len) < 0) {
+		rc_http_resp_release(&r);
+		return -1;
+	}
+	rc = status_error(&d, &r, "patch", status & 1 ? &k : NULL, "web",
+			  (rc_loc){0});
+	rc_http_resp_release(&r);
+	return rc;
+}
+
 /* Sends one request; 0 with the reply in r whatever its status, or the
  * transport's error. */
 static int send_req(rc_driver *d, const char *method, const char *path,

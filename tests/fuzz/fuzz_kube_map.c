@@ -5,7 +5,11 @@
  * rc_kube_to_body() (without and with itself as the desired body, so
  * that Secret data meets secret references), its health read with
  * rc_kube_health(), and its normal form and the raw object folded with
- * rc_kube_normalize() under their kind and a few fixed kinds.
+ * rc_kube_normalize() under their kind and a few fixed kinds, and what
+ * holds it read as a terminating object (rc_kube_deletion_stuck()). The
+ * body is also read as the reply of a failed request
+ * (rc_kube_status_error()) with the status of an optional first line
+ * "NNN", else one of the statuses the driver explains.
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/error.h"
@@ -33,6 +37,13 @@ static void one(const json_t *obj)
 	json_decref(body);
 	h = rc_kube_health(obj, &unhealthy);
 	free(h);
+	if (json_is_object(obj)) {
+		rc_buf out = RC_BUF_INIT_MAX(1 << 16);
+
+		rc_kube_deletion_stuck(&out, "deployments.apps", obj, 42,
+				       json_object_get(obj, "deps"));
+		rc_buf_release(&out);
+	}
 	for (size_t i = 0; i < RC_ARRAY_SIZE(kinds); i++) {
 		if (!json_is_object(obj))
 			break;
@@ -45,9 +56,22 @@ static void one(const json_t *obj)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	json_t *j = json_loadb((const char *)data, size, 0, NULL);
-	const json_t *items = json_object_get(j, "items");
+	static const long statuses[] = {401, 403, 404, 409, 410, 422, 429, 500};
+	long status = statuses[size % RC_ARRAY_SIZE(statuses)];
+	const json_t *items;
+	json_t *j;
 
+	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
+	    isdigit(data[1]) && isdigit(data[2])) {
+		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
+			 (data[2] - '0');
+		data += 4;
+		size -= 4;
+	}
+	rc_kube_status_error(status, (const char *)data, size);
+	rc_error_clear();
+	j = json_loadb((const char *)data, size, 0, NULL);
+	items = json_object_get(j, "items");
 	if (!j)
 		return 0;
 	one(j);
