@@ -13,11 +13,10 @@
 #include "reconciler/base/codec.h"
 #include "state/journal.h"
 
-#include <fcntl.h>
+#include "tests/fuzz/fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char path[80];
 
 static int count(void *ctx, json_t *rec)
 {
@@ -58,26 +57,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool torn;
 	long long off;
 	size_t n = 0;
-	int fd;
+	const char *path;
 
-	if (!path[0]) {
-		char tmpl[] = "/tmp/rc-fuzz-journal-XXXXXX";
-
-		if (!mkdtemp(tmpl))
-			abort();
-		snprintf(path, sizeof(path), "%s/run.journal", tmpl);
-	}
 	if (size >= 7 && !memcmp(data, "#frame\n", 7)) {
 		frame(&framed, data + 7, size - 7);
 		data = (const uint8_t *)framed.ptr;
 		size = framed.len;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		abort();
-	if (size && write(fd, data, size) != (ssize_t)size)
-		abort();
-	close(fd);
+	path = rc_fuzz_file("run.journal", data, size);
 	rc_buf_release(&framed);
 	rc_journal_read(&c, path);
 	rc_journal_contents_release(&c);

@@ -9,30 +9,15 @@
 #include "reconciler/base/log.h"
 #include "drivers/kube_config.h"
 
-#include <fcntl.h>
+#include "tests/fuzz/fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char path[80];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	rc_kube_conn c;
-	int fd;
+	const char *path = rc_fuzz_file("config", data, size);
 
-	if (!path[0]) {
-		char tmpl[] = "/tmp/rc-fuzz-kc-XXXXXX";
-
-		if (!mkdtemp(tmpl))
-			abort();
-		snprintf(path, sizeof(path), "%s/config", tmpl);
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		abort();
-	if (size && write(fd, data, size) != (ssize_t)size)
-		abort();
-	close(fd);
 	if (rc_kube_conn_load_from(&c, path, NULL) == 0)
 		rc_kube_conn_release(&c);
 	/* the tokens and keys it registered: the registry would only grow */
