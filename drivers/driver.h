@@ -80,6 +80,19 @@ typedef struct {
 
 void rc_run_result_release(rc_run_result *r);
 
+/* What became of a hook run that an interrupted apply started (its
+ * journal holds the hook's intent and no outcome): see hook_status. */
+typedef enum {
+	RC_HOOK_UNKNOWN,     /* the platform cannot tell (the dyno and its
+				logs are gone, no record was kept) */
+	RC_HOOK_NOT_STARTED, /* no trace of it: it never started */
+	RC_HOOK_RUNNING,     /* still running when the wait ended */
+	RC_HOOK_SUCCEEDED,   /* exited with status 0 */
+	RC_HOOK_FAILED       /* exited non-zero, was killed or timed out */
+} rc_hook_state;
+
+const char *rc_hook_state_name(rc_hook_state s);
+
 typedef struct {
 	const char *name;     /* "local", "kubernetes", "heroku", "ecs" */
 	int max_concurrency;  /* at most this many actions at once */
@@ -142,6 +155,22 @@ typedef struct {
 	 * run_id is the apply's run (a hook retried after a crash of the
 	 * same run may find what its first attempt made). */
 	int (*run)(rc_driver *d, const json_t *spec, rc_run_result *res);
+
+	/* Optional: what became of the hook run that spec describes, started
+	 * by an earlier, interrupted run. spec is as run() was given it,
+	 * run_id being that earlier run's, so the driver finds what that
+	 * attempt made: a Kubernetes Job by its name, an ECS task by its
+	 * startedBy, a Heroku dyno by its name (and its logs), a local
+	 * process by its mark or its recorded exit status. While it is still
+	 * running, waits for it up to wait seconds (0: does not wait). Sets
+	 * *state; for RC_HOOK_SUCCEEDED and RC_HOOK_FAILED fills res (exit
+	 * code, the end of its output) as far as the platform still tells.
+	 * Changes nothing. An error is only a failure to ask (the platform
+	 * did not answer); no trace at all is RC_HOOK_NOT_STARTED when the
+	 * driver can be sure of it, else RC_HOOK_UNKNOWN. May be NULL: every
+	 * such hook is then RC_HOOK_UNKNOWN. */
+	int (*hook_status)(rc_driver *d, const json_t *spec, long wait,
+			   rc_hook_state *state, rc_run_result *res);
 
 	/* Asks the platform what a create or update would make, changing
 	 * nothing (`plan --server-dry-run`): *result is the resulting body

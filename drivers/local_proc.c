@@ -1466,6 +1466,22 @@ int rc_local_run_hook(const rc_env *renv, const char *config_dir,
 	return rc;
 }
 
+/* A hook with where: local after a crash (proc.h). */
+int rc_local_hook_status(const rc_env *renv, const char *config_dir,
+			 const char *state_dir, const json_t *spec, long wait,
+			 rc_hook_state *state, rc_run_result *res)
+{
+	(void)renv;
+	(void)config_dir;
+	(void)state_dir;
+	(void)spec;
+	(void)wait;
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	*state = RC_HOOK_UNKNOWN;
+	return 0;
+}
+
 /* Keeps the last `keep` bytes of b. */
 static void keep_tail(rc_buf *b, size_t keep)
 {

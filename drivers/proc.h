@@ -198,6 +198,12 @@ int rc_local_run_output(const char *prog, char *const *argv,
 int rc_local_run_hook(const rc_env *env, const char *config_dir,
 		      const json_t *spec, rc_run_result *res);
 
+/* rc_driver_ops.hook_status for a hook with `where: local`, of any
+ * driver: spec as rc_local_run_hook() was given it (run_id, name). */
+int rc_local_hook_status(const rc_env *env, const char *config_dir,
+			 const char *state_dir, const json_t *spec, long wait,
+			 rc_hook_state *state, rc_run_result *res);
+
 /* --- health checks (local_proc.c) -------------------------------------- */
 
 /* 0 when 127.0.0.1:port accepts a connection (and, for http, answers GET

@@ -31,6 +31,23 @@ void rc_run_result_release(rc_run_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+const char *rc_hook_state_name(rc_hook_state s)
+{
+	switch (s) {
+	case RC_HOOK_NOT_STARTED:
+		return "not started";
+	case RC_HOOK_RUNNING:
+		return "running";
+	case RC_HOOK_SUCCEEDED:
+		return "succeeded";
+	case RC_HOOK_FAILED:
+		return "failed";
+	case RC_HOOK_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
 void rc_driver_note(const rc_driver_ctx *ctx, const char *env,
 		    const char *fmt, ...)
 {
