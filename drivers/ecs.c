@@ -1320,6 +1320,55 @@ static int find_task(rc_driver *d, const char *token, json_t **arn)
 	return rc;
 }
 
+/* Follows task arn until it stops, or until deadline (rc_local_now_ms()):
+ * *state RC_HOOK_SUCCEEDED or RC_HOOK_FAILED by the exit code of its
+ * container named service (none: stopped before it ran, FAILED), with
+ * "task ID stopped: REASON" in tail; else RC_HOOK_RUNNING. */
+static int follow_task(rc_driver *d, const json_t *arn, const char *service,
+		       long long deadline, rc_hook_state *state,
+		       rc_run_result *res, rc_buf *tail)
+{
+	json_t *r = NULL;
+	int rc;
+
+	*state = RC_HOOK_RUNNING;
+	for (long pause = 200;; pause = pause * 2 > 2000 ? 2000 : pause * 2) {
+		const json_t *task, *c;
+		size_t i;
+
+		json_decref(r);
+		r = NULL;
+		rc = ecs_call(d, "DescribeTasks",
+			      json_pack("{s:s, s:[O]}", "cluster", d->cluster,
+					"tasks", arn),
+			      (rc_loc){0}, &r);
+		if (rc < 0)
+			break;
+		task = json_array_get(json_object_get(r, "tasks"), 0);
+		if (task && sget(task, "lastStatus") &&
+		    !strcmp(sget(task, "lastStatus"), "STOPPED")) {
+			json_array_foreach(json_object_get(task, "containers"), i, c)
+				if (sget(c, "name") && !strcmp(sget(c, "name"), service) &&
+				    json_is_integer(json_object_get(c, "exitCode")))
+					res->exit_code = (int)json_integer_value(
+						json_object_get(c, "exitCode"));
+			*state = res->exit_code == 0 ? RC_HOOK_SUCCEEDED
+						     : RC_HOOK_FAILED;
+			rc_buf_printf(tail, "task %s stopped: %s",
+				      rc_ecs_arn_name(json_string_value(arn)),
+				      sget(task, "stoppedReason")
+					      ? sget(task, "stoppedReason")
+					      : "exited");
+			break;
+		}
+		if (rc_local_now_ms() >= deadline)
+			break;
+		rc_local_sleep_ms(pause);
+	}
+	json_decref(r);
+	return rc;
+}
+
 static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
@@ -1328,7 +1377,7 @@ static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	json_t *arn = NULL, *task = NULL, *r = NULL, *envl, *v;
 	rc_buf tail = RC_BUF_INIT_MAX(1 << 14);
-	long long deadline;
+	rc_hook_state st;
 	const char *k;
 	char *token, *fam;
 	int rc;
@@ -1403,51 +1452,22 @@ static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		RC_INFO("ecs: hook '%s' runs as task %s", hook ? hook : "",
 			json_string_value(arn));
 	}
-	deadline = rc_local_now_ms() + (long long)timeout * 1000;
-	for (long pause = 200;; pause = pause * 2 > 2000 ? 2000 : pause * 2) {
-		const json_t *c;
-		size_t i;
-
-		json_decref(r);
-		r = NULL;
-		rc = ecs_call(d, "DescribeTasks",
-			      json_pack("{s:s, s:[O]}", "cluster", d->cluster,
-					"tasks", arn),
-			      (rc_loc){0}, &r);
-		if (rc < 0)
-			goto done;
-		task = json_array_get(json_object_get(r, "tasks"), 0);
-		if (task && sget(task, "lastStatus") &&
-		    !strcmp(sget(task, "lastStatus"), "STOPPED")) {
-			json_array_foreach(json_object_get(task, "containers"), i, c)
-				if (sget(c, "name") && !strcmp(sget(c, "name"), service) &&
-				    json_is_integer(json_object_get(c, "exitCode")))
-					res->exit_code = (int)json_integer_value(
-						json_object_get(c, "exitCode"));
-			rc_buf_printf(&tail, "task %s stopped: %s",
-				      rc_ecs_arn_name(json_string_value(arn)),
-				      sget(task, "stoppedReason")
-					      ? sget(task, "stoppedReason")
-					      : "exited");
-			break;
+	rc = follow_task(d, arn, service,
+			 rc_local_now_ms() + (long long)timeout * 1000, &st,
+			 res, &tail);
+	if (rc == 0 && st == RC_HOOK_RUNNING) {
+		res->timed_out = true;
+		if (ecs_call(d, "StopTask",
+			     json_pack("{s:s, s:O, s:s}", "cluster", d->cluster,
+				       "task", arn, "reason",
+				       "reconcile: hook timed out"),
+			     (rc_loc){0}, NULL) < 0) {
+			RC_WARN("%s", rc_error_last()->message);
+			rc_error_clear();
 		}
-		if (rc_local_now_ms() >= deadline) {
-			res->timed_out = true;
-			if (ecs_call(d, "StopTask",
-				     json_pack("{s:s, s:O, s:s}", "cluster",
-					       d->cluster, "task", arn, "reason",
-					       "reconcile: hook timed out"),
-				     (rc_loc){0}, NULL) < 0) {
-				RC_WARN("%s", rc_error_last()->message);
-				rc_error_clear();
-			}
-			rc_buf_printf(&tail, "task %s stopped: the hook timed "
-					     "out after %ld s",
-				      rc_ecs_arn_name(json_string_value(arn)),
-				      timeout);
-			break;
-		}
-		rc_local_sleep_ms(pause);
+		rc_buf_printf(&tail, "task %s stopped: the hook timed out "
+				     "after %ld s",
+			      rc_ecs_arn_name(json_string_value(arn)), timeout);
 	}
 done:
 	rc_redact(&tail);
@@ -1458,6 +1478,51 @@ done:
 	json_decref(r);
 	free(token);
 	free(fam);
+	return rc;
+}
+
+/* The task that hook_token() marked as its startedBy, RUNNING or STOPPED
+ * (ECS lists a stopped task for an hour or so): none is a hook that never
+ * started. Its output is not read (run() reads none either): the tail
+ * says why the task stopped. */
+static int ecs_hook_status(rc_driver *d, const json_t *spec, long wait,
+			   rc_hook_state *state, rc_run_result *res)
+{
+	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
+	const char *service = sget(spec, "service");
+	const char *run_id = sget(spec, "run_id");
+	rc_buf tail = RC_BUF_INIT_MAX(1 << 14);
+	json_t *arn = NULL;
+	char *token;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	*state = RC_HOOK_UNKNOWN;
+	if (where && !strcmp(where, "local"))
+		return rc_local_hook_status(d->env, d->config_dir,
+					    d->state_dir ? d->state_dir
+							 : ".reconcile",
+					    spec, wait, state, res);
+	if (!service && d->env->nservices)
+		service = d->env->services[0].name;
+	token = hook_token(run_id ? run_id : d->run_id ? d->run_id : "none",
+			   hook ? hook : "hook");
+	if ((rc = find_task(d, token, &arn)) == 0 && !arn)
+		*state = RC_HOOK_NOT_STARTED;
+	else if (rc == 0)
+		rc = follow_task(d, arn, service ? service : "",
+				 rc_local_now_ms() +
+					 (long long)(wait > 0 ? wait : 0) * 1000,
+				 state, res, &tail);
+	if (rc == 0 && *state == RC_HOOK_RUNNING)
+		res->exit_code = -1;
+	rc_redact(&tail);
+	if (tail.len && rc == 0 && *state != RC_HOOK_RUNNING)
+		res->output_tail = rc_buf_detach(&tail);
+	rc_buf_release(&tail);
+	json_decref(arn);
+	free(token);
 	return rc;
 }
 
@@ -1477,4 +1542,5 @@ const rc_driver_ops rc_driver_ecs = {
 	.apply = ecs_apply,
 	.wait = ecs_wait,
 	.run = ecs_run,
+	.hook_status = ecs_hook_status,
 };

@@ -1539,17 +1539,78 @@ done:
 	rc_buf_release(&sel);
 }
 
+/* Follows Job job_name (job: a body with its apiVersion and kind) until
+ * it completes or fails, or until deadline (rc_local_now_ms()): *state
+ * RC_HOOK_SUCCEEDED or RC_HOOK_FAILED (a Job past its
+ * activeDeadlineSeconds also sets res->timed_out), else RC_HOOK_RUNNING;
+ * res gets its pod's exit status and log tail either way. RC_ENOTFOUND
+ * when there is no such Job. */
+static int job_follow(rc_driver *d, const json_t *job, const char *job_name,
+		      long long deadline, rc_hook_state *state,
+		      rc_run_result *res)
+{
+	json_t *obj = NULL;
+	long step = 200;
+	int rc, code;
+
+	*state = RC_HOOK_RUNNING;
+	for (;;) {
+		const json_t *c;
+
+		if ((rc = get_obj(d, job, job_name, &obj)) < 0)
+			return rc;
+		if ((c = condition(obj, "Complete")) && status_true(c)) {
+			*state = RC_HOOK_SUCCEEDED;
+			res->exit_code = 0;
+			break;
+		}
+		if ((c = condition(obj, "Failed")) && status_true(c)) {
+			const char *reason =
+				json_string_value(json_object_get(c, "reason"));
+
+			*state = RC_HOOK_FAILED;
+			res->exit_code = 1;
+			res->timed_out = reason &&
+					 !strcmp(reason, "DeadlineExceeded");
+			break;
+		}
+		json_decref(obj);
+		obj = NULL;
+		if (rc_local_now_ms() >= deadline)
+			break;
+		rc_local_sleep_ms(step);
+		step = step < 2000 ? step * 2 : 2000;
+	}
+	json_decref(obj);
+	code = res->exit_code;
+	job_log(d, job_name, res);
+	if (code == 0)
+		res->exit_code = 0; /* Complete wins over a pod's view */
+	else if (res->exit_code == 0)
+		res->exit_code = code;
+	return 0;
+}
+
+static char *hook_job_name(rc_driver *d, const json_t *spec)
+{
+	const char *hook = json_string_value(json_object_get(spec, "name"));
+	const char *run_id = json_string_value(json_object_get(spec, "run_id"));
+
+	return rc_kube_hook_job_name(hook ? hook : "hook",
+				     run_id ? run_id
+				     : d->run_id ? d->run_id
+						 : "none");
+}
+
 static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = json_string_value(json_object_get(spec, "where"));
 	const char *hook = json_string_value(json_object_get(spec, "name"));
-	const char *run_id;
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	char *job_name;
 	json_t *job, *obj = NULL;
 	rc_action a = {0};
-	long long deadline;
-	long step = 200;
+	rc_hook_state st;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -1558,11 +1619,7 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		return rc_local_run_hook(d->env, d->config_dir, spec, res);
 	if (timeout <= 0)
 		timeout = 600;
-	run_id = json_string_value(json_object_get(spec, "run_id"));
-	job_name = rc_kube_hook_job_name(hook ? hook : "hook",
-					 run_id ? run_id
-					 : d->run_id ? d->run_id
-						     : "none");
+	job_name = hook_job_name(d, spec);
 	job = rc_kube_hook_job(d->env, d->project, spec, job_name);
 	if (!job) {
 		free(job_name);
@@ -1575,52 +1632,52 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	a.key = job_name;
 	rc = ssa(d, &a, job, false, &obj);
 	json_decref(obj);
-	obj = NULL;
 	if (rc < 0)
 		goto done;
 	RC_INFO("kubernetes: hook '%s' runs as Job %s/%s", hook ? hook : "",
 		d->ns, job_name);
-	deadline = rc_local_now_ms() + (long long)timeout * 1000 + 30000;
-	for (;;) {
-		const json_t *c;
-
-		if ((rc = get_obj(d, job, job_name, &obj)) < 0)
-			goto done;
-		if ((c = condition(obj, "Complete")) &&
-		    status_true(c)) {
-			res->exit_code = 0;
-			break;
-		}
-		if ((c = condition(obj, "Failed")) &&
-		    status_true(c)) {
-			const char *reason =
-				json_string_value(json_object_get(c, "reason"));
-
-			res->exit_code = 1;
-			res->timed_out = reason &&
-					 !strcmp(reason, "DeadlineExceeded");
-			break;
-		}
-		json_decref(obj);
-		obj = NULL;
-		if (rc_local_now_ms() >= deadline) {
-			res->timed_out = true;
-			break;
-		}
-		rc_local_sleep_ms(step);
-		step = step < 2000 ? step * 2 : 2000;
-	}
-	{
-		int code = res->exit_code;
-
-		job_log(d, job_name, res);
-		if (code == 0)
-			res->exit_code = 0; /* Complete wins over a pod's view */
-		else if (res->exit_code == 0)
-			res->exit_code = code;
-	}
+	rc = job_follow(d, job, job_name,
+			rc_local_now_ms() + (long long)timeout * 1000 + 30000,
+			&st, res);
+	if (rc == 0 && st == RC_HOOK_RUNNING)
+		res->timed_out = true;
 done:
-	json_decref(obj);
+	json_decref(job);
+	free(job_name);
+	return rc;
+}
+
+/* The Job named after the hook and the earlier run: no Job is a hook
+ * that never started (a finished Job is kept RC_KUBE_HOOK_TTL seconds). */
+static int kube_hook_status(rc_driver *d, const json_t *spec, long wait,
+			    rc_hook_state *state, rc_run_result *res)
+{
+	const char *where = json_string_value(json_object_get(spec, "where"));
+	json_t *job;
+	char *job_name;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	*state = RC_HOOK_UNKNOWN;
+	if (where && !strcmp(where, "local"))
+		return rc_local_hook_status(d->env, d->config_dir, d->state_dir,
+					    spec, wait, state, res);
+	job_name = hook_job_name(d, spec);
+	job = json_pack("{s:s, s:s}", "apiVersion", "batch/v1", "kind", "Job");
+	rc = job_follow(d, job, job_name,
+			rc_local_now_ms() + (long long)(wait > 0 ? wait : 0) * 1000,
+			state, res);
+	if (rc == RC_ENOTFOUND) {
+		rc_error_clear();
+		rc = 0;
+		*state = RC_HOOK_NOT_STARTED;
+	}
+	if (rc == 0 && *state == RC_HOOK_RUNNING) {
+		/* what it printed so far is not its outcome */
+		rc_run_result_release(res);
+		res->exit_code = -1;
+	}
 	json_decref(job);
 	free(job_name);
 	return rc;
@@ -2563,6 +2620,7 @@ const rc_driver_ops rc_driver_kubernetes = {
 	.apply = kube_apply,
 	.wait = kube_wait,
 	.run = kube_run,
+	.hook_status = kube_hook_status,
 	.dry_run = kube_dry_run,
 	.watch = kube_watch,
 };
