@@ -16,6 +16,7 @@
 #include "drivers/oci.h"
 #include "drivers/proc.h" /* clocks, local hooks */
 #include "reconciler/base/log.h"
+#include "reconciler/base/rctime.h"
 #include "schema/secrets.h"
 
 #define MUT(v) ((json_t *)(uintptr_t)(v))
@@ -2248,6 +2249,110 @@ static int find_dyno(rc_driver *d, const char *app, const char *token,
 	return rc;
 }
 
+/* Follows dyno (started with token) through log sessions of its own
+ * until its exit marker or deadline (rc_local_now_ms()): l->exit_code
+ * when it said, res->timed_out when time ran out first; neither when the
+ * dyno is gone without saying. */
+static int follow_dyno(rc_driver *d, const char *app, const json_t *dyno,
+		       const char *token, long long deadline, log_ctx *l,
+		       rc_run_result *res)
+{
+	rc_buf path = RC_BUF_INIT_MAX(1024);
+	json_t *sess = NULL;
+	int rc = 0;
+
+	while (l->exit_code < 0) {
+		long long left = deadline - rc_local_now_ms();
+
+		json_decref(sess);
+		sess = NULL;
+		if (left <= 0) {
+			res->timed_out = true;
+			break;
+		}
+		rc_buf_clear(&path);
+		path_app(&path, app, "/log-sessions");
+		rc = call_json(d, "POST", path.ptr,
+			       json_pack("{s:s, s:b, s:i}", "dyno_name",
+					 sget(dyno, "name"), "tail", 1, "lines",
+					 1500),
+			       "open a log session", (rc_loc){0}, &sess);
+		if (rc < 0)
+			break;
+		rc_buf_clear(&l->tail);
+		rc = read_stream(d, sget(sess, "logplex_url")
+					 ? sget(sess, "logplex_url")
+					 : "",
+				 (long)left, on_log_line, l);
+		if (rc == RC_ETIMEOUT) {
+			rc_error_clear();
+			rc = 0;
+			res->timed_out = true;
+			break;
+		}
+		if (rc < 0)
+			break;
+		if (l->exit_code < 0) {
+			/* the stream ended: is the dyno still there? */
+			json_t *again = NULL;
+
+			if ((rc = find_dyno(d, app, token, &again)) < 0 ||
+			    !again)
+				break;
+			json_decref(again);
+			rc_local_sleep_ms(500);
+		}
+	}
+	json_decref(sess);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* Hook runs are recorded for a week: <state>/heroku/apps/<app>.json
+ * "hooks": {token: {hook, started_at}}. */
+#define HOOK_RECORD_DAYS 7
+
+typedef struct {
+	const char *app, *token, *hook;
+} hook_rec;
+
+static int rec_hook_apply(json_t *doc, void *ctx)
+{
+	hook_rec *h = ctx;
+	json_t *rec = rc_heroku_state_app(doc, h->app), *hooks, *v;
+	long long old = (long long)time(NULL) - HOOK_RECORD_DAYS * 86400LL;
+	char now[RC_TIME_SIZE];
+	const char *k;
+	void *tmp;
+
+	if (!rec) {
+		rec = json_object();
+		json_object_set_new(json_object_get(doc, "apps"), h->app, rec);
+	}
+	hooks = child(rec, "hooks");
+	rc_time_now(now);
+	json_object_foreach_safe(hooks, tmp, k, v) {
+		struct timespec at;
+
+		if (!rc_time_parse(sget(v, "started_at"), &at) ||
+		    (long long)at.tv_sec < old)
+			json_object_del(hooks, k);
+	}
+	json_object_set_new(hooks, h->token,
+			    json_pack("{s:s, s:s}", "hook", h->hook,
+				      "started_at", now));
+	return 1;
+}
+
+static int rec_hook(rc_driver *d, const char *app, const char *token,
+		    const char *hook)
+{
+	hook_rec h = {app, token, hook};
+
+	return rc_heroku_state_update(d->api, d->state_dir, rec_hook_apply,
+				      &h);
+}
+
 static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
@@ -2256,9 +2361,8 @@ static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	rc_buf cmd = RC_BUF_INIT_MAX(1 << 16), path = RC_BUF_INIT_MAX(1024);
 	log_ctx l = {NULL, RC_BUF_INIT_MAX(1 << 14), -1};
-	json_t *dyno = NULL, *sess = NULL, *env;
+	json_t *dyno = NULL, *env;
 	char *token;
-	long long deadline;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -2280,6 +2384,10 @@ static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 			"following it",
 			hook ? hook : "", sget(dyno, "name"));
 	} else {
+		/* on disk before the dyno is asked for: hook_status tells a
+		 * hook that never started from one whose traces are gone */
+		if ((rc = rec_hook(d, app, token, hook ? hook : "")) < 0)
+			goto done;
 		env = json_object();
 		{
 			const char *k;
@@ -2302,56 +2410,18 @@ static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		RC_INFO("heroku: hook '%s' runs as dyno %s of app %s",
 			hook ? hook : "", sget(dyno, "name"), app);
 	}
-	deadline = rc_local_now_ms() + (long long)timeout * 1000;
-	while (l.exit_code < 0) {
-		long long left = deadline - rc_local_now_ms();
-
-		json_decref(sess);
-		sess = NULL;
-		if (left <= 0) {
-			res->timed_out = true;
-			break;
-		}
-		rc_buf_clear(&path);
-		path_app(&path, app, "/log-sessions");
-		rc = call_json(d, "POST", path.ptr,
-			       json_pack("{s:s, s:b, s:i}", "dyno_name",
-					 sget(dyno, "name"), "tail", 1, "lines",
-					 1500),
-			       "open a log session", (rc_loc){0}, &sess);
-		if (rc < 0)
-			goto done;
-		rc_buf_clear(&l.tail);
-		rc = read_stream(d, sget(sess, "logplex_url")
-					 ? sget(sess, "logplex_url")
-					 : "",
-				 (long)left, on_log_line, &l);
-		if (rc == RC_ETIMEOUT) {
-			rc_error_clear();
-			rc = 0;
-			res->timed_out = true;
-			break;
-		}
-		if (rc < 0)
-			goto done;
-		if (l.exit_code < 0) {
-			/* the stream ended: is the dyno still there? */
-			json_t *again = NULL;
-
-			if ((rc = find_dyno(d, app, token, &again)) < 0)
-				goto done;
-			if (!again) {
-				rc = rc_error_set(
-					RC_ERROR, RC_ECLASS_PLATFORM,
-					"heroku: dyno %s of hook '%s' ended "
-					"without reporting its exit status",
-					sget(dyno, "name"), hook ? hook : "");
-				break;
-			}
-			json_decref(again);
-			rc_local_sleep_ms(500);
-		}
+	rc = follow_dyno(d, app, dyno, token,
+			 rc_local_now_ms() + (long long)timeout * 1000, &l,
+			 res);
+	if (rc == 0 && !res->timed_out && l.exit_code < 0) {
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "heroku: dyno %s of hook '%s' ended without "
+				  "reporting its exit status",
+				  sget(dyno, "name"), hook ? hook : "");
+		goto done;
 	}
+	if (rc < 0)
+		goto done;
 	if (res->timed_out) {
 		json_t *st = NULL;
 
@@ -2374,10 +2444,192 @@ done:
 		res->output_tail = rc_buf_detach(&l.tail);
 	rc_buf_release(&l.tail);
 	json_decref(dyno);
-	json_decref(sess);
 	free(token);
 	rc_buf_release(&cmd);
 	rc_buf_release(&path);
+	return rc;
+}
+
+/* What the app's log history (Logplex keeps its last 1,500 lines) says of
+ * the dyno whose command carried token. */
+typedef struct {
+	rc_buf lines;  /* every line, for a second pass */
+} history_ctx;
+
+static int on_history_line(void *ctx, const char *line, size_t n)
+{
+	history_ctx *h = ctx;
+
+	/* the newest lines when they are more than the buffer holds */
+	if (h->lines.len + n + 1 > h->lines.max) {
+		const char *cut = strchr(h->lines.ptr + h->lines.len / 2, '\n');
+		size_t skip = cut ? (size_t)(cut + 1 - h->lines.ptr)
+				  : h->lines.len;
+
+		memmove(h->lines.ptr, h->lines.ptr + skip,
+			h->lines.len - skip + 1);
+		h->lines.len -= skip;
+	}
+	rc_buf_put(&h->lines, line, n);
+	rc_buf_putc(&h->lines, '\n');
+	return 0;
+}
+
+/* The "app[run.N]:" source prefix of a log line ("TIME SOURCE: TEXT"),
+ * its length in *len, or NULL. */
+static const char *line_source(const char *line, size_t *len)
+{
+	const char *sp = strchr(line, ' '), *colon;
+
+	if (!sp || !(colon = strstr(sp + 1, ": ")))
+		return NULL;
+	*len = (size_t)(colon - (sp + 1));
+	return sp + 1;
+}
+
+static bool is_source(const char *line, const char *kind, const char *dyno)
+{
+	size_t len, k = strlen(kind), n = strlen(dyno);
+	const char *src = line_source(line, &len);
+
+	return src && len == k + n + 2 && !strncmp(src, kind, k) &&
+	       src[k] == '[' && !strncmp(src + k + 1, dyno, n) &&
+	       src[k + 1 + n] == ']';
+}
+
+/* Reads the history: *state SUCCEEDED or FAILED by the exit marker (res
+ * gets the dyno's last lines), FAILED by "Process exited with status N"
+ * (N > 0) of a dyno killed before the marker, UNKNOWN when the dyno's
+ * start is there and neither, NOT_STARTED when the token is nowhere
+ * (the caller decides what that means). */
+static int hook_history(rc_driver *d, const char *app, const char *token,
+			rc_hook_state *state, rc_run_result *res)
+{
+	history_ctx h = {RC_BUF_INIT_MAX(1 << 20)};
+	rc_buf path = RC_BUF_INIT_MAX(1024), tail = RC_BUF_INIT_MAX(1 << 14);
+	char dyno[64] = "";
+	json_t *sess = NULL;
+	const char *line;
+	int rc, killed = -1;
+
+	*state = RC_HOOK_NOT_STARTED;
+	path_app(&path, app, "/log-sessions");
+	rc = call_json(d, "POST", path.ptr,
+		       json_pack("{s:b, s:i}", "tail", 0, "lines", 1500),
+		       "open a log session", (rc_loc){0}, &sess);
+	if (rc == 0)
+		rc = read_stream(d, sget(sess, "logplex_url")
+					 ? sget(sess, "logplex_url")
+					 : "",
+				 30000, on_history_line, &h);
+	/* the dyno: the one whose start names the token, or whose marker */
+	for (line = h.lines.ptr; rc == 0 && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line), slen;
+		char *one = rc_strndup(line, len);
+		const char *src = line_source(one, &slen);
+		int code = rc_heroku_exit_marker(one, token);
+
+		if (src && !*dyno && strstr(one, token) &&
+		    (code >= 0 || strstr(one, "Starting process"))) {
+			const char *lb = memchr(src, '[', slen);
+
+			if (lb && (size_t)(src + slen - lb - 2) < sizeof(dyno))
+				snprintf(dyno, sizeof(dyno), "%.*s",
+					 (int)(src + slen - lb - 2), lb + 1);
+		}
+		if (*dyno && code >= 0) {
+			*state = code ? RC_HOOK_FAILED : RC_HOOK_SUCCEEDED;
+			res->exit_code = code;
+		} else if (*dyno && is_source(one, "app", dyno) &&
+			   !strstr(one, "reconcile-exit:")) {
+			keep_tail(&tail, one);
+		} else if (*dyno && is_source(one, "heroku", dyno) &&
+			   strstr(one, "Process exited with status ")) {
+			killed = (int)strtol(strstr(one, "with status ") + 12,
+					     NULL, 10);
+		}
+		free(one);
+		line += len + (end ? 1 : 0);
+	}
+	if (rc == 0 && *dyno && *state == RC_HOOK_NOT_STARTED) {
+		*state = killed > 0 ? RC_HOOK_FAILED : RC_HOOK_UNKNOWN;
+		res->exit_code = killed > 0 ? killed : -1;
+	}
+	if (rc == 0 && *dyno && *state != RC_HOOK_UNKNOWN) {
+		rc_redact(&tail);
+		if (tail.len)
+			res->output_tail = rc_buf_detach(&tail);
+	}
+	json_decref(sess);
+	rc_buf_release(&h.lines);
+	rc_buf_release(&tail);
+	rc_buf_release(&path);
+	return rc;
+}
+
+/* The dyno whose command carries the hook's token, followed while it runs;
+ * once it is gone, the app's log history; with no trace in either, the
+ * hook's record under <state>/heroku/ (written before run() asks for a
+ * dyno): none means it never started, one means its traces are gone
+ * (RC_HOOK_UNKNOWN). */
+static int heroku_hook_status(rc_driver *d, const json_t *spec, long wait,
+			      rc_hook_state *state, rc_run_result *res)
+{
+	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
+	const char *app = d->env->target.app, *run_id = sget(spec, "run_id");
+	log_ctx l = {NULL, RC_BUF_INIT_MAX(1 << 14), -1};
+	json_t *dyno = NULL, *rec;
+	char *token;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	*state = RC_HOOK_UNKNOWN;
+	if (where && !strcmp(where, "local"))
+		return rc_local_hook_status(d->env, d->config_dir, d->state_dir,
+					    spec, wait, state, res);
+	token = rc_heroku_hook_token(run_id ? run_id
+				     : d->run_id ? d->run_id
+						 : "none",
+				     hook ? hook : "hook");
+	l.token = token;
+	if ((rc = find_dyno(d, app, token, &dyno)) < 0)
+		goto done;
+	if (dyno) {
+		rc = follow_dyno(d, app, dyno, token,
+				 rc_local_now_ms() +
+					 (long long)(wait > 0 ? wait : 0) * 1000,
+				 &l, res);
+		if (rc < 0)
+			goto done;
+		if (l.exit_code >= 0) {
+			*state = l.exit_code ? RC_HOOK_FAILED
+					     : RC_HOOK_SUCCEEDED;
+			res->exit_code = l.exit_code;
+			rc_redact(&l.tail);
+			if (l.tail.len)
+				res->output_tail = rc_buf_detach(&l.tail);
+			goto done;
+		}
+		if (res->timed_out) {
+			res->timed_out = false;
+			*state = RC_HOOK_RUNNING;
+			goto done;
+		}
+		/* gone while followed: its history says the rest */
+	}
+	if ((rc = hook_history(d, app, token, state, res)) < 0 ||
+	    *state != RC_HOOK_NOT_STARTED)
+		goto done;
+	rec = rec_get(d, app);
+	if (json_object_get(json_object_get(rec, "hooks"), token))
+		*state = RC_HOOK_UNKNOWN;
+	json_decref(rec);
+done:
+	rc_buf_release(&l.tail);
+	json_decref(dyno);
+	free(token);
 	return rc;
 }
 
@@ -2397,4 +2649,5 @@ const rc_driver_ops rc_driver_heroku = {
 	.apply = heroku_apply,
 	.wait = heroku_wait,
 	.run = heroku_run,
+	.hook_status = heroku_hook_status,
 };
