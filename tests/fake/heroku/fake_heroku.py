@@ -681,7 +681,7 @@ class Handler(BaseHTTPRequestHandler):
             return ''.join('%s %s[%s]: %s\n' % x for x in lines)
         with store.cond:
             pos = len(app.logs)
-            first = [x for x in app.logs if wanted(x)]
+            first = [x for x in app.logs[app.logs_from:] if wanted(x)]
             first = first[-sess['lines']:] if sess['lines'] else []
         self.chunk(fmt(first))
         if not sess['tail']:
@@ -752,6 +752,12 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError('name is required')
             store.foreign.add(b['name'])
             return {'foreign_apps': sorted(store.foreign)}
+        if call == ('POST', '/fake/logs/expire'):
+            a = store.apps.get(b.get('app')) or store.app_ids.get(b.get('app'))
+            if a is None:
+                raise ValueError('no app %s' % b.get('app'))
+            a.logs_from = len(a.logs)
+            return {'expired': a.logs_from}
         if call == ('POST', '/fake/dynos/script'):
             if not isinstance(b.get('match'), str):
                 raise ValueError('match is required')

@@ -452,6 +452,7 @@ class App:
         self.dynos = {}
         self.addons = {}
         self.logs = []          # (time, source, dyno, text)
+        self.logs_from = 0      # those before it expired (/fake/logs/expire)
         self.deleted = False
         self.released_at = None
         self.created_at = self.updated_at = now_iso()

@@ -541,6 +541,12 @@ def t_dynos(s):
     out, _ = expect(s, 'GET', '/apps/d-app/dynos/' + d4['id'], 200)
     check(out['state'] == 'down', 'down after stop')
     s.control('DELETE', '/fake/dynos/script')
+    # the app's history, then expired: a new session starts empty
+    ls, _ = expect(s, 'POST', '/apps/d-app/log-sessions', 201, send={'lines': 1500})
+    check(any('reconcile-exit:T1:3' in l for l in read_log(ls['logplex_url'])), 'app history')
+    s.control('POST', '/fake/logs/expire', {'app': 'd-app'})
+    ls, _ = expect(s, 'POST', '/apps/d-app/log-sessions', 201, send={'lines': 1500})
+    check(read_log(ls['logplex_url']) == [], 'history expired')
 
 
 def t_faults(s):
