@@ -366,6 +366,44 @@ static bool job_finished(json_t *job)
 	return false;
 }
 
+/* A Job whose command says "sleep N" (N seconds) is active that long
+ * first: status.active 1 and startTime, looked at again when its time is
+ * up. True while it sleeps. */
+static bool job_sleeps(struct kf_server *srv, struct kf_obj *o,
+		       const char *argv)
+{
+	const char *p = strstr(argv, "sleep ");
+	const char *started = kf_jstr(o->json, "status.startTime");
+	long secs = p ? strtol(p + 6, NULL, 10) : 0;
+	struct tm tm = {0};
+	long left;
+	json_t *n, *err = NULL;
+	char now[32];
+
+	if (secs <= 0)
+		return false;
+	if (started) {
+		if (!strptime(started, "%Y-%m-%dT%H:%M:%S", &tm))
+			return false;
+		left = (long)(timegm(&tm) + secs - time(NULL));
+		if (left <= 0)
+			return false;
+		enqueue_in(srv, o, left * 1000);
+		return true;
+	}
+	kf_time_now(now);
+	n = json_deep_copy(o->json);
+	json_object_del(kf_jmkobj(n, "metadata"), "managedFields");
+	json_object_set_new(n, "status",
+			    json_pack("{s:s, s:i}", "startTime", now, "active", 1));
+	kf_write_update(srv, o->kind, o, n, "kube-controller-manager", &err);
+	json_decref(err);
+	o = kf_store_get(&srv->store, o->kind, o->ns, o->name);
+	if (o)
+		enqueue_in(srv, o, secs * 1000);
+	return true;
+}
+
 static void run_job(struct kf_server *srv, struct kf_obj *o)
 {
 	const struct kf_kind *pods = kf_kind_named("pods");
@@ -379,6 +417,10 @@ static void run_job(struct kf_server *srv, struct kf_obj *o)
 		return;
 	c = json_array_get(kf_jget(job, "spec.template.spec.containers"), 0);
 	argv_line(&argv, c);
+	if (job_sleeps(srv, o, argv.ptr)) {
+		rc_buf_release(&argv);
+		return;
+	}
 	fail = strstr(argv.ptr, "fail") != NULL;
 	code = fail ? 1 : 0;
 	kf_time_now(now);

@@ -961,6 +961,19 @@ def behaviour_controllers(f):
           bad_job and bad_job["status"]["conditions"][0]["type"] == "Failed"
           and bad_job["status"]["conditions"][0]["reason"] ==
           "BackoffLimitExceeded", bad_job)
+    job["metadata"]["name"] = "nap"
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "sh", "-c", "sleep 2"]
+    f.call("POST", jobs, job)
+    active = wait_for(lambda: (f.call("GET", jobs + "/nap")[1].get("status")
+                               or {}).get("active") and
+                      f.call("GET", jobs + "/nap")[1])
+    check("a Job that sleeps is active first", active and
+          not active["status"].get("conditions") and
+          "startTime" in active["status"], active)
+    napped = wait_for(lambda: done("nap"), 30)
+    check("then completes", napped and
+          napped["status"]["conditions"][0]["type"] == "Complete", napped)
     st, pods = f.call("GET", "/api/v1/namespaces/ns/pods?labelSelector="
                       "job-name%3Dmigrate")
     check("the Job's pod carries job-name", st == 200 and len(pods["items"])
