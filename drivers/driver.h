@@ -92,6 +92,11 @@ typedef enum {
 } rc_hook_state;
 
 const char *rc_hook_state_name(rc_hook_state s);
+/* The start of a hook_status: res cleared (exit code -1), *state
+ * RC_HOOK_UNKNOWN; true when spec's hook runs `where: local` (then
+ * rc_local_hook_status() answers, drivers/proc.h). */
+bool rc_hook_status_begin(const json_t *spec, rc_hook_state *state,
+			  rc_run_result *res);
 
 typedef struct {
 	const char *name;     /* "local", "kubernetes", "heroku", "ecs" */

@@ -1298,6 +1298,15 @@ static char *hook_token(const char *run_id, const char *hook)
 	return rc_buf_detach(&b);
 }
 
+/* The token of spec's hook in spec's run (else this one). */
+static char *spec_token(const rc_driver *d, const json_t *spec)
+{
+	const char *run_id = sget(spec, "run_id"), *hook = sget(spec, "name");
+
+	return hook_token(run_id ? run_id : d->run_id ? d->run_id : "none",
+			  hook ? hook : "hook");
+}
+
 static int find_task(rc_driver *d, const char *token, json_t **arn)
 {
 	static const char *const st[] = {"RUNNING", "STOPPED"};
@@ -1373,7 +1382,6 @@ static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
 	const char *service = sget(spec, "service");
-	const char *run_id = sget(spec, "run_id");
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	json_t *arn = NULL, *task = NULL, *r = NULL, *envl, *v;
 	rc_buf tail = RC_BUF_INIT_MAX(1 << 14);
@@ -1395,8 +1403,7 @@ static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 				    hook ? hook : "");
 	if (timeout <= 0)
 		timeout = 600;
-	token = hook_token(run_id ? run_id : d->run_id ? d->run_id : "none",
-			   hook ? hook : "hook");
+	token = spec_token(d, spec);
 	fam = rc_ecs_family(d->project, d->env->name, service);
 	if ((rc = find_task(d, token, &arn)) < 0)
 		goto done;
@@ -1488,26 +1495,20 @@ done:
 static int ecs_hook_status(rc_driver *d, const json_t *spec, long wait,
 			   rc_hook_state *state, rc_run_result *res)
 {
-	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
 	const char *service = sget(spec, "service");
-	const char *run_id = sget(spec, "run_id");
 	rc_buf tail = RC_BUF_INIT_MAX(1 << 14);
 	json_t *arn = NULL;
 	char *token;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->exit_code = -1;
-	*state = RC_HOOK_UNKNOWN;
-	if (where && !strcmp(where, "local"))
+	if (rc_hook_status_begin(spec, state, res))
 		return rc_local_hook_status(d->env, d->config_dir,
 					    d->state_dir ? d->state_dir
 							 : ".reconcile",
 					    spec, wait, state, res);
 	if (!service && d->env->nservices)
 		service = d->env->services[0].name;
-	token = hook_token(run_id ? run_id : d->run_id ? d->run_id : "none",
-			   hook ? hook : "hook");
+	token = spec_token(d, spec);
 	if ((rc = find_task(d, token, &arn)) == 0 && !arn)
 		*state = RC_HOOK_NOT_STARTED;
 	else if (rc == 0)

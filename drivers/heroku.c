@@ -2249,6 +2249,17 @@ static int find_dyno(rc_driver *d, const char *app, const char *token,
 	return rc;
 }
 
+/* The token of spec's hook in spec's run (else this one). */
+static char *spec_token(const rc_driver *d, const json_t *spec)
+{
+	const char *run_id = sget(spec, "run_id"), *hook = sget(spec, "name");
+
+	return rc_heroku_hook_token(run_id ? run_id
+				    : d->run_id ? d->run_id
+						: "none",
+				    hook ? hook : "hook");
+}
+
 /* Follows dyno (started with token) through log sessions of its own
  * until its exit marker or deadline (rc_local_now_ms()): l->exit_code
  * when it said, res->timed_out when time ran out first; neither when the
@@ -2357,7 +2368,6 @@ static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 {
 	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
 	const char *app = d->env->target.app;
-	const char *run_id = sget(spec, "run_id");
 	long timeout = (long)json_integer_value(json_object_get(spec, "timeout"));
 	rc_buf cmd = RC_BUF_INIT_MAX(1 << 16), path = RC_BUF_INIT_MAX(1024);
 	log_ctx l = {NULL, RC_BUF_INIT_MAX(1 << 14), -1};
@@ -2371,10 +2381,7 @@ static int heroku_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 		return rc_local_run_hook(d->env, d->config_dir, spec, res);
 	if (timeout <= 0)
 		timeout = 600;
-	token = rc_heroku_hook_token(run_id ? run_id
-				     : d->run_id ? d->run_id
-						 : "none",
-				     hook ? hook : "hook");
+	token = spec_token(d, spec);
 	l.token = token;
 	rc_heroku_hook_command(&cmd, json_object_get(spec, "run"), token);
 	if ((rc = find_dyno(d, app, token, &dyno)) < 0)
@@ -2576,23 +2583,16 @@ static int hook_history(rc_driver *d, const char *app, const char *token,
 static int heroku_hook_status(rc_driver *d, const json_t *spec, long wait,
 			      rc_hook_state *state, rc_run_result *res)
 {
-	const char *where = sget(spec, "where"), *hook = sget(spec, "name");
-	const char *app = d->env->target.app, *run_id = sget(spec, "run_id");
+	const char *app = d->env->target.app;
 	log_ctx l = {NULL, RC_BUF_INIT_MAX(1 << 14), -1};
 	json_t *dyno = NULL, *rec;
 	char *token;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->exit_code = -1;
-	*state = RC_HOOK_UNKNOWN;
-	if (where && !strcmp(where, "local"))
+	if (rc_hook_status_begin(spec, state, res))
 		return rc_local_hook_status(d->env, d->config_dir, d->state_dir,
 					    spec, wait, state, res);
-	token = rc_heroku_hook_token(run_id ? run_id
-				     : d->run_id ? d->run_id
-						 : "none",
-				     hook ? hook : "hook");
+	token = spec_token(d, spec);
 	l.token = token;
 	if ((rc = find_dyno(d, app, token, &dyno)) < 0)
 		goto done;

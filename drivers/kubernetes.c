@@ -1652,15 +1652,11 @@ done:
 static int kube_hook_status(rc_driver *d, const json_t *spec, long wait,
 			    rc_hook_state *state, rc_run_result *res)
 {
-	const char *where = json_string_value(json_object_get(spec, "where"));
 	json_t *job;
 	char *job_name;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->exit_code = -1;
-	*state = RC_HOOK_UNKNOWN;
-	if (where && !strcmp(where, "local"))
+	if (rc_hook_status_begin(spec, state, res))
 		return rc_local_hook_status(d->env, d->config_dir, d->state_dir,
 					    spec, wait, state, res);
 	job_name = hook_job_name(d, spec);

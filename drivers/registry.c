@@ -31,6 +31,17 @@ void rc_run_result_release(rc_run_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+bool rc_hook_status_begin(const json_t *spec, rc_hook_state *state,
+			  rc_run_result *res)
+{
+	const char *where = json_string_value(json_object_get(spec, "where"));
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	*state = RC_HOOK_UNKNOWN;
+	return where && !strcmp(where, "local");
+}
+
 const char *rc_hook_state_name(rc_hook_state s)
 {
 	switch (s) {
