@@ -17,18 +17,9 @@
  * or "error: <message>" and exits 1. The state directory is
  * $RECONCILE_STATE_DIR. The driver's log goes to stderr.
  */
-#include "drivers/driver.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
-#include "schema/load.h"
-#include "schema/secrets.h"
-
-static int fail(const char *what)
-{
-	printf("error: %s%s%s\n", what, *what ? ": " : "",
-	       rc_error_last()->message);
-	return 1;
-}
+#include "tests/support/testenv.h"
 
 static int usage(void)
 {
@@ -39,13 +30,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	static const unsigned char key[32] = {1};
-	const rc_driver_ops *ops;
-	rc_diags diags;
-	rc_config *cfg = NULL;
-	const rc_env *env = NULL;
-	rc_driver_ctx ctx = {0};
-	rc_driver *d = NULL;
+	rc_testenv t;
 	rc_run_result res = {0};
 	rc_hook_state st = RC_HOOK_UNKNOWN;
 	json_error_t jerr;
@@ -70,56 +55,31 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc_log_threshold = RC_LOG_INFO;
-	rc_diags_init(&diags);
-	rc_secret_set_key(key);
-	if (rc_config_load(&cfg, argv[1], &(rc_load_opts){0}, &diags) < 0) {
-		rc_diags_print(&diags, stdout, false);
+	if (rc_testenv_open(&t, argv[1], argv[2],
+			    json_string_value(json_object_get(spec, "run_id"))))
 		return 1;
-	}
-	for (size_t i = 0; i < cfg->nenvs; i++)
-		if (!strcmp(cfg->envs[i].name, argv[2]))
-			env = &cfg->envs[i];
-	if (!env) {
-		printf("error: no environment %s\n", argv[2]);
-		return 1;
-	}
-	ops = rc_driver_find(rc_driver_name(env->target.driver));
-	if (!ops || (status && !ops->hook_status)) {
+	if (status && !t.ops->hook_status) {
 		printf("error: the driver of %s cannot tell a hook's status\n",
-		       env->name);
+		       t.env->name);
 		return 1;
 	}
-	ctx.project = cfg->project;
-	ctx.config_dir = argv[1];
-	ctx.state_dir = getenv("RECONCILE_STATE_DIR");
-	ctx.run_id = json_string_value(json_object_get(spec, "run_id"));
-	if (ops->shared_open && ops->shared_open(&ctx.shared, &ctx) < 0)
-		return fail("shared_open");
-	if (ops->open(&d, env, &ctx) < 0)
-		return fail("open");
-	rc = status ? ops->hook_status(d, spec, wait, &st, &res)
-		    : ops->run(d, spec, &res);
+	rc = status ? t.ops->hook_status(t.d, spec, wait, &st, &res)
+		    : t.ops->run(t.d, spec, &res);
 	if (rc < 0) {
-		fail(argv[3]);
+		printf("error: %s: %s\n", argv[3], rc_error_last()->message);
 	} else {
+		const char *tail = res.output_tail ? res.output_tail : "";
+		size_t n = strlen(tail);
+
 		if (status)
 			printf("state: %s\n", rc_hook_state_name(st));
 		printf("exit: %d\ntimed_out: %s\noutput:\n%s%s", res.exit_code,
-		       res.timed_out ? "yes" : "no",
-		       res.output_tail ? res.output_tail : "",
-		       res.output_tail && *res.output_tail &&
-				       res.output_tail[strlen(res.output_tail) - 1] !=
-					       '\n'
-			       ? "\n"
-			       : "");
+		       res.timed_out ? "yes" : "no", tail,
+		       n && tail[n - 1] != '\n' ? "\n" : "");
 	}
 	fflush(stdout);
 	rc_run_result_release(&res);
-	ops->close(d);
-	if (ops->shared_close)
-		ops->shared_close(ctx.shared);
-	rc_config_free(cfg);
-	rc_diags_release(&diags);
+	rc_testenv_close(&t);
 	json_decref(spec);
 	return rc < 0;
 }
