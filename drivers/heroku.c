@@ -2529,7 +2529,7 @@ static int hook_history(rc_driver *d, const char *app, const char *token,
 					 ? sget(sess, "logplex_url")
 					 : "",
 				 30000, on_history_line, &h);
-	/* the dyno: the one whose start names the token, or whose marker */
+	/* the dyno: the last whose start names the token, or whose marker */
 	for (line = h.lines.ptr; rc == 0 && *line;) {
 		const char *end = strchr(line, '\n');
 		size_t len = end ? (size_t)(end - line) : strlen(line), slen;
@@ -2537,13 +2537,20 @@ static int hook_history(rc_driver *d, const char *app, const char *token,
 		const char *src = line_source(one, &slen);
 		int code = rc_heroku_exit_marker(one, token);
 
-		if (src && !*dyno && strstr(one, token) &&
-		    (code >= 0 || strstr(one, "Starting process"))) {
+		bool start = src && strstr(one, token) &&
+			     strstr(one, "Starting process");
+
+		/* a later attempt of the same hook and run wins */
+		if (start || (src && !*dyno && code >= 0)) {
 			const char *lb = memchr(src, '[', slen);
 
 			if (lb && (size_t)(src + slen - lb - 2) < sizeof(dyno))
 				snprintf(dyno, sizeof(dyno), "%.*s",
 					 (int)(src + slen - lb - 2), lb + 1);
+			rc_buf_clear(&tail);
+			killed = -1;
+			*state = RC_HOOK_NOT_STARTED;
+			res->exit_code = -1;
 		}
 		if (*dyno && code >= 0) {
 			*state = code ? RC_HOOK_FAILED : RC_HOOK_SUCCEEDED;

@@ -6,7 +6,8 @@
 # and output; a failing command failed); the same hook of a run B that
 # never ran it is not started; a hook whose runner was killed -9 while it
 # ran is running (wait 0), then succeeded (a long enough wait); for
-# Heroku, a dyno gone whose log history is gone too is unknown, and a
+# Heroku, a dyno stopped before it said its status is failed (143), a
+# dyno gone whose log history is gone too is unknown, and a
 # hook never started is still not started then (the driver's record
 # tells the two apart).
 #   run.sh HOOK_TOOL RECONCILE_BINARY FAKE_KUBE_BINARY SOURCE_ROOT
@@ -208,6 +209,18 @@ slow=$(spec slow run-c '["python", "slow-migrate"]')
 interrupted heroku "$work/h" prod "$slow" dyno_up
 slow_checks heroku "$work/h" prod "$slow"
 has "heroku: with the output from its log" "$out" "step 1"
+# a dyno stopped before its marker (killed by the platform): failed, with
+# the status of its process
+stop=$(spec stopped run-d '["python", "slow-migrate"]')
+interrupted heroku "$work/h" prod "$stop" dyno_up
+dyno=$(hk GET /fake/state | $py -c 'import json,sys
+s = json.load(sys.stdin)
+print([d["name"] for d in s["dynos"]["hooks-app"] if "slow-migrate" in d["command"] and d["state"] == "up"][0])')
+curl -sS -X POST -H "Authorization: Bearer $HEROKU_API_KEY" -H "Accept: application/vnd.heroku+json; version=3" \
+	-H "Content-Type: application/json" --data '{}' "$HEROKU_API_URL/apps/hooks-app/dynos/$dyno/actions/stop" >/dev/null
+hook "$work/h" prod status "$stop" 0
+is_field "heroku: a dyno stopped before its marker: failed" state failed
+is_field "heroku: with its process's status" exit 143
 # the dyno gone and its log history gone: what run A's hook did is unknown;
 # the hook of run B, which never started, is still known not to have
 hk POST /fake/settings '{"dyno_gone_ms": 0}' >/dev/null
