@@ -238,4 +238,8 @@ else ok "heroku: the state directory holds no API key"; fi
 kill "$fake_pid" 2>/dev/null; wait "$fake_pid" 2>/dev/null
 hook "$work/k" prod status "$(spec migrate run-a '["migrate"]')" 0
 has "kubernetes: the API server gone: an error, not a state" "$out" "error: status"
+# a sanitizer build reports on the tool's stderr
+if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$work/tool.log"; then
+	bad "no sanitizer report" "$(grep -E -A20 "Sanitizer|runtime error:" "$work/tool.log" | head -40)"
+else ok "no sanitizer report"; fi
 finish
