@@ -20,9 +20,11 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "drivers/driver.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
-#include "tests/support/testenv.h"
+#include "schema/load.h"
+#include "schema/secrets.h"
 
 static long long wall_ms(void)
 {
@@ -72,7 +74,11 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
-	rc_testenv t;
+	static const unsigned char key[32] = {1};
+	rc_diags diags;
+	rc_config *cfg = NULL;
+	const rc_env *env = NULL;
+	rc_driver_ctx ctx = {0};
 	rc_resource_set desired = {0};
 	struct job j = {0};
 	pthread_t th;
@@ -89,20 +95,36 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	rc_log_threshold = RC_LOG_INFO;
-	if (rc_testenv_open(&t, argv[1], argv[2], NULL))
-		return 1;
-	if (!t.ops->watch) {
-		printf("error: the driver of %s cannot watch\n", t.env->name);
+	rc_diags_init(&diags);
+	rc_secret_set_key(key);
+
+	if (rc_config_load(&cfg, argv[1], &(rc_load_opts){0}, &diags) < 0) {
+		rc_diags_print(&diags, stdout, false);
 		return 1;
 	}
-	j.ops = t.ops;
-	j.d = t.d;
-	if (j.ops->expand(j.d, t.env, &desired) < 0)
+	for (size_t i = 0; i < cfg->nenvs; i++)
+		if (!strcmp(cfg->envs[i].name, argv[2]))
+			env = &cfg->envs[i];
+	if (!env) {
+		printf("error: no environment %s\n", argv[2]);
+		return 1;
+	}
+	j.ops = rc_driver_find(rc_driver_name(env->target.driver));
+	if (!j.ops || !j.ops->watch) {
+		printf("error: the driver of %s cannot watch\n", env->name);
+		return 1;
+	}
+	ctx.project = cfg->project;
+	ctx.config_dir = argv[1];
+	ctx.state_dir = getenv("RECONCILE_STATE_DIR");
+	if (j.ops->open(&j.d, env, &ctx) < 0)
+		return fail("open");
+	if (j.ops->expand(j.d, env, &desired) < 0)
 		return fail("expand");
 	j.desired = &desired;
 	if (pthread_create(&th, NULL, run_watch, &j))
 		return fail("thread");
-	printf("%lld watching %s\n", wall_ms(), t.env->name);
+	printf("%lld watching %s\n", wall_ms(), env->name);
 	fflush(stdout);
 
 	sigwait(&set, &sig);
@@ -113,12 +135,14 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		printf("error: %s\n", j.err);
 	} else {
-		printf("%lld stopped %s in %lld ms\n", wall_ms(), t.env->name,
+		printf("%lld stopped %s in %lld ms\n", wall_ms(), env->name,
 		       wall_ms() - t0);
 	}
 	fflush(stdout);
 	free(j.err);
+	j.ops->close(j.d);
 	rc_resource_set_release(&desired);
-	rc_testenv_close(&t);
+	rc_config_free(cfg);
+	rc_diags_release(&diags);
 	return rc < 0;
 }
