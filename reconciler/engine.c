@@ -438,6 +438,79 @@ typedef struct {
 	const rc_replay_observer *obs;
 } replay;
 
+/* The key under which last holds a hook of env left unfinished (new). */
+char *rc_engine_unfinished_key(const char *hook_key)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+	size_t len = strcspn(hook_key, "/");
+	const char *name = strrchr(hook_key, '/');
+
+	rc_buf_printf(&b, "%.*s/" RC_UNFINISHED_KIND "/%s", (int)len, hook_key,
+		      name ? name + 1 : hook_key);
+	return rc_buf_detach(&b);
+}
+
+/* A hook's intent that got its outcome: whatever an earlier run left of
+ * that hook unfinished is settled. */
+static void settle_hook(json_t *last, const json_t *intent)
+{
+	const char *op = json_string_value(json_object_get(intent, "op"));
+	const char *key = json_string_value(json_object_get(intent, "key"));
+	char *uk;
+
+	if (!op || !key || strcmp(op, "run"))
+		return;
+	uk = rc_engine_unfinished_key(key);
+	json_object_del(last, uk);
+	free(uk);
+}
+
+/* The hooks of run whose intents got no outcome: carried into the next
+ * plan, the newest attempt of each hook replacing an older one. */
+static void keep_unfinished(json_t *last, const char *run, json_t *intents)
+{
+	const char *k;
+	json_t *in;
+
+	json_object_foreach(intents, k, in) {
+		const char *op = json_string_value(json_object_get(in, "op"));
+		const char *key = json_string_value(json_object_get(in, "key"));
+		json_t *spec = json_object_get(in, "desired");
+		char *uk;
+
+		if (!op || !key || strcmp(op, "run") || !json_is_object(spec))
+			continue;
+		uk = rc_engine_unfinished_key(key);
+		json_object_set_new(
+			last, uk,
+			json_pack("{s:s, s:s, s:s, s:O, s:b}", "run", run,
+				  "action", k, "key", key, "spec", spec,
+				  "irreversible",
+				  json_is_true(json_object_get(in,
+							       "irreversible"))));
+		free(uk);
+	}
+}
+
+json_t *rc_engine_take_unfinished(json_t *last)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+	void *tmp;
+
+	json_object_foreach_safe(last, tmp, k, v) {
+		const char *kind = k + strcspn(k, "/"), *hk;
+
+		if (strncmp(kind, "/" RC_UNFINISHED_KIND "/",
+			    strlen(RC_UNFINISHED_KIND) + 2))
+			continue;
+		hk = json_string_value(json_object_get(v, "key"));
+		json_object_set(out, hk ? hk : k, v);
+		json_object_del(last, k);
+	}
+	return out;
+}
+
 static int replay_record(void *ctx, json_t *rec)
 {
 	replay *r = ctx;
@@ -459,6 +532,9 @@ static int replay_record(void *ctx, json_t *rec)
 		return 0;
 	in = json_object_get(r->intents, action);
 	st = json_string_value(json_object_get(rec, "status"));
+	if (in && st && (!strcmp(st, "ok") || !strcmp(st, "failed")) &&
+	    !json_is_true(json_object_get(rec, "unsettled")))
+		settle_hook(r->last, in);
 	if (!in || !st || strcmp(st, "ok")) {
 		if (in)
 			json_object_del(r->intents, action);
@@ -516,6 +592,7 @@ static json_t *replay_runs(const char *state_dir, const char *before,
 		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[i].id);
 		if (rc_journal_scan(path.ptr, replay_record, &r, NULL, NULL) < 0)
 			rc_error_clear();
+		keep_unfinished(r.last, r.run, r.intents);
 		if (obs && obs->effect) {
 			/* intents without an outcome may have taken effect */
 			const char *k;
@@ -618,9 +695,11 @@ json_t *rc_engine_last_applied_for(const char *state_dir,
 
 json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 {
-	if (before)
-		return rc_engine_replay(state_dir, before, NULL);
-	return rc_engine_last_applied_for(state_dir, NULL, 0);
+	json_t *last = before ? rc_engine_replay(state_dir, before, NULL)
+			      : rc_engine_last_applied_for(state_dir, NULL, 0);
+
+	json_decref(rc_engine_take_unfinished(last));
+	return last;
 }
 
 static bool engine_immutable(const char *driver, const char *kind,
@@ -833,6 +912,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	rc_plan_hook *ph = NULL;
 	size_t nh = 0, i, j;
 	rc_plan_input in = {0};
+	json_t *unfinished = NULL;
 	int rc;
 
 	memset(plan, 0, sizeof(*plan));
@@ -895,8 +975,9 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 						     e->nenvs);
 		free(names);
 	} else {
-		e->last = rc_engine_last_applied(e->state_dir, NULL);
+		e->last = rc_engine_last_applied_for(e->state_dir, NULL, 0);
 	}
+	unfinished = rc_engine_take_unfinished(e->last);
 	in.desired = &e->desired;
 	in.actual = &e->actual;
 	in.last = e->last;
@@ -904,6 +985,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	in.nenvs = e->nenvs;
 	in.hooks = ph;
 	in.nhooks = nh;
+	in.unfinished = unfinished;
 	in.immutable = engine_immutable;
 	in.destroy = e->opts.destroy;
 	in.force = e->opts.force;
@@ -928,6 +1010,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	if (e->opts.ref)
 		plan->ref = rc_strdup(e->opts.ref);
 done:
+	json_decref(unfinished);
 	for (i = 0; i < nh; i++)
 		json_decref(ph[i].spec);
 	for (i = 0; i < e->nenvs; i++) {
