@@ -675,6 +675,12 @@ int rc_cmd_history(int argc, char **argv)
 				printf("    rejected by %s\n", runs[i].rejected_by);
 			if (runs[i].error)
 				printf("    %s\n", runs[i].error);
+			for (size_t k = 0; k < runs[i].nsettled_later; k++)
+				printf("    unfinished %s\n",
+				       runs[i].settled_later[k]);
+			for (size_t k = 0; k < runs[i].nsettles; k++)
+				printf("    settles run %s's unfinished %s\n",
+				       runs[i].settles_of[k], runs[i].settles[k]);
 			rc_buf_release(&envs);
 		}
 	}

@@ -123,7 +123,9 @@ wait_hook_gone
 [ "$(lines)" = 2 ] && ok "post: not run again (one line for the killed run's attempt)" || bad "post: not run again" "$(cat "$cfg/hook.log")"
 run 0 "post: plan after" "$rc_bin" plan "$cfg" && has "post: the plan is clean" "$out" "No changes"
 run 0 "post: history after" "$rc_bin" history --state-dir "$RECONCILE_STATE_DIR"
-has "post: history shows it resolved" "$out" "hook migrate: succeeded in run $run1"
+has "post: history shows it resolved" "$out" "unfinished hook migrate: succeeded in run $run1 (settled by run"
+has "post: history shows the run that settled it" "$out" "settles run $run1's unfinished hook migrate"
+run 0 "post: history --output json" "$rc_bin" history --state-dir "$RECONCILE_STATE_DIR" --output json && has "post: JSON history too" "$out" "\"settled_later\""
 echo "figure: the apply after the crash took $(echo "$t1 - $t0" | bc) s (it waited for the running hook)"
 
 # --- no trace of the attempt (killed between its intent and its start)
