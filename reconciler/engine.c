@@ -511,6 +511,42 @@ json_t *rc_engine_take_unfinished(json_t *last)
 	return out;
 }
 
+/* The hooks a run-start says the run will run ("hooks": [{action, key,
+ * desired, irreversible}]) stand as intents marked "planned" until the
+ * hook's own intent or outcome: an interrupted run killed before a hook
+ * started leaves that hook unfinished too. */
+static void planned_hooks(json_t *intents, const json_t *start)
+{
+	size_t i;
+	json_t *h;
+
+	json_array_foreach(json_object_get(start, "hooks"), i, h) {
+		const char *action = json_string_value(json_object_get(h,
+								      "action"));
+		json_t *in;
+
+		if (!action)
+			continue;
+		in = json_deep_copy(h);
+		json_object_set_new(in, "op", json_string("run"));
+		json_object_set_new(in, "planned", json_true());
+		json_object_set_new(intents, action, in);
+	}
+}
+
+/* A run that ended: its hooks that never started were skipped (or the
+ * run gave up), not interrupted. */
+static void drop_planned(json_t *intents)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(intents, tmp, k, v)
+		if (json_is_true(json_object_get(v, "planned")))
+			json_object_del(intents, k);
+}
+
 static int replay_record(void *ctx, json_t *rec)
 {
 	replay *r = ctx;
@@ -522,6 +558,10 @@ static int replay_record(void *ctx, json_t *rec)
 	if (r->first && r->obs && r->obs->run_start)
 		r->obs->run_start(r->obs->arg, r->run, rec);
 	r->first = false;
+	if (type && !strcmp(type, "run-start"))
+		planned_hooks(r->intents, rec);
+	if (type && !strcmp(type, "run-end"))
+		drop_planned(r->intents);
 	if (!type || !action)
 		return 0;
 	if (!strcmp(type, "intent")) {
@@ -599,7 +639,10 @@ static json_t *replay_runs(const char *state_dir, const char *before,
 			json_t *v;
 
 			json_object_foreach(r.intents, k, v)
-				obs->effect(obs->arg, r.run, v, r.last);
+				if (!json_is_true(json_object_get(v,
+								  "planned")))
+					obs->effect(obs->arg, r.run, v,
+						    r.last);
 		}
 		json_decref(r.intents);
 		rc_buf_release(&path);

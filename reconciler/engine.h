@@ -195,7 +195,10 @@ json_t *rc_engine_last_applied_for(const char *state_dir,
  * spec (the intent's desired), irreversible}. A later outcome "ok" or
  * "failed" of that hook's key settles it, unless the outcome is marked
  * "unsettled" (an unfinished hook whose fate the apply could not tell).
- * The snapshot keeps these entries on their environment's line. */
+ * A hook the run-start lists ("hooks") that has neither intent nor
+ * outcome in a run without run-end counts as unfinished too (killed
+ * before it started). The snapshot keeps these entries on their
+ * environment's line. */
 #define RC_UNFINISHED_KIND "#unfinished-hook"
 /* The entry's key for a hook's key "<env>/hook/<name>" (new string). */
 char *rc_engine_unfinished_key(const char *hook_key);

@@ -446,6 +446,29 @@ static int wait_action(executor *x, size_t i, char **err)
 	return rc;
 }
 
+/* The run-start lists the hooks the run will run, so that a run killed
+ * before one of them started leaves it unfinished (reconciler/engine.h). */
+static void add_planned_hooks(json_t *start, const rc_plan *plan)
+{
+	json_t *hooks = json_array();
+
+	for (size_t i = 0; i < plan->n; i++) {
+		const rc_action *a = &plan->actions[i];
+
+		if (a->op == RC_OP_RUN)
+			json_array_append_new(
+				hooks, json_pack("{s:s, s:s, s:s, s:O?, s:b}",
+						 "action", a->id, "env", a->env,
+						 "key", a->key, "desired",
+						 a->desired, "irreversible",
+						 a->irreversible));
+	}
+	if (json_array_size(hooks))
+		json_object_set_new(start, "hooks", hooks);
+	else
+		json_decref(hooks);
+}
+
 /* A hook's intent names the unfinished attempt it settles. */
 static void add_resolves(json_t *rec, const rc_action *a)
 {
@@ -782,6 +805,7 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	if (plan->rollback_of)
 		json_object_set_new(rec, "rollback_of",
 				    json_string(plan->rollback_of));
+	add_planned_hooks(rec, plan);
 	for (i = 0; i < plan->nenvs; i++) {
 		json_t *ec = json_object_get(rec, "env_commits");
 

@@ -27,7 +27,9 @@
  * Record kinds (the "type" field) written by the engine:
  *   run-start  {run, time, commit, source, environments[], host, pid,
  *               command, plan, approved_by (an approval through the
- *               controller: the approver's token name)}
+ *               controller: the approver's token name), hooks (the
+ *               plan's hook actions: [{action, env, key, desired,
+ *               irreversible}])}
  *   rejected   {plan, by} (the controller's run of a rejection: run-start
  *               with rejected_by, this record, run-end "rejected")
  *   intent     {seq, action, env, key, op, snapshot (what it overwrites),

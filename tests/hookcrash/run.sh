@@ -141,6 +141,34 @@ run 0 "notrace: apply" "$rc_bin" apply "$cfg" --auto-approve && has "notrace: it
 [ "$(lines)" = $((before + 1)) ] && ok "notrace: the hook ran once more" || bad "notrace: ran once" "$(cat "$cfg/hook.log")"
 run 0 "notrace: plan after" "$rc_bin" plan "$cfg" && has "notrace: clean" "$out" "No changes"
 
+# --- killed after the change, before the hook's intent: its journal cut
+# there (what a kill at that moment leaves) and the hook's traces removed
+setup before post_apply
+run 0 "before: first apply" "$rc_bin" apply "$cfg" --auto-approve
+greeting=two; write
+run 0 "before: the apply to cut" "$rc_bin" apply "$cfg" --auto-approve
+run1=$(basename "$(ls -t "$RECONCILE_STATE_DIR"/runs/*.journal | head -1)" .journal)
+/usr/bin/python3 - "$RECONCILE_STATE_DIR/runs/$run1.journal" <<'PY'
+import json, sys
+lines = open(sys.argv[1], 'rb').read().split(b'\n')
+keep = []
+for l in lines:
+    if not l:
+        continue
+    rec = json.loads(l.split(b' ', 2)[2])
+    keep.append(l)
+    if rec.get('type') == 'outcome' and rec.get('action', '').startswith('update:'):
+        break
+open(sys.argv[1], 'wb').write(b'\n'.join(keep) + b'\n')
+PY
+rm -f "$RECONCILE_STATE_DIR"/local/hooks/"$run1".*
+before=$(lines)
+run 2 "before: plan" "$rc_bin" plan "$cfg" && has "before: the hook that never started is carried" "$out" "> hook migrate  (unfinished in run $run1)"
+hasnt "before: the change is not planned again" "$out" "~ service web"
+run 0 "before: apply" "$rc_bin" apply "$cfg" --auto-approve && has "before: it runs" "$out" "not started in run $run1; run again"
+[ "$(lines)" = $((before + 1)) ] && ok "before: the hook ran once" || bad "before: ran once" "$(cat "$cfg/hook.log")"
+run 0 "before: plan after" "$rc_bin" plan "$cfg" && has "before: clean" "$out" "No changes"
+
 # --- a hook that failed while reconcile was dead runs again
 setup failed post_apply
 run 0 "failed: first apply" "$rc_bin" apply "$cfg" --auto-approve
