@@ -5,10 +5,9 @@
 #include "state/journal.h"
 #include "state/snapshot.h"
 
-/* A run that applied key = {"v": value} (or deleted it: value NULL);
- * left open (no outcome) when open is true. */
-static void run(const char *dir, const char *id, const char *time,
-		const char *key, const char *value, bool open)
+/* A new run's journal of dev, with its run-start. */
+static rc_journal *start_run(const char *dir, const char *id,
+			     const char *time)
 {
 	rc_journal *j;
 	json_t *r;
@@ -18,6 +17,17 @@ static void run(const char *dir, const char *id, const char *time,
 		      "time", time, "environments", "dev");
 	assert_int_equal(rc_journal_append(j, r), 0);
 	json_decref(r);
+	return j;
+}
+
+/* A run that applied key = {"v": value} (or deleted it: value NULL);
+ * left open (no outcome) when open is true. */
+static void run(const char *dir, const char *id, const char *time,
+		const char *key, const char *value, bool open)
+{
+	rc_journal *j = start_run(dir, id, time);
+	json_t *r;
+
 	r = json_pack("{s:s, s:s, s:s, s:s}", "type", "intent", "action", "a1",
 		      "op", value ? "update" : "delete", "key", key);
 	if (value)
@@ -204,14 +214,9 @@ static void snapshot_read_for_one_environment(void **st)
 static void hook_run(const char *dir, const char *id, const char *time,
 		     const char *status, bool unsettled)
 {
-	rc_journal *j;
+	rc_journal *j = start_run(dir, id, time);
 	json_t *r;
 
-	assert_int_equal(rc_journal_create(&j, dir, id), 0);
-	r = json_pack("{s:s, s:s, s:s, s:[s]}", "type", "run-start", "run", id,
-		      "time", time, "environments", "dev");
-	assert_int_equal(rc_journal_append(j, r), 0);
-	json_decref(r);
 	r = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:[s]}, s:b}", "type",
 		      "intent", "action", "run:dev/hook/migrate", "op", "run",
 		      "key", "dev/hook/migrate", "desired", "name", "migrate",
