@@ -452,7 +452,9 @@ static void add_planned_hooks(json_t *start, const rc_plan *plan)
 {
 	json_t *hooks = json_array();
 
-	for (size_t i = 0; i < plan->n; i++) {
+	/* a rollback's on_rollback hooks are not due once it was cut short:
+	 * the next plan is not a rollback */
+	for (size_t i = 0; i < plan->n && !plan->rollback_of; i++) {
 		const rc_action *a = &plan->actions[i];
 
 		if (a->op == RC_OP_RUN)
