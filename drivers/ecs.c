@@ -1393,7 +1393,8 @@ static int ecs_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
 	if (where && !strcmp(where, "local"))
-		return rc_local_run_hook(d->env, d->config_dir, spec, res);
+		return rc_local_run_hook(d->env, d->config_dir, d->state_dir,
+					 spec, res);
 	if (!service && d->env->nservices)
 		service = d->env->services[0].name;
 	if (!service)

@@ -1616,7 +1616,8 @@ static int kube_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
 	if (where && !strcmp(where, "local"))
-		return rc_local_run_hook(d->env, d->config_dir, spec, res);
+		return rc_local_run_hook(d->env, d->config_dir, d->state_dir,
+					 spec, res);
 	if (timeout <= 0)
 		timeout = 600;
 	job_name = hook_job_name(d, spec);

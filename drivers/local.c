@@ -1616,12 +1616,22 @@ static int local_run(rc_driver *d, const json_t *spec, rc_run_result *res)
 	o.env = &env;
 	o.dir = d->config_dir;
 	RC_INFO("local: running hook '%s' (timeout %lds)", argv[0], timeout);
-	rc = rc_local_run_capture(&o, timeout * 1000, res);
+	rc = rc_local_run_tracked(&o, d->state, d->env->name, spec,
+				  timeout * 1000, res);
 done:
 	free(argv);
 	json_decref(shared);
 	rc_local_env_release(&env);
 	return rc;
+}
+
+/* What became of a hook an interrupted run started (driver.h): its
+ * waiter's status file, or its marked process waited for (proc.h). */
+static int local_hook_status(rc_driver *d, const json_t *spec, long wait,
+			     rc_hook_state *state, rc_run_result *res)
+{
+	return rc_local_hook_status(d->env, d->config_dir, d->state, spec,
+				    wait, state, res);
 }
 
 const rc_driver_ops rc_driver_local = {
@@ -1636,4 +1646,5 @@ const rc_driver_ops rc_driver_local = {
 	.apply = local_apply,
 	.wait = local_wait,
 	.run = local_run,
+	.hook_status = local_hook_status,
 };

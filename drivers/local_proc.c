@@ -1022,6 +1022,65 @@ static const char *step_name(int step)
 	}
 }
 
+/* Appends the decimal digits of v to p (async-signal-safe). */
+static char *put_uint(char *p, unsigned v)
+{
+	char d[16];
+	int n = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < 16);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+/* In the forked child, for rc_local_spawn_opts.status_path: forks again;
+ * the grandchild returns to become the program, this process waits for
+ * it, writes "exit N" or "signal N" to tmp, renames it to path, and ends
+ * as the program did. Async-signal-safe calls only. */
+static void waiter(int report_fd, int devnull, const char *path,
+		   const char *tmp)
+{
+	char text[32], *p = text;
+	pid_t h = fork();
+	int st = 0, fd;
+
+	if (h < 0)
+		child_fail(report_fd, STEP_SESSION);
+	if (h == 0)
+		return;
+	/* the waiter holds nothing of its parent's: not its terminal, not
+	 * the pipe a caller reads until every writer is gone */
+	dup2(devnull, 0);
+	dup2(devnull, 1);
+	dup2(devnull, 2);
+	close_from(3, INT_MAX);
+	while (waitpid(h, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(127);
+	if (WIFSIGNALED(st)) {
+		memcpy(p, "signal ", 7);
+		p = put_uint(p + 7, (unsigned)WTERMSIG(st));
+	} else {
+		memcpy(p, "exit ", 5);
+		p = put_uint(p + 5, (unsigned)WEXITSTATUS(st));
+	}
+	*p++ = '\n';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (write(fd, text, (size_t)(p - text)) == (ssize_t)(p - text) &&
+		    fsync(fd) == 0 && close(fd) == 0)
+			rename(tmp, path);
+		else
+			close(fd);
+	}
+	if (WIFSIGNALED(st))
+		kill(getpid(), WTERMSIG(st));
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
+}
+
 int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 {
 	char *prog = rc_local_find_program(
@@ -1031,6 +1090,7 @@ int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 	char *const *envp = o->env && o->env->v ? o->env->v : empty_env;
 	int pfd[2] = {-1, -1}, devnull = -1, outfd = -1;
 	struct child_report rep;
+	char status_tmp[PATH_MAX + 8];
 	sigset_t all;
 	ssize_t r;
 	pid_t pid;
@@ -1060,6 +1120,14 @@ int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 				     o->argv[0]);
 		goto done;
 	}
+	if (o->status_path &&
+	    (size_t)snprintf(status_tmp, sizeof(status_tmp), "%s.tmp",
+			     o->status_path) >= sizeof(status_tmp)) {
+		rc = rc_error_set(RC_EINVALID, RC_ECLASS_OS,
+				  "cannot run '%s': status path too long",
+				  o->argv[0]);
+		goto done;
+	}
 	pid = fork();
 	if (pid < 0) {
 		rc = rc_error_set_os("cannot run '%s': fork", o->argv[0]);
@@ -1078,6 +1146,8 @@ int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		if ((o->new_session ? setsid() : setpgid(0, 0)) < 0)
 			child_fail(pfd[1], STEP_SESSION);
+		if (o->status_path)
+			waiter(pfd[1], devnull, o->status_path, status_tmp);
 		if (dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
 		    dup2(outfd, 2) < 0)
 			child_fail(pfd[1], STEP_STDIO);
@@ -1195,6 +1265,23 @@ int rc_local_stop(pid_t pid, unsigned long long starttime, int sig,
 
 #define CAPTURE_KEEP 4096
 
+/* The last CAPTURE_KEEP bytes of out, from the start of a line when one
+ * begins close enough, redacted (new string; out is consumed). */
+static char *capture_tail(rc_buf *out)
+{
+	if (out->len > CAPTURE_KEEP) {
+		size_t drop = out->len - CAPTURE_KEEP;
+		const char *nl = memchr(out->ptr + drop, '\n', out->len - drop);
+
+		if (nl && (size_t)(nl - out->ptr) < drop + 512)
+			drop = (size_t)(nl - out->ptr) + 1;
+		memmove(out->ptr, out->ptr + drop, out->len - drop);
+		rc_buf_truncate(out, out->len - drop);
+	}
+	rc_redact(out);
+	return rc_buf_detach(out);
+}
+
 int rc_local_run_capture(const rc_local_spawn_opts *opts, long timeout_ms,
 			 rc_run_result *res)
 {
@@ -1269,18 +1356,7 @@ int rc_local_run_capture(const rc_local_spawn_opts *opts, long timeout_ms,
 	close(pfd[0]);
 	if (termed)
 		kill(-pid, SIGKILL); /* whatever is left of its group */
-	if (out.len > CAPTURE_KEEP) {
-		size_t drop = out.len - CAPTURE_KEEP;
-		const char *nl = memchr(out.ptr + drop, '\n', out.len - drop);
-
-		/* start at a line when one begins close enough */
-		if (nl && (size_t)(nl - out.ptr) < drop + 512)
-			drop = (size_t)(nl - out.ptr) + 1;
-		memmove(out.ptr, out.ptr + drop, out.len - drop);
-		rc_buf_truncate(&out, out.len - drop);
-	}
-	rc_redact(&out);
-	res->output_tail = rc_buf_detach(&out);
+	res->output_tail = capture_tail(&out);
 	if (!res->timed_out && WIFEXITED(st))
 		res->exit_code = WEXITSTATUS(st);
 	if (res->timed_out)
@@ -1420,9 +1496,212 @@ done:
 	return rc;
 }
 
+/* ------------------------------------------ hooks findable after a crash */
+
+/* <state>/local/hooks/<run>.<env>.<name> (new), each part's characters
+ * outside [A-Za-z0-9._-] as '_'; NULL when spec has no run_id. */
+static char *hook_base(const char *state_dir, const char *env,
+		       const json_t *spec)
+{
+	const char *parts[3] = {
+		json_string_value(json_object_get(spec, "run_id")), env,
+		json_string_value(json_object_get(spec, "name"))};
+	rc_buf b = RC_BUF_INIT_MAX(PATH_MAX);
+
+	if (!parts[0] || !parts[2])
+		return NULL;
+	rc_buf_printf(&b, "%s/local/hooks/", state_dir);
+	for (int i = 0; i < 3; i++) {
+		for (const char *c = parts[i]; *c; c++)
+			rc_buf_putc(&b, isalnum((unsigned char)*c) ||
+						*c == '.' || *c == '_' ||
+						*c == '-'
+					    ? *c
+					    : '_');
+		if (i < 2)
+			rc_buf_putc(&b, '.');
+	}
+	return rc_buf_detach(&b);
+}
+
+/* RECONCILE_HOOK's value for a hook (new). */
+static char *hook_mark(const char *env, const json_t *spec)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+
+	rc_buf_printf(&b, "%s/%s/%s",
+		      json_string_value(json_object_get(spec, "run_id")), env,
+		      json_string_value(json_object_get(spec, "name")));
+	return rc_buf_detach(&b);
+}
+
+/* The tail of a hook's .out file, redacted (new string, "" without). */
+static char *file_tail(const char *path)
+{
+	rc_buf out = RC_BUF_INIT_MAX(4 * CAPTURE_KEEP);
+	char chunk[4 * CAPTURE_KEEP];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size;
+	ssize_t r;
+
+	if (fd >= 0) {
+		size = lseek(fd, 0, SEEK_END);
+		if (size > (off_t)sizeof(chunk))
+			lseek(fd, size - (off_t)sizeof(chunk), SEEK_SET);
+		else
+			lseek(fd, 0, SEEK_SET);
+		r = read(fd, chunk, sizeof(chunk));
+		if (r > 0)
+			rc_buf_put(&out, chunk, (size_t)r);
+		close(fd);
+	}
+	return capture_tail(&out);
+}
+
+int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
+			 const char *env, const json_t *spec,
+			 long timeout_ms, rc_run_result *res)
+{
+	char *base = hook_base(state_dir, env, spec), *mark;
+	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	rc_buf status = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	long long deadline = rc_local_now_ms() + timeout_ms, kill_at = 0;
+	bool termed = false;
+	int fd, st = 0, rc;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (!base)
+		return rc_local_run_capture(o, timeout_ms, res);
+	rc_buf_printf(&path, "%s/local/hooks", state_dir);
+	if (rc_local_mkdirs(path.ptr, 0700) < 0) {
+		rc = RC_ERROR;
+		goto done;
+	}
+	rc_buf_clear(&path);
+	rc_buf_printf(&path, "%s.out", base);
+	rc_buf_printf(&status, "%s.status", base);
+	/* the .out file is the trace that an attempt started */
+	fd = open(path.ptr, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		rc = rc_error_set_os("cannot create '%s'", path.ptr);
+		goto done;
+	}
+	mark = hook_mark(env, spec);
+	rc_local_env_set(o->env, RC_LOCAL_HOOK_VAR, mark);
+	free(mark);
+	o->out_fd = fd;
+	o->new_session = false;
+	o->status_path = status.ptr;
+	rc = rc_local_spawn(&pid, o);
+	close(fd);
+	if (rc < 0) {
+		res->exit_code = 127;
+		goto done;
+	}
+	while (waitpid(pid, &st, WNOHANG) != pid) {
+		long long now = rc_local_now_ms();
+
+		if (!termed && now >= deadline) {
+			res->timed_out = true;
+			kill(-pid, SIGTERM);
+			termed = true;
+			kill_at = now + 5000;
+		} else if (termed && kill_at && now >= kill_at) {
+			kill(-pid, SIGKILL);
+			kill_at = 0;
+		}
+		rc_local_sleep_ms(50);
+	}
+	if (termed)
+		kill(-pid, SIGKILL); /* whatever is left of its group */
+	res->output_tail = file_tail(path.ptr);
+	if (!res->timed_out && WIFEXITED(st))
+		res->exit_code = WEXITSTATUS(st);
+	if (res->timed_out)
+		RC_INFO("local: hook '%s' did not finish within %lds: stopped",
+			json_string_value(json_object_get(spec, "name")),
+			timeout_ms / 1000);
+done:
+	free(base);
+	rc_buf_release(&path);
+	rc_buf_release(&status);
+	return rc;
+}
+
+/* A live process whose environment carries RECONCILE_HOOK=mark: 1 with
+ * *pid and *start, else 0. */
+static int find_hook_proc(const char *mark, pid_t *pid,
+			  unsigned long long *start)
+{
+	DIR *dir = opendir("/proc");
+	rc_buf env = RC_BUF_INIT_MAX(8 << 20);
+	struct dirent *de;
+	int found = 0;
+
+	if (!dir)
+		return 0;
+	while (!found && (de = readdir(dir)) != NULL) {
+		const char *v;
+		char *end, state = 0;
+		long p;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		p = strtol(de->d_name, &end, 10);
+		if (*end || p <= 0 || p == (long)getpid())
+			continue;
+		rc_buf_clear(&env);
+		if (rc_local_proc_read((pid_t)p, "environ", &env) < 0 ||
+		    !(v = rc_local_environ_get(&env, RC_LOCAL_HOOK_VAR)) ||
+		    strcmp(v, mark) ||
+		    rc_local_proc_stat((pid_t)p, &state, start, NULL) < 0 ||
+		    state == 'Z')
+			continue;
+		*pid = (pid_t)p;
+		found = 1;
+	}
+	closedir(dir);
+	if (env.cap)
+		explicit_bzero(env.ptr, env.cap);
+	rc_buf_release(&env);
+	return found;
+}
+
+/* The hook's .status file: 1 with *state and res->exit_code, 0 when
+ * there is none. */
+static int read_hook_status(const char *path, rc_hook_state *state,
+			    rc_run_result *res)
+{
+	char text[64] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+	long v;
+
+	if (fd < 0)
+		return 0;
+	r = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	text[r] = 0;
+	if (!strncmp(text, "exit ", 5)) {
+		v = strtol(text + 5, NULL, 10);
+		res->exit_code = (int)v;
+		*state = v == 0 ? RC_HOOK_SUCCEEDED : RC_HOOK_FAILED;
+	} else {
+		res->exit_code = -1; /* killed by a signal */
+		*state = RC_HOOK_FAILED;
+	}
+	return 1;
+}
+
 /* A hook with where: local (proc.h). */
 int rc_local_run_hook(const rc_env *renv, const char *config_dir,
-		      const json_t *spec, rc_run_result *res)
+		      const char *state_dir, const json_t *spec,
+		      rc_run_result *res)
 {
 	const json_t *run = json_object_get(spec, "run"), *v;
 	rc_local_env env = {0};
@@ -1458,7 +1737,11 @@ int rc_local_run_hook(const rc_env *renv, const char *config_dir,
 	o.argv = argv;
 	o.env = &env;
 	o.dir = config_dir;
-	if (rc == 0)
+	if (rc == 0 && state_dir)
+		rc = rc_local_run_tracked(&o, state_dir, renv->name, spec,
+					  (timeout > 0 ? timeout : 600) * 1000,
+					  res);
+	else if (rc == 0)
 		rc = rc_local_run_capture(&o, (timeout > 0 ? timeout : 600) * 1000,
 					  res);
 	free(argv);
@@ -1471,14 +1754,55 @@ int rc_local_hook_status(const rc_env *renv, const char *config_dir,
 			 const char *state_dir, const json_t *spec, long wait,
 			 rc_hook_state *state, rc_run_result *res)
 {
-	(void)renv;
-	(void)config_dir;
-	(void)state_dir;
-	(void)spec;
-	(void)wait;
+	char *base = hook_base(state_dir, renv->name, spec), *mark;
+	rc_buf out = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	rc_buf status = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	long long deadline = rc_local_now_ms() + wait * 1000, grace = 0;
+	unsigned long long start = 0;
+	pid_t pid = 0;
+
+	RC_UNUSED(config_dir);
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
 	*state = RC_HOOK_UNKNOWN;
+	if (!base)
+		return 0;
+	mark = hook_mark(renv->name, spec);
+	rc_buf_printf(&out, "%s.out", base);
+	rc_buf_printf(&status, "%s.status", base);
+	for (;;) {
+		if (read_hook_status(status.ptr, state, res)) {
+			res->output_tail = file_tail(out.ptr);
+			break;
+		}
+		/* the process as first found, while it is that one */
+		if (!(pid && rc_local_proc_alive(pid, start)) &&
+		    !find_hook_proc(mark, &pid, &start))
+			pid = 0;
+		if (!pid) {
+			/* gone: its waiter writes the status right after */
+			if (!grace)
+				grace = rc_local_now_ms() + 2000;
+			if (rc_local_now_ms() >= grace) {
+				*state = access(out.ptr, F_OK) == 0
+						 ? RC_HOOK_UNKNOWN
+						 : RC_HOOK_NOT_STARTED;
+				break;
+			}
+		} else if (rc_local_now_ms() >= deadline) {
+			*state = RC_HOOK_RUNNING;
+			break;
+		}
+		rc_local_sleep_ms(100);
+	}
+	RC_INFO("local: hook '%s' of run %s: %s",
+		json_string_value(json_object_get(spec, "name")),
+		json_string_value(json_object_get(spec, "run_id")),
+		rc_hook_state_name(*state));
+	free(mark);
+	free(base);
+	rc_buf_release(&out);
+	rc_buf_release(&status);
 	return 0;
 }
 

@@ -148,6 +148,12 @@ typedef struct {
 	const char *dir;  /* the working directory */
 	int out_fd;	  /* stdout and stderr; -1: /dev/null */
 	bool new_session; /* setsid (a service), else its own group */
+	/* non-NULL: the program runs under a waiter, a process of its own
+	   group that waits for it and writes its end to this file
+	   atomically ("exit N" or "signal N"), even when the caller died
+	   meanwhile; the pid returned is the waiter's, which ends as the
+	   program did (a hook, rc_local_run_hook) */
+	const char *status_path;
 	bool drop;	  /* run as uid/gid (root only) */
 	uid_t uid;
 	gid_t gid;
@@ -192,14 +198,36 @@ int rc_local_run_output(const char *prog, char *const *argv,
 
 /* Runs a hook with `where: local` for an environment of any driver: spec
  * as rc_driver_ops.run has it; the command runs in config_dir with this
- * process's environment, env's config and secrets, then the hook's env,
- * its output captured as rc_local_run_capture() does (timeout: spec's,
- * 600 s when none). */
+ * process's environment, env's config and secrets, then the hook's env
+ * (timeout: spec's, 600 s when none). With state_dir (the driver's
+ * ctx->state_dir) it is made findable after reconcile dies: it carries
+ * RECONCILE_HOOK=<run_id>/<env>/<name> in its environment, runs under a
+ * waiter (rc_local_spawn_opts.status_path) that records its end in
+ * <state_dir>/local/hooks/<run_id>.<env>.<name>.status, and its output
+ * goes to the .out file beside it (the tail is res's); NULL: captured
+ * through a pipe as rc_local_run_capture() does, and not findable. */
 int rc_local_run_hook(const rc_env *env, const char *config_dir,
-		      const json_t *spec, rc_run_result *res);
+		      const char *state_dir, const json_t *spec,
+		      rc_run_result *res);
+
+/* The variable that marks a hook's process (rc_local_run_hook). */
+#define RC_LOCAL_HOOK_VAR "RECONCILE_HOOK"
+/* Runs the program o describes as a hook findable after a crash (see
+ * rc_local_run_hook): sets RECONCILE_HOOK in o->env, o->out_fd and
+ * o->status_path; env is the environment's name, spec the hook's
+ * (run_id, name). Without a run_id in spec: rc_local_run_capture(). */
+int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
+			 const char *env, const json_t *spec,
+			 long timeout_ms, rc_run_result *res);
 
 /* rc_driver_ops.hook_status for a hook with `where: local`, of any
- * driver: spec as rc_local_run_hook() was given it (run_id, name). */
+ * driver: spec as rc_local_run_hook() was given it (run_id, name), with
+ * the same state_dir. SUCCEEDED or FAILED from its .status file (res:
+ * the exit code and the .out file's tail); a process still carrying its
+ * RECONCILE_HOOK mark (found through /proc/PID/environ, followed by its
+ * start time) is waited for, polling, up to wait seconds (RUNNING
+ * after); no .out file: NOT_STARTED; an .out file but neither a status
+ * nor a process: UNKNOWN (the waiter died with it). */
 int rc_local_hook_status(const rc_env *env, const char *config_dir,
 			 const char *state_dir, const json_t *spec, long wait,
 			 rc_hook_state *state, rc_run_result *res);

@@ -438,6 +438,115 @@ typedef struct {
 	const rc_replay_observer *obs;
 } replay;
 
+/* The key under which last holds a hook of env left unfinished (new). */
+char *rc_engine_unfinished_key(const char *hook_key)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+	size_t len = strcspn(hook_key, "/");
+	const char *name = strrchr(hook_key, '/');
+
+	rc_buf_printf(&b, "%.*s/" RC_UNFINISHED_KIND "/%s", (int)len, hook_key,
+		      name ? name + 1 : hook_key);
+	return rc_buf_detach(&b);
+}
+
+/* A hook's intent that got its outcome: whatever an earlier run left of
+ * that hook unfinished is settled. */
+static void settle_hook(json_t *last, const json_t *intent)
+{
+	const char *op = json_string_value(json_object_get(intent, "op"));
+	const char *key = json_string_value(json_object_get(intent, "key"));
+	char *uk;
+
+	if (!op || !key || strcmp(op, "run"))
+		return;
+	uk = rc_engine_unfinished_key(key);
+	json_object_del(last, uk);
+	free(uk);
+}
+
+/* The hooks of run whose intents got no outcome: carried into the next
+ * plan, the newest attempt of each hook replacing an older one. */
+static void keep_unfinished(json_t *last, const char *run, json_t *intents)
+{
+	const char *k;
+	json_t *in;
+
+	json_object_foreach(intents, k, in) {
+		const char *op = json_string_value(json_object_get(in, "op"));
+		const char *key = json_string_value(json_object_get(in, "key"));
+		json_t *spec = json_object_get(in, "desired");
+		char *uk;
+
+		if (!op || !key || strcmp(op, "run") || !json_is_object(spec))
+			continue;
+		uk = rc_engine_unfinished_key(key);
+		json_object_set_new(
+			last, uk,
+			json_pack("{s:s, s:s, s:s, s:O, s:b}", "run", run,
+				  "action", k, "key", key, "spec", spec,
+				  "irreversible",
+				  json_is_true(json_object_get(in,
+							       "irreversible"))));
+		free(uk);
+	}
+}
+
+json_t *rc_engine_take_unfinished(json_t *last)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+	void *tmp;
+
+	json_object_foreach_safe(last, tmp, k, v) {
+		const char *kind = k + strcspn(k, "/"), *hk;
+
+		if (strncmp(kind, "/" RC_UNFINISHED_KIND "/",
+			    strlen(RC_UNFINISHED_KIND) + 2))
+			continue;
+		hk = json_string_value(json_object_get(v, "key"));
+		json_object_set(out, hk ? hk : k, v);
+		json_object_del(last, k);
+	}
+	return out;
+}
+
+/* The hooks a run-start says the run will run ("hooks": [{action, key,
+ * desired, irreversible}]) stand as intents marked "planned" until the
+ * hook's own intent or outcome: an interrupted run killed before a hook
+ * started leaves that hook unfinished too. */
+static void planned_hooks(json_t *intents, const json_t *start)
+{
+	size_t i;
+	json_t *h;
+
+	json_array_foreach(json_object_get(start, "hooks"), i, h) {
+		const char *action = json_string_value(json_object_get(h,
+								      "action"));
+		json_t *in;
+
+		if (!action)
+			continue;
+		in = json_deep_copy(h);
+		json_object_set_new(in, "op", json_string("run"));
+		json_object_set_new(in, "planned", json_true());
+		json_object_set_new(intents, action, in);
+	}
+}
+
+/* A run that ended: its hooks that never started were skipped (or the
+ * run gave up), not interrupted. */
+static void drop_planned(json_t *intents)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(intents, tmp, k, v)
+		if (json_is_true(json_object_get(v, "planned")))
+			json_object_del(intents, k);
+}
+
 static int replay_record(void *ctx, json_t *rec)
 {
 	replay *r = ctx;
@@ -449,6 +558,10 @@ static int replay_record(void *ctx, json_t *rec)
 	if (r->first && r->obs && r->obs->run_start)
 		r->obs->run_start(r->obs->arg, r->run, rec);
 	r->first = false;
+	if (type && !strcmp(type, "run-start"))
+		planned_hooks(r->intents, rec);
+	if (type && !strcmp(type, "run-end"))
+		drop_planned(r->intents);
 	if (!type || !action)
 		return 0;
 	if (!strcmp(type, "intent")) {
@@ -459,6 +572,9 @@ static int replay_record(void *ctx, json_t *rec)
 		return 0;
 	in = json_object_get(r->intents, action);
 	st = json_string_value(json_object_get(rec, "status"));
+	if (in && st && (!strcmp(st, "ok") || !strcmp(st, "failed")) &&
+	    !json_is_true(json_object_get(rec, "unsettled")))
+		settle_hook(r->last, in);
 	if (!in || !st || strcmp(st, "ok")) {
 		if (in)
 			json_object_del(r->intents, action);
@@ -516,13 +632,17 @@ static json_t *replay_runs(const char *state_dir, const char *before,
 		rc_buf_printf(&path, "%s/runs/%s.journal", state_dir, runs[i].id);
 		if (rc_journal_scan(path.ptr, replay_record, &r, NULL, NULL) < 0)
 			rc_error_clear();
+		keep_unfinished(r.last, r.run, r.intents);
 		if (obs && obs->effect) {
 			/* intents without an outcome may have taken effect */
 			const char *k;
 			json_t *v;
 
 			json_object_foreach(r.intents, k, v)
-				obs->effect(obs->arg, r.run, v, r.last);
+				if (!json_is_true(json_object_get(v,
+								  "planned")))
+					obs->effect(obs->arg, r.run, v,
+						    r.last);
 		}
 		json_decref(r.intents);
 		rc_buf_release(&path);
@@ -618,9 +738,11 @@ json_t *rc_engine_last_applied_for(const char *state_dir,
 
 json_t *rc_engine_last_applied(const char *state_dir, const char *before)
 {
-	if (before)
-		return rc_engine_replay(state_dir, before, NULL);
-	return rc_engine_last_applied_for(state_dir, NULL, 0);
+	json_t *last = before ? rc_engine_replay(state_dir, before, NULL)
+			      : rc_engine_last_applied_for(state_dir, NULL, 0);
+
+	json_decref(rc_engine_take_unfinished(last));
+	return last;
 }
 
 static bool engine_immutable(const char *driver, const char *kind,
@@ -833,6 +955,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	rc_plan_hook *ph = NULL;
 	size_t nh = 0, i, j;
 	rc_plan_input in = {0};
+	json_t *unfinished = NULL;
 	int rc;
 
 	memset(plan, 0, sizeof(*plan));
@@ -895,8 +1018,9 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 						     e->nenvs);
 		free(names);
 	} else {
-		e->last = rc_engine_last_applied(e->state_dir, NULL);
+		e->last = rc_engine_last_applied_for(e->state_dir, NULL, 0);
 	}
+	unfinished = rc_engine_take_unfinished(e->last);
 	in.desired = &e->desired;
 	in.actual = &e->actual;
 	in.last = e->last;
@@ -904,6 +1028,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	in.nenvs = e->nenvs;
 	in.hooks = ph;
 	in.nhooks = nh;
+	in.unfinished = unfinished;
 	in.immutable = engine_immutable;
 	in.destroy = e->opts.destroy;
 	in.force = e->opts.force;
@@ -928,6 +1053,7 @@ int rc_engine_plan(rc_engine *e, rc_plan *plan)
 	if (e->opts.ref)
 		plan->ref = rc_strdup(e->opts.ref);
 done:
+	json_decref(unfinished);
 	for (i = 0; i < nh; i++)
 		json_decref(ph[i].spec);
 	for (i = 0; i < e->nenvs; i++) {

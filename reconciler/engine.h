@@ -39,6 +39,13 @@ typedef struct {
 				  makes its own from the configuration and
 				  waits for it when freed */
 	long notify_wait_ms;   /* that wait; 0: RC_NOTIFY_FLUSH_MS */
+	/* apply: what the user says became of hooks an interrupted run
+	   left unfinished, "NAME=succeeded" or "NAME=failed" (NAME may be
+	   "ENV/NAME"): succeeded is recorded as the hook's outcome without
+	   asking the driver or running it, failed runs it again
+	   (`--hook-outcome`, docs/cli.md) */
+	const char *const *hook_outcomes;
+	size_t nhook_outcomes;
 	const char *approved_by; /* apply: who approved the plan (the
 				    controller's token name), journaled in
 				    the run-start; NULL: nobody was asked */
@@ -181,6 +188,23 @@ json_t *rc_engine_last_applied(const char *state_dir, const char *before);
  * were only added; else every journal replayed. */
 json_t *rc_engine_last_applied_for(const char *state_dir,
 				   const char *const *envs, size_t nenvs);
+
+/* Hooks left unfinished. The replay keeps, beside the resources' bodies,
+ * one entry per hook whose newest intent got no outcome (an interrupted
+ * run), under "<env>/" RC_UNFINISHED_KIND "/<hook>": {run, action, key,
+ * spec (the intent's desired), irreversible}. A later outcome "ok" or
+ * "failed" of that hook's key settles it, unless the outcome is marked
+ * "unsettled" (an unfinished hook whose fate the apply could not tell).
+ * A hook the run-start lists ("hooks") that has neither intent nor
+ * outcome in a run without run-end counts as unfinished too (killed
+ * before it started). The snapshot keeps these entries on their
+ * environment's line. */
+#define RC_UNFINISHED_KIND "#unfinished-hook"
+/* The entry's key for a hook's key "<env>/hook/<name>" (new string). */
+char *rc_engine_unfinished_key(const char *hook_key);
+/* Moves the unfinished hooks' entries out of last: {hook key: entry}
+ * (new ref). rc_engine_last_applied() drops them. */
+json_t *rc_engine_take_unfinished(json_t *last);
 
 /* What a replay of the journals reports as it goes, oldest run first. */
 typedef struct {

@@ -22,6 +22,10 @@ typedef struct {
 	double *started, *took;
 	char **errors;
 	char **notes; /* a hook's exit status and the end of its output */
+	/* a hook an interrupted run left unfinished: how this run settled
+	   it (for its outcome record), and whether it stays unsettled */
+	rc_buf *settled;
+	bool *unsettled;
 	json_t *last_result; /* the result being recorded (lock held) */
 	size_t running, done;
 	size_t *running_per_env;
@@ -137,7 +141,7 @@ static void exec_progress(void *ctx, const char *action_id, const char *text)
 
 /* What a hook that ran says: "exit status 0", and the end of its output
  * indented (new string, already redacted by the driver). */
-static char *hook_note(const json_t *result)
+static char *hook_note(const json_t *result, const char *settled)
 {
 	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
 	const char *out = json_string_value(json_object_get(result, "output"));
@@ -145,6 +149,8 @@ static char *hook_note(const json_t *result)
 	rc_buf_printf(&b, "exit status %d",
 		      (int)json_integer_value(json_object_get(result,
 							      "exit_code")));
+	if (settled && *settled)
+		rc_buf_printf(&b, " (unfinished hook: %s)", settled);
 	if (out && *out) {
 		rc_buf_puts(&b, "; its output ends with:");
 		for (const char *p = out; *p;) {
@@ -197,18 +203,157 @@ static const char *env_commit(const rc_plan *p, const char *env)
 	return p->commit ? p->commit : "";
 }
 
+/* A hook's spec as the driver gets it, for the run run_id (NULL: this
+ * one): placeholders filled in, run_id set, "unfinished" left out. */
 static json_t *resolve_spec(const json_t *spec, const executor *x,
-			    const char *envname)
+			    const char *envname, const char *run_id)
 {
 	json_t *o = json_deep_copy(spec);
 	run_values rv = {x, env_commit(x->plan, envname), ""};
 
 	snprintf(rv.short_commit, sizeof(rv.short_commit), "%.7s", rv.commit);
+	json_object_del(o, "unfinished");
 	/* the run, for drivers that name what a hook makes after it */
 	json_object_set_new(o, "run_id",
-			    json_string(rc_journal_run_id(x->journal)));
+			    json_string(run_id ? run_id
+					       : rc_journal_run_id(x->journal)));
 	rc_engine_fill_hook(o, run_value, &rv);
 	return o;
+}
+
+/* What the user said of hook a with --hook-outcome: "succeeded",
+ * "failed", or NULL. */
+static const char *user_outcome(const executor *x, const rc_action *a)
+{
+	const rc_engine_opts *o = &x->e->opts;
+	size_t nl = strlen(a->name), el = strlen(a->env);
+
+	for (size_t i = 0; i < o->nhook_outcomes; i++) {
+		const char *s = o->hook_outcomes[i];
+
+		if (!strncmp(s, a->env, el) && s[el] == '/')
+			s += el + 1;
+		if (!strncmp(s, a->name, nl) && s[nl] == '=')
+			return s + nl + 1;
+	}
+	return NULL;
+}
+
+/* Asks the driver what became of the attempt unf ({run, spec}) made, and
+ * when that one never started, of the attempt before it (an attempt that
+ * was itself settling an older one). *from: the run whose attempt
+ * answered. */
+static int ask_hook(executor *x, const rc_action *a, rc_engine_env *ee,
+		    const json_t *unf, rc_hook_state *st, rc_run_result *res,
+		    const char **from)
+{
+	const json_t *old = json_object_get(unf, "spec");
+	const char *run = json_string_value(json_object_get(unf, "run"));
+	long wait = (long)json_integer_value(json_object_get(a->desired,
+							     "timeout"));
+	json_t *spec;
+	int rc;
+
+	*st = RC_HOOK_UNKNOWN;
+	*from = run;
+	memset(res, 0, sizeof(*res));
+	res->exit_code = -1;
+	if (!ee->ops->hook_status || !json_is_object(old) || !run)
+		return 0;
+	spec = resolve_spec(old, x, a->env, run);
+	rc = ee->ops->hook_status(ee->drv, spec, wait > 0 ? wait : 600, st,
+				  res);
+	json_decref(spec);
+	if (rc == 0 && *st == RC_HOOK_NOT_STARTED &&
+	    json_object_get(old, "unfinished")) {
+		rc_run_result_release(res);
+		return ask_hook(x, a, ee, json_object_get(old, "unfinished"),
+				st, res, from);
+	}
+	return rc;
+}
+
+/* A hook an interrupted run left unfinished: settled without running it
+ * (0, *ran_before set, *result its outcome), refused (an error, the hook
+ * stays unsettled), or to be run again (0, *ran_before false). */
+static int settle_unfinished(executor *x, size_t i, rc_engine_env *ee,
+			     json_t **result, char **err, bool *ran_before)
+{
+	const rc_action *a = &x->plan->actions[i];
+	const json_t *unf = json_object_get(a->desired, "unfinished");
+	const char *said = user_outcome(x, a), *from = NULL;
+	rc_run_result res = {0};
+	rc_hook_state st = RC_HOOK_UNKNOWN;
+	rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+	int rc = 0;
+
+	*ran_before = false;
+	if (said && !strcmp(said, "succeeded")) {
+		*ran_before = true;
+		*result = json_pack("{s:i}", "exit_code", 0);
+		rc_buf_printf(&x->settled[i], "succeeded in run %s (as "
+			      "--hook-outcome says)",
+			      json_string_value(json_object_get(unf, "run")));
+		return 0;
+	}
+	if (said) {
+		rc_buf_printf(&x->settled[i], "failed in run %s (as "
+			      "--hook-outcome says); run again",
+			      json_string_value(json_object_get(unf, "run")));
+		return 0;
+	}
+	rc = ask_hook(x, a, ee, unf, &st, &res, &from);
+	if (rc < 0) {
+		x->unsettled[i] = true;
+		*err = last_error("cannot tell what became of the hook");
+		rc_run_result_release(&res);
+		return rc;
+	}
+	switch (st) {
+	case RC_HOOK_SUCCEEDED:
+		*ran_before = true;
+		*result = json_pack("{s:i}", "exit_code", 0);
+		if (res.output_tail && *res.output_tail)
+			json_object_set_new(*result, "output",
+					    json_string(res.output_tail));
+		rc_buf_printf(&x->settled[i], "succeeded in run %s", from);
+		break;
+	case RC_HOOK_RUNNING:
+		x->unsettled[i] = true;
+		rc_buf_printf(&b, "hook '%s' started by run %s is still "
+			      "running; apply again once it has ended",
+			      a->name, from);
+		*err = rc_buf_detach(&b);
+		rc = rc_error_set(RC_ETIMEOUT, RC_ECLASS_PLATFORM, "%s", *err);
+		break;
+	case RC_HOOK_FAILED:
+	case RC_HOOK_NOT_STARTED:
+		rc_buf_printf(&x->settled[i], "%s in run %s; run again",
+			      rc_hook_state_name(st), from);
+		break;
+	case RC_HOOK_UNKNOWN:
+		if (!a->irreversible) {
+			rc_buf_printf(&x->settled[i], "outcome in run %s "
+				      "unknown; run again (reversible)", from);
+			break;
+		}
+		x->unsettled[i] = true;
+		rc_buf_printf(&b,
+			      "irreversible hook '%s' was started by run %s, "
+			      "which was interrupted, and its outcome cannot "
+			      "be told (%s keeps no trace of it); it is not "
+			      "run twice: check whether it took effect, then "
+			      "apply with --hook-outcome %s=succeeded (it is "
+			      "recorded as done) or --hook-outcome "
+			      "%s=failed (it runs again)",
+			      a->name, from, ee->ops->name, a->name, a->name);
+		*err = rc_buf_detach(&b);
+		rc = rc_error_set(RC_ECONFLICT, RC_ECLASS_STATE, "%s", *err);
+		break;
+	}
+	rc_run_result_release(&res);
+	rc_buf_release(&b);
+	return rc;
 }
 
 /* Applies action i (runs it, for a hook): 0, or an error with *err. */
@@ -220,9 +365,16 @@ static int apply_action(executor *x, size_t i, json_t **result, char **err)
 
 	*result = NULL;
 	if (a->op == RC_OP_RUN) {
-		json_t *spec = resolve_spec(a->desired, x, a->env);
+		json_t *spec;
 		rc_run_result res = {0};
+		bool ran_before = false;
 
+		if (json_object_get(a->desired, "unfinished") &&
+		    ((rc = settle_unfinished(x, i, ee, result, err,
+					     &ran_before)) < 0 ||
+		     ran_before))
+			return rc;
+		spec = resolve_spec(a->desired, x, a->env, NULL);
 		rc = ee->ops->run(ee->drv, spec, &res);
 		json_decref(spec);
 		if (rc == 0 && res.exit_code != 0) {
@@ -292,6 +444,44 @@ static int wait_action(executor *x, size_t i, char **err)
 	if (rc < 0)
 		*err = last_error("failed");
 	return rc;
+}
+
+/* The run-start lists the hooks the run will run, so that a run killed
+ * before one of them started leaves it unfinished (reconciler/engine.h). */
+static void add_planned_hooks(json_t *start, const rc_plan *plan)
+{
+	json_t *hooks = json_array();
+
+	/* a rollback's on_rollback hooks are not due once it was cut short:
+	 * the next plan is not a rollback */
+	for (size_t i = 0; i < plan->n && !plan->rollback_of; i++) {
+		const rc_action *a = &plan->actions[i];
+
+		if (a->op == RC_OP_RUN)
+			json_array_append_new(
+				hooks, json_pack("{s:s, s:s, s:s, s:O?, s:b}",
+						 "action", a->id, "env", a->env,
+						 "key", a->key, "desired",
+						 a->desired, "irreversible",
+						 a->irreversible));
+	}
+	if (json_array_size(hooks))
+		json_object_set_new(start, "hooks", hooks);
+	else
+		json_decref(hooks);
+}
+
+/* A hook's intent names the unfinished attempt it settles. */
+static void add_resolves(json_t *rec, const rc_action *a)
+{
+	const json_t *unf = json_object_get(a->desired, "unfinished");
+
+	if (unf)
+		json_object_set_new(rec, "resolves",
+				    json_pack("{s:O?, s:O?}", "run",
+					      json_object_get(unf, "run"),
+					      "action",
+					      json_object_get(unf, "action")));
 }
 
 /* Picks the next runnable action (lock held): dependencies succeeded.
@@ -390,6 +580,8 @@ static void *worker(void *arg)
 				p->actions[i].actual, "desired",
 				p->actions[i].desired, "irreversible",
 				p->actions[i].irreversible);
+		if (p->actions[i].op == RC_OP_RUN)
+			add_resolves(rec, &p->actions[i]);
 		rc = rc_journal_append(x->journal, rec);
 		json_decref(rec);
 		pthread_mutex_unlock(&x->mu);
@@ -416,13 +608,19 @@ static void *worker(void *arg)
 				"result", result);
 		json_object_set_new(rec, "status", json_string(rc == 0 ? "ok"
 								     : "failed"));
+		if (x->settled[i].len)
+			json_object_set_new(rec, "settled",
+					    json_string(x->settled[i].ptr));
+		if (x->unsettled[i])
+			json_object_set_new(rec, "unsettled", json_true());
 		rc_journal_append(x->journal, rec);
 		json_decref(rec);
 		x->last_result = result;
 		x->st[i] = rc == 0 ? ST_OK : ST_FAILED;
 		x->errors[i] = err;
 		if (rc == 0 && p->actions[i].op == RC_OP_RUN)
-			x->notes[i] = hook_note(x->last_result);
+			x->notes[i] = hook_note(x->last_result,
+						x->settled[i].ptr);
 		x->took[i] = now_s() - x->started[i];
 		if (slot) {
 			x->running--;
@@ -609,6 +807,7 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	if (plan->rollback_of)
 		json_object_set_new(rec, "rollback_of",
 				    json_string(plan->rollback_of));
+	add_planned_hooks(rec, plan);
 	for (i = 0; i < plan->nenvs; i++) {
 		json_t *ec = json_object_get(rec, "env_commits");
 
@@ -631,6 +830,10 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	x.took = rc_calloc(plan->n + 1, sizeof(double));
 	x.errors = rc_calloc(plan->n + 1, sizeof(char *));
 	x.notes = rc_calloc(plan->n + 1, sizeof(char *));
+	x.settled = rc_calloc(plan->n + 1, sizeof(rc_buf));
+	for (i = 0; i < plan->n; i++)
+		x.settled[i] = (rc_buf)RC_BUF_INIT_MAX(4096);
+	x.unsettled = rc_calloc(plan->n + 1, sizeof(bool));
 	x.details = rc_calloc(plan->n + 1, sizeof(char *));
 	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
 	pthread_mutex_init(&x.mu, NULL);
@@ -686,6 +889,10 @@ out:
 	for (i = 0; x.notes && i < plan->n; i++)
 		free(x.notes[i]);
 	free(x.notes);
+	for (i = 0; x.settled && i < plan->n; i++)
+		rc_buf_release(&x.settled[i]);
+	free(x.settled);
+	free(x.unsettled);
 	for (i = 0; x.details && i < plan->n; i++)
 		free(x.details[i]);
 	free(x.details);

@@ -349,7 +349,8 @@ rc_action *rc_plan_add_hook(rc_plan *p, const char *env, const char *name,
 	a = new_action(p, RC_OP_RUN, &r);
 	a->desired = spec;
 	a->irreversible = irreversible;
-	set_reason(a, "%s", reason);
+	if (reason)
+		set_reason(a, "%s", reason);
 	if (irreversible)
 		set_reason(a, "irreversible");
 	rc_buf_release(&key);
@@ -364,9 +365,63 @@ static rc_action *hook_action(rc_plan *p, const rc_plan_hook *hk)
 				hk->post ? "post_apply hook" : "pre_apply hook");
 }
 
+void rc_plan_carry_hook(rc_action *a, const json_t *entry)
+{
+	const char *run = json_string_value(json_object_get(entry, "run"));
+	rc_buf why = RC_BUF_INIT_MAX(4096);
+	json_t *spec = json_deep_copy(a->desired);
+
+	json_object_set_new(spec, "unfinished",
+			    json_pack("{s:s?, s:O?, s:O?}", "run", run,
+				      "action", json_object_get(entry, "action"),
+				      "spec", json_object_get(entry, "spec")));
+	json_decref(a->desired);
+	a->desired = spec;
+	if (json_is_true(json_object_get(entry, "irreversible")))
+		a->irreversible = true;
+	/* first, so the plan's line reads "(unfinished in run ...)" */
+	rc_buf_printf(&why, "unfinished in run %s", run ? run : "?");
+	if (a->reason)
+		rc_buf_printf(&why, "; %s", a->reason);
+	else if (a->irreversible)
+		rc_buf_puts(&why, "; irreversible");
+	free(a->reason);
+	a->reason = rc_buf_detach(&why);
+}
+
+/* The hook action of env for an unfinished entry that the configuration
+ * does not plan (it has no changes there, or the hook is gone). */
+static rc_action *carried_action(rc_plan *p, const char *env,
+				 const json_t *entry)
+{
+	json_t *spec = json_deep_copy(json_object_get(entry, "spec"));
+	const char *name = json_string_value(json_object_get(spec, "name"));
+	rc_action *a;
+
+	if (!json_is_object(spec))
+		spec = json_object();
+	json_object_del(spec, "unfinished");
+	a = rc_plan_add_hook(p, env, name ? name : "?", spec, false, NULL);
+	rc_plan_carry_hook(a, entry);
+	return a;
+}
+
+/* A's hook left unfinished by an interrupted run merges into a: one
+ * action settles it and runs it at most once. */
+static void carry(const rc_plan_input *in, rc_action *a, json_t *carried)
+{
+	const json_t *entry = json_object_get(in->unfinished, a->key);
+
+	if (!entry)
+		return;
+	rc_plan_carry_hook(a, entry);
+	json_object_set_new(carried, a->key, json_true());
+}
+
 static void add_hooks(rc_plan *p, const rc_plan_input *in)
 {
 	size_t e, i, h, nres;
+	json_t *carried = json_object(); /* hook keys already carried */
 
 	for (e = 0; e < in->nenvs; e++) {
 		const char *env = in->envs[e].env;
@@ -388,6 +443,7 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			if (strcmp(hk->env, env) || hk->post)
 				continue;
 			a = hook_action(p, hk);
+			carry(in, a, carried);
 			if (prev)
 				rc_action_add_dep(a, prev);
 			prev = a->id;
@@ -404,6 +460,7 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			if (strcmp(hk->env, env) || !hk->post)
 				continue;
 			a = hook_action(p, hk);
+			carry(in, a, carried);
 			for (i = 0; i < first; i++)
 				if (!strcmp(p->actions[i].env, env) &&
 				    p->actions[i].op != RC_OP_RUN)
@@ -413,6 +470,27 @@ static void add_hooks(rc_plan *p, const rc_plan_input *in)
 			prev = a->id;
 		}
 	}
+	/* unfinished hooks the configuration did not plan: after the
+	 * changes of their environment */
+	for (e = 0; e < in->nenvs && !in->destroy; e++) {
+		const char *env = in->envs[e].env, *k;
+		size_t first = p->n, len = strlen(env);
+		json_t *entry;
+
+		json_object_foreach((json_t *)in->unfinished, k, entry) {
+			rc_action *a;
+
+			if (strncmp(k, env, len) || k[len] != '/' ||
+			    json_object_get(carried, k))
+				continue;
+			a = carried_action(p, env, entry);
+			for (i = 0; i < first; i++)
+				if (!strcmp(p->actions[i].env, env) &&
+				    strcmp(p->actions[i].id, a->id))
+					rc_action_add_dep(a, p->actions[i].id);
+		}
+	}
+	json_decref(carried);
 }
 
 static void link_environments(rc_plan *p, const rc_plan_input *in)

@@ -17,7 +17,9 @@
  *  - order: a resource's dependencies first (addons before the services
  *    that use them); deletions in reverse; an environment's pre_apply hooks
  *    before its changes and post_apply hooks after them (hooks run only in
- *    an environment that has changes); `depends_on` environments first.
+ *    an environment that has changes, but a hook an interrupted run left
+ *    unfinished is carried into the next plan whatever it holds);
+ *    `depends_on` environments first.
  */
 #ifndef RC_PLAN_H
 #define RC_PLAN_H
@@ -75,6 +77,13 @@ typedef struct {
 	void *immutable_arg;
 	bool destroy; /* plan the removal of everything owned */
 	bool force;   /* allow deleting every resource of an environment */
+	/* hooks an interrupted run left unfinished: {"<env>/hook/<name>":
+	   {run, action, spec, irreversible}} (reconciler/engine.h), or
+	   NULL. Each is carried into the plan as one action, whether or not
+	   its environment has changes: merged into the hook's own action
+	   when the configuration plans it too (one action, never two),
+	   else after the environment's changes. */
+	const json_t *unfinished;
 } rc_plan_input;
 
 typedef struct {
@@ -132,6 +141,12 @@ size_t rc_plan_env_index(const rc_plan *p, const char *env);
 rc_action *rc_plan_add_hook(rc_plan *p, const char *env, const char *name,
 			    json_t *spec, bool irreversible,
 			    const char *reason);
+/* Makes hook action a the one that settles a hook an interrupted run
+ * left unfinished (entry {run, action, spec, irreversible}): its desired
+ * spec gains "unfinished": {run, action, spec} (what the apply asks the
+ * driver about first; the plan's JSON carries it) and its reason says
+ * "unfinished in run <run>". */
+void rc_plan_carry_hook(rc_action *a, const json_t *entry);
 /* Adds the dependency of a on the action with id dep (once). */
 void rc_action_add_dep(rc_action *a, const char *dep);
 

@@ -69,7 +69,8 @@ static int keep_summary_fields(void *ctx, json_t *rec)
 {
 	static const char *const fields[] = {"type", "action", "status", "time",
 					     "commit", "environments",
-					     "approved_by", "rejected_by"};
+					     "approved_by", "rejected_by",
+					     "resolves", "settled", "unsettled"};
 	rc_journal_contents *c = ctx;
 	json_t *small = json_object();
 
@@ -157,6 +158,60 @@ static bool run_is_live(const rc_run_summary *s, const char *state_dir)
 	return false;
 }
 
+/* The unfinished hooks of earlier runs that this run settled: an intent
+ * naming the attempt it resolves, and its outcome saying how. */
+static void find_settles(rc_run_summary *s, const rc_journal_contents *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		json_t *in = c->records[i];
+		const char *action = str_field(in, "action"), *how = NULL, *name;
+		const char *type = str_field(in, "type"), *of;
+		rc_buf line = RC_BUF_INIT_MAX(4096);
+
+		if (!action || !type || strcmp(type, "intent") ||
+		    !(of = str_field(json_object_get(in, "resolves"), "run")))
+			continue;
+		for (size_t j = i + 1; j < c->n && !how; j++)
+			if (str_field(c->records[j], "action") &&
+			    !strcmp(str_field(c->records[j], "action"), action) &&
+			    !json_is_true(json_object_get(c->records[j],
+							  "unsettled")))
+				how = str_field(c->records[j], "settled");
+		if (!how)
+			continue;
+		name = strrchr(action, '/');
+		rc_buf_printf(&line, "hook %s: %s", name ? name + 1 : action,
+			      how);
+		s->settles = rc_realloc(s->settles,
+					(s->nsettles + 1) * sizeof(char *));
+		s->settles_of = rc_realloc(s->settles_of,
+					   (s->nsettles + 1) * sizeof(char *));
+		s->settles[s->nsettles] = rc_buf_detach(&line);
+		s->settles_of[s->nsettles++] = rc_strdup(of);
+	}
+}
+
+/* Tells each run which of its unfinished hooks later runs settled. */
+static void link_settles(rc_run_summary *runs, size_t n)
+{
+	for (size_t y = 0; y < n; y++)
+		for (size_t k = 0; k < runs[y].nsettles; k++)
+			for (size_t x = 0; x < n; x++) {
+				rc_run_summary *r = &runs[x];
+				rc_buf b = RC_BUF_INIT_MAX(4096);
+
+				if (strcmp(r->id, runs[y].settles_of[k]))
+					continue;
+				rc_buf_printf(&b, "%s (settled by run %s)",
+					      runs[y].settles[k], runs[y].id);
+				r->settled_later = rc_realloc(
+					r->settled_later,
+					(r->nsettled_later + 1) * sizeof(char *));
+				r->settled_later[r->nsettled_later++] =
+					rc_buf_detach(&b);
+			}
+}
+
 static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 		      const char *state_dir)
 {
@@ -200,6 +255,7 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 				s->envs[s->nenvs++] = rc_strdup(
 					json_string_value(v));
 	}
+	find_settles(s, c);
 	s->pending = count_pending(c);
 	s->torn = c->torn;
 	if (end) {
@@ -244,6 +300,15 @@ static void summary_release(rc_run_summary *s)
 		free(s->envs[i]);
 	free(s->envs);
 	free(s->error);
+	for (i = 0; i < s->nsettles; i++) {
+		free(s->settles[i]);
+		free(s->settles_of[i]);
+	}
+	free(s->settles);
+	free(s->settles_of);
+	for (i = 0; i < s->nsettled_later; i++)
+		free(s->settled_later[i]);
+	free(s->settled_later);
 }
 
 /* Newest first; runs without a time by their file's mtime; then by id. */
@@ -354,6 +419,8 @@ static int load(rc_run_summary **out, size_t *n, const char *state_dir,
 	*out = rc_calloc(nlist, sizeof(**out));
 	for (i = 0; i < nlist; i++)
 		(*out)[i] = list[i].s;
+	if (whole)
+		link_settles(*out, nlist);
 	*n = nlist;
 	nlist = 0;
 
@@ -393,6 +460,15 @@ void rc_history_free(rc_run_summary *runs, size_t n)
 	free(runs);
 }
 
+static json_t *strings(char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
 json_t *rc_run_summary_json(const rc_run_summary *r)
 {
 	json_t *envs = json_array(), *j;
@@ -413,5 +489,12 @@ json_t *rc_run_summary_json(const rc_run_summary *r)
 		json_object_set_new(j, "approved_by", json_string(r->approved_by));
 	if (r->rejected_by)
 		json_object_set_new(j, "rejected_by", json_string(r->rejected_by));
+	if (r->nsettles)
+		json_object_set_new(j, "settles",
+				    strings(r->settles, r->nsettles));
+	if (r->nsettled_later)
+		json_object_set_new(j, "settled_later",
+				    strings(r->settled_later,
+					    r->nsettled_later));
 	return j;
 }

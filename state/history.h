@@ -50,6 +50,15 @@ typedef struct {
 	bool torn;      /* the journal's last record was torn */
 	char *error;    /* corruption found reading it, or NULL */
 	char *approved_by, *rejected_by; /* the controller's approver */
+	/* hooks an interrupted run left unfinished that this run settled
+	   (its intent's "resolves", its outcome's "settled"): "hook NAME:
+	   HOW" lines, and per line the run that left it */
+	char **settles, **settles_of;
+	size_t nsettles;
+	/* this run's unfinished hooks that a later run settled: "hook NAME:
+	   HOW (settled by run ID)" (rc_history_load only) */
+	char **settled_later;
+	size_t nsettled_later;
 } rc_run_summary;
 
 const char *rc_run_status_name(rc_run_status s);
@@ -67,7 +76,8 @@ void rc_history_free(rc_run_summary *runs, size_t n);
  * {id, time, commit, environments[], status ("succeeded", "failed",
  * "interrupted", "running", "rejected"), counts{ok, failed, skipped,
  * pending}, torn, error}; absent values are null; approved_by and
- * rejected_by only when the run has them. */
+ * rejected_by only when the run has them; "settles" and "settled_later"
+ * (lists of strings) only when not empty. */
 json_t *rc_run_summary_json(const rc_run_summary *r);
 
 #endif

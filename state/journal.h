@@ -27,13 +27,18 @@
  * Record kinds (the "type" field) written by the engine:
  *   run-start  {run, time, commit, source, environments[], host, pid,
  *               command, plan, approved_by (an approval through the
- *               controller: the approver's token name)}
+ *               controller: the approver's token name), hooks (the
+ *               plan's hook actions: [{action, env, key, desired,
+ *               irreversible}])}
  *   rejected   {plan, by} (the controller's run of a rejection: run-start
  *               with rejected_by, this record, run-end "rejected")
  *   intent     {seq, action, env, key, op, snapshot (what it overwrites),
- *               desired, irreversible}
+ *               desired, irreversible, resolves (a hook an interrupted
+ *               run left unfinished: {run, action} of that attempt)}
  *   outcome    {seq, action, status: "ok"|"failed"|"skipped", error,
- *               result}
+ *               result, settled (for a resolves intent: how it was
+ *               settled), unsettled (true: it was not, the hook stays
+ *               unfinished)}
  *   run-end    {status: "succeeded"|"failed"|"rejected", counts{...}}
  * rc_journal_append() adds "type"-independent fields: "seq" (1, 2, ...)
  * and "time" (RFC 3339 UTC, with milliseconds) when the record has none,

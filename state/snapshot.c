@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
-#define SNAPSHOT_FORMAT 2
+#define SNAPSHOT_FORMAT 3
 #define SNAPSHOT_MAX (1u << 30)
 #define JOURNAL_EXT ".journal"
 

@@ -6,10 +6,14 @@
  * sizes (journals are append-only, so a record added, a run started or a
  * journal removed all show); otherwise the journals are replayed again.
  *
- * The file is JSON lines: {"format_version": 2, "journals": {...}}, then
+ * The file is JSON lines: {"format_version": 3, "journals": {...}}, then
  * one line per environment, {"env": NAME, "last": {key: body}}, so that
  * a reader that wants one environment (the controller's cycle) parses its
- * line and skips the others by their first bytes.
+ * line and skips the others by their first bytes. Format 3 also holds,
+ * among an environment's keys, its hooks left unfinished (keys
+ * "<env>/#unfinished-hook/<name>", reconciler/engine.h); a snapshot of
+ * another format is not read, so the first plan after an upgrade replays
+ * every journal once and saves format 3.
  */
 #ifndef RC_STATE_SNAPSHOT_H
 #define RC_STATE_SNAPSHOT_H

@@ -16,6 +16,7 @@ typedef struct {
 	bool auto_approve;
 	bool force_rollback;
 	const char *to;     /* rollback --to COMMIT */
+	const char *hook_outcomes[64]; /* apply --hook-outcome NAME=STATE */
 	const char *positional;
 	const char *cmd;    /* "apply", "destroy", "rollback" */
 	int argc;           /* the command's own arguments, as typed */
@@ -23,7 +24,7 @@ typedef struct {
 } cli_opts;
 
 enum { OPT_REF = 256, OPT_STATE, OPT_AUTO, OPT_FORCE, OPT_TO, OPT_SOURCE,
-       OPT_DESTROY, OPT_DRY_RUN };
+       OPT_DESTROY, OPT_DRY_RUN, OPT_HOOK_OUTCOME };
 
 /* Parses the options every engine command shares; 0, or an exit code. */
 static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
@@ -41,6 +42,7 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 		{"destroy", no_argument, NULL, OPT_DESTROY},
 		{"server-dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"concurrency", required_argument, NULL, 'j'},
+		{"hook-outcome", required_argument, NULL, OPT_HOOK_OUTCOME},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	int c;
@@ -95,6 +97,24 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 		case 'j':
 			o->eo.concurrency = (int)strtol(optarg, NULL, 10);
 			break;
+		case OPT_HOOK_OUTCOME: {
+			const char *eq = strrchr(optarg, '=');
+
+			if (strcmp(cmd, "apply") || !eq || eq == optarg ||
+			    (strcmp(eq + 1, "succeeded") &&
+			     strcmp(eq + 1, "failed")) ||
+			    o->eo.nhook_outcomes ==
+				    RC_ARRAY_SIZE(o->hook_outcomes)) {
+				fprintf(stderr,
+					"error: --hook-outcome takes "
+					"NAME=succeeded or NAME=failed (apply "
+					"only), not '%s'\n",
+					optarg);
+				return RC_EXIT_USAGE;
+			}
+			o->hook_outcomes[o->eo.nhook_outcomes++] = optarg;
+			break;
+		}
 		case 'h':
 			rc_command_usage(rc_command_find(cmd), stdout);
 			return RC_EXIT_OK + 1000;
@@ -111,6 +131,7 @@ static int parse(cli_opts *o, int argc, char **argv, const char *cmd)
 	}
 	o->eo.envs = o->envs;
 	o->eo.nenvs = o->nenvs;
+	o->eo.hook_outcomes = o->hook_outcomes;
 	o->eo.out = stdout;
 	return 0;
 }
@@ -654,6 +675,12 @@ int rc_cmd_history(int argc, char **argv)
 				printf("    rejected by %s\n", runs[i].rejected_by);
 			if (runs[i].error)
 				printf("    %s\n", runs[i].error);
+			for (size_t k = 0; k < runs[i].nsettled_later; k++)
+				printf("    unfinished %s\n",
+				       runs[i].settled_later[k]);
+			for (size_t k = 0; k < runs[i].nsettles; k++)
+				printf("    settles run %s's unfinished %s\n",
+				       runs[i].settles_of[k], runs[i].settles[k]);
 			rc_buf_release(&envs);
 		}
 	}

@@ -138,6 +138,12 @@ static const rc_command commands[] = {
 	 "   -j, --concurrency <n>   Actions applied at once (default 8; deletions\n"
 	 "                           being waited on do not count)\n"
 	 "   --force                 Allow a plan that empties an environment\n"
+	 "   --hook-outcome <name>=succeeded|failed\n"
+	 "                           What became of a hook an interrupted run left\n"
+	 "                           unfinished, when reconcile cannot tell (an\n"
+	 "                           irreversible hook is not run twice): succeeded\n"
+	 "                           records it as done, failed runs it again;\n"
+	 "                           <name> may be <env>/<name>; repeatable\n"
 	 "\n"
 	 "Exit status: 0 success, 1 failure.\n",
 	 rc_cmd_apply},

@@ -5,10 +5,9 @@
 #include "state/journal.h"
 #include "state/snapshot.h"
 
-/* A run that applied key = {"v": value} (or deleted it: value NULL);
- * left open (no outcome) when open is true. */
-static void run(const char *dir, const char *id, const char *time,
-		const char *key, const char *value, bool open)
+/* A new run's journal of dev, with its run-start. */
+static rc_journal *start_run(const char *dir, const char *id,
+			     const char *time)
 {
 	rc_journal *j;
 	json_t *r;
@@ -18,6 +17,17 @@ static void run(const char *dir, const char *id, const char *time,
 		      "time", time, "environments", "dev");
 	assert_int_equal(rc_journal_append(j, r), 0);
 	json_decref(r);
+	return j;
+}
+
+/* A run that applied key = {"v": value} (or deleted it: value NULL);
+ * left open (no outcome) when open is true. */
+static void run(const char *dir, const char *id, const char *time,
+		const char *key, const char *value, bool open)
+{
+	rc_journal *j = start_run(dir, id, time);
+	json_t *r;
+
 	r = json_pack("{s:s, s:s, s:s, s:s}", "type", "intent", "action", "a1",
 		      "op", value ? "update" : "delete", "key", key);
 	if (value)
@@ -199,6 +209,136 @@ static void snapshot_read_for_one_environment(void **st)
 	tmpdir_remove(dir);
 }
 
+/* A run of hook migrate of dev: its intent, then (status non-NULL) its
+ * outcome, "unsettled" when asked. */
+static void hook_run(const char *dir, const char *id, const char *time,
+		     const char *status, bool unsettled)
+{
+	rc_journal *j = start_run(dir, id, time);
+	json_t *r;
+
+	r = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:[s]}, s:b}", "type",
+		      "intent", "action", "run:dev/hook/migrate", "op", "run",
+		      "key", "dev/hook/migrate", "desired", "name", "migrate",
+		      "run", "./migrate", "irreversible", 1);
+	assert_int_equal(rc_journal_append(j, r), 0);
+	json_decref(r);
+	if (status) {
+		r = json_pack("{s:s, s:s, s:s, s:b}", "type", "outcome",
+			      "action", "run:dev/hook/migrate", "status", status,
+			      "unsettled", unsettled);
+		assert_int_equal(rc_journal_append(j, r), 0);
+		json_decref(r);
+	}
+	rc_journal_close(j);
+}
+
+/* The run whose attempt of dev's migrate is unfinished (static; "" when
+ * none), from the snapshot's dev line alone when one is true. */
+static const char *unfinished_run(const char *dir, bool one)
+{
+	static char v[64];
+	const char *dev[] = {"dev"};
+	json_t *last = rc_engine_last_applied_for(dir, dev, one ? 1 : 0);
+	json_t *u = rc_engine_take_unfinished(last);
+	const char *s = json_string_value(
+		json_object_get(json_object_get(u, "dev/hook/migrate"), "run"));
+
+	snprintf(v, sizeof(v), "%s", s ? s : "");
+	/* what was applied holds resources only */
+	assert_null(json_object_get(last, "dev/" RC_UNFINISHED_KIND
+					  "/migrate"));
+	json_decref(u);
+	json_decref(last);
+	return v;
+}
+
+static void unfinished_hooks_replayed_and_settled(void **st)
+{
+	char *dir = tmpdir_new();
+	json_t *last;
+
+	(void)st;
+	run(dir, "r0", "2026-12-05T09:00:00Z", "dev/svc/web", "one", false);
+	hook_run(dir, "r1", "2026-12-05T10:00:00Z", NULL, false);
+	assert_string_equal(unfinished_run(dir, false), "r1");
+	/* from the saved snapshot, its dev line alone */
+	assert_string_equal(unfinished_run(dir, true), "r1");
+	last = rc_engine_last_applied(dir, NULL);
+	assert_null(json_object_get(last, "dev/" RC_UNFINISHED_KIND
+					  "/migrate"));
+	assert_non_null(json_object_get(last, "dev/svc/web"));
+	json_decref(last);
+	/* an attempt that could not tell settles nothing */
+	hook_run(dir, "r2", "2026-12-05T11:00:00Z", "failed", true);
+	assert_string_equal(unfinished_run(dir, true), "r1");
+	/* a newer attempt left unfinished replaces it */
+	hook_run(dir, "r3", "2026-12-05T12:00:00Z", NULL, false);
+	assert_string_equal(unfinished_run(dir, true), "r3");
+	/* an outcome settles it */
+	hook_run(dir, "r4", "2026-12-05T13:00:00Z", "ok", false);
+	assert_string_equal(unfinished_run(dir, true), "");
+	assert_string_equal(unfinished_run(dir, false), "");
+	tmpdir_remove(dir);
+}
+
+/* An unfinished hook is one action of the plan: alone when nothing
+ * changed, merged into the hook the configuration plans otherwise. */
+static void unfinished_hooks_planned_once(void **st)
+{
+	rc_resource_set desired = {0}, actual = {0};
+	rc_plan_env env = {.env = "dev"};
+	json_t *spec = json_pack("{s:s, s:[s]}", "name", "migrate", "run",
+				 "./migrate");
+	json_t *unf = json_pack("{s:{s:s, s:s, s:O, s:b}}", "dev/hook/migrate",
+				"run", "r1", "action", "run:dev/hook/migrate",
+				"spec", spec, "irreversible", 1);
+	rc_plan_hook hook = {"dev", "migrate", true, spec, false};
+	rc_plan_input in = {0};
+	rc_plan p;
+	rc_buf text = RC_BUF_INIT;
+
+	(void)st;
+	rc_resource_set_add(&desired, "dev", "local", "service", "web",
+			    json_pack("{s:i}", "replicas", 1));
+	rc_resource_set_add(&actual, "dev", "local", "service", "web",
+			    json_pack("{s:i}", "replicas", 1));
+	in.desired = &desired;
+	in.actual = &actual;
+	in.envs = &env;
+	in.nenvs = 1;
+	in.hooks = &hook;
+	in.nhooks = 1;
+	in.unfinished = unf;
+	/* nothing changed: the carried hook alone */
+	assert_int_equal(rc_plan_build(&p, &in), 0);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.actions[0].op, RC_OP_RUN);
+	assert_true(p.actions[0].irreversible);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(p.actions[0].desired,
+						    "unfinished"),
+				    "run")),
+			    "r1");
+	rc_plan_render_text(&p, &text, false);
+	assert_non_null(strstr(text.ptr, "> hook migrate  (unfinished in run r1"));
+	assert_null(strstr(text.ptr, "No changes"));
+	rc_plan_release(&p);
+	/* a change: the configuration's hook and the carried one merge */
+	json_object_set_new(desired.items[0].body, "replicas", json_integer(2));
+	assert_int_equal(rc_plan_build(&p, &in), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.actions[1].op, RC_OP_RUN);
+	assert_non_null(json_object_get(p.actions[1].desired, "unfinished"));
+	assert_int_equal(p.actions[1].ndeps, 1); /* after the change */
+	rc_plan_release(&p);
+	rc_buf_release(&text);
+	rc_resource_set_release(&desired);
+	rc_resource_set_release(&actual);
+	json_decref(unf);
+	json_decref(spec);
+}
+
 int test_group_snapshot(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +346,8 @@ int test_group_snapshot(void)
 		cmocka_unit_test(snapshot_not_trusted_once_a_journal_moved),
 		cmocka_unit_test(snapshot_brought_up_to_date_by_newer_runs),
 		cmocka_unit_test(snapshot_read_for_one_environment),
+		cmocka_unit_test(unfinished_hooks_replayed_and_settled),
+		cmocka_unit_test(unfinished_hooks_planned_once),
 	};
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }
