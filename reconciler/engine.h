@@ -110,6 +110,8 @@ int rc_engine_expand(rc_engine *e);
 typedef struct {
 	char *run_id;
 	size_t ok, failed, skipped;
+	size_t unknown; /* sent, their replies lost (an outage): not known
+			   whether they took effect */
 } rc_apply_report;
 
 /* Applies plan: locks its environments, journals every action, runs them

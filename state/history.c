@@ -182,6 +182,8 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 				s->failed++;
 			else if (!strcmp(status, "skipped"))
 				s->skipped++;
+			else if (!strcmp(status, "unknown"))
+				s->unknown++;
 		}
 	}
 	if (start) {
@@ -409,6 +411,8 @@ json_t *rc_run_summary_json(const rc_run_summary *r)
 		      "skipped", (json_int_t)r->skipped, "pending",
 		      (json_int_t)r->pending, "torn", (int)r->torn, "error",
 		      r->error);
+	json_object_set_new(json_object_get(j, "counts"), "unknown",
+			    json_integer((json_int_t)r->unknown));
 	if (r->approved_by)
 		json_object_set_new(j, "approved_by", json_string(r->approved_by));
 	if (r->rejected_by)

@@ -32,9 +32,14 @@
  *               with rejected_by, this record, run-end "rejected")
  *   intent     {seq, action, env, key, op, snapshot (what it overwrites),
  *               desired, irreversible}
- *   outcome    {seq, action, status: "ok"|"failed"|"skipped", error,
- *               result}
- *   run-end    {status: "succeeded"|"failed"|"rejected", counts{...}}
+ *   outcome    {seq, action, status: "ok"|"failed"|"skipped"|"unknown",
+ *               error, result} ("skipped": not attempted, no intent
+ *               before it when a dependency failed or the endpoint was
+ *               found unreachable first; "unknown": sent, its reply lost
+ *               in an outage, so not known whether it took effect: like
+ *               a pending intent, the next plan observes it)
+ *   run-end    {status: "succeeded"|"failed"|"rejected", counts{ok,
+ *               failed, skipped, unknown (only when not 0)}}
  * rc_journal_append() adds "type"-independent fields: "seq" (1, 2, ...)
  * and "time" (RFC 3339 UTC, with milliseconds) when the record has none,
  * and writes "seq", "time" and "type" first. An intent and its outcome

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""An outage stops a run fast (ctest outage.kube): 3,000 ConfigMaps over
+30 namespaces applied to the fake Kubernetes API server, which is killed
+with SIGKILL once the apply is under way. The apply must end within a
+bounded time with one "... is unreachable since ...: N actions not
+attempted" line instead of a failure per action; history shows the run
+failed with the actions skipped. The fake is then started again on the
+same port (empty: it keeps nothing) and the next apply converges to a
+clean plan. Prints the figures docs/reliability.md ("Outages") quotes.
+
+  kube.py RECONCILE_BINARY FAKE_KUBE_BINARY [ENVS] [PER_ENV]
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import outage  # noqa: E402
+from outage import bad, check, ok  # noqa: E402
+
+BOUND_S = 30  # the apply ends within this many seconds of the kill
+
+
+def main():
+    rc_bin, fake_bin = os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])
+    nenv = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+    per = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+    work = tempfile.mkdtemp(prefix="rc-outage-kube-")
+    fake = outage.Fake(fake_bin, os.path.join(work, "fake"), os.path.join(work, "fake.log"))
+    try:
+        fake.start()
+        cfg = os.path.join(work, "cfg")
+        outage.write_kube_maps(cfg, nenv, per, "outage", "{ prune: true, force_conflicts: true }")
+        env = dict(os.environ, KUBECONFIG=os.path.join(fake.dir, "kubeconfig"),
+                   RECONCILE_STATE_DIR=os.path.join(work, "state"), NO_COLOR="1",
+                   XDG_CACHE_HOME=os.path.join(work, "cache"))
+        total = nenv * (per + 1)
+        # a little latency, so that the apply is still going when the
+        # server dies whatever the machine's speed
+        fake.api("POST", "/fake/faults", {"latency_ms": 5, "rules": []})
+        print("# %d environments x %d ConfigMaps (+ a Namespace each) = %d actions"
+              % (nenv, per, total))
+
+        out_path = os.path.join(work, "apply.out")
+        t0 = time.monotonic()
+        p = subprocess.Popen([rc_bin, "apply", "--auto-approve", cfg], env=env,
+                             stdout=open(out_path, "w"), stderr=subprocess.STDOUT)
+        # kill the server once the apply is well under way: 100 actions
+        # done (or 4 s after the first one)
+        first_ok = None
+        while p.poll() is None and time.monotonic() - t0 < 300:
+            text = open(out_path, errors="replace").read()
+            done = text.count(": ok (")
+            if done and first_ok is None:
+                first_ok = time.monotonic()
+            if done >= 100 or (first_ok and time.monotonic() - first_ok >= 4):
+                break
+            time.sleep(0.05)
+        if p.poll() is not None:
+            bad("the apply is still running when the server is killed",
+                open(out_path, errors="replace").read())
+            return
+        fake.kill()
+        t_kill = time.monotonic()
+        print("# killed the API server %.1f s after the apply started, %.1f s after its first action"
+              % (t_kill - t0, t_kill - (first_ok or t_kill)))
+        try:
+            p.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        stop_s = time.monotonic() - t_kill
+        text = open(out_path, errors="replace").read()
+        lines = text.splitlines()
+        print("# the apply ended %.1f s after the kill (exit %d), printing %d lines"
+              % (stop_s, p.returncode, len(lines)))
+        check(p.returncode != 0, "the apply fails", text[-2000:])
+        check(stop_s <= BOUND_S, "the apply ends within %d s of the kill (%.1f s)" % (BOUND_S, stop_s))
+        msgs = [ln for ln in lines if "is unreachable since" in ln]
+        m = re.search(r"^the Kubernetes API server at https://127\.0\.0\.1:%d is unreachable since "
+                      r"\d\d:\d\d:\d\d: (\d+) actions? not attempted$" % fake.port,
+                      msgs[0] if msgs else "")
+        check(len(msgs) == 1 and m, "one line says the API server is unreachable, with the count",
+              "\n".join(msgs[:10]) or text[-3000:])
+        not_attempted = int(m.group(1)) if m else 0
+        failed_lines = [ln for ln in lines if re.search(r": (failed|unknown) \(", ln)]
+        oks = sum(1 for ln in lines if ": ok (" in ln)
+        print("# %d ok, %d failed or unknown lines, %d actions not attempted"
+              % (oks, len(failed_lines), not_attempted))
+        check(not_attempted > 0 and not_attempted >= total - oks - 64,
+              "the actions not started are counted as not attempted (%d)" % not_attempted)
+        check(len(failed_lines) <= 32,
+              "a few failures at most, not one per action (%d)" % len(failed_lines),
+              "\n".join(failed_lines[:40]))
+        check("cannot connect" not in text or text.count("cannot connect") <= 32,
+              "no flood of 'cannot connect' (%d)" % text.count("cannot connect"))
+
+        hist = json.loads(subprocess.run([rc_bin, "history", "--output", "json"], env=env,
+                                         capture_output=True, text=True).stdout or "[]")
+        last = hist[0] if hist else {}
+        counts = last.get("counts", {})
+        print("# history: %s, %s" % (last.get("status"), json.dumps(counts)))
+        check(last.get("status") == "failed" and counts.get("skipped", 0) >= not_attempted
+              and counts.get("ok", 0) + counts.get("failed", 0) + counts.get("skipped", 0)
+              + counts.get("unknown", 0) == total and counts.get("pending", 0) == 0,
+              "history: the run failed, every action accounted for, the not attempted as skipped",
+              json.dumps(last))
+        hist_txt = subprocess.run([rc_bin, "history"], env=env, capture_output=True, text=True).stdout
+        check("%d skipped" % counts.get("skipped", -1) in hist_txt, "history's text shows the skipped count",
+              hist_txt)
+        journal = open(os.path.join(work, "state", "runs", last.get("id", "x") + ".journal")).read()
+        check(journal.count("is unreachable since") >= not_attempted,
+              "each action not attempted has its reason in the journal")
+
+        # the server back on the same port, empty
+        fake.start()
+        t1 = time.monotonic()
+        r = subprocess.run([rc_bin, "apply", "--auto-approve", cfg], env=env,
+                           capture_output=True, text=True)
+        again_s = time.monotonic() - t1
+        applied = re.search(r"Applied: (\d+) action", r.stdout)
+        print("# the next apply: exit %d, %s actions in %.1f s"
+              % (r.returncode, applied.group(1) if applied else "?", again_s))
+        check(r.returncode == 0, "the next apply succeeds", r.stdout[-2000:] + r.stderr[-2000:])
+        r = subprocess.run([rc_bin, "plan", cfg], env=env, capture_output=True, text=True)
+        check(r.returncode == 0 and "No changes" in r.stdout, "then the plan is clean",
+              r.stdout[-2000:] + r.stderr[-1000:])
+        n = fake.count_maps("bench-")
+        check(n == nenv * per, "every ConfigMap is on the server (%d)" % n)
+    finally:
+        fake.stop()
+        if os.environ.get("KEEP"):
+            print("# kept %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(1 if outage.failures else 0)
