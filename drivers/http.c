@@ -1544,7 +1544,10 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		long long t0;
 		long wait_ms = -1, ms;
 
-		if (origin && (rc = endpoint_admit(origin, method, url.ptr)) < 0)
+		/* a new request to an unreachable endpoint fails at once;
+		   one already sent finishes its retries */
+		if (attempt == 1 && origin &&
+		    (rc = endpoint_admit(origin, method, url.ptr)) < 0)
 			goto done;
 		rate_wait(h);
 		resp_clear_headers(resp);

@@ -275,8 +275,8 @@ void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
  * endpoint is unreachable, since the first of the streak; any reply, or
  * rc_http_endpoint_probe() reaching it, clears that.
  *
- * While an endpoint is unreachable, a request to it (and the retry of
- * one) fails at once with RC_EUNREACHABLE and the message "<service> at
+ * While an endpoint is unreachable, a new request to it fails at once
+ * (a request already sent finishes its retries) with RC_EUNREACHABLE and the message "<service> at
  * <endpoint> is unreachable since HH:MM:SS", sending nothing; except one
  * attempt every RC_HTTP_UNREACHABLE_TRIAL_MS, which goes out as a trial
  * (so that a process without a prober finds the endpoint back).
