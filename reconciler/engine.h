@@ -112,6 +112,8 @@ typedef struct {
 	size_t ok, failed, skipped;
 	size_t unknown; /* sent, their replies lost (an outage): not known
 			   whether they took effect */
+	char *unreachable; /* the endpoint ("https://host:port") found
+			      unreachable that stopped the run, or NULL */
 } rc_apply_report;
 
 /* Applies plan: locks its environments, journals every action, runs them

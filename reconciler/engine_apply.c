@@ -805,6 +805,9 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 		rep->unknown += x.st[i] == ST_UNKNOWN;
 	}
 	report_unreachable(&x);
+	for (i = 0; i < e->nenvs && !rep->unreachable; i++)
+		if (x.env_down[i])
+			rep->unreachable = rc_strdup(x.env_down[i]);
 	for (i = 0; x.live && i < plan->n; i++)
 		if (x.errors[i])
 			fprintf(x.out, "error: %s %s: %s\n",
@@ -925,5 +928,6 @@ char *rc_engine_find_plan_run(rc_engine *e, const char *plan_id)
 void rc_apply_report_release(rc_apply_report *r)
 {
 	free(r->run_id);
+	free(r->unreachable);
 	memset(r, 0, sizeof(*r));
 }
