@@ -962,6 +962,7 @@ static struct endpoint {
 	char *origin;
 	rc_http_endpoint st;
 	long long trial_ns; /* the last attempt let through as a trial */
+	long long first_ns; /* the first failure of the streak */
 } *endpoints;
 static size_t nendpoints, capendpoints;
 
@@ -1086,9 +1087,12 @@ static void endpoint_failed(const rc_http *h, const char *origin)
 	pthread_mutex_lock(&endpoints_lock);
 	ep = endpoint_get(origin);
 	snprintf(ep->st.service, sizeof(ep->st.service), "%s", h->service);
-	if (!ep->st.failures++)
+	if (!ep->st.failures++) {
 		ep->st.since = time(NULL);
+		ep->first_ns = now_ns();
+	}
 	if (ep->st.failures >= RC_HTTP_UNREACHABLE_AFTER &&
+	    now_ns() - ep->first_ns >= RC_HTTP_UNREACHABLE_MIN_MS * 1000000LL &&
 	    !ep->st.unreachable) {
 		ep->st.unreachable = true;
 		ep->trial_ns = now_ns();

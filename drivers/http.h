@@ -271,9 +271,11 @@ void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
  * lowercase), the attempts in a row that got no reply for a transport
  * reason: connection refused, reset or closed before any reply, a host
  * that does not resolve, a connect or transfer timeout. An HTTP status,
- * whatever it is, is a reply. After RC_HTTP_UNREACHABLE_AFTER of them the
- * endpoint is unreachable, since the first of the streak; any reply, or
- * rc_http_endpoint_probe() reaching it, clears that.
+ * whatever it is, is a reply. After RC_HTTP_UNREACHABLE_AFTER of them,
+ * over RC_HTTP_UNREACHABLE_MIN_MS at least (so that a few resets in a
+ * burst of requests are only retried), the endpoint is unreachable,
+ * since the first of the streak; any reply, or rc_http_endpoint_probe()
+ * reaching it, clears that.
  *
  * While an endpoint is unreachable, a new request to it fails at once
  * (a request already sent finishes its retries) with RC_EUNREACHABLE and the message "<service> at
@@ -282,6 +284,7 @@ void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
  * (so that a process without a prober finds the endpoint back).
  */
 #define RC_HTTP_UNREACHABLE_AFTER 3
+#define RC_HTTP_UNREACHABLE_MIN_MS 1000L
 #define RC_HTTP_UNREACHABLE_TRIAL_MS 5000L
 
 typedef struct {

@@ -1,6 +1,6 @@
 /* Unreachable endpoints (drivers/http.h): consecutive transport failures
  * counted per endpoint across clients and threads, the mark after
- * RC_HTTP_UNREACHABLE_AFTER, new requests refused at once with the
+ * RC_HTTP_UNREACHABLE_AFTER over RC_HTTP_UNREACHABLE_MIN_MS, new requests refused at once with the
  * message that names the endpoint, any reply or a probe clearing it, the
  * trial attempt, and what a thread's requests met (a reply lost after a
  * request that may change something). Against the scripted HTTPS server
@@ -90,6 +90,22 @@ static int send_one(rc_http *h, const char *method)
 	return rc;
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Failures in a row over RC_HTTP_UNREACHABLE_MIN_MS: unreachable. */
+static void fail_until_marked(rc_http *h)
+{
+	for (int i = 0; i < RC_HTTP_UNREACHABLE_AFTER - 1; i++)
+		assert_true(send_one(h, "GET") < 0);
+	sleep_ms(RC_HTTP_UNREACHABLE_MIN_MS + 50);
+	assert_true(send_one(h, "GET") < 0);
+}
+
 static rc_http_endpoint state_of(void)
 {
 	rc_http_endpoint ep;
@@ -119,9 +135,19 @@ static void outage_counted_and_cleared(void **state)
 	ep = state_of();
 	assert_int_equal(ep.failures, 0);
 
+	/* a burst of failures shorter than RC_HTTP_UNREACHABLE_MIN_MS
+	   (resets among many requests): counted, not a mark */
 	script(RC_TESTSRV_DROP, 0);
-	for (int i = 0; i < RC_HTTP_UNREACHABLE_AFTER; i++)
+	for (int i = 0; i < RC_HTTP_UNREACHABLE_AFTER + 1; i++)
 		assert_true(send_one(h, "GET") < 0);
+	ep = state_of();
+	assert_int_equal(ep.failures, RC_HTTP_UNREACHABLE_AFTER + 1);
+	assert_false(ep.unreachable);
+	script(RC_TESTSRV_REPLY, 200);
+	assert_int_equal(send_one(h, "GET"), 0);
+
+	script(RC_TESTSRV_DROP, 0);
+	fail_until_marked(h);
 	ep = state_of();
 	assert_true(ep.unreachable);
 	assert_int_equal(ep.failures, RC_HTTP_UNREACHABLE_AFTER);
@@ -141,8 +167,10 @@ static void outage_refused_at_once(void **state)
 
 	RC_UNUSED(state);
 	script(RC_TESTSRV_DROP, 0);
-	/* one request, retried: its attempts count (4 > 3) */
+	/* one request, retried: each attempt counts */
 	assert_true(send_one(h, "GET") < 0);
+	assert_int_equal(state_of().failures, 4);
+	fail_until_marked(h);
 	assert_true(state_of().unreachable);
 	assert_null(rc_http_thread_unreachable());
 
@@ -187,6 +215,7 @@ static void outage_probe_closed_port(void **state)
 	assert_int_equal(rc_http_open(&h, &o), 0);
 	assert_true(send_one(h, "POST") < 0);
 	assert_false(rc_http_thread_unanswered()); /* refused: not sent */
+	sleep_ms(RC_HTTP_UNREACHABLE_MIN_MS + 50);
 	assert_true(send_one(h, "GET") < 0); /* three attempts */
 	assert_int_equal(rc_http_endpoint_state("https://127.0.0.1:1", &ep),
 			 1);
@@ -236,8 +265,8 @@ static void *fail_some(void *arg)
 	return NULL;
 }
 
-/* Counted across clients and threads: two clients, two threads, one
- * failure each at most before the mark: six attempts, unreachable. */
+/* Counted across clients and threads: two clients, two threads, two
+ * failures each; then one more later: unreachable. */
 static void outage_across_clients(void **state)
 {
 	struct worker w[2] = {{client(0), 0}, {client(0), 0}};
@@ -250,6 +279,9 @@ static void outage_across_clients(void **state)
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	assert_int_equal(w[0].fails + w[1].fails, 4);
+	assert_int_equal(state_of().failures, 4);
+	sleep_ms(RC_HTTP_UNREACHABLE_MIN_MS + 50);
+	assert_true(send_one(w[0].h, "GET") < 0);
 	assert_true(state_of().unreachable);
 	/* and a third client finds it so at once */
 	{
@@ -271,8 +303,7 @@ static void outage_trial(void **state)
 
 	RC_UNUSED(state);
 	script(RC_TESTSRV_DROP, 0);
-	for (int i = 0; i < RC_HTTP_UNREACHABLE_AFTER; i++)
-		assert_true(send_one(h, "GET") < 0);
+	fail_until_marked(h);
 	script(RC_TESTSRV_REPLY, 200);
 	assert_int_equal(send_one(h, "GET"), RC_EUNREACHABLE);
 	nanosleep(&ts, NULL);
