@@ -971,6 +971,7 @@ static _Thread_local struct {
 	char unreachable[512];
 	char origin[512];
 	bool unanswered;
+	bool wrote; /* a request that may change something had a 2xx */
 } activity;
 
 void rc_http_thread_reset(void)
@@ -978,6 +979,12 @@ void rc_http_thread_reset(void)
 	activity.unreachable[0] = '\0';
 	activity.origin[0] = '\0';
 	activity.unanswered = false;
+	activity.wrote = false;
+}
+
+bool rc_http_thread_wrote(void)
+{
+	return activity.wrote;
 }
 
 const char *rc_http_thread_unreachable(void)
@@ -1548,10 +1555,9 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		long long t0;
 		long wait_ms = -1, ms;
 
-		/* a new request to an unreachable endpoint fails at once;
-		   one already sent finishes its retries */
-		if (attempt == 1 && origin &&
-		    (rc = endpoint_admit(origin, method, url.ptr)) < 0)
+		/* a request to an unreachable endpoint fails at once, and
+		   so does the retry of one that met the outage */
+		if (origin && (rc = endpoint_admit(origin, method, url.ptr)) < 0)
 			goto done;
 		rate_wait(h);
 		resp_clear_headers(resp);
@@ -1586,6 +1592,9 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		}
 		if (a.cc == CURLE_OK)
 			unanswered = false; /* this reply says what happened */
+		if (a.cc == CURLE_OK && writes && a.status >= 200 &&
+		    a.status < 300)
+			activity.wrote = true;
 		else if (writes && !x.delivered &&
 			 maybe_delivered(a.cc, a.errbuf))
 			unanswered = true;

@@ -277,8 +277,8 @@ void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
  * since the first of the streak; any reply, or rc_http_endpoint_probe()
  * reaching it, clears that.
  *
- * While an endpoint is unreachable, a new request to it fails at once
- * (a request already sent finishes its retries) with RC_EUNREACHABLE and the message "<service> at
+ * While an endpoint is unreachable, a request to it (or the next retry
+ * of one under way) fails at once with RC_EUNREACHABLE and the message "<service> at
  * <endpoint> is unreachable since HH:MM:SS", sending nothing; except one
  * attempt every RC_HTTP_UNREACHABLE_TRIAL_MS, which goes out as a trial
  * (so that a process without a prober finds the endpoint back).
@@ -321,10 +321,12 @@ void rc_http_endpoints_reset(void);
  * rc_http_thread_unanswered() whether a request that may change
  * something (any method but GET and HEAD) was sent and its reply lost
  * (reset, closed or timed out after it was sent), so that what it did is
- * not known; rc_http_thread_origin() the endpoint of the last request
- * sent, or NULL.
+ * not known; rc_http_thread_wrote() whether such a request had a 2xx
+ * reply (something took effect); rc_http_thread_origin() the endpoint of
+ * the last request sent, or NULL.
  */
 void rc_http_thread_reset(void);
+bool rc_http_thread_wrote(void);
 const char *rc_http_thread_unreachable(void);
 bool rc_http_thread_unanswered(void);
 const char *rc_http_thread_origin(void);

@@ -450,7 +450,7 @@ static void *worker(void *arg)
 		size_t i = pick(x), ei;
 		json_t *rec, *result = NULL;
 		char *err = NULL;
-		bool slot, unreachable;
+		bool slot, unreachable, applied;
 		act_state end;
 		int rc;
 
@@ -483,6 +483,7 @@ static void *worker(void *arg)
 			rc = apply_action(x, i, &result, &err);
 		else
 			err = rc_strdup(rc_error_last()->message);
+		applied = rc == 0; /* a wait that fails after it is no skip */
 		if (rc == 0 && waits(x, i)) {
 			if (p->actions[i].op == RC_OP_DELETE) {
 				/* the platform does the work of a deletion:
@@ -499,12 +500,14 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&x->mu);
 		note_endpoint(x, ei, &unreachable);
 		/* a request sent and its reply lost: what it did is not
-		   known; refused at once by an unreachable endpoint (nothing
-		   lost): not attempted */
+		   known; refused by an unreachable endpoint before anything
+		   took effect (nothing lost, no change answered): not
+		   attempted */
 		end = rc == 0			      ? ST_OK
 		      : rc_http_thread_unanswered() ? ST_UNKNOWN
-		      : unreachable		      ? ST_SKIPPED
-						      : ST_FAILED;
+		      : unreachable && !rc_http_thread_wrote() && !applied
+			      ? ST_SKIPPED
+			      : ST_FAILED;
 		if (end == ST_UNKNOWN) {
 			rc_buf b = RC_BUF_INIT_MAX(1 << 16);
 
