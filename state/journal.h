@@ -86,9 +86,11 @@ const char *rc_journal_path(const rc_journal *j);
 int rc_journal_append(rc_journal *j, json_t *record);
 /* The "seq" of the last record appended (0 before the first). */
 long long rc_journal_seq(const rc_journal *j);
-/* Turns the fsync after each append off (benchmarks only: the engine
- * never does; a record is then safe from the process dying but not from
- * power loss). */
+/* Turns the fsync after each append off (a record is then safe from the
+ * process dying but not from power loss; the next synced append's fsync
+ * takes it to disk). The engine does it only around the outcomes of
+ * actions it did not attempt (an unreachable endpoint): losing one
+ * loses nothing that happened; benchmarks for whole runs. */
 void rc_journal_set_sync(rc_journal *j, bool sync);
 /* Closes the file; NULL-safe. Does not write a run-end record. */
 void rc_journal_close(rc_journal *j);
