@@ -11,7 +11,6 @@ every ConfigMap back.
 """
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outage  # noqa: E402
-from outage import bad, check  # noqa: E402
+from outage import check  # noqa: E402
 
 TOKEN = "ctl-token-outage-3f1c"
 NENV, PER = 2, 20
@@ -167,13 +166,8 @@ def main():
             except subprocess.TimeoutExpired:
                 ctl.kill()
                 ctl.wait()
-        fake.stop()
-        if os.environ.get("KEEP"):
-            print("# kept %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        outage.finish(work, fake)
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(1 if outage.failures else 0)
+    outage.run(main)

@@ -13,7 +13,6 @@ clean plan. Prints the figures docs/reliability.md ("Outages") quotes.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outage  # noqa: E402
-from outage import bad, check, ok  # noqa: E402
+from outage import bad, check  # noqa: E402
 
 BOUND_S = 30  # the apply ends within this many seconds of the kill
 
@@ -133,13 +132,8 @@ def main():
         n = fake.count_maps("bench-")
         check(n == nenv * per, "every ConfigMap is on the server (%d)" % n)
     finally:
-        fake.stop()
-        if os.environ.get("KEEP"):
-            print("# kept %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        outage.finish(work, fake)
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(1 if outage.failures else 0)
+    outage.run(main)

@@ -3,6 +3,7 @@ killed and started again on the same port, and a configuration of many
 ConfigMaps (tests/bench/benchlib.py's)."""
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -94,3 +95,17 @@ class Fake:
             if name.startswith(prefix):
                 n += len(self.api("GET", "/api/v1/namespaces/%s/configmaps" % name)["items"])
         return n
+
+
+def finish(work, fake):
+    """Stops the fake and removes work (kept with KEEP=1)."""
+    fake.stop()
+    if os.environ.get("KEEP"):
+        print("# kept %s" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(main):
+    main()
+    sys.exit(1 if failures else 0)
