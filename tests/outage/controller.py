@@ -158,6 +158,7 @@ def main():
         metrics = get("/metrics")
         check('reconcile_endpoint_unreachable{endpoint="%s"} 0' % origin in metrics,
               "metrics: the endpoint is reachable again")
+        outage.no_sanitizer_report(open(log_path, errors="replace").read(), "the controller's log")
     finally:
         if ctl and ctl.poll() is None:
             ctl.send_signal(signal.SIGTERM)

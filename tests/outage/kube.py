@@ -79,6 +79,7 @@ def main():
         print("# the apply ended %.1f s after the kill (exit %d), printing %d lines"
               % (stop_s, p.returncode, len(lines)))
         check(p.returncode != 0, "the apply fails", text[-2000:])
+        outage.no_sanitizer_report(text, "the apply's output")
         check(stop_s <= BOUND_S, "the apply ends within %d s of the kill (%.1f s)" % (BOUND_S, stop_s))
         msgs = [ln for ln in lines if "is unreachable since" in ln]
         m = re.search(r"^the Kubernetes API server at https://127\.0\.0\.1:%d is unreachable since "

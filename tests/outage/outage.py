@@ -40,6 +40,13 @@ def check(cond, what, *detail):
     return cond
 
 
+def no_sanitizer_report(text, what):
+    """A sanitizer build prints its findings; the exit status of a run
+    that fails anyway would not show them."""
+    hit = [ln for ln in text.splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+    check(not hit, "no sanitizer report in %s" % what, "\n".join(hit[:10]))
+
+
 class Fake:
     """rc_fake_kube in dir; start() again after kill() reuses the port."""
 
