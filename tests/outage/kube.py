@@ -132,8 +132,71 @@ def main():
               r.stdout[-2000:] + r.stderr[-1000:])
         n = fake.count_maps("bench-")
         check(n == nenv * per, "every ConfigMap is on the server (%d)" % n)
+        fake.stop()
+        other_endpoint_goes_on(rc_bin, fake_bin, work)
     finally:
         outage.finish(work, fake)
+
+
+def other_endpoint_goes_on(rc_bin, fake_bin, work):
+    """Two environments on two API servers; one server killed mid-apply:
+    the other environment is applied whole, and the line names only the
+    dead one."""
+    per = 300
+    fakes = [outage.Fake(fake_bin, os.path.join(work, "fake-" + n), os.path.join(work, "fake-%s.log" % n))
+             for n in ("a", "b")]
+    try:
+        for f in fakes:
+            f.start()
+            f.api("POST", "/fake/faults", {"latency_ms": 20, "rules": []})
+        cfg = os.path.join(work, "two")
+        os.makedirs(os.path.join(cfg, "k8s"))
+        with open(os.path.join(cfg, "k8s", "maps.yaml"), "w") as f:
+            for i in range(per):
+                f.write("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: map-%03d\n"
+                        "data:\n  index: \"%d\"\n" % (i, i))
+        with open(os.path.join(cfg, "reconcile.yaml"), "w") as f:
+            f.write("version: 1\nproject: two\nenvironments:\n")
+            for n, fk in zip(("a", "b"), fakes):
+                f.write("  %s:\n    target: { driver: kubernetes, namespace: two-%s, kubeconfig: %s, "
+                        "qps: 10000, burst: 10000 }\n    policy: { force_conflicts: true }\n"
+                        "    resources: [ { file: k8s/maps.yaml } ]\n"
+                        % (n, n, os.path.join(fk.dir, "kubeconfig")))
+        env = dict(os.environ, RECONCILE_STATE_DIR=os.path.join(work, "state-two"), NO_COLOR="1",
+                   XDG_CACHE_HOME=os.path.join(work, "cache"))
+        out_path = os.path.join(work, "two.out")
+        p = subprocess.Popen([rc_bin, "apply", "--auto-approve", cfg], env=env,
+                             stdout=open(out_path, "w"), stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        while p.poll() is None and time.monotonic() - t0 < 300:
+            done = open(out_path, errors="replace").read()
+            if done.count(" a/ConfigMap") >= 20:  # the executor starts with a's
+                break
+            time.sleep(0.05)
+        if p.poll() is not None:
+            bad("two endpoints: the apply is still running when one server is killed",
+                open(out_path, errors="replace").read()[-2000:])
+            return
+        fakes[0].kill()
+        try:
+            p.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        text = open(out_path, errors="replace").read()
+        msgs = [ln for ln in text.splitlines() if "is unreachable since" in ln]
+        b_maps = len(fakes[1].api("GET", "/api/v1/namespaces/two-b/configmaps")["items"])
+        print("# two endpoints: one killed; the other environment got %d of %d ConfigMaps; %s"
+              % (b_maps, per, msgs[0] if msgs else "no unreachable line"))
+        check(len(msgs) == 1 and ":%d " % fakes[0].port in msgs[0],
+              "two endpoints: one line, naming the dead server only", "\n".join(msgs) or text[-2000:])
+        check(b_maps == per, "two endpoints: the environment on the other server is applied whole")
+        bad_b = [ln for ln in text.splitlines()
+                 if " b/" in ln and re.search(r": (failed|skipped|unknown)", ln)]
+        check(not bad_b, "two endpoints: none of its actions failed or was skipped", "\n".join(bad_b[:10]))
+    finally:
+        for f in fakes:
+            f.stop()
 
 
 if __name__ == "__main__":
