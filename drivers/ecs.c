@@ -176,6 +176,7 @@ static int client_new(ecs_client **out, rc_aws_provider *prov,
 	ho.accept = "application/json";
 	ho.user_agent = "reconcile";
 	ho.driver = "ecs";
+	ho.service = api == &api_sm ? "Secrets Manager" : "ECS";
 	ho.max_retries = RC_HTTP_MAX_RETRIES;
 	ho.qps = 20;
 	ho.burst = 40;

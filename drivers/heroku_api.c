@@ -164,6 +164,7 @@ static int api_http(rc_heroku_api *a, rc_http **out)
 		o.accept = RC_HEROKU_ACCEPT;
 		o.user_agent = ua.ptr;
 		o.driver = "heroku";
+		o.service = "the Heroku API";
 		/* the account's budget, shared with people and other jobs:
 		 * spend it down to the reserve, then wait for the refill */
 		o.rate_header = "RateLimit-Remaining";

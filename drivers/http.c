@@ -17,7 +17,10 @@
 #include "reconciler/base/log.h"
 #include "drivers/http.h"
 
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 /* Idle handles kept beyond this many are closed. */
 #define POOL_KEEP 16
@@ -36,6 +39,7 @@ struct rc_http {
 	void *sign_ctx;
 	char *user_agent;
 	char *driver;   /* the label of its attempts in the process's table */
+	char *service;  /* what its endpoint is, for messages */
 	struct curl_slist *headers; /* Accept, defaults, "Expect:" */
 	long connect_timeout_ms, timeout_ms;
 	int max_retries;
@@ -396,6 +400,8 @@ int rc_http_open(rc_http **out, const rc_http_opts *o)
 		rc_buf_puts(&b, "reconcile/" RC_VERSION);
 	h->user_agent = rc_buf_detach(&b);
 	h->driver = rc_strdup(o->driver && *o->driver ? o->driver : "other");
+	h->service = rc_strdup(o->service && *o->service ? o->service
+							 : "the server");
 	rc_buf_printf(&b, "Accept: %s",
 		      o->accept && *o->accept ? o->accept : "application/json");
 	h->headers = curl_slist_append(NULL, b.ptr);
@@ -489,6 +495,7 @@ void rc_http_close(rc_http *h)
 	free_secret(h->auth_header);
 	free(h->user_agent);
 	free(h->driver);
+	free(h->service);
 	free(h);
 }
 
@@ -946,6 +953,299 @@ long rc_http_retry_after_ms(const char *value, time_t now)
 	return (long)(when - now) * 1000;
 }
 
+/* ------------------------------------------------------------ endpoints */
+
+/* The process's endpoints and their failures in a row: a few entries
+ * (one per platform API), one lock, taken twice per attempt. */
+static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct endpoint {
+	char *origin;
+	rc_http_endpoint st;
+	long long trial_ns; /* the last attempt let through as a trial */
+	long long first_ns; /* the first failure of the streak */
+} *endpoints;
+static size_t nendpoints, capendpoints;
+
+/* What this thread's requests met since rc_http_thread_reset(). */
+static _Thread_local struct {
+	char unreachable[512];
+	char origin[512];
+	bool unanswered;
+	bool wrote; /* a request that may change something had a 2xx */
+} activity;
+
+void rc_http_thread_reset(void)
+{
+	activity.unreachable[0] = '\0';
+	activity.origin[0] = '\0';
+	activity.unanswered = false;
+	activity.wrote = false;
+}
+
+bool rc_http_thread_wrote(void)
+{
+	return activity.wrote;
+}
+
+const char *rc_http_thread_unreachable(void)
+{
+	return activity.unreachable[0] ? activity.unreachable : NULL;
+}
+
+bool rc_http_thread_unanswered(void)
+{
+	return activity.unanswered;
+}
+
+const char *rc_http_thread_origin(void)
+{
+	return activity.origin[0] ? activity.origin : NULL;
+}
+
+/* The entry of origin, made when new; endpoints_lock held. */
+static struct endpoint *endpoint_get(const char *origin)
+{
+	size_t i;
+
+	for (i = 0; i < nendpoints; i++)
+		if (!strcasecmp(endpoints[i].origin, origin))
+			return &endpoints[i];
+	RC_GROW(endpoints, capendpoints, nendpoints + 1);
+	memset(&endpoints[i], 0, sizeof(endpoints[i]));
+	endpoints[i].origin = rc_strdup(origin);
+	for (char *p = endpoints[i].origin; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	snprintf(endpoints[i].st.service, sizeof(endpoints[i].st.service),
+		 "the server");
+	nendpoints++;
+	return &endpoints[i];
+}
+
+int rc_http_endpoint_state(const char *origin, rc_http_endpoint *out)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&endpoints_lock);
+	for (size_t i = 0; i < nendpoints && !found; i++)
+		if (!strcasecmp(endpoints[i].origin, origin)) {
+			*out = endpoints[i].st;
+			found = 1;
+		}
+	pthread_mutex_unlock(&endpoints_lock);
+	return found;
+}
+
+bool rc_http_endpoint_describe(rc_buf *out, const char *origin)
+{
+	rc_http_endpoint ep;
+	struct tm tm;
+	char when[16] = "?";
+
+	if (!rc_http_endpoint_state(origin, &ep) || !ep.unreachable)
+		return false;
+	if (localtime_r(&ep.since, &tm))
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	rc_buf_printf(out, "%s at %s is unreachable since %s", ep.service,
+		      origin, when);
+	return true;
+}
+
+void rc_http_endpoints_each(void (*fn)(void *arg, const char *origin,
+				       const rc_http_endpoint *ep),
+			    void *arg)
+{
+	pthread_mutex_lock(&endpoints_lock);
+	for (size_t i = 0; i < nendpoints; i++)
+		fn(arg, endpoints[i].origin, &endpoints[i].st);
+	pthread_mutex_unlock(&endpoints_lock);
+}
+
+void rc_http_endpoints_reset(void)
+{
+	pthread_mutex_lock(&endpoints_lock);
+	for (size_t i = 0; i < nendpoints; i++)
+		free(endpoints[i].origin);
+	free(endpoints);
+	endpoints = NULL;
+	nendpoints = capendpoints = 0;
+	pthread_mutex_unlock(&endpoints_lock);
+}
+
+/* An endpoint answered (a reply, or a probe's connection): reachable. */
+static void endpoint_answered(const char *origin)
+{
+	struct endpoint *ep;
+
+	pthread_mutex_lock(&endpoints_lock);
+	ep = endpoint_get(origin);
+	if (ep->st.unreachable)
+		RC_DEBUG("http: %s answers again", origin);
+	ep->st.failures = 0;
+	ep->st.unreachable = false;
+	ep->st.since = 0;
+	pthread_mutex_unlock(&endpoints_lock);
+}
+
+/* An attempt to origin got no reply for a transport reason. */
+static void endpoint_failed(const rc_http *h, const char *origin)
+{
+	struct endpoint *ep;
+
+	pthread_mutex_lock(&endpoints_lock);
+	ep = endpoint_get(origin);
+	snprintf(ep->st.service, sizeof(ep->st.service), "%s", h->service);
+	if (!ep->st.failures++) {
+		ep->st.since = time(NULL);
+		ep->first_ns = now_ns();
+	}
+	if (ep->st.failures >= RC_HTTP_UNREACHABLE_AFTER &&
+	    now_ns() - ep->first_ns >= RC_HTTP_UNREACHABLE_MIN_MS * 1000000LL &&
+	    !ep->st.unreachable) {
+		ep->st.unreachable = true;
+		ep->trial_ns = now_ns();
+		RC_DEBUG("http: %s is unreachable after %d failures in a row",
+			 origin, ep->st.failures);
+	}
+	pthread_mutex_unlock(&endpoints_lock);
+}
+
+/* Before an attempt to origin: 0 to send it, or RC_EUNREACHABLE (the
+ * error set) when the endpoint is unreachable and no trial is due. */
+static int endpoint_admit(const char *origin, const char *method,
+			  const char *url)
+{
+	struct endpoint *ep;
+	bool refuse = false;
+	rc_buf m = RC_BUF_INIT_MAX(8192);
+	long long now = now_ns();
+
+	pthread_mutex_lock(&endpoints_lock);
+	ep = endpoint_get(origin);
+	if (ep->st.unreachable) {
+		if (now - ep->trial_ns >=
+		    RC_HTTP_UNREACHABLE_TRIAL_MS * 1000000LL)
+			ep->trial_ns = now; /* this one goes: a trial */
+		else
+			refuse = true;
+	}
+	pthread_mutex_unlock(&endpoints_lock);
+	if (!refuse)
+		return 0;
+	snprintf(activity.unreachable, sizeof(activity.unreachable), "%s",
+		 origin);
+	rc_buf_printf(&m, "%s %s: ", method, url);
+	if (!rc_http_endpoint_describe(&m, origin)) {
+		rc_buf_release(&m); /* it answered meanwhile */
+		activity.unreachable[0] = '\0';
+		return 0;
+	}
+	rc_redact(&m);
+	rc_error_set(RC_EUNREACHABLE, RC_ECLASS_HTTP, "%s", m.ptr);
+	rc_buf_release(&m);
+	return RC_EUNREACHABLE;
+}
+
+/* Whether a failed attempt says the endpoint did not answer: refused,
+ * reset or closed before any reply, no such host, a timeout. A TLS
+ * handshake cut by a reset counts; one refused for a certificate does
+ * not. */
+static bool transport_lost(CURLcode cc, const char *errbuf)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		return true;
+	case CURLE_SSL_CONNECT_ERROR:
+		return strstr(errbuf, "reset by peer") ||
+		       strstr(errbuf, "SSL_ERROR_SYSCALL") ||
+		       strstr(errbuf, "unexpected eof");
+	default:
+		return false;
+	}
+}
+
+/* Whether a failed attempt may have reached the server: the request was
+ * sent (or partly) and the reply lost. A refused connection, a host that
+ * does not resolve and a connect timeout sent nothing. */
+static bool maybe_delivered(CURLcode cc, const char *errbuf)
+{
+	switch (cc) {
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return true;
+	case CURLE_OPERATION_TIMEDOUT:
+		return !strstr(errbuf, "onnection timed out") &&
+		       !strstr(errbuf, "onnection timeout");
+	default:
+		return false;
+	}
+}
+
+bool rc_http_endpoint_probe(const char *origin, long timeout_ms)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+	struct addrinfo hints, *res = NULL;
+	bool up = false;
+
+	pthread_once(&global_once, global_init);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (curl_url_set(u, CURLUPART_URL, origin, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+		    CURLUE_OK)
+		goto out;
+	if (host[0] == '[') { /* an IPv6 literal */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		goto out;
+	for (struct addrinfo *a = res; a && !up; a = a->ai_next) {
+		int fd = socket(a->ai_family,
+				a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				a->ai_protocol);
+		struct pollfd pfd;
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (fd < 0)
+			continue;
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+			up = true;
+		} else if (errno == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, (int)timeout_ms) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) ==
+				    0 &&
+			    err == 0)
+				up = true;
+		}
+		close(fd);
+	}
+out:
+	if (res)
+		freeaddrinfo(res);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	if (up) {
+		char *o = origin_of(origin);
+
+		endpoint_answered(o ? o : origin);
+		free(o);
+	}
+	return up;
+}
+
 /* ---------------------------------------------------------------- errors */
 
 /* Sets the error for a request that got no usable reply. */
@@ -1227,7 +1527,10 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 	bool idempotent = req->idempotent || method_idempotent(method);
 	long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : h->timeout_ms;
 	int limit = 1 + h->max_retries, attempt, rc = 0;
-	bool refreshed = false;
+	bool refreshed = false, unanswered = false;
+	bool writes = strcmp(method, "GET") && strcmp(method, "HEAD");
+	char *req_origin = req->url ? origin_of(req->url) : NULL;
+	const char *origin = req->url ? req_origin : h->origin;
 	rc_buf url = RC_BUF_INIT_MAX(1 << 20);
 	struct xfer x;
 	struct attempt a;
@@ -1252,6 +1555,10 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		long long t0;
 		long wait_ms = -1, ms;
 
+		/* a request to an unreachable endpoint fails at once, and
+		   so does the retry of one that met the outage */
+		if (origin && (rc = endpoint_admit(origin, method, url.ptr)) < 0)
+			goto done;
 		rate_wait(h);
 		resp_clear_headers(resp);
 		rc_buf_release(&resp->body);
@@ -1274,6 +1581,23 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		if (rc < 0)
 			goto done;
 		ms = (long)((now_ns() - t0) / 1000000);
+		if (origin) {
+			snprintf(activity.origin, sizeof(activity.origin),
+				 "%s", origin);
+			if (a.cc == CURLE_OK || a.status > 0)
+				endpoint_answered(origin);
+			else if (!(req->cancel && *req->cancel) &&
+				 transport_lost(a.cc, a.errbuf))
+				endpoint_failed(h, origin);
+		}
+		if (a.cc == CURLE_OK)
+			unanswered = false; /* this reply says what happened */
+		if (a.cc == CURLE_OK && writes && a.status >= 200 &&
+		    a.status < 300)
+			activity.wrote = true;
+		else if (writes && !x.delivered &&
+			 maybe_delivered(a.cc, a.errbuf))
+			unanswered = true;
 		resp->status = a.cc == CURLE_OK || x.stopped || x.toobig
 				       ? a.status
 				       : 0;
@@ -1372,6 +1696,9 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		sleep_ns((long long)wait_ms * 1000000LL);
 	}
 done:
+	if (rc < 0 && unanswered)
+		activity.unanswered = true;
+	free(req_origin);
 	rc_buf_release(&x.line);
 	rc_buf_release(&url);
 	return rc;

@@ -145,6 +145,9 @@ typedef struct {
 	const char *user_agent; /* "reconcile/<version>" */
 	const char *driver;     /* who asks, for rc_http_requests_each()
 				   ("kubernetes"); NULL: "other" */
+	const char *service;    /* what the endpoint is, for the user:
+				   "the Kubernetes API server"; NULL:
+				   "the server" (rc_http_endpoint) */
 	const char *const *headers; /* more "Name: value" lines for every
 				       request, NULL-terminated, or NULL */
 
@@ -261,6 +264,72 @@ void rc_http_budgets_each(void (*fn)(void *arg, const char *driver,
 				     const char *origin, const char *source,
 				     double remaining),
 			  void *arg);
+
+/*
+ * Endpoints (docs/drivers/http.md, "Unreachable endpoints"). Every
+ * client of the process counts, per endpoint ("scheme://host:port",
+ * lowercase), the attempts in a row that got no reply for a transport
+ * reason: connection refused, reset or closed before any reply, a host
+ * that does not resolve, a connect or transfer timeout. An HTTP status,
+ * whatever it is, is a reply. After RC_HTTP_UNREACHABLE_AFTER of them,
+ * over RC_HTTP_UNREACHABLE_MIN_MS at least (so that a few resets in a
+ * burst of requests are only retried), the endpoint is unreachable,
+ * since the first of the streak; any reply, or rc_http_endpoint_probe()
+ * reaching it, clears that.
+ *
+ * While an endpoint is unreachable, a request to it (or the next retry
+ * of one under way) fails at once with RC_EUNREACHABLE and the message "<service> at
+ * <endpoint> is unreachable since HH:MM:SS", sending nothing; except one
+ * attempt every RC_HTTP_UNREACHABLE_TRIAL_MS, which goes out as a trial
+ * (so that a process without a prober finds the endpoint back).
+ */
+#define RC_HTTP_UNREACHABLE_AFTER 3
+#define RC_HTTP_UNREACHABLE_MIN_MS 1000L
+#define RC_HTTP_UNREACHABLE_TRIAL_MS 5000L
+
+typedef struct {
+	int failures;     /* attempts in a row without a reply */
+	bool unreachable;
+	time_t since;     /* wall clock: the first failure of the streak */
+	char service[64]; /* as its clients' rc_http_opts.service said */
+} rc_http_endpoint;
+
+/* The state of endpoint origin ("https://127.0.0.1:6443", any case, the
+ * port written): 1 and *out when a request was ever sent to it, else 0. */
+int rc_http_endpoint_state(const char *origin, rc_http_endpoint *out);
+/* Appends "<service> at <origin> is unreachable since HH:MM:SS" (local
+ * time) for an unreachable endpoint; returns false (nothing appended)
+ * when it is not unreachable. */
+bool rc_http_endpoint_describe(rc_buf *out, const char *origin);
+/* Whether origin answers again: a TCP connection to its host and port
+ * within timeout_ms. When it does, its failures are forgotten and it is
+ * reachable again; returns true. Cheap: no TLS, no request. */
+bool rc_http_endpoint_probe(const char *origin, long timeout_ms);
+/* Every endpoint known, under the table's lock (the controller's
+ * metrics). */
+void rc_http_endpoints_each(void (*fn)(void *arg, const char *origin,
+				       const rc_http_endpoint *ep),
+			    void *arg);
+/* Forgets every endpoint (tests). */
+void rc_http_endpoints_reset(void);
+
+/*
+ * What the requests of the calling thread met since its last
+ * rc_http_thread_reset() (the executor calls it before each action):
+ * rc_http_thread_unreachable() the endpoint (origin) a request found
+ * unreachable, or NULL (borrowed until the next reset, thread-local);
+ * rc_http_thread_unanswered() whether a request that may change
+ * something (any method but GET and HEAD) was sent and its reply lost
+ * (reset, closed or timed out after it was sent), so that what it did is
+ * not known; rc_http_thread_wrote() whether such a request had a 2xx
+ * reply (something took effect); rc_http_thread_origin() the endpoint of
+ * the last request sent, or NULL.
+ */
+void rc_http_thread_reset(void);
+bool rc_http_thread_wrote(void);
+const char *rc_http_thread_unreachable(void);
+bool rc_http_thread_unanswered(void);
+const char *rc_http_thread_origin(void);
 
 /* A snapshot of the client's counters, from its open. */
 void rc_http_stats(rc_http *h, rc_http_counters *out);

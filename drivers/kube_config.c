@@ -1337,6 +1337,7 @@ int rc_kube_conn_http_opts(rc_kube_conn *c, rc_http_opts *o)
 
 	rc_http_opts_init(o);
 	o->base_url = c->server;
+	o->service = "the Kubernetes API server";
 	o->ca_file = c->ca_file;
 	o->ca_pem = c->ca_pem;
 	o->insecure = c->insecure;

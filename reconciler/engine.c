@@ -547,6 +547,20 @@ static void drop_planned(json_t *intents)
 			json_object_del(intents, k);
 }
 
+/* Whether a hook's outcome leaves it unfinished: its reply was lost in
+ * an outage ("unknown"), or it was not attempted though the changes
+ * before it may have been made ("skipped" with "unfinished"). */
+static bool hook_owed(const json_t *in, const char *st, const json_t *rec)
+{
+	const char *op = json_string_value(json_object_get(in, "op"));
+
+	if (!op || strcmp(op, "run"))
+		return false;
+	return !strcmp(st, "unknown") ||
+	       (!strcmp(st, "skipped") &&
+		json_is_true(json_object_get(rec, "unfinished")));
+}
+
 static int replay_record(void *ctx, json_t *rec)
 {
 	replay *r = ctx;
@@ -572,6 +586,12 @@ static int replay_record(void *ctx, json_t *rec)
 		return 0;
 	in = json_object_get(r->intents, action);
 	st = json_string_value(json_object_get(rec, "status"));
+	if (in && st && hook_owed(in, st, rec)) {
+		/* still unfinished, also past the run's end: the next plan
+		 * asks the driver what became of it */
+		json_object_del(in, "planned");
+		return 0;
+	}
 	if (in && st && (!strcmp(st, "ok") || !strcmp(st, "failed")) &&
 	    !json_is_true(json_object_get(rec, "unsettled")))
 		settle_hook(r->last, in);

@@ -117,6 +117,10 @@ int rc_engine_expand(rc_engine *e);
 typedef struct {
 	char *run_id;
 	size_t ok, failed, skipped;
+	size_t unknown; /* sent, their replies lost (an outage): not known
+			   whether they took effect */
+	char *unreachable; /* the endpoint ("https://host:port") found
+			      unreachable that stopped the run, or NULL */
 } rc_apply_report;
 
 /* Applies plan: locks its environments, journals every action, runs them

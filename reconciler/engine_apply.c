@@ -3,16 +3,28 @@
 #include "reconciler/engine.h"
 #include "reconciler/base/log.h"
 #include "reconciler/base/rctime.h"
+#include "drivers/http.h"
 #include "state/history.h"
 #include "state/journal.h"
 #include "state/lock.h"
 
 #include <pthread.h>
 
-typedef enum { ST_PENDING, ST_RUNNING, ST_OK, ST_FAILED, ST_SKIPPED } act_state;
+typedef enum {
+	ST_PENDING,
+	ST_RUNNING,
+	ST_OK,
+	ST_FAILED,
+	ST_SKIPPED,
+	ST_UNKNOWN /* sent, its reply lost: the next plan observes it */
+} act_state;
 
 static const char *const state_names[] = {"waiting", "running", "ok",
-					  "failed", "skipped"};
+					  "failed", "skipped", "unknown"};
+
+/* What an action whose reply was lost says it is (outcome "unknown"). */
+#define UNKNOWN_NOTE "not known whether it took effect; the next plan " \
+		     "observes it"
 
 typedef struct {
 	rc_engine *e;
@@ -38,6 +50,11 @@ typedef struct {
 	char **details;   /* a running action's progress, as its driver
 			     says it (live display only) */
 	double drawn_at;  /* when progress last redrew the block */
+	/* outages (drivers/http.h, endpoints): the endpoint each
+	 * environment was seen to use, the one found unreachable that
+	 * stops it, and its actions not attempted for that */
+	char **env_origin, **env_down;
+	size_t *not_attempted;
 } executor;
 
 static double now_s(void)
@@ -484,24 +501,101 @@ static void add_resolves(json_t *rec, const rc_action *a)
 					      json_object_get(unf, "action")));
 }
 
+/* Why an action was not attempted (new string): "<service> at <origin>
+ * is unreachable since HH:MM:SS: not attempted". */
+static char *not_attempted(const char *origin)
+{
+	rc_buf b = RC_BUF_INIT_MAX(4096);
+
+	if (!rc_http_endpoint_describe(&b, origin))
+		rc_buf_printf(&b, "%s was unreachable", origin);
+	rc_buf_puts(&b, ": not attempted");
+	return rc_buf_detach(&b);
+}
+
+/* Records pending action i of environment ei as not attempted: the
+ * endpoint it needs is unreachable (lock held). Not drawn: the run ends
+ * with one line per endpoint (report_unreachable). Nothing was done, so
+ * its record need not be on disk before the next one: the run-end
+ * record's fsync takes it there, and a skip of 3,000 actions does not
+ * wait for 3,000 fsyncs. */
+static void skip_unreachable(executor *x, size_t i, size_t ei)
+{
+	char *why = not_attempted(x->env_down[ei]);
+	json_t *rec;
+
+	rec = json_pack("{s:s, s:s, s:s, s:s}", "type", "outcome", "action",
+			x->plan->actions[i].id, "status", "skipped", "error",
+			why);
+	/* a hook not attempted in an outage is still owed: the changes
+	 * before it may have been made (engine.c's replay keeps it) */
+	if (x->plan->actions[i].op == RC_OP_RUN)
+		json_object_set_new(rec, "unfinished", json_true());
+	x->st[i] = ST_SKIPPED;
+	x->done++;
+	x->not_attempted[ei]++;
+	rc_journal_set_sync(x->journal, false);
+	rc_journal_append(x->journal, rec);
+	rc_journal_set_sync(x->journal, true);
+	json_decref(rec);
+	if (x->live)
+		draw(x, i);
+	free(why);
+	pthread_cond_broadcast(&x->cv);
+}
+
+/* After action i of environment ei ended on this thread (lock held):
+ * the endpoint it used; when one was unreachable, every environment
+ * seen on it stops, and *unreachable says so. */
+static void note_endpoint(executor *x, size_t ei, bool *unreachable)
+{
+	const char *down = rc_http_thread_unreachable();
+	const char *used = rc_http_thread_origin();
+
+	*unreachable = down != NULL;
+	if (!x->env_origin[ei] && (used || down))
+		x->env_origin[ei] = rc_strdup(down ? down : used);
+	if (!down)
+		return;
+	for (size_t k = 0; k < x->e->nenvs; k++)
+		if (!x->env_down[k] &&
+		    (k == ei || (x->env_origin[k] &&
+				 !strcasecmp(x->env_origin[k], down))))
+			x->env_down[k] = rc_strdup(down);
+}
+
 /* Picks the next runnable action (lock held): dependencies succeeded.
- * Marks actions whose dependency failed as skipped. SIZE_MAX: none now. */
+ * Marks actions whose dependency failed as skipped, and those of an
+ * environment whose endpoint is unreachable. SIZE_MAX: none now. */
 static size_t pick(executor *x)
 {
 	const rc_plan *p = x->plan;
 
 	for (size_t i = 0; i < p->n; i++) {
-		bool ready = true, blocked = false;
+		bool ready = true, blocked = false, owed = false;
+		size_t ei;
 
 		if (x->st[i] != ST_PENDING)
 			continue;
+		ei = env_index(x, p->actions[i].env);
+		if (x->env_down[ei]) {
+			skip_unreachable(x, i, ei);
+			continue;
+		}
 		for (size_t d = 0; d < p->actions[i].ndeps; d++)
 			for (size_t j = 0; j < p->n; j++) {
 				if (strcmp(p->actions[j].id, p->actions[i].deps[d]))
 					continue;
-				if (x->st[j] == ST_FAILED || x->st[j] == ST_SKIPPED)
+				if (x->st[j] == ST_FAILED ||
+				    x->st[j] == ST_SKIPPED ||
+				    x->st[j] == ST_UNKNOWN) {
 					blocked = true;
-				else if (x->st[j] != ST_OK)
+					/* the step may have taken effect: a hook
+					 * skipped after it is still owed */
+					owed |= x->st[j] == ST_UNKNOWN ||
+						(x->st[j] == ST_SKIPPED &&
+						 x->env_down[ei]);
+				} else if (x->st[j] != ST_OK)
 					ready = false;
 			}
 		if (blocked) {
@@ -511,6 +605,9 @@ static size_t pick(executor *x)
 						"skipped", "error",
 						"a step it depends on failed");
 
+			if (owed && p->actions[i].op == RC_OP_RUN)
+				json_object_set_new(rec, "unfinished",
+						    json_true());
 			x->st[i] = ST_SKIPPED;
 			x->done++;
 			rc_journal_append(x->journal, rec);
@@ -522,7 +619,6 @@ static size_t pick(executor *x)
 		if (!ready || x->running >= (size_t)x->e->opts.concurrency)
 			continue;
 		{
-			size_t ei = env_index(x, p->actions[i].env);
 			int lim = x->e->envs[ei].ops->max_concurrency;
 
 			if (lim > 0 && x->running_per_env[ei] >= (size_t)lim)
@@ -556,7 +652,8 @@ static void *worker(void *arg)
 		size_t i = pick(x), ei;
 		json_t *rec, *result = NULL;
 		char *err = NULL;
-		bool slot;
+		bool slot, unreachable, applied;
+		act_state end;
 		int rc;
 
 		if (i == SIZE_MAX) {
@@ -585,10 +682,12 @@ static void *worker(void *arg)
 		rc = rc_journal_append(x->journal, rec);
 		json_decref(rec);
 		pthread_mutex_unlock(&x->mu);
+		rc_http_thread_reset();
 		if (rc == 0)
 			rc = apply_action(x, i, &result, &err);
 		else
 			err = rc_strdup(rc_error_last()->message);
+		applied = rc == 0; /* a wait that fails after it is no skip */
 		if (rc == 0 && waits(x, i)) {
 			if (p->actions[i].op == RC_OP_DELETE) {
 				/* the platform does the work of a deletion:
@@ -603,11 +702,33 @@ static void *worker(void *arg)
 			rc = wait_action(x, i, &err);
 		}
 		pthread_mutex_lock(&x->mu);
+		note_endpoint(x, ei, &unreachable);
+		/* a request sent and its reply lost: what it did is not
+		   known; refused by an unreachable endpoint before anything
+		   took effect (nothing lost, no change answered): not
+		   attempted */
+		end = rc == 0			      ? ST_OK
+		      : rc_http_thread_unanswered() ? ST_UNKNOWN
+		      : unreachable && !rc_http_thread_wrote() && !applied
+			      ? ST_SKIPPED
+			      : ST_FAILED;
+		if (end == ST_UNKNOWN) {
+			rc_buf b = RC_BUF_INIT_MAX(1 << 16);
+
+			rc_buf_printf(&b, "%s; " UNKNOWN_NOTE,
+				      err ? err : "failed");
+			free(err);
+			err = rc_buf_detach(&b);
+		} else if (end == ST_SKIPPED) {
+			free(err);
+			err = not_attempted(rc_http_thread_unreachable());
+			x->not_attempted[ei]++;
+		}
 		rec = json_pack("{s:s, s:s, s:s?, s:O?}", "type", "outcome",
 				"action", p->actions[i].id, "error", err,
 				"result", result);
-		json_object_set_new(rec, "status", json_string(rc == 0 ? "ok"
-								     : "failed"));
+		json_object_set_new(rec, "status",
+				    json_string(state_names[end]));
 		if (x->settled[i].len)
 			json_object_set_new(rec, "settled",
 					    json_string(x->settled[i].ptr));
@@ -616,8 +737,11 @@ static void *worker(void *arg)
 		rc_journal_append(x->journal, rec);
 		json_decref(rec);
 		x->last_result = result;
-		x->st[i] = rc == 0 ? ST_OK : ST_FAILED;
-		x->errors[i] = err;
+		x->st[i] = end;
+		if (end == ST_SKIPPED)
+			free(err); /* said once for the endpoint */
+		else
+			x->errors[i] = err;
 		if (rc == 0 && p->actions[i].op == RC_OP_RUN)
 			x->notes[i] = hook_note(x->last_result,
 						x->settled[i].ptr);
@@ -627,7 +751,8 @@ static void *worker(void *arg)
 			x->running_per_env[ei]--;
 		}
 		x->done++;
-		draw(x, i);
+		if (end != ST_SKIPPED || x->live)
+			draw(x, i);
 		x->last_result = NULL;
 		json_decref(result);
 		pthread_cond_broadcast(&x->cv);
@@ -663,9 +788,9 @@ static void notify_env(executor *x, size_t ei, const rc_apply_report *rep,
 		if (strcmp(a->env, env))
 			continue;
 		total++;
-		nfailed += st == ST_FAILED;
+		nfailed += st == ST_FAILED || st == ST_UNKNOWN;
 		nskipped += st == ST_SKIPPED;
-		if (st == ST_FAILED && !error.len)
+		if ((st == ST_FAILED || st == ST_UNKNOWN) && !error.len)
 			rc_buf_printf(&error, "%s %s: %s", rc_op_name(a->op),
 				      a->key,
 				      x->errors[i] ? x->errors[i] : "failed");
@@ -746,6 +871,40 @@ static void notify_run(executor *x, const rc_apply_report *rep, int rc)
 	if (rc < 0)
 		rc_error_set(rc, klass, "%s", msg ? msg : "apply failed");
 	free(msg);
+}
+
+/* One line per unreachable endpoint: "<service> at <origin> is
+ * unreachable since HH:MM:SS: N actions not attempted", counting the
+ * actions of every environment it stopped. */
+static void report_unreachable(executor *x)
+{
+	size_t n = x->e->nenvs;
+
+	for (size_t i = 0; i < n; i++) {
+		rc_buf b = RC_BUF_INIT_MAX(4096);
+		size_t count = 0;
+		bool first = true;
+
+		if (!x->env_down[i])
+			continue;
+		for (size_t k = 0; k < n && first; k++)
+			first = k >= i || !x->env_down[k] ||
+				strcasecmp(x->env_down[k], x->env_down[i]);
+		if (!first)
+			continue; /* said with an earlier environment */
+		for (size_t k = i; k < n; k++)
+			if (x->env_down[k] &&
+			    !strcasecmp(x->env_down[k], x->env_down[i]))
+				count += x->not_attempted[k];
+		if (!rc_http_endpoint_describe(&b, x->env_down[i]))
+			rc_buf_printf(&b, "%s was unreachable", x->env_down[i]);
+		rc_buf_printf(&b, ": %zu action%s not attempted\n", count,
+			      count == 1 ? "" : "s");
+		rc_redact(&b);
+		fputs(b.ptr, x->out);
+		rc_buf_release(&b);
+	}
+	fflush(x->out);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -836,6 +995,9 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 	x.unsettled = rc_calloc(plan->n + 1, sizeof(bool));
 	x.details = rc_calloc(plan->n + 1, sizeof(char *));
 	x.running_per_env = rc_calloc(e->nenvs + 1, sizeof(size_t));
+	x.env_origin = rc_calloc(e->nenvs + 1, sizeof(char *));
+	x.env_down = rc_calloc(e->nenvs + 1, sizeof(char *));
+	x.not_attempted = rc_calloc(e->nenvs + 1, sizeof(size_t));
 	pthread_mutex_init(&x.mu, NULL);
 	pthread_cond_init(&x.cv, NULL);
 	/* --concurrency workers apply; deletions being waited on hold a
@@ -858,7 +1020,12 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 		rep->ok += x.st[i] == ST_OK;
 		rep->failed += x.st[i] == ST_FAILED;
 		rep->skipped += x.st[i] == ST_SKIPPED;
+		rep->unknown += x.st[i] == ST_UNKNOWN;
 	}
+	report_unreachable(&x);
+	for (i = 0; i < e->nenvs && !rep->unreachable; i++)
+		if (x.env_down[i])
+			rep->unreachable = rc_strdup(x.env_down[i]);
 	for (i = 0; x.live && i < plan->n; i++)
 		if (x.errors[i])
 			fprintf(x.out, "error: %s %s: %s\n",
@@ -868,13 +1035,24 @@ int rc_engine_apply(rc_engine *e, const rc_plan *plan, rc_apply_report *rep)
 			fprintf(x.out, "%s: %s\n", plan->actions[i].key,
 				x.notes[i]);
 	rec = json_pack("{s:s, s:s, s:{s:i, s:i, s:i}}", "type", "run-end",
-			"status", rep->failed || rep->skipped ? "failed"
-							      : "succeeded",
+			"status",
+			rep->failed || rep->skipped || rep->unknown
+				? "failed"
+				: "succeeded",
 			"counts", "ok", (int)rep->ok, "failed", (int)rep->failed,
 			"skipped", (int)rep->skipped);
+	if (rep->unknown)
+		json_object_set_new(json_object_get(rec, "counts"), "unknown",
+				    json_integer((json_int_t)rep->unknown));
 	rc = rc_journal_append(x.journal, rec);
 	json_decref(rec);
-	if (rc == 0 && (rep->failed || rep->skipped))
+	if (rc == 0 && rep->unknown)
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "%zu action%s failed, %zu skipped, %zu with "
+				  "an unknown outcome",
+				  rep->failed, rep->failed == 1 ? "" : "s",
+				  rep->skipped, rep->unknown);
+	else if (rc == 0 && (rep->failed || rep->skipped))
 		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
 				  "%zu action%s failed, %zu skipped", rep->failed,
 				  rep->failed == 1 ? "" : "s", rep->skipped);
@@ -900,6 +1078,13 @@ out:
 	free(x.started);
 	free(x.took);
 	free(x.running_per_env);
+	for (i = 0; x.env_origin && i < e->nenvs; i++) {
+		free(x.env_origin[i]);
+		free(x.env_down[i]);
+	}
+	free(x.env_origin);
+	free(x.env_down);
+	free(x.not_attempted);
 	free(threads);
 	rc_journal_close(x.journal);
 	for (i = 0; i < nl; i++)
@@ -965,5 +1150,6 @@ char *rc_engine_find_plan_run(rc_engine *e, const char *plan_id)
 void rc_apply_report_release(rc_apply_report *r)
 {
 	free(r->run_id);
+	free(r->unreachable);
 	memset(r, 0, sizeof(*r));
 }

@@ -237,6 +237,8 @@ static void summarise(rc_run_summary *s, const rc_journal_contents *c,
 				s->failed++;
 			else if (!strcmp(status, "skipped"))
 				s->skipped++;
+			else if (!strcmp(status, "unknown"))
+				s->unknown++;
 		}
 	}
 	if (start) {
@@ -476,13 +478,14 @@ json_t *rc_run_summary_json(const rc_run_summary *r)
 
 	for (i = 0; i < r->nenvs; i++)
 		json_array_append_new(envs, json_string(r->envs[i]));
-	j = json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I}, "
-		      "s:b, s:s?}",
+	j = json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:{s:I, s:I, s:I, s:I, "
+		      "s:I}, s:b, s:s?}",
 		      "id", r->id, "time", r->time, "commit", r->commit,
 		      "environments", envs, "status",
 		      rc_run_status_name(r->status), "counts", "ok",
 		      (json_int_t)r->ok, "failed", (json_int_t)r->failed,
-		      "skipped", (json_int_t)r->skipped, "pending",
+		      "skipped", (json_int_t)r->skipped, "unknown",
+		      (json_int_t)r->unknown, "pending",
 		      (json_int_t)r->pending, "torn", (int)r->torn, "error",
 		      r->error);
 	if (r->approved_by)

@@ -7,7 +7,9 @@
  *   - id: the journal's file name without ".journal";
  *   - time, commit, envs: from its run-start record (NULL, NULL and none
  *     when the journal has no readable run-start);
- *   - ok, failed, skipped: its outcome records by status;
+ *   - ok, failed, skipped, unknown: its outcome records by status
+ *     ("unknown": sent during an outage and its reply lost, so not known
+ *     whether it took effect; the next plan observes it);
  *   - pending: intents without an outcome for the same "action";
  *   - approved_by, rejected_by: from its run-start (a plan approved or
  *     rejected through the controller: the token's name), else NULL;
@@ -45,7 +47,7 @@ typedef struct {
 	char **envs;
 	size_t nenvs;
 	rc_run_status status;
-	size_t ok, failed, skipped; /* outcome counts */
+	size_t ok, failed, skipped, unknown; /* outcome counts */
 	size_t pending; /* intents without an outcome (interrupted runs) */
 	bool torn;      /* the journal's last record was torn */
 	char *error;    /* corruption found reading it, or NULL */
@@ -75,7 +77,7 @@ void rc_history_free(rc_run_summary *runs, size_t n);
 /* The summary as JSON (new ref) for `reconcile history --output json`:
  * {id, time, commit, environments[], status ("succeeded", "failed",
  * "interrupted", "running", "rejected"), counts{ok, failed, skipped,
- * pending}, torn, error}; absent values are null; approved_by and
+ * unknown, pending}, torn, error}; absent values are null; approved_by and
  * rejected_by only when the run has them; "settles" and "settled_later"
  * (lists of strings) only when not empty. */
 json_t *rc_run_summary_json(const rc_run_summary *r);

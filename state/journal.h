@@ -35,11 +35,18 @@
  *   intent     {seq, action, env, key, op, snapshot (what it overwrites),
  *               desired, irreversible, resolves (a hook an interrupted
  *               run left unfinished: {run, action} of that attempt)}
- *   outcome    {seq, action, status: "ok"|"failed"|"skipped", error,
- *               result, settled (for a resolves intent: how it was
- *               settled), unsettled (true: it was not, the hook stays
- *               unfinished)}
- *   run-end    {status: "succeeded"|"failed"|"rejected", counts{...}}
+ *   outcome    {seq, action, status: "ok"|"failed"|"skipped"|"unknown",
+ *               error, result, settled (for a resolves intent: how it
+ *               was settled), unsettled (true: it was not, the hook stays
+ *               unfinished); on a skipped hook, unfinished: true when
+ *               the steps before it may have taken effect (an outage),
+ *               so the hook stays owed} ("skipped": not attempted, no intent
+ *               before it when a dependency failed or the endpoint was
+ *               found unreachable first; "unknown": sent, its reply lost
+ *               in an outage, so not known whether it took effect: like
+ *               a pending intent, the next plan observes it)
+ *   run-end    {status: "succeeded"|"failed"|"rejected", counts{ok,
+ *               failed, skipped, unknown (only when not 0)}}
  * rc_journal_append() adds "type"-independent fields: "seq" (1, 2, ...)
  * and "time" (RFC 3339 UTC, with milliseconds) when the record has none,
  * and writes "seq", "time" and "type" first. An intent and its outcome
@@ -86,9 +93,11 @@ const char *rc_journal_path(const rc_journal *j);
 int rc_journal_append(rc_journal *j, json_t *record);
 /* The "seq" of the last record appended (0 before the first). */
 long long rc_journal_seq(const rc_journal *j);
-/* Turns the fsync after each append off (benchmarks only: the engine
- * never does; a record is then safe from the process dying but not from
- * power loss). */
+/* Turns the fsync after each append off (a record is then safe from the
+ * process dying but not from power loss; the next synced append's fsync
+ * takes it to disk). The engine does it only around the outcomes of
+ * actions it did not attempt (an unreachable endpoint): losing one
+ * loses nothing that happened; benchmarks for whole runs. */
 void rc_journal_set_sync(rc_journal *j, bool sync);
 /* Closes the file; NULL-safe. Does not write a run-end record. */
 void rc_journal_close(rc_journal *j);

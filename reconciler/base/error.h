@@ -22,7 +22,9 @@ typedef enum {
 	RC_ECONFLICT = -8,
 	RC_EAUTH = -9,
 	RC_ETIMEOUT = -10,
-	RC_EUNSUPPORTED = -11
+	RC_EUNSUPPORTED = -11,
+	RC_EUNREACHABLE = -12 /* a platform endpoint stopped answering:
+				 the request was not sent (drivers/http.h) */
 } rc_error_code;
 
 typedef enum {

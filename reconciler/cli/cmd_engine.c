@@ -466,8 +466,10 @@ static int report_apply(rc_engine *e, rc_plan *p, const char *done,
 		code = fail(NULL);
 		if (rep.run_id)
 			fprintf(stderr, "run %s: %zu ok, %zu failed, %zu "
-					"skipped; see 'reconcile history'\n",
-				rep.run_id, rep.ok, rep.failed, rep.skipped);
+					"skipped, %zu unknown; see 'reconcile "
+					"history'\n",
+				rep.run_id, rep.ok, rep.failed, rep.skipped,
+				rep.unknown);
 	} else {
 		printf("\n%s: %zu action%s in run %s.\n", done, rep.ok,
 		       rep.ok == 1 ? "" : "s", rep.run_id);
@@ -662,12 +664,17 @@ int rc_cmd_history(int argc, char **argv)
 			for (size_t j = 0; j < runs[i].nenvs; j++)
 				rc_buf_printf(&envs, "%s%s", j ? "," : "",
 					      runs[i].envs[j]);
+			char unknown[48] = "";
+
+			if (runs[i].unknown)
+				snprintf(unknown, sizeof(unknown),
+					 ", %zu unknown", runs[i].unknown);
 			printf("%-36s  %-20s  %-12.12s  %-11s  %zu ok, %zu "
-			       "failed, %zu skipped%s  %s\n",
+			       "failed, %zu skipped%s%s  %s\n",
 			       runs[i].id, runs[i].time ? runs[i].time : "?",
 			       runs[i].commit ? runs[i].commit : "-",
 			       rc_run_status_name(runs[i].status), runs[i].ok,
-			       runs[i].failed, runs[i].skipped,
+			       runs[i].failed, runs[i].skipped, unknown,
 			       runs[i].pending ? ", unfinished" : "", envs.ptr);
 			if (runs[i].approved_by)
 				printf("    approved by %s\n", runs[i].approved_by);

@@ -4,6 +4,7 @@
 #include "reconciler/base/log.h"
 #include "reconciler/base/rctime.h"
 #include "reconciler/engine.h"
+#include "drivers/http.h"
 #include "reconciler/controller/approval.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/http_api.h"
@@ -30,6 +31,12 @@ static void trim_heap(void)
 
 #define BACKOFF_MIN 5.0
 #define BACKOFF_MAX 300.0
+/* While an environment's endpoint is unreachable: a probe (a TCP
+ * connection, rc_http_endpoint_probe) after 1 s, doubling up to 30 s;
+ * the cycle runs again as soon as one answers. */
+#define PROBE_MIN 1.0
+#define PROBE_MAX 30.0
+#define PROBE_TIMEOUT_MS 2000
 
 typedef struct {
 	char *name;
@@ -54,6 +61,8 @@ typedef struct {
 	bool gone;             /* generated, gone from the configuration
 				  past its ttl: its cycle deletes what it
 				  owns (the engine retires it) */
+	char *down;            /* the endpoint found unreachable by its last
+				  cycle: probed before the next one */
 } ctl_env;
 
 /* A notifier made from one commit's notify: targets, shared by the
@@ -340,6 +349,7 @@ static void env_release(ctl_env *ce)
 	free(ce->last_result);
 	free(ce->last_time);
 	free(ce->last_error);
+	free(ce->down);
 	free(ce->pending_plan);
 	free(ce->told_drift);
 	free(ce->told_waiting);
@@ -509,6 +519,7 @@ typedef struct {
 	ctl_notifier *notifier; /* held for the cycle, or NULL */
 	char *told_drift, *told_waiting; /* what was last notified; the
 					    cycle replaces them */
+	char *down;         /* the endpoint to probe first, or NULL */
 } work;
 
 /* Tells the notify: targets about a plan the controller does not apply
@@ -619,11 +630,43 @@ static bool was_rejected(rc_ctl *c, const char *env, const char *state,
 	return yes;
 }
 
+/* rc_http_endpoints_each's callback: an unreachable endpoint the error
+ * (*ctx: {message, found}) names. */
+struct named_endpoint {
+	const char *message;
+	char *found;
+};
+
+static void endpoint_named(void *arg, const char *origin,
+			   const rc_http_endpoint *ep)
+{
+	struct named_endpoint *n = arg;
+
+	if (ep->unreachable && !n->found && n->message &&
+	    strstr(n->message, origin))
+		n->found = rc_strdup(origin);
+}
+
+/* The endpoint that stopped a failed cycle (new string), or NULL: the
+ * apply's, or an unreachable one its error names (a plan that could not
+ * observe). */
+static char *down_endpoint(char *from_apply)
+{
+	struct named_endpoint n = {NULL, from_apply};
+
+	if (!n.found && rc_error_last()) {
+		n.message = rc_error_last()->message;
+		rc_http_endpoints_each(endpoint_named, &n);
+	}
+	return n.found;
+}
+
 /* Plans env and applies (auto) or saves the plan (manual). The result
  * ("succeeded", "unchanged", "pending", "rejected", "drift", "failed");
  * *run the run's id. */
 static const char *cycle(rc_ctl *c, work *w, char **run,
-			 char **pending, long *drift, double *apply_s)
+			 char **pending, long *drift, double *apply_s,
+			 char **down)
 {
 	const char *env = w->env;
 	const char *const envs[] = {env};
@@ -709,6 +752,8 @@ static const char *cycle(rc_ctl *c, work *w, char **run,
 	RC_INFO("run %s: %zu ok, %zu failed, %zu skipped in %.2fs",
 		rep.run_id ? rep.run_id : "-", rep.ok, rep.failed, rep.skipped,
 		*apply_s);
+	if (rep.unreachable)
+		*down = rc_strdup(rep.unreachable);
 out:
 	if (!strcmp(result, "failed") && rc_error_last())
 		RC_ERR("%s", rc_error_last()->message);
@@ -792,7 +837,7 @@ static void *worker(void *arg)
 {
 	work *w = arg;
 	rc_ctl *c = w->c;
-	char *run = NULL, *pending = NULL, now[RC_TIME_SIZE];
+	char *run = NULL, *pending = NULL, *down = NULL, now[RC_TIME_SIZE];
 	long drift = -1;
 	double apply_s = -1;
 	const char *result;
@@ -800,6 +845,29 @@ static void *worker(void *arg)
 
 	rc_log_context(w->env, NULL);
 	rc_error_clear();
+	if (w->down && !rc_http_endpoint_probe(w->down, PROBE_TIMEOUT_MS)) {
+		/* still down: probed again later, nothing logged */
+		pthread_mutex_lock(&c->lock);
+		if ((ce = env_find(c, w->env))) {
+			ce->busy = false;
+			ce->backoff = ce->backoff * 2 > PROBE_MAX
+					      ? PROBE_MAX
+					      : ce->backoff * 2;
+			if (ce->backoff < PROBE_MIN)
+				ce->backoff = PROBE_MIN;
+			ce->due = mono() + ce->backoff;
+			ce->state = "failed";
+			rc_metrics_backoff(c->metrics, w->env, ce->backoff);
+		}
+		goto end;
+	}
+	if (w->down) {
+		RC_INFO("%s answers again: planning", w->down);
+		pthread_mutex_lock(&c->lock);
+		if ((ce = env_find(c, w->env)))
+			set_str(&ce->down, NULL);
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (w->first && w->commit_moved &&
 	    journal_applied(c->o.state_dir ? c->o.state_dir : c->state_dir,
 			    w->env, w->commit)) {
@@ -807,9 +875,11 @@ static void *worker(void *arg)
 			w->commit);
 		w->commit_moved = false;
 	}
-	result = cycle(c, w, &run, &pending, &drift, &apply_s);
+	result = cycle(c, w, &run, &pending, &drift, &apply_s, &down);
 	if (!strcmp(result, "failed") && run)
 		explain_failure(c, run);
+	if (!strcmp(result, "failed"))
+		down = down_endpoint(down);
 	rc_time_now(now);
 	rc_metrics_run(c->metrics, w->env, result);
 	if (drift >= 0)
@@ -838,7 +908,22 @@ static void *worker(void *arg)
 			set_str(&ce->pending_plan, pending);
 		else if (!failed)
 			set_str(&ce->pending_plan, NULL);
-		if (failed) {
+		if (failed && down) {
+			rc_buf why = RC_BUF_INIT_MAX(4096);
+
+			/* an outage: probed until it answers, said once */
+			if (!rc_http_endpoint_describe(&why, down))
+				rc_buf_printf(&why, "%s is unreachable", down);
+			ce->backoff = PROBE_MIN;
+			ce->due = mono() + ce->backoff;
+			ce->state = "failed";
+			RC_WARN("%s: backing off; planning again once it "
+				"answers (probed after %.0fs, doubling up to "
+				"%.0fs)",
+				why.ptr, PROBE_MIN, PROBE_MAX);
+			rc_buf_release(&why);
+			set_str(&ce->down, down);
+		} else if (failed) {
 			ce->backoff = ce->backoff ? ce->backoff * 2 : BACKOFF_MIN;
 			if (ce->backoff > BACKOFF_MAX)
 				ce->backoff = BACKOFF_MAX;
@@ -868,7 +953,9 @@ static void *worker(void *arg)
 			set_str(&ce->done_commit, w->commit);
 		}
 		rc_metrics_pending(c->metrics, count_pending(c));
+		rc_metrics_backoff(c->metrics, w->env, ce->backoff);
 	}
+end:
 	c->running--;
 	if (w->gone)
 		c->retiring--;
@@ -879,6 +966,8 @@ static void *worker(void *arg)
 	rc_error_clear(); /* its message is the thread's, freed with it */
 	free(run);
 	free(pending);
+	free(down);
+	free(w->down);
 	free(w->env);
 	free(w->commit);
 	free(w->told_drift);
@@ -908,6 +997,7 @@ static void dispatch(rc_ctl *c, double now)
 				  strcmp(ce->commit, ce->done_commit);
 		w->first = !ce->done_commit;
 		w->gone = ce->gone;
+		w->down = ce->down ? rc_strdup(ce->down) : NULL;
 		if (w->gone)
 			c->retiring++;
 		w->told_drift = ce->told_drift ? rc_strdup(ce->told_drift) : NULL;
@@ -925,6 +1015,7 @@ static void dispatch(rc_ctl *c, double now)
 			free(w->commit);
 			free(w->told_drift);
 			free(w->told_waiting);
+			free(w->down);
 			free(w);
 			pthread_attr_destroy(&at);
 			break;
@@ -1244,6 +1335,22 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* {"endpoint", "service", "since"} of an unreachable endpoint, or null. */
+static json_t *unreachable_json(const char *down)
+{
+	rc_http_endpoint ep;
+	char since[RC_TIME_SIZE];
+
+	if (!down)
+		return json_null();
+	if (!rc_http_endpoint_state(down, &ep) || !ep.unreachable)
+		return json_pack("{s:s, s:n, s:n}", "endpoint", down,
+				 "service", "since");
+	rc_time_utc(since, (long long)ep.since);
+	return json_pack("{s:s, s:s, s:s}", "endpoint", down, "service",
+			 ep.service, "since", since);
+}
+
 json_t *rc_ctl_status(rc_ctl *c)
 {
 	json_t *st = json_object(), *envs = json_array();
@@ -1304,6 +1411,7 @@ json_t *rc_ctl_status(rc_ctl *c)
 		}
 		json_object_set_new(o, "backoff_seconds",
 				    json_real(ce->backoff));
+		json_object_set_new(o, "unreachable", unreachable_json(ce->down));
 		json_object_set_new(o, "drift_detection",
 				    json_string(ce->watch ? "watch" : "poll"));
 		json_array_append_new(envs, o);

@@ -21,6 +21,7 @@ typedef struct {
 	long drift;
 	bool has_drift;
 	double last_success; /* 0: never */
+	double backoff;      /* seconds; 0: none */
 } env_metrics;
 
 struct rc_metrics {
@@ -125,6 +126,13 @@ void rc_metrics_success(rc_metrics *m, const char *env, double t)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void rc_metrics_backoff(rc_metrics *m, const char *env, double seconds)
+{
+	pthread_mutex_lock(&m->lock);
+	env_of(m, env)->backoff = seconds;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void rc_metrics_pending(rc_metrics *m, long n)
 {
 	pthread_mutex_lock(&m->lock);
@@ -179,6 +187,16 @@ static void api_sample(void *arg, const char *driver, long status,
 	put_label(out, driver);
 	rc_buf_printf(out, "\",status=\"%ld\"} %llu\n", status,
 		      (unsigned long long)n);
+}
+
+static void endpoint_sample(void *arg, const char *origin,
+			    const rc_http_endpoint *ep)
+{
+	rc_buf *out = arg;
+
+	rc_buf_puts(out, "reconcile_endpoint_unreachable{endpoint=\"");
+	put_label(out, origin);
+	rc_buf_printf(out, "\"} %d\n", ep->unreachable ? 1 : 0);
 }
 
 static void budget_sample(void *arg, const char *driver, const char *origin,
@@ -264,6 +282,13 @@ void rc_metrics_render(rc_metrics *m, rc_buf *out)
 		      "reconcile_apply_duration_seconds_sum %.6f\n"
 		      "reconcile_apply_duration_seconds_count %llu\n",
 		      m->hist_count, m->hist_sum, m->hist_count);
+	header(out, "reconcile_backoff_seconds", "gauge",
+	       "How long the environment waits before its next cycle after "
+	       "failures (0: none); doubling, capped.");
+	for (i = 0; i < m->nenvs; i++) {
+		env_sample(out, "reconcile_backoff_seconds", m->envs[i].name);
+		rc_buf_printf(out, " %g\n", m->envs[i].backoff);
+	}
 	header(out, "reconcile_plans_pending", "gauge",
 	       "Plans waiting for approval.");
 	rc_buf_printf(out, "reconcile_plans_pending %ld\n", m->pending);
@@ -276,6 +301,10 @@ void rc_metrics_render(rc_metrics *m, rc_buf *out)
 	       "attempt: source client is reconcile's own limit (target.qps), "
 	       "server the platform's count (Heroku's RateLimit-Remaining).");
 	rc_http_budgets_each(budget_sample, out);
+	header(out, "reconcile_endpoint_unreachable", "gauge",
+	       "1 while a platform endpoint is unreachable (connection "
+	       "failures in a row), else 0.");
+	rc_http_endpoints_each(endpoint_sample, out);
 	{
 		rc_notify_stats ns;
 

@@ -31,6 +31,8 @@ void rc_metrics_apply_duration(rc_metrics *m, double seconds);
 void rc_metrics_drift(rc_metrics *m, const char *env, long n);
 /* env's last successful apply ended at unix time t. */
 void rc_metrics_success(rc_metrics *m, const char *env, double t);
+/* env's backoff after failures, in seconds (0: none). */
+void rc_metrics_backoff(rc_metrics *m, const char *env, double seconds);
 /* How many plans wait for approval. */
 void rc_metrics_pending(rc_metrics *m, long n);
 /* Forgets an environment gone from the configuration. */

@@ -91,6 +91,9 @@ static void history_finished_runs(void **state)
 	add(j, "outcome", "a3", "skipped");
 	add(j, "intent", "a4", NULL);
 	add(j, "outcome", "a4", "ok");
+	/* sent in an outage, its reply lost */
+	add(j, "intent", "a5", NULL);
+	add(j, "outcome", "a5", "unknown");
 	end_run(j, "succeeded");
 	j = start_run(dir, "r-failed", "2026-01-01T09:00:00Z", STAGING);
 	add(j, "intent", "a1", NULL);
@@ -104,6 +107,7 @@ static void history_finished_runs(void **state)
 	assert_int_equal(r->ok, 2);
 	assert_int_equal(r->failed, 1);
 	assert_int_equal(r->skipped, 1);
+	assert_int_equal(r->unknown, 1);
 	assert_int_equal(r->pending, 0);
 	assert_false(r->torn);
 	assert_null(r->error);
@@ -119,7 +123,7 @@ static void history_finished_runs(void **state)
 		text, "{\"id\":\"r-ok\",\"time\":\"2026-01-01T10:00:00Z\","
 		      "\"commit\":\"0123abc\",\"environments\":[\"staging\","
 		      "\"prod\"],\"status\":\"succeeded\",\"counts\":{\"ok\":2,"
-		      "\"failed\":1,\"skipped\":1,\"pending\":0},\"torn\":false,"
+		      "\"failed\":1,\"skipped\":1,\"unknown\":1,\"pending\":0},\"torn\":false,"
 		      "\"error\":null}");
 	free(text);
 	json_decref(js);

@@ -559,6 +559,9 @@ static void http_broken_connection(void **state)
 	assert_int_equal(rc_testsrv_requests(srv), 4);
 	rc_http_close(h);
 	rc_http_resp_release(&r);
+	/* four failures in a row: the server is unreachable now, for the
+	   tests after this one too (unit.outage tests that) */
+	rc_http_endpoints_reset();
 }
 
 static void http_connect_refused(void **state)
@@ -623,7 +626,7 @@ static void http_timeout(void **state)
 	assert_string_equal(rc_error_last()->message, want);
 	assert_int_equal(r.attempts, 1);
 	rc_http_close(h);
-	rc_http_resp_release(&r);
+	rc_http_resp_release(&r);	rc_http_endpoints_reset(); /* three timeouts: unreachable */
 }
 
 static void http_body_cap(void **state)
