@@ -10,6 +10,7 @@ kind are kept here for the stats."""
 import random
 import socket
 import threading
+import time
 
 KINDS = ('429', '500', '503', 'reset', 'timeout', 'truncated', 'malformed', 'shape')
 TIMEOUT_MS = 5000   # a hang longer than the client's timeout in the soak
@@ -162,3 +163,37 @@ def log_kinds(path):
         if 't' in f:
             out.append(f.get('fault', '-'))
     return out
+
+
+def selftest(s, rule, method, path, headers, body, check):
+    """The fakes' self test of a mix rule (rule: its match, rate 0.5,
+    seed, a short hang_ms): every kind comes, as the README says,
+    counted per kind in the stats and written in the log; the same seed
+    gives the same faults; the control API answers all along. s has
+    control(method, path, body), port and log; headers() signs a request."""
+    mark = len(open(s.log).readlines())
+    runs = []
+    for _ in (0, 1):
+        s.control('DELETE', '/fake/faults')
+        s.control('POST', '/fake/stats/reset')
+        s.control('POST', '/fake/faults', rule)
+        seen = {}
+        for _ in range(160):
+            kind, ra = observe(s.port, method, path, headers(), body, timeout=rule['hang_ms'] / 2000.0)
+            seen[kind] = seen.get(kind, 0) + 1
+            if kind == '429':
+                check(ra in ('1', '2'), '429 with Retry-After %s' % ra)
+            s.control('GET', '/fake/stats')
+        runs.append(seen)
+        injected = s.control('GET', '/fake/stats')['faults']
+        check(set(injected) == set(KINDS), 'every kind injected %s' % injected)
+        check(50 <= sum(injected.values()) <= 110, 'about half faulted %s' % injected)
+        for k in KINDS:
+            check(seen.get(k, 0) == injected.get(k, 0),
+                  'kind %s seen %s, counted %s' % (k, seen.get(k), injected.get(k)))
+    check(runs[0] == runs[1], 'the same seed, the same faults %s %s' % tuple(runs))
+    time.sleep(rule['hang_ms'] / 1000.0 + 0.2)   # the last hang ends and is logged
+    kinds = log_kinds(s.log)[mark:]
+    check(sum(1 for k in kinds if k != '-') == 2 * sum(injected.values()), 'faults in the log')
+    s.control('DELETE', '/fake/faults')
+    s.control('POST', '/fake/stats/reset')
