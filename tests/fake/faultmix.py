@@ -126,13 +126,14 @@ def write_body(handler, data, kind):
     handler.wfile.write(data)
 
 
-def observe(port, method, path, headers, body=None, timeout=2.0):
+def observe(connect, method, path, headers, body=None, timeout=2.0):
     """For the fakes' self tests: sends one request on a new connection
-    and names what came back as a kind ('ok' for a good JSON object or
-    list that is not the spoiled shape), with the Retry-After seen."""
+    (connect(timeout)) and names what came back as a kind ('ok' for a
+    good JSON object or list that is not the spoiled shape), with the
+    Retry-After seen."""
     import http.client
     import json
-    c = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    c = connect(timeout)
     try:
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
@@ -151,6 +152,10 @@ def observe(port, method, path, headers, body=None, timeout=2.0):
         return 'timeout', None
     except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
         return 'reset', None
+    except OSError as e:   # TLS: a connection closed without close_notify
+        if 'EOF' in str(e):
+            return 'reset', None
+        raise
     finally:
         c.close()
 
@@ -165,21 +170,26 @@ def log_kinds(path):
     return out
 
 
-def selftest(s, rule, method, path, headers, body, check):
+def selftest(s, rule, method, path, headers, body, check, post_rule=None, connect=None):
     """The fakes' self test of a mix rule (rule: its match, rate 0.5,
     seed, a short hang_ms): every kind comes, as the README says,
     counted per kind in the stats and written in the log; the same seed
     gives the same faults; the control API answers all along. s has
-    control(method, path, body), port and log; headers() signs a request."""
+    control(method, path, body), port and log; headers() signs a request;
+    post_rule(rule) adds the rule (default: POST /fake/faults rule);
+    connect(timeout) opens a connection (default: plain HTTP)."""
+    import http.client
+    post_rule = post_rule or (lambda r: s.control('POST', '/fake/faults', r))
+    connect = connect or (lambda t: http.client.HTTPConnection('127.0.0.1', s.port, timeout=t))
     mark = len(open(s.log).readlines())
     runs = []
     for _ in (0, 1):
         s.control('DELETE', '/fake/faults')
         s.control('POST', '/fake/stats/reset')
-        s.control('POST', '/fake/faults', rule)
+        post_rule(rule)
         seen = {}
         for _ in range(160):
-            kind, ra = observe(s.port, method, path, headers(), body, timeout=rule['hang_ms'] / 2000.0)
+            kind, ra = observe(connect, method, path, headers(), body, timeout=rule['hang_ms'] / 2000.0)
             seen[kind] = seen.get(kind, 0) + 1
             if kind == '429':
                 check(ra in ('1', '2'), '429 with Retry-After %s' % ra)
