@@ -70,9 +70,12 @@ def public(rule):
     return {k: v for k, v in rule.items() if not k.startswith('_')}
 
 
-def log_suffix(t_ms, kind=None, retry_after=None):
-    """What a request log line ends with: ` t=MS[ fault=KIND][ retry_after=N]`."""
+def log_suffix(t_ms, kind=None, retry_after=None, body=None):
+    """What a request log line ends with: ` t=MS[ b=DIGEST][ fault=KIND][ retry_after=N]`
+    (DIGEST: 10 hex digits of the SHA-256 of the request's body)."""
     s = ' t=%d' % t_ms
+    if body is not None:
+        s += ' b=%s' % body
     if kind:
         s += ' fault=%s' % kind
     if retry_after is not None:

@@ -108,11 +108,11 @@ class Fake:
             return d if 'rate' in f else dict(f)
         return None
 
-    def write_log(self, path, target, status, t_ms=None, kind=None, retry_after=None):
+    def write_log(self, path, target, status, t_ms=None, kind=None, retry_after=None, body=None):
         if self.log:
             with self.log_lock:
                 self.log.write('POST %s %s %d%s\n' % (path, target or '-', status, faultmix.log_suffix(
-                    t_ms if t_ms is not None else time.time() * 1000, kind, retry_after)))
+                    t_ms if t_ms is not None else time.time() * 1000, kind, retry_after, body)))
 
 
 # ---------------------------------------------------------------- SigV4
@@ -254,13 +254,14 @@ class Handler(BaseHTTPRequestHandler):
         faultmix.write_body(self, data, self.mangle)
         if log:
             self.fake.write_log(self.path.partition('?')[0], target, status, self.t_ms,
-                                self.fault_kind, retry_after)
+                                self.fault_kind, retry_after, self.body_digest)
 
     def dispatch(self):
         self.t_ms, self.fault_kind, self.mangle = time.time() * 1000, None, None
         path, _, query = self.path.partition('?')
         length = int(self.headers.get('Content-Length') or 0)
         raw = self.rfile.read(length) if length > 0 else b''
+        self.body_digest = hashlib.sha256(raw).hexdigest()[:10]
         if path.startswith('/fake/'):
             return self.control(path, raw)
         self.api(path, query, raw)
@@ -283,7 +284,7 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(fault['delay_ms'] / 1000.0)
             if fault.get('drop'):
                 faultmix.drop(self)
-                fake.write_log(path, target, 0, self.t_ms, self.fault_kind)
+                fake.write_log(path, target, 0, self.t_ms, self.fault_kind, body=self.body_digest)
                 return
             if fault.get('malformed'):
                 return self.reply(fault.get('status', 200), None, raw=b'{"__type": "Ser', target=target)
