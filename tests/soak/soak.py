@@ -376,6 +376,14 @@ def main():
     ap.add_argument('--verbose', action='store_true')
     args = ap.parse_args()
     args.reconcile = os.path.realpath(args.reconcile)
+    for tool in ('docker-registry', 'git', 'curl'):
+        if not shutil.which(tool):
+            print('skipped: %s is not installed' % tool)
+            return 77
+    if not any(os.path.exists(os.path.join('/usr/lib/postgresql', v, 'bin/initdb'))
+               for v in (os.listdir('/usr/lib/postgresql') if os.path.isdir('/usr/lib/postgresql') else [])):
+        print('the local example is left out: PostgreSQL (initdb) is not installed')
+        args.local_every = 0
     work = tempfile.mkdtemp(prefix='rc-soak-')
     fakes, exs, values, finals, reg_dir = [], [], [], {}, None
     soak = Soak(args, work)
@@ -391,10 +399,12 @@ def main():
         exs = setup_examples(work, *fakes, canary, reg)
         if args.only:
             exs = [e for e in exs if e.name in args.only.split(',')]
+        if not args.local_every:
+            exs = [e for e in exs if e.name != 'local']
         rnd = 0
         while time.time() - t_start < args.seconds:
             for ex in exs:
-                if ex.name == 'local' and rnd % args.local_every:
+                if ex.name == 'local' and (not args.local_every or rnd % args.local_every):
                     continue
                 soak.step(ex, rnd)
             rnd += 1
