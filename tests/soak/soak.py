@@ -351,6 +351,20 @@ class Soak:
                                  % (ex.name, rc, path))
         return rc == 0
 
+    def regression_addon(self, ex):
+        """Found by the soak: an add-on create answered with a body of
+        another shape was taken as done and recorded without an id. It
+        must fail naming the create; the next apply converges."""
+        ex.fake.control('DELETE', '/fake/faults')
+        ex.fake.control('POST', '/fake/faults', {'method': 'POST', 'path_regex': r'^/apps/[^/]+/addons$',
+                                                 'rate': 1, 'kinds': ['shape'], 'count': 1})
+        rc, text, path = self.run(ex, 'regression-addon', ['apply', '--auto-approve'])
+        if rc != 1 or 'create add-on db: the reply holds no add-on' not in text:
+            self.problems.append('heroku: an add-on create answered [42] gave exit %s without naming it (%s)'
+                                 % (rc, path))
+        if not self.final(ex):
+            self.problems.append('heroku: no convergence after the add-on create answered [42]')
+
     def final(self, ex):
         """Faults off: an apply converges, then a plan is clean."""
         if ex.fake:
@@ -401,6 +415,9 @@ def main():
             exs = [e for e in exs if e.name in args.only.split(',')]
         if not args.local_every:
             exs = [e for e in exs if e.name != 'local']
+        for ex in exs:
+            if ex.name == 'heroku':
+                soak.regression_addon(ex)
         rnd = 0
         while time.time() - t_start < args.seconds:
             for ex in exs:
