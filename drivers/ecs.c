@@ -1193,8 +1193,10 @@ static int wait_service(rc_driver *d, const rc_action *a, const char *name,
 		bool done = false;
 
 		json_decref(svc);
-		if ((rc = describe_service_st(d, name, gone, &svc)) < 0)
+		if ((rc = describe_service_st(d, name, gone, &svc)) < 0) {
+			free(watch); /* a describe that fails mid-wait */
 			return rc;
+		}
 		if (gone) {
 			done = !svc;
 		} else if (svc) {

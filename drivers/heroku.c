@@ -1680,6 +1680,16 @@ static int addon_create(rc_driver *d, const rc_action *a, const char *app,
 		if (rc < 0)
 			goto done;
 	}
+	/* without its id the add-on cannot be recorded nor waited on: a
+	 * reply of another shape is a failure, not a success */
+	if (!sget(addon, "id")) {
+		rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
+				  "heroku: create add-on %s: the reply holds "
+				  "no add-on (no \"id\"); the next run finds "
+				  "it if it was made",
+				  a->name);
+		goto done;
+	}
 	rc = rec_set(d, app, "addons", a->name,
 		     json_pack("{s:s?, s:s?}", "id", sget(addon, "id"), "name",
 			       sget(addon, "name")));

@@ -66,10 +66,10 @@ fake POST /fake/faults '{"target_regex": "DescribeClusters$", "status": 500, "ty
 fake POST /fake/faults '{"target_regex": "ListServices$", "drop": true, "count": 1}' >/dev/null
 run 0 "a plan through a ServerException and a dropped connection" "$rc_bin" plan "$cfg" -e dev && ok "5xx and drop retried"
 l=$(grep "\.DescribeClusters " "$work/fake.requests")
-[ "$(grep -c " 500$" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200$" && ok "two 500s, then 200" || bad "5xx retried" "$l"
+[ "$(grep -c " 500 t=" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200 t=" && ok "two 500s, then 200" || bad "5xx retried" "$l"
 l=$(grep "\.ListServices " "$work/fake.requests")
 # (the fake may log the dropped connection after the retry's answer)
-[ "$(grep -c " 0$" <<<"$l")" = 1 ] && grep -q " 200$" <<<"$l" && ok "a dropped connection, then 200" || bad "drop retried" "$l"
+[ "$(grep -c " 0 t=" <<<"$l")" = 1 ] && grep -q " 200 t=" <<<"$l" && ok "a dropped connection, then 200" || bad "drop retried" "$l"
 # the fake's malformed reply is a 200 of 15 bytes, '{"__type": "Ser'
 fake POST /fake/faults '{"target_regex": "DescribeServices$", "malformed": true, "count": 20}' >/dev/null
 run 1 "a malformed body fails the plan" "$rc_bin" plan "$cfg" -e dev && ok "malformed: exit 1"

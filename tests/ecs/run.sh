@@ -150,7 +150,7 @@ sed -i '/notification-producer:/s/replicas: 1/replicas: 3/' "$cfg/environments/s
 run 0 "an apply through throttling bursts" "$rc_bin" apply "$cfg" -e staging --auto-approve && ok "throttled apply"
 for op in $ops; do
 	l=$(grep -n "\.$op " "$work/fake.requests")
-	[ "$(grep -c " 400$" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200$" &&
+	[ "$(grep -c " 400 t=" <<<"$l")" = 2 ] && tail -1 <<<"$l" | grep -q " 200 t=" &&
 		ok "$op: two ThrottlingExceptions, then retried to 200" || bad "$op retried" "$l"
 done
 desired "staging runs 3 notification-producer tasks" staging notification-producer 3

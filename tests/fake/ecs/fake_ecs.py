@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import faultmix  # noqa: E402
 import state as st  # noqa: E402
 from state import ApiError  # noqa: E402
 
@@ -68,6 +70,7 @@ class Fake:
         self.buckets = {}
         self.faults = []
         self.stats = {}
+        self.injected = faultmix.Injected()
         self.total = 0
         self.log = open(args.log, 'a', buffering=1) if args.log else None
         self.log_lock = threading.Lock()
@@ -75,6 +78,7 @@ class Fake:
     def reset(self):
         self.store.reset()
         self.faults, self.stats, self.total, self.buckets = [], {}, 0, {}
+        self.injected.reset()
 
     # under the lock
     def take_token(self, action):
@@ -94,15 +98,21 @@ class Fake:
                 continue
             if not re.search(f.get('target_regex', ''), target):
                 continue
+            if 'rate' in f:
+                d = faultmix.draw(f)
+                if d is None:
+                    continue
+                self.injected.add(d['kind'])
             if 'count' in f:
                 f['count'] -= 1
-            return dict(f)
+            return d if 'rate' in f else dict(f)
         return None
 
-    def write_log(self, path, target, status):
+    def write_log(self, path, target, status, t_ms=None, kind=None, retry_after=None, body=None):
         if self.log:
             with self.log_lock:
-                self.log.write('POST %s %s %d\n' % (path, target or '-', status))
+                self.log.write('POST %s %s %d%s\n' % (path, target or '-', status, faultmix.log_suffix(
+                    t_ms if t_ms is not None else time.time() * 1000, kind, retry_after, body)))
 
 
 # ---------------------------------------------------------------- SigV4
@@ -231,21 +241,27 @@ class Handler(BaseHTTPRequestHandler):
 
     do_POST = do_DELETE = do_PUT = do_GET
 
-    def reply(self, status, body, raw=None, ctype=CONTENT_TYPE, target=None, log=True):
+    def reply(self, status, body, raw=None, ctype=CONTENT_TYPE, target=None, log=True, retry_after=None):
         data = raw if raw is not None else json.dumps(body).encode()
+        data = faultmix.spoil(self.mangle, data)
         self.send_response(status)
         self.send_header('Content-Type', ctype)
         self.send_header('Content-Length', str(len(data)))
         self.send_header('x-amzn-RequestId', str(uuid.uuid4()))
+        if retry_after is not None:
+            self.send_header('Retry-After', str(retry_after))
         self.end_headers()
-        self.wfile.write(data)
+        faultmix.write_body(self, data, self.mangle)
         if log:
-            self.fake.write_log(self.path.partition('?')[0], target, status)
+            self.fake.write_log(self.path.partition('?')[0], target, status, self.t_ms,
+                                self.fault_kind, retry_after, self.body_digest)
 
     def dispatch(self):
+        self.t_ms, self.fault_kind, self.mangle = time.time() * 1000, None, None
         path, _, query = self.path.partition('?')
         length = int(self.headers.get('Content-Length') or 0)
         raw = self.rfile.read(length) if length > 0 else b''
+        self.body_digest = hashlib.sha256(raw).hexdigest()[:10]
         if path.startswith('/fake/'):
             return self.control(path, raw)
         self.api(path, query, raw)
@@ -258,16 +274,17 @@ class Handler(BaseHTTPRequestHandler):
             fake.total += 1
             fault = fake.take_fault(target)
         sm = target.startswith(st.SM_PREFIX)
+        if fault and 'kind' in fault:
+            self.fault_kind = fault['kind']
+            fault, self.mangle = faultmix.as_rule(fault)
+            if fault and fault.get('status') == 429:
+                fault['type'] = 'ThrottlingException'
         if fault:
             if fault.get('delay_ms'):
                 time.sleep(fault['delay_ms'] / 1000.0)
             if fault.get('drop'):
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                fake.write_log(path, target, 0)
+                faultmix.drop(self)
+                fake.write_log(path, target, 0, self.t_ms, self.fault_kind, body=self.body_digest)
                 return
             if fault.get('malformed'):
                 return self.reply(fault.get('status', 200), None, raw=b'{"__type": "Ser', target=target)
@@ -277,7 +294,8 @@ class Handler(BaseHTTPRequestHandler):
                 msg = fault.get('message') or ('Rate exceeded' if kind == 'ThrottlingException'
                                                else 'Service Unavailable. Please try again later.'
                                                if code >= 500 else 'Injected fault.')
-                return self.reply(code, ApiError(code, kind, msg, sm=sm).body(), target=target)
+                return self.reply(code, ApiError(code, kind, msg, sm=sm).body(), target=target,
+                                  retry_after=fault.get('retry_after'))
         try:
             if self.command != 'POST':
                 raise ApiError(404, 'UnknownOperationException', None)
@@ -372,19 +390,24 @@ class Handler(BaseHTTPRequestHandler):
             fake.reset()
             return {}
         if call == ('GET', '/fake/stats'):
-            return {'total': fake.total, 'requests': dict(sorted(fake.stats.items()))}
+            return {'total': fake.total, 'requests': dict(sorted(fake.stats.items())),
+                    'faults': fake.injected.snapshot()}
         if call == ('POST', '/fake/stats/reset'):
             fake.stats, fake.total = {}, 0
+            fake.injected.reset()
             return {}
         if call == ('POST', '/fake/faults'):
             re.compile(b.get('target_regex', ''))
-            known = {'target_regex', 'status', 'type', 'message', 'count', 'drop', 'delay_ms', 'malformed'}
+            known = {'target_regex', 'status', 'type', 'message', 'count', 'drop', 'delay_ms', 'malformed',
+                     'rate', 'kinds', 'seed', 'retry_after', 'hang_ms'}
             if set(b) - known:
                 raise ValueError('unknown fault member(s) %s' % ', '.join(sorted(set(b) - known)))
+            if 'rate' in b and faultmix.check(b):
+                raise ValueError(faultmix.check(b))
             fake.faults.append(dict(b))
             return {'faults': len(fake.faults)}
         if call == ('GET', '/fake/faults'):
-            return fake.faults
+            return [faultmix.public(f) for f in fake.faults]
         if call == ('DELETE', '/fake/faults'):
             fake.faults = []
             return {'faults': 0}

@@ -582,6 +582,17 @@ def t_faults(s):
     check(s.control('GET', '/fake/stats')['total'] == 0, 'stats reset')
 
 
+def t_mix(s):
+    """Random faults (faultmix.py): a seeded mix at a rate."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import faultmix
+    status, _, err = s.send('POST', '/fake/faults', json.dumps({'rate': 2}).encode(), {})
+    check(status == 400, 'a bad rate is refused %s' % err)
+    faultmix.selftest(s, {'target_regex': 'ListClusters$', 'rate': 0.5, 'seed': 7, 'hang_ms': 400},
+                      'POST', '/', lambda: sign('POST', s.host, '/', b'{}', AKID, SECRET, 'ecs',
+                                                target=ECS + 'ListClusters'), b'{}', check)
+
+
 def t_secrets(s):
     sm = 'secretsmanager.'
     out = s.ok(sm + 'CreateSecret', {'Name': 'reconcile/shop/dev/DB_PASSWORD', 'SecretString': 's3cret',
@@ -634,12 +645,12 @@ def t_control(s):
 
 
 def group_behaviour(server):
-    for t in (t_sigv4, t_deny, t_throttle, t_paging, t_deployments, t_tasks, t_faults, t_secrets,
+    for t in (t_sigv4, t_deny, t_throttle, t_paging, t_deployments, t_tasks, t_faults, t_mix, t_secrets,
               t_control):
         t(server)
         print('behaviour: %s done' % t.__name__[2:], flush=True)
     log = open(server.log).read()
-    check(('POST / %sListClusters 200\n' % ECS) in log and SECRET not in log and 'Signature' not in log,
+    check(('POST / %sListClusters 200 t=' % ECS) in log and SECRET not in log and 'Signature' not in log,
           'request log')
 
 

@@ -16,6 +16,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import faultmix  # noqa: E402
 import state as st  # noqa: E402
 from state import ApiError, Page, not_found  # noqa: E402
 
@@ -449,6 +451,7 @@ class Fake:
         self.store = st.Store(self.settings, accounts, teams)
         self.faults = []
         self.stats = {}
+        self.injected = faultmix.Injected()
         self.total = 0
         self.stopping = False
         self.log = open(args.log, 'a', buffering=1) if args.log else None
@@ -478,15 +481,21 @@ class Fake:
                 continue
             if not re.search(f.get('path_regex', ''), path):
                 continue
+            if 'rate' in f:
+                d = faultmix.draw(f)
+                if d is None:
+                    continue
+                self.injected.add(d['kind'])
             if 'count' in f:
                 f['count'] -= 1
-            return dict(f)
+            return d if 'rate' in f else dict(f)
         return None
 
-    def write_log(self, method, path, status):
+    def write_log(self, method, path, status, t_ms=None, kind=None, retry_after=None):
         if self.log:
             with self.log_lock:
-                self.log.write('%s %s %d\n' % (method, path, status))
+                self.log.write('%s %s %d%s\n' % (method, path, status, faultmix.log_suffix(
+                    t_ms if t_ms is not None else time.time() * 1000, kind, retry_after)))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -513,6 +522,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, body, headers=None, raw=None, ctype='application/json'):
         data = raw if raw is not None else json.dumps(body).encode()
+        data = faultmix.spoil(self.mangle, data)
         self.send_response(status)
         self.send_header('Content-Type', ctype)
         self.send_header('Content-Length', str(len(data)))
@@ -520,10 +530,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, str(v))
         self.end_headers()
         if self.command != 'HEAD':
-            self.wfile.write(data)
-        self.fake.write_log(self.command, self.path.partition('?')[0], status)
+            faultmix.write_body(self, data, self.mangle)
+        self.log_request_line(status, (headers or {}).get('Retry-After'))
+
+    def log_request_line(self, status, retry_after=None):
+        self.fake.write_log(self.command, self.path.partition('?')[0], status,
+                            self.t_ms, self.fault_kind, retry_after)
 
     def dispatch(self):
+        self.t_ms, self.fault_kind, self.mangle = time.time() * 1000, None, None
         path = self.path.partition('?')[0]
         length = int(self.headers.get('Content-Length') or 0)
         raw = self.rfile.read(length) if length > 0 else b''
@@ -546,16 +561,15 @@ class Handler(BaseHTTPRequestHandler):
             fake.stats[key] = fake.stats.get(key, 0) + 1
             fake.total += 1
             fault = fake.take_fault(method, path)
+        if fault and 'kind' in fault:
+            self.fault_kind = fault['kind']
+            fault, self.mangle = faultmix.as_rule(fault)
         if fault:
             if fault.get('delay_ms'):
                 time.sleep(fault['delay_ms'] / 1000.0)
             if fault.get('drop'):
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                fake.write_log(method, path, 0)
+                faultmix.drop(self)
+                self.log_request_line(0)
                 return
             if fault.get('malformed'):
                 return self.reply(fault.get('status', 200), None, headers, raw=b'{"id": "01234567-')
@@ -631,7 +645,7 @@ class Handler(BaseHTTPRequestHandler):
     def end_stream(self, path):
         self.wfile.write(b'0\r\n\r\n')
         self.wfile.flush()
-        self.fake.write_log('GET', path, 200)
+        self.log_request_line(200)
 
     def stream(self, path):
         fake, store = self.fake, self.fake.store
@@ -726,6 +740,7 @@ class Handler(BaseHTTPRequestHandler):
         if call == ('POST', '/fake/reset'):
             store.reset()
             fake.faults, fake.stats, fake.total = [], {}, 0
+            fake.injected.reset()
             for a in fake.keys.values():
                 a.tokens = float(fake.settings['rate_limit'])
             return {}
@@ -776,10 +791,12 @@ class Handler(BaseHTTPRequestHandler):
             return {'scripts': 0}
         if call == ('POST', '/fake/faults'):
             re.compile(b.get('path_regex', ''))
+            if 'rate' in b and faultmix.check(b):
+                raise ValueError(faultmix.check(b))
             fake.faults.append(dict(b))
             return {'faults': len(fake.faults)}
         if call == ('GET', '/fake/faults'):
-            return fake.faults
+            return [faultmix.public(f) for f in fake.faults]
         if call == ('DELETE', '/fake/faults'):
             fake.faults = []
             return {'faults': 0}
@@ -802,9 +819,11 @@ class Handler(BaseHTTPRequestHandler):
                 fake.settings[k] = int(v)
             return fake.settings
         if call == ('GET', '/fake/stats'):
-            return {'total': fake.total, 'requests': dict(sorted(fake.stats.items()))}
+            return {'total': fake.total, 'requests': dict(sorted(fake.stats.items())),
+                    'faults': fake.injected.snapshot()}
         if call == ('POST', '/fake/stats/reset'):
             fake.stats, fake.total = {}, 0
+            fake.injected.reset()
             return {}
         return None
 

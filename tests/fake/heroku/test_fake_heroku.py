@@ -579,13 +579,24 @@ def t_faults(s):
     expect(s, 'GET', '/account', 200)
 
 
+def t_mix(s):
+    """Random faults (faultmix.py): a seeded mix at a rate."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import faultmix
+    status, _, err = s.request('POST', '/fake/faults', {'rate': 0.5, 'kinds': ['nope']}, key=None)
+    check(status == 400, 'an unknown kind is refused %s' % err)
+    faultmix.selftest(s, {'path_regex': '^/account$', 'rate': 0.5, 'seed': 7, 'hang_ms': 400},
+                      'GET', '/account', lambda: {'Accept': ACCEPT, 'Authorization': 'Bearer ' + KEY},
+                      None, check)
+
+
 def t_stats(s):
     s.control('POST', '/fake/stats/reset')
     expect(s, 'POST', '/apps', 201, send={'name': 's-app'})
     for _ in range(3):
         expect(s, 'GET', '/apps/s-app/formation', 200)
     st = s.control('GET', '/fake/stats')
-    check(st == {'total': 4, 'requests': {'GET /apps/{app}/formation': 3, 'POST /apps': 1}},
+    check(st == {'total': 4, 'requests': {'GET /apps/{app}/formation': 3, 'POST /apps': 1}, 'faults': {}},
           'stats %s' % st)
     dump = s.control('GET', '/fake/state')
     check(any(a['name'] == 's-app' for a in dump['apps']) and 's-app' in dump['releases'],
@@ -603,12 +614,12 @@ def t_throughput(s):
 
 
 def group_behaviour(server):
-    for t in (t_auth, t_rate, t_errors, t_addons, t_releases, t_dynos, t_faults, t_stats,
+    for t in (t_auth, t_rate, t_errors, t_addons, t_releases, t_dynos, t_faults, t_mix, t_stats,
               t_paging, t_throughput):
         t(server)
         print('behaviour: %s done' % t.__name__[2:], flush=True)
     log = open(server.log).read()
-    check('GET /apps/s-app/formation 200\n' in log and 'Bearer' not in log and KEY not in log,
+    check('GET /apps/s-app/formation 200 t=' in log and 'Bearer' not in log and KEY not in log,
           'request log')
 
 

@@ -44,8 +44,40 @@ static const char *header(struct MHD_Connection *c, const char *name)
 struct slow {
 	char *data;
 	size_t len, off, chunk;
+	size_t stop; /* a truncated body: closed after this many bytes */
 	long pause_ms;
 };
+
+/* The API request being answered on this thread (one thread per
+ * connection): for the request log and the random faults. */
+static __thread struct {
+	bool api;
+	long long t_ms;
+	const char *method, *url;
+	int kind; /* enum kf_fault_kind, -1: none */
+} rq_;
+
+static const char *const kind_names[KF_F_NKINDS] = {
+    "429", "500", "503", "reset", "timeout", "truncated", "malformed",
+    "shape", "gone"};
+
+/* One line of the request log: METHOD PATH STATUS t=MS [fault=KIND]
+ * [retry_after=N]; status 0 for a connection closed without an answer. */
+static void log_request(int status, int retry_after)
+{
+	if (!rq_.api || !srv_->log)
+		return;
+	pthread_mutex_lock(&srv_->flock);
+	fprintf(srv_->log, "%s %s %d t=%lld", rq_.method, rq_.url, status,
+		rq_.t_ms);
+	if (rq_.kind >= 0)
+		fprintf(srv_->log, " fault=%s", kind_names[rq_.kind]);
+	if (retry_after > 0)
+		fprintf(srv_->log, " retry_after=%d", retry_after);
+	fputc('\n', srv_->log);
+	fflush(srv_->log);
+	pthread_mutex_unlock(&srv_->flock);
+}
 
 static ssize_t slow_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -53,11 +85,15 @@ static ssize_t slow_read(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t n = s->len - s->off;
 
 	(void)pos;
+	if (s->stop && s->off >= s->stop)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (!n)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	kf_sleep_ms(srv_, s->pause_ms);
 	if (srv_->stopping)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (s->stop && n > s->stop - s->off)
+		n = s->stop - s->off;
 	if (n > s->chunk)
 		n = s->chunk;
 	if (n > max)
@@ -95,14 +131,23 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int code,
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	bool truncate = rq_.api && rq_.kind == KF_F_TRUNCATED && len > 1;
 
-	if (slow_ms > 0 && len) {
+	if (rq_.api && rq_.kind == KF_F_MALFORMED) {
+		len = len > 1 ? len / 2 : len; /* half a JSON text */
+	} else if (rq_.api && rq_.kind == KF_F_SHAPE) {
+		free(body);
+		body = rc_strdup("[42]");
+		len = 4;
+	}
+	if ((slow_ms > 0 || truncate) && len) {
 		struct slow *s = rc_calloc(1, sizeof(*s));
 
 		s->data = body;
 		s->len = len;
 		s->chunk = len / 20 ? len / 20 : 1;
 		s->pause_ms = slow_ms / (long)((len + s->chunk - 1) / s->chunk);
+		s->stop = truncate ? len / 2 : 0;
 		resp = MHD_create_response_from_callback(len, 4096, slow_read,
 							 s, slow_free);
 	} else {
@@ -119,6 +164,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int code,
 	}
 	ret = MHD_queue_response(c, (unsigned)code, resp);
 	MHD_destroy_response(resp);
+	log_request(code, retry_after);
 	return ret;
 }
 
@@ -268,6 +314,7 @@ static json_t *unauthorized(void)
 
 struct hit {
 	bool any;
+	int kind; /* a mix's: enum kf_fault_kind, -1: none */
 	int status;
 	int retry_after;
 	bool reset;
@@ -275,14 +322,81 @@ struct hit {
 	char *message;
 };
 
-static void take_fault(const char *method, const char *url, struct hit *h,
-		       long *latency)
+/* xorshift64*: a number in [0, 1) from a mix rule's generator */
+static double mix_uniform(struct kf_fault *f)
+{
+	f->rng ^= f->rng >> 12;
+	f->rng ^= f->rng << 25;
+	f->rng ^= f->rng >> 27;
+	return (double)((f->rng * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
+
+/* The kinds that apply to a request: a watch gets no spoiled bodies (its
+ * events are a stream) and only a watch gets 410 Gone. */
+static unsigned mix_kinds(const struct kf_fault *f, bool watch)
+{
+	unsigned body = 1u << KF_F_TRUNCATED | 1u << KF_F_MALFORMED |
+			1u << KF_F_SHAPE;
+
+	return f->kinds & (watch ? ~body : ~(1u << KF_F_GONE));
+}
+
+/* A mix rule's draw: the kind to inject, or -1. Under flock. */
+static int mix_draw(struct kf_fault *f, bool watch)
+{
+	unsigned kinds = mix_kinds(f, watch), n = 0, pick;
+
+	if (mix_uniform(f) >= f->rate)
+		return -1;
+	for (int k = 0; k < KF_F_NKINDS; k++)
+		n += (kinds >> k) & 1u;
+	if (!n)
+		return -1;
+	pick = (unsigned)(mix_uniform(f) * n);
+	for (int k = 0; k < KF_F_NKINDS; k++)
+		if (((kinds >> k) & 1u) && !pick--)
+			return k;
+	return -1;
+}
+
+static void mix_hit(struct kf_fault *f, int kind, struct hit *h)
+{
+	h->kind = kind;
+	switch (kind) {
+	case KF_F_429:
+		h->status = 429;
+		h->retry_after = f->retry_after > 0
+				     ? f->retry_after
+				     : 1 + (mix_uniform(f) >= 0.5);
+		break;
+	case KF_F_500:
+		h->status = 500;
+		break;
+	case KF_F_503:
+		h->status = 503;
+		break;
+	case KF_F_TIMEOUT:
+		h->hang_ms = f->hang_ms > 0 ? f->hang_ms : 5000;
+		/* fall through */
+	case KF_F_RESET:
+		h->reset = true;
+		break;
+	default: /* gone and the spoiled bodies: when the answer is sent */
+		break;
+	}
+	srv_->injected[kind]++;
+}
+
+static void take_fault(const char *method, const char *url, bool watch,
+		       struct hit *h, long *latency)
 {
 	memset(h, 0, sizeof(*h));
+	h->kind = -1;
 	pthread_mutex_lock(&srv_->flock);
 	*latency = srv_->latency_ms;
 	for (size_t i = 0; i < srv_->nfaults; i++) {
 		struct kf_fault *f = &srv_->faults[i];
+		int kind = -1;
 
 		if (!f->count)
 			continue;
@@ -290,9 +404,15 @@ static void take_fault(const char *method, const char *url, struct hit *h,
 			continue;
 		if (strncmp(url, f->prefix, strlen(f->prefix)))
 			continue;
+		if (f->rate > 0 && (kind = mix_draw(f, watch)) < 0)
+			continue;
 		if (f->count > 0)
 			f->count--;
 		h->any = true;
+		if (kind >= 0) {
+			mix_hit(f, kind, h);
+			break;
+		}
 		h->status = f->status;
 		h->retry_after = f->retry_after;
 		h->reset = f->reset;
@@ -577,6 +697,18 @@ static json_t *faults_json(void)
 		if (f->message)
 			json_object_set_new(r, "message",
 					    json_string(f->message));
+		if (f->rate > 0) {
+			json_t *k = json_array();
+
+			for (int j = 0; j < KF_F_NKINDS; j++)
+				if (f->kinds & (1u << j))
+					json_array_append_new(
+					    k, json_string(kind_names[j]));
+			json_object_set_new(r, "rate", json_real(f->rate));
+			json_object_set_new(r, "kinds", k);
+			json_object_set_new(r, "seed",
+					    json_integer((json_int_t)f->seed));
+		}
 		json_array_append_new(rules, r);
 		rc_buf_release(&m);
 	}
@@ -595,6 +727,45 @@ static void clear_faults(void)
 	srv_->latency_ms = 0;
 }
 
+/* A rule's "rate", "kinds" and "seed" read into f (when not NULL):
+ * 0, or -1 when they are wrong. */
+static int mix_kinds_of(json_t *r, struct kf_fault *f)
+{
+	json_t *rate = json_object_get(r, "rate"), *kinds, *k;
+	unsigned bits = 0;
+	size_t i;
+
+	if (!rate)
+		return 0;
+	if (!json_is_number(rate) || json_number_value(rate) < 0 ||
+	    json_number_value(rate) > 1)
+		return -1;
+	kinds = json_object_get(r, "kinds");
+	if (kinds && (!json_is_array(kinds) || !json_array_size(kinds)))
+		return -1;
+	json_array_foreach(kinds, i, k) {
+		int j = 0;
+
+		while (j < KF_F_NKINDS &&
+		       (!json_is_string(k) ||
+			strcmp(json_string_value(k), kind_names[j])))
+			j++;
+		if (j == KF_F_NKINDS)
+			return -1;
+		bits |= 1u << j;
+	}
+	if (f) {
+		f->rate = json_number_value(rate);
+		f->kinds = kinds ? bits : (1u << KF_F_NKINDS) - 1;
+		f->seed = json_is_integer(json_object_get(r, "seed"))
+			      ? (uint64_t)json_integer_value(
+				    json_object_get(r, "seed"))
+			      : 1;
+		f->rng = f->seed * 0x9E3779B97F4A7C15ULL | 1;
+	}
+	return 0;
+}
+
 static json_t *set_faults(json_t *cfg)
 {
 	json_t *rules = json_object_get(cfg, "rules"), *r;
@@ -610,6 +781,13 @@ static json_t *set_faults(json_t *cfg)
 			return kf_err_bad_request(
 			    "faults: rule %zu: \"match\" "
 			    "must be \"METHOD /path-prefix\"",
+			    i);
+		if (mix_kinds_of(r, NULL) < 0)
+			return kf_err_bad_request(
+			    "faults: rule %zu: \"rate\" must be a number "
+			    "from 0 to 1 and \"kinds\" a list of 429, 500, "
+			    "503, reset, timeout, truncated, malformed, "
+			    "shape, gone",
 			    i);
 	}
 	pthread_mutex_lock(&srv_->flock);
@@ -641,6 +819,7 @@ static json_t *set_faults(json_t *cfg)
 		    (long)json_integer_value(json_object_get(r, "hang_ms"));
 		if (kf_jstr(r, "message"))
 			f->message = rc_strdup(kf_jstr(r, "message"));
+		mix_kinds_of(r, f);
 	}
 	r = faults_json();
 	pthread_mutex_unlock(&srv_->flock);
@@ -676,16 +855,26 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method,
 			    kf_err_bad_request("the request body is not JSON"));
 	}
 	if (!strcmp(url, "/fake/stats") && !strcmp(method, "GET")) {
+		json_t *inj = json_object();
+
 		pthread_mutex_lock(&srv_->flock);
-		res = json_pack("{s:I,s:o,s:o}", "requests",
+		for (int k = 0; k < KF_F_NKINDS; k++)
+			if (srv_->injected[k])
+				json_object_set_new(
+				    inj, kind_names[k],
+				    json_integer(
+					(json_int_t)srv_->injected[k]));
+		res = json_pack("{s:I,s:o,s:o,s:o}", "requests",
 				(json_int_t)srv_->requests, "by_verb",
 				json_deep_copy(srv_->by_verb), "by_resource",
-				json_deep_copy(srv_->by_resource));
+				json_deep_copy(srv_->by_resource), "faults",
+				inj);
 		pthread_mutex_unlock(&srv_->flock);
 	} else if (!strcmp(url, "/fake/stats/reset") &&
 		   !strcmp(method, "POST")) {
 		pthread_mutex_lock(&srv_->flock);
 		srv_->requests = 0;
+		memset(srv_->injected, 0, sizeof(srv_->injected));
 		json_object_clear(srv_->by_verb);
 		json_object_clear(srv_->by_resource);
 		pthread_mutex_unlock(&srv_->flock);
@@ -800,6 +989,7 @@ static enum MHD_Result serve_api(struct MHD_Connection *c, const char *method,
 					"no-cache, private");
 		ret = MHD_queue_response(c, 200, resp);
 		MHD_destroy_response(resp);
+		log_request(200, 0);
 		return ret;
 	}
 	if (out.text)
@@ -821,8 +1011,19 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 	enum MHD_Result ret;
 	const char *rverb = "get";
 
+	rq_.api = false;
+	rq_.kind = -1;
 	if (is_health(url))
 		return send_text(c, 200, "ok");
+	if (strncmp(url, "/fake/", 6)) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		rq_.api = true;
+		rq_.t_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+		rq_.method = method;
+		rq_.url = url;
+	}
 	api = parse_route(url, &rt);
 	if (strncmp(url, "/fake/", 6)) {
 		if (api && !rt.bad)
@@ -859,14 +1060,28 @@ static enum MHD_Result handle(struct MHD_Connection *c, const char *url,
 					     "is 3145728",
 					     NULL));
 	}
-	take_fault(method, url, &h, &latency);
+	take_fault(method, url, !strcmp(rverb, "watch"), &h, &latency);
+	rq_.kind = h.kind;
 	kf_sleep_ms(srv_, latency);
 	if (h.hang_ms)
 		kf_sleep_ms(srv_, h.hang_ms);
 	if (h.reset) {
 		route_release(&rt);
 		free(h.message);
+		log_request(0, 0);
 		return MHD_NO;
+	}
+	if (h.kind == KF_F_GONE) {
+		/* as a watch from a compacted resourceVersion: 200, one
+		 * ERROR event with the 410 Expired Status, the end */
+		route_release(&rt);
+		return send_json(
+		    c, 200,
+		    json_pack("{s:s,s:o}", "type", "ERROR", "object",
+			      kf_status(410, "Expired",
+					"too old resource version: 1 (2)",
+					NULL)),
+		    0, 0);
 	}
 	if (h.status) {
 		json_t *s = fault_status(&h);

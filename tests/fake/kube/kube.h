@@ -282,6 +282,25 @@ struct kf_fault {
 	long slow_body_ms;
 	long hang_ms;
 	char *message;
+	/* a mix: with probability rate, one of the kinds (bits of
+	 * enum kf_fault_kind) drawn from rng, seeded by the rule's seed */
+	double rate;
+	unsigned kinds;
+	uint64_t seed, rng;
+};
+
+/* The kinds of random faults (README, "Random faults"). */
+enum kf_fault_kind {
+	KF_F_429,
+	KF_F_500,
+	KF_F_503,
+	KF_F_RESET,
+	KF_F_TIMEOUT,
+	KF_F_TRUNCATED,
+	KF_F_MALFORMED,
+	KF_F_SHAPE,
+	KF_F_GONE,
+	KF_F_NKINDS
 };
 
 struct kf_work {
@@ -331,6 +350,8 @@ struct kf_server {
 	unsigned long requests;
 	json_t *by_verb;     /* {"GET": n, ...} */
 	json_t *by_resource; /* {"deployments": n, ...} */
+	unsigned long injected[KF_F_NKINDS];
+	FILE *log; /* --log: one line per API request (under flock) */
 };
 
 /* Waits until the deadline or stop; true when stopping. Lock held. */

@@ -1,6 +1,6 @@
 /*
  * rc_fake_kube --dir DIR [--port N] [--token NAME=TOKEN[:RULES]]...
- *              [--controller-delay-ms N] [--no-tls]
+ *              [--controller-delay-ms N] [--no-tls] [--log FILE]
  *
  * Starts the fake API server on 127.0.0.1, writes ca.pem, client.crt,
  * client.key, port and kubeconfig into DIR, then `ready`, and serves
@@ -19,7 +19,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: rc_fake_kube --dir DIR [--port N] "
 		"[--token NAME=TOKEN[:RULES]]... [--controller-delay-ms N] "
-		"[--no-tls]\n");
+		"[--no-tls] [--log FILE]\n");
 	exit(2);
 }
 
@@ -205,6 +205,8 @@ static void release(struct kf_server *srv)
 	free(srv->api_doc_port);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->flock);
+	if (srv->log)
+		fclose(srv->log);
 	pthread_cond_destroy(&srv->changed);
 	pthread_cond_destroy(&srv->ctl_wake);
 }
@@ -240,7 +242,14 @@ int main(int argc, char **argv)
 			add_token(&srv, argv[++i]);
 		else if (!strcmp(a, "--controller-delay-ms"))
 			srv.controller_delay_ms = number(a, argv[++i], 3600000);
-		else
+		else if (!strcmp(a, "--log") && !srv.log) {
+			srv.log = fopen(argv[++i], "a");
+			if (!srv.log) {
+				fprintf(stderr, "rc_fake_kube: --log '%s': %s\n",
+					argv[i], strerror(errno));
+				return 2;
+			}
+		} else
 			usage();
 	}
 	if (!dir_arg)

@@ -477,6 +477,48 @@ def group_behaviour(server):
         behaviour_faults_control(f)
     finally:
         f.stop()
+    behaviour_mix(server)
+
+
+def behaviour_mix(server):
+    """Random faults (../faultmix.py): a seeded mix at a rate, counted per
+    kind, in the request log with times; 410 Gone only on watches."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import faultmix
+    logdir = tempfile.mkdtemp(prefix="rc-fake-kube-log-")
+    f = Fake(server, "--log", os.path.join(logdir, "requests.log"))
+
+    class Api:
+        port, log = f.port, os.path.join(logdir, "requests.log")
+
+        @staticmethod
+        def control(method, path, body=None):
+            return f.call(method, path, body)[1]
+
+    def note(cond, what):
+        check("mix: " + what.split(" ")[0], cond, what)
+    try:
+        st, got = f.call("POST", "/fake/faults", {"rules": [{"match": "* /api", "rate": 0.5, "kinds": ["nope"]}]})
+        check("mix: an unknown kind is refused", st == 400, got)
+        faultmix.selftest(Api, {"match": "GET /api/v1/namespaces/default", "rate": 0.5, "seed": 7, "hang_ms": 400},
+                          "GET", "/api/v1/namespaces/default",
+                          lambda: {"Authorization": "Bearer " + ADMIN}, None, note,
+                          post_rule=lambda r: f.call("POST", "/fake/faults", {"rules": [r]}),
+                          connect=lambda t: f.connect(timeout=t))
+        f.call("POST", "/fake/faults", {"rules": [{"match": "GET /api/v1/configmaps", "rate": 1, "kinds": ["gone", "shape"]}]})
+        st, body = f.call("GET", "/api/v1/configmaps?watch=1&timeoutSeconds=1")
+        check("mix: a watch gets 410 Gone as an ERROR event", st == 200 and isinstance(body, dict) and
+              body.get("type") == "ERROR" and body["object"].get("code") == 410, body)
+        st, body = f.call("GET", "/api/v1/configmaps")
+        check("mix: only a watch gets Gone", st == 200 and body == [42], body)
+        stats = f.call("GET", "/fake/stats")[1]
+        check("mix: counted", stats.get("faults") == {"gone": 1, "shape": 1}, stats)
+        log = open(Api.log).read()
+        check("mix: the log has times and kinds", re.search(r"^GET /api/v1/configmaps 200 t=\d+ fault=gone$", log, re.M)
+              and "/fake/" not in log and ADMIN not in log, log[-300:])
+    finally:
+        f.stop()
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 def behaviour_auth(f):
