@@ -128,53 +128,7 @@ cmd() {
 sweep() {
 	printf '%s\0' "${canaries[@]}" >"$work/canaries"
 	printf '%s\0' "${planted[@]}" "$work/canaries" "$work/fake" >"$work/skip"
-	/usr/bin/python3 - "$work/canaries" "$work/skip" "$@" <<'PY'
-import base64, os, re, sys, urllib.parse
-values = [v for v in open(sys.argv[1], "rb").read().split(b"\0") if v]
-skip = {os.path.realpath(p) for p in open(sys.argv[2], "rb").read().decode().split("\0") if p}
-needles = []
-for i, v in enumerate(values):
-    forms = {"value": v}
-    for name, enc in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
-        e = enc(v)
-        forms[name] = e
-        forms[name + " unpadded"] = e.rstrip(b"=")
-    pct = urllib.parse.quote(v, safe="").encode()
-    forms["percent-encoded"] = pct
-    forms["percent-encoded, lowercase"] = re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(), pct)
-    forms["form-encoded"] = urllib.parse.quote_plus(v, safe="").encode()
-    seen = set()
-    for name, f in forms.items():
-        if f not in seen:
-            seen.add(f)
-            needles.append((i, name, f))
-hits = files = 0
-for top in sys.argv[3:]:
-    for d, dirs, names in os.walk(top):
-        if os.path.realpath(d) in skip:
-            dirs[:] = []
-            continue
-        dirs[:] = [x for x in dirs if os.path.realpath(os.path.join(d, x)) not in skip]
-        for n in names:
-            p = os.path.join(d, n)
-            if os.path.realpath(p) in skip or os.path.islink(p) or not os.path.isfile(p):
-                continue
-            try:
-                data = open(p, "rb").read()
-            except OSError as e:
-                print(f"cannot read {p}: {e.strerror}")
-                hits += 1
-                continue
-            files += 1
-            for i, name, f in needles:
-                at = data.find(f)
-                while at >= 0:
-                    print(f"{p}:{at}: canary #{i} ({name})")
-                    hits += 1
-                    at = data.find(f, at + 1)
-print(f"swept {files} files for {len(values)} values in {len(needles)} forms: {hits} hits")
-sys.exit(1 if hits else 0)
-PY
+	/usr/bin/python3 "$root/tests/leak/sweep.py" "$work/canaries" "$work/skip" "$@"
 }
 
 # ------------------------------------------------------------ local driver
