@@ -122,6 +122,34 @@ class Driver:
     def cleanup(self, pt):
         """What the point left on this machine."""
 
+    def apply_killed(self, pt, spec):
+        """The run to be killed: an apply killed at crash point spec
+        (KIND:N) or after delay:MS. Returns (exit status, output)."""
+        kind, _, n = spec.partition(":")
+        if kind == "delay":
+            return run_cmd(self, pt, "apply-killed", ["apply", "cfg", "--auto-approve"], delay_ms=int(n))
+        return run_cmd(self, pt, "apply-killed", ["apply", "cfg", "--auto-approve"], crash=spec)
+
+    def apply_clean(self, pt, log):
+        """The clean run of a scenario, its crash points listed in log."""
+        return run_cmd(self, pt, "apply", ["apply", "cfg", "--auto-approve"], log=log)
+
+    def recover(self, pt):
+        """What a user does after the kill: plan, apply. Returns the
+        problems."""
+        p = []
+        rc, out = run_cmd(self, pt, "plan-after", ["plan", "cfg"])
+        if rc not in (0, 2):
+            p.append(f"plan after the kill: exit {rc}: {out[-1500:]}")
+        rc, out = run_cmd(self, pt, "apply-again", ["apply", "cfg", "--auto-approve"])
+        if rc != 0:
+            p.append(f"the second apply: exit {rc}: {out[-1500:]}")
+        return p
+
+    def commit(self, pt):
+        """The configuration just written is the source's (a git source
+        commits it)."""
+
     def config(self, pt, version):
         """reconcile.yaml for version "a" (first), "b" (changed: a config
         var, a secret, replicas) or "c" (a service removed)."""
@@ -204,6 +232,7 @@ environments:
 
 class Kube(Driver):
     name = "kube"
+    delay_max_ms = 1000
 
     def start(self):
         import ssl
@@ -282,6 +311,7 @@ environments:
 
 class Heroku(Driver):
     name = "heroku"
+    delay_max_ms = 1500
 
     def start(self):
         key = "crash-heroku-key-%08x" % self.rng.getrandbits(32)
@@ -427,7 +457,103 @@ environments:
         return {"mark": n}
 
 
-DRIVERS = {"local": Local, "kube": Kube, "heroku": Heroku, "ecs": Ecs}
+class Controller(Kube):
+    """`reconcile controller` following a git work tree, applying to the
+    Kubernetes fake: the controller is what is killed, and a controller
+    started again is what recovers."""
+    name = "controller"
+    delay_max_ms = 3000
+
+    def start(self):
+        super().start()
+        self.env.update(RECONCILE_CONTROLLER_TOKEN="crash-ctl-token-%08x" % self.rng.getrandbits(32),
+                        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+                        GIT_COMMITTER_EMAIL="t@example.com")
+        self.canaries["RECONCILE_CONTROLLER_TOKEN"] = self.env["RECONCILE_CONTROLLER_TOKEN"]
+        s = __import__("socket").socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+
+    def commit(self, pt):
+        git = ["git", "-C", pt.cfg]
+        if not os.path.isdir(os.path.join(pt.cfg, ".git")):
+            subprocess.run(git + ["init", "-q", "-b", "main"], check=True, env=self.env)
+        subprocess.run(git + ["add", "-A"], check=True, env=self.env)
+        subprocess.run(git + ["commit", "-qm", "config", "--allow-empty"], check=True, env=self.env)
+
+    def status(self):
+        try:
+            st = http_json("GET", f"http://127.0.0.1:{self.port}/api/v1/status",
+                           headers={"Authorization": "Bearer " + self.env["RECONCILE_CONTROLLER_TOKEN"]})
+            e = [x for x in st["environments"] if x["name"] == "k8s"][0]
+            return e
+        except Exception:  # not up yet, or going down
+            return None
+
+    def controller(self, pt, name, crash=None, delay_ms=None, log=None, done=("succeeded",)):
+        """Runs the controller until it dies, is killed after delay_ms,
+        or has brought the environment in sync with a cycle whose result
+        is one of done (then stopped by SIGTERM). Returns (exit status,
+        output, in sync)."""
+        pt.n += 1
+        env = dict(self.env, XDG_CACHE_HOME=os.path.join(pt.dir, "cache"))
+        for k in ("RECONCILE_CRASH_AT", "RECONCILE_CRASH_LOG"):
+            env.pop(k, None)
+        if crash:
+            env["RECONCILE_CRASH_AT"] = crash
+        if log:
+            env["RECONCILE_CRASH_LOG"] = log
+        so = open(os.path.join(pt.out, f"{pt.n}-{name}.stdout"), "wb")
+        se = open(os.path.join(pt.out, f"{pt.n}-{name}.stderr"), "wb")
+        p = subprocess.Popen([self.args.reconcile, "controller", "cfg", "--listen", f"127.0.0.1:{self.port}",
+                              "--poll", "1s", "--resync", "1h", "--state-dir", pt.state],
+                             stdin=subprocess.DEVNULL, stdout=so, stderr=se, env=env, cwd=pt.dir)
+        t0 = time.time()
+        applied = False
+        while p.poll() is None and time.time() - t0 < STEP_TIMEOUT:
+            if delay_ms is not None and time.time() - t0 >= delay_ms / 1000.0:
+                p.kill()
+                break
+            e = self.status()
+            if e and e.get("last") and e["last"].get("result") in done and e.get("state") == "in-sync":
+                applied = True
+                p.terminate()
+                break
+            time.sleep(0.05)
+        try:
+            rc = p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        so.close()
+        se.close()
+        with open(so.name, "rb") as a, open(se.name, "rb") as b:
+            out = (a.read() + b.read()).decode(errors="replace")
+        return rc, out, applied
+
+    def apply_clean(self, pt, log):
+        rc, out, applied = self.controller(pt, "controller", log=log)
+        return (0 if applied and rc == 0 else rc), out
+
+    def apply_killed(self, pt, spec):
+        kind, _, n = spec.partition(":")
+        if kind == "delay":
+            rc, out, _ = self.controller(pt, "controller-killed", delay_ms=int(n))
+        else:
+            rc, out, _ = self.controller(pt, "controller-killed", crash=spec)
+        return rc, out
+
+    def recover(self, pt):
+        # a run that ended before the kill is resumed from the journal:
+        # then nothing is left to apply ("unchanged")
+        rc, out, applied = self.controller(pt, "controller-again", done=("succeeded", "unchanged"))
+        if not applied or rc != 0:
+            return [f"the controller started again did not apply the environment (exit {rc}): {out[-1500:]}"]
+        return []
+
+
+DRIVERS = {"local": Local, "kube": Kube, "heroku": Heroku, "ecs": Ecs, "controller": Controller}
 
 
 class Point:
@@ -485,6 +611,7 @@ def run_cmd(drv, pt, name, argv, crash=None, delay_ms=None, log=None):
 def write_config(drv, pt, version):
     with open(os.path.join(pt.cfg, "reconcile.yaml"), "w") as fh:
         fh.write(drv.config(pt, version))
+    drv.commit(pt)
 
 
 def history(drv, pt):
@@ -541,7 +668,7 @@ def reference(drv, scenario, work, index):
     write_config(drv, pt, crash_v)
     log = os.path.join(pt.dir, "points.log")
     t0 = time.time()
-    rc, out = run_cmd(drv, pt, "apply", ["apply", "cfg", "--auto-approve"], log=log)
+    rc, out = drv.apply_clean(pt, log)
     took = time.time() - t0
     if rc != 0:
         raise SystemExit(f"{drv.name} {scenario}: the clean apply failed ({rc}):\n{out[-3000:]}")
@@ -576,11 +703,7 @@ def check_point(drv, pt, ref):
     hooks0 = drv.hook_runs(pt)
     runs0 = {r["id"] for r in (history(drv, pt)[0] or [])}
     write_config(drv, pt, crash_v)
-    kind, _, n = pt.spec.partition(":")
-    if kind == "delay":
-        rc, out = run_cmd(drv, pt, "apply-killed", ["apply", "cfg", "--auto-approve"], delay_ms=int(n))
-    else:
-        rc, out = run_cmd(drv, pt, "apply-killed", ["apply", "cfg", "--auto-approve"], crash=pt.spec)
+    rc, out = drv.apply_killed(pt, pt.spec)
     res["killed"] = rc == -signal.SIGKILL
     if not res["killed"] and rc != 0:
         p.append(f"the apply to be killed failed by itself: exit {rc}: {out[-1500:]}")
@@ -593,15 +716,11 @@ def check_point(drv, pt, ref):
         last = last_record(pt, r["id"])
         if r["status"] != "interrupted" and res["killed"] and last != "run-end":
             p.append(f"history shows the killed run {r['id']} as {r['status']}, not interrupted")
-    rc, out = run_cmd(drv, pt, "plan-after", ["plan", "cfg"])
-    if rc not in (0, 2):
-        p.append(f"plan after the kill: exit {rc}: {out[-1500:]}")
-    rc, out = run_cmd(drv, pt, "apply-again", ["apply", "cfg", "--auto-approve"])
-    if rc != 0:
-        p.append(f"the second apply: exit {rc}: {out[-1500:]}")
+    recovery = drv.recover(pt)
+    p.extend(recovery)
     rc, out = run_cmd(drv, pt, "plan-final", ["plan", "cfg"])
     if rc == 0 and "No changes" in out:
-        res["converged"] = not any(x.startswith("the second apply") for x in p)
+        res["converged"] = not recovery
     else:
         p.append(f"the plan after the second apply is not clean: exit {rc}: {out[-1500:]}")
     hist, err = history(drv, pt)
@@ -699,6 +818,9 @@ def sweep_driver(args, name, work, rng):
         print(f"# {name}: crash points of a clean apply: " +
               ", ".join(f"{sc} {dict(refs[sc]['kinds'])} in {refs[sc]['took']:.1f}s" for sc in SCENARIOS),
               flush=True)
+        if args.verbose:
+            for sc in SCENARIOS:
+                print(f"# {name} {sc}: a clean run leaves {dict(refs[sc]['objects'])}, hooks {refs[sc]['hooks']}")
         if args.only:
             specs = args.only
         else:
@@ -767,7 +889,7 @@ def main():
     ap.add_argument("--reconcile", required=True)
     ap.add_argument("--root", required=True)
     ap.add_argument("--fake-kube")
-    ap.add_argument("--driver", action="append", choices=sorted(DRIVERS) + ["controller"], required=True)
+    ap.add_argument("--driver", action="append", choices=sorted(DRIVERS), required=True)
     ap.add_argument("--points", type=int, default=0, help="points per driver (0: every crash point and as many delays)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="run this point alone (SCENARIO/KIND:N)")
@@ -798,11 +920,7 @@ def main():
     try:
         for name in args.driver:
             rng = random.Random(f"{args.seed}/{name}")
-            if name == "controller":
-                import controller
-                row, failures = controller.sweep(args, work, rng)
-            else:
-                row, failures = sweep_driver(args, name, work, rng)
+            row, failures = sweep_driver(args, name, work, rng)
             rows.append((name, row))
             failed += len(failures)
     finally:
