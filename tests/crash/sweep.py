@@ -779,7 +779,8 @@ def record_regression(path, driver, spec, seed, why):
     if spec in load_regressions(path, driver):
         return
     with open(path, "a") as fh:
-        fh.write(f"{driver} {spec}  # seed {seed}: {why[:120]}\n")
+        why = " ".join(why.split())[:100]
+        fh.write(f"{driver} {spec}  # seed {seed}: {why}\n")
 
 
 def choose(args, drv, rng, refs, regressions):
