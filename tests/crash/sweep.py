@@ -496,19 +496,8 @@ class Controller(Kube):
         or has brought the environment in sync with a cycle whose result
         is one of done (then stopped by SIGTERM). Returns (exit status,
         output, in sync)."""
-        pt.n += 1
-        env = dict(self.env, XDG_CACHE_HOME=os.path.join(pt.dir, "cache"))
-        for k in ("RECONCILE_CRASH_AT", "RECONCILE_CRASH_LOG"):
-            env.pop(k, None)
-        if crash:
-            env["RECONCILE_CRASH_AT"] = crash
-        if log:
-            env["RECONCILE_CRASH_LOG"] = log
-        so = open(os.path.join(pt.out, f"{pt.n}-{name}.stdout"), "wb")
-        se = open(os.path.join(pt.out, f"{pt.n}-{name}.stderr"), "wb")
-        p = subprocess.Popen([self.args.reconcile, "controller", "cfg", "--listen", f"127.0.0.1:{self.port}",
-                              "--poll", "1s", "--resync", "1h", "--state-dir", pt.state],
-                             stdin=subprocess.DEVNULL, stdout=so, stderr=se, env=env, cwd=pt.dir)
+        p, files = spawn(self, pt, name, ["controller", "cfg", "--listen", f"127.0.0.1:{self.port}", "--poll",
+                                          "1s", "--resync", "1h", "--state-dir", pt.state], crash, log)
         t0 = time.time()
         applied = False
         while p.poll() is None and time.time() - t0 < STEP_TIMEOUT:
@@ -526,11 +515,7 @@ class Controller(Kube):
         except subprocess.TimeoutExpired:
             p.kill()
             rc = p.wait()
-        so.close()
-        se.close()
-        with open(so.name, "rb") as a, open(se.name, "rb") as b:
-            out = (a.read() + b.read()).decode(errors="replace")
-        return rc, out, applied
+        return rc, collect(files), applied
 
     def apply_clean(self, pt, log):
         rc, out, applied = self.controller(pt, "controller", log=log)
@@ -575,9 +560,10 @@ class Point:
         return f"{self.scenario}/{self.spec}"
 
 
-def run_cmd(drv, pt, name, argv, crash=None, delay_ms=None, log=None):
-    """Runs reconcile ARGV for point pt; stdout and stderr under pt.out
-    (swept for canaries). Returns (exit status, output)."""
+def spawn(drv, pt, name, argv, crash, log):
+    """Starts reconcile ARGV for point pt in its state directory, with
+    RECONCILE_CRASH_AT=crash and RECONCILE_CRASH_LOG=log when given; its
+    stdout and stderr go to files under pt.out. Returns (process, files)."""
     pt.n += 1
     env = dict(drv.env, RECONCILE_STATE_DIR=pt.state, XDG_CACHE_HOME=os.path.join(pt.dir, "cache"))
     env.pop("RECONCILE_CRASH_AT", None)
@@ -586,10 +572,26 @@ def run_cmd(drv, pt, name, argv, crash=None, delay_ms=None, log=None):
         env["RECONCILE_CRASH_AT"] = crash
     if log:
         env["RECONCILE_CRASH_LOG"] = log
-    so = open(os.path.join(pt.out, f"{pt.n}-{name}.stdout"), "wb")
-    se = open(os.path.join(pt.out, f"{pt.n}-{name}.stderr"), "wb")
-    p = subprocess.Popen([drv.args.reconcile] + argv, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+    files = [open(os.path.join(pt.out, f"{pt.n}-{name}.{x}"), "wb") for x in ("stdout", "stderr")]
+    p = subprocess.Popen([drv.args.reconcile] + argv, stdin=subprocess.DEVNULL, stdout=files[0], stderr=files[1],
                          env=env, cwd=pt.dir)
+    return p, files
+
+
+def collect(files):
+    """What a process spawn() started wrote, stdout then stderr."""
+    out = b""
+    for f in files:
+        f.close()
+        with open(f.name, "rb") as fh:
+            out += fh.read()
+    return out.decode(errors="replace")
+
+
+def run_cmd(drv, pt, name, argv, crash=None, delay_ms=None, log=None):
+    """Runs reconcile ARGV for point pt; stdout and stderr under pt.out
+    (swept for canaries). Returns (exit status, output)."""
+    p, files = spawn(drv, pt, name, argv, crash, log)
     try:
         if delay_ms is not None:
             try:
@@ -601,11 +603,7 @@ def run_cmd(drv, pt, name, argv, crash=None, delay_ms=None, log=None):
         p.kill()
         p.wait()
         rc = "timeout"
-    so.close()
-    se.close()
-    with open(so.name, "rb") as a, open(se.name, "rb") as b:
-        out = (a.read() + b.read()).decode(errors="replace")
-    return rc, out
+    return rc, collect(files)
 
 
 def write_config(drv, pt, version):
