@@ -655,6 +655,16 @@ def reference(drv, scenario, work, index):
     """A clean run of the scenario: its crash points by kind, the apply's
     duration, the platform's objects and the hooks' runs."""
     pt = Point(drv.name, scenario, "clean", work, index)
+    try:
+        return clean_run(drv, pt)
+    finally:
+        drv.cleanup(pt)
+        if not drv.args.keep:
+            shutil.rmtree(pt.dir, ignore_errors=True)
+
+
+def clean_run(drv, pt):
+    scenario = pt.scenario
     drv.prepare(pt)
     before, crash_v = versions(scenario)
     if before:
@@ -679,9 +689,6 @@ def reference(drv, scenario, work, index):
         raise SystemExit(f"{drv.name} {scenario}: the clean apply did not converge ({rc}):\n{out[-3000:]}")
     objs = objects(drv, pt)
     hooks = {h: n - hooks0.get(h, 0) for h, n in drv.hook_runs(pt).items()}
-    drv.cleanup(pt)
-    if not drv.args.keep:
-        shutil.rmtree(pt.dir, ignore_errors=True)
     return {"kinds": kinds, "took": took, "objects": objs, "hooks": hooks}
 
 
