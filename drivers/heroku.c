@@ -1639,6 +1639,36 @@ static char *addon_app(rc_driver *d, const char *name, char **id)
 	return found ? found : rc_strdup(d->env->target.app);
 }
 
+/* Whether the app's add-on ob is the one an earlier attempt of the
+ * create of b made: the same service and attachment; when b names no
+ * attachment (Heroku picked one), the same service, so long as no other
+ * add-on of the configuration could claim it (none of that service names
+ * ob's attachment, and b is the only one of that service naming none). */
+static bool addon_made_before(const rc_driver *d, const json_t *b,
+			      const json_t *ob)
+{
+	const char *svc = sget(b, "service"), *as = sget(b, "as");
+	const char *oas = ob ? sget(ob, "as") : NULL;
+	size_t i, unnamed = 0;
+
+	if (!ob || !svc || !sget(ob, "service") ||
+	    strcmp(sget(ob, "service"), svc))
+		return false;
+	if (as)
+		return oas && !strcmp(oas, as);
+	for (i = 0; i < d->env->naddons; i++) {
+		const rc_addon *x = &d->env->addons[i];
+
+		if (!x->kind || strcmp(x->kind, svc))
+			continue;
+		if (x->as && oas && !strcmp(x->as, oas))
+			return false;
+		if (!x->as)
+			unnamed++;
+	}
+	return unnamed == 1;
+}
+
 static int addon_create(rc_driver *d, const rc_action *a, const char *app,
 			json_t **out)
 {
@@ -1656,9 +1686,7 @@ static int addon_create(rc_driver *d, const rc_action *a, const char *app,
 		goto done;
 	json_array_foreach(list, i, v) {
 		json_t *ob = rc_heroku_addon_body(v);
-		bool same = ob && sget(ob, "service") && sget(b, "service") &&
-			    !strcmp(sget(ob, "service"), sget(b, "service")) &&
-			    as && sget(ob, "as") && !strcmp(sget(ob, "as"), as);
+		bool same = addon_made_before(d, b, ob);
 
 		json_decref(ob);
 		if (same) {

@@ -13,6 +13,7 @@
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
 #include "reconciler/base/codec.h"
+#include "reconciler/base/crashpoint.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/http.h"
@@ -1653,6 +1654,7 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 			goto done;
 		}
 		if (a.cc == CURLE_OK) {
+			rc_crashpoint("http");
 			RC_DEBUG("http: %s %s -> %ld (%ld ms%s)", method, path,
 				 a.status, ms, attempt > 1 ? ", retried" : "");
 			rate_record(h, resp);

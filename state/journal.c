@@ -1,6 +1,7 @@
 #include "reconciler/base/common.h"
 #include "reconciler/base/buf.h"
 #include "reconciler/base/codec.h"
+#include "reconciler/base/crashpoint.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "state/internal.h"
@@ -263,6 +264,7 @@ int rc_journal_append(rc_journal *j, json_t *record)
 				    "a journal record must be a JSON object");
 	if ((error = frame(&line, j, record, &seq)) < 0)
 		goto cleanup;
+	rc_crashpoint("journal");
 	if (rc_state_write_all(j->fd, line.ptr, line.len) < 0) {
 		error = rc_error_set_os("cannot append to journal '%s'",
 					j->path);
@@ -286,6 +288,7 @@ int rc_journal_append(rc_journal *j, json_t *record)
 	}
 	j->size += (off_t)line.len;
 	j->seq = seq;
+	rc_crashpoint("journal");
 
 cleanup:
 	rc_buf_release(&line);
