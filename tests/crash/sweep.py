@@ -334,9 +334,9 @@ class Heroku(Driver):
     def config(self, pt, version):
         plan = "essential-0" if version == "a" else "essential-1"
         extra = "" if version == "c" else """
-  cache:
-    kind: heroku-redis
-    plan: mini"""
+  logs:
+    kind: papertrail
+    plan: choklad"""
         return f"""version: 1
 project: {pt.project}
 environments:
