@@ -6,13 +6,17 @@
  * (with the vars as what is wanted), each folded by rc_heroku_normalize();
  * the reply goes through rc_heroku_fail() (the error text of a refusal,
  * with a Next-Range, a Request-Id and a Retry-After), and the whole
- * input is read as a netrc file by rc_heroku_netrc_password().
+ * input is read as a netrc file by rc_heroku_netrc_password(). A canary
+ * secret is registered before each input (tests/fuzz/fuzz_canary.h): a
+ * refusal's error holding it aborts.
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/heroku_api.h"
 #include "drivers/heroku_map.h"
+
+#include "tests/fuzz/fuzz_canary.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc_heroku_api_open(&api, NULL, NULL) < 0)
 			abort();
 	}
+	rc_fuzz_canary_register();
 	memset(&r, 0, sizeof(r));
 	r.status = 200;
 	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
@@ -62,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.attempts = 3;
 	rc_heroku_fail(api, &r, "create app 'fuzz'", size & 1 ? "team" : NULL,
 		       (rc_loc){0});
+	rc_fuzz_canary_check("a Heroku refusal");
 	rc_heroku_reply_release(&r);
 	rc_error_clear();
 
