@@ -15,6 +15,7 @@
 #include "drivers/aws_error.h"
 
 #include "tests/fuzz/fuzz_canary.h"
+#include "tests/fuzz/fuzz_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,13 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *j;
 
 	rc_fuzz_canary_register();
-	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
-	    isdigit(data[1]) && isdigit(data[2])) {
-		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
-			 (data[2] - '0');
-		data += 4;
-		size -= 4;
-	}
+	rc_fuzz_status(&data, &size, &status);
 	j = json_loadb((const char *)data, size, 0, NULL);
 	type = rc_aws_error_type(j);
 	msg = rc_aws_error_message(j);

@@ -17,6 +17,7 @@
 #include "drivers/heroku_map.h"
 
 #include "tests/fuzz/fuzz_canary.h"
+#include "tests/fuzz/fuzz_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static rc_heroku_api *api;
 	rc_heroku_reply r;
 	char *text, *pw;
-	size_t skip = 0;
+	const uint8_t *all = data;
+	size_t all_size = size;
 
 	if (!api) {
 		setenv("HEROKU_API_KEY", "fuzz-key-0123456789", 1);
@@ -43,13 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc_fuzz_canary_register();
 	memset(&r, 0, sizeof(r));
 	r.status = 200;
-	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
-	    isdigit(data[1]) && isdigit(data[2])) {
-		r.status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
-			   (data[2] - '0');
-		skip = 4;
-	}
-	r.json = json_loadb((const char *)data + skip, size - skip, 0, NULL);
+	rc_fuzz_status(&data, &size, &r.status);
+	r.json = json_loadb((const char *)data, size, 0, NULL);
 	if (r.json) {
 		normal(rc_heroku_app_body(r.json, true), RC_HEROKU_APP);
 		normal(rc_heroku_app_body(r.json, false), RC_HEROKU_APP);
@@ -71,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc_heroku_reply_release(&r);
 	rc_error_clear();
 
-	text = rc_strndup((const char *)data, size);
+	text = rc_strndup((const char *)all, all_size);
 	pw = rc_heroku_netrc_password(text, "api.heroku.com");
 	if (pw) {
 		explicit_bzero(pw, strlen(pw));

@@ -19,6 +19,7 @@
 #include "drivers/kube_map.h"
 
 #include "tests/fuzz/fuzz_canary.h"
+#include "tests/fuzz/fuzz_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,13 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *j;
 
 	rc_fuzz_canary_register();
-	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
-	    isdigit(data[1]) && isdigit(data[2])) {
-		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
-			 (data[2] - '0');
-		data += 4;
-		size -= 4;
-	}
+	rc_fuzz_status(&data, &size, &status);
 	rc_kube_status_error(status, (const char *)data, size);
 	rc_fuzz_canary_check("a Kubernetes Status");
 	rc_error_clear();
