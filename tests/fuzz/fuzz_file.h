@@ -7,8 +7,8 @@
  * The directory is in /dev/shm when there is one (memory: no block I/O
  * for a file rewritten at every input), else in $TMPDIR or /tmp. The file
  * is opened once and rewritten in place (ftruncate, pwrite): an input
- * costs two system calls here, not a create and a close. Both go at
- * exit.
+ * costs two system calls here, not a create and a close. Both go at a
+ * normal exit (not when libFuzzer is interrupted or finds a crash).
  */
 #ifndef RC_FUZZ_FILE_H
 #define RC_FUZZ_FILE_H
