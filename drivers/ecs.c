@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "drivers/aws_creds.h"
+#include "drivers/aws_error.h"
 #include "drivers/aws_sigv4.h"
 #include "drivers/driver.h"
 #include "drivers/ecs_cache.h"
@@ -248,21 +249,6 @@ static int shared_client(ecs_shared *s, const char *region,
 
 /* --------------------------------------------------------------- calls */
 
-static const char *err_type(const json_t *j)
-{
-	const char *t = sget(j, "__type");
-	const char *h = t ? strrchr(t, '#') : NULL;
-
-	return h ? h + 1 : t ? t : "";
-}
-
-static const char *err_message(const json_t *j)
-{
-	const char *m = sget(j, "message");
-
-	return m ? m : sget(j, "Message") ? sget(j, "Message") : "";
-}
-
 /* Wipes a secret value (Secrets Manager's SecretString) before the
  * request that carried it is freed. */
 static void wipe_value(json_t *body)
@@ -305,7 +291,6 @@ static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 	for (int attempt = 0;; attempt++) {
 		rc_http_resp resp;
 		json_t *j;
-		const char *type, *rid;
 
 		rc_http_resp_init(&resp);
 		rc = rc_http_do(c->http, &req, &resp);
@@ -324,30 +309,10 @@ static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 			rc = 0;
 			break;
 		}
-		type = err_type(j);
-		rid = rc_http_resp_header(&resp, "x-amzn-RequestId");
-		if (!j && resp.status >= 200 && resp.status < 300) {
-			/* never the body: it could hold a secret, or
-			 * anything a proxy on the way put there */
-			const char *ct =
-				rc_http_resp_header(&resp, "Content-Type");
-
-			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
-					  "ecs: %s: the reply was not JSON "
-					  "(HTTP %ld, %zu bytes of %s) "
-					  "(request id %s)",
-					  op, resp.status, resp.body.len,
-					  ct ? ct : "no content type",
-					  rid ? rid : "none");
-			rc_http_resp_release(&resp);
-			break;
-		}
-		if ((!strcmp(type, "ThrottlingException") ||
-		     !strcmp(type, "ServerException") ||
-		     !strcmp(type, "InternalServiceError") ||
-		     resp.status >= 500) &&
+		if (rc_aws_error_retryable(resp.status, j) &&
 		    attempt < ECS_MAX_THROTTLE_RETRIES) {
 			long ms = 200L << attempt;
+			const char *type = rc_aws_error_type(j);
 
 			if (ms > 5000)
 				ms = 5000;
@@ -359,48 +324,10 @@ static int aws_call(ecs_client *c, const char *op, json_t *body, rc_loc loc,
 			rc_local_sleep_ms(ms);
 			continue;
 		}
-		if (!strcmp(type, "AccessDeniedException"))
-			rc = rc_error_set(
-				RC_EAUTH, RC_ECLASS_PLATFORM,
-				"ecs: %s was refused (AccessDeniedException): "
-				"%s; allow the IAM action %s:%s to the caller "
-				"(request id %s)",
-				op, err_message(j), c->api->iam, op,
-				rid ? rid : "none");
-		else if (!strcmp(type, "ResourceNotFoundException"))
-			rc = rc_error_set(RC_ENOTFOUND, RC_ECLASS_PLATFORM,
-					  "ecs: %s: %s (request id %s)", op,
-					  err_message(j), rid ? rid : "none");
-		else if (resp.status == 403 ||
-			 !strcmp(type, "InvalidSignatureException") ||
-			 !strcmp(type, "UnrecognizedClientException") ||
-			 !strcmp(type, "IncompleteSignatureException"))
-			rc = rc_error_set(
-				RC_EAUTH, RC_ECLASS_PLATFORM,
-				"ecs: AWS did not accept the credentials for "
-				"%s (%s: %s): check AWS_ACCESS_KEY_ID, "
-				"AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN "
-				"(or the profile) (request id %s)",
-				op, type[0] ? type : "HTTP 403", err_message(j),
-				rid ? rid : "none");
-		else if ((!strcmp(type, "ClientException") ||
-			  !strcmp(type, "InvalidParameterException") ||
-			  !strcmp(type, "InvalidRequestException")) &&
-			 loc.file)
-			rc = rc_error_set_at(RC_EINVALID, loc,
-					     "ecs: %s was refused (%s): %s "
-					     "(request id %s)",
-					     op, type, err_message(j),
-					     rid ? rid : "none");
-		else
-			rc = rc_error_set(RC_ERROR, RC_ECLASS_PLATFORM,
-					  "ecs: %s failed (HTTP %ld %s): %s "
-					  "(request id %s)",
-					  op, resp.status,
-					  type[0] ? type :
-					  j ? "no error type" :
-					      "a reply that is not JSON",
-					  err_message(j), rid ? rid : "none");
+		rc = rc_aws_reply_error(
+			op, c->api->iam, resp.status, j, resp.body.len,
+			rc_http_resp_header(&resp, "Content-Type"),
+			rc_http_resp_header(&resp, "x-amzn-RequestId"), loc);
 		json_decref(j);
 		rc_http_resp_release(&resp);
 		break;

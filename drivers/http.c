@@ -612,22 +612,11 @@ static void rate_wait(rc_http *h)
  * 429 that does not say counts as none left. */
 static void rate_record(rc_http *h, const rc_http_resp *resp)
 {
-	const char *v;
-	char *end;
 	double d;
 
-	if (!h->rate_header)
+	if (!h->rate_header ||
+	    !rc_http_rate_remaining(resp, h->rate_header, &d))
 		return;
-	v = rc_http_resp_header(resp, h->rate_header);
-	if (v) {
-		d = strtod(v, &end);
-		if (end == v)
-			return;
-	} else if (resp->status == 429) {
-		d = 0;
-	} else {
-		return;
-	}
 	pthread_mutex_lock(&h->rate_lock);
 	h->rate_known = true;
 	h->rate_remaining = d;
@@ -672,6 +661,20 @@ const char *rc_http_resp_header(const rc_http_resp *r, const char *name)
 	return NULL;
 }
 
+bool rc_http_rate_remaining(const rc_http_resp *r, const char *name,
+			    double *remaining)
+{
+	const char *v = rc_http_resp_header(r, name);
+	char *end;
+
+	if (!v) {
+		*remaining = 0;
+		return r->status == 429;
+	}
+	*remaining = strtod(v, &end);
+	return end != v;
+}
+
 /* -------------------------------------------------------------- transfer */
 
 struct xfer {
@@ -706,11 +709,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 	return x->req->cancel && *x->req->cancel;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+void rc_http_parse_header(rc_http_resp *r, long *status, const char *p,
+			  size_t len)
 {
-	struct xfer *x = ud;
-	rc_http_resp *r = x->resp;
-	size_t len = size * n, nlen;
+	size_t nlen;
 	const char *colon, *v, *end = p + len;
 	rc_http_header *hd;
 
@@ -720,16 +722,22 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		const char *sp = memchr(p, ' ', len);
 
 		resp_clear_headers(r);
-		x->status = 0;
-		if (sp)
-			x->status = strtol(sp + 1, NULL, 10);
-		return len;
+		*status = 0;
+		/* the line is not NUL-terminated: the code's three digits
+		 * are read within it */
+		while (sp && sp < end && (*sp == ' ' || *sp == '\t'))
+			sp++;
+		for (int i = 0; sp && i < 3 && sp + i < end &&
+				isdigit((unsigned char)sp[i]);
+		     i++)
+			*status = *status * 10 + (sp[i] - '0');
+		return;
 	}
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
 		end--;
 	colon = memchr(p, ':', (size_t)(end - p));
 	if (!colon || colon == p)
-		return len;
+		return;
 	nlen = (size_t)(colon - p);
 	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
 		;
@@ -739,7 +747,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	hd = &r->headers[r->nheaders++];
 	hd->name = rc_strndup(p, nlen);
 	hd->value = rc_strndup(v, (size_t)(end - v));
-	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+
+	rc_http_parse_header(x->resp, &x->status, p, size * n);
+	return size * n;
 }
 
 /* Hands every complete line in x->line to on_line (and, when last, what

@@ -218,6 +218,20 @@ void rc_http_resp_release(rc_http_resp *r);
 /* The value of the reply's header name (case-insensitive; the last one
  * when repeated), or NULL. Borrowed from r. */
 const char *rc_http_resp_header(const rc_http_resp *r, const char *name);
+/* Reads one header line of a reply as libcurl hands it over (len bytes,
+ * CRLF included or not, not NUL-terminated) into r: a status line
+ * ("HTTP/...") starts a new reply (after a 100 Continue or a proxy's
+ * CONNECT: only the last one's headers count) and sets *status (its
+ * three digits, 0 when there are none); "Name:
+ * value" is added with the value's surrounding blanks trimmed; anything
+ * else is ignored. */
+void rc_http_parse_header(rc_http_resp *r, long *status, const char *p,
+			  size_t len);
+/* The budget left that a reply's header name reports (a number, as
+ * strtod reads it) into *remaining: true when the reply says, or when it
+ * is a 429 that does not say (none left); false otherwise. */
+bool rc_http_rate_remaining(const rc_http_resp *r, const char *name,
+			    double *remaining);
 
 /*
  * Sends req, retrying as docs/drivers/http.md says, and fills resp with

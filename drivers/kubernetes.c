@@ -144,10 +144,18 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 	const char *grp = k && k->group && *k->group ? k->group : "";
 	int code = RC_ERROR, rc;
 
-	if (!st && r->body.len)
+	if (!st && r->body.len) {
+		/* masked before it is cut: a secret across the cut would
+		 * otherwise leave its start */
+		rc_buf raw = RC_BUF_INIT_MAX(RC_HTTP_MAX_BODY);
+
+		rc_buf_put(&raw, r->body.ptr, r->body.len);
+		rc_redact(&raw);
 		rc_buf_printf(&b, "the API server answered %ld with a body "
 				  "that is not a Status: %.200s",
-			      r->status, r->body.ptr);
+			      r->status, raw.ptr);
+		rc_buf_release(&raw);
+	}
 	switch (r->status) {
 	case 401:
 		code = RC_EAUTH;
@@ -212,6 +220,9 @@ static int status_error(rc_driver *d, const rc_http_resp *r, const char *verb,
 		break;
 	}
 	json_decref(st);
+	/* the API server's message may quote the object sent (a Secret's
+	 * data refused by an admission webhook) */
+	rc_redact(&b);
 	rc = loc.file && loc.line && code == RC_EINVALID
 		     ? rc_error_set_at(code, loc, "%s", b.ptr)
 		     : rc_error_set(code, RC_ECLASS_PLATFORM, "%s", b.ptr);

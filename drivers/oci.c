@@ -417,6 +417,9 @@ int rc_oci_challenge_parse(rc_oci_challenge *out, const char *value)
 done:
 	rc_buf_release(&name);
 	rc_buf_release(&val);
+	if (rc < 0)
+		/* nothing half-read for the caller to release */
+		rc_oci_challenge_release(out);
 	return rc;
 }
 

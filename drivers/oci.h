@@ -166,7 +166,7 @@ typedef struct {
 	char *error;   /* 'error="insufficient_scope"', or NULL */
 } rc_oci_challenge;
 
-/* RC_EINVALID when value is not a challenge. */
+/* RC_EINVALID when value is not a challenge (out is then left empty). */
 int rc_oci_challenge_parse(rc_oci_challenge *out, const char *value);
 void rc_oci_challenge_release(rc_oci_challenge *c);
 

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *reg = NULL;
-	char dir[128];
+	char dir[256];
 
 	snprintf(dir, sizeof(dir), "%s",
 		 rc_fuzz_file("environments.json", data, size));

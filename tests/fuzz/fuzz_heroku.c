@@ -6,13 +6,18 @@
  * (with the vars as what is wanted), each folded by rc_heroku_normalize();
  * the reply goes through rc_heroku_fail() (the error text of a refusal,
  * with a Next-Range, a Request-Id and a Retry-After), and the whole
- * input is read as a netrc file by rc_heroku_netrc_password().
+ * input is read as a netrc file by rc_heroku_netrc_password(). A canary
+ * secret is registered before each input (tests/fuzz/fuzz_canary.h): a
+ * refusal's error holding it aborts.
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/heroku_api.h"
 #include "drivers/heroku_map.h"
+
+#include "tests/fuzz/fuzz_canary.h"
+#include "tests/fuzz/fuzz_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,22 +34,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static rc_heroku_api *api;
 	rc_heroku_reply r;
 	char *text, *pw;
-	size_t skip = 0;
+	const uint8_t *all = data;
+	size_t all_size = size;
 
 	if (!api) {
 		setenv("HEROKU_API_KEY", "fuzz-key-0123456789", 1);
 		if (rc_heroku_api_open(&api, NULL, NULL) < 0)
 			abort();
 	}
+	rc_fuzz_canary_register();
 	memset(&r, 0, sizeof(r));
 	r.status = 200;
-	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
-	    isdigit(data[1]) && isdigit(data[2])) {
-		r.status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
-			   (data[2] - '0');
-		skip = 4;
-	}
-	r.json = json_loadb((const char *)data + skip, size - skip, 0, NULL);
+	rc_fuzz_status(&data, &size, &r.status);
+	r.json = json_loadb((const char *)data, size, 0, NULL);
 	if (r.json) {
 		normal(rc_heroku_app_body(r.json, true), RC_HEROKU_APP);
 		normal(rc_heroku_app_body(r.json, false), RC_HEROKU_APP);
@@ -62,10 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.attempts = 3;
 	rc_heroku_fail(api, &r, "create app 'fuzz'", size & 1 ? "team" : NULL,
 		       (rc_loc){0});
+	rc_fuzz_canary_check("a Heroku refusal");
 	rc_heroku_reply_release(&r);
 	rc_error_clear();
 
-	text = rc_strndup((const char *)data, size);
+	text = rc_strndup((const char *)all, all_size);
 	pw = rc_heroku_netrc_password(text, "api.heroku.com");
 	if (pw) {
 		explicit_bzero(pw, strlen(pw));

@@ -9,12 +9,17 @@
  * holds it read as a terminating object (rc_kube_deletion_stuck()). The
  * body is also read as the reply of a failed request
  * (rc_kube_status_error()) with the status of an optional first line
- * "NNN", else one of the statuses the driver explains.
+ * "NNN", else one of the statuses the driver explains. A canary secret
+ * is registered before each input (tests/fuzz/fuzz_canary.h): a Status
+ * error holding it aborts.
  */
 #include "reconciler/base/common.h"
 #include "reconciler/base/error.h"
 #include "reconciler/base/log.h"
 #include "drivers/kube_map.h"
+
+#include "tests/fuzz/fuzz_canary.h"
+#include "tests/fuzz/fuzz_status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -61,19 +66,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const json_t *items;
 	json_t *j;
 
-	if (size >= 4 && data[3] == '\n' && isdigit(data[0]) &&
-	    isdigit(data[1]) && isdigit(data[2])) {
-		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 +
-			 (data[2] - '0');
-		data += 4;
-		size -= 4;
-	}
+	rc_fuzz_canary_register();
+	rc_fuzz_status(&data, &size, &status);
 	rc_kube_status_error(status, (const char *)data, size);
+	rc_fuzz_canary_check("a Kubernetes Status");
 	rc_error_clear();
 	j = json_loadb((const char *)data, size, 0, NULL);
 	items = json_object_get(j, "items");
-	if (!j)
+	if (!j) {
+		rc_secret_clear();
 		return 0;
+	}
 	one(j);
 	for (size_t i = 0; i < json_array_size(items) && i < 64; i++)
 		one(json_array_get(items, i));
