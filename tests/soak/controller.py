@@ -77,10 +77,10 @@ class Controller:
         self.misses = []    # (seconds since start, path, error) of the requests not answered
         self.log_path = os.path.join(work, 'controller.log')
         self.state = os.path.join(work, 'state')
+        debug = ['--log-level', 'debug'] if args.debug else []
         self.proc = subprocess.Popen(
-            [args.reconcile] + (['--log-level', 'debug'] if args.debug else []) + ['controller', cfg, '--listen', '127.0.0.1:%d' % self.port, '--poll', '1s',
-             '--resync', '10s', '--state-dir', self.state, '--log-format', 'json']
-,
+            [args.reconcile] + debug + ['controller', cfg, '--listen', '127.0.0.1:%d' % self.port, '--poll', '1s',
+                                        '--resync', '10s', '--state-dir', self.state, '--log-format', 'json'],
             env=env, stdout=open(self.log_path, 'w'), stderr=subprocess.STDOUT, cwd=cfg)
 
     def get(self, path, t0=0):
@@ -315,6 +315,9 @@ def main():
     fig['lines_per_min'] = len(log) / minutes
     if fig['lines_per_min'] > FLOOD_PER_MIN and not args.debug:
         problems.append('the log floods: %.0f lines a minute' % fig['lines_per_min'])
+    fig['drift_seen'] = sum(1 for m in msgs if 'changed outside this run' in m)
+    if fig['drifts'] and not fig['drift_seen']:
+        problems.append('%d drifts and the watch reported none ("changed outside this run")' % fig['drifts'])
     if not fig['watch_410']:
         problems.append('no watch restarted after a 410 ("expired; listing again" in the log)')
     if fig['unanswered']:
@@ -325,6 +328,8 @@ def main():
     lg = check_log.check('kube', kube.log, argparse.Namespace(limit=0, refill_per_min=0, rate=[]))
     if lg['retry_after_violations']:
         problems.append('Retry-After broken: %s' % lg['examples'])
+    if not lg['retries']:
+        problems.append('no faulted request was retried (%d faults)' % sum(lg['faults'].values()))
     fig['gone_watches'] = sum(1 for line in open(kube.log) if 'fault=gone' in line)
     fig['watches'] = (fig.get('stats') or {}).get('by_verb', {}).get('WATCH', 0)
     # the canaries
@@ -344,21 +349,22 @@ def main():
 def report(fig, lg, hits, files, ncanaries, args):
     conv = '%.1f s' % fig['converge_s'] if fig.get('converge_s') is not None else 'not converged'
     lines = ['| faults on | requests | injected faults | retries | Retry-After violations | watch restarts after 410 '
-             '(log) | watch retries (log) | cycles | changes, drifts, compactions | log lines (warn/error) | '
+             '(log) | watch retries (log) | cycles | changes, drifts (reported by the watch), compactions | log lines (warn/error) | '
              'converged after faults off | clean plans |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|',
-             '| %.0f s | %d | %s | %d | %d | %d | %d | %d | %d, %d, %d | %d (%d) | %s | %d/%d |' % (
+             '| %.0f s | %d | %s | %d | %d | %d | %d | %d | %d, %d (%d), %d | %d (%d) | %s | %d/%d |' % (
                  fig.get('fault_seconds', 0), lg['requests'],
                  ', '.join('%s %d' % kv for kv in lg['faults'].items()) or '0', lg['retries'],
                  lg['retry_after_violations'], fig['watch_410'], fig['watch_retries'], fig.get('cycles', 0),
-                 fig['changes'], fig['drifts'], fig['compactions'], fig['log_lines'], fig['warn_error'], conv,
+                 fig['changes'], fig['drifts'], fig.get('drift_seen', 0), fig['compactions'], fig['log_lines'],
+                 fig['warn_error'], conv,
                  fig.get('plans_clean', 0), len(ENVS)),
              '',
              'fault rate %.2f, seed %d; %d status/metrics samples, %d unanswered, %d format checks; '
-             '%d watch requests, %d 410 Gone injected on watches, %d shared watches started from a LIST; leaks: %d hits for %d canaries in %d files'
-             % (args.rate, args.seed, fig['samples'], fig['unanswered'], fig['promtool'], fig['watches'], fig['gone_watches'],
-                fig['watch_starts'],
-                hits, ncanaries, files)]
+             '%d watch requests, %d 410 Gone injected on watches, %d shared watches started from a LIST; '
+             'leaks: %d hits for %d canaries in %d files'
+             % (args.rate, args.seed, fig['samples'], fig['unanswered'], fig['promtool'], fig['watches'],
+                fig['gone_watches'], fig['watch_starts'], hits, ncanaries, files)]
     text = '\n'.join(lines)
     print(text)
     if args.table:
