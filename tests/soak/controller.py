@@ -167,15 +167,8 @@ def runs_total(metrics):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--reconcile', required=True)
-    ap.add_argument('--fake-kube', required=True)
-    ap.add_argument('--seconds', type=float, default=70)
-    ap.add_argument('--rate', type=float, default=0.2)
-    ap.add_argument('--seed', type=int, default=int(os.environ.get('SOAK_SEED', '1')))
+    ap = soak.arguments(__doc__, 70)
     ap.add_argument('--converge-within', type=float, default=180)
-    ap.add_argument('--table', help='also write the figures (Markdown) to this file')
-    ap.add_argument('--keep', action='store_true')
     ap.add_argument('--debug', action='store_true', help="the controller logs at debug (no flood check)")
     args = ap.parse_args()
     args.reconcile = os.path.realpath(args.reconcile)
@@ -337,19 +330,14 @@ def main():
                               [p for p in (ctl.log_path, os.path.join(work, 'dumps'), ctl.state) if os.path.exists(p)],
                               say=lambda m: problems.append('leak: ' + m))
     report(fig, lg, hits, files, len(canaries), args)
-    if args.keep or problems:
-        print('kept %s' % work)
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    for p in problems:
-        print('FAIL ' + p)
-    return 1 if problems else 0
+    return soak.finish(work, problems, args.keep)
 
 
 def report(fig, lg, hits, files, ncanaries, args):
     conv = '%.1f s' % fig['converge_s'] if fig.get('converge_s') is not None else 'not converged'
     lines = ['| faults on | requests | injected faults | retries | Retry-After violations | watch restarts after 410 '
-             '(log) | watch retries (log) | cycles | changes, drifts (reported by the watch), compactions | log lines (warn/error) | '
+             '(log) | watch retries (log) | cycles | changes, drifts (reported by the watch), compactions | '
+             'log lines (warn/error) | '
              'converged after faults off | clean plans |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|',
              '| %.0f s | %d | %s | %d | %d | %d | %d | %d | %d, %d (%d), %d | %d (%d) | %s | %d/%d |' % (
@@ -365,11 +353,7 @@ def report(fig, lg, hits, files, ncanaries, args):
              'leaks: %d hits for %d canaries in %d files'
              % (args.rate, args.seed, fig['samples'], fig['unanswered'], fig['promtool'], fig['watches'],
                 fig['gone_watches'], fig['watch_starts'], hits, ncanaries, files)]
-    text = '\n'.join(lines)
-    print(text)
-    if args.table:
-        with open(args.table, 'w') as f:
-            f.write(text + '\n')
+    soak.emit('\n'.join(lines), args.table)
 
 
 if __name__ == '__main__':
