@@ -26,6 +26,8 @@
 /* Idle handles kept beyond this many are closed. */
 #define POOL_KEEP 16
 
+#define RC_HTTP_HOLDS 16
+
 struct rc_http {
 	char *base_url; /* without a trailing '/' */
 	char *origin;   /* "scheme://host:port" of base_url, lowercase */
@@ -63,6 +65,13 @@ struct rc_http {
 	bool rate_known;
 	double rate_remaining; /* as of rate_at_ns, less attempts since */
 	long long rate_at_ns;
+	/* the endpoints (method and path, no query) a 429 or 503 told to
+	   wait, and until when: every request of the client to one waits,
+	   not only the one that was told (under rate_lock) */
+	struct {
+		char *key;
+		long long until_ns;
+	} holds[RC_HTTP_HOLDS];
 
 	pthread_mutex_t stats_lock;
 	rc_http_counters stats;
@@ -487,6 +496,8 @@ void rc_http_close(rc_http *h)
 	pthread_mutex_destroy(&h->pool_lock);
 	pthread_mutex_destroy(&h->rate_lock);
 	pthread_mutex_destroy(&h->stats_lock);
+	for (i = 0; i < RC_HTTP_HOLDS; i++)
+		free(h->holds[i].key);
 	curl_slist_free_all(h->connect_to);
 	curl_slist_free_all(h->headers);
 	free(h->base_url);
@@ -560,6 +571,60 @@ static void pool_give(rc_http *h, CURL *e)
  * attempts sent since. An attempt goes when the estimate holds a whole
  * token above the reserve; otherwise it waits for the tokens that take it there, and the
  * attempts after it wait behind it (rate_at_ns may lie ahead). */
+/* "METHOD path" without the query: the endpoint a Retry-After holds. */
+static char *hold_key(const char *method, const char *path)
+{
+	rc_buf b = RC_BUF_INIT_MAX(1 << 20);
+
+	rc_buf_printf(&b, "%s %.*s", method, (int)strcspn(path, "?"), path);
+	return rc_buf_detach(&b);
+}
+
+/* A Retry-After of ms for the endpoint: the client's other requests to it
+ * wait too (threads that share the client, e.g. a controller's watches
+ * and plans). */
+static void hold_set(rc_http *h, const char *method, const char *path,
+		     long ms)
+{
+	char *key = hold_key(method, path);
+	long long now = now_ns(), until = now + ms * 1000000LL;
+	size_t i, pick = 0;
+
+	pthread_mutex_lock(&h->rate_lock);
+	for (i = 0; i < RC_HTTP_HOLDS; i++) {
+		if (h->holds[i].key && !strcmp(h->holds[i].key, key)) {
+			pick = i;
+			break;
+		}
+		if (h->holds[i].until_ns < h->holds[pick].until_ns)
+			pick = i; /* a free or the oldest entry */
+	}
+	free(h->holds[pick].key);
+	h->holds[pick].key = key;
+	h->holds[pick].until_ns = until;
+	pthread_mutex_unlock(&h->rate_lock);
+}
+
+/* Waits while the endpoint is held (or until *cancel). */
+static void hold_wait(rc_http *h, const char *method, const char *path,
+		      const volatile int *cancel)
+{
+	char *key = hold_key(method, path);
+	long long wait = 0;
+
+	pthread_mutex_lock(&h->rate_lock);
+	for (size_t i = 0; i < RC_HTTP_HOLDS; i++)
+		if (h->holds[i].key && !strcmp(h->holds[i].key, key))
+			wait = h->holds[i].until_ns - now_ns();
+	pthread_mutex_unlock(&h->rate_lock);
+	free(key);
+	if (wait > 0)
+		RC_DEBUG("http: %s %s: waiting %lld ms for a Retry-After",
+			 method, path, wait / 1000000LL);
+	for (; wait > 0 && !(cancel && *cancel); wait -= 100000000LL)
+		sleep_ns(wait < 100000000LL ? wait : 100000000LL);
+}
+
 static void rate_wait(rc_http *h)
 {
 	long long now, wait = 0;
@@ -1581,6 +1646,7 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 		   so does the retry of one that met the outage */
 		if (origin && (rc = endpoint_admit(origin, method, url.ptr)) < 0)
 			goto done;
+		hold_wait(h, method, path, req->cancel);
 		rate_wait(h);
 		resp_clear_headers(resp);
 		rc_buf_release(&resp->body);
@@ -1673,6 +1739,18 @@ static int run(rc_http *h, const rc_http_req *req, rc_http_resp *resp,
 			RC_DEBUG("http: %s %s -> %ld (%ld ms%s)", method, path,
 				 a.status, ms, attempt > 1 ? ", retried" : "");
 			rate_record(h, resp);
+			if (a.status == 429 || a.status == 503) {
+				long ra = rc_http_retry_after_ms(
+					rc_http_resp_header(resp,
+							    "Retry-After"),
+					time(NULL));
+
+				if (ra > 0)
+					hold_set(h, method, path,
+						 ra < h->retry_after_cap_ms
+							 ? ra
+							 : h->retry_after_cap_ms);
+			}
 			if (on_line && a.status >= 200 && a.status < 300 &&
 			    x.line.len && deliver_lines(&x, true) < 0) {
 				rc = x.cb_rc;

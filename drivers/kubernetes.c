@@ -501,7 +501,22 @@ static int client_get(struct kube_client **out, const char *kubeconfig,
 		free(c);
 		return rc;
 	}
+	/* another environment may have opened the same client meanwhile
+	   (watchers start together): share that one, or each would have
+	   its own streams and its own idea of the server's Retry-After */
 	pthread_mutex_lock(&clients_mu);
+	for (*out = clients; *out; *out = (*out)->next)
+		if (!strcmp((*out)->key, c->key))
+			break;
+	if (*out) {
+		(*out)->refs++;
+		pthread_mutex_unlock(&clients_mu);
+		rc_http_close(c->http);
+		rc_kube_conn_release(&c->conn);
+		free(c->key);
+		free(c);
+		return 0;
+	}
 	c->next = clients;
 	clients = c;
 	pthread_mutex_unlock(&clients_mu);

@@ -376,17 +376,24 @@ class Soak:
         return self.verify(ex)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def arguments(doc, seconds):
+    """The options of a soak: the binaries, how long, the faults' rate and
+    seed, where to write the table, whether to keep the work directory."""
+    ap = argparse.ArgumentParser(description=doc.split('\n')[0])
     ap.add_argument('--reconcile', required=True)
     ap.add_argument('--fake-kube', required=True)
-    ap.add_argument('--seconds', type=float, default=80)
+    ap.add_argument('--seconds', type=float, default=seconds)
     ap.add_argument('--rate', type=float, default=0.2)
     ap.add_argument('--seed', type=int, default=int(os.environ.get('SOAK_SEED', '1')))
-    ap.add_argument('--local-every', type=int, default=4)
-    ap.add_argument('--only', default='', help='comma list of examples (kubernetes,heroku,ecs,local)')
     ap.add_argument('--table', help='also write the table (Markdown) to this file')
     ap.add_argument('--keep', action='store_true')
+    return ap
+
+
+def main():
+    ap = arguments(__doc__, 80)
+    ap.add_argument('--local-every', type=int, default=4)
+    ap.add_argument('--only', default='', help='comma list of examples (kubernetes,heroku,ecs,local)')
     ap.add_argument('--verbose', action='store_true')
     args = ap.parse_args()
     args.reconcile = os.path.realpath(args.reconcile)
@@ -456,13 +463,27 @@ def main():
         if not ok:
             soak.count(next(e for e in exs if e.name == name), 'final not converged')
     report(soak, exs, logs, hits, files, len(values), elapsed, args)
-    if args.keep or soak.problems:
+    return finish(work, soak.problems, args.keep)
+
+
+def finish(work, problems, keep):
+    """Keeps work when asked or when something failed, prints the
+    failures: the exit status."""
+    if keep or problems:
         print('kept %s' % work)
     else:
         shutil.rmtree(work, ignore_errors=True)
-    for p in soak.problems:
+    for p in problems:
         print('FAIL ' + p)
-    return 1 if soak.problems else 0
+    return 1 if problems else 0
+
+
+def emit(text, table):
+    """Prints the figures, and writes them to the file table if given."""
+    print(text)
+    if table:
+        with open(table, 'w') as f:
+            f.write(text + '\n')
 
 
 def report(soak, exs, logs, hits, files, nvalues, elapsed, args):
@@ -486,11 +507,7 @@ def report(soak, exs, logs, hits, files, nvalues, elapsed, args):
     lines.append('')
     lines.append('%.0f s, fault rate %.2f, seed %d; leaks: %d hits for %d canaries in %d files'
                  % (elapsed, args.rate, args.seed, hits, nvalues, files))
-    text = '\n'.join(lines)
-    print(text)
-    if args.table:
-        with open(args.table, 'w') as f:
-            f.write(text + '\n')
+    emit('\n'.join(lines), args.table)
 
 
 if __name__ == '__main__':
