@@ -58,6 +58,10 @@ typedef struct {
 	char *told_drift;      /* the drift last notified (a plan id) */
 	char *told_waiting;    /* the pending plan last notified */
 	char *watch_failed_commit; /* its watch gave up at this commit */
+	double watch_retry;    /* a watch that failed for a passing reason
+				  (a dropped LIST, a 5xx) starts again at
+				  this monotonic time */
+	double watch_backoff;  /* seconds before that, doubled each time */
 	bool gone;             /* generated, gone from the configuration
 				  past its ttl: its cycle deletes what it
 				  owns (the engine retires it) */
@@ -83,6 +87,9 @@ typedef struct ctl_watch {
 	char *commit;      /* the commit its desired resources are from */
 	volatile int stop;
 	bool ended;        /* the watch returned (an error: polled now) */
+	bool passing;      /* ... for a reason that may pass: watched
+			      again after a backoff */
+	double started;    /* monotonic seconds */
 	pthread_t thread;
 	rc_resource_set *desired; /* what the watch was given, until it says
 				     it will not read it again */
@@ -1098,11 +1105,18 @@ static void *watch_main(void *arg)
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
 					   on_watch_change, w, &w->stop);
 	}
+	/* denied, a kind not served, a reply it cannot read: the same
+	   again at this commit; anything else (a dropped connection, a
+	   5xx, an outage) may pass */
+	w->passing = rc < 0 && rc != RC_EAUTH && rc != RC_ENOTFOUND &&
+		     rc != RC_EINVALID && rc != RC_EUNSUPPORTED;
 	if (rc < 0 && !w->stop)
 		RC_WARN("cannot watch for drift (%s): re-planned every %s "
-			"instead",
+			"instead%s",
 			rc_error_last() ? rc_error_last()->message : "?",
-			"drift_interval (else --resync)");
+			"drift_interval (else --resync)",
+			w->passing ? ", and watched again after a backoff"
+				   : " until the next commit");
 	rc_engine_free(e);
 	pthread_mutex_lock(&c->lock);
 	w->ended = true;
@@ -1149,16 +1163,16 @@ static void sync_watchers(rc_ctl *c)
 			ce->watch = NULL;
 			w = NULL;
 		}
-		if (!w && start && !(ce->watch_failed_commit &&
-				     ce->commit &&
-				     !strcmp(ce->watch_failed_commit,
-					     ce->commit))) {
+		if (!w && start && mono() >= ce->watch_retry &&
+		    !(ce->watch_failed_commit && ce->commit &&
+		      !strcmp(ce->watch_failed_commit, ce->commit))) {
 			pthread_attr_t at;
 
 			w = rc_calloc(1, sizeof(*w));
 			w->c = c;
 			w->env = rc_strdup(ce->name);
 			w->commit = ce->commit ? rc_strdup(ce->commit) : NULL;
+			w->started = mono();
 			pthread_attr_init(&at);
 			if (pthread_create(&w->thread, &at, watch_main, w) != 0) {
 				free(w->env);
@@ -1169,8 +1183,20 @@ static void sync_watchers(rc_ctl *c)
 			pthread_attr_destroy(&at);
 			ce->watch = w;
 		} else if (w && w->ended) {
-			/* it gave up: this commit is polled */
-			set_str(&ce->watch_failed_commit, ce->commit);
+			if (w->passing) {
+				/* watched again after 5 s, doubling up to
+				   5 min; a watch that held a while starts
+				   the count again */
+				double b = ce->watch_backoff * 2;
+
+				if (mono() - w->started > 300 || b < 5)
+					b = 5;
+				ce->watch_backoff = b > 300 ? 300 : b;
+				ce->watch_retry = mono() + ce->watch_backoff;
+			} else {
+				/* it gave up: this commit is polled */
+				set_str(&ce->watch_failed_commit, ce->commit);
+			}
 			stop[nstop++] = w;
 			ce->watch = NULL;
 		}
@@ -1194,9 +1220,14 @@ static double next_wake(rc_ctl *c, double next_poll)
 	if (c->running >= c->o.workers ||
 	    (c->lease && !rc_lease_is_leader(c->lease)))
 		return t;
-	for (size_t i = 0; i < c->nenvs; i++)
+	for (size_t i = 0; i < c->nenvs; i++) {
 		if (!c->envs[i].busy && c->envs[i].due < t)
 			t = c->envs[i].due;
+		/* a watch to start again */
+		if (!c->envs[i].watch && c->envs[i].watch_retry > mono() &&
+		    c->envs[i].watch_retry < t)
+			t = c->envs[i].watch_retry;
+	}
 	return t;
 }
 
