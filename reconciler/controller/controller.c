@@ -1105,11 +1105,11 @@ static void *watch_main(void *arg)
 		rc = e->envs[0].ops->watch(e->envs[0].drv, &e->desired,
 					   on_watch_change, w, &w->stop);
 	}
-	/* denied, a kind not served, a reply it cannot read: the same
-	   again at this commit; anything else (a dropped connection, a
-	   5xx, an outage) may pass */
+	/* denied, or a kind not served: the same again at this commit;
+	   anything else (a dropped connection, a 5xx, a reply cut short
+	   or garbled on the way, an outage) may pass */
 	w->passing = rc < 0 && rc != RC_EAUTH && rc != RC_ENOTFOUND &&
-		     rc != RC_EINVALID && rc != RC_EUNSUPPORTED;
+		     rc != RC_EUNSUPPORTED;
 	if (rc < 0 && !w->stop)
 		RC_WARN("cannot watch for drift (%s): re-planned every %s "
 			"instead%s",
