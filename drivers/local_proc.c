@@ -1040,11 +1040,11 @@ static char *put_uint(char *p, unsigned v)
  * the grandchild returns to become the program, this process waits for
  * it, writes "exit N" or "signal N" to tmp, renames it to path, and ends
  * as the program did. Async-signal-safe calls only. */
-static void waiter(int report_fd, int devnull, const char *path,
+static void waiter(int report_fd, int devnull, int drain, const char *path,
 		   const char *tmp)
 {
-	char text[32], *p = text;
-	pid_t h = fork();
+	char text[32], *p = text, buf[4096];
+	pid_t parent = getppid(), h = fork(), r;
 	int st = 0, fd;
 
 	if (h < 0)
@@ -1052,14 +1052,36 @@ static void waiter(int report_fd, int devnull, const char *path,
 	if (h == 0)
 		return;
 	/* the waiter holds nothing of its parent's: not its terminal, not
-	 * the pipe a caller reads until every writer is gone */
+	 * the pipe a caller reads until every writer is gone; only the read
+	 * end of the program's output, as fd 3 */
+	if (drain > 2) {
+		if (drain != 3 && dup2(drain, 3) < 0)
+			_exit(127);
+		drain = 3;
+	}
 	dup2(devnull, 0);
 	dup2(devnull, 1);
 	dup2(devnull, 2);
-	close_from(3, INT_MAX);
-	while (waitpid(h, &st, 0) < 0)
-		if (errno != EINTR)
+	close_from(drain > 2 ? 4 : 3, INT_MAX);
+	while ((r = waitpid(h, &st, WNOHANG)) != h) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		if (r < 0 && errno != EINTR)
 			_exit(127);
+		if (drain > 2 && getppid() != parent) {
+			/* the caller died: nobody reads the output; drained
+			 * and dropped, never kept (it may hold a secret) */
+			struct pollfd pf = {drain, POLLIN, 0};
+
+			if (poll(&pf, 1, 100) > 0 &&
+			    read(drain, buf, sizeof(buf)) <= 0) {
+				close(drain); /* the program closed it */
+				drain = -1;
+			}
+			continue;
+		}
+		nanosleep(&ts, NULL);
+	}
 	if (WIFSIGNALED(st)) {
 		memcpy(p, "signal ", 7);
 		p = put_uint(p + 7, (unsigned)WTERMSIG(st));
@@ -1147,7 +1169,8 @@ int rc_local_spawn(pid_t *out, const rc_local_spawn_opts *o)
 		if ((o->new_session ? setsid() : setpgid(0, 0)) < 0)
 			child_fail(pfd[1], STEP_SESSION);
 		if (o->status_path)
-			waiter(pfd[1], devnull, o->status_path, status_tmp);
+			waiter(pfd[1], devnull, o->drain_fd, o->status_path,
+			       status_tmp);
 		if (dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
 		    dup2(outfd, 2) < 0)
 			child_fail(pfd[1], STEP_STDIO);
@@ -1264,6 +1287,8 @@ int rc_local_stop(pid_t pid, unsigned long long starttime, int sig,
 /* --------------------------------------------------------- run to the end */
 
 #define CAPTURE_KEEP 4096
+
+static void keep_tail(rc_buf *b, size_t keep);
 
 /* The last CAPTURE_KEEP bytes of out, from the start of a line when one
  * begins close enough, redacted (new string; out is consumed). */
@@ -1565,9 +1590,11 @@ int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
 	char *base = hook_base(state_dir, env, spec), *mark;
 	rc_buf path = RC_BUF_INIT_MAX(PATH_MAX * 2);
 	rc_buf status = RC_BUF_INIT_MAX(PATH_MAX * 2);
+	rc_buf out = RC_BUF_INIT_MAX(8 * CAPTURE_KEEP);
 	long long deadline = rc_local_now_ms() + timeout_ms, kill_at = 0;
-	bool termed = false;
-	int fd, st = 0, rc;
+	long long eof_by = 0;
+	bool termed = false, ended = false;
+	int fd, st = 0, rc, pp[2] = {-1, -1};
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
@@ -1582,27 +1609,58 @@ int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
 	rc_buf_clear(&path);
 	rc_buf_printf(&path, "%s.out", base);
 	rc_buf_printf(&status, "%s.status", base);
-	/* the .out file is the trace that an attempt started */
-	fd = open(path.ptr, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
-		  0600);
-	if (fd < 0) {
+	/* the .out file is the trace that an attempt started; it gets the
+	 * output's redacted tail when the hook ends (the output itself goes
+	 * through a pipe, never to a file: it may hold a secret) */
+	fd = open(path.ptr, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || cloexec_pipe(pp) < 0) {
 		rc = rc_error_set_os("cannot create '%s'", path.ptr);
+		if (fd >= 0)
+			close(fd);
 		goto done;
 	}
+	close(fd);
+	pp[0] = fd_above_stdio(pp[0]);
 	mark = hook_mark(env, spec);
 	rc_local_env_set(o->env, RC_LOCAL_HOOK_VAR, mark);
 	free(mark);
-	o->out_fd = fd;
+	o->out_fd = pp[1];
+	o->drain_fd = pp[0];
 	o->new_session = false;
 	o->status_path = status.ptr;
 	rc = rc_local_spawn(&pid, o);
-	close(fd);
+	close(pp[1]);
 	if (rc < 0) {
+		close(pp[0]);
 		res->exit_code = 127;
 		goto done;
 	}
-	while (waitpid(pid, &st, WNOHANG) != pid) {
+	/* until the waiter ended and the output reached its end (or a
+	 * second more: a child of the hook may hold it open) */
+	while (!ended || (pp[0] >= 0 && rc_local_now_ms() < eof_by)) {
+		struct pollfd pf = {pp[0], POLLIN, 0};
 		long long now = rc_local_now_ms();
+		char chunk[4096];
+
+		if (pp[0] >= 0 && poll(&pf, 1, 50) > 0) {
+			ssize_t n = read(pp[0], chunk, sizeof(chunk));
+
+			if (n > 0) {
+				rc_buf_put(&out, chunk, (size_t)n);
+				keep_tail(&out, 4 * CAPTURE_KEEP);
+			} else if (n == 0 || errno != EINTR) {
+				close(pp[0]);
+				pp[0] = -1;
+			}
+		} else if (pp[0] < 0) {
+			rc_local_sleep_ms(50);
+		}
+		if (!ended && waitpid(pid, &st, WNOHANG) == pid) {
+			ended = true;
+			eof_by = rc_local_now_ms() + 1000;
+		}
+		if (ended)
+			continue;
 
 		if (!termed && now >= deadline) {
 			res->timed_out = true;
@@ -1613,11 +1671,23 @@ int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
 			kill(-pid, SIGKILL);
 			kill_at = 0;
 		}
-		rc_local_sleep_ms(50);
 	}
+	if (pp[0] >= 0)
+		close(pp[0]);
 	if (termed)
 		kill(-pid, SIGKILL); /* whatever is left of its group */
-	res->output_tail = file_tail(path.ptr);
+	res->output_tail = capture_tail(&out);
+	/* the redacted tail, for hook_status after a crash of the caller */
+	fd = open(path.ptr, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0) {
+		size_t n = strlen(res->output_tail);
+
+		if (write(fd, res->output_tail, n) != (ssize_t)n)
+			RC_DEBUG("local: cannot keep the output of hook '%s'",
+				 json_string_value(json_object_get(spec,
+								   "name")));
+		close(fd);
+	}
 	if (!res->timed_out && WIFEXITED(st))
 		res->exit_code = WEXITSTATUS(st);
 	if (res->timed_out)
@@ -1626,6 +1696,7 @@ int rc_local_run_tracked(rc_local_spawn_opts *o, const char *state_dir,
 			timeout_ms / 1000);
 done:
 	free(base);
+	rc_buf_release(&out);
 	rc_buf_release(&path);
 	rc_buf_release(&status);
 	return rc;

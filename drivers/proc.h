@@ -154,6 +154,11 @@ typedef struct {
 	   meanwhile; the pid returned is the waiter's, which ends as the
 	   program did (a hook, rc_local_run_hook) */
 	const char *status_path;
+	/* with status_path: the read end of out_fd's pipe (> 2), kept by
+	   the waiter, which drains and drops the program's output once
+	   the caller died, so that the program never blocks or dies
+	   writing it and none of it is kept; 0: none */
+	int drain_fd;
 	bool drop;	  /* run as uid/gid (root only) */
 	uid_t uid;
 	gid_t gid;
