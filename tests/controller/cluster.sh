@@ -193,8 +193,13 @@ wait_for 30 st $L 'envs["ha"]["state"] == "in-sync" and envs["rep"]["state"] == 
 [ "$(cm cl-ha)" = one ] && [ "$(cm cl-rep)" = report ] && ok "the ConfigMaps are on the API server" ||
 	bad "the ConfigMaps are on the API server" "ha: $(cm cl-ha), rep: $(cm cl-rep)"
 [ -z "$(cm cl-man)" ] && ok "the manual environment is not applied" || bad "the manual environment is not applied" "$(cm cl-man)"
+# the standby learns the holder at its next try of the Lease (a retry
+# period: a few seconds on a loaded machine)
+standby_knows() {
+	st $S 'd["leader"]["is_leader"] is False and d["leader"]["holder"] and d["leader"]["holder"] != d["leader"]["self"]'
+}
 st $L 'd["leader"]["is_leader"] is True and d["leader"]["lease"] == "default/cl" and d["leader"]["holder"] == d["leader"]["self"]' &&
-	st $S 'd["leader"]["is_leader"] is False and d["leader"]["holder"] and d["leader"]["holder"] != d["leader"]["self"]' &&
+	wait_for 20 standby_knows &&
 	ok "status: is_leader true on one, false on the other, both naming the holder" ||
 	bad "status: one leader" "$(status a)" "$(status b)"
 holder=$(status $L | $py -c 'import json,sys; print(json.load(sys.stdin)["leader"]["self"])')
