@@ -154,6 +154,11 @@ run 0 "notrace: first apply" "$rc_bin" apply "$cfg" --auto-approve
 greeting=two; write
 apply_and_kill notrace
 wait_hook_gone
+# its waiter records the end a moment after the hook is gone
+for _ in $(seq 100); do
+	ls "$RECONCILE_STATE_DIR"/local/hooks/"$run1".*.status >/dev/null 2>&1 && break
+	sleep 0.1
+done
 rm -f "$RECONCILE_STATE_DIR"/local/hooks/"$run1".*
 expect_rerun notrace
 
